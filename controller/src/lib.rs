@@ -1,0 +1,16 @@
+//! Flowgate controller core.
+//!
+//! - [`runtime`]: per-switch sessions (sans-IO) and their tokio drivers, the
+//!   switch registry, event dispatch to modules, and the reconciler.
+//! - [`pipeline`]: the fixed multi-table map every switch gets.
+//! - [`cookie`]: the cookie scheme naming each flow's owner module and object.
+//! - [`module`]: the trait application modules implement.
+//! - [`api`]: the axum REST server.
+//! - [`store`]: persistence behind one trait (embedded redb by default).
+
+pub mod api;
+pub mod cookie;
+pub mod module;
+pub mod pipeline;
+pub mod runtime;
+pub mod store;
