@@ -1,0 +1,75 @@
+//! In-memory [`Store`] with the same semantics as the file store, for tests.
+
+use super::watch::Watchers;
+use super::{run_ops, Op, Result, Store, StoreEvent, WriteTxn};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Mutex, PoisonError};
+use tokio::sync::broadcast;
+
+/// A [`Store`] kept in a `BTreeMap`; nothing survives the process.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    data: Mutex<BTreeMap<String, Vec<u8>>>,
+    watchers: Watchers,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+}
+
+/// A batch runs on a copy that replaces the map only when every op
+/// succeeded, mirroring a transaction that is dropped on error.
+struct MemTxn(BTreeMap<String, Vec<u8>>);
+
+impl WriteTxn for MemTxn {
+    fn insert(&mut self, key: &str, value: &[u8]) -> Result<bool> {
+        Ok(self.0.insert(key.to_owned(), value.to_vec()).is_some())
+    }
+
+    fn remove(&mut self, key: &str) -> Result<bool> {
+        Ok(self.0.remove(key).is_some())
+    }
+
+    fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .0
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+}
+
+impl Store for MemoryStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(data.get(key).cloned())
+    }
+
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(data
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn apply(&self, ops: Vec<Op>) -> Result<Vec<StoreEvent>> {
+        // Holding the lock through notify keeps event order == commit order.
+        let mut data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut txn = MemTxn(data.clone());
+        let events = run_ops(&mut txn, ops)?;
+        *data = txn.0;
+        self.watchers.notify(&events);
+        Ok(events)
+    }
+
+    fn watch(&self, prefix: &str) -> broadcast::Receiver<StoreEvent> {
+        self.watchers.subscribe(prefix)
+    }
+}
