@@ -1,0 +1,204 @@
+"""LabNet: a Mininet network wired to a controller process, with safe
+start-up and teardown.
+
+* Before building, bridges whose names the topology needs are checked: a
+  bridge left by an earlier harness run whose process is gone is removed; any
+  other bridge with that name belongs to someone else and start-up refuses.
+* `stop()` runs `net.stop()` and then removes, by name, only the bridges and
+  root-namespace interfaces this network created, if anything is left.
+* Every wait has a timeout; every ping runs under `timeout(1)`.
+"""
+
+import os
+import re
+from functools import partial
+
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+
+from . import ovs
+from .nodes import OWNER_KEY, LabRemoteController, LabSwitch, OffloadHost
+from .topos import make_topo
+from .util import LabError, pid_alive, run, wait_until
+
+
+class PingResult:
+    """Outcome of an all-pairs ping: which ordered pairs failed."""
+
+    def __init__(self, pairs, failed):
+        self.pairs = pairs
+        self.failed = failed
+
+    @property
+    def loss_percent(self):
+        return 100.0 * len(self.failed) / len(self.pairs) if self.pairs else 0.0
+
+    def __repr__(self):
+        fails = ", ".join("%s->%s" % pair for pair in self.failed) or "none"
+        return "PingResult(%d pairs, %.0f%% loss, failed: %s)" % (
+            len(self.pairs),
+            self.loss_percent,
+            fails,
+        )
+
+
+def _link_exists(name):
+    return run(["ip", "link", "show", "dev", name], check=False, timeout=10).strip() != ""
+
+
+class LabNet:
+    """A topology on LabSwitch/OffloadHost, pointed at `controller`
+    (anything with `of_host` and `of_port`, e.g. FlowgateController)."""
+
+    def __init__(self, topo, controller, switch_opts=None, log_level="warning"):
+        self.topo = make_topo(topo) if isinstance(topo, str) else topo
+        self.controller = controller
+        self.switch_opts = switch_opts or {}
+        self.log_level = log_level
+        self.net = None
+        self._created_intfs = []
+
+    # --- lifecycle -------------------------------------------------------
+    def start(self, connect_timeout=60):
+        """Build and start the network, then wait until every switch reports
+        is_connected=true in ovsdb."""
+        setLogLevel(self.log_level)
+        ovs.vsctl("show")  # fails fast when ovsdb-server is not running
+        self._preflight()
+        self.net = Mininet(
+            topo=self.topo,
+            switch=partial(LabSwitch, **self.switch_opts),
+            host=OffloadHost,
+            controller=None,
+            build=False,
+            autoSetMacs=True,
+            cleanup=False,
+        )
+        try:
+            self.net.addController(
+                "c0",
+                controller=LabRemoteController,
+                ip=self.controller.of_host,
+                port=self.controller.of_port,
+            )
+            self.net.build()
+            self._created_intfs = [
+                intf.name
+                for sw in self.net.switches
+                for intf in sw.intfList()
+                if intf.name != "lo"
+            ]
+            self.net.start()
+            self.wait_connected(connect_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_connected(self, timeout=60):
+        """Wait until every switch of the topology is connected."""
+        names = self.switch_names()
+        wait_until(
+            lambda: ovs.bridges_connected(names),
+            timeout,
+            interval=0.5,
+            what="switches %s to connect to %s:%d"
+            % (",".join(names), self.controller.of_host, self.controller.of_port),
+        )
+
+    def stop(self):
+        """Stop Mininet and remove whatever it left behind, by name."""
+        try:
+            if self.net is not None:
+                self.net.stop()
+        finally:
+            self.net = None
+            self._remove_leftovers()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # --- names and safety ------------------------------------------------
+    def switch_names(self):
+        return sorted(self.topo.switches(), key=_natural)
+
+    def host_names(self):
+        return sorted(self.topo.hosts(), key=_natural)
+
+    def _preflight(self):
+        existing = set(ovs.bridges())
+        for name in self.switch_names():
+            if name not in existing:
+                continue
+            owner = ovs.bridge_external_ids(name).get(OWNER_KEY)
+            if owner is not None and owner.isdigit() and not pid_alive(int(owner)):
+                self._delete_bridge(name)
+            else:
+                raise LabError(
+                    "bridge %s already exists and was not left by a finished lab run "
+                    "(owner %s); refusing to touch it" % (name, owner or "unknown")
+                )
+
+    def _delete_bridge(self, name):
+        ports = ovs.bridge_ports(name)
+        ovs.vsctl("--if-exists", "del-br", name)
+        for port in ports:
+            if re.fullmatch(r"%s-eth\d+" % re.escape(name), port) and _link_exists(port):
+                run(["ip", "link", "del", port], check=False, timeout=10)
+        if _link_exists(name):
+            run(["ip", "link", "del", name], check=False, timeout=10)
+
+    def _remove_leftovers(self):
+        """Delete bridges tagged with this process's PID and the
+        root-namespace interfaces recorded at build time, if still there."""
+        me = str(os.getpid())
+        for name in set(self.switch_names()) & set(ovs.bridges()):
+            if ovs.bridge_external_ids(name).get(OWNER_KEY) == me:
+                self._delete_bridge(name)
+        for intf in self._created_intfs:
+            if _link_exists(intf):
+                run(["ip", "link", "del", intf], check=False, timeout=10)
+        self._created_intfs = []
+
+    # --- access ------------------------------------------------------------
+    def __getitem__(self, name):
+        return self.net[name]
+
+    @property
+    def hosts(self):
+        return sorted(self.net.hosts, key=lambda h: _natural(h.name))
+
+    @property
+    def switches(self):
+        return sorted(self.net.switches, key=lambda s: _natural(s.name))
+
+    # --- traffic -----------------------------------------------------------
+    def ping(self, src, dst, count=1, wait=3, interval=0.2):
+        """Ping from host `src` to host `dst`; return packets received."""
+        src = self.net[src] if isinstance(src, str) else src
+        dst = self.net[dst] if isinstance(dst, str) else dst
+        limit = int(count * interval + wait + 5)
+        out = src.cmd(
+            "timeout %d ping -n -c %d -i %s -W %d %s" % (limit, count, interval, wait, dst.IP())
+        )
+        match = re.search(r"(\d+) (?:packets )?received", out)
+        return int(match.group(1)) if match else 0
+
+    def pingall(self, attempts=2, wait=3):
+        """Ping every ordered pair of hosts once; a pair that fails is tried
+        again up to `attempts` times in total (the first packet of a
+        reactive controller may legitimately be slow, never lost twice)."""
+        pairs = [(a.name, b.name) for a in self.hosts for b in self.hosts if a is not b]
+        failed = []
+        for src, dst in pairs:
+            if not any(self.ping(src, dst, count=1, wait=wait) for _ in range(attempts)):
+                failed.append((src, dst))
+        return PingResult(pairs, failed)
+
+
+def _natural(name):
+    """Sort key putting s2 before s10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]

@@ -1,0 +1,95 @@
+"""Small process and polling helpers shared by the lab harness.
+
+Everything here has a timeout: the lab runs on small, shared machines and a
+hung `ovs-vsctl` or `ping` must turn into a test failure, never a stuck CI job.
+"""
+
+import shlex
+import socket
+import subprocess
+import time
+
+
+class LabError(RuntimeError):
+    """A lab step failed (command error, timeout, missing prerequisite)."""
+
+
+def run(cmd, timeout=30, check=True, input_text=None):
+    """Run `cmd` (a list, or a string split with shlex) and return stdout.
+
+    Raises LabError with stderr on a non-zero exit (when `check`) or when the
+    command outlives `timeout` seconds.
+    """
+    argv = shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in cmd]
+    try:
+        proc = subprocess.run(
+            argv,
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise LabError("timed out after %ss: %s" % (timeout, " ".join(argv))) from exc
+    except FileNotFoundError as exc:
+        raise LabError("command not found: %s" % argv[0]) from exc
+    if check and proc.returncode != 0:
+        raise LabError(
+            "command failed (rc=%d): %s\nstdout: %s\nstderr: %s"
+            % (proc.returncode, " ".join(argv), proc.stdout.strip(), proc.stderr.strip())
+        )
+    return proc.stdout
+
+
+def wait_until(predicate, timeout, interval=0.25, what="condition"):
+    """Poll `predicate()` until it returns a truthy value; return that value.
+
+    Exceptions raised by the predicate count as "not yet" (the thing being
+    polled is often still starting); the last one is reported on timeout.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - polled code may still be starting
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            detail = " (last error: %r)" % (last_exc,) if last_exc else ""
+            raise LabError("timed out after %ss waiting for %s%s" % (timeout, what, detail))
+        time.sleep(interval)
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port that is free right now on `host` (the OS picks it).
+
+    There is a small race between closing the probe socket and the
+    controller binding it; ports are picked from the ephemeral range, so a
+    collision with another listener is unlikely and shows up as a clear
+    start-up failure.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def tcp_listening(host, port, timeout=0.5):
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid):
+    """True if a process with this PID exists (zombies count as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return fields[0] != "Z"
+    except (OSError, IndexError):
+        return False
