@@ -150,9 +150,15 @@ class ControllerProcess:
             raise LabError("%s\n--- log tail ---\n%s" % (exc, self.log_tail())) from exc
 
     def cleanup(self):
-        """Stop the process; remove the run directory if we created it and
-        the caller did not ask to keep it ($FLOWGATE_LAB_KEEP=1)."""
+        """Stop the process; copy its log to $FLOWGATE_LAB_ARTIFACTS if set;
+        remove the run directory if we created it and the caller did not ask
+        to keep it ($FLOWGATE_LAB_KEEP=1)."""
         self.stop()
+        artifacts = os.environ.get("FLOWGATE_LAB_ARTIFACTS")
+        if artifacts and os.path.exists(self.log_path):
+            os.makedirs(artifacts, exist_ok=True)
+            dest = os.path.join(artifacts, "%s-%s.log" % (self.name, os.path.basename(self.run_dir)))
+            shutil.copyfile(self.log_path, dest)
         if self._own_run_dir and not os.environ.get("FLOWGATE_LAB_KEEP"):
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -182,7 +188,6 @@ class FlowgateController(ControllerProcess):
         log_level="info",
         extra_args=(),
     ):
-        super().__init__(run_dir=run_dir, of_host=of_host, of_port=of_port, listen_host=listen_host)
         self.binary = binary or default_flowgate_bin()
         if not os.access(self.binary, os.X_OK):
             raise LabError(
@@ -190,6 +195,7 @@ class FlowgateController(ControllerProcess):
                 "(build it with `cargo build --release --bin flowgate` or set FLOWGATE_BIN)"
                 % self.binary
             )
+        super().__init__(run_dir=run_dir, of_host=of_host, of_port=of_port, listen_host=listen_host)
         self.rest_port = rest_port or free_port()
         self.data_dir = data_dir or os.path.join(self.run_dir, "data")
         os.makedirs(self.data_dir, exist_ok=True)

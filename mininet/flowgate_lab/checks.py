@@ -1,0 +1,60 @@
+"""Assertions-with-polling shared by the end-to-end tests."""
+
+from .ovs import dump_flows
+from .util import wait_until
+
+
+def wait_rest_switches(ctl, dpids, timeout=30):
+    """Wait until the controller's REST lists exactly `dpids` (ints) among
+    its switches; return the switch list."""
+    want = set(dpids)
+
+    def listed():
+        switches = ctl.rest.switches()
+        have = {sw["dpid_int"] for sw in switches}
+        return switches if want <= have else None
+
+    return wait_until(listed, timeout, interval=0.5, what="REST to list switches %s" % sorted(want))
+
+
+def owned_flows(bridge):
+    """Flows on `bridge` whose cookie names a Flowgate module."""
+    return [f for f in dump_flows(bridge) if f.owner is not None]
+
+
+def snapshot_flows(bridges):
+    """{bridge: {flow.key: Flow}} of Flowgate-owned flows."""
+    return {br: {f.key: f for f in owned_flows(br)} for br in bridges}
+
+
+def compare_flow_snapshots(before, after, elapsed):
+    """Flows of `before` that were replaced, reset or removed in `after`.
+
+    A flow that vanished is only excused when its own idle or hard timeout
+    can explain it within `elapsed` seconds. Returns (problems, excused),
+    lists of human-readable strings."""
+    problems, excused = [], []
+    for bridge, flows in before.items():
+        for key, old in flows.items():
+            new = after.get(bridge, {}).get(key)
+            if new is None:
+                if old.idle_timeout and old.idle_timeout <= elapsed + 1:
+                    excused.append("%s: idle-expired %s" % (bridge, old.line))
+                elif old.hard_timeout and old.duration + elapsed + 1 >= old.hard_timeout:
+                    excused.append("%s: hard-expired %s" % (bridge, old.line))
+                else:
+                    problems.append("%s: flow gone: %s" % (bridge, old.line))
+                continue
+            if new.cookie != old.cookie:
+                problems.append("%s: cookie changed %#x -> %#x: %s" % (bridge, old.cookie, new.cookie, new.line))
+            if new.duration < old.duration:
+                problems.append(
+                    "%s: duration reset %.3f -> %.3f: %s" % (bridge, old.duration, new.duration, new.line)
+                )
+            if new.n_packets < old.n_packets:
+                problems.append(
+                    "%s: n_packets reset %d -> %d: %s" % (bridge, old.n_packets, new.n_packets, new.line)
+                )
+            if new.actions != old.actions:
+                problems.append("%s: actions changed %s -> %s" % (bridge, old.actions, new.actions))
+    return problems, excused

@@ -1,0 +1,311 @@
+"""Multi-host "cloud" lab for overlays (see /work/shared/LAB.md).
+
+Each cloud host is a network namespace running its own ovsdb-server and
+ovs-vswitchd (own run directory), with:
+  * `eth0`, a veth into a Linux bridge `br-under` in the underlay namespace;
+  * `br-phy` (netdev) holding eth0 and the host's underlay IP, plus an OVS
+    route for the underlay subnet (userspace tunnelling needs both);
+  * `br-int` (netdev, OpenFlow13, fail_mode=secure), optionally pointed at a
+    controller; tunnel ports are the controller's job (or `add_tunnel` here
+    for smoke checks);
+  * "VMs": namespaces with a veth into br-int, MTU 1450, tx offload off.
+The root namespace reaches the underlay through a management veth
+(`<prefix>-mgmt`, address .254), so a controller in the root namespace
+listening on that address (or 0.0.0.0) is reachable from every host.
+
+Everything is named with a prefix (default "fgc") and recorded in a
+manifest; `Cloud.stop()` removes exactly what was recorded, and a new
+Cloud removes the leftovers of a dead earlier run with the same prefix.
+"""
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+
+from .util import LabError, pid_alive, run, wait_until
+
+SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+MANIFEST_DIR = "/run/flowgate-lab"
+
+
+def _ns(ns, *argv, timeout=30, check=True):
+    return run(["ip", "netns", "exec", ns, *argv], timeout=timeout, check=check)
+
+
+class CloudHost:
+    """One emulated hypervisor: a namespace with its own Open vSwitch."""
+
+    def __init__(self, cloud, index):
+        self.cloud = cloud
+        self.index = index
+        self.name = "h%d" % index
+        self.ns = "%s-%s" % (cloud.prefix, self.name)
+        self.dir = os.path.join(cloud.run_dir, self.name)
+        self.underlay_ip = "%s.%d" % (cloud.subnet, 10 + index)
+        self.vms = {}
+
+    # --- Open vSwitch in the namespace ---------------------------------
+    def _env(self):
+        return ["env", "OVS_RUNDIR=%s" % self.dir, "OVS_DBDIR=%s" % self.dir, "OVS_LOGDIR=%s" % self.dir]
+
+    def ovs(self, tool, *args, timeout=20, check=True):
+        """Run an OVS tool (ovs-vsctl, ovs-ofctl, ovs-appctl, ...) against this
+        host's daemons, inside its namespace."""
+        extra = []
+        if tool == "ovs-vsctl":
+            extra = ["--db=unix:%s/db.sock" % self.dir, "--timeout=%d" % timeout]
+        elif tool == "ovs-ofctl":
+            extra = ["-O", "OpenFlow13"]
+        return _ns(self.ns, *self._env(), tool, *extra, *args, timeout=timeout + 5, check=check)
+
+    def vsctl(self, *args, **kw):
+        return self.ovs("ovs-vsctl", *args, **kw)
+
+    def ofctl(self, *args, **kw):
+        return self.ovs("ovs-ofctl", *args, **kw)
+
+    def appctl(self, *args, **kw):
+        return self.ovs("ovs-appctl", *args, **kw)
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        run(["ip", "netns", "add", self.ns])
+        self.cloud.record("netns", self.ns)
+        _ns(self.ns, "ip", "link", "set", "lo", "up")
+        # eth0 here, its peer u-hN in the underlay bridge.
+        peer = "u-%s" % self.name
+        run(["ip", "link", "add", peer, "netns", self.cloud.under_ns, "type", "veth",
+             "peer", "name", "eth0", "netns", self.ns])
+        _ns(self.cloud.under_ns, "ip", "link", "set", peer, "master", "br-under", "up")
+        _ns(self.cloud.under_ns, "ethtool", "-K", peer, "tx", "off")
+        _ns(self.ns, "ethtool", "-K", "eth0", "tx", "off")
+        _ns(self.ns, "ip", "link", "set", "eth0", "up")
+
+        run(["ovsdb-tool", "create", os.path.join(self.dir, "conf.db"), SCHEMA])
+        _ns(self.ns, *self._env(), "ovsdb-server", os.path.join(self.dir, "conf.db"),
+            "--remote=punix:%s/db.sock" % self.dir, "--pidfile", "--log-file", "--detach", "--no-chdir")
+        self.vsctl("--no-wait", "init")
+        _ns(self.ns, *self._env(), "ovs-vswitchd", "unix:%s/db.sock" % self.dir,
+            "--pidfile", "--log-file", "--detach", "--no-chdir", timeout=60)
+
+        self.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
+                   "--", "add-port", "br-phy", "eth0")
+        _ns(self.ns, "ip", "addr", "add", "%s/24" % self.underlay_ip, "dev", "br-phy")
+        _ns(self.ns, "ip", "link", "set", "br-phy", "up")
+        _ns(self.ns, "ethtool", "-K", "br-phy", "tx", "off", check=False)
+        self.appctl("ovs/route/add", "%s.0/24" % self.cloud.subnet, "br-phy")
+
+        self.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev",
+                   "protocols=OpenFlow13", "fail_mode=secure",
+                   "other-config:datapath-id=%016x" % (0xC000 + self.index),
+                   "other-config:disable-in-band=true")
+        _ns(self.ns, "ip", "link", "set", "br-int", "up")
+        return self
+
+    def set_controller(self, target):
+        """Point br-int at `target` (e.g. tcp:198.18.0.254:6653)."""
+        self.vsctl("set-controller", "br-int", target)
+
+    def br_int_connected(self):
+        """True when br-int's controller connection is up."""
+        out = self.vsctl("--bare", "--columns=is_connected", "list", "controller")
+        return out.split() != [] and all(v == "true" for v in out.split())
+
+    def add_vm(self, vm, ip, mac=None, mtu=1450):
+        """A namespace `<prefix>-<host>-<vm>` with eth0 (ip in CIDR form), its
+        peer `vm` a port of br-int tagged external_ids:iface-id=<vm>."""
+        vm_ns = "%s-%s" % (self.ns, vm)
+        run(["ip", "netns", "add", vm_ns])
+        self.cloud.record("netns", vm_ns)
+        run(["ip", "link", "add", vm, "netns", self.ns, "type", "veth", "peer", "name", "eth0", "netns", vm_ns])
+        for ns, dev in ((self.ns, vm), (vm_ns, "eth0")):
+            _ns(ns, "ip", "link", "set", dev, "mtu", str(mtu))
+            _ns(ns, "ethtool", "-K", dev, "tx", "off")
+            _ns(ns, "ip", "link", "set", dev, "up")
+        if mac:
+            _ns(vm_ns, "ip", "link", "set", "eth0", "address", mac)
+        _ns(vm_ns, "ip", "link", "set", "lo", "up")
+        _ns(vm_ns, "ip", "addr", "add", ip, "dev", "eth0")
+        _ns(vm_ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        self.vsctl("add-port", "br-int", vm, "--", "set", "interface", vm,
+                   "external_ids:iface-id=%s" % vm)
+        self.vms[vm] = vm_ns
+        return vm_ns
+
+    def add_tunnel(self, peer, kind="vxlan"):
+        """A tunnel port to `peer` (another CloudHost) with key=flow."""
+        name = "%s-%s" % (kind[:2], peer.name)
+        self.vsctl("add-port", "br-int", name, "--", "set", "interface", name, "type=%s" % kind,
+                   "options:remote_ip=%s" % peer.underlay_ip, "options:local_ip=%s" % self.underlay_ip,
+                   "options:key=flow")
+        return name
+
+    def stop(self):
+        """Stop this host's daemons (by their pidfiles in our run dir)."""
+        for daemon in ("ovs-vswitchd", "ovsdb-server"):
+            pidfile = os.path.join(self.dir, "%s.pid" % daemon)
+            try:
+                with open(pidfile, encoding="ascii") as fh:
+                    pid = int(fh.read().strip())
+            except (OSError, ValueError):
+                continue
+            _kill(pid)
+
+
+def _kill(pid, timeout=10):
+    if not pid_alive(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not pid_alive(pid), timeout, what="pid %d to exit" % pid)
+    except LabError:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class Cloud:
+    """An underlay namespace with a Linux bridge, a management veth from the
+    root namespace, and `n_hosts` CloudHosts."""
+
+    def __init__(self, n_hosts=2, prefix="fgc", subnet="198.18.0", run_dir=None):
+        if len(prefix) > 6:
+            raise ValueError("prefix too long for interface names: %r" % prefix)
+        self.prefix = prefix
+        self.subnet = subnet
+        self.mgmt_ip = "%s.254" % subnet
+        self._own_run_dir = run_dir is None
+        self.run_dir = run_dir or tempfile.mkdtemp(prefix="flowgate-cloud-", dir="/tmp")
+        self.under_ns = "%s-under" % prefix
+        self.mgmt_if = "%s-mgmt" % prefix
+        self.hosts = [CloudHost(self, i) for i in range(1, n_hosts + 1)]
+        self.manifest_path = os.path.join(MANIFEST_DIR, "%s.json" % prefix)
+        self.manifest = {"pid": os.getpid(), "run_dir": self.run_dir, "netns": [], "link": []}
+
+    def record(self, kind, name):
+        """Remember something we created, persistently, for cleanup."""
+        self.manifest[kind].append(name)
+        self._save()
+
+    def _save(self):
+        with open(self.manifest_path, "w", encoding="utf-8") as fh:
+            json.dump(self.manifest, fh)
+
+    def _claim(self):
+        os.makedirs(MANIFEST_DIR, exist_ok=True)
+        if os.path.exists(self.manifest_path):
+            with open(self.manifest_path, encoding="utf-8") as fh:
+                old = json.load(fh)
+            if pid_alive(old.get("pid", 0)) and old.get("pid") != os.getpid():
+                raise LabError("cloud prefix %r is in use by pid %s" % (self.prefix, old["pid"]))
+            _remove(old)
+        existing = run(["ip", "netns", "list"]).split()
+        clash = [n for n in existing if n.startswith(self.prefix + "-")]
+        if clash or _link_exists(self.mgmt_if):
+            raise LabError("names with prefix %r exist but are not ours: %s" % (self.prefix, clash or self.mgmt_if))
+        self._save()  # claim the prefix before creating anything
+
+    def start(self):
+        """Create the underlay, the management link and every host."""
+        self._claim()
+        try:
+            run(["ip", "netns", "add", self.under_ns])
+            self.record("netns", self.under_ns)
+            _ns(self.under_ns, "ip", "link", "set", "lo", "up")
+            _ns(self.under_ns, "ip", "link", "add", "br-under", "type", "bridge")
+            _ns(self.under_ns, "ip", "link", "set", "br-under", "up")
+            _ns(self.under_ns, "ethtool", "-K", "br-under", "tx", "off", check=False)
+            run(["ip", "link", "add", self.mgmt_if, "type", "veth", "peer", "name", "mgmt", "netns", self.under_ns])
+            self.record("link", self.mgmt_if)
+            _ns(self.under_ns, "ip", "link", "set", "mgmt", "master", "br-under", "up")
+            _ns(self.under_ns, "ethtool", "-K", "mgmt", "tx", "off")
+            run(["ethtool", "-K", self.mgmt_if, "tx", "off"])
+            run(["ip", "addr", "add", "%s/24" % self.mgmt_ip, "dev", self.mgmt_if])
+            run(["ip", "link", "set", self.mgmt_if, "up"])
+            for host in self.hosts:
+                host.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        """Stop every daemon and delete every namespace and link we made."""
+        for host in self.hosts:
+            host.stop()
+        _remove(self.manifest)
+        try:
+            os.unlink(self.manifest_path)
+        except FileNotFoundError:
+            pass
+        if self._own_run_dir and not os.environ.get("FLOWGATE_LAB_KEEP"):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _link_exists(name):
+    return run(["ip", "link", "show", "dev", name], check=False, timeout=10).strip() != ""
+
+
+def _remove(manifest):
+    """Delete what a manifest lists: daemons by pidfile, namespaces, links."""
+    run_dir = manifest.get("run_dir")
+    if run_dir and os.path.isdir(run_dir):
+        for entry in sorted(os.listdir(run_dir)):
+            for daemon in ("ovs-vswitchd", "ovsdb-server"):
+                pidfile = os.path.join(run_dir, entry, "%s.pid" % daemon)
+                if os.path.exists(pidfile):
+                    try:
+                        with open(pidfile, encoding="ascii") as fh:
+                            _kill(int(fh.read().strip()))
+                    except (OSError, ValueError):
+                        pass
+    # VM namespaces were recorded after their host's: delete in reverse.
+    for ns in reversed(manifest.get("netns", [])):
+        run(["ip", "netns", "del", ns], check=False)
+    for link in manifest.get("link", []):
+        if _link_exists(link):
+            run(["ip", "link", "del", link], check=False)
+
+
+def ping_ns(ns, ip, count=3, wait=3):
+    """Packets received by `ping` from namespace `ns` to `ip`."""
+    out = _ns(ns, "timeout", str(count + wait + 5), "ping", "-n", "-c", str(count), "-i", "0.2",
+              "-W", str(wait), ip, check=False, timeout=count + wait + 10)
+    for line in out.splitlines():
+        if "received" in line:
+            return int(line.split(",")[1].split()[0])
+    return 0
+
+
+def smoke(n_hosts=2, kind="vxlan"):
+    """Build a cloud, check the underlay, the management path and a manual
+    overlay (tunnel ports + NORMAL flows, no controller), then tear down.
+    Returns a dict of what was measured; raises LabError on a failure."""
+    result = {}
+    with Cloud(n_hosts=n_hosts) as cloud:
+        a, b = cloud.hosts[0], cloud.hosts[1]
+        result["underlay_ping"] = ping_ns(a.ns, b.underlay_ip)
+        result["mgmt_ping"] = ping_ns(a.ns, cloud.mgmt_ip)
+        for i, host in enumerate(cloud.hosts, start=1):
+            host.add_vm("vm1", "10.10.0.%d/24" % i)
+            for peer in cloud.hosts:
+                if peer is not host:
+                    host.add_tunnel(peer, kind)
+            host.ofctl("add-flow", "br-int", "priority=0,actions=NORMAL")
+        result["overlay_ping"] = ping_ns(a.vms["vm1"], "10.10.0.2")
+        # Large packets must fit the tunnel (MTU 1450 inside).
+        out = _ns(a.vms["vm1"], "timeout", "10", "ping", "-n", "-c", "2", "-s", "1400", "-M", "do",
+                  "10.10.0.2", check=False, timeout=15)
+        result["overlay_big_ping_ok"] = " 0% packet loss" in out
+    failed = [k for k, v in result.items() if not v]
+    if failed:
+        raise LabError("cloud smoke failed: %s (%s)" % (", ".join(failed), result))
+    return result

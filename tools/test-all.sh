@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The one command that runs every Flowgate test, on a fresh Debian 12 machine
+# as root:
+#   tools/test-all.sh          lint, unit/fixture/oracle tests, release build, e2e lab tests
+#   tools/test-all.sh --quick  everything except the end-to-end lab tests
+#
+# It installs missing lab packages (apt-get update once, only if something is
+# missing), starts Open vSwitch when it is not running, then runs
+#   cargo fmt --check, cargo clippy -D warnings, cargo test, cargo build --release,
+#   /usr/bin/python3 -m pytest tests/ -v   (FLOWGATE_BIN = the release binary).
+# Any failure exits non-zero; the last line printed is pytest's summary.
+#
+# Environment: FLOWGATE_LAB_ARTIFACTS (default target/lab-logs) receives the
+# controller logs of the e2e run; PYTEST_ARGS adds pytest arguments (e.g. -k restart).
+set -euo pipefail
+
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "test-all.sh: unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Packages the lab needs: Open vSwitch (userspace datapath), Mininet's Python
+# API, traffic tools, pytest for Debian's /usr/bin/python3.
+PACKAGES=(openvswitch-switch mininet iperf3 ethtool tcpdump python3-pytest netcat-openbsd
+          iputils-ping iproute2)
+
+install_missing() {
+    local missing=() pkg
+    for pkg in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing packages (${missing[*]}) and not root: install them first" >&2
+        exit 1
+    fi
+    step "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=600 update -q
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" </dev/null
+}
+
+ovs_running() { ovs-vsctl --timeout=5 show >/dev/null 2>&1 && pgrep -x ovs-vswitchd >/dev/null; }
+
+start_ovs() {
+    ovs_running && return 0
+    step "starting Open vSwitch"
+    # Noise expected here: "Kernel has no loadable module support", ulimit warning.
+    /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random --no-monitor </dev/null
+    ovs_running || { echo "Open vSwitch did not start" >&2; exit 1; }
+}
+
+ensure_rust() {
+    if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null; then
+        echo "cargo not found: install a Rust toolchain (https://rustup.rs) with rustfmt and clippy" >&2
+        exit 1
+    fi
+    if command -v rustup >/dev/null; then
+        cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+        cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+    fi
+}
+
+install_missing
+start_ovs
+ensure_rust
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace
+
+step "cargo build --release --bin flowgate"
+cargo build --release --bin flowgate
+
+if [ "$QUICK" -eq 1 ]; then
+    echo "test-all.sh --quick: all checks passed (end-to-end lab tests skipped)"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "the end-to-end lab tests need root (network namespaces, Open vSwitch); use --quick" >&2
+    exit 1
+fi
+
+step "end-to-end lab tests"
+export FLOWGATE_BIN="$ROOT/target/release/flowgate"
+export FLOWGATE_LAB_ARTIFACTS="${FLOWGATE_LAB_ARTIFACTS:-$ROOT/target/lab-logs}"
+export PYTHONDONTWRITEBYTECODE=1
+# shellcheck disable=SC2086  # PYTEST_ARGS is a list of words on purpose
+exec timeout --kill-after=60 3600 /usr/bin/python3 -m pytest -p no:cacheprovider tests/ -v ${PYTEST_ARGS:-} </dev/null
