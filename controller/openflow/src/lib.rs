@@ -4,9 +4,71 @@
 //! wire input: malformed bytes yield a [`DecodeError`]. Unknown message types,
 //! OXM fields, actions, instructions and properties are kept as raw bytes and
 //! re-emitted unchanged.
+//!
+//! Entry points: [`frame_len`] to cut a TCP stream into messages, [`decode`]
+//! and [`encode`] for one message. Every structure also implements
+//! [`wire::Wire`] (`parse` / `buffer_len` / `emit`) over its own bytes.
 #![forbid(unsafe_code)]
 
+pub mod action;
 pub mod error;
+pub mod flow;
+pub mod group;
+pub mod instruction;
+pub mod message;
+pub mod meter;
+pub mod multipart;
+pub mod oxm;
+pub mod packet;
+pub mod port;
+pub mod switch;
+pub mod types;
 pub mod wire;
 
+#[cfg(test)]
+pub(crate) mod strategies;
+
+pub use action::{
+    action_type, actions_len, emit_actions, parse_actions, Action, NX_EXPERIMENTER_ID,
+};
 pub use error::{DecodeError, Result};
+pub use flow::{
+    flow_mod_flags, flow_removed_reason, FlowMod, FlowModCommand, FlowRemoved, DEFAULT_PRIORITY,
+};
+pub use group::{
+    buckets_len, emit_buckets, parse_buckets, Bucket, GroupMod, GroupModCommand, GroupType,
+};
+pub use instruction::{
+    emit_instructions, instruction_type, instructions_len, parse_instructions, Instruction,
+};
+pub use message::{
+    decode, decode_with_header, encode, encode_with_version, frame_len, msg_type, msg_type_name,
+    Header, Message,
+};
+pub use meter::{
+    bands_len, emit_bands, meter_band_type, meter_flags, parse_bands, MeterBand, MeterMod,
+    MeterModCommand,
+};
+pub use multipart::{
+    multipart_flags, multipart_type, AggregateStats, BucketCounter, DescStats, FlowStats,
+    FlowStatsRequest, GroupDesc, GroupFeatures, GroupStats, MergeError, MeterBandStats,
+    MeterConfig, MeterFeatures, MeterStats, MultipartReply, MultipartReplyBody, MultipartRequest,
+    MultipartRequestBody, PortStats, QueueStats, TableStats,
+};
+pub use oxm::{
+    oxm_field, Match, Oxm, OFPMT_OXM, OFPXMC_EXPERIMENTER, OFPXMC_NXM_0, OFPXMC_NXM_1,
+    OFPXMC_OPENFLOW_BASIC,
+};
+pub use packet::{PacketIn, PacketInReason, PacketOut};
+pub use port::{port_config, port_features, port_state, Port, PortMod, PortReason, PortStatus};
+pub use switch::{
+    capabilities, config_flags, controller_role, describe, error_code, error_type, queue_property,
+    AsyncConfig, ErrorMsg, Experimenter, Hello, HelloElement, PacketQueue, QueueGetConfigReply,
+    QueueGetConfigRequest, QueueProperty, RoleMsg, SwitchConfig, SwitchFeatures, TableMod,
+    OFPHET_VERSIONBITMAP,
+};
+pub use types::{
+    port_no, MacAddr, ParseMacError, NO_BUFFER, OFPCML_MAX, OFPCML_NO_BUFFER, OFPG_ALL, OFPG_ANY,
+    OFPG_MAX, OFPM_ALL, OFPM_MAX, OFPTT_ALL, OFPVID_NONE, OFPVID_PRESENT, OFP_VERSION_1_0,
+    OFP_VERSION_1_3,
+};

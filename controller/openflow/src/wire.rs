@@ -2,7 +2,7 @@
 //! All parsing goes through [`Reader`], so a short buffer is an error, never a panic.
 
 use crate::error::{DecodeError, Result};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// A cursor over a byte slice; every read checks the remaining length.
 #[derive(Debug, Clone)]
@@ -82,11 +82,74 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
+    /// Takes the next `n` bytes as an owned [`Bytes`] (payloads kept raw).
+    pub fn owned(&mut self, n: usize) -> Result<Bytes> {
+        self.bytes(n).map(Bytes::copy_from_slice)
+    }
+
+    /// Takes everything left as an owned [`Bytes`].
+    pub fn rest_owned(&mut self) -> Bytes {
+        Bytes::copy_from_slice(self.rest())
+    }
+
+    /// Errors unless the cursor has consumed every byte: a fixed-size body
+    /// followed by junk is a length error, not something to silently drop
+    /// (dropping it would also break byte-exact re-emission).
+    pub fn finish(&self) -> Result<()> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::BadLength {
+                what: self.what,
+                len: self.buf.len(),
+            })
+        }
+    }
+
+    /// Reads one `type: u16, len: u16` TLV header (actions, instructions,
+    /// hello elements, ...) and returns `(type, len, body)` where `body` covers
+    /// the `len - 4` bytes after the header.
+    ///
+    /// `len` must be at least `min_len` (never below 4, so a zero length can
+    /// not loop forever), a multiple of `align` (pass 1 for none) and must fit
+    /// in what is left.
+    pub fn tlv(
+        &mut self,
+        what: &'static str,
+        min_len: usize,
+        align: usize,
+    ) -> Result<(u16, usize, Reader<'a>)> {
+        let ty = self.peek_u16(0).map_err(|e| retag(e, what))?;
+        let len = usize::from(self.peek_u16(2).map_err(|e| retag(e, what))?);
+        if len < min_len.max(4) || len % align.max(1) != 0 {
+            return Err(DecodeError::BadLength { what, len });
+        }
+        if len > self.remaining() {
+            return Err(DecodeError::Truncated {
+                what,
+                need: len,
+                have: self.remaining(),
+            });
+        }
+        let mut body = self.sub(len, what)?;
+        body.skip(4)?;
+        Ok((ty, len, body))
+    }
+
     /// Peeks a big-endian u16 at `offset` from the cursor without consuming.
     pub fn peek_u16(&self, offset: usize) -> Result<u16> {
         let mut r = self.clone();
         r.skip(offset)?;
         r.u16()
+    }
+}
+
+/// Renames the structure in a truncation error so the message says what was
+/// actually being read.
+fn retag(e: DecodeError, what: &'static str) -> DecodeError {
+    match e {
+        DecodeError::Truncated { need, have, .. } => DecodeError::Truncated { what, need, have },
+        other => other,
     }
 }
 
@@ -98,6 +161,22 @@ pub fn put_zeros(out: &mut BytesMut, n: usize) {
 /// Padding needed to round `len` up to a multiple of 8 (OpenFlow alignment).
 pub const fn pad8(len: usize) -> usize {
     (8 - len % 8) % 8
+}
+
+/// Rounds `len` up to the next multiple of 8.
+pub const fn round8(len: usize) -> usize {
+    len + pad8(len)
+}
+
+/// Converts an encoded length to its u16 wire field. Every OpenFlow length
+/// field is 16 bits; a larger structure is a caller bug (the message could
+/// not be framed either), so this saturates rather than wrapping silently.
+pub fn len16(len: usize) -> u16 {
+    debug_assert!(
+        len <= usize::from(u16::MAX),
+        "OpenFlow length {len} over 65535"
+    );
+    u16::try_from(len).unwrap_or(u16::MAX)
 }
 
 /// Overwrites a big-endian u16 length field at `at` once the body is written.
