@@ -297,6 +297,31 @@ mod tests {
     }
 
     #[test]
+    fn set_field_with_extra_or_dirty_padding_kept_raw() {
+        // Same OXM, padded to 24 instead of 16.
+        let mut long = vec![0x00, 0x19, 0x00, 0x18, 0x80, 0x00, 0x0c, 0x02, 0x10, 0x05];
+        long.resize(24, 0);
+        // Minimal length but a non-zero pad byte.
+        let dirty = [
+            0x00, 0x19, 0x00, 0x10, 0x80, 0x00, 0x0c, 0x02, 0x10, 0x05, 0, 0, 0, 0, 0, 1,
+        ];
+        for bytes in [&long[..], &dirty[..]] {
+            let a = parse(bytes).unwrap();
+            assert!(
+                matches!(
+                    a,
+                    Action::Unknown {
+                        action_type: 25,
+                        ..
+                    }
+                ),
+                "{a:?}"
+            );
+            assert_eq!(emit(&a), bytes);
+        }
+    }
+
+    #[test]
     fn nicira_experimenter_kept_raw() {
         // NXAST_RESUBMIT_TABLE (subtype 14): in_port=0xfff8, table 2.
         let bytes = [

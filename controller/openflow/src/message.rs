@@ -295,6 +295,13 @@ impl Message {
         self.body().map_or(0, Body::len)
     }
 
+    /// Encoded length including the header. OpenFlow lengths are 16-bit:
+    /// callers building large messages (packet-outs with big frames, long
+    /// bucket lists) check this against `u16::MAX` before [`encode`].
+    pub fn encoded_len(&self) -> usize {
+        Header::LEN + self.body_len()
+    }
+
     /// Parses a body of type `t` from `r`, consuming all of it.
     fn parse_body(version: u8, t: u8, r: &mut Reader<'_>) -> Result<Message> {
         use msg_type::*;
@@ -392,12 +399,13 @@ pub fn encode(xid: u32, msg: &Message, out: &mut BytesMut) {
 /// other versions, or HELLO_FAILED sent to a peer in its own version).
 ///
 /// A message longer than 65535 bytes can not be framed; its length field
-/// saturates (and debug builds assert), so callers must split big requests.
+/// saturates at 65535, so callers must check [`Message::encoded_len`] and
+/// split big requests.
 pub fn encode_with_version(version: u8, xid: u32, msg: &Message, out: &mut BytesMut) {
     let header = Header {
         version,
         msg_type: msg.msg_type(),
-        length: len16(Header::LEN + msg.body_len()),
+        length: len16(msg.encoded_len()),
         xid,
     };
     out.reserve(usize::from(header.length));
@@ -596,6 +604,42 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 30, "only {checked} fixtures checked");
+    }
+
+    #[test]
+    fn captured_hello_and_features_decode_to_expected_values() {
+        let Some(dir) = fixture_dir() else {
+            eprintln!("no OF1.3 fixture directory; skipping");
+            return;
+        };
+        let hello = std::fs::read(dir.join("4-10-ofp_hello.packet")).unwrap();
+        let (h, m) = decode(&hello).unwrap();
+        assert_eq!((h.version, h.length), (4, 16));
+        let Message::Hello(hello) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(hello.versions(), Some(vec![1, 2, 3, 9, 10, 30]));
+
+        let features = std::fs::read(dir.join("4-6-ofp_features_reply.packet")).unwrap();
+        let (_, m) = decode(&features).unwrap();
+        assert_eq!(
+            m,
+            Message::FeaturesReply(SwitchFeatures {
+                datapath_id: 0x0000_0860_6e7f_74e7,
+                n_buffers: 0,
+                n_tables: 255,
+                auxiliary_id: 99,
+                capabilities: 0x4f,
+                reserved: 0,
+            })
+        );
+    }
+
+    #[test]
+    fn encoded_len_matches_output() {
+        let m = Message::EchoRequest(Bytes::from_static(b"ping"));
+        assert_eq!(m.encoded_len(), 12);
+        assert_eq!(enc(1, &m).len(), m.encoded_len());
     }
 
     proptest! {

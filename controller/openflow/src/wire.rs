@@ -170,12 +170,9 @@ pub const fn round8(len: usize) -> usize {
 
 /// Converts an encoded length to its u16 wire field. Every OpenFlow length
 /// field is 16 bits; a larger structure is a caller bug (the message could
-/// not be framed either), so this saturates rather than wrapping silently.
+/// not be framed either), so this saturates rather than wrapping silently
+/// or panicking inside a connection task.
 pub fn len16(len: usize) -> u16 {
-    debug_assert!(
-        len <= usize::from(u16::MAX),
-        "OpenFlow length {len} over 65535"
-    );
     u16::try_from(len).unwrap_or(u16::MAX)
 }
 
