@@ -8,6 +8,12 @@
 //! Entry points: [`frame_len`] to cut a TCP stream into messages, [`decode`]
 //! and [`encode`] for one message. Every structure also implements
 //! [`wire::Wire`] (`parse` / `buffer_len` / `emit`) over its own bytes.
+//!
+//! Round trips are byte-exact: a known TLV type with an unexpected length
+//! is kept raw rather than "repaired". Padding bytes are skipped on parse and
+//! written as zeros, so only inputs with non-zero padding re-encode
+//! differently. Proptest strategies for every structure live in the
+//! test-only `strategies` module.
 #![forbid(unsafe_code)]
 
 pub mod action;
