@@ -17,12 +17,12 @@
 //! for every accepted `b` whose padding bytes are zero.
 
 use crate::error::{DecodeError, Result};
-use crate::group::{Bucket, GroupType};
+use crate::group::{buckets_len, emit_buckets, parse_buckets, Bucket, GroupType};
 use crate::instruction::{emit_instructions, instructions_len, parse_instructions, Instruction};
-use crate::meter::MeterBand;
+use crate::meter::{bands_len, emit_bands, parse_bands, MeterBand};
 use crate::oxm::Match;
 use crate::port::Port;
-use crate::wire::{put_zeros, Reader, Wire};
+use crate::wire::{len16, put_zeros, Reader, Wire};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// `ofp_multipart_type` numbers (spec 7.3.5).
@@ -140,7 +140,7 @@ pub struct FlowStatsRequest {
 }
 
 /// OFPT_MULTIPART_REPLY body (spec 7.3.5).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MultipartReply {
     /// `flags & REPLY_MORE != 0` means more parts follow.
     pub flags: u16,
@@ -148,7 +148,7 @@ pub struct MultipartReply {
 }
 
 /// A reply body; each variant is one `ofp_multipart_type`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MultipartReplyBody {
     Desc(DescStats),
     Flow(Vec<FlowStats>),
@@ -280,7 +280,7 @@ pub struct BucketCounter {
 }
 
 /// `ofp_group_desc` (spec 7.3.5.10): `length u16 | type u8 | pad 1 | group_id u32 | buckets`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupDesc {
     pub group_type: GroupType,
     pub group_id: u32,
@@ -320,7 +320,7 @@ pub struct MeterBandStats {
 }
 
 /// `ofp_meter_config` (spec 7.3.5.13): `length u16 | flags u16 | meter_id u32 | bands`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MeterConfig {
     pub flags: u16,
     pub meter_id: u32,
@@ -366,19 +366,6 @@ fn emit_prefix(out: &mut BytesMut, mp_type: u16, flags: u16) {
     put_zeros(out, 4);
 }
 
-/// Rejects bytes left after a body that has a fixed layout, so that accepted
-/// input always re-encodes to the same length.
-fn expect_end(r: &Reader<'_>, what: &'static str) -> Result<()> {
-    if r.is_empty() {
-        Ok(())
-    } else {
-        Err(DecodeError::BadLength {
-            what,
-            len: r.remaining(),
-        })
-    }
-}
-
 /// Parses records until the reader is empty. A record parser that consumes
 /// nothing would loop forever, so that is turned into an error.
 fn parse_all<T: Wire>(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<T>> {
@@ -416,12 +403,6 @@ fn record<'a>(
         return Err(DecodeError::BadLength { what, len });
     }
     r.sub(len, what)
-}
-
-/// The u16 length field of a record; saturates, since a record longer than a
-/// message cannot be sent anyway.
-fn len16(len: usize) -> u16 {
-    u16::try_from(len).unwrap_or(u16::MAX)
 }
 
 /// Decodes a NUL-padded string field: up to the first NUL, invalid UTF-8 bytes
@@ -519,7 +500,7 @@ impl MultipartRequestBody {
                 data: Bytes::copy_from_slice(r.rest()),
             },
         };
-        expect_end(r, "multipart request body")?;
+        r.finish()?;
         Ok(body)
     }
 
@@ -725,7 +706,7 @@ impl MultipartReplyBody {
                 data: Bytes::copy_from_slice(r.rest()),
             },
         };
-        expect_end(r, "multipart reply body")?;
+        r.finish()?;
         Ok(body)
     }
 
@@ -851,7 +832,7 @@ impl Wire for FlowStats {
         let match_ = Match::parse(&mut s)?;
         let rest = s.remaining();
         let instructions = parse_instructions(&mut s, rest)?;
-        expect_end(&s, "flow stats")?;
+        s.finish()?;
         Ok(FlowStats {
             table_id,
             duration_sec,
@@ -1093,7 +1074,7 @@ impl Wire for GroupDesc {
         let group_type = GroupType::from(s.u8()?);
         s.skip(1)?;
         let group_id = s.u32()?;
-        let buckets = parse_all(&mut s, "bucket")?;
+        let buckets = parse_buckets(&mut s)?;
         Ok(GroupDesc {
             group_type,
             group_id,
@@ -1102,7 +1083,7 @@ impl Wire for GroupDesc {
     }
 
     fn buffer_len(&self) -> usize {
-        GROUP_DESC_FIXED + all_len(&self.buckets)
+        GROUP_DESC_FIXED + buckets_len(&self.buckets)
     }
 
     fn emit(&self, out: &mut BytesMut) {
@@ -1110,7 +1091,7 @@ impl Wire for GroupDesc {
         out.put_u8(u8::from(self.group_type));
         put_zeros(out, 1);
         out.put_u32(self.group_id);
-        emit_all(&self.buckets, out);
+        emit_buckets(&self.buckets, out);
     }
 }
 
@@ -1217,7 +1198,7 @@ impl Wire for MeterConfig {
         s.skip(2)?;
         let flags = s.u16()?;
         let meter_id = s.u32()?;
-        let bands = parse_all(&mut s, "meter band")?;
+        let bands = parse_bands(&mut s)?;
         Ok(MeterConfig {
             flags,
             meter_id,
@@ -1226,14 +1207,14 @@ impl Wire for MeterConfig {
     }
 
     fn buffer_len(&self) -> usize {
-        METER_CONFIG_FIXED + all_len(&self.bands)
+        METER_CONFIG_FIXED + bands_len(&self.bands)
     }
 
     fn emit(&self, out: &mut BytesMut) {
         out.put_u16(len16(self.buffer_len()));
         out.put_u16(self.flags);
         out.put_u32(self.meter_id);
-        emit_all(&self.bands, out);
+        emit_bands(&self.bands, out);
     }
 }
 
@@ -1261,5 +1242,713 @@ impl Wire for MeterFeatures {
         out.put_u8(self.max_bands);
         out.put_u8(self.max_color);
         put_zeros(out, 2);
+    }
+}
+
+/// Strategies for multipart values that survive `emit` → `parse` unchanged
+/// (usable by other modules' tests, e.g. a whole-message strategy).
+#[cfg(test)]
+pub(crate) mod strategies {
+    use super::*;
+    use crate::strategies::{
+        arb_bucket, arb_bytes, arb_group_type, arb_instructions, arb_match, arb_meter_bands,
+        arb_port,
+    };
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn arb_flow_stats_request() -> impl Strategy<Value = FlowStatsRequest> {
+        (any::<(u8, u32, u32, u64, u64)>(), arb_match()).prop_map(
+            |((table_id, out_port, out_group, cookie, cookie_mask), match_)| FlowStatsRequest {
+                table_id,
+                out_port,
+                out_group,
+                cookie,
+                cookie_mask,
+                match_,
+            },
+        )
+    }
+
+    /// A multipart type number this codec does not know.
+    fn unknown_type() -> impl Strategy<Value = u16> {
+        (multipart_type::PORT_DESC + 1)..multipart_type::EXPERIMENTER
+    }
+
+    pub(crate) fn arb_multipart_request() -> impl Strategy<Value = MultipartRequest> {
+        use MultipartRequestBody as B;
+        let body = prop_oneof![
+            Just(B::Desc),
+            arb_flow_stats_request().prop_map(B::Flow),
+            arb_flow_stats_request().prop_map(B::Aggregate),
+            Just(B::Table),
+            any::<u32>().prop_map(|port_no| B::PortStats { port_no }),
+            any::<(u32, u32)>().prop_map(|(port_no, queue_id)| B::Queue { port_no, queue_id }),
+            any::<u32>().prop_map(|group_id| B::Group { group_id }),
+            Just(B::GroupDesc),
+            Just(B::GroupFeatures),
+            any::<u32>().prop_map(|meter_id| B::Meter { meter_id }),
+            any::<u32>().prop_map(|meter_id| B::MeterConfig { meter_id }),
+            Just(B::MeterFeatures),
+            arb_bytes(0..200).prop_map(B::TableFeatures),
+            Just(B::PortDesc),
+            (any::<(u32, u32)>(), arb_bytes(0..40)).prop_map(|((experimenter, exp_type), data)| {
+                B::Experimenter {
+                    experimenter,
+                    exp_type,
+                    data,
+                }
+            }),
+            (unknown_type(), arb_bytes(0..40))
+                .prop_map(|(mp_type, data)| B::Unknown { mp_type, data }),
+        ];
+        (any::<u16>(), body).prop_map(|(flags, body)| MultipartRequest { flags, body })
+    }
+
+    fn arb_desc() -> impl Strategy<Value = DescStats> {
+        // Up to the full field width (no NUL needed), any Unicode.
+        (
+            "\\PC{0,60}",
+            "[ -~]{0,256}",
+            "\\PC{0,20}",
+            "[ -~]{0,32}",
+            "[ -~]{0,256}",
+        )
+            .prop_map(
+                |(mfr_desc, hw_desc, sw_desc, serial_num, dp_desc)| DescStats {
+                    mfr_desc,
+                    hw_desc,
+                    sw_desc,
+                    serial_num,
+                    dp_desc,
+                },
+            )
+    }
+
+    fn arb_flow_stats() -> impl Strategy<Value = FlowStats> {
+        (
+            any::<(u8, u32, u32, u16, u16, u16, u16)>(),
+            any::<(u64, u64, u64)>(),
+            arb_match(),
+            arb_instructions(),
+        )
+            .prop_map(
+                |(
+                    (
+                        table_id,
+                        duration_sec,
+                        duration_nsec,
+                        priority,
+                        idle_timeout,
+                        hard_timeout,
+                        flags,
+                    ),
+                    (cookie, packet_count, byte_count),
+                    match_,
+                    instructions,
+                )| FlowStats {
+                    table_id,
+                    duration_sec,
+                    duration_nsec,
+                    priority,
+                    idle_timeout,
+                    hard_timeout,
+                    flags,
+                    cookie,
+                    packet_count,
+                    byte_count,
+                    match_,
+                    instructions,
+                },
+            )
+    }
+
+    fn arb_port_stats() -> impl Strategy<Value = PortStats> {
+        (any::<u32>(), any::<[u64; 12]>(), any::<(u32, u32)>()).prop_map(
+            |(port_no, c, (duration_sec, duration_nsec))| PortStats {
+                port_no,
+                rx_packets: c[0],
+                tx_packets: c[1],
+                rx_bytes: c[2],
+                tx_bytes: c[3],
+                rx_dropped: c[4],
+                tx_dropped: c[5],
+                rx_errors: c[6],
+                tx_errors: c[7],
+                rx_frame_err: c[8],
+                rx_over_err: c[9],
+                rx_crc_err: c[10],
+                collisions: c[11],
+                duration_sec,
+                duration_nsec,
+            },
+        )
+    }
+
+    fn arb_group_stats() -> impl Strategy<Value = GroupStats> {
+        (
+            any::<(u32, u32, u64, u64, u32, u32)>(),
+            vec(any::<(u64, u64)>(), 0..4),
+        )
+            .prop_map(
+                |(
+                    (group_id, ref_count, packet_count, byte_count, duration_sec, duration_nsec),
+                    b,
+                )| {
+                    GroupStats {
+                        group_id,
+                        ref_count,
+                        packet_count,
+                        byte_count,
+                        duration_sec,
+                        duration_nsec,
+                        bucket_stats: b
+                            .into_iter()
+                            .map(|(packet_count, byte_count)| BucketCounter {
+                                packet_count,
+                                byte_count,
+                            })
+                            .collect(),
+                    }
+                },
+            )
+    }
+
+    fn arb_meter_stats() -> impl Strategy<Value = MeterStats> {
+        (
+            any::<(u32, u32, u64, u64, u32, u32)>(),
+            vec(any::<(u64, u64)>(), 0..4),
+        )
+            .prop_map(
+                |(
+                    (
+                        meter_id,
+                        flow_count,
+                        packet_in_count,
+                        byte_in_count,
+                        duration_sec,
+                        duration_nsec,
+                    ),
+                    b,
+                )| {
+                    MeterStats {
+                        meter_id,
+                        flow_count,
+                        packet_in_count,
+                        byte_in_count,
+                        duration_sec,
+                        duration_nsec,
+                        band_stats: b
+                            .into_iter()
+                            .map(|(packet_band_count, byte_band_count)| MeterBandStats {
+                                packet_band_count,
+                                byte_band_count,
+                            })
+                            .collect(),
+                    }
+                },
+            )
+    }
+
+    pub(crate) fn arb_multipart_reply_body() -> impl Strategy<Value = MultipartReplyBody> {
+        use MultipartReplyBody as R;
+        prop_oneof![
+            arb_desc().prop_map(R::Desc),
+            vec(arb_flow_stats(), 0..3).prop_map(R::Flow),
+            any::<(u64, u64, u32)>().prop_map(|(packet_count, byte_count, flow_count)| {
+                R::Aggregate(AggregateStats {
+                    packet_count,
+                    byte_count,
+                    flow_count,
+                })
+            }),
+            vec(any::<(u8, u32, u64, u64)>(), 0..4).prop_map(|v| R::Table(
+                v.into_iter()
+                    .map(
+                        |(table_id, active_count, lookup_count, matched_count)| TableStats {
+                            table_id,
+                            active_count,
+                            lookup_count,
+                            matched_count,
+                        }
+                    )
+                    .collect()
+            )),
+            vec(arb_port_stats(), 0..3).prop_map(R::PortStats),
+            vec(any::<(u32, u32, u64, u64, u64, u32, u32)>(), 0..3).prop_map(|v| R::Queue(
+                v.into_iter()
+                    .map(
+                        |(port_no, queue_id, tx_bytes, tx_packets, tx_errors, s, ns)| QueueStats {
+                            port_no,
+                            queue_id,
+                            tx_bytes,
+                            tx_packets,
+                            tx_errors,
+                            duration_sec: s,
+                            duration_nsec: ns,
+                        }
+                    )
+                    .collect()
+            )),
+            vec(arb_group_stats(), 0..3).prop_map(R::Group),
+            vec(
+                (arb_group_type(), any::<u32>(), vec(arb_bucket(), 0..3)).prop_map(
+                    |(group_type, group_id, buckets)| GroupDesc {
+                        group_type,
+                        group_id,
+                        buckets,
+                    }
+                ),
+                0..3
+            )
+            .prop_map(R::GroupDesc),
+            any::<(u32, u32, [u32; 4], [u32; 4])>().prop_map(
+                |(types, capabilities, max_groups, actions)| R::GroupFeatures(GroupFeatures {
+                    types,
+                    capabilities,
+                    max_groups,
+                    actions,
+                })
+            ),
+            vec(arb_meter_stats(), 0..3).prop_map(R::Meter),
+            vec(
+                (any::<(u16, u32)>(), arb_meter_bands()).prop_map(|((flags, meter_id), bands)| {
+                    MeterConfig {
+                        flags,
+                        meter_id,
+                        bands,
+                    }
+                }),
+                0..3
+            )
+            .prop_map(R::MeterConfig),
+            any::<(u32, u32, u32, u8, u8)>().prop_map(
+                |(max_meter, band_types, capabilities, max_bands, max_color)| {
+                    R::MeterFeatures(MeterFeatures {
+                        max_meter,
+                        band_types,
+                        capabilities,
+                        max_bands,
+                        max_color,
+                    })
+                }
+            ),
+            arb_bytes(0..200).prop_map(R::TableFeatures),
+            vec(arb_port(), 0..4).prop_map(R::PortDesc),
+            (any::<(u32, u32)>(), arb_bytes(0..40)).prop_map(|((experimenter, exp_type), data)| {
+                R::Experimenter {
+                    experimenter,
+                    exp_type,
+                    data,
+                }
+            }),
+            (unknown_type(), arb_bytes(0..40))
+                .prop_map(|(mp_type, data)| R::Unknown { mp_type, data }),
+        ]
+    }
+
+    pub(crate) fn arb_multipart_reply() -> impl Strategy<Value = MultipartReply> {
+        (any::<u16>(), arb_multipart_reply_body())
+            .prop_map(|(flags, body)| MultipartReply { flags, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strategies::{arb_multipart_reply, arb_multipart_reply_body, arb_multipart_request};
+    use super::*;
+    use crate::action::Action;
+    use crate::types::MacAddr;
+    use proptest::prelude::*;
+
+    fn emit<W: Wire>(w: &W) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        w.emit(&mut out);
+        assert_eq!(out.len(), w.buffer_len(), "buffer_len agrees with emit");
+        out.to_vec()
+    }
+
+    fn parse<W: Wire>(bytes: &[u8]) -> Result<W> {
+        W::parse(&mut Reader::new(bytes, "test"))
+    }
+
+    /// Asserts `bytes` parses to `want` and `want` emits exactly `bytes`.
+    fn round_trip<W: Wire + PartialEq + core::fmt::Debug>(bytes: &[u8], want: &W) {
+        assert_eq!(parse::<W>(bytes).as_ref(), Ok(want));
+        assert_eq!(emit(want), bytes);
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex literal"))
+            .collect()
+    }
+
+    #[test]
+    fn empty_requests_are_just_the_prefix() {
+        for (ty, body) in [
+            (0u8, MultipartRequestBody::Desc),
+            (3, MultipartRequestBody::Table),
+            (7, MultipartRequestBody::GroupDesc),
+            (8, MultipartRequestBody::GroupFeatures),
+            (11, MultipartRequestBody::MeterFeatures),
+            (13, MultipartRequestBody::PortDesc),
+        ] {
+            let bytes = [0, ty, 0, 0, 0, 0, 0, 0];
+            round_trip(&bytes, &MultipartRequest::new(body));
+            // A body where none belongs is a length error, not ignored.
+            let mut long = bytes.to_vec();
+            long.extend([0; 8]);
+            assert!(matches!(
+                parse::<MultipartRequest>(&long),
+                Err(DecodeError::BadLength { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn flow_stats_request_layout() {
+        // table 1, out_port ANY, out_group ANY, cookie 0x1200/0xff00, match in_port=5.
+        let bytes = hex("0001 0000 00000000
+             01 000000 ffffffff ffffffff 00000000
+             0000000000001200 000000000000ff00
+             0001 000c 80000004 00000005 00000000");
+        let want = MultipartRequest::new(MultipartRequestBody::Flow(FlowStatsRequest {
+            table_id: 1,
+            out_port: 0xffff_ffff,
+            out_group: 0xffff_ffff,
+            cookie: 0x1200,
+            cookie_mask: 0xff00,
+            match_: Match::new().with(crate::oxm::Oxm::InPort(5)),
+        }));
+        round_trip(&bytes, &want);
+    }
+
+    #[test]
+    fn id_requests_layout() {
+        round_trip(
+            &hex("0004 0000 00000000 00000002 00000000"),
+            &MultipartRequest::new(MultipartRequestBody::PortStats { port_no: 2 }),
+        );
+        round_trip(
+            &hex("0005 0000 00000000 ffffffff 00000003"),
+            &MultipartRequest::new(MultipartRequestBody::Queue {
+                port_no: 0xffff_ffff,
+                queue_id: 3,
+            }),
+        );
+        round_trip(
+            &hex("0006 0000 00000000 fffffffc 00000000"),
+            &MultipartRequest::new(MultipartRequestBody::Group {
+                group_id: 0xffff_fffc,
+            }),
+        );
+        round_trip(
+            &hex("0009 0000 00000000 00000001 00000000"),
+            &MultipartRequest::new(MultipartRequestBody::Meter { meter_id: 1 }),
+        );
+        round_trip(
+            &hex("000a 0001 00000000 ffffffff 00000000"),
+            &MultipartRequest {
+                flags: multipart_flags::REQUEST_MORE,
+                body: MultipartRequestBody::MeterConfig {
+                    meter_id: 0xffff_ffff,
+                },
+            },
+        );
+        round_trip(
+            &hex("ffff 0000 00000000 00002320 00000007 abcd"),
+            &MultipartRequest::new(MultipartRequestBody::Experimenter {
+                experimenter: 0x2320,
+                exp_type: 7,
+                data: Bytes::from_static(&[0xab, 0xcd]),
+            }),
+        );
+        round_trip(
+            &hex("0063 0000 00000000 0102"),
+            &MultipartRequest::new(MultipartRequestBody::Unknown {
+                mp_type: 0x63,
+                data: Bytes::from_static(&[1, 2]),
+            }),
+        );
+    }
+
+    #[test]
+    fn flow_stats_reply_layout() {
+        // One flow: table 0, 1.5 s, priority 10, cookie 7, 3 packets / 180 bytes,
+        // match empty, apply-actions output:2.
+        let bytes = hex("0001 0001 00000000
+             0050 00 00 00000001 1dcd6500 000a 0000 0000 0000 00000000
+             0000000000000007 0000000000000003 00000000000000b4
+             0001 0004 00000000
+             0004 0018 00000000 0000 0010 00000002 0000 000000000000");
+        let want = MultipartReply {
+            flags: multipart_flags::REPLY_MORE,
+            body: MultipartReplyBody::Flow(vec![FlowStats {
+                table_id: 0,
+                duration_sec: 1,
+                duration_nsec: 500_000_000,
+                priority: 10,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                flags: 0,
+                cookie: 7,
+                packet_count: 3,
+                byte_count: 180,
+                match_: Match::new(),
+                instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+                    port: 2,
+                    max_len: 0,
+                }])],
+            }]),
+        };
+        round_trip(&bytes, &want);
+        assert!(want.more());
+    }
+
+    #[test]
+    fn variable_records_reject_bad_lengths() {
+        // Flow stats with a length below its fixed part, past the body, or
+        // with bytes after the instructions that are not an instruction.
+        for len in ["0000", "0020", "0050"] {
+            let bytes = hex(&format!(
+                "0001 0000 00000000 {len} 0000 00000000 00000000 0000 0000 0000 0000 00000000
+                 0000000000000000 0000000000000000 0000000000000000 0001 0004 00000000"
+            ));
+            assert!(parse::<MultipartReply>(&bytes).is_err(), "length {len}");
+        }
+        // Group stats whose tail is not a whole number of bucket counters.
+        let bytes = hex("0006 0000 00000000 0030 0000 00000001 00000000 00000000
+             0000000000000000 0000000000000000 00000000 00000000 0000000000000000");
+        assert!(matches!(
+            parse::<MultipartReply>(&bytes),
+            Err(DecodeError::BadLength { .. })
+        ));
+        // Meter stats carry their length at offset 4; 0 is impossible.
+        let bytes = hex("0009 0000 00000000 00000001 0000 000000000000 00000000
+             0000000000000000 0000000000000000 00000000 00000000");
+        assert!(matches!(
+            parse::<MultipartReply>(&bytes),
+            Err(DecodeError::BadLength { len: 0, .. })
+        ));
+        // A fixed-size list body with a partial trailing record.
+        let mut bytes = hex("0003 0000 00000000");
+        bytes.extend([0; 24 + 5]);
+        assert!(parse::<MultipartReply>(&bytes).is_err());
+    }
+
+    #[test]
+    fn group_desc_and_meter_config_layout() {
+        let bytes = hex("0007 0000 00000000
+             0028 01 00 00000005
+             0020 0003 ffffffff ffffffff 00000000 0000 0010 00000001 0000 000000000000
+             0018 000e 00000064
+             0001 0010 000003e8 0000000a 00000000");
+        let reply: MultipartReply = parse(&bytes[..48]).expect("group desc");
+        assert_eq!(
+            reply.body,
+            MultipartReplyBody::GroupDesc(vec![GroupDesc {
+                group_type: GroupType::Select,
+                group_id: 5,
+                buckets: vec![Bucket {
+                    weight: 3,
+                    watch_port: 0xffff_ffff,
+                    watch_group: 0xffff_ffff,
+                    actions: vec![Action::Output {
+                        port: 1,
+                        max_len: 0
+                    }],
+                }],
+            }])
+        );
+        assert_eq!(emit(&reply), &bytes[..48]);
+        let mut mc = hex("000a 0000 00000000");
+        mc.extend_from_slice(&bytes[48..]);
+        round_trip(
+            &mc,
+            &MultipartReply::new(MultipartReplyBody::MeterConfig(vec![MeterConfig {
+                flags: 14,
+                meter_id: 100,
+                bands: vec![MeterBand::Drop {
+                    rate: 1000,
+                    burst_size: 10,
+                }],
+            }])),
+        );
+    }
+
+    #[test]
+    fn desc_strings_are_nul_padded_and_never_grow() {
+        let desc = DescStats {
+            mfr_desc: "Nicira, Inc.".into(),
+            hw_desc: "Open vSwitch".into(),
+            sw_desc: "3.1.0".into(),
+            serial_num: "x".repeat(SERIAL_NUM_LEN),
+            dp_desc: String::new(),
+        };
+        let bytes = emit(&desc);
+        assert_eq!(bytes.len(), DESC_LEN);
+        assert_eq!(&bytes[..13], b"Nicira, Inc.\0");
+        // A field filled to the brim has no NUL and still round-trips.
+        assert_eq!(parse::<DescStats>(&bytes), Ok(desc));
+
+        // Invalid UTF-8 becomes one '?' per byte; text after a NUL is dropped.
+        let mut raw = vec![0u8; DESC_LEN];
+        raw[..6].copy_from_slice(&[b'a', 0xff, 0xfe, b'b', 0, b'z']);
+        let d = parse::<DescStats>(&raw).expect("desc");
+        assert_eq!(d.mfr_desc, "a??b");
+
+        // Over-long strings are cut on a char boundary, never mid-character.
+        let long = DescStats {
+            serial_num: "é".repeat(20), // 40 bytes of 2-byte chars
+            ..DescStats::default()
+        };
+        let d = parse::<DescStats>(&emit(&long)).expect("desc");
+        assert_eq!(d.serial_num, "é".repeat(16));
+    }
+
+    #[test]
+    fn fixed_size_replies_layout() {
+        round_trip(
+            &hex("0002 0000 00000000 0000000000000007 000000000000023e 00000006 00000000"),
+            &MultipartReply::new(MultipartReplyBody::Aggregate(AggregateStats {
+                packet_count: 7,
+                byte_count: 574,
+                flow_count: 6,
+            })),
+        );
+        round_trip(
+            &hex("000b 0000 00000000 01000000 80000006 0000000f ff 00 0000"),
+            &MultipartReply::new(MultipartReplyBody::MeterFeatures(MeterFeatures {
+                max_meter: 0x0100_0000,
+                band_types: 0x8000_0006,
+                capabilities: 15,
+                max_bands: 255,
+                max_color: 0,
+            })),
+        );
+        // Truncated fixed bodies are errors.
+        assert!(matches!(
+            parse::<MultipartReply>(&hex("0002 0000 00000000 0000000000000007")),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn merge_concatenates_same_type_lists() {
+        let port = |n| Port {
+            port_no: n,
+            hw_addr: MacAddr([0, 0, 0, 0, 0, n as u8]),
+            ..Port::default()
+        };
+        let mut body = MultipartReplyBody::PortDesc(vec![port(1)]);
+        body.merge(MultipartReplyBody::PortDesc(vec![port(2), port(3)]))
+            .expect("same type");
+        assert_eq!(
+            body,
+            MultipartReplyBody::PortDesc(vec![port(1), port(2), port(3)])
+        );
+
+        let mut tf = MultipartReplyBody::TableFeatures(Bytes::from_static(b"ab"));
+        tf.merge(MultipartReplyBody::TableFeatures(Bytes::from_static(b"cd")))
+            .expect("raw lists join");
+        assert_eq!(
+            tf,
+            MultipartReplyBody::TableFeatures(Bytes::from_static(b"abcd"))
+        );
+
+        let mut flows = MultipartReplyBody::Flow(vec![]);
+        assert_eq!(
+            flows.merge(MultipartReplyBody::Table(vec![])),
+            Err(MergeError::TypeMismatch { have: 1, next: 3 })
+        );
+        assert_eq!(
+            flows,
+            MultipartReplyBody::Flow(vec![]),
+            "unchanged on error"
+        );
+
+        let mut agg = MultipartReplyBody::Aggregate(AggregateStats::default());
+        assert_eq!(
+            agg.merge(MultipartReplyBody::Aggregate(AggregateStats::default())),
+            Err(MergeError::NotAList(multipart_type::AGGREGATE))
+        );
+        let mut desc = MultipartReplyBody::Desc(DescStats::default());
+        assert_eq!(
+            desc.merge(MultipartReplyBody::Desc(DescStats::default())),
+            Err(MergeError::NotAList(multipart_type::DESC))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn request_round_trips(req in arb_multipart_request()) {
+            let bytes = emit(&req);
+            prop_assert_eq!(parse::<MultipartRequest>(&bytes), Ok(req));
+        }
+
+        #[test]
+        fn reply_round_trips(rep in arb_multipart_reply()) {
+            let bytes = emit(&rep);
+            let back = parse::<MultipartReply>(&bytes);
+            prop_assert_eq!(back.as_ref(), Ok(&rep));
+            // And byte-exact from the other side.
+            prop_assert_eq!(emit(&back.expect("parsed")), bytes);
+        }
+
+        /// Every strict prefix of a valid encoding is rejected without panicking,
+        /// except where the prefix is itself a whole list (cut between records).
+        #[test]
+        fn truncations_error_or_parse_fewer_records(rep in arb_multipart_reply()) {
+            let bytes = emit(&rep);
+            for cut in 0..bytes.len() {
+                if let Ok(short) = parse::<MultipartReply>(&bytes[..cut]) {
+                    prop_assert_eq!(emit(&short), &bytes[..cut]);
+                }
+            }
+        }
+
+        /// Merging two parts gives the same list as one reply holding both.
+        #[test]
+        fn merge_is_concatenation(a in arb_multipart_reply_body(), b in arb_multipart_reply_body()) {
+            let mut merged = a.clone();
+            match merged.merge(b.clone()) {
+                Ok(()) => {
+                    prop_assert_eq!(a.mp_type(), b.mp_type());
+                    // The merged body's bytes are the two bodies' bytes joined.
+                    let mut joined = BytesMut::new();
+                    a.emit(&mut joined);
+                    b.emit(&mut joined);
+                    let mut out = BytesMut::new();
+                    merged.emit(&mut out);
+                    prop_assert_eq!(out, joined);
+                }
+                Err(MergeError::TypeMismatch { have, next }) => {
+                    prop_assert_eq!((have, next), (a.mp_type(), b.mp_type()));
+                    prop_assert_ne!(have, next);
+                    prop_assert_eq!(merged, a);
+                }
+                Err(MergeError::NotAList(t)) => {
+                    prop_assert_eq!(t, a.mp_type());
+                    prop_assert_eq!(a.mp_type(), b.mp_type());
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bodies_never_panic(ty in 0u16..16, flags: u16, body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut bytes = vec![0u8; 8];
+            bytes[..2].copy_from_slice(&ty.to_be_bytes());
+            bytes[2..4].copy_from_slice(&flags.to_be_bytes());
+            bytes.extend(body);
+            if let Ok(req) = parse::<MultipartRequest>(&bytes) {
+                prop_assert_eq!(parse::<MultipartRequest>(&emit(&req)), Ok(req));
+            }
+            if let Ok(rep) = parse::<MultipartReply>(&bytes) {
+                prop_assert_eq!(parse::<MultipartReply>(&emit(&rep)), Ok(rep));
+            }
+        }
     }
 }
