@@ -1,1 +1,177 @@
-//! Filled by the api work.
+//! The REST API (DESIGN.md §5): axum, JSON, under `/api/v1`, with an
+//! OpenAPI document at `/api/v1/openapi.json` and Prometheus metrics at
+//! `/metrics`.
+//!
+//! Wiring (in `main`):
+//! ```ignore
+//! let state = ApiState::new(view, store, token).with_metrics(runtime.metrics().clone());
+//! let app = api::router_with_modules(state, vec![firewall::routes(), lb::routes()]);
+//! api::serve(TcpListener::bind(addr).await?, app, shutdown).await?;
+//! ```
+//! ([`router`] is the same without module routes.)
+//!
+//! Module endpoints: a module builds an [`OpenApiRouter<ApiState>`] with
+//! `#[utoipa::path]`-annotated handlers (paths relative to `/api/v1`, e.g.
+//! `/firewall/rules`) registered through `utoipa_axum::routes!`, and hands it
+//! to [`router_with_modules`]. A module with its own state builds an
+//! `OpenApiRouter<MyState>` and calls `.with_state(my_state)` to turn it into
+//! an `OpenApiRouter<ApiState>`. Handlers return `Result<_, ApiError>`, take
+//! bodies through [`ApiJson`] and path parameters through [`ApiPath`], so
+//! every error has the same shape (see [`error`]). Write routes are covered by
+//! the bearer-token check automatically; document them with
+//! `security(("bearer" = []))`.
+//!
+//! Layout: [`view`] (what the runtime exposes), [`error`], [`extract`],
+//! [`dpid`], [`render`] (flow text), [`model`] (JSON shapes), handlers in
+//! `meta`/`switches`, the token check in `auth`, [`metrics`], and [`serve()`].
+
+mod auth;
+pub mod dpid;
+pub mod error;
+pub mod extract;
+mod meta;
+pub mod metrics;
+pub mod model;
+pub mod render;
+mod serve;
+mod switches;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ApiError, ErrorBody};
+pub use extract::{ApiJson, ApiPath};
+pub use serve::{serve, MAX_CONNECTIONS};
+pub use utoipa_axum::router::OpenApiRouter;
+pub use view::{ControllerView, QueryFuture, SwitchQueryError, SwitchSnapshot};
+
+use crate::runtime::metrics::Metrics;
+use crate::store::Store;
+use axum::{middleware, Extension, Router};
+use metrics::RestMetrics;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::routes;
+
+/// Prefix of every endpoint.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// What handlers (core and module) share. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The runtime: switches and live stats.
+    pub view: Arc<dyn ControllerView>,
+    /// Persistent configuration. Calls block briefly (see [`crate::store`]).
+    pub store: Arc<dyn Store>,
+    /// Process start, for `uptime_secs`.
+    pub started: SystemTime,
+    /// When set, non-GET requests need `Authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
+    /// Runtime counters for `/metrics`, when wired.
+    pub metrics: Option<Arc<Metrics>>,
+    /// The API's own request counters.
+    pub rest_metrics: Arc<RestMetrics>,
+}
+
+impl ApiState {
+    /// State with `started` = now. `auth_token`: `None` or empty means
+    /// writes need no token.
+    pub fn new(
+        view: Arc<dyn ControllerView>,
+        store: Arc<dyn Store>,
+        auth_token: Option<String>,
+    ) -> ApiState {
+        ApiState {
+            view,
+            store,
+            started: SystemTime::now(),
+            auth_token: auth_token.filter(|t| !t.is_empty()),
+            metrics: None,
+            rest_metrics: Arc::default(),
+        }
+    }
+
+    /// Exports the runtime's counters on `/metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> ApiState {
+        self.metrics = Some(metrics);
+        self
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Flowgate REST API",
+        description = "OpenFlow 1.3 controller. Errors: `{\"error\", \"field\", \"reason\"}` \
+            with 400 for any invalid request, 401 for writes without the bearer token, \
+            404 for unknown switches/resources, 409 for conflicts, 502/504 when a switch \
+            errs or times out, 500 (details only in the controller log)."
+    ),
+    tags(
+        (name = "core", description = "Health and this document"),
+        (name = "switches", description = "Connected switches, ports and flows"),
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// Declares the `bearer` security scheme module write endpoints refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The core endpoints, relative to [`API_PREFIX`].
+fn core_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(meta::health))
+        .routes(routes!(meta::openapi_json))
+        .routes(routes!(switches::list_switches))
+        .routes(routes!(switches::get_switch))
+        .routes(routes!(switches::switch_ports))
+        .routes(routes!(switches::switch_flows))
+}
+
+/// The core application; see [`router_with_modules`].
+pub fn router(state: ApiState) -> Router {
+    router_with_modules(state, Vec::new())
+}
+
+/// The whole HTTP application: core endpoints plus each module's router
+/// under [`API_PREFIX`], `/metrics`, the OpenAPI document covering all of
+/// them, JSON 404/405 fallbacks, the write-auth check, request counting and
+/// request tracing.
+pub fn router_with_modules(state: ApiState, modules: Vec<OpenApiRouter<ApiState>>) -> Router {
+    let v1 = modules
+        .into_iter()
+        .fold(core_routes(), OpenApiRouter::merge);
+    let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(metrics::metrics))
+        .nest(API_PREFIX, v1)
+        .split_for_parts();
+    app.fallback(meta::no_route)
+        .method_not_allowed_fallback(meta::wrong_method)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(Extension(Arc::new(doc)))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,188 @@
+//! Extractors whose rejections use the API error shape.
+//!
+//! axum's own `Json` and `Path` reject with plain-text bodies; these wrap the
+//! same work so a bad body or path names the offending field in the usual
+//! `{"error","field","reason"}` JSON (DESIGN.md §5).
+
+use super::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// A JSON request body. Rejections: 415 without a JSON content type, 413
+/// over the body limit, 400 naming the field (`rules[0].port`) for type
+/// errors, missing or unknown fields, and `field: null` for syntax errors.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a request body with Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        decode_json(&bytes).map(ApiJson)
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+fn body_rejection(r: BytesRejection) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(r.body_text())
+    } else {
+        ApiError::BadRequest {
+            field: None,
+            reason: r.body_text(),
+        }
+    }
+}
+
+/// Decodes `bytes` as a `T`, mapping serde's error to a 400 that names the
+/// field path where serde knows it.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        json_error(&path, e.into_inner())
+    })?;
+    de.end().map_err(|e| json_error(".", e))?;
+    Ok(value)
+}
+
+fn json_error(path: &str, e: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::BadRequest {
+            field: None,
+            reason: format!("invalid JSON: {e}"),
+        },
+        Category::Data => ApiError::BadRequest {
+            field: field_of(path, &e.to_string()),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// The field a data error is about: serde_path_to_error's path (`.` for the
+/// root), extended by the field serde names in "missing field `x`" and
+/// "unknown field `x`" messages, which point at the enclosing object.
+fn field_of(path: &str, message: &str) -> Option<String> {
+    let parent = (path != ".").then_some(path);
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    match (parent, named) {
+        (Some(p), Some(n)) if p == n || p.ends_with(&format!(".{n}")) => Some(p.to_owned()),
+        (Some(p), Some(n)) => Some(format!("{p}.{n}")),
+        (None, Some(n)) => Some(n.to_owned()),
+        (Some(p), None) => Some(p.to_owned()),
+        (None, None) => None,
+    }
+}
+
+/// Path parameters; a value that does not deserialize is a 400 naming the
+/// parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                use axum::extract::path::ErrorKind;
+                let field = match e.kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+                    _ => None,
+                };
+                Err(ApiError::BadRequest {
+                    field,
+                    reason: e.body_text(),
+                })
+            }
+            // The route has no such parameter: a bug in our routing table.
+            Err(e) => Err(ApiError::internal(anyhow::anyhow!(
+                "path extraction: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths() {
+        assert_eq!(field_of(".", "missing field `name`"), Some("name".into()));
+        assert_eq!(
+            field_of("rules[0]", "missing field `port` at line 1 column 3"),
+            Some("rules[0].port".into())
+        );
+        assert_eq!(
+            field_of("rules[0].port", "invalid type: string"),
+            Some("rules[0].port".into())
+        );
+        assert_eq!(
+            field_of("extra", "unknown field `extra`, expected `name`"),
+            Some("extra".into())
+        );
+        assert_eq!(
+            field_of("a.extra", "unknown field `extra`, expected `name`"),
+            Some("a.extra".into())
+        );
+        assert_eq!(field_of(".", "invalid type: map"), None);
+    }
+
+    #[test]
+    fn content_types() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/jsonx"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}
