@@ -116,3 +116,9 @@ def test_port_stats_increase_with_traffic(linear3):
         )
 
     wait_until(grown, 30, interval=1, what="s1 port counters to grow by %d packets" % count)
+
+
+def test_tcp_crosses_the_network(linear3):
+    _, lab = linear3
+    mbps = lab.iperf("h1", "h3", seconds=3)
+    assert mbps > 10, "TCP h1->h3: %.1f Mbit/s" % mbps

@@ -9,6 +9,7 @@ start-up and teardown.
 * Every wait has a timeout; every ping runs under `timeout(1)`.
 """
 
+import json
 import os
 import re
 from functools import partial
@@ -186,6 +187,30 @@ class LabNet:
         )
         match = re.search(r"(\d+) (?:packets )?received", out)
         return int(match.group(1)) if match else 0
+
+    def iperf(self, src, dst, seconds=3, port=5201):
+        """TCP throughput src -> dst in Mbit/s with iperf3 (0.0 when no data
+        arrived). The server is one-off and killed by PID afterwards."""
+        src = self.net[src] if isinstance(src, str) else src
+        dst = self.net[dst] if isinstance(dst, str) else dst
+        pid = dst.cmd("iperf3 -s -1 -p %d >/dev/null 2>&1 & echo $!" % port).strip().splitlines()[-1]
+        try:
+            wait_until(
+                lambda: ":%d " % port in dst.cmd("ss -Hltn"),
+                10,
+                what="iperf3 server on %s" % dst.name,
+            )
+            out = src.cmd(
+                "timeout %d iperf3 -c %s -p %d -t %d -J" % (seconds + 20, dst.IP(), port, seconds)
+            )
+        finally:
+            if pid.isdigit() and pid_alive(int(pid)):
+                os.kill(int(pid), 9)
+        try:
+            doc = json.loads(out[out.index("{") :])
+            return doc["end"]["sum_received"]["bits_per_second"] / 1e6
+        except (ValueError, KeyError):
+            return 0.0
 
     def pingall(self, attempts=2, wait=3):
         """Ping every ordered pair of hosts once; a pair that fails is tried
