@@ -7,10 +7,14 @@
 //! - [`module`]: the trait application modules implement.
 //! - [`api`]: the axum REST server.
 //! - [`store`]: persistence behind one trait (embedded redb by default).
+//! - [`desired`]: desired-state entries and their canonical form.
+//! - [`testing`]: a fake switch for module tests.
 
 pub mod api;
 pub mod cookie;
+pub mod desired;
 pub mod module;
 pub mod pipeline;
 pub mod runtime;
 pub mod store;
+pub mod testing;

@@ -1,0 +1,315 @@
+//! Desired-state entries: what a module wants on a switch, independent of how
+//! it gets there. Modules build these; the reconciler turns the difference
+//! between desired and installed entries into flow/group/meter mods.
+//!
+//! Entries are kept in a canonical form ([`FlowKey::new`], [`FlowSpec::new`])
+//! so an entry read back from a switch's flow stats compares equal to the
+//! entry a module asked for, whatever order or mask spelling the switch uses.
+
+use flowgate_openflow::{
+    self as of, flow_mod_flags, Action, Bucket, FlowMod, FlowModCommand, FlowStats, GroupType,
+    Instruction, Match, MeterBand, Oxm,
+};
+
+/// Identity of a flow entry in OpenFlow terms: table, priority and match.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub table_id: u8,
+    pub priority: u16,
+    match_: Match,
+}
+
+impl FlowKey {
+    pub fn new(table_id: u8, priority: u16, match_: Match) -> Self {
+        FlowKey {
+            table_id,
+            priority,
+            match_: canonical_match(match_),
+        }
+    }
+
+    pub fn match_(&self) -> &Match {
+        &self.match_
+    }
+}
+
+/// Everything about a flow entry besides its identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FlowSpec {
+    /// Owner module and object, see [`crate::cookie`].
+    pub cookie: u64,
+    pub instructions: Vec<Instruction>,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    /// Only the persistent flags (SEND_FLOW_REM, NO_PKT/BYT_COUNTS) are kept.
+    pub flags: u16,
+}
+
+/// Flags a switch stores with a flow and reports back in flow stats.
+const PERSISTENT_FLAGS: u16 =
+    flow_mod_flags::SEND_FLOW_REM | flow_mod_flags::NO_PKT_COUNTS | flow_mod_flags::NO_BYT_COUNTS;
+
+impl FlowSpec {
+    pub fn new(cookie: u64, instructions: Vec<Instruction>) -> Self {
+        FlowSpec {
+            cookie,
+            instructions: canonical_instructions(instructions),
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+        }
+    }
+
+    pub fn idle_timeout(mut self, secs: u16) -> Self {
+        self.idle_timeout = secs;
+        self
+    }
+
+    pub fn hard_timeout(mut self, secs: u16) -> Self {
+        self.hard_timeout = secs;
+        self
+    }
+
+    /// Ask the switch for FLOW_REMOVED when this entry expires or is deleted.
+    pub fn notify_removal(mut self) -> Self {
+        self.flags |= flow_mod_flags::SEND_FLOW_REM;
+        self
+    }
+
+    /// Same entry except for the instructions: a MODIFY_STRICT suffices and
+    /// the switch keeps the entry's counters.
+    pub fn differs_only_in_instructions(&self, other: &FlowSpec) -> bool {
+        self.cookie == other.cookie
+            && self.idle_timeout == other.idle_timeout
+            && self.hard_timeout == other.hard_timeout
+            && self.flags == other.flags
+            && self.instructions != other.instructions
+    }
+}
+
+/// One desired flow entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowEntry {
+    pub key: FlowKey,
+    pub spec: FlowSpec,
+}
+
+impl FlowEntry {
+    pub fn new(table_id: u8, priority: u16, match_: Match, spec: FlowSpec) -> Self {
+        FlowEntry {
+            key: FlowKey::new(table_id, priority, match_),
+            spec,
+        }
+    }
+
+    /// The entry as a switch reported it in a flow-stats reply.
+    pub fn from_stats(stats: &FlowStats) -> Self {
+        FlowEntry {
+            key: FlowKey::new(stats.table_id, stats.priority, stats.match_.clone()),
+            spec: FlowSpec {
+                cookie: stats.cookie,
+                instructions: canonical_instructions(stats.instructions.clone()),
+                idle_timeout: stats.idle_timeout,
+                hard_timeout: stats.hard_timeout,
+                flags: stats.flags & PERSISTENT_FLAGS,
+            },
+        }
+    }
+
+    /// The FLOW_MOD that installs (or replaces) this entry.
+    pub fn to_flow_mod(&self, command: FlowModCommand) -> FlowMod {
+        FlowMod {
+            cookie: self.spec.cookie,
+            cookie_mask: 0,
+            table_id: self.key.table_id,
+            command,
+            idle_timeout: self.spec.idle_timeout,
+            hard_timeout: self.spec.hard_timeout,
+            priority: self.key.priority,
+            buffer_id: of::NO_BUFFER,
+            out_port: of::port_no::ANY,
+            out_group: of::OFPG_ANY,
+            flags: self.spec.flags,
+            match_: self.key.match_().clone(),
+            instructions: self.spec.instructions.clone(),
+        }
+    }
+}
+
+/// The DELETE_STRICT for an installed entry, restricted to its exact cookie
+/// so it can never remove an entry someone else wrote meanwhile.
+pub fn delete_strict(key: &FlowKey, cookie: u64) -> FlowMod {
+    FlowMod {
+        cookie,
+        cookie_mask: u64::MAX,
+        table_id: key.table_id,
+        command: FlowModCommand::DeleteStrict,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        priority: key.priority,
+        buffer_id: of::NO_BUFFER,
+        out_port: of::port_no::ANY,
+        out_group: of::OFPG_ANY,
+        flags: 0,
+        match_: key.match_().clone(),
+        instructions: Vec::new(),
+    }
+}
+
+/// A desired group (OpenFlow group table entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub group_type: GroupType,
+    pub buckets: Vec<Bucket>,
+}
+
+/// A desired meter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterSpec {
+    pub flags: u16,
+    pub bands: Vec<MeterBand>,
+}
+
+/// Sorts OXM fields by (class, field) and drops all-ones masks, which mean
+/// the same as no mask; switches report matches in their own order.
+pub fn canonical_match(m: Match) -> Match {
+    let mut fields: Vec<Oxm> = m.fields.into_iter().map(drop_exact_mask).collect();
+    fields.sort_by_key(|f| (f.class(), f.field()));
+    Match { fields }
+}
+
+fn drop_exact_mask(field: Oxm) -> Oxm {
+    fn exact<T: PartialEq>(mask: &Option<T>, full: T) -> bool {
+        mask.as_ref() == Some(&full)
+    }
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let full_mac = of::MacAddr([0xff; 6]);
+    let full_v4 = Ipv4Addr::BROADCAST;
+    let full_v6 = Ipv6Addr::from([0xff; 16]);
+    match field {
+        Oxm::Metadata(v, m) if exact(&m, u64::MAX) => Oxm::Metadata(v, None),
+        Oxm::EthDst(v, m) if exact(&m, full_mac) => Oxm::EthDst(v, None),
+        Oxm::EthSrc(v, m) if exact(&m, full_mac) => Oxm::EthSrc(v, None),
+        Oxm::Ipv4Src(v, m) if exact(&m, full_v4) => Oxm::Ipv4Src(v, None),
+        Oxm::Ipv4Dst(v, m) if exact(&m, full_v4) => Oxm::Ipv4Dst(v, None),
+        Oxm::ArpSpa(v, m) if exact(&m, full_v4) => Oxm::ArpSpa(v, None),
+        Oxm::ArpTpa(v, m) if exact(&m, full_v4) => Oxm::ArpTpa(v, None),
+        Oxm::Ipv6Src(v, m) if exact(&m, full_v6) => Oxm::Ipv6Src(v, None),
+        Oxm::Ipv6Dst(v, m) if exact(&m, full_v6) => Oxm::Ipv6Dst(v, None),
+        Oxm::TunnelId(v, m) if exact(&m, u64::MAX) => Oxm::TunnelId(v, None),
+        other => other,
+    }
+}
+
+/// Orders instructions the way the spec executes them (§5.9: meter, apply,
+/// clear, write, write-metadata, goto), which is also how switches report them.
+pub fn canonical_instructions(mut instructions: Vec<Instruction>) -> Vec<Instruction> {
+    fn rank(i: &Instruction) -> u8 {
+        match i {
+            Instruction::Meter(_) => 0,
+            Instruction::ApplyActions(_) => 1,
+            Instruction::ClearActions => 2,
+            Instruction::WriteActions(_) => 3,
+            Instruction::WriteMetadata { .. } => 4,
+            Instruction::GotoTable(_) => 5,
+            _ => 6,
+        }
+    }
+    instructions.sort_by_key(rank);
+    instructions
+}
+
+/// `apply_actions(output:port)`, the most common instruction list.
+pub fn output_to(port: u32) -> Vec<Instruction> {
+    vec![Instruction::ApplyActions(vec![Action::Output {
+        port,
+        max_len: 0,
+    }])]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn match_order_and_exact_masks_do_not_matter() {
+        let a = Match {
+            fields: vec![
+                Oxm::Ipv4Dst(Ipv4Addr::new(10, 0, 0, 1), Some(Ipv4Addr::BROADCAST)),
+                Oxm::EthType(0x0800),
+                Oxm::InPort(3),
+            ],
+        };
+        let b = Match {
+            fields: vec![
+                Oxm::InPort(3),
+                Oxm::EthType(0x0800),
+                Oxm::Ipv4Dst(Ipv4Addr::new(10, 0, 0, 1), None),
+            ],
+        };
+        assert_eq!(FlowKey::new(1, 10, a), FlowKey::new(1, 10, b));
+    }
+
+    #[test]
+    fn partial_masks_are_kept() {
+        let m = Match {
+            fields: vec![Oxm::Ipv4Dst(
+                Ipv4Addr::new(10, 0, 0, 0),
+                Some(Ipv4Addr::new(255, 0, 0, 0)),
+            )],
+        };
+        assert_eq!(canonical_match(m.clone()), m);
+    }
+
+    #[test]
+    fn instructions_follow_execution_order() {
+        let spec = FlowSpec::new(
+            1,
+            vec![
+                Instruction::GotoTable(3),
+                Instruction::ApplyActions(vec![]),
+                Instruction::Meter(1),
+            ],
+        );
+        assert_eq!(
+            spec.instructions,
+            vec![
+                Instruction::Meter(1),
+                Instruction::ApplyActions(vec![]),
+                Instruction::GotoTable(3)
+            ]
+        );
+    }
+
+    #[test]
+    fn stats_round_trip_to_the_same_entry() {
+        let entry = FlowEntry::new(
+            4,
+            100,
+            Match {
+                fields: vec![Oxm::EthDst(of::MacAddr([0, 0, 0, 0, 0, 1]), None)],
+            },
+            FlowSpec::new(7, output_to(2))
+                .idle_timeout(300)
+                .notify_removal(),
+        );
+        let fm = entry.to_flow_mod(FlowModCommand::Add);
+        let stats = FlowStats {
+            table_id: fm.table_id,
+            duration_sec: 5,
+            duration_nsec: 0,
+            priority: fm.priority,
+            idle_timeout: fm.idle_timeout,
+            hard_timeout: fm.hard_timeout,
+            // Switches may report transient flags; they are not identity.
+            flags: fm.flags | flow_mod_flags::CHECK_OVERLAP,
+            cookie: fm.cookie,
+            packet_count: 9,
+            byte_count: 900,
+            match_: fm.match_.clone(),
+            instructions: fm.instructions.clone(),
+        };
+        assert_eq!(FlowEntry::from_stats(&stats), entry);
+    }
+}

@@ -1,0 +1,118 @@
+//! The interface between application modules and the runtime.
+//!
+//! A module is a function of (its state, an event, now) that returns changes
+//! to desired state and packet-outs through [`Ctx`]. Only the runtime talks
+//! to switches: a module never sends a flow-mod itself, which is what makes
+//! modules testable without a switch (see `testing::FakeSwitch`).
+
+use std::time::Instant;
+
+use flowgate_openflow::{FlowRemoved, FlowStats, PacketIn, PacketOut, Port, PortStatus};
+
+use crate::cookie::Owner;
+use crate::desired::{FlowEntry, FlowKey, GroupSpec, MeterSpec};
+
+/// What a module reacts to.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A switch finished its handshake and sync. `installed` holds the flows
+    /// this module owns that were already on the switch (after a controller
+    /// restart): a module with soft state (learned hosts) may adopt them by
+    /// re-declaring them, and anything not re-declared is removed.
+    SwitchUp {
+        dpid: u64,
+        ports: &'a [Port],
+        installed: &'a [FlowStats],
+    },
+    SwitchDown {
+        dpid: u64,
+    },
+    PortStatus {
+        dpid: u64,
+        status: &'a PortStatus,
+    },
+    /// A packet sent to the controller by a flow this module owns.
+    PacketIn {
+        dpid: u64,
+        packet_in: &'a PacketIn,
+    },
+    /// A flow this module owns left the switch (timeout or delete). The
+    /// runtime has already dropped it from desired state.
+    FlowRemoved {
+        dpid: u64,
+        removed: &'a FlowRemoved,
+    },
+}
+
+/// One change a module asks for.
+#[derive(Debug, Clone)]
+pub enum Change {
+    InstallFlow { dpid: u64, entry: FlowEntry },
+    RemoveFlow { dpid: u64, key: FlowKey },
+    InstallGroup { dpid: u64, id: u32, spec: GroupSpec },
+    RemoveGroup { dpid: u64, id: u32 },
+    InstallMeter { dpid: u64, id: u32, spec: MeterSpec },
+    RemoveMeter { dpid: u64, id: u32 },
+    PacketOut { dpid: u64, packet_out: PacketOut },
+}
+
+/// Collects a module's changes for one event.
+#[derive(Debug)]
+pub struct Ctx {
+    now: Instant,
+    changes: Vec<Change>,
+}
+
+impl Ctx {
+    pub fn new(now: Instant) -> Self {
+        Ctx {
+            now,
+            changes: Vec::new(),
+        }
+    }
+
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Adds or replaces a desired flow entry (same table, priority, match).
+    pub fn install(&mut self, dpid: u64, entry: FlowEntry) {
+        self.changes.push(Change::InstallFlow { dpid, entry });
+    }
+
+    pub fn remove(&mut self, dpid: u64, key: FlowKey) {
+        self.changes.push(Change::RemoveFlow { dpid, key });
+    }
+
+    pub fn install_group(&mut self, dpid: u64, id: u32, spec: GroupSpec) {
+        self.changes.push(Change::InstallGroup { dpid, id, spec });
+    }
+
+    pub fn remove_group(&mut self, dpid: u64, id: u32) {
+        self.changes.push(Change::RemoveGroup { dpid, id });
+    }
+
+    pub fn install_meter(&mut self, dpid: u64, id: u32, spec: MeterSpec) {
+        self.changes.push(Change::InstallMeter { dpid, id, spec });
+    }
+
+    pub fn remove_meter(&mut self, dpid: u64, id: u32) {
+        self.changes.push(Change::RemoveMeter { dpid, id });
+    }
+
+    pub fn packet_out(&mut self, dpid: u64, packet_out: PacketOut) {
+        self.changes.push(Change::PacketOut { dpid, packet_out });
+    }
+
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+}
+
+/// An application module.
+pub trait Module: Send + 'static {
+    /// The owner id stamped into every cookie this module's flows carry.
+    fn owner(&self) -> Owner;
+
+    fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx);
+}

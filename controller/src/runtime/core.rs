@@ -1,0 +1,445 @@
+//! The core: one task that owns the modules, every switch's desired and
+//! installed tables, and the reconciler. Drivers send it events; it runs the
+//! modules, applies their changes to desired state, and sends only the
+//! difference to each switch, closed by a barrier.
+//!
+//! Events are processed in batches: everything queued is handled first, then
+//! each switch's output is handed to its writer as one buffer.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use flowgate_openflow::{self as of, ErrorMsg, FlowRemoved, Message};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::cookie::{self, Owner};
+use crate::desired::FlowKey;
+use crate::module::{Change, Ctx, Event, Module};
+use crate::pipeline;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::reconcile::{self, Plan, SwitchTables};
+use crate::runtime::registry::{SwitchCmd, SwitchHandle};
+use crate::runtime::session::SwitchSync;
+
+/// Most events handled before output is flushed.
+const BATCH: usize = 1024;
+
+/// What drivers tell the core.
+#[derive(Debug)]
+pub enum CoreEvent {
+    SwitchUp {
+        dpid: u64,
+        handle: SwitchHandle,
+        sync: Box<SwitchSync>,
+    },
+    SwitchDown {
+        dpid: u64,
+        conn_id: u64,
+    },
+    Message {
+        dpid: u64,
+        conn_id: u64,
+        xid: u32,
+        message: Message,
+    },
+}
+
+/// What a sent message was about, to explain a switch's ERROR reply.
+#[derive(Debug, Clone)]
+enum Sent {
+    Flow(FlowKey),
+    Group(u32),
+    Meter(u32),
+}
+
+struct SwitchState {
+    handle: SwitchHandle,
+    desired: SwitchTables,
+    installed: SwitchTables,
+    /// Messages sent since the last barrier reply, by xid.
+    inflight: BTreeMap<u32, Sent>,
+    next_xid: u32,
+    out: BytesMut,
+    needs_barrier: bool,
+}
+
+impl SwitchState {
+    fn xid(&mut self) -> u32 {
+        // Runtime xids stay below the session's range (top bit set).
+        self.next_xid = (self.next_xid + 1) & 0x7fff_ffff;
+        self.next_xid
+    }
+
+    fn send_plan(&mut self, plan: Plan, metrics: &Metrics) {
+        if plan.is_empty() {
+            return;
+        }
+        metrics.record_plan(&plan.counts);
+        for message in plan.messages {
+            let xid = self.xid();
+            let sent = match &message {
+                Message::FlowMod(fm) => Some(Sent::Flow(FlowKey::new(
+                    fm.table_id,
+                    fm.priority,
+                    fm.match_.clone(),
+                ))),
+                Message::GroupMod(gm) => Some(Sent::Group(gm.group_id)),
+                Message::MeterMod(mm) => Some(Sent::Meter(mm.meter_id)),
+                _ => None,
+            };
+            if let Some(sent) = sent {
+                self.inflight.insert(xid, sent);
+            }
+            of::encode(xid, &message, &mut self.out);
+        }
+        self.needs_barrier = true;
+    }
+}
+
+pub struct Core {
+    modules: Vec<Box<dyn Module>>,
+    switches: HashMap<u64, SwitchState>,
+    metrics: Arc<Metrics>,
+}
+
+impl Core {
+    pub fn new(modules: Vec<Box<dyn Module>>, metrics: Arc<Metrics>) -> Self {
+        Core {
+            modules,
+            switches: HashMap::new(),
+            metrics,
+        }
+    }
+
+    /// Runs until every driver and the runtime have dropped their senders.
+    pub async fn run(mut self, mut events: mpsc::Receiver<CoreEvent>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        while events.recv_many(&mut batch, BATCH).await > 0 {
+            for event in batch.drain(..) {
+                self.handle(event, Instant::now());
+            }
+            self.flush();
+        }
+    }
+
+    fn handle(&mut self, event: CoreEvent, now: Instant) {
+        match event {
+            CoreEvent::SwitchUp { dpid, handle, sync } => self.switch_up(dpid, handle, &sync, now),
+            CoreEvent::SwitchDown { dpid, conn_id } => {
+                if self
+                    .switches
+                    .get(&dpid)
+                    .is_some_and(|s| s.handle.conn_id == conn_id)
+                {
+                    self.switches.remove(&dpid);
+                    self.dispatch_all(&Event::SwitchDown { dpid }, now);
+                }
+            }
+            CoreEvent::Message {
+                dpid,
+                conn_id,
+                xid,
+                message,
+            } => {
+                if self
+                    .switches
+                    .get(&dpid)
+                    .is_some_and(|s| s.handle.conn_id == conn_id)
+                {
+                    self.message(dpid, xid, message, now);
+                }
+            }
+        }
+    }
+
+    fn switch_up(&mut self, dpid: u64, handle: SwitchHandle, sync: &SwitchSync, now: Instant) {
+        let installed = SwitchTables::from_sync(sync);
+        let mut desired = SwitchTables::default();
+        for entry in pipeline::core_entries() {
+            desired.flows.insert(entry.key, entry.spec);
+        }
+        self.switches.insert(
+            dpid,
+            SwitchState {
+                handle,
+                desired,
+                installed,
+                inflight: BTreeMap::new(),
+                next_xid: 0,
+                out: BytesMut::new(),
+                needs_barrier: false,
+            },
+        );
+        // Each module sees the flows it owns that survived on the switch.
+        for i in 0..self.modules.len() {
+            let owner = self.modules[i].owner();
+            let owned: Vec<of::FlowStats> = sync
+                .flows
+                .iter()
+                .filter(|f| cookie::owner_of(f.cookie) == Some(owner))
+                .cloned()
+                .collect();
+            let event = Event::SwitchUp {
+                dpid,
+                ports: &sync.ports,
+                installed: &owned,
+            };
+            let mut ctx = Ctx::new(now);
+            self.modules[i].handle(&event, &mut ctx);
+            // Applied without reconciling: the full pass below covers it.
+            self.apply_changes(owner, ctx.take_changes(), false);
+        }
+        let Some(state) = self.switches.get_mut(&dpid) else {
+            return;
+        };
+        let started = Instant::now();
+        let plan = reconcile::reconcile_all(&state.desired, &mut state.installed);
+        info!(
+            dpid = format_args!("{dpid:016x}"),
+            flows = state.desired.flows.len(),
+            sent = plan.counts.total(),
+            adds = plan.counts.flow_adds,
+            modifies = plan.counts.flow_modifies,
+            deletes = plan.counts.flow_deletes,
+            "reconciled switch"
+        );
+        state.send_plan(plan, &self.metrics);
+        self.metrics.record_reconcile(started.elapsed());
+    }
+
+    fn message(&mut self, dpid: u64, xid: u32, message: Message, now: Instant) {
+        match message {
+            Message::PacketIn(packet_in) => {
+                self.metrics.packet_in();
+                let Some(owner) = cookie::owner_of(packet_in.cookie) else {
+                    return;
+                };
+                let event = Event::PacketIn {
+                    dpid,
+                    packet_in: &packet_in,
+                };
+                self.dispatch_to(owner, &event, now);
+            }
+            Message::PortStatus(status) => {
+                self.dispatch_all(
+                    &Event::PortStatus {
+                        dpid,
+                        status: &status,
+                    },
+                    now,
+                );
+            }
+            Message::FlowRemoved(removed) => self.flow_removed(dpid, &removed, now),
+            Message::BarrierReply => {
+                if let Some(state) = self.switches.get_mut(&dpid) {
+                    state.inflight = state.inflight.split_off(&xid.saturating_add(1));
+                }
+            }
+            Message::Error(error) => self.switch_error(dpid, xid, &error),
+            other => debug!(msg_type = other.msg_type(), "ignored message from switch"),
+        }
+    }
+
+    fn flow_removed(&mut self, dpid: u64, removed: &FlowRemoved, now: Instant) {
+        let Some(owner) = cookie::owner_of(removed.cookie) else {
+            return;
+        };
+        let key = FlowKey::new(removed.table_id, removed.priority, removed.match_.clone());
+        if let Some(state) = self.switches.get_mut(&dpid) {
+            // Only forget the entry if it is the one that was removed (an
+            // ADD replacing it with a new cookie also reports removal).
+            if state
+                .installed
+                .flows
+                .get(&key)
+                .is_some_and(|s| s.cookie == removed.cookie)
+            {
+                state.installed.flows.remove(&key);
+                if state
+                    .desired
+                    .flows
+                    .get(&key)
+                    .is_some_and(|s| s.cookie == removed.cookie)
+                {
+                    state.desired.flows.remove(&key);
+                }
+            }
+        }
+        self.dispatch_to(owner, &Event::FlowRemoved { dpid, removed }, now);
+    }
+
+    /// A switch rejected something we sent: log it in spec terms and forget
+    /// that the entry is installed, so the next reconciliation retries it.
+    fn switch_error(&mut self, dpid: u64, xid: u32, error: &ErrorMsg) {
+        let (err_type, code) = match error {
+            ErrorMsg::Standard { err_type, code, .. } => (*err_type, *code),
+            ErrorMsg::Experimenter { exp_type, .. } => (of::error_type::EXPERIMENTER, *exp_type),
+        };
+        let what = of::describe(err_type, code);
+        let Some(state) = self.switches.get_mut(&dpid) else {
+            return;
+        };
+        self.metrics.switch_error();
+        match state.inflight.remove(&xid) {
+            Some(Sent::Flow(key)) => {
+                warn!(dpid = format_args!("{dpid:016x}"), error = %what, table = key.table_id, priority = key.priority, "switch rejected flow-mod");
+                state.installed.flows.remove(&key);
+            }
+            Some(Sent::Group(id)) => {
+                warn!(dpid = format_args!("{dpid:016x}"), error = %what, group = id, "switch rejected group-mod");
+                state.installed.groups.remove(&id);
+            }
+            Some(Sent::Meter(id)) => {
+                warn!(dpid = format_args!("{dpid:016x}"), error = %what, meter = id, "switch rejected meter-mod");
+                state.installed.meters.remove(&id);
+            }
+            None => warn!(dpid = format_args!("{dpid:016x}"), error = %what, xid, "switch error"),
+        }
+    }
+
+    fn dispatch_all(&mut self, event: &Event<'_>, now: Instant) {
+        for i in 0..self.modules.len() {
+            self.dispatch_index(i, event, now);
+        }
+    }
+
+    fn dispatch_to(&mut self, owner: Owner, event: &Event<'_>, now: Instant) {
+        if let Some(i) = self.modules.iter().position(|m| m.owner() == owner) {
+            self.dispatch_index(i, event, now);
+        }
+    }
+
+    fn dispatch_index(&mut self, i: usize, event: &Event<'_>, now: Instant) {
+        let mut ctx = Ctx::new(now);
+        self.modules[i].handle(event, &mut ctx);
+        let owner = self.modules[i].owner();
+        self.apply_changes(owner, ctx.take_changes(), true);
+    }
+
+    /// Applies a module's changes to desired state; with `reconcile`, sends
+    /// the resulting difference for exactly the touched entries.
+    fn apply_changes(&mut self, owner: Owner, changes: Vec<Change>, reconcile: bool) {
+        let mut touched: HashMap<u64, Touched> = HashMap::new();
+        let mut packet_outs = Vec::new();
+        for change in changes {
+            let dpid = change_dpid(&change);
+            let Some(state) = self.switches.get_mut(&dpid) else {
+                continue;
+            };
+            let t = touched.entry(dpid).or_default();
+            match change {
+                Change::InstallFlow { entry, .. } => {
+                    if let Err(e) = pipeline::check(owner, &entry) {
+                        warn!(?owner, error = %e, "module flow violates the pipeline; dropped");
+                        continue;
+                    }
+                    t.flows.insert(entry.key.clone());
+                    state.desired.flows.insert(entry.key, entry.spec);
+                }
+                Change::RemoveFlow { key, .. } => {
+                    if state
+                        .desired
+                        .flows
+                        .get(&key)
+                        .is_some_and(|s| cookie::owner_of(s.cookie) == Some(owner))
+                    {
+                        state.desired.flows.remove(&key);
+                        t.flows.insert(key);
+                    }
+                }
+                Change::InstallGroup { id, spec, .. } => {
+                    state.desired.groups.insert(id, spec);
+                    t.groups.push(id);
+                }
+                Change::RemoveGroup { id, .. } => {
+                    state.desired.groups.remove(&id);
+                    t.groups.push(id);
+                }
+                Change::InstallMeter { id, spec, .. } => {
+                    state.desired.meters.insert(id, spec);
+                    t.meters.push(id);
+                }
+                Change::RemoveMeter { id, .. } => {
+                    state.desired.meters.remove(&id);
+                    t.meters.push(id);
+                }
+                Change::PacketOut { dpid, packet_out } => packet_outs.push((dpid, packet_out)),
+            }
+        }
+        if !reconcile {
+            return;
+        }
+        for (dpid, t) in touched {
+            let Some(state) = self.switches.get_mut(&dpid) else {
+                continue;
+            };
+            let mut plan = reconcile::reconcile_groups_meters(
+                t.groups,
+                t.meters,
+                &state.desired,
+                &mut state.installed,
+            );
+            let flows = reconcile::reconcile_flows(&t.flows, &state.desired, &mut state.installed);
+            plan.messages.extend(flows.messages);
+            plan.counts.add(&flows.counts);
+            state.send_plan(plan, &self.metrics);
+        }
+        // Packet-outs go after the flow-mods, so the answer to a forwarded
+        // packet already finds its flows.
+        for (dpid, packet_out) in packet_outs {
+            if let Some(state) = self.switches.get_mut(&dpid) {
+                let xid = state.xid();
+                of::encode(xid, &Message::PacketOut(packet_out), &mut state.out);
+            }
+        }
+    }
+
+    /// Hands each switch's queued output to its writer, closed by a barrier.
+    fn flush(&mut self) {
+        for (dpid, state) in &mut self.switches {
+            if state.needs_barrier {
+                let xid = state.xid();
+                of::encode(xid, &Message::BarrierRequest, &mut state.out);
+                state.needs_barrier = false;
+            }
+            if state.out.is_empty() {
+                continue;
+            }
+            let bytes = state.out.split().freeze();
+            if state.handle.tx.try_send(bytes).is_err() {
+                // Full queue: the switch cannot keep up. Disconnect it; it is
+                // fully reconciled when it comes back.
+                warn!(
+                    dpid = format_args!("{dpid:016x}"),
+                    "switch send queue full; disconnecting"
+                );
+                let _ = state
+                    .handle
+                    .cmd
+                    .try_send(SwitchCmd::Close("send queue full".into()));
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Touched {
+    flows: HashSet<FlowKey>,
+    groups: Vec<u32>,
+    meters: Vec<u32>,
+}
+
+fn change_dpid(change: &Change) -> u64 {
+    match change {
+        Change::InstallFlow { dpid, .. }
+        | Change::RemoveFlow { dpid, .. }
+        | Change::InstallGroup { dpid, .. }
+        | Change::RemoveGroup { dpid, .. }
+        | Change::InstallMeter { dpid, .. }
+        | Change::RemoveMeter { dpid, .. }
+        | Change::PacketOut { dpid, .. } => *dpid,
+    }
+}

@@ -1,0 +1,106 @@
+//! The switch registry: connected switches by dpid, shared by the drivers
+//! (which add, update and remove their own entry), the core and the REST API.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use flowgate_openflow::{DescStats, Message, Port, SwitchFeatures};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::runtime::session::RequestError;
+
+/// A command for a switch's session task.
+#[derive(Debug)]
+pub enum SwitchCmd {
+    /// Send a request and deliver the (reassembled) reply.
+    Request {
+        message: Message,
+        reply: oneshot::Sender<Result<Message, RequestError>>,
+    },
+    /// Close the connection, logging why.
+    Close(String),
+}
+
+/// How to reach one connection's tasks.
+#[derive(Debug, Clone)]
+pub struct SwitchHandle {
+    /// Unique per TCP connection, so a stale connection of a dpid that has
+    /// since reconnected can be told apart from the current one.
+    pub conn_id: u64,
+    /// Encoded messages straight to the writer task (bounded).
+    pub tx: mpsc::Sender<Bytes>,
+    pub cmd: mpsc::Sender<SwitchCmd>,
+}
+
+/// What the REST API shows about a switch.
+#[derive(Debug, Clone)]
+pub struct SwitchInfo {
+    pub dpid: u64,
+    pub peer: SocketAddr,
+    pub connected_since: SystemTime,
+    pub version: u8,
+    pub features: SwitchFeatures,
+    pub desc: Option<DescStats>,
+    pub ports: Vec<Port>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SwitchEntry {
+    pub handle: SwitchHandle,
+    pub info: SwitchInfo,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    switches: DashMap<u64, SwitchEntry>,
+    next_conn_id: AtomicU64,
+}
+
+impl Registry {
+    pub fn new_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Registers a ready switch, returning the entry it replaced (same dpid,
+    /// older connection) so the caller can close it.
+    pub fn insert(&self, entry: SwitchEntry) -> Option<SwitchEntry> {
+        self.switches.insert(entry.info.dpid, entry)
+    }
+
+    /// Removes the entry only if it still belongs to connection `conn_id`.
+    pub fn remove_if_current(&self, dpid: u64, conn_id: u64) -> bool {
+        self.switches
+            .remove_if(&dpid, |_, e| e.handle.conn_id == conn_id)
+            .is_some()
+    }
+
+    pub fn update_ports(&self, dpid: u64, conn_id: u64, update: impl FnOnce(&mut Vec<Port>)) {
+        if let Some(mut e) = self.switches.get_mut(&dpid) {
+            if e.handle.conn_id == conn_id {
+                update(&mut e.info.ports);
+            }
+        }
+    }
+
+    pub fn get(&self, dpid: u64) -> Option<SwitchEntry> {
+        self.switches.get(&dpid).map(|e| e.clone())
+    }
+
+    /// All switches, sorted by dpid.
+    pub fn list(&self) -> Vec<SwitchEntry> {
+        let mut all: Vec<SwitchEntry> = self.switches.iter().map(|e| e.clone()).collect();
+        all.sort_by_key(|e| e.info.dpid);
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.switches.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.switches.is_empty()
+    }
+}

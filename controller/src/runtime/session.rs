@@ -1,0 +1,627 @@
+//! The per-switch OpenFlow session as a sans-IO state machine.
+//!
+//! The tokio driver feeds it bytes ([`Session::handle_bytes`]) and timer
+//! wake-ups ([`Session::handle_timeout`]); it answers with bytes to write
+//! ([`Session::poll_transmit`]) and events ([`Session::poll_event`]). No
+//! sockets and no clock live here, so every path is unit-tested with fake
+//! time and fake bytes.
+//!
+//! Lifecycle: HELLO negotiation (version bitmaps, OF spec 1.3.5 §6.3.1) →
+//! FEATURES → SET_CONFIG → the sync dumps the reconciler needs (port desc,
+//! desc, all flows, group desc, meter config) → [`SessionEvent::Ready`].
+//! Afterwards asynchronous messages are passed up, requests made through
+//! [`Session::request`] are matched to their replies by xid (multipart replies
+//! reassembled), and echo keepalives run both ways.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use flowgate_openflow::{
+    self as of, error_type, frame_len, DecodeError, ErrorMsg, FlowStatsRequest, Header, Hello,
+    Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody, SwitchConfig,
+};
+
+/// Xids the session allocates for its own requests have the top bit set, so
+/// they never collide with xids the runtime picks for flow-mods.
+const SESSION_XID_BASE: u32 = 0x8000_0000;
+/// `flags` bit of a multipart reply that says more parts follow.
+const REPLY_MORE: u16 = 1;
+/// OFPET_HELLO_FAILED code: no common version.
+const OFPHFC_INCOMPATIBLE: u16 = 0;
+/// Versions Flowgate speaks, highest preferred.
+pub const SUPPORTED_VERSIONS: &[u8] = &[of::OFP_VERSION_1_3];
+
+/// Tunables of one session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Send an ECHO_REQUEST after this long without hearing from the switch.
+    pub echo_interval: Duration,
+    /// Declare the switch dead after this long without any bytes from it.
+    pub dead_after: Duration,
+    /// The handshake (HELLO to Ready) must finish within this time.
+    pub handshake_timeout: Duration,
+    /// A request unanswered for this long fails with [`RequestError::Timeout`].
+    pub request_timeout: Duration,
+    /// `miss_send_len` sent in SET_CONFIG.
+    pub miss_send_len: u16,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            echo_interval: Duration::from_secs(5),
+            dead_after: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            miss_send_len: of::OFPCML_NO_BUFFER,
+        }
+    }
+}
+
+/// What the switch reported during the sync phase, for the reconciler.
+#[derive(Debug, Clone)]
+pub struct SwitchSync {
+    pub version: u8,
+    pub features: of::SwitchFeatures,
+    pub desc: Option<of::DescStats>,
+    pub ports: Vec<of::Port>,
+    pub flows: Vec<of::FlowStats>,
+    pub groups: Vec<of::GroupDesc>,
+    pub meters: Vec<of::MeterConfig>,
+}
+
+/// Why a request made through [`Session::request`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    /// The switch answered with an OpenFlow ERROR.
+    Switch {
+        err_type: u16,
+        code: u16,
+    },
+    Timeout,
+    /// The session closed before the reply arrived.
+    Closed,
+}
+
+/// Something the driver must act on.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// Handshake and sync finished: the switch can be programmed.
+    Ready(Box<SwitchSync>),
+    /// An asynchronous message (PACKET_IN, PORT_STATUS, FLOW_REMOVED, an
+    /// ERROR or BARRIER_REPLY answering a runtime-chosen xid, ...).
+    Message { xid: u32, message: Message },
+    /// The answer to a request made with [`Session::request`].
+    Reply {
+        token: u64,
+        result: Result<Message, RequestError>,
+    },
+    /// The session is over; the driver closes the socket.
+    Closed { reason: CloseReason },
+}
+
+/// Why a session ended; the driver logs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// HELLO negotiation found no common version (OFPET_HELLO_FAILED sent).
+    NoCommonVersion {
+        offered: Vec<u8>,
+    },
+    /// The stream could not be framed or the first message was not HELLO.
+    Protocol(String),
+    /// Nothing heard from the switch within `dead_after`.
+    EchoTimeout,
+    HandshakeTimeout,
+    /// The driver asked to close (replaced by a newer connection, shutdown).
+    Requested(String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::NoCommonVersion { offered } => write!(
+                f,
+                "HELLO_FAILED: no common OpenFlow version (switch offers {}, Flowgate speaks {})",
+                version_list(offered),
+                version_list(SUPPORTED_VERSIONS)
+            ),
+            CloseReason::Protocol(why) => write!(f, "protocol error: {why}"),
+            CloseReason::EchoTimeout => write!(f, "switch stopped answering echo requests"),
+            CloseReason::HandshakeTimeout => write!(f, "handshake did not complete in time"),
+            CloseReason::Requested(why) => write!(f, "closed by controller: {why}"),
+        }
+    }
+}
+
+fn version_list(versions: &[u8]) -> String {
+    let names: Vec<String> = versions.iter().map(|v| version_name(*v)).collect();
+    format!("[{}]", names.join(", "))
+}
+
+/// "1.3" for wire version 4, and so on.
+pub fn version_name(version: u8) -> String {
+    match version {
+        1 => "1.0".into(),
+        2 => "1.1".into(),
+        3 => "1.2".into(),
+        4 => "1.3".into(),
+        5 => "1.4".into(),
+        6 => "1.5".into(),
+        v => format!("wire {v}"),
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    AwaitHello,
+    AwaitFeatures,
+    Syncing(Box<SyncProgress>),
+    Ready,
+    Closed,
+}
+
+#[derive(Debug)]
+struct SyncProgress {
+    sync: SwitchSync,
+    outstanding: usize,
+}
+
+/// Who is waiting for the reply to an xid.
+#[derive(Debug)]
+enum Pending {
+    Features,
+    /// One of the sync dumps; replies fill the [`SwitchSync`].
+    Sync,
+    Echo,
+    User {
+        token: u64,
+        deadline: Instant,
+    },
+}
+
+#[derive(Debug)]
+struct Outstanding {
+    pending: Pending,
+    /// Parts of a multipart reply received so far (REPLY_MORE).
+    parts: Option<MultipartReplyBody>,
+}
+
+/// One switch connection's protocol state.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    state: State,
+    version: u8,
+    rx: BytesMut,
+    tx: BytesMut,
+    events: VecDeque<SessionEvent>,
+    outstanding: HashMap<u32, Outstanding>,
+    next_xid: u32,
+    started: Instant,
+    last_rx: Instant,
+    echo_sent: bool,
+}
+
+impl Session {
+    /// A new session; the HELLO is queued for transmission immediately.
+    pub fn new(now: Instant, config: SessionConfig) -> Self {
+        let mut session = Session {
+            config,
+            state: State::AwaitHello,
+            version: of::OFP_VERSION_1_3,
+            rx: BytesMut::with_capacity(64 * 1024),
+            tx: BytesMut::with_capacity(64 * 1024),
+            events: VecDeque::new(),
+            outstanding: HashMap::new(),
+            next_xid: SESSION_XID_BASE,
+            started: now,
+            last_rx: now,
+            echo_sent: false,
+        };
+        let hello = Message::Hello(Hello::with_versions(SUPPORTED_VERSIONS));
+        let xid = session.alloc_xid();
+        of::encode(xid, &hello, &mut session.tx);
+        session
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state, State::Ready)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// The negotiated OpenFlow wire version.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// Feeds bytes read from the socket. One read is not one message: bytes
+    /// are buffered until a whole message is framed.
+    pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.last_rx = now;
+        self.echo_sent = false;
+        self.rx.extend_from_slice(data);
+        loop {
+            let len = match frame_len(&self.rx) {
+                Ok(Some(len)) => len,
+                Ok(None) => break,
+                Err(e) => {
+                    self.close(CloseReason::Protocol(format!("unframeable stream: {e}")));
+                    return;
+                }
+            };
+            let frame = self.rx.split_to(len).freeze();
+            self.handle_frame(now, &frame);
+            if self.is_closed() {
+                return;
+            }
+        }
+    }
+
+    /// Advances timers: echo keepalive, dead-switch detection, request and
+    /// handshake timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        if !self.is_ready() && now >= self.started + self.config.handshake_timeout {
+            self.close(CloseReason::HandshakeTimeout);
+            return;
+        }
+        if now >= self.last_rx + self.config.dead_after {
+            self.close(CloseReason::EchoTimeout);
+            return;
+        }
+        if self.is_ready() && !self.echo_sent && now >= self.last_rx + self.config.echo_interval {
+            self.echo_sent = true;
+            self.send_tracked(Message::EchoRequest(Bytes::new()), Pending::Echo);
+        }
+        let expired: Vec<u32> = self
+            .outstanding
+            .iter()
+            .filter_map(|(xid, o)| match o.pending {
+                Pending::User { deadline, .. } if deadline <= now => Some(*xid),
+                _ => None,
+            })
+            .collect();
+        for xid in expired {
+            if let Some(Outstanding {
+                pending: Pending::User { token, .. },
+                ..
+            }) = self.outstanding.remove(&xid)
+            {
+                self.events.push_back(SessionEvent::Reply {
+                    token,
+                    result: Err(RequestError::Timeout),
+                });
+            }
+        }
+    }
+
+    /// When the driver should call [`Session::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        let mut next = self.last_rx + self.config.dead_after;
+        if self.is_ready() {
+            if !self.echo_sent {
+                next = next.min(self.last_rx + self.config.echo_interval);
+            }
+        } else {
+            next = next.min(self.started + self.config.handshake_timeout);
+        }
+        for o in self.outstanding.values() {
+            if let Pending::User { deadline, .. } = o.pending {
+                next = next.min(deadline);
+            }
+        }
+        Some(next)
+    }
+
+    /// Bytes to write to the socket, all queued messages in one buffer so the
+    /// driver makes one write per batch.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.tx.is_empty() {
+            None
+        } else {
+            Some(self.tx.split().freeze())
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Queues a request whose reply (multipart parts reassembled, or the
+    /// switch's ERROR) comes back as [`SessionEvent::Reply`] with `token`.
+    pub fn request(&mut self, now: Instant, message: Message, token: u64) {
+        if self.is_closed() {
+            self.events.push_back(SessionEvent::Reply {
+                token,
+                result: Err(RequestError::Closed),
+            });
+            return;
+        }
+        let deadline = now + self.config.request_timeout;
+        self.send_tracked(message, Pending::User { token, deadline });
+    }
+
+    /// Queues bytes of already-encoded messages (the runtime's flow-mods).
+    pub fn send_raw(&mut self, encoded: &[u8]) {
+        if !self.is_closed() {
+            self.tx.extend_from_slice(encoded);
+        }
+    }
+
+    /// Ends the session; pending requests fail with [`RequestError::Closed`].
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.is_closed() {
+            return;
+        }
+        self.state = State::Closed;
+        for (_, o) in self.outstanding.drain() {
+            if let Pending::User { token, .. } = o.pending {
+                self.events.push_back(SessionEvent::Reply {
+                    token,
+                    result: Err(RequestError::Closed),
+                });
+            }
+        }
+        self.events.push_back(SessionEvent::Closed { reason });
+    }
+
+    fn alloc_xid(&mut self) -> u32 {
+        let xid = self.next_xid;
+        self.next_xid = SESSION_XID_BASE | (self.next_xid.wrapping_add(1) & !SESSION_XID_BASE);
+        xid
+    }
+
+    fn send(&mut self, message: &Message) -> u32 {
+        let xid = self.alloc_xid();
+        of::encode(xid, message, &mut self.tx);
+        xid
+    }
+
+    fn send_tracked(&mut self, message: Message, pending: Pending) {
+        let xid = self.send(&message);
+        self.outstanding.insert(
+            xid,
+            Outstanding {
+                pending,
+                parts: None,
+            },
+        );
+    }
+
+    fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
+        let decoded = of::decode(frame);
+        if matches!(self.state, State::AwaitHello) {
+            self.handle_hello(decoded);
+            return;
+        }
+        match decoded {
+            Ok((header, message)) => self.handle_message(now, header, message),
+            Err(e) => self.reject(frame, &e),
+        }
+    }
+
+    /// A well-framed message we cannot decode gets OFPET_BAD_REQUEST carrying
+    /// its first 64 bytes (spec 7.4.4); the connection stays up.
+    fn reject(&mut self, frame: &[u8], error: &DecodeError) {
+        tracing::debug!(%error, "undecodable message from switch");
+        let (err_type, code) = error.ofp_error();
+        let data = Bytes::copy_from_slice(&frame[..frame.len().min(64)]);
+        // Framing guarantees at least a full header.
+        let xid = frame
+            .get(4..8)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .unwrap_or(0);
+        of::encode(
+            xid,
+            &Message::Error(ErrorMsg::Standard {
+                err_type,
+                code,
+                data,
+            }),
+            &mut self.tx,
+        );
+    }
+
+    fn handle_hello(&mut self, decoded: Result<(Header, Message), DecodeError>) {
+        let (header, hello) = match decoded {
+            Ok((header, Message::Hello(hello))) => (header, hello),
+            Ok((_, other)) => {
+                let why = format!("expected HELLO, got message type {}", other.msg_type());
+                self.close(CloseReason::Protocol(why));
+                return;
+            }
+            Err(e) => {
+                self.close(CloseReason::Protocol(format!("bad first message: {e}")));
+                return;
+            }
+        };
+        let offered = hello.versions().unwrap_or_else(|| vec![header.version]);
+        let common = match hello.versions() {
+            Some(bitmap) => SUPPORTED_VERSIONS
+                .iter()
+                .copied()
+                .find(|v| bitmap.contains(v)),
+            // Without a bitmap the negotiated version is the lower of the two
+            // header versions, which must be one we speak.
+            None => {
+                let ours = SUPPORTED_VERSIONS.iter().copied().max().unwrap_or(0);
+                Some(ours.min(header.version)).filter(|v| SUPPORTED_VERSIONS.contains(v))
+            }
+        };
+        let Some(version) = common else {
+            let text = format!(
+                "Flowgate speaks OpenFlow {}",
+                version_list(SUPPORTED_VERSIONS)
+            );
+            let error = Message::Error(ErrorMsg::Standard {
+                err_type: error_type::HELLO_FAILED,
+                code: OFPHFC_INCOMPATIBLE,
+                data: Bytes::from(text),
+            });
+            // The error goes out in the peer's version so it can read it.
+            of::encode_with_version(header.version, header.xid, &error, &mut self.tx);
+            self.close(CloseReason::NoCommonVersion { offered });
+            return;
+        };
+        self.version = version;
+        self.state = State::AwaitFeatures;
+        self.send_tracked(Message::FeaturesRequest, Pending::Features);
+    }
+
+    fn handle_message(&mut self, now: Instant, header: Header, message: Message) {
+        match message {
+            Message::EchoRequest(data) => {
+                of::encode(header.xid, &Message::EchoReply(data), &mut self.tx);
+                return;
+            }
+            Message::Hello(_) => return,
+            _ => {}
+        }
+        let Some(mut entry) = self.outstanding.remove(&header.xid) else {
+            self.events.push_back(SessionEvent::Message {
+                xid: header.xid,
+                message,
+            });
+            return;
+        };
+        // Reassemble multipart replies until the last part.
+        let message = match message {
+            Message::MultipartReply(reply) if reply.flags & REPLY_MORE != 0 => {
+                match entry.parts.as_mut() {
+                    Some(parts) => {
+                        if let Err(e) = parts.merge(reply.body) {
+                            tracing::warn!(error = ?e, "inconsistent multipart reply parts");
+                        }
+                    }
+                    None => entry.parts = Some(reply.body),
+                }
+                self.outstanding.insert(header.xid, entry);
+                return;
+            }
+            Message::MultipartReply(mut reply) => {
+                if let Some(mut parts) = entry.parts.take() {
+                    if let Err(e) = parts.merge(reply.body) {
+                        tracing::warn!(error = ?e, "inconsistent multipart reply parts");
+                    }
+                    reply.body = parts;
+                }
+                Message::MultipartReply(reply)
+            }
+            other => other,
+        };
+        self.complete(now, entry.pending, message);
+    }
+
+    fn complete(&mut self, now: Instant, pending: Pending, message: Message) {
+        match pending {
+            Pending::Echo => {}
+            Pending::User { token, .. } => {
+                let result = match message {
+                    Message::Error(ErrorMsg::Standard { err_type, code, .. }) => {
+                        Err(RequestError::Switch { err_type, code })
+                    }
+                    Message::Error(ErrorMsg::Experimenter { exp_type, .. }) => {
+                        Err(RequestError::Switch {
+                            err_type: error_type::EXPERIMENTER,
+                            code: exp_type,
+                        })
+                    }
+                    other => Ok(other),
+                };
+                self.events.push_back(SessionEvent::Reply { token, result });
+            }
+            Pending::Features => match message {
+                Message::FeaturesReply(features) => self.start_sync(now, features),
+                other => self.close(CloseReason::Protocol(format!(
+                    "expected FEATURES_REPLY, got message type {}",
+                    other.msg_type()
+                ))),
+            },
+            Pending::Sync => self.record_sync(message),
+        }
+    }
+
+    fn start_sync(&mut self, _now: Instant, features: of::SwitchFeatures) {
+        let config = SwitchConfig {
+            flags: 0,
+            miss_send_len: self.config.miss_send_len,
+        };
+        self.send(&Message::SetConfig(config));
+        let dumps = [
+            MultipartRequestBody::PortDesc,
+            MultipartRequestBody::Desc,
+            MultipartRequestBody::Flow(FlowStatsRequest {
+                table_id: of::OFPTT_ALL,
+                out_port: of::port_no::ANY,
+                out_group: of::OFPG_ANY,
+                cookie: 0,
+                cookie_mask: 0,
+                match_: of::Match::default(),
+            }),
+            MultipartRequestBody::GroupDesc,
+            MultipartRequestBody::MeterConfig {
+                meter_id: of::OFPM_ALL,
+            },
+        ];
+        let outstanding = dumps.len();
+        for body in dumps {
+            let request = Message::MultipartRequest(MultipartRequest { flags: 0, body });
+            self.send_tracked(request, Pending::Sync);
+        }
+        self.state = State::Syncing(Box::new(SyncProgress {
+            sync: SwitchSync {
+                version: self.version,
+                features,
+                desc: None,
+                ports: Vec::new(),
+                flows: Vec::new(),
+                groups: Vec::new(),
+                meters: Vec::new(),
+            },
+            outstanding,
+        }));
+    }
+
+    fn record_sync(&mut self, message: Message) {
+        let State::Syncing(progress) = &mut self.state else {
+            return;
+        };
+        match message {
+            Message::MultipartReply(reply) => match reply.body {
+                MultipartReplyBody::PortDesc(ports) => progress.sync.ports = ports,
+                MultipartReplyBody::Desc(desc) => progress.sync.desc = Some(desc),
+                MultipartReplyBody::Flow(flows) => progress.sync.flows = flows,
+                MultipartReplyBody::GroupDesc(groups) => progress.sync.groups = groups,
+                MultipartReplyBody::MeterConfig(meters) => progress.sync.meters = meters,
+                _ => {}
+            },
+            // A switch without groups or meters answers those dumps with an
+            // error: there is simply nothing of that kind installed.
+            Message::Error(e) => tracing::debug!(error = ?e, "sync dump refused by switch"),
+            _ => {}
+        }
+        progress.outstanding -= 1;
+        if progress.outstanding == 0 {
+            let State::Syncing(progress) = std::mem::replace(&mut self.state, State::Ready) else {
+                return;
+            };
+            self.events
+                .push_back(SessionEvent::Ready(Box::new(progress.sync)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use flowgate_openflow::{
+    self as of, DescStats, FlowStats, Hello, Match, Message, MultipartReply, MultipartReplyBody,
+    MultipartRequestBody, SwitchFeatures,
+};
+
+use super::*;
+
+const DPID: u64 = 0x0000_0000_0000_00a1;
+
+/// Decodes every message in a transmit buffer.
+fn decode_all(bytes: &[u8]) -> Vec<(of::Header, Message)> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Ok(Some(len)) = of::frame_len(rest) {
+        out.push(of::decode(&rest[..len]).expect("session emitted an undecodable message"));
+        rest = &rest[len..];
+    }
+    assert!(rest.is_empty(), "partial message in transmit buffer");
+    out
+}
+
+fn sent(s: &mut Session) -> Vec<(of::Header, Message)> {
+    s.poll_transmit()
+        .map(|b| decode_all(&b))
+        .unwrap_or_default()
+}
+
+fn wire(xid: u32, m: &Message) -> Bytes {
+    let mut b = BytesMut::new();
+    of::encode(xid, m, &mut b);
+    b.freeze()
+}
+
+fn wire_version(version: u8, xid: u32, m: &Message) -> Bytes {
+    let mut b = BytesMut::new();
+    of::encode_with_version(version, xid, m, &mut b);
+    b.freeze()
+}
+
+fn features() -> SwitchFeatures {
+    SwitchFeatures {
+        datapath_id: DPID,
+        n_buffers: 0,
+        n_tables: 254,
+        auxiliary_id: 0,
+        capabilities: 0x4f,
+        reserved: 0,
+    }
+}
+
+fn reply(body: MultipartReplyBody, more: bool) -> Message {
+    Message::MultipartReply(MultipartReply {
+        flags: u16::from(more),
+        body,
+    })
+}
+
+fn flow(priority: u16) -> FlowStats {
+    FlowStats {
+        table_id: 0,
+        duration_sec: 1,
+        duration_nsec: 0,
+        priority,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        flags: 0,
+        cookie: 0,
+        packet_count: 0,
+        byte_count: 0,
+        match_: Match::default(),
+        instructions: vec![],
+    }
+}
+
+/// Drives a session through handshake and sync; returns it ready.
+fn ready_session(now: Instant) -> Session {
+    let mut s = Session::new(now, SessionConfig::default());
+    let hello = sent(&mut s);
+    assert!(matches!(hello[0].1, Message::Hello(_)));
+    s.handle_bytes(
+        now,
+        &wire(1, &Message::Hello(Hello::with_versions(&[1, 4]))),
+    );
+    let out = sent(&mut s);
+    let (h, m) = &out[0];
+    assert_eq!(*m, Message::FeaturesRequest);
+    s.handle_bytes(now, &wire(h.xid, &Message::FeaturesReply(features())));
+    let out = sent(&mut s);
+    assert!(matches!(out[0].1, Message::SetConfig(_)));
+    for (h, m) in &out[1..] {
+        let Message::MultipartRequest(req) = m else {
+            panic!("expected a sync dump, got {m:?}")
+        };
+        let body = match req.body {
+            MultipartRequestBody::PortDesc => MultipartReplyBody::PortDesc(vec![]),
+            MultipartRequestBody::Desc => MultipartReplyBody::Desc(DescStats {
+                mfr_desc: "Nicira, Inc.".into(),
+                hw_desc: "Open vSwitch".into(),
+                sw_desc: "3.1.0".into(),
+                serial_num: "None".into(),
+                dp_desc: "s1".into(),
+            }),
+            MultipartRequestBody::Flow(_) => MultipartReplyBody::Flow(vec![flow(0)]),
+            MultipartRequestBody::GroupDesc => MultipartReplyBody::GroupDesc(vec![]),
+            MultipartRequestBody::MeterConfig { .. } => MultipartReplyBody::MeterConfig(vec![]),
+            ref other => panic!("unexpected sync dump {other:?}"),
+        };
+        s.handle_bytes(now, &wire(h.xid, &reply(body, false)));
+    }
+    match s.poll_event() {
+        Some(SessionEvent::Ready(sync)) => {
+            assert_eq!(sync.features.datapath_id, DPID);
+            assert_eq!(sync.flows.len(), 1);
+            assert_eq!(sync.desc.as_ref().unwrap().dp_desc, "s1");
+        }
+        other => panic!("expected Ready, got {other:?}"),
+    }
+    assert!(s.is_ready());
+    s
+}
+
+#[test]
+fn handshake_negotiates_and_syncs() {
+    ready_session(Instant::now());
+}
+
+#[test]
+fn handshake_survives_one_byte_reads() {
+    let now = Instant::now();
+    let mut s = Session::new(now, SessionConfig::default());
+    sent(&mut s);
+    for b in wire(1, &Message::Hello(Hello::with_versions(&[4]))).iter() {
+        s.handle_bytes(now, &[*b]);
+    }
+    assert_eq!(sent(&mut s)[0].1, Message::FeaturesRequest);
+}
+
+#[test]
+fn no_common_version_sends_hello_failed_and_closes() {
+    let now = Instant::now();
+    let mut s = Session::new(now, SessionConfig::default());
+    sent(&mut s);
+    s.handle_bytes(
+        now,
+        &wire_version(6, 9, &Message::Hello(Hello::with_versions(&[6]))),
+    );
+    let out = s.poll_transmit().unwrap();
+    // The error is sent in the peer's version, echoing its xid.
+    assert_eq!(out[0], 6);
+    assert_eq!(&out[4..8], &9u32.to_be_bytes());
+    assert_eq!(out[1], 1, "message type ERROR");
+    assert_eq!(
+        &out[8..12],
+        &[0, 0, 0, 0],
+        "OFPET_HELLO_FAILED/OFPHFC_INCOMPATIBLE"
+    );
+    match s.poll_event() {
+        Some(SessionEvent::Closed { reason }) => {
+            assert_eq!(reason, CloseReason::NoCommonVersion { offered: vec![6] });
+            let text = reason.to_string();
+            assert!(text.contains("HELLO_FAILED"), "{text}");
+            assert!(text.contains("no common OpenFlow version"), "{text}");
+            assert!(text.contains("1.5") && text.contains("1.3"), "{text}");
+        }
+        other => panic!("expected Closed, got {other:?}"),
+    }
+}
+
+#[test]
+fn hello_without_bitmap_negotiates_the_lower_version() {
+    let now = Instant::now();
+    let mut s = Session::new(now, SessionConfig::default());
+    sent(&mut s);
+    s.handle_bytes(
+        now,
+        &wire_version(5, 1, &Message::Hello(Hello { elements: vec![] })),
+    );
+    assert_eq!(sent(&mut s)[0].1, Message::FeaturesRequest);
+
+    let mut old = Session::new(now, SessionConfig::default());
+    sent(&mut old);
+    old.handle_bytes(
+        now,
+        &wire_version(1, 1, &Message::Hello(Hello { elements: vec![] })),
+    );
+    assert!(old.is_closed());
+}
+
+#[test]
+fn garbage_closes_the_session() {
+    let now = Instant::now();
+    let mut s = Session::new(now, SessionConfig::default());
+    s.handle_bytes(now, &[0xde, 0xad, 0x00, 0x02, 0, 0, 0, 0]);
+    assert!(s.is_closed());
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Closed {
+            reason: CloseReason::Protocol(_)
+        })
+    ));
+}
+
+#[test]
+fn first_message_must_be_hello() {
+    let now = Instant::now();
+    let mut s = Session::new(now, SessionConfig::default());
+    s.handle_bytes(now, &wire(1, &Message::BarrierRequest));
+    assert!(s.is_closed());
+}
+
+#[test]
+fn undecodable_message_gets_bad_request_and_keeps_the_session() {
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    // A FLOW_MOD whose body is far too short for its fixed part.
+    let bad = [4u8, 14, 0, 12, 0, 0, 0, 77, 1, 2, 3, 4];
+    s.handle_bytes(now, &bad);
+    let out = sent(&mut s);
+    match &out[..] {
+        [(h, Message::Error(ErrorMsg::Standard { err_type, data, .. }))] => {
+            assert_eq!(h.xid, 77);
+            assert_eq!(*err_type, error_type::BAD_REQUEST);
+            assert_eq!(&data[..], &bad[..]);
+        }
+        other => panic!("expected one BAD_REQUEST error, got {other:?}"),
+    }
+    assert!(s.is_ready());
+}
+
+#[test]
+fn echo_requests_from_the_switch_are_answered() {
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    s.handle_bytes(
+        now,
+        &wire(42, &Message::EchoRequest(Bytes::from_static(b"hi"))),
+    );
+    let out = sent(&mut s);
+    assert_eq!(out[0].0.xid, 42);
+    assert_eq!(out[0].1, Message::EchoReply(Bytes::from_static(b"hi")));
+}
+
+#[test]
+fn idle_switch_is_probed_then_declared_dead() {
+    let now = Instant::now();
+    let config = SessionConfig::default();
+    let mut s = ready_session(now);
+    let probe_at = now + config.echo_interval;
+    assert_eq!(s.poll_timeout(), Some(probe_at));
+    s.handle_timeout(probe_at);
+    assert!(matches!(sent(&mut s)[0].1, Message::EchoRequest(_)));
+    s.handle_timeout(now + config.dead_after);
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Closed {
+            reason: CloseReason::EchoTimeout
+        })
+    ));
+}
+
+#[test]
+fn an_answer_keeps_the_switch_alive() {
+    let now = Instant::now();
+    let config = SessionConfig::default();
+    let mut s = ready_session(now);
+    s.handle_timeout(now + config.echo_interval);
+    let probe = sent(&mut s);
+    let later = now + config.echo_interval + Duration::from_millis(5);
+    s.handle_bytes(
+        later,
+        &wire(probe[0].0.xid, &Message::EchoReply(Bytes::new())),
+    );
+    s.handle_timeout(now + config.dead_after);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn multipart_parts_are_reassembled_into_one_reply() {
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    let req = Message::MultipartRequest(of::MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::PortDesc,
+    });
+    s.request(now, req, 5);
+    let xid = sent(&mut s)[0].0.xid;
+    s.handle_bytes(
+        now,
+        &wire(xid, &reply(MultipartReplyBody::Flow(vec![flow(1)]), true)),
+    );
+    assert!(s.poll_event().is_none());
+    s.handle_bytes(
+        now,
+        &wire(xid, &reply(MultipartReplyBody::Flow(vec![flow(2)]), false)),
+    );
+    match s.poll_event() {
+        Some(SessionEvent::Reply {
+            token: 5,
+            result: Ok(Message::MultipartReply(r)),
+        }) => match r.body {
+            MultipartReplyBody::Flow(flows) => {
+                let prios: Vec<u16> = flows.iter().map(|f| f.priority).collect();
+                assert_eq!(prios, vec![1, 2]);
+            }
+            other => panic!("unexpected body {other:?}"),
+        },
+        other => panic!("expected the reassembled reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn requests_fail_on_switch_error_and_on_timeout() {
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    s.request(now, Message::BarrierRequest, 1);
+    s.request(now, Message::BarrierRequest, 2);
+    let out = sent(&mut s);
+    let error = Message::Error(ErrorMsg::Standard {
+        err_type: error_type::BAD_REQUEST,
+        code: 1,
+        data: Bytes::new(),
+    });
+    s.handle_bytes(now, &wire(out[0].0.xid, &error));
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Reply {
+            token: 1,
+            result: Err(RequestError::Switch {
+                err_type: 1,
+                code: 1
+            })
+        })
+    ));
+    s.handle_timeout(now + SessionConfig::default().request_timeout);
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Reply {
+            token: 2,
+            result: Err(RequestError::Timeout)
+        })
+    ));
+}
+
+#[test]
+fn unsolicited_messages_are_passed_up() {
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    s.handle_bytes(now, &wire(3, &Message::BarrierReply));
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Message {
+            xid: 3,
+            message: Message::BarrierReply
+        })
+    ));
+}
+
+#[test]
+fn a_stalled_handshake_times_out() {
+    let now = Instant::now();
+    let mut s = Session::new(now, SessionConfig::default());
+    s.handle_timeout(now + SessionConfig::default().handshake_timeout);
+    assert!(s.is_closed());
+}

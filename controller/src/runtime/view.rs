@@ -1,0 +1,113 @@
+//! The runtime as the REST API sees it.
+
+use std::time::Duration;
+
+use flowgate_openflow::{
+    self as of, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest,
+    MultipartRequestBody,
+};
+use tokio::sync::oneshot;
+
+use crate::api::view::{ControllerView, QueryFuture, SwitchQueryError, SwitchSnapshot};
+use crate::runtime::registry::{SwitchCmd, SwitchEntry};
+use crate::runtime::session::RequestError;
+use crate::runtime::Runtime;
+
+fn snapshot(entry: SwitchEntry) -> SwitchSnapshot {
+    let info = entry.info;
+    SwitchSnapshot {
+        dpid: info.dpid,
+        peer: info.peer,
+        connected_since: info.connected_since,
+        version: info.version,
+        features: info.features,
+        desc: info.desc,
+        ports: info.ports,
+        unavailable_modules: Vec::new(),
+    }
+}
+
+impl Runtime {
+    /// Sends a multipart request to a switch and waits for the whole reply.
+    fn multipart(&self, dpid: u64, body: MultipartRequestBody) -> QueryFuture<MultipartReplyBody> {
+        let entry = self.registry.get(dpid);
+        let timeout = self.config.driver.session.request_timeout;
+        Box::pin(async move {
+            let entry = entry.ok_or(SwitchQueryError::NotConnected(dpid))?;
+            let (reply, rx) = oneshot::channel();
+            let message = Message::MultipartRequest(MultipartRequest { flags: 0, body });
+            entry
+                .handle
+                .cmd
+                .send(SwitchCmd::Request { message, reply })
+                .await
+                .map_err(|_| SwitchQueryError::NotConnected(dpid))?;
+            // The session enforces the timeout; this is a backstop.
+            let answer = tokio::time::timeout(timeout + Duration::from_secs(1), rx)
+                .await
+                .map_err(|_| SwitchQueryError::Timeout(timeout))?
+                .map_err(|_| SwitchQueryError::NotConnected(dpid))?;
+            match answer {
+                Ok(Message::MultipartReply(reply)) => Ok(reply.body),
+                Ok(other) => Err(SwitchQueryError::SwitchError(format!(
+                    "unexpected reply type {}",
+                    other.msg_type()
+                ))),
+                Err(RequestError::Switch { err_type, code }) => {
+                    Err(SwitchQueryError::SwitchError(of::describe(err_type, code)))
+                }
+                Err(RequestError::Timeout) => Err(SwitchQueryError::Timeout(timeout)),
+                Err(RequestError::Closed) => Err(SwitchQueryError::NotConnected(dpid)),
+            }
+        })
+    }
+}
+
+impl ControllerView for Runtime {
+    fn switches(&self) -> Vec<SwitchSnapshot> {
+        self.registry.list().into_iter().map(snapshot).collect()
+    }
+
+    fn switch(&self, dpid: u64) -> Option<SwitchSnapshot> {
+        self.registry.get(dpid).map(snapshot)
+    }
+
+    fn port_stats(&self, dpid: u64) -> QueryFuture<Vec<of::PortStats>> {
+        let reply = self.multipart(
+            dpid,
+            MultipartRequestBody::PortStats {
+                port_no: of::port_no::ANY,
+            },
+        );
+        Box::pin(async move {
+            match reply.await? {
+                MultipartReplyBody::PortStats(stats) => Ok(stats),
+                _ => Err(SwitchQueryError::SwitchError(
+                    "unexpected multipart reply".into(),
+                )),
+            }
+        })
+    }
+
+    fn flow_stats(&self, dpid: u64) -> QueryFuture<Vec<of::FlowStats>> {
+        let reply = self.multipart(
+            dpid,
+            MultipartRequestBody::Flow(FlowStatsRequest {
+                table_id: of::OFPTT_ALL,
+                out_port: of::port_no::ANY,
+                out_group: of::OFPG_ANY,
+                cookie: 0,
+                cookie_mask: 0,
+                match_: of::Match::default(),
+            }),
+        );
+        Box::pin(async move {
+            match reply.await? {
+                MultipartReplyBody::Flow(stats) => Ok(stats),
+                _ => Err(SwitchQueryError::SwitchError(
+                    "unexpected multipart reply".into(),
+                )),
+            }
+        })
+    }
+}

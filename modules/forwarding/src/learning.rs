@@ -1,0 +1,244 @@
+//! The L2 learning module; see the crate docs for the table layout.
+
+use std::collections::HashMap;
+
+use flowgate_controller::cookie::Owner;
+use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
+use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN, MODULE_MISS_PRIORITY};
+use flowgate_openflow::{
+    port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PortReason, PortStatus,
+};
+
+/// Priority of learned host entries.
+const HOST_PRIORITY: u16 = 100;
+/// Bytes of a packet sent to the controller: the Ethernet header is enough.
+const LEARN_MAX_LEN: u16 = 64;
+/// Cookie objects of the two miss entries (host entries use the MAC, whose
+/// 48 bits never collide with these because they are multicast addresses).
+const LEARN_MISS_OBJECT: u64 = 0x0100_0000_0001;
+const FLOOD_MISS_OBJECT: u64 = 0x0100_0000_0002;
+
+#[derive(Debug, Clone)]
+pub struct L2LearningConfig {
+    /// Seconds a learned host's entries live without traffic.
+    pub idle_timeout: u16,
+}
+
+impl Default for L2LearningConfig {
+    fn default() -> Self {
+        L2LearningConfig { idle_timeout: 300 }
+    }
+}
+
+/// Per-switch MAC learning.
+#[derive(Debug, Default)]
+pub struct L2Learning {
+    config: L2LearningConfig,
+    /// dpid → host MAC → port it was learned on.
+    macs: HashMap<u64, HashMap<MacAddr, u32>>,
+}
+
+impl L2Learning {
+    pub fn new(config: L2LearningConfig) -> Self {
+        L2Learning {
+            config,
+            macs: HashMap::new(),
+        }
+    }
+
+    /// Where `mac` was learned on `dpid`.
+    pub fn port_of(&self, dpid: u64, mac: MacAddr) -> Option<u32> {
+        self.macs.get(&dpid)?.get(&mac).copied()
+    }
+
+    fn switch_up(&mut self, dpid: u64, installed: &[FlowStats], ctx: &mut Ctx) {
+        let to_controller_and_on = vec![
+            Instruction::ApplyActions(vec![Action::Output {
+                port: port_no::CONTROLLER,
+                max_len: LEARN_MAX_LEN,
+            }]),
+            Instruction::GotoTable(FORWARD),
+        ];
+        ctx.install(
+            dpid,
+            miss_entry(LEARN, LEARN_MISS_OBJECT, to_controller_and_on),
+        );
+        ctx.install(
+            dpid,
+            miss_entry(FLOOD, FLOOD_MISS_OBJECT, output_to(port_no::FLOOD)),
+        );
+        let table = self.macs.entry(dpid).or_default();
+        table.clear();
+        // Adopt host entries that survived a controller restart: declaring
+        // them exactly as installed leaves them (and their counters) alone.
+        for flow in installed {
+            if flow.priority != HOST_PRIORITY || flow.idle_timeout == 0 {
+                continue;
+            }
+            if flow.table_id == FORWARD {
+                if let (Some(mac), Some(port)) = (eth_dst(&flow.match_), output_port(flow)) {
+                    table.insert(mac, port);
+                }
+            }
+            if flow.table_id == FORWARD || flow.table_id == LEARN {
+                ctx.install(dpid, FlowEntry::from_stats(flow));
+            }
+        }
+    }
+
+    fn packet_in(&mut self, dpid: u64, packet_in: &PacketIn, ctx: &mut Ctx) {
+        let (Some(in_port), Some(src)) = (packet_in.match_.in_port(), eth_src(&packet_in.data))
+        else {
+            return;
+        };
+        if src.is_multicast() || src == MacAddr::ZERO {
+            return;
+        }
+        let table = self.macs.entry(dpid).or_default();
+        match table.insert(src, in_port) {
+            // Already learned here: this packet raced the flow-mods.
+            Some(old) if old == in_port => return,
+            // The host moved: its old source entry must stop matching.
+            Some(old) => ctx.remove(dpid, learn_key(src, old)),
+            None => {}
+        }
+        let spec = |instructions| {
+            FlowSpec::new(Owner::Forwarding.cookie(mac_object(src)), instructions)
+                .idle_timeout(self.config.idle_timeout)
+                .notify_removal()
+        };
+        ctx.install(
+            dpid,
+            FlowEntry {
+                key: learn_key(src, in_port),
+                spec: spec(vec![Instruction::GotoTable(FORWARD)]),
+            },
+        );
+        ctx.install(
+            dpid,
+            FlowEntry {
+                key: forward_key(src),
+                spec: spec(output_to(in_port)),
+            },
+        );
+    }
+
+    /// Forgets `mac` on `dpid` and removes both of its entries.
+    fn forget(&mut self, dpid: u64, mac: MacAddr, ctx: &mut Ctx) {
+        if let Some(port) = self.macs.get_mut(&dpid).and_then(|t| t.remove(&mac)) {
+            ctx.remove(dpid, learn_key(mac, port));
+            ctx.remove(dpid, forward_key(mac));
+        }
+    }
+
+    fn port_status(&mut self, dpid: u64, status: &PortStatus, ctx: &mut Ctx) {
+        let down = status.reason == PortReason::Delete
+            || status.desc.state & flowgate_openflow::port_state::LINK_DOWN != 0;
+        if !down {
+            return;
+        }
+        let gone: Vec<MacAddr> = self
+            .macs
+            .get(&dpid)
+            .map(|t| {
+                t.iter()
+                    .filter(|(_, p)| **p == status.desc.port_no)
+                    .map(|(m, _)| *m)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for mac in gone {
+            self.forget(dpid, mac, ctx);
+        }
+    }
+}
+
+impl Module for L2Learning {
+    fn owner(&self) -> Owner {
+        Owner::Forwarding
+    }
+
+    fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {
+        match event {
+            Event::SwitchUp {
+                dpid, installed, ..
+            } => self.switch_up(*dpid, installed, ctx),
+            Event::SwitchDown { dpid } => {
+                self.macs.remove(dpid);
+            }
+            Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
+            Event::FlowRemoved { dpid, removed } => {
+                let mac = eth_src_field(&removed.match_).or_else(|| eth_dst(&removed.match_));
+                if let Some(mac) = mac {
+                    self.forget(*dpid, mac, ctx);
+                }
+            }
+            Event::PortStatus { dpid, status } => self.port_status(*dpid, status, ctx),
+        }
+    }
+}
+
+fn miss_entry(table: u8, object: u64, instructions: Vec<Instruction>) -> FlowEntry {
+    FlowEntry::new(
+        table,
+        MODULE_MISS_PRIORITY,
+        Match::default(),
+        FlowSpec::new(Owner::Forwarding.cookie(object), instructions),
+    )
+}
+
+fn learn_key(mac: MacAddr, port: u32) -> FlowKey {
+    FlowKey::new(
+        LEARN,
+        HOST_PRIORITY,
+        Match::new()
+            .with(Oxm::InPort(port))
+            .with(Oxm::EthSrc(mac, None)),
+    )
+}
+
+fn forward_key(mac: MacAddr) -> FlowKey {
+    FlowKey::new(
+        FORWARD,
+        HOST_PRIORITY,
+        Match::new().with(Oxm::EthDst(mac, None)),
+    )
+}
+
+fn mac_object(mac: MacAddr) -> u64 {
+    mac.0.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+}
+
+/// Source MAC of an Ethernet frame.
+fn eth_src(frame: &[u8]) -> Option<MacAddr> {
+    let bytes: [u8; 6] = frame.get(6..12)?.try_into().ok()?;
+    Some(MacAddr(bytes))
+}
+
+fn eth_dst(m: &Match) -> Option<MacAddr> {
+    m.fields.iter().find_map(|f| match f {
+        Oxm::EthDst(mac, None) => Some(*mac),
+        _ => None,
+    })
+}
+
+fn eth_src_field(m: &Match) -> Option<MacAddr> {
+    m.fields.iter().find_map(|f| match f {
+        Oxm::EthSrc(mac, None) => Some(*mac),
+        _ => None,
+    })
+}
+
+fn output_port(flow: &FlowStats) -> Option<u32> {
+    flow.instructions.iter().find_map(|i| match i {
+        Instruction::ApplyActions(actions) => actions.iter().find_map(|a| match a {
+            Action::Output { port, .. } => Some(*port),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,202 @@
+use bytes::Bytes;
+use flowgate_controller::module::Change;
+use flowgate_controller::testing::{FakeSwitch, Packet};
+use flowgate_openflow::{FlowRemoved, PacketInReason, Port, PortStatus};
+
+use super::*;
+
+const DPID: u64 = 7;
+const A: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0a]);
+const B: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0b]);
+
+/// A learning module and the fake switch its changes land on.
+struct Harness {
+    module: L2Learning,
+    switch: FakeSwitch,
+}
+
+impl Harness {
+    fn up(installed: &[FlowStats]) -> Self {
+        let mut h = Harness {
+            module: L2Learning::default(),
+            switch: FakeSwitch::new(DPID),
+        };
+        h.event(&Event::SwitchUp {
+            dpid: DPID,
+            ports: &[],
+            installed,
+        });
+        h
+    }
+
+    fn event(&mut self, event: &Event<'_>) -> Vec<Change> {
+        let mut ctx = Ctx::new(std::time::Instant::now());
+        self.module.handle(event, &mut ctx);
+        let changes = ctx.take_changes();
+        self.switch.apply(&changes);
+        changes
+    }
+
+    /// Sends a frame from `src` to `dst` into the fake switch; if the switch
+    /// copies it to the controller, feeds the packet-in to the module.
+    fn send(&mut self, in_port: u32, src: MacAddr, dst: MacAddr) -> Vec<u32> {
+        let packet = Packet::new(vec![Oxm::EthSrc(src, None), Oxm::EthDst(dst, None)]);
+        let trace = self.switch.process(in_port, &packet);
+        if trace.to_controller() {
+            let packet_in = PacketIn {
+                buffer_id: flowgate_openflow::NO_BUFFER,
+                total_len: 60,
+                reason: PacketInReason::Action,
+                table_id: LEARN,
+                cookie: trace.cookies[trace.tables.iter().position(|t| *t == LEARN).unwrap()],
+                match_: Match::new().with(Oxm::InPort(in_port)),
+                data: frame(src, dst),
+            };
+            self.event(&Event::PacketIn {
+                dpid: DPID,
+                packet_in: &packet_in,
+            });
+        }
+        trace
+            .outputs
+            .into_iter()
+            .filter(|p| *p != port_no::CONTROLLER)
+            .collect()
+    }
+}
+
+fn frame(src: MacAddr, dst: MacAddr) -> Bytes {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.resize(60, 0);
+    Bytes::from(f)
+}
+
+#[test]
+fn unknown_destination_floods_and_learns_the_source() {
+    let mut h = Harness::up(&[]);
+    assert_eq!(h.send(1, A, B), vec![port_no::FLOOD]);
+    assert_eq!(h.module.port_of(DPID, A), Some(1));
+    // The reply goes straight to A's port, and B is learned on the way.
+    assert_eq!(h.send(2, B, A), vec![1]);
+    assert_eq!(h.send(1, A, B), vec![2]);
+}
+
+#[test]
+fn known_sources_no_longer_reach_the_controller() {
+    let mut h = Harness::up(&[]);
+    h.send(1, A, B);
+    let trace = h.switch.process(
+        1,
+        &Packet::new(vec![Oxm::EthSrc(A, None), Oxm::EthDst(B, None)]),
+    );
+    assert!(!trace.to_controller());
+}
+
+#[test]
+fn a_moved_host_is_relearned_and_its_old_entry_removed() {
+    let mut h = Harness::up(&[]);
+    h.send(1, A, B);
+    h.send(2, B, A);
+    h.send(3, A, B);
+    assert_eq!(h.module.port_of(DPID, A), Some(3));
+    assert_eq!(h.send(2, B, A), vec![3]);
+    assert!(!h.switch.flows.contains_key(&learn_key(A, 1)));
+}
+
+#[test]
+fn multicast_sources_are_never_learned() {
+    let mut h = Harness::up(&[]);
+    h.send(1, MacAddr::BROADCAST, B);
+    assert_eq!(h.module.port_of(DPID, MacAddr::BROADCAST), None);
+}
+
+#[test]
+fn an_expired_entry_forgets_the_host_and_its_sibling() {
+    let mut h = Harness::up(&[]);
+    h.send(1, A, B);
+    let removed = FlowRemoved {
+        cookie: Owner::Forwarding.cookie(mac_object(A)),
+        priority: HOST_PRIORITY,
+        reason: 0,
+        table_id: FORWARD,
+        duration_sec: 300,
+        duration_nsec: 0,
+        idle_timeout: 300,
+        hard_timeout: 0,
+        packet_count: 0,
+        byte_count: 0,
+        match_: Match::new().with(Oxm::EthDst(A, None)),
+    };
+    h.event(&Event::FlowRemoved {
+        dpid: DPID,
+        removed: &removed,
+    });
+    assert_eq!(h.module.port_of(DPID, A), None);
+    assert!(!h.switch.flows.contains_key(&learn_key(A, 1)));
+}
+
+#[test]
+fn a_port_going_down_forgets_its_hosts() {
+    let mut h = Harness::up(&[]);
+    h.send(1, A, B);
+    h.send(2, B, A);
+    let status = PortStatus {
+        reason: PortReason::Delete,
+        desc: Port {
+            port_no: 1,
+            hw_addr: MacAddr::ZERO,
+            name: "p1".into(),
+            config: 0,
+            state: 0,
+            curr: 0,
+            advertised: 0,
+            supported: 0,
+            peer: 0,
+            curr_speed: 0,
+            max_speed: 0,
+        },
+    };
+    h.event(&Event::PortStatus {
+        dpid: DPID,
+        status: &status,
+    });
+    assert_eq!(h.module.port_of(DPID, A), None);
+    assert_eq!(h.module.port_of(DPID, B), Some(2));
+}
+
+#[test]
+fn host_entries_found_after_a_restart_are_adopted_unchanged() {
+    let mut first = Harness::up(&[]);
+    first.send(1, A, B);
+    let installed: Vec<FlowStats> = first
+        .switch
+        .flows
+        .iter()
+        .filter(|(k, _)| k.priority == HOST_PRIORITY)
+        .map(|(k, s)| FlowStats {
+            table_id: k.table_id,
+            duration_sec: 42,
+            duration_nsec: 0,
+            priority: k.priority,
+            idle_timeout: s.idle_timeout,
+            hard_timeout: s.hard_timeout,
+            flags: s.flags,
+            cookie: s.cookie,
+            packet_count: 5,
+            byte_count: 500,
+            match_: k.match_().clone(),
+            instructions: s.instructions.clone(),
+        })
+        .collect();
+    assert_eq!(installed.len(), 2);
+    let mut restarted = Harness::up(&installed);
+    assert_eq!(restarted.module.port_of(DPID, A), Some(1));
+    for flow in &installed {
+        let entry = FlowEntry::from_stats(flow);
+        assert_eq!(restarted.switch.flows.get(&entry.key), Some(&entry.spec));
+    }
+    assert_eq!(restarted.send(2, B, A), vec![1]);
+}

@@ -1,0 +1,18 @@
+//! Forwarding modules. For now: per-switch L2 learning, reactive, over the
+//! pipeline's learn / forward / flood tables:
+//!
+//! - `learn` (T4): `in_port, eth_src` of every known host → goto forward. The
+//!   module's miss entry copies the packet to the controller *and* continues
+//!   to forward, so the switch forwards the first packet itself (no
+//!   packet-out round trip) while the controller learns its source.
+//! - `forward` (T5): `eth_dst` of a known host → output to its port.
+//! - `flood` (T6): the module's miss entry floods.
+//!
+//! Learned entries have idle timeouts and ask for FLOW_REMOVED, so a host
+//! that goes quiet is forgotten on the switch and here together. After a
+//! controller restart the learned entries still on the switch are adopted,
+//! not rewritten.
+
+mod learning;
+
+pub use learning::{L2Learning, L2LearningConfig};

@@ -1,0 +1,163 @@
+//! Settings: embedded defaults, overridden by an optional TOML file, then by
+//! command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Deserialize;
+
+/// Flowgate: an OpenFlow 1.3 SDN controller.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// TOML configuration file (flags given here override it).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Address to accept OpenFlow switch connections on [default: 0.0.0.0:6653].
+    #[arg(long)]
+    pub openflow_listen: Option<SocketAddr>,
+    /// Address of the REST API [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub rest_listen: Option<SocketAddr>,
+    /// Directory for persistent state [default: ./flowgate-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds of switch silence before an echo request [default: 5].
+    #[arg(long)]
+    pub echo_interval: Option<u64>,
+    /// Log filter, e.g. `info` or `flowgate_controller=debug` [default: info;
+    /// the RUST_LOG variable wins when set].
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Bearer token required for REST writes (none: writes are open).
+    #[arg(long, env = "FLOWGATE_API_TOKEN")]
+    pub api_token: Option<String>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub openflow_listen: SocketAddr,
+    pub rest_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub echo_interval: u64,
+    pub log: String,
+    pub api_token: Option<String>,
+    pub forwarding: ForwardingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardingConfig {
+    /// Seconds a learned host's flows live without traffic.
+    pub idle_timeout: u16,
+}
+
+impl Default for ForwardingConfig {
+    fn default() -> Self {
+        ForwardingConfig { idle_timeout: 300 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            openflow_listen: SocketAddr::from(([0, 0, 0, 0], 6653)),
+            rest_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./flowgate-data"),
+            echo_interval: 5,
+            log: "info".into(),
+            api_token: None,
+            forwarding: ForwardingConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults ← file ← flags.
+    pub fn load(cli: &Cli) -> anyhow::Result<Config> {
+        let mut config = match &cli.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = cli.openflow_listen {
+            config.openflow_listen = v;
+        }
+        if let Some(v) = cli.rest_listen {
+            config.rest_listen = v;
+        }
+        if let Some(v) = &cli.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = cli.echo_interval {
+            config.echo_interval = v;
+        }
+        if let Some(v) = &cli.log {
+            config.log = v.clone();
+        }
+        if let Some(v) = &cli.api_token {
+            config.api_token = Some(v.clone());
+        }
+        anyhow::ensure!(
+            config.echo_interval > 0,
+            "echo_interval must be at least 1 second"
+        );
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("flowgate").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(&cli(&[])).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.openflow_listen.port(), 6653);
+        assert_eq!(c.rest_listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(
+            &path,
+            "rest_listen = \"127.0.0.1:9000\"\necho_interval = 2\n[forwarding]\nidle_timeout = 60\n",
+        )
+        .unwrap();
+        let c = Config::load(&cli(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--echo-interval",
+            "3",
+        ]))
+        .unwrap();
+        assert_eq!(c.rest_listen.port(), 9000);
+        assert_eq!(c.echo_interval, 3);
+        assert_eq!(c.forwarding.idle_timeout, 60);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, "rest_listn = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(format!("{err:#}").contains("rest_listn"), "{err:#}");
+    }
+}

@@ -1,0 +1,88 @@
+//! The `flowgate` binary: configuration, logging, and wiring of the runtime,
+//! the modules, the store and the REST API.
+
+mod config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use flowgate_controller::api::{self, ApiState};
+use flowgate_controller::module::Module;
+use flowgate_controller::runtime::{Runtime, RuntimeConfig};
+use flowgate_controller::store::RedbStore;
+use flowgate_forwarding::{L2Learning, L2LearningConfig};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::config::{Cli, Config};
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::load(&Cli::parse())?;
+    init_tracing(&config.log);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(config))
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let store = Arc::new(
+        RedbStore::open(&config.data_dir)
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
+    );
+    let modules: Vec<Box<dyn Module>> = vec![Box::new(L2Learning::new(L2LearningConfig {
+        idle_timeout: config.forwarding.idle_timeout,
+    }))];
+    let mut runtime_config = RuntimeConfig::default();
+    let echo = Duration::from_secs(config.echo_interval);
+    runtime_config.driver.session.echo_interval = echo;
+    runtime_config.driver.session.dead_after = echo * 3;
+
+    let openflow = TcpListener::bind(config.openflow_listen)
+        .await
+        .with_context(|| format!("listening for OpenFlow on {}", config.openflow_listen))?;
+    let rest = TcpListener::bind(config.rest_listen)
+        .await
+        .with_context(|| format!("listening for REST on {}", config.rest_listen))?;
+    info!(openflow = %config.openflow_listen, rest = %config.rest_listen, data_dir = %config.data_dir.display(), "flowgate started");
+
+    let runtime = Runtime::start(openflow, runtime_config, modules);
+    let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
+        .with_metrics(runtime.metrics().clone());
+    api::serve(rest, api::router(state), shutdown_signal()).await?;
+    info!("flowgate stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
