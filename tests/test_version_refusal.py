@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from flowgate_lab import wait_until
 from flowgate_lab.nodes import OWNER_KEY
 from flowgate_lab.ovs import bridge_connection, bridge_external_ids, bridges, vsctl
 from flowgate_lab.util import LabError, pid_alive
@@ -50,4 +49,5 @@ def test_openflow15_only_switch_is_refused(linear3, of15_bridge):
         time.sleep(0.5)
     assert ctl.rest.health()["switches"] == 3
     assert ctl.rest.request("GET", "/api/v1/switches/%d" % DPID).status == 404
-    wait_until(lambda: lab.pingall().loss_percent == 0, 30, interval=1, what="pingall 0% loss")
+    result = lab.pingall()
+    assert result.loss_percent == 0, result

@@ -111,10 +111,24 @@ class LabNet:
         """Stop Mininet and remove whatever it left behind, by name."""
         try:
             if self.net is not None:
+                self._interrupt_busy_nodes()
                 self.net.stop()
         finally:
             self.net = None
             self._remove_leftovers()
+
+    def _interrupt_busy_nodes(self):
+        """A test interrupted mid-command (time limit, Ctrl-C) leaves a node's
+        shell busy, and Mininet refuses to send it more commands: interrupt
+        the command and drain its output so net.stop() can proceed."""
+        for node in self.net.hosts + self.net.switches + self.net.controllers:
+            if node.shell is not None and node.waiting:
+                node.sendInt()
+                try:
+                    wait_until(lambda n=node: n.monitor(timeoutms=200) is not None and not n.waiting,
+                               5, what="%s shell to settle" % node.name)
+                except LabError:
+                    node.waiting = False
 
     def __enter__(self):
         return self.start()
