@@ -4,7 +4,14 @@
 //! to desired state and packet-outs through [`Ctx`]. Only the runtime talks
 //! to switches: a module never sends a flow-mod itself, which is what makes
 //! modules testable without a switch (see `testing::FakeSwitch`).
+//!
+//! Modules reach the outside world three ways: events from switches (below),
+//! calls from the REST API run on the core with exclusive access to the
+//! module (`Runtime::call`), and typed notices other modules publish
+//! ([`Ctx::publish`], delivered as [`Event::Notice`]).
 
+use std::any::Any;
+use std::sync::Arc;
 use std::time::Instant;
 
 use flowgate_openflow::{FlowRemoved, FlowStats, PacketIn, PacketOut, Port, PortStatus};
@@ -42,18 +49,51 @@ pub enum Event<'a> {
         dpid: u64,
         removed: &'a FlowRemoved,
     },
+    /// Once a second, for periodic work (discovery probes, expiry).
+    Tick,
+    /// Something another module published with [`Ctx::publish`]; receivers
+    /// downcast the payload to the types they understand.
+    Notice {
+        from: Owner,
+        payload: &'a (dyn Any + Send + Sync),
+    },
 }
 
 /// One change a module asks for.
 #[derive(Debug, Clone)]
 pub enum Change {
-    InstallFlow { dpid: u64, entry: FlowEntry },
-    RemoveFlow { dpid: u64, key: FlowKey },
-    InstallGroup { dpid: u64, id: u32, spec: GroupSpec },
-    RemoveGroup { dpid: u64, id: u32 },
-    InstallMeter { dpid: u64, id: u32, spec: MeterSpec },
-    RemoveMeter { dpid: u64, id: u32 },
-    PacketOut { dpid: u64, packet_out: PacketOut },
+    InstallFlow {
+        dpid: u64,
+        entry: FlowEntry,
+    },
+    RemoveFlow {
+        dpid: u64,
+        key: FlowKey,
+    },
+    InstallGroup {
+        dpid: u64,
+        id: u32,
+        spec: GroupSpec,
+    },
+    RemoveGroup {
+        dpid: u64,
+        id: u32,
+    },
+    InstallMeter {
+        dpid: u64,
+        id: u32,
+        spec: MeterSpec,
+    },
+    RemoveMeter {
+        dpid: u64,
+        id: u32,
+    },
+    PacketOut {
+        dpid: u64,
+        packet_out: PacketOut,
+    },
+    /// A notice for every other module.
+    Publish(Arc<dyn Any + Send + Sync>),
 }
 
 /// Collects a module's changes for one event.
@@ -104,13 +144,18 @@ impl Ctx {
         self.changes.push(Change::PacketOut { dpid, packet_out });
     }
 
+    /// Tells every other module something (see [`Event::Notice`]).
+    pub fn publish(&mut self, payload: impl Any + Send + Sync) {
+        self.changes.push(Change::Publish(Arc::new(payload)));
+    }
+
     pub fn take_changes(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
     }
 }
 
-/// An application module.
-pub trait Module: Send + 'static {
+/// An application module. `Any` lets REST calls reach the concrete type.
+pub trait Module: Any + Send {
     /// The owner id stamped into every cookie this module's flows carry.
     fn owner(&self) -> Owner;
 

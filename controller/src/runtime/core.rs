@@ -6,13 +6,14 @@
 //! Events are processed in batches: everything queued is handled first, then
 //! each switch's output is handed to its writer as one buffer.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use flowgate_openflow::{self as of, ErrorMsg, FlowRemoved, Message};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::cookie::{self, Owner};
@@ -26,9 +27,23 @@ use crate::runtime::session::SwitchSync;
 
 /// Most events handled before output is flushed.
 const BATCH: usize = 1024;
+/// Period of [`Event::Tick`].
+const TICK: Duration = Duration::from_secs(1);
+
+/// Work sent to run on the core with exclusive access to it (REST calls).
+pub type CoreCall = Box<dyn FnOnce(&mut Core, Instant) + Send>;
+
+/// A switch's confirmation still to come, for [`Core::call_module`].
+pub type PendingAck = (u64, oneshot::Receiver<SwitchAck>);
+
+/// A switch confirmed (barrier reply) the messages a call caused.
+#[derive(Debug, Clone, Default)]
+pub struct SwitchAck {
+    /// Errors the switch returned for those messages, in spec terms.
+    pub errors: Vec<String>,
+}
 
 /// What drivers tell the core.
-#[derive(Debug)]
 pub enum CoreEvent {
     SwitchUp {
         dpid: u64,
@@ -45,6 +60,7 @@ pub enum CoreEvent {
         xid: u32,
         message: Message,
     },
+    Call(CoreCall),
 }
 
 /// What a sent message was about, to explain a switch's ERROR reply.
@@ -64,6 +80,12 @@ struct SwitchState {
     next_xid: u32,
     out: BytesMut,
     needs_barrier: bool,
+    /// Callers waiting for the next barrier to be sent.
+    waiting: Vec<oneshot::Sender<SwitchAck>>,
+    /// Callers waiting for the reply to a sent barrier, by its xid.
+    barriers: BTreeMap<u32, Vec<oneshot::Sender<SwitchAck>>>,
+    /// Errors received since the last barrier reply.
+    errors: Vec<String>,
 }
 
 impl SwitchState {
@@ -103,6 +125,8 @@ pub struct Core {
     modules: Vec<Box<dyn Module>>,
     switches: HashMap<u64, SwitchState>,
     metrics: Arc<Metrics>,
+    /// Published notices not yet delivered, with their publisher.
+    notices: VecDeque<(Owner, Arc<dyn Any + Send + Sync>)>,
 }
 
 impl Core {
@@ -111,18 +135,70 @@ impl Core {
             modules,
             switches: HashMap::new(),
             metrics,
+            notices: VecDeque::new(),
         }
     }
 
     /// Runs until every driver and the runtime have dropped their senders.
     pub async fn run(mut self, mut events: mpsc::Receiver<CoreEvent>) {
         let mut batch = Vec::with_capacity(BATCH);
-        while events.recv_many(&mut batch, BATCH).await > 0 {
-            for event in batch.drain(..) {
-                self.handle(event, Instant::now());
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                n = events.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    for event in batch.drain(..) {
+                        self.handle(event, Instant::now());
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.dispatch_all(&Event::Tick, now);
+                    self.deliver_notices(now);
+                }
             }
             self.flush();
         }
+    }
+
+    /// Runs `f` on the module of type `M` with a fresh [`Ctx`], applies its
+    /// changes, and returns its result with one receiver per switch that was
+    /// sent something: each resolves when that switch's barrier reply
+    /// confirms the messages (or is dropped if the switch disconnects first).
+    pub fn call_module<M: Module, R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut M, &mut Ctx) -> R,
+    ) -> Option<(R, Vec<PendingAck>)> {
+        let i = self
+            .modules
+            .iter_mut()
+            .position(|m| (m.as_mut() as &mut dyn Any).is::<M>())?;
+        let owner = self.modules[i].owner();
+        let module = (self.modules[i].as_mut() as &mut dyn Any).downcast_mut::<M>()?;
+        let mut ctx = Ctx::new(now);
+        let value = f(module, &mut ctx);
+        let sent_to = self.apply_changes(owner, ctx.take_changes(), true);
+        self.deliver_notices(now);
+        let mut acks = Vec::new();
+        for dpid in sent_to {
+            if let Some(state) = self.switches.get_mut(&dpid) {
+                let (tx, rx) = oneshot::channel();
+                state.waiting.push(tx);
+                acks.push((dpid, rx));
+            }
+        }
+        Some((value, acks))
+    }
+
+    /// Dpids of connected switches, sorted.
+    pub fn switch_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.switches.keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     fn handle(&mut self, event: CoreEvent, now: Instant) {
@@ -152,6 +228,24 @@ impl Core {
                     self.message(dpid, xid, message, now);
                 }
             }
+            CoreEvent::Call(call) => call(self, now),
+        }
+        self.deliver_notices(now);
+    }
+
+    /// Hands published notices to every module but the publisher; notices
+    /// published while handling one are delivered in turn.
+    fn deliver_notices(&mut self, now: Instant) {
+        while let Some((from, payload)) = self.notices.pop_front() {
+            for i in 0..self.modules.len() {
+                if self.modules[i].owner() != from {
+                    let event = Event::Notice {
+                        from,
+                        payload: payload.as_ref(),
+                    };
+                    self.dispatch_index(i, &event, now);
+                }
+            }
         }
     }
 
@@ -171,6 +265,9 @@ impl Core {
                 next_xid: 0,
                 out: BytesMut::new(),
                 needs_barrier: false,
+                waiting: Vec::new(),
+                barriers: BTreeMap::new(),
+                errors: Vec::new(),
             },
         );
         // Each module sees the flows it owns that survived on the switch.
@@ -236,6 +333,14 @@ impl Core {
             Message::BarrierReply => {
                 if let Some(state) = self.switches.get_mut(&dpid) {
                     state.inflight = state.inflight.split_off(&xid.saturating_add(1));
+                    let later = state.barriers.split_off(&xid.saturating_add(1));
+                    let done = std::mem::replace(&mut state.barriers, later);
+                    let ack = SwitchAck {
+                        errors: std::mem::take(&mut state.errors),
+                    };
+                    for waiter in done.into_values().flatten() {
+                        let _ = waiter.send(ack.clone());
+                    }
                 }
             }
             Message::Error(error) => self.switch_error(dpid, xid, &error),
@@ -283,6 +388,7 @@ impl Core {
             return;
         };
         self.metrics.switch_error();
+        state.errors.push(what.clone());
         match state.inflight.remove(&xid) {
             Some(Sent::Flow(key)) => {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, table = key.table_id, priority = key.priority, "switch rejected flow-mod");
@@ -320,12 +426,18 @@ impl Core {
     }
 
     /// Applies a module's changes to desired state; with `reconcile`, sends
-    /// the resulting difference for exactly the touched entries.
-    fn apply_changes(&mut self, owner: Owner, changes: Vec<Change>, reconcile: bool) {
+    /// the resulting difference for exactly the touched entries. Returns the
+    /// switches that were sent something.
+    fn apply_changes(&mut self, owner: Owner, changes: Vec<Change>, reconcile: bool) -> Vec<u64> {
         let mut touched: HashMap<u64, Touched> = HashMap::new();
         let mut packet_outs = Vec::new();
         for change in changes {
-            let dpid = change_dpid(&change);
+            let Some(dpid) = change_dpid(&change) else {
+                if let Change::Publish(payload) = change {
+                    self.notices.push_back((owner, payload));
+                }
+                continue;
+            };
             let Some(state) = self.switches.get_mut(&dpid) else {
                 continue;
             };
@@ -367,11 +479,13 @@ impl Core {
                     t.meters.push(id);
                 }
                 Change::PacketOut { dpid, packet_out } => packet_outs.push((dpid, packet_out)),
+                Change::Publish(_) => {}
             }
         }
         if !reconcile {
-            return;
+            return Vec::new();
         }
+        let mut sent_to = Vec::new();
         for (dpid, t) in touched {
             let Some(state) = self.switches.get_mut(&dpid) else {
                 continue;
@@ -385,6 +499,9 @@ impl Core {
             let flows = reconcile::reconcile_flows(&t.flows, &state.desired, &mut state.installed);
             plan.messages.extend(flows.messages);
             plan.counts.add(&flows.counts);
+            if !plan.is_empty() {
+                sent_to.push(dpid);
+            }
             state.send_plan(plan, &self.metrics);
         }
         // Packet-outs go after the flow-mods, so the answer to a forwarded
@@ -395,6 +512,7 @@ impl Core {
                 of::encode(xid, &Message::PacketOut(packet_out), &mut state.out);
             }
         }
+        sent_to
     }
 
     /// Hands each switch's queued output to its writer, closed by a barrier.
@@ -404,6 +522,8 @@ impl Core {
                 let xid = state.xid();
                 of::encode(xid, &Message::BarrierRequest, &mut state.out);
                 state.needs_barrier = false;
+                let waiting = std::mem::take(&mut state.waiting);
+                state.barriers.entry(xid).or_default().extend(waiting);
             }
             if state.out.is_empty() {
                 continue;
@@ -432,8 +552,8 @@ struct Touched {
     meters: Vec<u32>,
 }
 
-fn change_dpid(change: &Change) -> u64 {
-    match change {
+fn change_dpid(change: &Change) -> Option<u64> {
+    Some(match change {
         Change::InstallFlow { dpid, .. }
         | Change::RemoveFlow { dpid, .. }
         | Change::InstallGroup { dpid, .. }
@@ -441,5 +561,9 @@ fn change_dpid(change: &Change) -> u64 {
         | Change::InstallMeter { dpid, .. }
         | Change::RemoveMeter { dpid, .. }
         | Change::PacketOut { dpid, .. } => *dpid,
-    }
+        Change::Publish(_) => return None,
+    })
 }
+
+#[cfg(test)]
+mod tests;

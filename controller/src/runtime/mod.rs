@@ -11,16 +11,18 @@ pub mod session;
 mod view;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{info, warn};
 
-use self::core::Core;
+use self::core::{Core, CoreEvent};
 use self::driver::DriverConfig;
 use self::metrics::Metrics;
 use self::registry::Registry;
-use crate::module::Module;
+use crate::module::{Ctx, Module};
 
 /// Queue from drivers to the core, in events.
 const CORE_QUEUE: usize = 65536;
@@ -42,12 +44,37 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// How long [`Runtime::call`] waits for switches to confirm by barrier.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A running runtime; cheap to clone, and the REST API's view of switches.
 #[derive(Clone)]
 pub struct Runtime {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     config: Arc<RuntimeConfig>,
+    core: mpsc::Sender<CoreEvent>,
+}
+
+/// The outcome of [`Runtime::call`].
+#[derive(Debug, Clone)]
+pub struct Applied<R> {
+    pub value: R,
+    /// Switches that confirmed (barrier reply) every message the call caused.
+    pub confirmed: Vec<u64>,
+    /// Switches that did not confirm in time or disconnected first; they get
+    /// the change on reconnect or with the next reconciliation.
+    pub unconfirmed: Vec<u64>,
+    /// Errors switches returned for those messages, as "dpid: error".
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum CallError {
+    #[error("module is not loaded")]
+    NoSuchModule,
+    #[error("controller is shutting down")]
+    Stopped,
 }
 
 impl Runtime {
@@ -65,9 +92,55 @@ impl Runtime {
             registry,
             metrics,
             config: Arc::new(config),
+            core: core_tx.clone(),
         };
         tokio::spawn(runtime.clone().accept_loop(listener, core_tx));
         runtime
+    }
+
+    /// Runs `f` on the loaded module of type `M` on the core (so it sees a
+    /// consistent state and may change desired state through the [`Ctx`]),
+    /// then waits until every switch the change touched confirms it with a
+    /// barrier reply. When this returns, the flows are on the switches: a
+    /// REST write that awaits it holds from the moment it answers.
+    pub async fn call<M, R>(
+        &self,
+        f: impl FnOnce(&mut M, &mut Ctx) -> R + Send + 'static,
+    ) -> Result<Applied<R>, CallError>
+    where
+        M: Module,
+        R: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let call: self::core::CoreCall = Box::new(move |core, now| {
+            let _ = tx.send(core.call_module(now, f));
+        });
+        self.core
+            .send(CoreEvent::Call(call))
+            .await
+            .map_err(|_| CallError::Stopped)?;
+        let (value, acks) = rx
+            .await
+            .map_err(|_| CallError::Stopped)?
+            .ok_or(CallError::NoSuchModule)?;
+        let mut applied = Applied {
+            value,
+            confirmed: Vec::new(),
+            unconfirmed: Vec::new(),
+            errors: Vec::new(),
+        };
+        for (dpid, ack) in acks {
+            match tokio::time::timeout(CONFIRM_TIMEOUT, ack).await {
+                Ok(Ok(ack)) => {
+                    applied.confirmed.push(dpid);
+                    applied
+                        .errors
+                        .extend(ack.errors.into_iter().map(|e| format!("{dpid:016x}: {e}")));
+                }
+                _ => applied.unconfirmed.push(dpid),
+            }
+        }
+        Ok(applied)
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -78,7 +151,7 @@ impl Runtime {
         &self.metrics
     }
 
-    async fn accept_loop(self, listener: TcpListener, core: mpsc::Sender<self::core::CoreEvent>) {
+    async fn accept_loop(self, listener: TcpListener, core: mpsc::Sender<CoreEvent>) {
         let limit = Arc::new(Semaphore::new(self.config.max_connections));
         loop {
             let (stream, peer) = match listener.accept().await {

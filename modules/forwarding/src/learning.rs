@@ -175,6 +175,7 @@ impl Module for L2Learning {
                 }
             }
             Event::PortStatus { dpid, status } => self.port_status(*dpid, status, ctx),
+            Event::Tick | Event::Notice { .. } => {}
         }
     }
 }

@@ -1,0 +1,334 @@
+use bytes::Bytes;
+use flowgate_openflow::{self as of, FlowModCommand, FlowStats, Match, Oxm, SwitchFeatures};
+
+use super::*;
+use crate::desired::{output_to, FlowEntry, FlowSpec};
+use crate::module::Ctx;
+
+const DPID: u64 = 1;
+
+/// A module that installs what it is told to and records what it hears.
+#[derive(Default)]
+struct Probe {
+    owner: Option<Owner>,
+    heard: Vec<String>,
+}
+
+impl Module for Probe {
+    fn owner(&self) -> Owner {
+        self.owner.unwrap_or(Owner::Firewall)
+    }
+
+    fn handle(&mut self, event: &Event<'_>, _ctx: &mut Ctx) {
+        match event {
+            Event::Notice { from, payload } => {
+                if let Some(text) = payload.downcast_ref::<&'static str>() {
+                    self.heard.push(format!("{from:?}:{text}"));
+                }
+            }
+            Event::FlowRemoved { .. } => self.heard.push("removed".into()),
+            _ => {}
+        }
+    }
+}
+
+/// The publisher in notice tests: a distinct type so calls can find it.
+#[derive(Default)]
+struct Publisher;
+
+impl Module for Publisher {
+    fn owner(&self) -> Owner {
+        Owner::Topology
+    }
+
+    fn handle(&mut self, _event: &Event<'_>, _ctx: &mut Ctx) {}
+}
+
+struct Rig {
+    core: Core,
+    rx: mpsc::Receiver<Bytes>,
+    _cmd: mpsc::Receiver<SwitchCmd>,
+}
+
+impl Rig {
+    fn new(installed: Vec<FlowStats>) -> Rig {
+        let modules: Vec<Box<dyn Module>> = vec![Box::new(Probe::default()), Box::new(Publisher)];
+        let mut core = Core::new(modules, Arc::new(Metrics::default()));
+        let (tx, rx) = mpsc::channel(16);
+        let (cmd, cmd_rx) = mpsc::channel(16);
+        let sync = SwitchSync {
+            version: 4,
+            features: SwitchFeatures {
+                datapath_id: DPID,
+                n_buffers: 0,
+                n_tables: 254,
+                auxiliary_id: 0,
+                capabilities: 0,
+                reserved: 0,
+            },
+            desc: None,
+            ports: vec![],
+            flows: installed,
+            groups: vec![],
+            meters: vec![],
+        };
+        core.handle(
+            CoreEvent::SwitchUp {
+                dpid: DPID,
+                handle: SwitchHandle {
+                    conn_id: 1,
+                    tx,
+                    cmd,
+                },
+                sync: Box::new(sync),
+            },
+            Instant::now(),
+        );
+        core.flush();
+        Rig {
+            core,
+            rx,
+            _cmd: cmd_rx,
+        }
+    }
+
+    /// Everything the core handed to the switch's writer since last asked.
+    fn sent(&mut self) -> Vec<(u32, Message)> {
+        let mut out = Vec::new();
+        while let Ok(bytes) = self.rx.try_recv() {
+            let mut rest = &bytes[..];
+            while let Ok(Some(len)) = of::frame_len(rest) {
+                let (h, m) = of::decode(&rest[..len]).unwrap();
+                out.push((h.xid, m));
+                rest = &rest[len..];
+            }
+        }
+        out
+    }
+
+    fn reply(&mut self, xid: u32, message: Message) {
+        self.core.handle(
+            CoreEvent::Message {
+                dpid: DPID,
+                conn_id: 1,
+                xid,
+                message,
+            },
+            Instant::now(),
+        );
+    }
+}
+
+fn rule(n: u8) -> FlowEntry {
+    FlowEntry::new(
+        pipeline::ACL,
+        100,
+        Match::new().with(Oxm::TcpDst(u16::from(n))),
+        FlowSpec::new(Owner::Firewall.cookie(u64::from(n)), output_to(1)),
+    )
+}
+
+fn stats(entry: &FlowEntry) -> FlowStats {
+    let fm = entry.to_flow_mod(FlowModCommand::Add);
+    FlowStats {
+        table_id: fm.table_id,
+        duration_sec: 100,
+        duration_nsec: 0,
+        priority: fm.priority,
+        idle_timeout: fm.idle_timeout,
+        hard_timeout: fm.hard_timeout,
+        flags: fm.flags,
+        cookie: fm.cookie,
+        packet_count: 7,
+        byte_count: 700,
+        match_: fm.match_,
+        instructions: fm.instructions,
+    }
+}
+
+fn flow_mods(sent: &[(u32, Message)]) -> Vec<(u32, FlowModCommand)> {
+    sent.iter()
+        .filter_map(|(xid, m)| match m {
+            Message::FlowMod(fm) => Some((*xid, fm.command)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn barrier_xid(sent: &[(u32, Message)]) -> u32 {
+    let barriers: Vec<u32> = sent
+        .iter()
+        .filter(|(_, m)| *m == Message::BarrierRequest)
+        .map(|(x, _)| *x)
+        .collect();
+    assert_eq!(barriers.len(), 1, "one barrier per batch: {sent:?}");
+    barriers[0]
+}
+
+#[test]
+fn a_new_switch_gets_the_pipeline_then_a_barrier() {
+    let mut rig = Rig::new(vec![]);
+    let sent = rig.sent();
+    assert_eq!(flow_mods(&sent).len(), pipeline::core_entries().len());
+    assert_eq!(sent.last().map(|(_, m)| m), Some(&Message::BarrierRequest));
+}
+
+#[test]
+fn a_switch_that_already_has_everything_is_sent_nothing() {
+    let installed: Vec<FlowStats> = pipeline::core_entries().iter().map(stats).collect();
+    let mut rig = Rig::new(installed);
+    assert!(rig.sent().is_empty());
+}
+
+#[test]
+fn stale_flowgate_flows_are_removed_but_foreign_ones_kept() {
+    let mut installed: Vec<FlowStats> = pipeline::core_entries().iter().map(stats).collect();
+    installed.push(stats(&rule(1)));
+    let mut foreign = stats(&rule(2));
+    foreign.cookie = 0x1234;
+    installed.push(foreign);
+    let mut rig = Rig::new(installed);
+    let sent = rig.sent();
+    let mods = flow_mods(&sent);
+    assert_eq!(mods.len(), 1);
+    assert_eq!(mods[0].1, FlowModCommand::DeleteStrict);
+}
+
+#[tokio::test]
+async fn a_call_is_acknowledged_by_the_barrier_that_follows_it() {
+    let mut rig = Rig::new(vec![]);
+    rig.sent();
+    let (_, mut acks) = rig
+        .core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
+        .unwrap();
+    assert_eq!(acks.len(), 1);
+    rig.core.flush();
+    let sent = rig.sent();
+    assert_eq!(flow_mods(&sent).len(), 1);
+    let barrier = barrier_xid(&sent);
+    let (_, mut ack) = acks.pop().unwrap();
+    assert!(
+        ack.try_recv().is_err(),
+        "acknowledged before the barrier reply"
+    );
+    rig.reply(barrier, Message::BarrierReply);
+    let ack = ack.try_recv().expect("barrier reply acknowledges the call");
+    assert!(ack.errors.is_empty());
+}
+
+#[tokio::test]
+async fn a_rejected_flow_mod_is_reported_and_retried_later() {
+    let mut rig = Rig::new(vec![]);
+    rig.sent();
+    let (_, mut acks) = rig
+        .core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
+        .unwrap();
+    rig.core.flush();
+    let sent = rig.sent();
+    let (xid, _) = flow_mods(&sent)[0];
+    let error = of::ErrorMsg::Standard {
+        err_type: of::error_type::BAD_MATCH,
+        code: 4,
+        data: Bytes::new(),
+    };
+    rig.reply(xid, Message::Error(error));
+    rig.reply(barrier_xid(&sent), Message::BarrierReply);
+    let ack = acks.pop().unwrap().1.try_recv().unwrap();
+    assert_eq!(ack.errors.len(), 1);
+    assert!(
+        ack.errors[0].starts_with("OFPET_BAD_MATCH"),
+        "{:?}",
+        ack.errors
+    );
+    // Installing the same entry again resends it: it is not believed installed.
+    rig.core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
+        .unwrap();
+    rig.core.flush();
+    assert_eq!(flow_mods(&rig.sent()).len(), 1);
+}
+
+#[tokio::test]
+async fn an_unchanged_install_sends_nothing_and_needs_no_ack() {
+    let mut rig = Rig::new(vec![]);
+    let call = |rig: &mut Rig| {
+        rig.core
+            .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
+            .unwrap()
+            .1
+    };
+    call(&mut rig);
+    rig.core.flush();
+    rig.sent();
+    assert!(call(&mut rig).is_empty());
+    rig.core.flush();
+    assert!(rig.sent().is_empty());
+}
+
+#[test]
+fn a_module_cannot_remove_another_modules_flow() {
+    let mut rig = Rig::new(vec![]);
+    rig.core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
+        .unwrap();
+    rig.core.flush();
+    rig.sent();
+    rig.core
+        .call_module::<Publisher, _>(Instant::now(), |_, ctx| ctx.remove(DPID, rule(1).key))
+        .unwrap();
+    rig.core.flush();
+    assert!(flow_mods(&rig.sent()).is_empty());
+}
+
+#[test]
+fn notices_reach_every_other_module() {
+    let mut rig = Rig::new(vec![]);
+    rig.core
+        .call_module::<Publisher, _>(Instant::now(), |_, ctx| ctx.publish("links changed"))
+        .unwrap();
+    let heard = rig
+        .core
+        .call_module::<Probe, _>(Instant::now(), |p, _| p.heard.clone())
+        .unwrap()
+        .0;
+    assert_eq!(heard, vec!["Topology:links changed".to_string()]);
+}
+
+#[test]
+fn flow_removed_drops_the_entry_and_tells_its_owner() {
+    let mut rig = Rig::new(vec![]);
+    rig.core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
+        .unwrap();
+    rig.core.flush();
+    rig.sent();
+    let e = rule(1);
+    let removed = of::FlowRemoved {
+        cookie: e.spec.cookie,
+        priority: e.key.priority,
+        reason: 0,
+        table_id: e.key.table_id,
+        duration_sec: 1,
+        duration_nsec: 0,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        packet_count: 0,
+        byte_count: 0,
+        match_: e.key.match_().clone(),
+    };
+    rig.reply(0, Message::FlowRemoved(removed));
+    let heard = rig
+        .core
+        .call_module::<Probe, _>(Instant::now(), |p, _| p.heard.clone())
+        .unwrap()
+        .0;
+    assert_eq!(heard, vec!["removed".to_string()]);
+    // Gone from desired state too: re-installing sends it again.
+    rig.core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
+        .unwrap();
+    rig.core.flush();
+    assert_eq!(flow_mods(&rig.sent()).len(), 1);
+}
