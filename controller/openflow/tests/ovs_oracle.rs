@@ -931,7 +931,11 @@ fn ovs_modify_and_delete_flow_mods_decode() {
     assert_eq!(fm.command, FlowModCommand::ModifyStrict);
     assert_eq!(fm.match_.udp_dst(), Some(53));
     assert_eq!(fm.priority, 5);
-    assert_eq!(fm.instructions, vec![], "actions=drop is no instruction at all");
+    assert_eq!(
+        fm.instructions,
+        vec![],
+        "actions=drop is no instruction at all"
+    );
 
     let r = run(&["del-flows", "TARGET", "cookie=0x10/0xff,out_port=7"]);
     let fm = r.flow_mods()[0];
