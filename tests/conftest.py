@@ -37,6 +37,8 @@ _CONTROLLERS = []
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout_secs(n): per-test time limit in seconds")
+    # Mininet 2.3 uses distutils' StrictVersion on every switch start.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:mininet.node")
 
 
 @pytest.hookimpl(hookwrapper=True)

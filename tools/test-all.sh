@@ -101,8 +101,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 step "end-to-end lab tests"
-export FLOWGATE_BIN="$ROOT/target/release/flowgate"
-export FLOWGATE_LAB_ARTIFACTS="${FLOWGATE_LAB_ARTIFACTS:-$ROOT/target/lab-logs}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export FLOWGATE_BIN="$TARGET_DIR/release/flowgate"
+export FLOWGATE_LAB_ARTIFACTS="${FLOWGATE_LAB_ARTIFACTS:-$TARGET_DIR/lab-logs}"
 export PYTHONDONTWRITEBYTECODE=1
 # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words on purpose
 exec timeout --kill-after=60 3600 /usr/bin/python3 -m pytest -p no:cacheprovider tests/ -v ${PYTEST_ARGS:-} </dev/null
