@@ -7,6 +7,7 @@
 //! - [`module`]: the trait application modules implement.
 //! - [`api`]: the axum REST server.
 //! - [`store`]: persistence behind one trait (embedded redb by default).
+//! - [`ovsdb`]: the OVSDB (RFC 7047) client for cloud hosts' Open vSwitch.
 //! - [`desired`]: desired-state entries and their canonical form.
 //! - [`testing`]: a fake switch for module tests.
 
@@ -14,6 +15,7 @@ pub mod api;
 pub mod cookie;
 pub mod desired;
 pub mod module;
+pub mod ovsdb;
 pub mod pipeline;
 pub mod runtime;
 pub mod store;

@@ -1,0 +1,357 @@
+//! Connected OVSDB hosts: the listener for hosts that dial in
+//! (`set-manager tcp:CTRL:6640`), active connections to hosts that listen
+//! (`ptcp:6640`, registered by REST), and the registry everything else
+//! reads: typed snapshots, a change counter to wait on, and `transact`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::conn::{self, Command, ConnError};
+use super::session::{SessionConfig, TransactError};
+use super::view::HostView;
+
+/// Most simultaneous OVSDB connections accepted.
+const MAX_CONNECTIONS: usize = 4096;
+/// Delay between attempts to reach a `ptcp` host.
+const RECONNECT: Duration = Duration::from_secs(2);
+/// How long a transaction may take.
+const TRANSACT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OvsdbError {
+    #[error("no OVSDB connection {0}")]
+    NoSuchConnection(u64),
+    #[error(transparent)]
+    Transact(#[from] TransactError),
+    #[error("the host did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("bad target {0:?}: expected tcp:IP:PORT or unix:PATH")]
+    BadTarget(String),
+}
+
+/// Who opened the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The host dialled us (`set-manager`).
+    Passive,
+    /// We dialled the host's `ptcp` remote.
+    Active { target: String },
+}
+
+/// One connected host as the rest of Flowgate sees it.
+#[derive(Debug, Clone)]
+pub struct HostSnapshot {
+    /// Unique per connection (a reconnecting host gets a new one).
+    pub conn_id: u64,
+    pub mode: Mode,
+    /// The host's address as we see it (`unix` connections have none).
+    pub peer: Option<SocketAddr>,
+    /// Our address on that connection: where the host reaches Flowgate.
+    pub local: Option<SocketAddr>,
+    pub connected_since: SystemTime,
+    pub view: Arc<HostView>,
+}
+
+impl HostSnapshot {
+    pub fn peer_ip(&self) -> Option<IpAddr> {
+        self.peer.map(|p| p.ip())
+    }
+}
+
+/// A transaction endpoint of one connection.
+#[derive(Debug, Clone)]
+pub struct HostHandle {
+    pub conn_id: u64,
+    cmd: mpsc::Sender<Command>,
+}
+
+impl HostHandle {
+    /// Runs `ops` as one transaction; `Ok` holds per-operation results.
+    pub async fn transact(&self, ops: Vec<Value>) -> Result<Vec<Value>, OvsdbError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Transact { ops, reply: tx })
+            .await
+            .map_err(|_| OvsdbError::NoSuchConnection(self.conn_id))?;
+        match tokio::time::timeout(TRANSACT_TIMEOUT, rx).await {
+            Err(_) => Err(OvsdbError::Timeout(TRANSACT_TIMEOUT)),
+            Ok(Err(_)) => Err(TransactError::Closed.into()),
+            Ok(Ok(outcome)) => Ok(outcome?),
+        }
+    }
+}
+
+struct Conn {
+    mode: Mode,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    since: SystemTime,
+    view: Option<Arc<HostView>>,
+    cmd: mpsc::Sender<Command>,
+}
+
+struct Inner {
+    config: SessionConfig,
+    conns: Mutex<BTreeMap<u64, Conn>>,
+    active: Mutex<BTreeMap<String, JoinHandle<()>>>,
+    next_id: AtomicU64,
+    changed: watch::Sender<u64>,
+}
+
+/// The registry of OVSDB hosts; cheap to clone.
+#[derive(Clone)]
+pub struct Hosts {
+    inner: Arc<Inner>,
+}
+
+impl Default for Hosts {
+    fn default() -> Self {
+        Hosts::new(SessionConfig::default())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data; keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hosts {
+    pub fn new(config: SessionConfig) -> Hosts {
+        Hosts {
+            inner: Arc::new(Inner {
+                config,
+                conns: Mutex::new(BTreeMap::new()),
+                active: Mutex::new(BTreeMap::new()),
+                next_id: AtomicU64::new(1),
+                changed: watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// Hosts whose initial monitor contents arrived, by connection id.
+    pub fn snapshots(&self) -> Vec<HostSnapshot> {
+        lock(&self.inner.conns)
+            .iter()
+            .filter_map(|(id, c)| {
+                Some(HostSnapshot {
+                    conn_id: *id,
+                    mode: c.mode.clone(),
+                    peer: c.peer,
+                    local: c.local,
+                    connected_since: c.since,
+                    view: c.view.clone()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The transaction endpoint of connection `conn_id`.
+    pub fn handle(&self, conn_id: u64) -> Option<HostHandle> {
+        lock(&self.inner.conns).get(&conn_id).map(|c| HostHandle {
+            conn_id,
+            cmd: c.cmd.clone(),
+        })
+    }
+
+    /// A counter bumped on every connect, disconnect and database change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
+    fn bump(&self) {
+        self.inner.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Accepts hosts that dial in, until the listener fails for good.
+    pub async fn listen(self, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    if lock(&self.inner.conns).len() >= MAX_CONNECTIONS {
+                        warn!(%peer, "OVSDB connection limit reached; refusing host");
+                        continue;
+                    }
+                    let local = stream.local_addr().ok();
+                    info!(%peer, "OVSDB host connected");
+                    let hosts = self.clone();
+                    tokio::spawn(async move {
+                        hosts.serve(stream, Mode::Passive, Some(peer), local).await;
+                    });
+                }
+                Err(e) => {
+                    warn!(error = %e, "OVSDB accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Keeps a connection to the host listening at `target` (`tcp:IP:PORT`
+    /// or `unix:PATH`), reconnecting when it drops, until [`Hosts::disconnect`].
+    pub fn connect(&self, target: &str) -> Result<(), OvsdbError> {
+        let parsed = Target::parse(target)?;
+        let mut active = lock(&self.inner.active);
+        if active.contains_key(target) {
+            return Ok(());
+        }
+        let hosts = self.clone();
+        let name = target.to_owned();
+        let task = tokio::spawn(async move {
+            loop {
+                let mode = Mode::Active {
+                    target: name.clone(),
+                };
+                match &parsed {
+                    Target::Tcp(addr) => match TcpStream::connect(addr).await {
+                        Ok(stream) => {
+                            let local = stream.local_addr().ok();
+                            info!(target = %name, "connected to OVSDB host");
+                            hosts.serve(stream, mode, Some(*addr), local).await;
+                        }
+                        Err(e) => warn!(target = %name, error = %e, "OVSDB host unreachable"),
+                    },
+                    Target::Unix(path) => match tokio::net::UnixStream::connect(path).await {
+                        Ok(stream) => {
+                            info!(target = %name, "connected to OVSDB host");
+                            hosts.serve(stream, mode, None, None).await;
+                        }
+                        Err(e) => warn!(target = %name, error = %e, "OVSDB host unreachable"),
+                    },
+                }
+                tokio::time::sleep(RECONNECT).await;
+            }
+        });
+        active.insert(target.to_owned(), task);
+        Ok(())
+    }
+
+    /// Stops connecting to `target` and closes its connection; `false` if
+    /// it was not registered.
+    pub fn disconnect(&self, target: &str) -> bool {
+        let Some(task) = lock(&self.inner.active).remove(target) else {
+            return false;
+        };
+        task.abort();
+        let wanted = Mode::Active {
+            target: target.to_owned(),
+        };
+        lock(&self.inner.conns).retain(|_, c| c.mode != wanted);
+        self.bump();
+        true
+    }
+
+    /// Targets Flowgate keeps connections to.
+    pub fn targets(&self) -> Vec<String> {
+        lock(&self.inner.active).keys().cloned().collect()
+    }
+
+    async fn serve<S>(
+        &self,
+        stream: S,
+        mode: Mode,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (cmd, commands) = mpsc::channel(64);
+        lock(&self.inner.conns).insert(
+            id,
+            Conn {
+                mode,
+                peer,
+                local,
+                since: SystemTime::now(),
+                view: None,
+                cmd,
+            },
+        );
+        let hosts = self.clone();
+        let why = conn::drive(stream, self.inner.config, commands, move |view| {
+            if let Some(c) = lock(&hosts.inner.conns).get_mut(&id) {
+                c.view = Some(view);
+            }
+            hosts.bump();
+        })
+        .await;
+        lock(&self.inner.conns).remove(&id);
+        self.bump();
+        match why {
+            ConnError::Stopped => info!(conn = id, "OVSDB connection closed"),
+            e => warn!(conn = id, peer = ?peer, error = %e, "OVSDB connection lost"),
+        }
+    }
+}
+
+/// Where an active connection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl Target {
+    fn parse(target: &str) -> Result<Target, OvsdbError> {
+        let bad = || OvsdbError::BadTarget(target.to_owned());
+        if let Some(rest) = target.strip_prefix("tcp:") {
+            // tcp:IP:PORT, tcp:[v6]:PORT; the port defaults to 6640.
+            let with_port = if rest.parse::<IpAddr>().is_ok() {
+                format!("{rest}:{}", super::DEFAULT_PORT)
+            } else {
+                rest.to_owned()
+            };
+            return with_port.parse().map(Target::Tcp).map_err(|_| bad());
+        }
+        if let Some(path) = target.strip_prefix("unix:") {
+            if !path.is_empty() {
+                return Ok(Target::Unix(path.into()));
+            }
+        }
+        Err(bad())
+    }
+}
+
+/// Checks an active target's syntax (for REST validation).
+pub fn valid_target(target: &str) -> Result<(), OvsdbError> {
+    Target::parse(target).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            Target::parse("tcp:10.0.0.1:6641"),
+            Ok(Target::Tcp("10.0.0.1:6641".parse().unwrap()))
+        );
+        assert_eq!(
+            Target::parse("tcp:10.0.0.1"),
+            Ok(Target::Tcp("10.0.0.1:6640".parse().unwrap()))
+        );
+        assert_eq!(
+            Target::parse("tcp:[::1]:6640"),
+            Ok(Target::Tcp("[::1]:6640".parse().unwrap()))
+        );
+        assert_eq!(
+            Target::parse("unix:/x/db.sock"),
+            Ok(Target::Unix("/x/db.sock".into()))
+        );
+        assert!(Target::parse("ssl:1.2.3.4:6640").is_err());
+        assert!(Target::parse("tcp:host:6640").is_err());
+        assert!(Target::parse("unix:").is_err());
+    }
+}

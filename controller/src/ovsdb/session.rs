@@ -1,0 +1,282 @@
+//! The sans-IO core of one OVSDB connection (STYLE.md principle 6): bytes
+//! in ([`Session::handle_bytes`]), bytes out ([`Session::poll_transmit`]),
+//! events out ([`Session::poll_event`]), time in
+//! ([`Session::handle_timeout`]). No sockets, no clock of its own.
+//!
+//! On creation it asks to `monitor` the tables of [`view::MONITORED`]; the
+//! reply fills the [`Replica`] and later `update` notifications keep it
+//! current. It answers the server's `echo` (ovsdb-server probes managers
+//! every 5 s by default) and probes a silent server itself. `transact`
+//! requests carry a caller token `W` that comes back with the result.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+use thiserror::Error;
+
+use super::framing::{FrameError, Framer};
+use super::replica::Replica;
+use super::rpc::{self, Incoming, RpcError};
+use super::view::MONITORED;
+
+/// Our id for the monitor, echoed in every `update` notification.
+const MONITOR_ID: &str = "flowgate";
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// Silence after which we send an echo request.
+    pub echo_interval: Duration,
+    /// Silence after which the peer is declared dead.
+    pub dead_after: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            echo_interval: Duration::from_secs(5),
+            dead_after: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("monitor request refused: {0}")]
+    MonitorRefused(String),
+    #[error("no message from the server for {0:?}")]
+    Dead(Duration),
+}
+
+/// Why a `transact` failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TransactError {
+    /// The request as a whole was refused (JSON-RPC `error`).
+    #[error("transact refused: {0}")]
+    Refused(String),
+    /// An operation failed (`{"error": ..., "details": ...}` in the result);
+    /// the server applied none of the transaction.
+    #[error("operation {index} failed: {error}")]
+    Operation { index: usize, error: String },
+    /// The connection closed before the answer came.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// Something the driver should act on.
+#[derive(Debug)]
+pub enum SessionEvent<W> {
+    /// The replica changed: the initial monitor contents arrived, or an update.
+    Changed,
+    /// A `transact` finished; `Ok` holds the per-operation results.
+    TransactDone(W, Result<Vec<Value>, TransactError>),
+}
+
+#[derive(Debug)]
+enum Pending<W> {
+    Monitor,
+    Echo,
+    Transact(W),
+}
+
+#[derive(Debug)]
+pub struct Session<W> {
+    config: SessionConfig,
+    framer: Framer,
+    next_id: u64,
+    pending: HashMap<u64, Pending<W>>,
+    replica: Replica,
+    ready: bool,
+    out: Vec<u8>,
+    events: VecDeque<SessionEvent<W>>,
+    last_rx: Instant,
+    probe_sent: bool,
+}
+
+impl<W> Session<W> {
+    /// A session that has queued its monitor request.
+    pub fn new(now: Instant, config: SessionConfig) -> Self {
+        let mut s = Session {
+            config,
+            framer: Framer::default(),
+            next_id: 0,
+            pending: HashMap::new(),
+            replica: Replica::default(),
+            ready: false,
+            out: Vec::new(),
+            events: VecDeque::new(),
+            last_rx: now,
+            probe_sent: false,
+        };
+        let tables: Map<String, Value> = MONITORED
+            .iter()
+            .map(|(table, columns)| (table.to_string(), json!({ "columns": columns })))
+            .collect();
+        s.request(
+            "monitor",
+            json!([super::DATABASE, MONITOR_ID, tables]),
+            Pending::Monitor,
+        );
+        s
+    }
+
+    /// The monitored tables as last reported.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// True once the initial monitor contents arrived.
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Queues a transaction of `ops` (see [`super::ops`]).
+    pub fn transact(&mut self, ops: Vec<Value>, waiter: W) {
+        self.request(
+            "transact",
+            super::ops::transaction(ops),
+            Pending::Transact(waiter),
+        );
+    }
+
+    fn request(&mut self, method: &str, params: Value, pending: Pending<W>) {
+        self.next_id += 1;
+        self.pending.insert(self.next_id, pending);
+        self.send(&rpc::request(self.next_id, method, params));
+    }
+
+    fn send(&mut self, message: &Value) {
+        // Serializing a Value cannot fail (string keys only).
+        if let Ok(bytes) = serde_json::to_vec(message) {
+            self.out.extend_from_slice(&bytes);
+        }
+    }
+
+    /// Bytes to write to the peer, if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+    }
+
+    pub fn poll_event(&mut self) -> Option<SessionEvent<W>> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Instant {
+        if self.probe_sent {
+            self.last_rx + self.config.dead_after
+        } else {
+            self.last_rx + self.config.echo_interval
+        }
+    }
+
+    /// Probes a silent peer; an error means it is dead: close.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        let silent = now.saturating_duration_since(self.last_rx);
+        if silent >= self.config.dead_after {
+            return Err(SessionError::Dead(silent));
+        }
+        if silent >= self.config.echo_interval && !self.probe_sent {
+            self.probe_sent = true;
+            self.request("echo", json!([]), Pending::Echo);
+        }
+        Ok(())
+    }
+
+    /// Feeds received bytes; an error means the stream is unusable: close.
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) -> Result<(), SessionError> {
+        self.framer.push(bytes);
+        while let Some(message) = self.framer.next_message()? {
+            self.last_rx = now;
+            self.probe_sent = false;
+            self.handle_message(Incoming::parse(message)?)?;
+        }
+        Ok(())
+    }
+
+    fn handle_message(&mut self, message: Incoming) -> Result<(), SessionError> {
+        match message {
+            Incoming::Request { id, method, params } => {
+                if method == "echo" {
+                    self.send(&rpc::response(id, params));
+                } else {
+                    // We serve nothing else; say so instead of staying silent.
+                    self.send(&json!({"id": id, "result": null,
+                        "error": format!("unknown method {method}")}));
+                }
+            }
+            Incoming::Notification { method, params } => {
+                if method == "update" {
+                    let Some(updates) = params.get(1) else {
+                        return Err(RpcError("update without table-updates".into()).into());
+                    };
+                    self.replica.apply(updates)?;
+                    self.events.push_back(SessionEvent::Changed);
+                }
+            }
+            Incoming::Response { id, result, error } => {
+                let Some(pending) = id.as_u64().and_then(|id| self.pending.remove(&id)) else {
+                    return Ok(());
+                };
+                match pending {
+                    Pending::Echo => {}
+                    Pending::Monitor => {
+                        if !error.is_null() {
+                            return Err(SessionError::MonitorRefused(error.to_string()));
+                        }
+                        self.replica.apply(&result)?;
+                        self.ready = true;
+                        self.events.push_back(SessionEvent::Changed);
+                    }
+                    Pending::Transact(waiter) => {
+                        let outcome = transact_outcome(result, error);
+                        self.events
+                            .push_back(SessionEvent::TransactDone(waiter, outcome));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tokens of transactions still waiting, for failing them on close.
+    pub fn take_waiters(&mut self) -> Vec<W> {
+        self.pending
+            .drain()
+            .filter_map(|(_, p)| match p {
+                Pending::Transact(w) => Some(w),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A transact response: any operation result with an `error` member (or
+/// the extra trailing one a failed commit adds) fails the whole.
+fn transact_outcome(result: Value, error: Value) -> Result<Vec<Value>, TransactError> {
+    if !error.is_null() {
+        return Err(TransactError::Refused(error.to_string()));
+    }
+    let Value::Array(results) = result else {
+        return Err(TransactError::Refused(format!(
+            "result is not an array: {result}"
+        )));
+    };
+    for (index, r) in results.iter().enumerate() {
+        if let Some(e) = r.get("error") {
+            let details = r.get("details").and_then(Value::as_str).unwrap_or("");
+            return Err(TransactError::Operation {
+                index,
+                error: format!("{} {}", e.as_str().unwrap_or("error"), details)
+                    .trim()
+                    .to_owned(),
+            });
+        }
+    }
+    Ok(results)
+}

@@ -1,0 +1,227 @@
+//! Typed reading of a host's replica: the Open_vSwitch row, bridges with
+//! datapath ids, their ports and interfaces. These are what the rest of
+//! Flowgate reasons about; the raw JSON stays inside this module.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::datum;
+use super::replica::{Replica, Row};
+
+/// Columns we monitor, per table. Every column named here exists in every
+/// Open_vSwitch schema since OVS 2.0.
+pub const MONITORED: &[(&str, &[&str])] = &[
+    (
+        "Open_vSwitch",
+        &["bridges", "external_ids", "manager_options"],
+    ),
+    (
+        "Bridge",
+        &[
+            "name",
+            "datapath_id",
+            "datapath_type",
+            "fail_mode",
+            "protocols",
+            "controller",
+            "ports",
+            "external_ids",
+        ],
+    ),
+    ("Port", &["name", "interfaces", "external_ids"]),
+    (
+        "Interface",
+        &[
+            "name",
+            "type",
+            "ofport",
+            "options",
+            "external_ids",
+            "mac_in_use",
+            "link_state",
+            "error",
+        ],
+    ),
+    ("Controller", &["target", "is_connected"]),
+];
+
+/// One host as its OVSDB shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HostView {
+    /// The Open_vSwitch row's uuid (stable for the life of the database).
+    pub root_uuid: Option<String>,
+    /// `Open_vSwitch.external_ids`, e.g. `system-id`, `hostname`.
+    pub external_ids: BTreeMap<String, String>,
+    pub bridges: Vec<BridgeView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BridgeView {
+    pub uuid: String,
+    pub name: String,
+    /// `datapath_id` as the switch reports it over OpenFlow.
+    pub datapath_id: Option<u64>,
+    pub datapath_type: String,
+    pub fail_mode: Option<String>,
+    pub protocols: Vec<String>,
+    /// Controller targets with their connection state.
+    pub controllers: Vec<ControllerView>,
+    pub external_ids: BTreeMap<String, String>,
+    pub ports: Vec<PortView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ControllerView {
+    pub target: String,
+    pub is_connected: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PortView {
+    pub uuid: String,
+    pub name: String,
+    pub external_ids: BTreeMap<String, String>,
+    pub interfaces: Vec<InterfaceView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct InterfaceView {
+    pub uuid: String,
+    pub name: String,
+    /// `type`: "" (system), "internal", "vxlan", "geneve", ...
+    pub kind: String,
+    /// OpenFlow port number; absent or -1 while the port is not up.
+    pub ofport: Option<i64>,
+    pub options: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+    pub mac_in_use: Option<String>,
+    pub link_state: Option<String>,
+    pub error: Option<String>,
+}
+
+impl InterfaceView {
+    /// The OpenFlow port number once OVS assigned one.
+    pub fn port_no(&self) -> Option<u32> {
+        self.ofport
+            .filter(|p| *p > 0)
+            .and_then(|p| u32::try_from(p).ok())
+    }
+}
+
+impl HostView {
+    /// Reads the typed view out of a replica; dangling references (a row a
+    /// later update will bring) are skipped.
+    pub fn from_replica(replica: &Replica) -> HostView {
+        let root = replica.table("Open_vSwitch").and_then(|t| t.iter().next());
+        let mut view = HostView {
+            root_uuid: root.map(|(u, _)| u.clone()),
+            ..Default::default()
+        };
+        let Some((_, root)) = root else {
+            return view;
+        };
+        view.external_ids = col_map(root, "external_ids");
+        for uuid in col_uuids(root, "bridges") {
+            if let Some(row) = replica.row("Bridge", &uuid) {
+                view.bridges.push(bridge(replica, uuid, row));
+            }
+        }
+        view.bridges.sort_by(|a, b| a.name.cmp(&b.name));
+        view
+    }
+
+    pub fn bridge(&self, name: &str) -> Option<&BridgeView> {
+        self.bridges.iter().find(|b| b.name == name)
+    }
+
+    /// `external_ids:system-id`, falling back to the database's root uuid:
+    /// a name for the host that survives reconnects.
+    pub fn host_id(&self) -> Option<String> {
+        self.external_ids
+            .get("system-id")
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .or_else(|| self.root_uuid.clone())
+    }
+}
+
+impl BridgeView {
+    pub fn interfaces(&self) -> impl Iterator<Item = &InterfaceView> {
+        self.ports.iter().flat_map(|p| p.interfaces.iter())
+    }
+}
+
+fn bridge(replica: &Replica, uuid: String, row: &Row) -> BridgeView {
+    let mut ports: Vec<PortView> = col_uuids(row, "ports")
+        .into_iter()
+        .filter_map(|u| {
+            let prow = replica.row("Port", &u)?;
+            let mut interfaces: Vec<InterfaceView> = col_uuids(prow, "interfaces")
+                .into_iter()
+                .filter_map(|iu| {
+                    let irow = replica.row("Interface", &iu)?;
+                    Some(interface(iu, irow))
+                })
+                .collect();
+            interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+            Some(PortView {
+                uuid: u,
+                name: col_string(prow, "name").unwrap_or_default(),
+                external_ids: col_map(prow, "external_ids"),
+                interfaces,
+            })
+        })
+        .collect();
+    ports.sort_by(|a, b| a.name.cmp(&b.name));
+    let controllers = col_uuids(row, "controller")
+        .into_iter()
+        .filter_map(|u| {
+            let c = replica.row("Controller", &u)?;
+            Some(ControllerView {
+                target: col_string(c, "target").unwrap_or_default(),
+                is_connected: c.get("is_connected").and_then(|v| v.as_bool()) == Some(true),
+            })
+        })
+        .collect();
+    BridgeView {
+        uuid,
+        name: col_string(row, "name").unwrap_or_default(),
+        datapath_id: col_string(row, "datapath_id").and_then(|s| u64::from_str_radix(&s, 16).ok()),
+        datapath_type: col_string(row, "datapath_type").unwrap_or_default(),
+        fail_mode: col_string(row, "fail_mode"),
+        protocols: row
+            .get("protocols")
+            .map(datum::string_set)
+            .unwrap_or_default(),
+        controllers,
+        external_ids: col_map(row, "external_ids"),
+        ports,
+    }
+}
+
+fn interface(uuid: String, row: &Row) -> InterfaceView {
+    InterfaceView {
+        uuid,
+        name: col_string(row, "name").unwrap_or_default(),
+        kind: col_string(row, "type").unwrap_or_default(),
+        ofport: row.get("ofport").and_then(datum::opt_int),
+        options: col_map(row, "options"),
+        external_ids: col_map(row, "external_ids"),
+        mac_in_use: col_string(row, "mac_in_use"),
+        link_state: col_string(row, "link_state"),
+        error: col_string(row, "error"),
+    }
+}
+
+fn col_string(row: &Row, column: &str) -> Option<String> {
+    row.get(column).and_then(datum::opt_string)
+}
+
+fn col_map(row: &Row, column: &str) -> BTreeMap<String, String> {
+    row.get(column).map(datum::string_map).unwrap_or_default()
+}
+
+fn col_uuids(row: &Row, column: &str) -> Vec<String> {
+    row.get(column).map(datum::uuid_set).unwrap_or_default()
+}
