@@ -24,6 +24,7 @@ pub mod instruction;
 pub mod message;
 pub mod meter;
 pub mod multipart;
+pub mod nicira;
 pub mod oxm;
 pub mod packet;
 pub mod port;
@@ -60,6 +61,10 @@ pub use multipart::{
     FlowStatsRequest, GroupDesc, GroupFeatures, GroupStats, MergeError, MeterBandStats,
     MeterConfig, MeterFeatures, MeterStats, MultipartReply, MultipartReplyBody, MultipartRequest,
     MultipartRequestBody, PortStats, QueueStats, TableStats,
+};
+pub use nicira::{
+    ct_flags, ct_mark_match, ct_state, ct_state_match, ct_zone_match, nat_flags, nx_action_subtype,
+    nx_u32_value, nxm_nx_field, set_ct_mark, Ct, CtZone, Nat, NxAction, NX_IN_PORT,
 };
 pub use oxm::{
     oxm_field, Match, Oxm, OFPMT_OXM, OFPXMC_EXPERIMENTER, OFPXMC_NXM_0, OFPXMC_NXM_1,
