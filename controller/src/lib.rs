@@ -10,6 +10,7 @@
 //! - [`ovsdb`]: the OVSDB (RFC 7047) client for cloud hosts' Open vSwitch.
 //! - [`desired`]: desired-state entries and their canonical form.
 //! - [`testing`]: a fake switch for module tests.
+//! - [`topology`]: LLDP discovery, link graph, hosts, paths, spanning tree.
 
 pub mod api;
 pub mod cookie;
@@ -20,3 +21,4 @@ pub mod pipeline;
 pub mod runtime;
 pub mod store;
 pub mod testing;
+pub mod topology;

@@ -1,0 +1,664 @@
+//! The topology module: discovers links with LLDP, classifies ports (link,
+//! edge, pending), tracks hosts on edge ports, and publishes a
+//! [`TopologyView`] whenever any of that changes.
+//!
+//! Its entries in the classify table (T0), highest priority first:
+//!
+//! | prio | match                         | action                         |
+//! |------|-------------------------------|--------------------------------|
+//! | 1000 | `eth_type=0x88cc` (LLDP)      | controller (whole frame)       |
+//! | 500  | `in_port=<link port>`         | goto 1 (transit: never learned)|
+//! | 300  | ARP; ICMPv6 NS / NA           | controller (128 B) + goto 1    |
+//! | 100  | `in_port, eth_src` of a host  | goto 1, idle timeout, FLOW_REM |
+//! | 1    | miss                          | controller (128 B) + goto 1    |
+//!
+//! So the first packet of an unknown source on an edge port is copied to
+//! the controller while the switch forwards it, and then no more; address
+//! resolution traffic is always copied, which keeps IP addresses current.
+//! A host's entry expiring on the switch (idle timeout) expires the host.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flowgate_openflow::{
+    port_no, port_state, Action, FlowRemoved, FlowStats, Instruction, MacAddr, Match, Oxm,
+    PacketIn, PacketOut, Port, PortReason, PortStatus, NO_BUFFER, OFPCML_NO_BUFFER,
+};
+use tracing::{debug, info};
+
+use super::graph::Endpoint;
+use super::hosts::{HostTable, Learned};
+use super::lldp::{Probe, ETH_TYPE_LLDP};
+use super::packet::{Sighting, ETH_TYPE_ARP, ETH_TYPE_IPV6, ICMPV6_NA, ICMPV6_NS, IP_PROTO_ICMPV6};
+use super::view::{PortRole, PortView, SwitchView, TopologyView};
+use crate::cookie::{self, Owner};
+use crate::desired::{FlowEntry, FlowKey, FlowSpec};
+use crate::module::{Ctx, Event, Module};
+use crate::pipeline::{ACL, CLASSIFY, MODULE_MISS_PRIORITY};
+
+pub const LLDP_PRIORITY: u16 = 1000;
+pub const LINK_PORT_PRIORITY: u16 = 500;
+pub const RESOLUTION_PRIORITY: u16 = 300;
+pub const HOST_PRIORITY: u16 = 100;
+/// Bytes of a copied packet: enough for Ethernet, VLAN, IPv6 and an ND header.
+const COPY_LEN: u16 = 128;
+
+/// Cookie objects. Host entries use the host's MAC; the others live in the
+/// multicast half of the 48-bit space, which no host MAC occupies.
+const OBJ_LLDP: u64 = 0x0100_0000_0001;
+const OBJ_ARP: u64 = 0x0100_0000_0002;
+const OBJ_NS: u64 = 0x0100_0000_0003;
+const OBJ_NA: u64 = 0x0100_0000_0004;
+const OBJ_MISS: u64 = 0x0100_0000_0005;
+const OBJ_LINK_PORT: u64 = 0x0300_0000_0000;
+
+#[derive(Debug, Clone)]
+pub struct TopologyConfig {
+    /// Period of LLDP rounds on every port.
+    pub lldp_interval: Duration,
+    /// How long a port that came up waits for a link to show before it is
+    /// an edge port (pending ports are probed every second meanwhile).
+    pub edge_delay: Duration,
+    /// Seconds without traffic from a host before it is forgotten.
+    pub host_idle_timeout: u16,
+    /// This controller instance, carried in every probe.
+    pub controller_id: u64,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        TopologyConfig {
+            lldp_interval: Duration::from_secs(5),
+            edge_delay: Duration::from_secs(3),
+            host_idle_timeout: 300,
+            controller_id: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PortState {
+    name: String,
+    hw_addr: MacAddr,
+    /// Set while the port waits to become an edge port.
+    pending_since: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct SwitchState {
+    up_since: Instant,
+    ready: bool,
+    /// Up ports, LOCAL excluded.
+    ports: BTreeMap<u32, PortState>,
+    /// The link-port and host entries this module declared on the switch.
+    declared: HashMap<FlowKey, FlowEntry>,
+}
+
+/// LLDP discovery, port roles and host tracking.
+#[derive(Debug)]
+pub struct Topology {
+    config: TopologyConfig,
+    switches: BTreeMap<u64, SwitchState>,
+    /// Directed links (sender port, receiver port) and when last seen.
+    links: BTreeMap<(Endpoint, Endpoint), Instant>,
+    hosts: HostTable,
+    next_round: Option<Instant>,
+    /// Something changed since the last published view.
+    dirty: bool,
+    view: Arc<TopologyView>,
+}
+
+impl Topology {
+    pub fn new(config: TopologyConfig) -> Self {
+        Topology {
+            config,
+            switches: BTreeMap::new(),
+            links: BTreeMap::new(),
+            hosts: HostTable::default(),
+            next_round: None,
+            dirty: false,
+            view: Arc::default(),
+        }
+    }
+
+    /// The last published view.
+    pub fn view(&self) -> Arc<TopologyView> {
+        self.view.clone()
+    }
+
+    fn switch_up(&mut self, dpid: u64, ports: &[Port], installed: &[FlowStats], ctx: &mut Ctx) {
+        let now = ctx.now();
+        self.forget_switch(dpid, now);
+        let ports = ports
+            .iter()
+            .filter(|p| is_up(p))
+            .map(|p| {
+                let state = PortState {
+                    name: p.name.clone(),
+                    hw_addr: p.hw_addr,
+                    pending_since: Some(now),
+                };
+                (p.port_no, state)
+            })
+            .collect();
+        let mut state = SwitchState {
+            up_since: now,
+            ready: false,
+            ports,
+            declared: HashMap::new(),
+        };
+        for entry in fixed_entries() {
+            ctx.install(dpid, entry);
+        }
+        // Adopt what a previous run left: link-port entries stay until the
+        // switch is ready (then recomputed), host entries bring their hosts.
+        for flow in installed.iter().filter(|f| f.table_id == CLASSIFY) {
+            let entry = FlowEntry::from_stats(flow);
+            match flow.priority {
+                HOST_PRIORITY => {
+                    let (Some(port), Some((mac, None))) =
+                        (flow.match_.in_port(), flow.match_.eth_src())
+                    else {
+                        continue;
+                    };
+                    self.hosts.adopt(mac, Endpoint::new(dpid, port));
+                }
+                LINK_PORT_PRIORITY => {}
+                _ => continue,
+            }
+            ctx.install(dpid, entry.clone());
+            state.declared.insert(entry.key.clone(), entry);
+        }
+        self.switches.insert(dpid, state);
+        self.probe(dpid, None, ctx);
+        self.dirty = true;
+    }
+
+    /// Drops a switch's links, hosts and state.
+    fn forget_switch(&mut self, dpid: u64, now: Instant) {
+        if self.switches.remove(&dpid).is_some() {
+            self.dirty = true;
+        }
+        self.drop_links(|s, d| s.dpid == dpid || d.dpid == dpid, now);
+        if !self.hosts.remove_where(|h| h.at.dpid == dpid).is_empty() {
+            self.dirty = true;
+        }
+    }
+
+    fn port_status(&mut self, dpid: u64, status: &PortStatus, ctx: &mut Ctx) {
+        let port = &status.desc;
+        if port.port_no > port_no::MAX {
+            return;
+        }
+        let Some(switch) = self.switches.get_mut(&dpid) else {
+            return;
+        };
+        let up = status.reason != PortReason::Delete && is_up(port);
+        match (up, switch.ports.get_mut(&port.port_no)) {
+            (true, Some(known)) => {
+                known.name.clone_from(&port.name);
+                known.hw_addr = port.hw_addr;
+            }
+            (true, None) => {
+                info!(
+                    dpid = format_args!("{dpid:016x}"),
+                    port = port.port_no,
+                    "port up"
+                );
+                switch.ports.insert(
+                    port.port_no,
+                    PortState {
+                        name: port.name.clone(),
+                        hw_addr: port.hw_addr,
+                        pending_since: Some(ctx.now()),
+                    },
+                );
+                self.probe(dpid, Some(port.port_no), ctx);
+                self.dirty = true;
+            }
+            (false, Some(_)) => {
+                info!(
+                    dpid = format_args!("{dpid:016x}"),
+                    port = port.port_no,
+                    "port down"
+                );
+                switch.ports.remove(&port.port_no);
+                let end = Endpoint::new(dpid, port.port_no);
+                self.drop_links(|s, d| s == end || d == end, ctx.now());
+                self.hosts.remove_where(|h| h.at == end);
+                self.dirty = true;
+            }
+            (false, None) => {}
+        }
+    }
+
+    /// Removes the links `pred` selects. Their ends that are still up and
+    /// on no other link go back to pending: probed again before anyone
+    /// floods on them, in case the link is in fact still there.
+    fn drop_links(&mut self, pred: impl Fn(Endpoint, Endpoint) -> bool, now: Instant) {
+        let gone: Vec<(Endpoint, Endpoint)> = self
+            .links
+            .keys()
+            .filter(|(s, d)| pred(*s, *d))
+            .copied()
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for key in &gone {
+            self.links.remove(key);
+            info!(
+                src = format_args!("{:016x}:{}", key.0.dpid, key.0.port),
+                dst = format_args!("{:016x}:{}", key.1.dpid, key.1.port),
+                "link down"
+            );
+        }
+        let linked = self.link_ports();
+        for end in gone.iter().flat_map(|(s, d)| [*s, *d]) {
+            if linked.contains(&end) {
+                continue;
+            }
+            if let Some(port) = self
+                .switches
+                .get_mut(&end.dpid)
+                .and_then(|s| s.ports.get_mut(&end.port))
+            {
+                port.pending_since = Some(now);
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Ports at either end of a discovered link.
+    fn link_ports(&self) -> BTreeSet<Endpoint> {
+        self.links.keys().flat_map(|(s, d)| [*s, *d]).collect()
+    }
+
+    fn role(&self, end: Endpoint) -> Option<PortRole> {
+        self.role_in(&self.link_ports(), end)
+    }
+
+    fn role_in(&self, linked: &BTreeSet<Endpoint>, end: Endpoint) -> Option<PortRole> {
+        let port = self.switches.get(&end.dpid)?.ports.get(&end.port)?;
+        Some(if linked.contains(&end) {
+            PortRole::Link
+        } else if port.pending_since.is_some() {
+            PortRole::Pending
+        } else {
+            PortRole::Edge
+        })
+    }
+
+    fn packet_in(&mut self, dpid: u64, packet_in: &PacketIn, ctx: &mut Ctx) {
+        let Some(in_port) = packet_in.match_.in_port() else {
+            return;
+        };
+        let here = Endpoint::new(dpid, in_port);
+        if cookie::object_of(packet_in.cookie) == OBJ_LLDP {
+            self.lldp_in(here, &packet_in.data, ctx.now());
+            return;
+        }
+        if self.role(here) != Some(PortRole::Edge) {
+            return;
+        }
+        let Some(sighting) = Sighting::from_frame(&packet_in.data) else {
+            return;
+        };
+        if sighting.mac.is_multicast() || sighting.mac == MacAddr::ZERO {
+            return;
+        }
+        match self.hosts.learn(here, &sighting) {
+            Learned::New => {
+                info!(mac = %sighting.mac, dpid = format_args!("{dpid:016x}"), port = in_port, "host found");
+                self.dirty = true;
+            }
+            Learned::Moved { from } => {
+                info!(mac = %sighting.mac, from = format_args!("{:016x}:{}", from.dpid, from.port),
+                    to = format_args!("{dpid:016x}:{in_port}"), "host moved");
+                self.dirty = true;
+            }
+            Learned::Updated => self.dirty = true,
+            Learned::Unchanged => {}
+        }
+    }
+
+    fn lldp_in(&mut self, here: Endpoint, frame: &[u8], now: Instant) {
+        let probe = match Probe::from_frame(frame) {
+            Ok(probe) => probe,
+            Err(e) => {
+                debug!(error = %e, "ignored LLDP frame");
+                return;
+            }
+        };
+        if probe.controller != Some(self.config.controller_id) {
+            debug!(
+                from = probe.dpid,
+                "ignored LLDP probe of another controller"
+            );
+            return;
+        }
+        let from = Endpoint::new(probe.dpid, probe.port);
+        if from == here || self.role(from).is_none() || self.role(here).is_none() {
+            return;
+        }
+        if self.links.insert((from, here), now).is_none() {
+            info!(
+                src = format_args!("{:016x}:{}", from.dpid, from.port),
+                dst = format_args!("{:016x}:{}", here.dpid, here.port),
+                "link up"
+            );
+            self.hosts.remove_where(|h| h.at == here || h.at == from);
+            self.dirty = true;
+        }
+    }
+
+    fn flow_removed(&mut self, dpid: u64, removed: &FlowRemoved) {
+        if removed.table_id != CLASSIFY || removed.priority != HOST_PRIORITY {
+            return;
+        }
+        let key = FlowKey::new(removed.table_id, removed.priority, removed.match_.clone());
+        if let Some(switch) = self.switches.get_mut(&dpid) {
+            switch.declared.remove(&key);
+        }
+        let (Some(port), Some((mac, None))) = (removed.match_.in_port(), removed.match_.eth_src())
+        else {
+            return;
+        };
+        if self
+            .hosts
+            .get(mac)
+            .is_some_and(|h| h.at == Endpoint::new(dpid, port))
+        {
+            info!(%mac, "host expired");
+            self.hosts.remove(mac);
+            self.dirty = true;
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Ctx) {
+        let now = ctx.now();
+        let delay = self.config.edge_delay;
+        for switch in self.switches.values_mut() {
+            if !switch.ready && now.duration_since(switch.up_since) >= delay {
+                switch.ready = true;
+                self.dirty = true;
+            }
+            for port in switch.ports.values_mut() {
+                if port
+                    .pending_since
+                    .is_some_and(|since| now.duration_since(since) >= delay)
+                {
+                    port.pending_since = None;
+                    self.dirty = true;
+                }
+            }
+        }
+        // A link is gone after three rounds without a probe (plus one tick
+        // of slack: probes go out on ticks).
+        let max_age = self.config.lldp_interval * 3 + Duration::from_secs(1);
+        let stale: Vec<(Endpoint, Endpoint)> = self
+            .links
+            .iter()
+            .filter(|(_, seen)| now.duration_since(**seen) > max_age)
+            .map(|(k, _)| *k)
+            .collect();
+        if !stale.is_empty() {
+            self.drop_links(|s, d| stale.contains(&(s, d)), now);
+        }
+        let round_due = self.next_round.is_none_or(|at| now >= at);
+        let dpids: Vec<u64> = self.switches.keys().copied().collect();
+        for dpid in dpids {
+            if round_due {
+                self.probe(dpid, None, ctx);
+            } else {
+                let pending: Vec<u32> = self.switches[&dpid]
+                    .ports
+                    .iter()
+                    .filter(|(_, p)| p.pending_since.is_some())
+                    .map(|(n, _)| *n)
+                    .collect();
+                for port in pending {
+                    self.probe(dpid, Some(port), ctx);
+                }
+            }
+        }
+        if round_due {
+            self.next_round = Some(now + self.config.lldp_interval);
+        }
+    }
+
+    /// Sends an LLDP probe out of `port`, or of every up port.
+    fn probe(&self, dpid: u64, port: Option<u32>, ctx: &mut Ctx) {
+        let Some(switch) = self.switches.get(&dpid) else {
+            return;
+        };
+        let ttl = self.config.lldp_interval.as_secs().saturating_mul(3) + 1;
+        for (&no, state) in &switch.ports {
+            if port.is_some_and(|p| p != no) {
+                continue;
+            }
+            let probe = Probe {
+                dpid,
+                port: no,
+                ttl: u16::try_from(ttl).unwrap_or(u16::MAX),
+                controller: Some(self.config.controller_id),
+            };
+            ctx.packet_out(
+                dpid,
+                PacketOut {
+                    buffer_id: NO_BUFFER,
+                    in_port: port_no::CONTROLLER,
+                    actions: vec![Action::Output {
+                        port: no,
+                        max_len: 0,
+                    }],
+                    data: probe.to_frame(state.hw_addr),
+                },
+            );
+        }
+    }
+
+    /// Brings ready switches' link-port and host entries in line and
+    /// publishes the new view.
+    fn publish(&mut self, ctx: &mut Ctx) {
+        self.dirty = false;
+        let linked = self.link_ports();
+        let mut wanted: BTreeMap<u64, HashMap<FlowKey, FlowEntry>> = BTreeMap::new();
+        for (dpid, switch) in &self.switches {
+            if !switch.ready {
+                continue;
+            }
+            let entries = wanted.entry(*dpid).or_default();
+            for no in switch.ports.keys() {
+                if linked.contains(&Endpoint::new(*dpid, *no)) {
+                    let e = link_port_entry(*no);
+                    entries.insert(e.key.clone(), e);
+                }
+            }
+        }
+        for host in self.hosts.iter() {
+            if let Some(entries) = wanted.get_mut(&host.at.dpid) {
+                let e = host_entry(host.mac, host.at.port, self.config.host_idle_timeout);
+                entries.insert(e.key.clone(), e);
+            }
+        }
+        for (dpid, entries) in wanted {
+            let Some(switch) = self.switches.get_mut(&dpid) else {
+                continue;
+            };
+            for (key, entry) in &entries {
+                if switch.declared.get(key) != Some(entry) {
+                    ctx.install(dpid, entry.clone());
+                }
+            }
+            for key in switch.declared.keys() {
+                if !entries.contains_key(key) {
+                    ctx.remove(dpid, key.clone());
+                }
+            }
+            switch.declared = entries;
+        }
+        let view = Arc::new(self.build_view());
+        self.view = view.clone();
+        ctx.publish(view);
+    }
+
+    fn build_view(&self) -> TopologyView {
+        let linked = self.link_ports();
+        let switches = self
+            .switches
+            .iter()
+            .map(|(&dpid, s)| {
+                let ports = s
+                    .ports
+                    .iter()
+                    .map(|(&no, p)| {
+                        let role = self
+                            .role_in(&linked, Endpoint::new(dpid, no))
+                            .unwrap_or(PortRole::Pending);
+                        let view = PortView {
+                            name: p.name.clone(),
+                            hw_addr: p.hw_addr,
+                            role,
+                        };
+                        (no, view)
+                    })
+                    .collect();
+                (
+                    dpid,
+                    SwitchView {
+                        ready: s.ready,
+                        ports,
+                    },
+                )
+            })
+            .collect();
+        TopologyView {
+            switches,
+            links: self.links.keys().copied().collect(),
+            hosts: self.hosts.iter().cloned().collect(),
+        }
+    }
+}
+
+impl Module for Topology {
+    fn owner(&self) -> Owner {
+        Owner::Topology
+    }
+
+    fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {
+        match event {
+            Event::SwitchUp {
+                dpid,
+                ports,
+                installed,
+            } => self.switch_up(*dpid, ports, installed, ctx),
+            Event::SwitchDown { dpid } => self.forget_switch(*dpid, ctx.now()),
+            Event::PortStatus { dpid, status } => self.port_status(*dpid, status, ctx),
+            Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
+            Event::FlowRemoved { dpid, removed } => self.flow_removed(*dpid, removed),
+            Event::Tick => self.tick(ctx),
+            Event::Notice { .. } => {}
+        }
+        if self.dirty {
+            self.publish(ctx);
+        }
+    }
+}
+
+fn is_up(port: &Port) -> bool {
+    port.port_no <= port_no::MAX
+        && port.state & port_state::LINK_DOWN == 0
+        && port.config & flowgate_openflow::port_config::PORT_DOWN == 0
+}
+
+fn spec(object: u64, instructions: Vec<Instruction>) -> FlowSpec {
+    FlowSpec::new(Owner::Topology.cookie(object), instructions)
+}
+
+fn copy_and_continue() -> Vec<Instruction> {
+    vec![
+        Instruction::ApplyActions(vec![Action::Output {
+            port: port_no::CONTROLLER,
+            max_len: COPY_LEN,
+        }]),
+        Instruction::GotoTable(ACL),
+    ]
+}
+
+/// The entries every switch gets at once.
+fn fixed_entries() -> Vec<FlowEntry> {
+    let nd = |icmp_type| {
+        Match::new()
+            .with(Oxm::EthType(ETH_TYPE_IPV6))
+            .with(Oxm::IpProto(IP_PROTO_ICMPV6))
+            .with(Oxm::Icmpv6Type(icmp_type))
+    };
+    vec![
+        FlowEntry::new(
+            CLASSIFY,
+            LLDP_PRIORITY,
+            Match::new().with(Oxm::EthType(ETH_TYPE_LLDP)),
+            spec(
+                OBJ_LLDP,
+                vec![Instruction::ApplyActions(vec![Action::Output {
+                    port: port_no::CONTROLLER,
+                    max_len: OFPCML_NO_BUFFER,
+                }])],
+            ),
+        ),
+        FlowEntry::new(
+            CLASSIFY,
+            RESOLUTION_PRIORITY,
+            Match::new().with(Oxm::EthType(ETH_TYPE_ARP)),
+            spec(OBJ_ARP, copy_and_continue()),
+        ),
+        FlowEntry::new(
+            CLASSIFY,
+            RESOLUTION_PRIORITY,
+            nd(ICMPV6_NS),
+            spec(OBJ_NS, copy_and_continue()),
+        ),
+        FlowEntry::new(
+            CLASSIFY,
+            RESOLUTION_PRIORITY,
+            nd(ICMPV6_NA),
+            spec(OBJ_NA, copy_and_continue()),
+        ),
+        FlowEntry::new(
+            CLASSIFY,
+            MODULE_MISS_PRIORITY,
+            Match::new(),
+            spec(OBJ_MISS, copy_and_continue()),
+        ),
+    ]
+}
+
+fn link_port_entry(port: u32) -> FlowEntry {
+    FlowEntry::new(
+        CLASSIFY,
+        LINK_PORT_PRIORITY,
+        Match::new().with(Oxm::InPort(port)),
+        spec(
+            OBJ_LINK_PORT | u64::from(port),
+            vec![Instruction::GotoTable(ACL)],
+        ),
+    )
+}
+
+fn host_entry(mac: MacAddr, port: u32, idle_timeout: u16) -> FlowEntry {
+    FlowEntry::new(
+        CLASSIFY,
+        HOST_PRIORITY,
+        Match::new()
+            .with(Oxm::InPort(port))
+            .with(Oxm::EthSrc(mac, None)),
+        spec(mac.to_u64(), vec![Instruction::GotoTable(ACL)])
+            .idle_timeout(idle_timeout)
+            .notify_removal(),
+    )
+}
+
+#[cfg(test)]
+mod tests;
