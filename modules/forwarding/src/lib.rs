@@ -1,5 +1,11 @@
-//! Forwarding modules. For now: per-switch L2 learning, reactive, over the
-//! pipeline's learn / forward / flood tables:
+//! Forwarding modules, over the pipeline's learn / forward / flood tables.
+//!
+//! [`TopologyForwarding`] (the default) installs shortest paths per known
+//! host and floods along a spanning tree, from the topology module's view;
+//! it works on any topology, loops included (see `topology.rs`).
+//!
+//! [`L2Learning`] is per-switch L2 learning, reactive; loop-free topologies
+//! only:
 //!
 //! - `learn` (T4): `in_port, eth_src` of every known host → goto forward. The
 //!   module's miss entry copies the packet to the controller *and* continues
@@ -14,5 +20,7 @@
 //! not rewritten.
 
 mod learning;
+mod topology;
 
 pub use learning::{L2Learning, L2LearningConfig};
+pub use topology::{TopologyForwarding, TopologyForwardingConfig};

@@ -1,0 +1,309 @@
+//! Topology-aware forwarding: proactive shortest paths per destination MAC
+//! and broadcast along a spanning tree, computed from the topology module's
+//! [`TopologyView`] every time it changes.
+//!
+//! - `forward` (T5): on every switch, `eth_dst=<host>` → the port towards
+//!   it (its edge port on its own switch). Installed as soon as the host is
+//!   known; equal-cost choices are spread by destination MAC
+//!   ([`NetGraph::routes_to`]), so the REST path query shows the real path.
+//! - `flood` (T6): one entry per flooding in-port (edge ports and
+//!   spanning-tree ports): `in_port=p` → output to every other flooding
+//!   port. A packet arriving on any other port (a link off the tree, a
+//!   pending port) matches nothing and is dropped: that is what breaks
+//!   loops. Explicit output lists rather than an ALL group: flows carry a
+//!   cookie and are adopted after a controller restart like every other
+//!   entry, while groups are neither reported in `SwitchUp` nor owned per
+//!   module, and deleting a group deletes the flows that use it.
+//! - `learn` (T4), with proxy-ARP on: ARP requests arriving on edge ports
+//!   go to the controller, which answers from the host table when it knows
+//!   the target and otherwise floods the request along the tree.
+//!
+//! Every recomputation is diffed against what was declared before, so a
+//! link failure sends only the flows whose port changed. Until the
+//! topology says a switch is ready (its first discovery period), the
+//! flows found on it are kept as they are: a restarted controller leaves
+//! traffic alone, then recomputes the same flows and sends nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use flowgate_controller::cookie::Owner;
+use flowgate_controller::desired::{FlowEntry, FlowKey, FlowSpec};
+use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN};
+use flowgate_controller::topology::graph::tree_ports;
+use flowgate_controller::topology::packet::{Arp, ARP_REQUEST, ETH_TYPE_ARP};
+use flowgate_controller::topology::{Endpoint, PortRole, TopologyView};
+use flowgate_openflow::{
+    port_no, Action, Instruction, Match, Oxm, PacketIn, PacketOut, NO_BUFFER, OFPCML_NO_BUFFER,
+};
+use tracing::debug;
+
+/// Priority of per-destination entries (T5) and flood entries (T6).
+const ROUTE_PRIORITY: u16 = 100;
+const FLOOD_PRIORITY: u16 = 100;
+/// Priority of the ARP-request trap (T4).
+const ARP_TRAP_PRIORITY: u16 = 200;
+/// Cookie objects: host entries use the MAC; these live in the multicast
+/// half of the 48-bit space, which no host MAC occupies.
+const OBJ_ARP_TRAP: u64 = 0x0300_0000_0000;
+const OBJ_FLOOD: u64 = 0x0400_0000_0000;
+
+#[derive(Debug, Clone)]
+pub struct TopologyForwardingConfig {
+    /// Answer ARP requests for known hosts from the controller.
+    pub proxy_arp: bool,
+}
+
+impl Default for TopologyForwardingConfig {
+    fn default() -> Self {
+        TopologyForwardingConfig { proxy_arp: true }
+    }
+}
+
+/// Proactive shortest-path forwarding with spanning-tree flooding.
+#[derive(Debug, Default)]
+pub struct TopologyForwarding {
+    config: TopologyForwardingConfig,
+    view: Arc<TopologyView>,
+    /// Per connected switch: the entries this module declared (adopted ones
+    /// until the switch is ready).
+    declared: HashMap<u64, HashMap<FlowKey, FlowEntry>>,
+    /// Per ready switch: its flooding ports, for packet-out floods.
+    flood_ports: HashMap<u64, BTreeSet<u32>>,
+}
+
+impl TopologyForwarding {
+    pub fn new(config: TopologyForwardingConfig) -> Self {
+        TopologyForwarding {
+            config,
+            ..TopologyForwarding::default()
+        }
+    }
+
+    fn switch_up(&mut self, dpid: u64, installed: &[flowgate_openflow::FlowStats], ctx: &mut Ctx) {
+        let adopted: HashMap<FlowKey, FlowEntry> = installed
+            .iter()
+            .map(FlowEntry::from_stats)
+            .map(|e| (e.key.clone(), e))
+            .collect();
+        for entry in adopted.values() {
+            ctx.install(dpid, entry.clone());
+        }
+        self.declared.insert(dpid, adopted);
+        self.flood_ports.remove(&dpid);
+    }
+
+    /// Brings every ready switch's entries in line with the current view.
+    fn recompute(&mut self, ctx: &mut Ctx) {
+        let wanted = desired(
+            &self.view,
+            self.config.proxy_arp,
+            self.declared.keys().copied(),
+        );
+        for (dpid, (entries, flood)) in wanted {
+            let Some(declared) = self.declared.get_mut(&dpid) else {
+                continue;
+            };
+            for (key, entry) in &entries {
+                if declared.get(key) != Some(entry) {
+                    ctx.install(dpid, entry.clone());
+                }
+            }
+            for key in declared.keys() {
+                if !entries.contains_key(key) {
+                    ctx.remove(dpid, key.clone());
+                }
+            }
+            *declared = entries;
+            self.flood_ports.insert(dpid, flood);
+        }
+    }
+
+    fn packet_in(&self, dpid: u64, packet_in: &PacketIn, ctx: &mut Ctx) {
+        let Some(in_port) = packet_in.match_.in_port() else {
+            return;
+        };
+        let Some((arp, vlan)) = Arp::from_frame(&packet_in.data) else {
+            return;
+        };
+        let gratuitous = arp.spa == arp.tpa;
+        if self.config.proxy_arp && arp.op == ARP_REQUEST && !gratuitous {
+            if let Some(target) = self.view.host_by_ip(IpAddr::V4(arp.tpa)) {
+                if target.mac != arp.sha {
+                    debug!(ip = %arp.tpa, mac = %target.mac, "proxy-ARP reply");
+                    ctx.packet_out(
+                        dpid,
+                        PacketOut {
+                            buffer_id: NO_BUFFER,
+                            in_port: port_no::CONTROLLER,
+                            actions: vec![Action::Output {
+                                port: in_port,
+                                max_len: 0,
+                            }],
+                            data: arp.reply_from(target.mac).to_frame(vlan),
+                        },
+                    );
+                    return;
+                }
+            }
+        }
+        // Not ours to answer: on along the tree, as the switch would have.
+        let Some(ports) = self.flood_ports.get(&dpid) else {
+            return;
+        };
+        if !ports.contains(&in_port) {
+            return;
+        }
+        let actions: Vec<Action> = ports
+            .iter()
+            .filter(|p| **p != in_port)
+            .map(|&port| Action::Output { port, max_len: 0 })
+            .collect();
+        if !actions.is_empty() {
+            ctx.packet_out(
+                dpid,
+                PacketOut {
+                    buffer_id: NO_BUFFER,
+                    in_port,
+                    actions,
+                    data: packet_in.data.clone(),
+                },
+            );
+        }
+    }
+}
+
+impl Module for TopologyForwarding {
+    fn owner(&self) -> Owner {
+        Owner::Forwarding
+    }
+
+    fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {
+        match event {
+            Event::SwitchUp {
+                dpid, installed, ..
+            } => self.switch_up(*dpid, installed, ctx),
+            Event::SwitchDown { dpid } => {
+                self.declared.remove(dpid);
+                self.flood_ports.remove(dpid);
+            }
+            Event::Notice { payload, .. } => {
+                if let Some(view) = payload.downcast_ref::<Arc<TopologyView>>() {
+                    self.view = view.clone();
+                    self.recompute(ctx);
+                }
+            }
+            Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
+            Event::PortStatus { .. } | Event::FlowRemoved { .. } | Event::Tick => {}
+        }
+    }
+}
+
+/// Per switch of `dpids` that the view calls ready: its entries and its
+/// flooding ports.
+type Desired = BTreeMap<u64, (HashMap<FlowKey, FlowEntry>, BTreeSet<u32>)>;
+
+/// What every ready switch among `dpids` should hold for `view`.
+pub fn desired(view: &TopologyView, proxy_arp: bool, dpids: impl Iterator<Item = u64>) -> Desired {
+    let graph = view.graph();
+    let tree = tree_ports(&graph.spanning_tree());
+    // Per host: the output port on every switch that can reach it.
+    let routes: Vec<(flowgate_openflow::MacAddr, BTreeMap<u64, u32>)> = view
+        .hosts
+        .iter()
+        .map(|h| {
+            let mut r = graph.routes_to(h.at.dpid, h.mac.to_u64());
+            r.insert(h.at.dpid, h.at.port);
+            (h.mac, r)
+        })
+        .collect();
+    let mut out = Desired::new();
+    for dpid in dpids.filter(|d| view.is_ready(*d)) {
+        let mut entries = HashMap::new();
+        let mut add = |e: FlowEntry| {
+            entries.insert(e.key.clone(), e);
+        };
+        let edge = view.ports_with_role(dpid, PortRole::Edge);
+        let flood: BTreeSet<u32> = edge
+            .iter()
+            .copied()
+            .chain(
+                view.ports_with_role(dpid, PortRole::Link)
+                    .into_iter()
+                    .filter(|p| tree.contains(&Endpoint::new(dpid, *p))),
+            )
+            .collect();
+        for &in_port in &flood {
+            let outputs: Vec<Action> = flood
+                .iter()
+                .filter(|p| **p != in_port)
+                .map(|&port| Action::Output { port, max_len: 0 })
+                .collect();
+            if !outputs.is_empty() {
+                add(flood_entry(in_port, outputs));
+            }
+        }
+        if proxy_arp {
+            for &port in &edge {
+                add(arp_trap_entry(port));
+            }
+        }
+        for (mac, r) in &routes {
+            if let Some(&port) = r.get(&dpid) {
+                add(route_entry(*mac, port));
+            }
+        }
+        out.insert(dpid, (entries, flood));
+    }
+    out
+}
+
+fn flood_entry(in_port: u32, outputs: Vec<Action>) -> FlowEntry {
+    FlowEntry::new(
+        FLOOD,
+        FLOOD_PRIORITY,
+        Match::new().with(Oxm::InPort(in_port)),
+        FlowSpec::new(
+            Owner::Forwarding.cookie(OBJ_FLOOD | u64::from(in_port)),
+            vec![Instruction::ApplyActions(outputs)],
+        ),
+    )
+}
+
+fn arp_trap_entry(port: u32) -> FlowEntry {
+    FlowEntry::new(
+        LEARN,
+        ARP_TRAP_PRIORITY,
+        Match::new()
+            .with(Oxm::InPort(port))
+            .with(Oxm::EthType(ETH_TYPE_ARP))
+            .with(Oxm::ArpOp(ARP_REQUEST)),
+        FlowSpec::new(
+            Owner::Forwarding.cookie(OBJ_ARP_TRAP | u64::from(port)),
+            vec![Instruction::ApplyActions(vec![Action::Output {
+                port: port_no::CONTROLLER,
+                max_len: OFPCML_NO_BUFFER,
+            }])],
+        ),
+    )
+}
+
+fn route_entry(mac: flowgate_openflow::MacAddr, port: u32) -> FlowEntry {
+    FlowEntry::new(
+        FORWARD,
+        ROUTE_PRIORITY,
+        Match::new().with(Oxm::EthDst(mac, None)),
+        FlowSpec::new(
+            Owner::Forwarding.cookie(mac.to_u64()),
+            vec![Instruction::ApplyActions(vec![Action::Output {
+                port,
+                max_len: 0,
+            }])],
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests;
