@@ -1,0 +1,377 @@
+//! The bench's OpenFlow bytes: framing by header only (the hot path never
+//! decodes a whole message), the packet-in template, the emulated switch's
+//! handshake answers, and the MAC a response names (for `--verify`).
+//!
+//! Everything here is OpenFlow 1.3 (wire version 4), like Flowgate.
+
+use bytes::{Bytes, BytesMut};
+use flowgate_openflow::{
+    self as of, msg_type, DescStats, ErrorMsg, Match, Message, MultipartReply, MultipartReplyBody,
+    MultipartRequestBody, Oxm, PacketIn, PacketInReason, Port, SwitchFeatures,
+};
+
+/// Ethernet frame length carried by every packet-in (a minimum-size frame).
+pub const FRAME_LEN: usize = 60;
+/// Ports every emulated switch reports; MAC `i` is always seen on port
+/// `1 + i % PORTS`, so a host never moves.
+pub const PORTS: u32 = 4;
+
+/// Calls `f(msg_type, frame)` for every whole message at the start of `buf`
+/// and returns how many bytes those messages took; a partial message at the
+/// end is left for the next read. `Err` for a header length below 8, after
+/// which the stream can not be framed.
+pub fn for_each_frame(buf: &[u8], mut f: impl FnMut(u8, &[u8])) -> Result<usize, usize> {
+    let mut at = 0;
+    while let Some(header) = buf.get(at..at + 8) {
+        let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        if len < 8 {
+            return Err(at);
+        }
+        let Some(frame) = buf.get(at..at + len) else {
+            break;
+        };
+        f(header[1], frame);
+        at += len;
+    }
+    Ok(at)
+}
+
+/// Xid of a framed message.
+pub fn xid(frame: &[u8]) -> u32 {
+    frame
+        .get(4..8)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The packet-in every emulated switch sends, encoded once by the codec and
+/// patched per message (xid, in_port, source and destination MAC).
+#[derive(Debug, Clone)]
+pub struct PacketInTemplate {
+    bytes: Vec<u8>,
+    in_port_at: usize,
+    frame_at: usize,
+}
+
+/// What the packet-ins claim to be, see `--cookie` and `--table`.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketInShape {
+    pub cookie: u64,
+    pub table_id: u8,
+    pub reason: PacketInReason,
+}
+
+impl PacketInTemplate {
+    pub fn new(shape: PacketInShape) -> Self {
+        // A minimum IPv4 frame: dst, src, ethertype 0x0800, then zeros.
+        let mut frame = vec![0u8; FRAME_LEN];
+        frame[12] = 0x08;
+        frame[14] = 0x45;
+        let packet_in = PacketIn {
+            buffer_id: of::NO_BUFFER,
+            total_len: FRAME_LEN as u16,
+            reason: shape.reason,
+            table_id: shape.table_id,
+            cookie: shape.cookie,
+            // A non-zero placeholder keeps the OXM at its 4-byte value width.
+            match_: Match::new().with(Oxm::InPort(1)),
+            data: Bytes::from(frame),
+        };
+        let mut out = BytesMut::new();
+        of::encode(0, &Message::PacketIn(packet_in), &mut out);
+        let bytes = out.to_vec();
+        // header 8 + fixed 16 + match header 4 + OXM header 4.
+        let in_port_at = 32;
+        let frame_at = bytes.len() - FRAME_LEN;
+        PacketInTemplate {
+            bytes,
+            in_port_at,
+            frame_at,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Appends one packet-in from `src` to `dst` arriving on `in_port`.
+    pub fn write(&self, out: &mut Vec<u8>, xid: u32, in_port: u32, src: [u8; 6], dst: [u8; 6]) {
+        let at = out.len();
+        out.extend_from_slice(&self.bytes);
+        let msg = &mut out[at..];
+        msg[4..8].copy_from_slice(&xid.to_be_bytes());
+        msg[self.in_port_at..self.in_port_at + 4].copy_from_slice(&in_port.to_be_bytes());
+        msg[self.frame_at..self.frame_at + 6].copy_from_slice(&dst);
+        msg[self.frame_at + 6..self.frame_at + 12].copy_from_slice(&src);
+    }
+}
+
+/// The MAC of host `index` behind switch `switch` (locally administered,
+/// unicast, unique per switch for up to 2^24 hosts).
+pub fn host_mac(switch: u16, index: u32) -> [u8; 6] {
+    let s = switch.to_be_bytes();
+    let i = index.to_be_bytes();
+    [0x02, s[0], s[1], i[1], i[2], i[3]]
+}
+
+/// The host index of `mac` if it is one of `switch`'s hosts.
+pub fn host_index(switch: u16, mac: &[u8]) -> Option<u32> {
+    let s = switch.to_be_bytes();
+    match mac {
+        [0x02, a, b, x, y, z] if [*a, *b] == s => Some(u32::from_be_bytes([0, *x, *y, *z])),
+        _ => None,
+    }
+}
+
+/// The host MAC a controller's response is about: a FLOW_MOD's `eth_src`
+/// match field (else its `eth_dst`), or a PACKET_OUT frame's source.
+pub fn response_mac(msg_type: u8, frame: &[u8]) -> Option<&[u8]> {
+    match msg_type {
+        msg_type::FLOW_MOD => flow_mod_mac(frame),
+        msg_type::PACKET_OUT => {
+            let actions_len = usize::from(u16::from_be_bytes(frame.get(16..18)?.try_into().ok()?));
+            let data = frame.get(24 + actions_len..)?;
+            data.get(6..12)
+        }
+        _ => None,
+    }
+}
+
+/// ETH_SRC, else ETH_DST, of an OpenFlow 1.3 FLOW_MOD's OXM match.
+fn flow_mod_mac(frame: &[u8]) -> Option<&[u8]> {
+    // ofp_flow_mod: the match starts 48 bytes in; its length covers the
+    // 4-byte match header and the OXM fields, not the padding.
+    let match_len = usize::from(u16::from_be_bytes(frame.get(50..52)?.try_into().ok()?));
+    let mut fields = frame.get(52..48 + match_len)?;
+    let mut dst = None;
+    while let [c0, c1, field, len, rest @ ..] = fields {
+        let len = usize::from(*len);
+        let value = rest.get(..len)?;
+        if [*c0, *c1] == [0x80, 0x00] && value.len() >= 6 {
+            match field >> 1 {
+                of::oxm_field::ETH_SRC => return value.get(..6),
+                of::oxm_field::ETH_DST => dst = value.get(..6),
+                _ => {}
+            }
+        }
+        fields = &rest[len..];
+    }
+    dst
+}
+
+/// The emulated switch's answer to one controller message during the
+/// handshake or afterwards (echo, barrier, features, the sync dumps).
+/// Returns `None` for messages that need no answer.
+pub fn answer(dpid: u64, msg_type: u8, frame: &[u8], out: &mut BytesMut) -> Option<()> {
+    let xid = xid(frame);
+    let reply = match msg_type {
+        msg_type::ECHO_REQUEST => Message::EchoReply(Bytes::copy_from_slice(frame.get(8..)?)),
+        msg_type::BARRIER_REQUEST => Message::BarrierReply,
+        msg_type::FEATURES_REQUEST => Message::FeaturesReply(SwitchFeatures {
+            datapath_id: dpid,
+            n_buffers: 0,
+            n_tables: 254,
+            auxiliary_id: 0,
+            capabilities: of::capabilities::FLOW_STATS
+                | of::capabilities::PORT_STATS
+                | of::capabilities::TABLE_STATS,
+            reserved: 0,
+        }),
+        msg_type::MULTIPART_REQUEST => multipart_answer(dpid, frame),
+        _ => return None,
+    };
+    of::encode(xid, &reply, out);
+    Some(())
+}
+
+fn multipart_answer(dpid: u64, frame: &[u8]) -> Message {
+    let body = match of::decode(frame) {
+        Ok((_, Message::MultipartRequest(request))) => match request.body {
+            MultipartRequestBody::Desc => Some(MultipartReplyBody::Desc(DescStats {
+                mfr_desc: "Flowgate".into(),
+                hw_desc: "flowgate-bench emulated switch".into(),
+                sw_desc: env!("CARGO_PKG_VERSION").into(),
+                serial_num: String::new(),
+                dp_desc: format!("bench switch {dpid:016x}"),
+            })),
+            MultipartRequestBody::PortDesc => Some(MultipartReplyBody::PortDesc(
+                (1..=PORTS).map(port).collect(),
+            )),
+            MultipartRequestBody::Flow(_) => Some(MultipartReplyBody::Flow(Vec::new())),
+            MultipartRequestBody::GroupDesc => Some(MultipartReplyBody::GroupDesc(Vec::new())),
+            MultipartRequestBody::MeterConfig { .. } => {
+                Some(MultipartReplyBody::MeterConfig(Vec::new()))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match body {
+        Some(body) => Message::MultipartReply(MultipartReply::new(body)),
+        None => Message::Error(ErrorMsg::Standard {
+            err_type: of::error_type::BAD_REQUEST,
+            code: of::error_code::bad_request::BAD_MULTIPART,
+            data: Bytes::copy_from_slice(&frame[..frame.len().min(64)]),
+        }),
+    }
+}
+
+fn port(port_no: u32) -> Port {
+    Port {
+        port_no,
+        hw_addr: of::MacAddr([0x02, 0xff, 0, 0, 0, port_no as u8]),
+        name: format!("eth{port_no}"),
+        config: 0,
+        state: of::port_state::LIVE,
+        curr: 0,
+        advertised: 0,
+        supported: 0,
+        peer: 0,
+        curr_speed: 10_000_000,
+        max_speed: 10_000_000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowgate_openflow::{FlowMod, FlowModCommand, PacketOut};
+
+    #[test]
+    fn framing_counts_whole_messages_and_keeps_the_rest() {
+        let mut buf = BytesMut::new();
+        of::encode(1, &Message::BarrierRequest, &mut buf);
+        of::encode(
+            2,
+            &Message::EchoRequest(Bytes::from_static(b"abc")),
+            &mut buf,
+        );
+        let whole = buf.len();
+        of::encode(3, &Message::BarrierRequest, &mut buf);
+        let mut seen = Vec::new();
+        let used = for_each_frame(&buf[..whole + 5], |t, f| seen.push((t, xid(f)))).unwrap();
+        assert_eq!(used, whole);
+        assert_eq!(
+            seen,
+            vec![(msg_type::BARRIER_REQUEST, 1), (msg_type::ECHO_REQUEST, 2)]
+        );
+        assert_eq!(for_each_frame(&[4, 0, 0, 3, 0, 0, 0, 0], |_, _| {}), Err(0));
+    }
+
+    #[test]
+    fn packet_in_template_decodes_to_what_was_asked() {
+        let shape = PacketInShape {
+            cookie: 0xf002_0100_0000_0001,
+            table_id: 4,
+            reason: PacketInReason::Action,
+        };
+        let template = PacketInTemplate::new(shape);
+        let mut out = Vec::new();
+        let (src, dst) = (host_mac(7, 5), host_mac(7, 6));
+        template.write(&mut out, 99, 3, src, dst);
+        template.write(&mut out, 100, 2, dst, src);
+        assert_eq!(out.len(), 2 * template.len());
+        let (header, message) = of::decode(&out[..template.len()]).unwrap();
+        assert_eq!(header.xid, 99);
+        let Message::PacketIn(p) = message else {
+            panic!("not a packet-in: {message:?}");
+        };
+        assert_eq!(p.in_port(), Some(3));
+        assert_eq!(
+            (p.cookie, p.table_id, p.reason),
+            (shape.cookie, 4, shape.reason)
+        );
+        assert_eq!(&p.data[..6], &dst);
+        assert_eq!(&p.data[6..12], &src);
+        assert_eq!(p.data.len(), FRAME_LEN);
+        let (header, _) = of::decode(&out[template.len()..]).unwrap();
+        assert_eq!(header.xid, 100);
+    }
+
+    #[test]
+    fn host_macs_round_trip_per_switch() {
+        let mac = host_mac(300, 0x12_3456);
+        assert_eq!(host_index(300, &mac), Some(0x12_3456));
+        assert_eq!(host_index(301, &mac), None);
+        assert_eq!(mac[0] & 1, 0, "unicast");
+    }
+
+    fn encoded(message: Message) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        of::encode(1, &message, &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn responses_name_their_host() {
+        let src = host_mac(1, 42);
+        let flow_mod = |m: Match| {
+            Message::FlowMod(FlowMod {
+                cookie: 1,
+                cookie_mask: 0,
+                table_id: 4,
+                command: FlowModCommand::Add,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                priority: 100,
+                buffer_id: of::NO_BUFFER,
+                out_port: of::port_no::ANY,
+                out_group: of::OFPG_ANY,
+                flags: 0,
+                match_: m,
+                instructions: Vec::new(),
+            })
+        };
+        let learn = encoded(flow_mod(
+            Match::new()
+                .with(Oxm::InPort(2))
+                .with(Oxm::EthSrc(of::MacAddr(src), None)),
+        ));
+        assert_eq!(response_mac(msg_type::FLOW_MOD, &learn), Some(&src[..]));
+        let forward = encoded(flow_mod(
+            Match::new().with(Oxm::EthDst(of::MacAddr(src), None)),
+        ));
+        assert_eq!(response_mac(msg_type::FLOW_MOD, &forward), Some(&src[..]));
+        let miss = encoded(flow_mod(Match::new()));
+        assert_eq!(response_mac(msg_type::FLOW_MOD, &miss), None);
+        let mut frame = vec![0u8; FRAME_LEN];
+        frame[6..12].copy_from_slice(&src);
+        let out = encoded(Message::PacketOut(PacketOut::with_data(
+            vec![of::Action::Output {
+                port: 1,
+                max_len: 0,
+            }],
+            Bytes::from(frame),
+        )));
+        assert_eq!(response_mac(msg_type::PACKET_OUT, &out), Some(&src[..]));
+        // Truncated or foreign bytes name nothing and never panic.
+        assert_eq!(response_mac(msg_type::FLOW_MOD, &learn[..50]), None);
+        assert_eq!(response_mac(msg_type::PACKET_OUT, &out[..20]), None);
+    }
+
+    #[test]
+    fn handshake_answers() {
+        let mut out = BytesMut::new();
+        let request = encoded(Message::FeaturesRequest);
+        answer(9, msg_type::FEATURES_REQUEST, &request, &mut out).unwrap();
+        let (_, reply) = of::decode(&out).unwrap();
+        assert!(matches!(reply, Message::FeaturesReply(f) if f.datapath_id == 9));
+        for (body, ok) in [
+            (MultipartRequestBody::PortDesc, true),
+            (MultipartRequestBody::Desc, true),
+            (MultipartRequestBody::GroupDesc, true),
+            (MultipartRequestBody::Table, false),
+        ] {
+            let request = encoded(Message::MultipartRequest(of::MultipartRequest {
+                flags: 0,
+                body,
+            }));
+            let mut out = BytesMut::new();
+            answer(9, msg_type::MULTIPART_REQUEST, &request, &mut out).unwrap();
+            let (_, reply) = of::decode(&out).unwrap();
+            assert_eq!(matches!(reply, Message::MultipartReply(_)), ok, "{reply:?}");
+        }
+        let mut out = BytesMut::new();
+        assert!(answer(9, msg_type::FLOW_MOD, &request, &mut out).is_none());
+        assert!(out.is_empty());
+    }
+}
