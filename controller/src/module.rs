@@ -101,6 +101,8 @@ pub enum Change {
 pub struct Ctx {
     now: Instant,
     changes: Vec<Change>,
+    /// Entries to send even if believed installed (see [`Ctx::reassert`]).
+    reasserted: Vec<(u64, FlowKey)>,
 }
 
 impl Ctx {
@@ -108,6 +110,7 @@ impl Ctx {
         Ctx {
             now,
             changes: Vec::new(),
+            reasserted: Vec::new(),
         }
     }
 
@@ -118,6 +121,15 @@ impl Ctx {
     /// Adds or replaces a desired flow entry (same table, priority, match).
     pub fn install(&mut self, dpid: u64, entry: FlowEntry) {
         self.changes.push(Change::InstallFlow { dpid, entry });
+    }
+
+    /// Installs `entry` and sends it even if the runtime believes the switch
+    /// already has it: the module holds evidence that the switch lacks it (a
+    /// packet-in that the entry would have absorbed). The ADD is idempotent
+    /// on a switch that does have it.
+    pub fn reassert(&mut self, dpid: u64, entry: FlowEntry) {
+        self.reasserted.push((dpid, entry.key.clone()));
+        self.install(dpid, entry);
     }
 
     pub fn remove(&mut self, dpid: u64, key: FlowKey) {
@@ -151,6 +163,11 @@ impl Ctx {
 
     pub fn take_changes(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
+    }
+
+    /// The keys passed to [`Ctx::reassert`], for the runtime.
+    pub fn take_reasserted(&mut self) -> Vec<(u64, FlowKey)> {
+        std::mem::take(&mut self.reasserted)
     }
 }
 

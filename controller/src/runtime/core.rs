@@ -181,6 +181,7 @@ impl Core {
         let module = (self.modules[i].as_mut() as &mut dyn Any).downcast_mut::<M>()?;
         let mut ctx = Ctx::new(now);
         let value = f(module, &mut ctx);
+        self.forget_installed(ctx.take_reasserted());
         let sent_to = self.apply_changes(owner, ctx.take_changes(), true);
         self.deliver_notices(now);
         let mut acks = Vec::new();
@@ -422,7 +423,18 @@ impl Core {
         let mut ctx = Ctx::new(now);
         self.modules[i].handle(event, &mut ctx);
         let owner = self.modules[i].owner();
+        self.forget_installed(ctx.take_reasserted());
         self.apply_changes(owner, ctx.take_changes(), true);
+    }
+
+    /// Drops the belief that these entries are installed, so the next
+    /// reconciliation of them sends an ADD (see [`Ctx::reassert`]).
+    fn forget_installed(&mut self, keys: Vec<(u64, FlowKey)>) {
+        for (dpid, key) in keys {
+            if let Some(state) = self.switches.get_mut(&dpid) {
+                state.installed.flows.remove(&key);
+            }
+        }
     }
 
     /// Applies a module's changes to desired state; with `reconcile`, sends

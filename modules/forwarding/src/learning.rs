@@ -96,25 +96,28 @@ impl L2Learning {
             return;
         }
         let table = self.macs.entry(dpid).or_default();
-        match table.insert(src, in_port) {
-            // Already learned here: this packet raced the flow-mods.
-            Some(old) if old == in_port => return,
-            // The host moved: its old source entry must stop matching.
-            Some(old) => ctx.remove(dpid, learn_key(src, old)),
-            None => {}
-        }
         let spec = |instructions| {
             FlowSpec::new(Owner::Forwarding.cookie(mac_object(src)), instructions)
                 .idle_timeout(self.config.idle_timeout)
                 .notify_removal()
         };
-        ctx.install(
-            dpid,
-            FlowEntry {
-                key: learn_key(src, in_port),
-                spec: spec(vec![Instruction::GotoTable(FORWARD)]),
-            },
-        );
+        let learn = FlowEntry {
+            key: learn_key(src, in_port),
+            spec: spec(vec![Instruction::GotoTable(FORWARD)]),
+        };
+        match table.insert(src, in_port) {
+            // Already learned here, yet the learn table missed: the switch
+            // lacks the source entry (or the packet raced its flow-mod).
+            // Re-send it; the forward entry is not in question.
+            Some(old) if old == in_port => {
+                ctx.reassert(dpid, learn);
+                return;
+            }
+            // The host moved: its old source entry must stop matching.
+            Some(old) => ctx.remove(dpid, learn_key(src, old)),
+            None => {}
+        }
+        ctx.install(dpid, learn);
         ctx.install(
             dpid,
             FlowEntry {

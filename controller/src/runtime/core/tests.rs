@@ -268,6 +268,30 @@ async fn an_unchanged_install_sends_nothing_and_needs_no_ack() {
 }
 
 #[test]
+fn a_reasserted_entry_is_sent_again_as_an_add() {
+    let mut rig = Rig::new(vec![]);
+    rig.sent();
+    let install = |rig: &mut Rig, reassert: bool| {
+        rig.core
+            .call_module::<Probe, _>(Instant::now(), |_, ctx| {
+                if reassert {
+                    ctx.reassert(DPID, rule(1));
+                } else {
+                    ctx.install(DPID, rule(1));
+                }
+            })
+            .unwrap();
+        rig.core.flush();
+        flow_mods(&rig.sent())
+    };
+    assert_eq!(install(&mut rig, false).len(), 1);
+    assert!(install(&mut rig, false).is_empty(), "believed installed");
+    let again = install(&mut rig, true);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].1, FlowModCommand::Add);
+}
+
+#[test]
 fn a_module_cannot_remove_another_modules_flow() {
     let mut rig = Rig::new(vec![]);
     rig.core

@@ -200,3 +200,38 @@ fn host_entries_found_after_a_restart_are_adopted_unchanged() {
     }
     assert_eq!(restarted.send(2, B, A), vec![1]);
 }
+
+#[test]
+fn a_learned_host_whose_source_entry_is_missing_gets_it_again() {
+    let mut h = Harness::up(&[]);
+    h.send(1, A, B);
+    // The switch lost A's source entry: A's packets hit the learn miss again.
+    assert!(h.switch.flows.remove(&learn_key(A, 1)).is_some());
+    let packet_in = PacketIn {
+        buffer_id: flowgate_openflow::NO_BUFFER,
+        total_len: 60,
+        reason: PacketInReason::Action,
+        table_id: LEARN,
+        cookie: Owner::Forwarding.cookie(LEARN_MISS_OBJECT),
+        match_: Match::new().with(Oxm::InPort(1)),
+        data: frame(A, B),
+    };
+    let mut ctx = Ctx::new(std::time::Instant::now());
+    h.module.handle(
+        &Event::PacketIn {
+            dpid: DPID,
+            packet_in: &packet_in,
+        },
+        &mut ctx,
+    );
+    assert_eq!(ctx.take_reasserted(), vec![(DPID, learn_key(A, 1))]);
+    let changes = ctx.take_changes();
+    assert_eq!(changes.len(), 1, "only the source entry: {changes:?}");
+    h.switch.apply(&changes);
+    let trace = h.switch.process(
+        1,
+        &Packet::new(vec![Oxm::EthSrc(A, None), Oxm::EthDst(B, None)]),
+    );
+    assert!(!trace.to_controller());
+    assert_eq!(trace.outputs, vec![port_no::FLOOD], "B is still unknown");
+}
