@@ -35,8 +35,15 @@ from flowgate_lab import FlowgateController, LabNet  # noqa: E402
 _CONTROLLERS = []
 
 
+def _terminate(_signum, _frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout_secs(n): per-test time limit in seconds")
+    # SIGTERM (e.g. from `timeout` in tools/test-all.sh) becomes an interrupt,
+    # so pytest still runs fixture teardown and removes the lab.
+    signal.signal(signal.SIGTERM, _terminate)
     # Mininet 2.3 uses distutils' StrictVersion on every switch start.
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:mininet.node")
 

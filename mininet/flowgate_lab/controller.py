@@ -7,6 +7,7 @@ A controller can be killed with SIGKILL and started again on the same ports
 and data directory, which is how restart-without-disruption is tested.
 """
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -24,6 +25,14 @@ def default_flowgate_bin():
     return os.environ.get("FLOWGATE_BIN") or os.path.join(
         REPO_ROOT, "target", "release", "flowgate"
     )
+
+
+def _die_with_parent():
+    """In the child before exec: get SIGKILL when the harness process dies,
+    so a harness killed hard never leaves a controller holding its ports."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 class ControllerProcess:
@@ -79,6 +88,7 @@ class ControllerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         try:
             self.wait_ready(timeout)
