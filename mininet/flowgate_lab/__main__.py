@@ -97,6 +97,8 @@ def main(argv=None):
         print("*** controller: %s:%d" % (ctl.of_host, ctl.of_port), end="")
         if isinstance(ctl, FlowgateController):
             print(", REST http://127.0.0.1:%d, log %s" % (ctl.rest_port, ctl.log_path), end="")
+            if ctl.ovsdb_port is not None:
+                print(", OVSDB %s:%d" % (ctl.listen_host, ctl.ovsdb_port), end="")
         print()
         lab = LabNet(args.topo, ctl, switch_opts=parse_switch(args.switch), log_level="info")
         with lab:

@@ -179,6 +179,16 @@ class ControllerProcess:
         self.cleanup()
 
 
+def _help_text(binary):
+    """`binary --help`, to adapt to the options a given build offers."""
+    try:
+        return subprocess.run(
+            [binary, "--help"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
 class FlowgateController(ControllerProcess):
     """The flowgate binary with a temp data dir, free OpenFlow and REST ports."""
 
@@ -207,6 +217,10 @@ class FlowgateController(ControllerProcess):
             )
         super().__init__(run_dir=run_dir, of_host=of_host, of_port=of_port, listen_host=listen_host)
         self.rest_port = rest_port or free_port()
+        # Newer binaries also listen for OVSDB (default 0.0.0.0:6640); give
+        # them a free port next to the OpenFlow listener so tests never
+        # collide with a controller someone else runs.
+        self.ovsdb_port = free_port() if "--ovsdb-listen" in _help_text(self.binary) else None
         self.data_dir = data_dir or os.path.join(self.run_dir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
         self.config = config
@@ -227,6 +241,8 @@ class FlowgateController(ControllerProcess):
             "--log",
             self.log_level,
         ]
+        if self.ovsdb_port is not None:
+            argv += ["--ovsdb-listen", "%s:%d" % (self.listen_host, self.ovsdb_port)]
         if self.config:
             argv += ["--config", self.config]
         if self.echo_interval is not None:
