@@ -41,6 +41,28 @@ pub const LEARN: u8 = 4;
 pub const FORWARD: u8 = 5;
 pub const FLOOD: u8 = 6;
 
+/// The metadata register as classify leaves it for tenant (overlay)
+/// traffic; later tables scope entries to a tenant network by matching it
+/// (e.g. `Oxm::Metadata(metadata::tenant(vni), Some(metadata::TENANT_MASK))`).
+/// Bits outside [`metadata::OVERLAY_MASK`] are free for other modules.
+pub mod metadata {
+    /// Set for every packet of a tenant network.
+    pub const TENANT: u64 = 1 << 63;
+    /// Set when the packet arrived from another host through a tunnel.
+    pub const FROM_TUNNEL: u64 = 1 << 62;
+    /// The network's VNI (24 bits).
+    pub const VNI_MASK: u64 = 0xff_ffff;
+    /// Matches "tenant network `vni`", wherever the packet came from.
+    pub const TENANT_MASK: u64 = TENANT | VNI_MASK;
+    /// Every bit the overlay writes.
+    pub const OVERLAY_MASK: u64 = TENANT | FROM_TUNNEL | VNI_MASK;
+
+    /// The metadata of network `vni`'s packets from local ports.
+    pub const fn tenant(vni: u32) -> u64 {
+        TENANT | (vni as u64 & VNI_MASK)
+    }
+}
+
 /// Priority of the core's miss entries.
 pub const CORE_MISS_PRIORITY: u16 = 0;
 /// Priority of a module's own miss entry (empty match) in a table it writes.
@@ -74,7 +96,7 @@ pub const TABLES: [TableSpec; 7] = [
     TableSpec {
         id: LEARN,
         name: "learn",
-        writers: &[Owner::Forwarding],
+        writers: &[Owner::Forwarding, Owner::Overlay],
         miss: Miss::Next,
     },
     TableSpec {

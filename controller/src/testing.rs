@@ -13,7 +13,7 @@ use crate::module::Change;
 use crate::pipeline;
 
 /// A packet as the set of header fields a match can look at (exact values).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Packet {
     pub fields: Vec<Oxm>,
 }
@@ -21,6 +21,13 @@ pub struct Packet {
 impl Packet {
     pub fn new(fields: Vec<Oxm>) -> Self {
         Packet { fields }
+    }
+
+    /// The value of a field, if the packet has it.
+    pub fn get(&self, class: u16, field: u8) -> Option<&Oxm> {
+        self.fields
+            .iter()
+            .find(|f| (f.class(), f.field()) == (class, field))
     }
 
     fn set(&mut self, field: Oxm) {
@@ -39,6 +46,9 @@ pub struct Trace {
     pub tables: Vec<u8>,
     /// Cookies of the entries that matched, in order.
     pub cookies: Vec<u64>,
+    /// Each output with the packet's fields at that moment (after any
+    /// set-field), e.g. to check the `tun_id` a tunnel output carries.
+    pub emitted: Vec<(u32, Packet)>,
 }
 
 impl Trace {
@@ -101,6 +111,10 @@ impl FakeSwitch {
     pub fn process(&self, in_port: u32, packet: &Packet) -> Trace {
         let mut packet = packet.clone();
         packet.set(Oxm::InPort(in_port));
+        if packet.get(0x8000, 2).is_none() {
+            // OXM_OF_METADATA starts at zero.
+            packet.set(Oxm::Metadata(0, None));
+        }
         let mut trace = Trace::default();
         let mut table = 0u8;
         loop {
@@ -121,6 +135,13 @@ impl FakeSwitch {
                         self.run_actions(actions, in_port, &mut packet, &mut trace)
                     }
                     Instruction::GotoTable(t) => next = Some(*t),
+                    Instruction::WriteMetadata { metadata, mask } => {
+                        let old = match packet.get(0x8000, 2) {
+                            Some(Oxm::Metadata(v, _)) => *v,
+                            _ => 0,
+                        };
+                        packet.set(Oxm::Metadata((old & !mask) | (metadata & mask), None));
+                    }
                     _ => {}
                 }
             }
@@ -140,11 +161,18 @@ impl FakeSwitch {
     ) {
         for action in actions {
             match action {
-                Action::Output { port, .. } => trace.outputs.push(if *port == port_no::IN_PORT {
-                    in_port
-                } else {
-                    *port
-                }),
+                // Like a switch: output to the ingress port itself is
+                // dropped unless it is asked for as IN_PORT (spec 7.2.5).
+                Action::Output { port, .. } if *port == in_port => {}
+                Action::Output { port, .. } => {
+                    let port = if *port == port_no::IN_PORT {
+                        in_port
+                    } else {
+                        *port
+                    };
+                    trace.outputs.push(port);
+                    trace.emitted.push((port, packet.clone()));
+                }
                 Action::SetField(field) => packet.set(field.clone()),
                 Action::Group(id) => {
                     if let Some(group) = self.groups.get(id) {

@@ -1,0 +1,361 @@
+//! Compiles the [`World`] into the flows one switch needs. Pure: the
+//! module diffs the result against what it declared before, so a change
+//! sends only the flows it affects, only to the switches it concerns.
+//!
+//! Layout on an overlay switch (priorities are far above forwarding's, so
+//! tenant traffic never meets a forwarding entry):
+//!
+//! | table    | prio  | match                                   | action |
+//! |----------|-------|-----------------------------------------|--------|
+//! | classify | 38100 | in_port=VM, eth_src=MAC, arp (IP unknown) | copy to controller, metadata=tenant(v), goto acl |
+//! | classify | 38000 | in_port=VM[, eth_src=MAC]               | metadata=tenant(v) [copy to controller while the MAC is unknown], goto acl |
+//! | classify | 38000 | in_port=TUNNEL, tun_id=v                | metadata=tenant(v)+FROM_TUNNEL, goto acl |
+//! | learn    | 38000 | metadata=TENANT                         | goto forward (tenant traffic skips learning) |
+//! | learn    | 37000 | any                                     | drop (untenanted traffic never reaches forwarding here) |
+//! | forward  | 40100 | metadata=tenant(v) local, arp request for the owner's own IP from its port | goto flood |
+//! | forward  | 40000 | metadata=tenant(v) local, arp request for a known IP | ARP reply out of IN_PORT |
+//! | forward  | 39000 | metadata=tenant(v), eth_dst=local MAC   | output VM port |
+//! | forward  | 39000 | metadata=tenant(v) local, eth_dst=remote MAC | tun_id=v, output tunnel |
+//! | forward  | 38000 | metadata=TENANT                         | goto flood |
+//! | flood    | 39000 | metadata=tenant(v) local                | output local ports of v; tun_id=v, output tunnels to hosts with ports of v |
+//! | flood    | 39000 | metadata=tenant(v)+FROM_TUNNEL          | output local ports of v (split horizon) |
+//! | flood    | 38000 | metadata=TENANT                         | drop |
+//!
+//! The tenant is the network's VNI: isolation is per network.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use flowgate_controller::cookie::Owner;
+use flowgate_controller::desired::{FlowKey, FlowSpec};
+use flowgate_controller::pipeline::{metadata, ACL, CLASSIFY, FLOOD, FORWARD, LEARN};
+use flowgate_openflow::{port_no, Action, Instruction, MacAddr, Match, Oxm};
+
+use crate::arp;
+use crate::model::Port;
+use crate::world::World;
+
+pub const PRIO_ARP_OWNER: u16 = 40100;
+pub const PRIO_ARP: u16 = 40000;
+pub const PRIO_HOST: u16 = 39000;
+pub const PRIO_FLOOD: u16 = 39000;
+pub const PRIO_LEARN_ARP: u16 = 38100;
+pub const PRIO_PORT: u16 = 38000;
+pub const PRIO_TENANT_MISS: u16 = 38000;
+pub const PRIO_GATE: u16 = 38000;
+pub const PRIO_GATE_DROP: u16 = 37000;
+
+/// Bytes of a learning packet sent to the controller: Ethernet + ARP/IPv4
+/// headers are enough.
+pub const LEARN_MAX_LEN: u16 = 128;
+
+const ETH_TYPE_ARP: u16 = 0x0806;
+const ARP_REQUEST: u16 = 1;
+
+/// What a flow is for; bits 32..40 of the cookie object, the VNI in the
+/// low 24 bits, so `cookie & 0xffffff` names the network of every
+/// network-scoped flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Kind {
+    Gate = 1,
+    Port = 2,
+    Tunnel = 3,
+    Host = 4,
+    Arp = 5,
+    TenantMiss = 6,
+    Flood = 7,
+}
+
+pub fn cookie(kind: Kind, vni: u32) -> u64 {
+    Owner::Overlay.cookie(((kind as u64) << 32) | u64::from(vni))
+}
+
+/// The kind part of an overlay cookie.
+pub fn kind_of(cookie: u64) -> u64 {
+    (cookie >> 32) & 0xff
+}
+
+/// The flows of one switch.
+pub type FlowSet = HashMap<FlowKey, FlowSpec>;
+
+struct Builder {
+    flows: FlowSet,
+}
+
+impl Builder {
+    fn add(&mut self, table: u8, priority: u16, m: Match, cookie: u64, ins: Vec<Instruction>) {
+        let key = FlowKey::new(table, priority, m);
+        self.flows.insert(key, FlowSpec::new(cookie, ins));
+    }
+}
+
+fn md(value: u64, mask: u64) -> Oxm {
+    Oxm::Metadata(value, Some(mask))
+}
+
+fn output(port: u32) -> Action {
+    Action::Output { port, max_len: 0 }
+}
+
+fn to_controller() -> Action {
+    Action::Output {
+        port: port_no::CONTROLLER,
+        max_len: LEARN_MAX_LEN,
+    }
+}
+
+fn set_tenant(value: u64) -> Instruction {
+    Instruction::WriteMetadata {
+        metadata: value,
+        mask: metadata::OVERLAY_MASK,
+    }
+}
+
+/// A port of the configuration located on this switch.
+struct Local {
+    vni: u32,
+    port_no: u32,
+    mac: Option<MacAddr>,
+    ips: Vec<IpAddr>,
+}
+
+/// Everything `dpid` needs; empty when it is not an overlay switch.
+pub fn compile(world: &World, dpid: u64) -> FlowSet {
+    let mut b = Builder {
+        flows: HashMap::new(),
+    };
+    if !world.overlay_switches().contains(&dpid) {
+        return b.flows;
+    }
+    let here = world.chassis_of_dpid(dpid);
+    let vni_of = |p: &Port| world.config.networks.get(&p.network).map(|n| n.vni);
+
+    // The gate: only tenant traffic goes on, straight to forward.
+    b.add(
+        LEARN,
+        PRIO_GATE,
+        Match::new().with(md(metadata::TENANT, metadata::TENANT)),
+        cookie(Kind::Gate, 0),
+        vec![Instruction::GotoTable(FORWARD)],
+    );
+    b.add(
+        LEARN,
+        PRIO_GATE_DROP,
+        Match::new(),
+        cookie(Kind::Gate, 0),
+        vec![],
+    );
+
+    // Ports bound here.
+    let mut locals: Vec<Local> = Vec::new();
+    for port in world.config.ports.values() {
+        let loc = world.locate(port);
+        let (Some(d), Some(port_no), Some(vni)) = (loc.dpid, loc.port_no, vni_of(port)) else {
+            continue;
+        };
+        if d == dpid {
+            locals.push(Local {
+                vni,
+                port_no,
+                mac: world.mac(port),
+                ips: world.ips(port),
+            });
+        }
+    }
+    let local_vnis: BTreeSet<u32> = locals.iter().map(|l| l.vni).collect();
+
+    // Tunnels from here: peer chassis id → OpenFlow port.
+    let tunnels: BTreeMap<&str, u32> = here
+        .map(|c| {
+            c.tunnels
+                .iter()
+                .filter_map(|(peer, name)| Some((peer.as_str(), world.port_no(dpid, name)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+
+    for l in &locals {
+        let tenant = metadata::tenant(l.vni);
+        let in_port = Match::new().with(Oxm::InPort(l.port_no));
+        match l.mac {
+            Some(mac) => {
+                let m = in_port.with(Oxm::EthSrc(mac, None));
+                b.add(
+                    CLASSIFY,
+                    PRIO_PORT,
+                    m.clone(),
+                    cookie(Kind::Port, l.vni),
+                    vec![set_tenant(tenant), Instruction::GotoTable(ACL)],
+                );
+                if l.ips.is_empty() {
+                    b.add(
+                        CLASSIFY,
+                        PRIO_LEARN_ARP,
+                        m.with(Oxm::EthType(ETH_TYPE_ARP)),
+                        cookie(Kind::Port, l.vni),
+                        vec![
+                            Instruction::ApplyActions(vec![to_controller()]),
+                            set_tenant(tenant),
+                            Instruction::GotoTable(ACL),
+                        ],
+                    );
+                }
+                b.add(
+                    FORWARD,
+                    PRIO_HOST,
+                    Match::new()
+                        .with(md(tenant, metadata::TENANT_MASK))
+                        .with(Oxm::EthDst(mac, None)),
+                    cookie(Kind::Host, l.vni),
+                    vec![Instruction::ApplyActions(vec![output(l.port_no)])],
+                );
+                // A port's ARP for its own address (a duplicate-address
+                // probe) must not be answered on its behalf.
+                for ip in &l.ips {
+                    if let IpAddr::V4(v4) = ip {
+                        b.add(
+                            FORWARD,
+                            PRIO_ARP_OWNER,
+                            arp_request(tenant, *v4).with(Oxm::InPort(l.port_no)),
+                            cookie(Kind::Arp, l.vni),
+                            vec![Instruction::GotoTable(FLOOD)],
+                        );
+                    }
+                }
+            }
+            None => b.add(
+                CLASSIFY,
+                PRIO_PORT,
+                in_port,
+                cookie(Kind::Port, l.vni),
+                vec![
+                    Instruction::ApplyActions(vec![to_controller()]),
+                    set_tenant(tenant),
+                    Instruction::GotoTable(ACL),
+                ],
+            ),
+        }
+    }
+
+    // Tunnel ingress for the networks present here.
+    for port in tunnels.values() {
+        for vni in &local_vnis {
+            b.add(
+                CLASSIFY,
+                PRIO_PORT,
+                Match::new()
+                    .with(Oxm::InPort(*port))
+                    .with(Oxm::TunnelId(u64::from(*vni), None)),
+                cookie(Kind::Tunnel, *vni),
+                vec![
+                    set_tenant(metadata::tenant(*vni) | metadata::FROM_TUNNEL),
+                    Instruction::GotoTable(ACL),
+                ],
+            );
+        }
+    }
+
+    // Ports elsewhere in the networks present here: unicast through the
+    // tunnel to their host, ARP answered here, flooding to their hosts.
+    let mut flood_tunnels: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    for port in world.config.ports.values() {
+        let Some(vni) = vni_of(port).filter(|v| local_vnis.contains(v)) else {
+            continue;
+        };
+        let tenant = metadata::tenant(vni);
+        let loc = world.locate(port);
+        let mac = world.mac(port);
+        if let Some(mac) = mac {
+            for ip in world.ips(port) {
+                if let IpAddr::V4(v4) = ip {
+                    b.add(
+                        FORWARD,
+                        PRIO_ARP,
+                        arp_request(tenant, v4),
+                        cookie(Kind::Arp, vni),
+                        vec![Instruction::ApplyActions(arp::responder(v4, mac))],
+                    );
+                }
+            }
+        }
+        if loc.dpid == Some(dpid) {
+            continue;
+        }
+        let Some(tunnel) = loc.chassis.as_deref().and_then(|c| tunnels.get(c).copied()) else {
+            continue;
+        };
+        flood_tunnels.entry(vni).or_default().insert(tunnel);
+        if let Some(mac) = mac {
+            b.add(
+                FORWARD,
+                PRIO_HOST,
+                Match::new()
+                    .with(md(tenant, metadata::OVERLAY_MASK))
+                    .with(Oxm::EthDst(mac, None)),
+                cookie(Kind::Host, vni),
+                vec![Instruction::ApplyActions(vec![
+                    Action::SetField(Oxm::TunnelId(u64::from(vni), None)),
+                    output(tunnel),
+                ])],
+            );
+        }
+    }
+
+    if !local_vnis.is_empty() {
+        b.add(
+            FORWARD,
+            PRIO_TENANT_MISS,
+            Match::new().with(md(metadata::TENANT, metadata::TENANT)),
+            cookie(Kind::TenantMiss, 0),
+            vec![Instruction::GotoTable(FLOOD)],
+        );
+    }
+    b.add(
+        FLOOD,
+        PRIO_TENANT_MISS,
+        Match::new().with(md(metadata::TENANT, metadata::TENANT)),
+        cookie(Kind::TenantMiss, 0),
+        vec![],
+    );
+    for vni in &local_vnis {
+        let mut ports: Vec<u32> = locals
+            .iter()
+            .filter(|l| l.vni == *vni)
+            .map(|l| l.port_no)
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let to_locals: Vec<Action> = ports.iter().map(|p| output(*p)).collect();
+        let mut everywhere = to_locals.clone();
+        if let Some(tunnels) = flood_tunnels.get(vni) {
+            everywhere.push(Action::SetField(Oxm::TunnelId(u64::from(*vni), None)));
+            everywhere.extend(tunnels.iter().map(|t| output(*t)));
+        }
+        let tenant = metadata::tenant(*vni);
+        b.add(
+            FLOOD,
+            PRIO_FLOOD,
+            Match::new().with(md(tenant, metadata::OVERLAY_MASK)),
+            cookie(Kind::Flood, *vni),
+            vec![Instruction::ApplyActions(everywhere)],
+        );
+        b.add(
+            FLOOD,
+            PRIO_FLOOD,
+            Match::new().with(md(tenant | metadata::FROM_TUNNEL, metadata::OVERLAY_MASK)),
+            cookie(Kind::Flood, *vni),
+            vec![Instruction::ApplyActions(to_locals)],
+        );
+    }
+    b.flows
+}
+
+/// ARP requests for `ip` from local ports of the tenant network.
+fn arp_request(tenant: u64, ip: std::net::Ipv4Addr) -> Match {
+    Match::new()
+        .with(md(tenant, metadata::OVERLAY_MASK))
+        .with(Oxm::EthType(ETH_TYPE_ARP))
+        .with(Oxm::ArpOp(ARP_REQUEST))
+        .with(Oxm::ArpTpa(ip, None))
+}

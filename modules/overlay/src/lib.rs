@@ -1,0 +1,34 @@
+//! Isolated private overlays: tenant networks that span cloud hosts.
+//!
+//! - [`model`]: networks and ports (REST/store shapes) and their validation.
+//! - [`world`]: what flows are compiled from: configuration, hosts from
+//!   OVSDB ([`Chassis`]), connected switches' ports, learned addresses.
+//! - [`compile`]: the pure compiler, world → one switch's flows (table
+//!   layout in its docs).
+//! - [`module`]: the [`Overlay`] module, declaring only differences.
+//! - [`arp`]: the in-switch ARP responder (Nicira `move` actions).
+//! - [`provision`]: the OVSDB side: integration bridge settings, one tunnel
+//!   port per peer host, and the [`Chassis`] list the module works from.
+//! - [`api`]: `/networks`, `/networks/{id}/ports`, `/chassis`.
+//!
+//! # Interplay with forwarding
+//! On an overlay switch (a host's integration bridge, or any switch with a
+//! bound port) classify marks tenant traffic in metadata
+//! (`pipeline::metadata`) and continues to the ACL, QoS and LB tables like
+//! any traffic. In the learn table the overlay's gate sends tenant traffic
+//! straight to the forward table and drops everything else, so forwarding
+//! never learns, forwards or floods on such a switch, and traffic from
+//! unbound ports reaches no tenant. Overlay entries in forward and flood
+//! match the tenant metadata at priorities far above forwarding's.
+
+pub mod api;
+pub mod arp;
+pub mod compile;
+pub mod model;
+pub mod module;
+pub mod provision;
+pub mod world;
+
+pub use model::{Binding, Config, Network, Port};
+pub use module::Overlay;
+pub use world::Chassis;

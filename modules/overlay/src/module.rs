@@ -1,0 +1,317 @@
+//! The overlay module: owns the [`World`], recompiles the switches a change
+//! concerns and declares only the differences.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+
+use flowgate_controller::cookie::Owner;
+use flowgate_controller::desired::FlowEntry;
+use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_openflow::{FlowStats, MacAddr, Oxm, PacketIn, Port as OfPort, PortReason};
+use tracing::{debug, info};
+
+use crate::compile::{self, compile, FlowSet, Kind};
+use crate::model::{Config, Network, Port};
+use crate::world::{key, Chassis, PortKey, World};
+
+/// Most addresses learned per port (a VM spraying sources cannot grow
+/// the ARP responder without bound).
+const MAX_LEARNED_IPS: usize = 8;
+
+/// The overlay module (see the crate docs).
+#[derive(Debug, Default)]
+pub struct Overlay {
+    world: World,
+    /// What this module declared on each connected switch.
+    declared: HashMap<u64, FlowSet>,
+}
+
+impl Overlay {
+    /// A module starting from stored configuration.
+    pub fn new(config: Config) -> Self {
+        Overlay {
+            world: World {
+                config,
+                ..Default::default()
+            },
+            declared: HashMap::new(),
+        }
+    }
+
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.world.config
+    }
+
+    /// Creates or replaces a network (already validated).
+    pub fn put_network(&mut self, network: Network, ctx: &mut Ctx) {
+        self.world
+            .config
+            .networks
+            .insert(network.id.clone(), network);
+        self.sync(ctx);
+    }
+
+    /// Deletes a network and its ports; returns what was removed.
+    pub fn delete_network(&mut self, id: &str, ctx: &mut Ctx) -> Option<(Network, Vec<Port>)> {
+        let network = self.world.config.networks.remove(id)?;
+        let keys: Vec<PortKey> = self
+            .world
+            .config
+            .ports
+            .keys()
+            .filter(|(n, _)| n == id)
+            .cloned()
+            .collect();
+        let mut ports = Vec::new();
+        for k in keys {
+            self.world.learned.remove(&k);
+            if let Some(p) = self.world.config.ports.remove(&k) {
+                ports.push(p);
+            }
+        }
+        self.sync(ctx);
+        Some((network, ports))
+    }
+
+    /// Creates or replaces a port (already validated). Learned addresses
+    /// are forgotten when the binding changes.
+    pub fn put_port(&mut self, port: Port, ctx: &mut Ctx) {
+        let k = key(&port);
+        if self
+            .world
+            .config
+            .ports
+            .get(&k)
+            .is_some_and(|old| old.binding != port.binding)
+        {
+            self.world.learned.remove(&k);
+        }
+        self.world.config.ports.insert(k, port);
+        self.sync(ctx);
+    }
+
+    pub fn delete_port(&mut self, network: &str, id: &str, ctx: &mut Ctx) -> Option<Port> {
+        let k = (network.to_owned(), id.to_owned());
+        let port = self.world.config.ports.remove(&k)?;
+        self.world.learned.remove(&k);
+        self.sync(ctx);
+        Some(port)
+    }
+
+    /// Replaces the set of known hosts (from the OVSDB provisioner).
+    pub fn set_chassis(&mut self, chassis: Vec<Chassis>, ctx: &mut Ctx) {
+        let chassis: BTreeMap<String, Chassis> =
+            chassis.into_iter().map(|c| (c.id.clone(), c)).collect();
+        if chassis != self.world.chassis {
+            self.world.chassis = chassis;
+            self.sync(ctx);
+        }
+    }
+
+    /// Recompiles every connected switch and declares the differences.
+    fn sync(&mut self, ctx: &mut Ctx) {
+        let mut dpids: Vec<u64> = self.world.switches.keys().copied().collect();
+        dpids.sort_unstable();
+        self.declared
+            .retain(|d, _| self.world.switches.contains_key(d));
+        for dpid in dpids {
+            let new = compile(&self.world, dpid);
+            let old = self.declared.remove(&dpid).unwrap_or_default();
+            for (k, spec) in &new {
+                if old.get(k) != Some(spec) {
+                    ctx.install(
+                        dpid,
+                        FlowEntry {
+                            key: k.clone(),
+                            spec: spec.clone(),
+                        },
+                    );
+                }
+            }
+            for k in old.keys() {
+                if !new.contains_key(k) {
+                    ctx.remove(dpid, k.clone());
+                }
+            }
+            self.declared.insert(dpid, new);
+        }
+    }
+
+    fn switch_up(&mut self, dpid: u64, ports: &[OfPort], installed: &[FlowStats], ctx: &mut Ctx) {
+        self.world.switches.insert(
+            dpid,
+            ports.iter().map(|p| (p.name.clone(), p.port_no)).collect(),
+        );
+        self.declared.remove(&dpid);
+        self.adopt_learned(dpid, installed);
+        self.sync(ctx);
+    }
+
+    /// After a controller restart, the MACs learned before are still in
+    /// the switch's classify entries: take them back instead of rewriting
+    /// those entries and learning again.
+    fn adopt_learned(&mut self, dpid: u64, installed: &[FlowStats]) {
+        for flow in installed {
+            if compile::kind_of(flow.cookie) != Kind::Port as u64
+                || flow.priority != compile::PRIO_PORT
+            {
+                continue;
+            }
+            let (Some(in_port), Some((mac, None))) = (flow.match_.in_port(), eth_src(flow)) else {
+                continue;
+            };
+            if let Some(k) = self.port_at(dpid, in_port) {
+                let configured = self.world.config.ports.get(&k).and_then(|p| p.mac);
+                if configured.is_none() {
+                    self.world.learned.entry(k).or_default().mac = Some(mac);
+                }
+            }
+        }
+    }
+
+    /// The configured port located at (dpid, port_no).
+    fn port_at(&self, dpid: u64, port_no: u32) -> Option<PortKey> {
+        self.world.config.ports.values().find_map(|p| {
+            let loc = self.world.locate(p);
+            (loc.dpid == Some(dpid) && loc.port_no == Some(port_no)).then(|| key(p))
+        })
+    }
+
+    fn port_status(&mut self, dpid: u64, reason: PortReason, port: &OfPort, ctx: &mut Ctx) {
+        let Some(names) = self.world.switches.get_mut(&dpid) else {
+            return;
+        };
+        match reason {
+            PortReason::Delete => {
+                names.retain(|_, n| *n != port.port_no);
+            }
+            _ => {
+                names.retain(|name, n| *n != port.port_no || *name == port.name);
+                names.insert(port.name.clone(), port.port_no);
+            }
+        }
+        self.sync(ctx);
+    }
+
+    /// A learning copy from a port without configured MAC or IPs.
+    fn packet_in(&mut self, dpid: u64, packet_in: &PacketIn, ctx: &mut Ctx) {
+        if compile::kind_of(packet_in.cookie) != Kind::Port as u64 {
+            return;
+        }
+        let (Some(in_port), Some(frame)) =
+            (packet_in.match_.in_port(), Frame::parse(&packet_in.data))
+        else {
+            return;
+        };
+        let Some(k) = self.port_at(dpid, in_port) else {
+            return;
+        };
+        let Some(port) = self.world.config.ports.get(&k) else {
+            return;
+        };
+        if frame.src.is_multicast() || frame.src == MacAddr::ZERO {
+            return;
+        }
+        let subnet = self
+            .world
+            .config
+            .networks
+            .get(&port.network)
+            .and_then(|n| n.subnet);
+        let mac = port.mac;
+        let learn_ips = port.ips.is_empty();
+        let learned = self.world.learned.entry(k.clone()).or_default();
+        let before = learned.clone();
+        let effective = match mac.or(learned.mac) {
+            Some(m) => m,
+            None => {
+                learned.mac = Some(frame.src);
+                frame.src
+            }
+        };
+        if learn_ips && frame.src == effective {
+            if let Some(ip) = frame.sender_ip.filter(|ip| !ip.is_unspecified()) {
+                let ip = IpAddr::V4(ip);
+                if subnet.is_none_or(|s| s.contains(ip)) && learned.ips.len() < MAX_LEARNED_IPS {
+                    learned.ips.insert(ip);
+                }
+            }
+        }
+        if *learned != before {
+            info!(network = %k.0, port = %k.1, mac = %effective, ips = ?learned.ips, "overlay learned port address");
+            self.sync(ctx);
+        } else {
+            debug!(network = %k.0, port = %k.1, "learning packet taught nothing new");
+        }
+    }
+}
+
+fn eth_src(flow: &FlowStats) -> Option<(MacAddr, Option<MacAddr>)> {
+    flow.match_.fields.iter().find_map(|f| match f {
+        Oxm::EthSrc(m, mask) => Some((*m, *mask)),
+        _ => None,
+    })
+}
+
+/// The parts of a frame learning looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Frame {
+    src: MacAddr,
+    /// ARP sender address, or IPv4 source.
+    sender_ip: Option<Ipv4Addr>,
+}
+
+impl Frame {
+    fn parse(data: &[u8]) -> Option<Frame> {
+        let src = MacAddr(data.get(6..12)?.try_into().ok()?);
+        let mut ethertype = u16::from_be_bytes(data.get(12..14)?.try_into().ok()?);
+        let mut l3 = 14;
+        if ethertype == 0x8100 {
+            ethertype = u16::from_be_bytes(data.get(16..18)?.try_into().ok()?);
+            l3 = 18;
+        }
+        let ip_at = |off: usize| -> Option<Ipv4Addr> {
+            let b: [u8; 4] = data.get(l3 + off..l3 + off + 4)?.try_into().ok()?;
+            Some(Ipv4Addr::from(b))
+        };
+        let sender_ip = match ethertype {
+            0x0806 => ip_at(14),
+            0x0800 => ip_at(12),
+            _ => None,
+        };
+        Some(Frame { src, sender_ip })
+    }
+}
+
+impl Module for Overlay {
+    fn owner(&self) -> Owner {
+        Owner::Overlay
+    }
+
+    fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {
+        match event {
+            Event::SwitchUp {
+                dpid,
+                ports,
+                installed,
+            } => self.switch_up(*dpid, ports, installed, ctx),
+            Event::SwitchDown { dpid } => {
+                self.world.switches.remove(dpid);
+                self.declared.remove(dpid);
+                self.sync(ctx);
+            }
+            Event::PortStatus { dpid, status } => {
+                self.port_status(*dpid, status.reason, &status.desc, ctx)
+            }
+            Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
+            Event::FlowRemoved { .. } | Event::Tick | Event::Notice { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
