@@ -21,7 +21,7 @@ use crate::group::{buckets_len, emit_buckets, parse_buckets, Bucket, GroupType};
 use crate::instruction::{emit_instructions, instructions_len, parse_instructions, Instruction};
 use crate::meter::{bands_len, emit_bands, parse_bands, MeterBand};
 use crate::oxm::Match;
-use crate::port::Port;
+use crate::port::{put_fixed_str, read_fixed_str, Port};
 use crate::wire::{len16, put_zeros, Reader, Wire};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -405,29 +405,6 @@ fn record<'a>(
     r.sub(len, what)
 }
 
-/// Decodes a NUL-padded string field: up to the first NUL, invalid UTF-8 bytes
-/// become `'?'` one for one, so the result is never longer than the field.
-fn parse_str(r: &mut Reader<'_>, n: usize) -> Result<String> {
-    let raw = r.bytes(n)?;
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(n);
-    let mut s = String::with_capacity(end);
-    for chunk in raw[..end].utf8_chunks() {
-        s.push_str(chunk.valid());
-        s.extend(chunk.invalid().iter().map(|_| '?'));
-    }
-    Ok(s)
-}
-
-/// Emits a string into an `n`-byte NUL-padded field, cut at a char boundary.
-fn emit_str(out: &mut BytesMut, s: &str, n: usize) {
-    let mut end = s.len().min(n);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    out.put_slice(&s.as_bytes()[..end]);
-    put_zeros(out, n - end);
-}
-
 // ---------------------------------------------------------------------------
 // Requests.
 
@@ -792,11 +769,11 @@ impl Wire for MultipartReply {
 impl Wire for DescStats {
     fn parse(r: &mut Reader<'_>) -> Result<Self> {
         Ok(DescStats {
-            mfr_desc: parse_str(r, DESC_STR_LEN)?,
-            hw_desc: parse_str(r, DESC_STR_LEN)?,
-            sw_desc: parse_str(r, DESC_STR_LEN)?,
-            serial_num: parse_str(r, SERIAL_NUM_LEN)?,
-            dp_desc: parse_str(r, DESC_STR_LEN)?,
+            mfr_desc: read_fixed_str(r, DESC_STR_LEN)?,
+            hw_desc: read_fixed_str(r, DESC_STR_LEN)?,
+            sw_desc: read_fixed_str(r, DESC_STR_LEN)?,
+            serial_num: read_fixed_str(r, SERIAL_NUM_LEN)?,
+            dp_desc: read_fixed_str(r, DESC_STR_LEN)?,
         })
     }
 
@@ -805,11 +782,11 @@ impl Wire for DescStats {
     }
 
     fn emit(&self, out: &mut BytesMut) {
-        emit_str(out, &self.mfr_desc, DESC_STR_LEN);
-        emit_str(out, &self.hw_desc, DESC_STR_LEN);
-        emit_str(out, &self.sw_desc, DESC_STR_LEN);
-        emit_str(out, &self.serial_num, SERIAL_NUM_LEN);
-        emit_str(out, &self.dp_desc, DESC_STR_LEN);
+        put_fixed_str(out, &self.mfr_desc, DESC_STR_LEN);
+        put_fixed_str(out, &self.hw_desc, DESC_STR_LEN);
+        put_fixed_str(out, &self.sw_desc, DESC_STR_LEN);
+        put_fixed_str(out, &self.serial_num, SERIAL_NUM_LEN);
+        put_fixed_str(out, &self.dp_desc, DESC_STR_LEN);
     }
 }
 

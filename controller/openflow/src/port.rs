@@ -44,20 +44,28 @@ pub mod port_features {
 /// Size of `OFP_MAX_PORT_NAME_LEN` name fields.
 pub const PORT_NAME_LEN: usize = 16;
 
-/// Reads a fixed-size NUL-padded string field (port, table and desc names).
-/// Bytes after the first NUL are ignored; invalid UTF-8 is replaced.
+/// Reads an `n`-byte NUL-padded string field: up to the first NUL, invalid
+/// UTF-8 bytes become `'?'` one for one, so the result never outgrows the
+/// field and re-encodes to the same length.
 pub fn read_fixed_str(r: &mut Reader<'_>, n: usize) -> Result<String> {
     let raw = r.bytes(n)?;
-    let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
-    Ok(String::from_utf8_lossy(&raw[..end]).into_owned())
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(n);
+    let mut s = String::with_capacity(end);
+    for chunk in raw[..end].utf8_chunks() {
+        s.push_str(chunk.valid());
+        s.extend(chunk.invalid().iter().map(|_| '?'));
+    }
+    Ok(s)
 }
 
-/// Writes `s` into an `n`-byte NUL-padded field, truncating at `n` bytes.
+/// Writes `s` into an `n`-byte NUL-padded field, cut at a char boundary.
 pub fn put_fixed_str(out: &mut BytesMut, s: &str, n: usize) {
-    let b = s.as_bytes();
-    let take = b.len().min(n);
-    out.put_slice(&b[..take]);
-    put_zeros(out, n - take);
+    let mut end = s.len().min(n);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.put_slice(&s.as_bytes()[..end]);
+    put_zeros(out, n - end);
 }
 
 /// `ofp_port` (64 bytes).
