@@ -34,17 +34,6 @@ pub struct Cli {
     /// Bearer token required for REST writes (none: writes are open).
     #[arg(long, env = "FLOWGATE_API_TOKEN")]
     pub api_token: Option<String>,
-    /// Address cloud hosts' ovsdb-server dials (`ovs-vsctl set-manager
-    /// tcp:CTRL:6640`) [default: 0.0.0.0:6640].
-    #[arg(long)]
-    pub ovsdb_listen: Option<SocketAddr>,
-    /// Overlay tunnel encapsulation: vxlan or geneve [default: vxlan].
-    #[arg(long)]
-    pub tunnel_type: Option<flowgate_overlay::provision::TunnelType>,
-    /// Seconds a host that lost its OVSDB connection keeps its tunnels
-    /// [default: 30].
-    #[arg(long)]
-    pub overlay_host_grace: Option<u64>,
 }
 
 /// The effective configuration.
@@ -58,60 +47,58 @@ pub struct Config {
     pub log: String,
     pub api_token: Option<String>,
     pub forwarding: ForwardingConfig,
-    pub ovsdb: OvsdbConfig,
-    pub overlay: OverlayConfig,
+    pub topology: TopologySection,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardingConfig {
-    /// Seconds a learned host's flows live without traffic.
+    /// `topology` (shortest paths, spanning-tree flooding; any topology) or
+    /// `learning` (per-switch L2 learning; loop-free topologies only).
+    pub mode: ForwardingMode,
+    /// Seconds a learned host's flows live without traffic (`learning`).
     pub idle_timeout: u16,
+    /// Answer ARP requests for known hosts from the controller (`topology`).
+    pub proxy_arp: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardingMode {
+    Topology,
+    Learning,
 }
 
 impl Default for ForwardingConfig {
     fn default() -> Self {
-        ForwardingConfig { idle_timeout: 300 }
-    }
-}
-
-/// The OVSDB listener for cloud hosts.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OvsdbConfig {
-    /// Where hosts' ovsdb-server connects (`set-manager tcp:CTRL:6640`).
-    pub listen: SocketAddr,
-}
-
-impl Default for OvsdbConfig {
-    fn default() -> Self {
-        OvsdbConfig {
-            listen: SocketAddr::from(([0, 0, 0, 0], 6640)),
+        ForwardingConfig {
+            mode: ForwardingMode::Topology,
+            idle_timeout: 300,
+            proxy_arp: true,
         }
     }
 }
 
-/// Private overlays (tenant networks across hosts).
+/// Link discovery and host tracking.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct OverlayConfig {
-    /// The integration bridge on every host (created when missing).
-    pub integration_bridge: String,
-    pub tunnel_type: flowgate_overlay::provision::TunnelType,
-    /// Controller target set on integration bridges; by default
-    /// `tcp:<address the host reached Flowgate at>:<OpenFlow port>`.
-    pub controller: Option<String>,
-    /// Seconds a host that lost its OVSDB connection keeps its tunnels.
-    pub host_grace: u64,
+pub struct TopologySection {
+    /// Seconds between LLDP rounds on every port; a link is dropped after
+    /// three rounds without a probe.
+    pub lldp_interval: u64,
+    /// Seconds a port that came up waits for a link before it counts as an
+    /// edge port (and a new switch before forwarding programs it).
+    pub edge_delay: u64,
+    /// Seconds without traffic from a host before it is forgotten.
+    pub host_idle_timeout: u16,
 }
 
-impl Default for OverlayConfig {
+impl Default for TopologySection {
     fn default() -> Self {
-        OverlayConfig {
-            integration_bridge: "br-int".into(),
-            tunnel_type: flowgate_overlay::provision::TunnelType::Vxlan,
-            controller: None,
-            host_grace: 30,
+        TopologySection {
+            lldp_interval: 5,
+            edge_delay: 3,
+            host_idle_timeout: 300,
         }
     }
 }
@@ -126,8 +113,7 @@ impl Default for Config {
             log: "info".into(),
             api_token: None,
             forwarding: ForwardingConfig::default(),
-            ovsdb: OvsdbConfig::default(),
-            overlay: OverlayConfig::default(),
+            topology: TopologySection::default(),
         }
     }
 }
@@ -157,18 +143,13 @@ impl Config {
         if let Some(v) = &cli.api_token {
             config.api_token = Some(v.clone());
         }
-        if let Some(v) = cli.ovsdb_listen {
-            config.ovsdb.listen = v;
-        }
-        if let Some(v) = cli.tunnel_type {
-            config.overlay.tunnel_type = v;
-        }
-        if let Some(v) = cli.overlay_host_grace {
-            config.overlay.host_grace = v;
-        }
         anyhow::ensure!(
             config.echo_interval > 0,
             "echo_interval must be at least 1 second"
+        );
+        anyhow::ensure!(
+            config.topology.lldp_interval > 0,
+            "topology.lldp_interval must be at least 1 second"
         );
         Ok(config)
     }
@@ -218,30 +199,24 @@ mod tests {
     }
 
     #[test]
-    fn overlay_settings_from_file_and_flags() {
-        use flowgate_overlay::provision::TunnelType;
+    fn forwarding_mode_and_topology_settings() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.toml");
         std::fs::write(
             &path,
-            "[ovsdb]\nlisten = \"127.0.0.1:16640\"\n[overlay]\ntunnel_type = \"geneve\"\nhost_grace = 5\n",
+            "[forwarding]\nmode = \"learning\"\nproxy_arp = false\n[topology]\nlldp_interval = 1\nedge_delay = 2\n",
         )
         .unwrap();
         let c = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap();
-        assert_eq!(c.ovsdb.listen.port(), 16640);
-        assert_eq!(c.overlay.tunnel_type, TunnelType::Geneve);
-        assert_eq!(c.overlay.host_grace, 5);
-        let c = Config::load(&cli(&[
-            "--tunnel-type",
-            "vxlan",
-            "--overlay-host-grace",
-            "2",
-        ]))
-        .unwrap();
-        assert_eq!(c.overlay.tunnel_type, TunnelType::Vxlan);
-        assert_eq!(c.overlay.host_grace, 2);
-        assert_eq!(c.ovsdb.listen.port(), 6640);
-        assert!(Cli::try_parse_from(["flowgate", "--tunnel-type", "gre"]).is_err());
+        assert_eq!(c.forwarding.mode, ForwardingMode::Learning);
+        assert!(!c.forwarding.proxy_arp);
+        assert_eq!((c.topology.lldp_interval, c.topology.edge_delay), (1, 2));
+        assert_eq!(Config::default().forwarding.mode, ForwardingMode::Topology);
+        std::fs::write(&path, "[forwarding]\nmode = \"flood\"\n").unwrap();
+        let err = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(format!("{err:#}").contains("flood"), "{err:#}");
+        std::fs::write(&path, "[topology]\nlldp_interval = 0\n").unwrap();
+        assert!(Config::load(&cli(&["--config", path.to_str().unwrap()])).is_err());
     }
 
     #[test]

@@ -11,17 +11,16 @@ use anyhow::Context;
 use clap::Parser;
 use flowgate_controller::api::{self, ApiState};
 use flowgate_controller::module::Module;
-use flowgate_controller::ovsdb::Hosts;
 use flowgate_controller::runtime::{Runtime, RuntimeConfig};
 use flowgate_controller::store::RedbStore;
-use flowgate_forwarding::{L2Learning, L2LearningConfig};
-use flowgate_overlay::api::OverlayApi;
-use flowgate_overlay::provision::{self, ProvisionConfig, StatusBoard};
-use flowgate_overlay::Overlay;
+use flowgate_controller::topology::{self, Topology, TopologyConfig};
+use flowgate_forwarding::{
+    L2Learning, L2LearningConfig, TopologyForwarding, TopologyForwardingConfig,
+};
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::config::{Cli, Config};
+use crate::config::{Cli, Config, ForwardingMode};
 
 fn main() -> anyhow::Result<()> {
     let config = Config::load(&Cli::parse())?;
@@ -48,14 +47,21 @@ async fn run(config: Config) -> anyhow::Result<()> {
         RedbStore::open(&config.data_dir)
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
     );
-    let modules: Vec<Box<dyn Module>> = vec![Box::new(L2Learning::new(L2LearningConfig {
-        idle_timeout: config.forwarding.idle_timeout,
-    }))];
-    let mut modules = modules;
-    modules.push(Box::new(Overlay::new(
-        flowgate_overlay::api::load_config(store.as_ref())
-            .context("loading overlay networks from the store")?,
-    )));
+    let topology = Topology::new(TopologyConfig {
+        lldp_interval: Duration::from_secs(config.topology.lldp_interval),
+        edge_delay: Duration::from_secs(config.topology.edge_delay),
+        host_idle_timeout: config.topology.host_idle_timeout,
+        controller_id: instance_id(),
+    });
+    let forwarding: Box<dyn Module> = match config.forwarding.mode {
+        ForwardingMode::Topology => Box::new(TopologyForwarding::new(TopologyForwardingConfig {
+            proxy_arp: config.forwarding.proxy_arp,
+        })),
+        ForwardingMode::Learning => Box::new(L2Learning::new(L2LearningConfig {
+            idle_timeout: config.forwarding.idle_timeout,
+        })),
+    };
+    let modules: Vec<Box<dyn Module>> = vec![Box::new(topology), forwarding];
     let mut runtime_config = RuntimeConfig::default();
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;
@@ -69,54 +75,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening for REST on {}", config.rest_listen))?;
     info!(openflow = %config.openflow_listen, rest = %config.rest_listen, data_dir = %config.data_dir.display(), "flowgate started");
 
-    let ovsdb = TcpListener::bind(config.ovsdb.listen)
-        .await
-        .with_context(|| format!("listening for OVSDB on {}", config.ovsdb.listen))?;
-    info!(ovsdb = %config.ovsdb.listen, "accepting OVSDB hosts");
-
     let runtime = Runtime::start(openflow, runtime_config, modules);
-    let overlay_routes = overlay(&config, &runtime, store.clone(), ovsdb)?;
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
         .with_metrics(runtime.metrics().clone());
-    let module_routes = vec![overlay_routes];
+    let module_routes = vec![topology::api::routes(runtime.clone())];
     let app = api::router_with_modules(state, module_routes);
     api::serve(rest, app, shutdown_signal()).await?;
     info!("flowgate stopped");
     Ok(())
 }
 
-/// Starts the overlay's OVSDB side (listener, registered hosts, the
-/// provisioner) and returns its REST routes.
-fn overlay(
-    config: &Config,
-    runtime: &Runtime,
-    store: Arc<RedbStore>,
-    ovsdb: TcpListener,
-) -> anyhow::Result<api::OpenApiRouter<ApiState>> {
-    let hosts = Hosts::default();
-    tokio::spawn(hosts.clone().listen(ovsdb));
-    for target in flowgate_overlay::api::load_targets(store.as_ref())? {
-        hosts.connect(&target)?;
-    }
-    let board = StatusBoard::default();
-    tokio::spawn(provision::run(
-        hosts.clone(),
-        runtime.clone(),
-        ProvisionConfig {
-            bridge: config.overlay.integration_bridge.clone(),
-            tunnel_type: config.overlay.tunnel_type,
-            openflow_port: config.openflow_listen.port(),
-            controller: config.overlay.controller.clone(),
-            grace: Duration::from_secs(config.overlay.host_grace),
-        },
-        board.clone(),
-    ));
-    Ok(flowgate_overlay::api::routes(OverlayApi::new(
-        runtime.clone(),
-        store,
-        hosts,
-        board,
-    )))
+/// A random id for this controller process, carried in its LLDP probes so
+/// that probes from another controller (or an earlier run) are ignored.
+fn instance_id() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new()
+        .hash_one((std::process::id(), std::time::SystemTime::now()))
 }
 
 async fn shutdown_signal() {
