@@ -34,6 +34,17 @@ pub struct Cli {
     /// Bearer token required for REST writes (none: writes are open).
     #[arg(long, env = "FLOWGATE_API_TOKEN")]
     pub api_token: Option<String>,
+    /// Address cloud hosts' ovsdb-server dials (`ovs-vsctl set-manager
+    /// tcp:CTRL:6640`) [default: 0.0.0.0:6640].
+    #[arg(long)]
+    pub ovsdb_listen: Option<SocketAddr>,
+    /// Overlay tunnel encapsulation: vxlan or geneve [default: vxlan].
+    #[arg(long)]
+    pub tunnel_type: Option<flowgate_overlay::provision::TunnelType>,
+    /// Seconds a host that lost its OVSDB connection keeps its tunnels
+    /// [default: 30].
+    #[arg(long)]
+    pub overlay_host_grace: Option<u64>,
 }
 
 /// The effective configuration.
@@ -47,6 +58,8 @@ pub struct Config {
     pub log: String,
     pub api_token: Option<String>,
     pub forwarding: ForwardingConfig,
+    pub ovsdb: OvsdbConfig,
+    pub overlay: OverlayConfig,
     pub topology: TopologySection,
 }
 
@@ -103,6 +116,47 @@ impl Default for TopologySection {
     }
 }
 
+/// The OVSDB listener for cloud hosts.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OvsdbConfig {
+    /// Where hosts' ovsdb-server connects (`set-manager tcp:CTRL:6640`).
+    pub listen: SocketAddr,
+}
+
+impl Default for OvsdbConfig {
+    fn default() -> Self {
+        OvsdbConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 6640)),
+        }
+    }
+}
+
+/// Private overlays (tenant networks across hosts).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OverlayConfig {
+    /// The integration bridge on every host (created when missing).
+    pub integration_bridge: String,
+    pub tunnel_type: flowgate_overlay::provision::TunnelType,
+    /// Controller target set on integration bridges; by default
+    /// `tcp:<address the host reached Flowgate at>:<OpenFlow port>`.
+    pub controller: Option<String>,
+    /// Seconds a host that lost its OVSDB connection keeps its tunnels.
+    pub host_grace: u64,
+}
+
+impl Default for OverlayConfig {
+    fn default() -> Self {
+        OverlayConfig {
+            integration_bridge: "br-int".into(),
+            tunnel_type: flowgate_overlay::provision::TunnelType::Vxlan,
+            controller: None,
+            host_grace: 30,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -113,6 +167,8 @@ impl Default for Config {
             log: "info".into(),
             api_token: None,
             forwarding: ForwardingConfig::default(),
+            ovsdb: OvsdbConfig::default(),
+            overlay: OverlayConfig::default(),
             topology: TopologySection::default(),
         }
     }
@@ -142,6 +198,15 @@ impl Config {
         }
         if let Some(v) = &cli.api_token {
             config.api_token = Some(v.clone());
+        }
+        if let Some(v) = cli.ovsdb_listen {
+            config.ovsdb.listen = v;
+        }
+        if let Some(v) = cli.tunnel_type {
+            config.overlay.tunnel_type = v;
+        }
+        if let Some(v) = cli.overlay_host_grace {
+            config.overlay.host_grace = v;
         }
         anyhow::ensure!(
             config.echo_interval > 0,
@@ -217,6 +282,33 @@ mod tests {
         assert!(format!("{err:#}").contains("flood"), "{err:#}");
         std::fs::write(&path, "[topology]\nlldp_interval = 0\n").unwrap();
         assert!(Config::load(&cli(&["--config", path.to_str().unwrap()])).is_err());
+    }
+
+    #[test]
+    fn overlay_settings_from_file_and_flags() {
+        use flowgate_overlay::provision::TunnelType;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(
+            &path,
+            "[ovsdb]\nlisten = \"127.0.0.1:16640\"\n[overlay]\ntunnel_type = \"geneve\"\nhost_grace = 5\n",
+        )
+        .unwrap();
+        let c = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(c.ovsdb.listen.port(), 16640);
+        assert_eq!(c.overlay.tunnel_type, TunnelType::Geneve);
+        assert_eq!(c.overlay.host_grace, 5);
+        let c = Config::load(&cli(&[
+            "--tunnel-type",
+            "vxlan",
+            "--overlay-host-grace",
+            "2",
+        ]))
+        .unwrap();
+        assert_eq!(c.overlay.tunnel_type, TunnelType::Vxlan);
+        assert_eq!(c.overlay.host_grace, 2);
+        assert_eq!(c.ovsdb.listen.port(), 6640);
+        assert!(Cli::try_parse_from(["flowgate", "--tunnel-type", "gre"]).is_err());
     }
 
     #[test]

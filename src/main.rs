@@ -11,12 +11,16 @@ use anyhow::Context;
 use clap::Parser;
 use flowgate_controller::api::{self, ApiState};
 use flowgate_controller::module::Module;
+use flowgate_controller::ovsdb::Hosts;
 use flowgate_controller::runtime::{Runtime, RuntimeConfig};
 use flowgate_controller::store::RedbStore;
 use flowgate_controller::topology::{self, Topology, TopologyConfig};
 use flowgate_forwarding::{
     L2Learning, L2LearningConfig, TopologyForwarding, TopologyForwardingConfig,
 };
+use flowgate_overlay::api::OverlayApi;
+use flowgate_overlay::provision::{self, ProvisionConfig, StatusBoard};
+use flowgate_overlay::Overlay;
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -62,6 +66,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         })),
     };
     let modules: Vec<Box<dyn Module>> = vec![Box::new(topology), forwarding];
+    let mut modules = modules;
+    modules.push(Box::new(Overlay::new(
+        flowgate_overlay::api::load_config(store.as_ref())
+            .context("loading overlay networks from the store")?,
+    )));
     let mut runtime_config = RuntimeConfig::default();
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;
@@ -75,10 +84,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening for REST on {}", config.rest_listen))?;
     info!(openflow = %config.openflow_listen, rest = %config.rest_listen, data_dir = %config.data_dir.display(), "flowgate started");
 
+    let ovsdb = TcpListener::bind(config.ovsdb.listen)
+        .await
+        .with_context(|| format!("listening for OVSDB on {}", config.ovsdb.listen))?;
+    info!(ovsdb = %config.ovsdb.listen, "accepting OVSDB hosts");
+
     let runtime = Runtime::start(openflow, runtime_config, modules);
+    let overlay_routes = overlay(&config, &runtime, store.clone(), ovsdb)?;
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
         .with_metrics(runtime.metrics().clone());
-    let module_routes = vec![topology::api::routes(runtime.clone())];
+    let module_routes = vec![topology::api::routes(runtime.clone()), overlay_routes];
     let app = api::router_with_modules(state, module_routes);
     api::serve(rest, app, shutdown_signal()).await?;
     info!("flowgate stopped");
@@ -91,6 +106,40 @@ fn instance_id() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new()
         .hash_one((std::process::id(), std::time::SystemTime::now()))
+}
+
+/// Starts the overlay's OVSDB side (listener, registered hosts, the
+/// provisioner) and returns its REST routes.
+fn overlay(
+    config: &Config,
+    runtime: &Runtime,
+    store: Arc<RedbStore>,
+    ovsdb: TcpListener,
+) -> anyhow::Result<api::OpenApiRouter<ApiState>> {
+    let hosts = Hosts::default();
+    tokio::spawn(hosts.clone().listen(ovsdb));
+    for target in flowgate_overlay::api::load_targets(store.as_ref())? {
+        hosts.connect(&target)?;
+    }
+    let board = StatusBoard::default();
+    tokio::spawn(provision::run(
+        hosts.clone(),
+        runtime.clone(),
+        ProvisionConfig {
+            bridge: config.overlay.integration_bridge.clone(),
+            tunnel_type: config.overlay.tunnel_type,
+            openflow_port: config.openflow_listen.port(),
+            controller: config.overlay.controller.clone(),
+            grace: Duration::from_secs(config.overlay.host_grace),
+        },
+        board.clone(),
+    ));
+    Ok(flowgate_overlay::api::routes(OverlayApi::new(
+        runtime.clone(),
+        store,
+        hosts,
+        board,
+    )))
 }
 
 async fn shutdown_signal() {
