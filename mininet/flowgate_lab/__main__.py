@@ -71,7 +71,7 @@ def make_controller(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="flowgate_lab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--topo", default="linear,3", help="linear,N | tree,D,F | mesh,N | ring,N | single,N")
+    parser.add_argument("--topo", default="linear,3", help="linear,N | tree,D,F | mesh,N | ring,N | single,N | fattree,K | diamond")
     parser.add_argument("--switch", default="ovs,datapath=user,protocols=OpenFlow13")
     parser.add_argument("--controller", default="flowgate",
                         help="flowgate (default) | testcontroller | remote[:IP:PORT]")
