@@ -63,6 +63,39 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// OFPMP_FLOW for one table, restricted to the flows whose cookie equals
+    /// `cookie` under `cookie_mask`, live from the switch: how a module
+    /// reads the counters of the flows one of its objects compiled to.
+    pub fn flow_stats_by_cookie(
+        &self,
+        dpid: u64,
+        table_id: u8,
+        cookie: u64,
+        cookie_mask: u64,
+    ) -> QueryFuture<Vec<of::FlowStats>> {
+        let reply = self.multipart(
+            dpid,
+            MultipartRequestBody::Flow(FlowStatsRequest {
+                table_id,
+                out_port: of::port_no::ANY,
+                out_group: of::OFPG_ANY,
+                cookie,
+                cookie_mask,
+                match_: of::Match::default(),
+            }),
+        );
+        Box::pin(async move {
+            match reply.await? {
+                MultipartReplyBody::Flow(stats) => Ok(stats),
+                _ => Err(SwitchQueryError::SwitchError(
+                    "unexpected multipart reply".into(),
+                )),
+            }
+        })
+    }
+}
+
 impl ControllerView for Runtime {
     fn switches(&self) -> Vec<SwitchSnapshot> {
         self.registry.list().into_iter().map(snapshot).collect()
@@ -90,24 +123,6 @@ impl ControllerView for Runtime {
     }
 
     fn flow_stats(&self, dpid: u64) -> QueryFuture<Vec<of::FlowStats>> {
-        let reply = self.multipart(
-            dpid,
-            MultipartRequestBody::Flow(FlowStatsRequest {
-                table_id: of::OFPTT_ALL,
-                out_port: of::port_no::ANY,
-                out_group: of::OFPG_ANY,
-                cookie: 0,
-                cookie_mask: 0,
-                match_: of::Match::default(),
-            }),
-        );
-        Box::pin(async move {
-            match reply.await? {
-                MultipartReplyBody::Flow(stats) => Ok(stats),
-                _ => Err(SwitchQueryError::SwitchError(
-                    "unexpected multipart reply".into(),
-                )),
-            }
-        })
+        self.flow_stats_by_cookie(dpid, of::OFPTT_ALL, 0, 0)
     }
 }
