@@ -67,10 +67,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let modules: Vec<Box<dyn Module>> = vec![Box::new(topology), forwarding];
     let mut modules = modules;
-    modules.push(Box::new(Overlay::new(
-        flowgate_overlay::api::load_config(store.as_ref())
-            .context("loading overlay networks from the store")?,
-    )));
+    modules.push(Box::new(
+        Overlay::with_store(
+            flowgate_overlay::api::load_config(store.as_ref())?,
+            store.clone(),
+        )
+        .context("loading overlay networks from the store")?,
+    ));
     let mut runtime_config = RuntimeConfig::default();
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;

@@ -7,7 +7,10 @@ ovs-vswitchd (own run directory), with:
     route for the underlay subnet (userspace tunnelling needs both);
   * `br-int` (netdev, OpenFlow13, fail_mode=secure), optionally pointed at a
     controller; tunnel ports are the controller's job (or `add_tunnel` here
-    for smoke checks);
+    for smoke checks). With `br_int=False` the host has no br-int: a
+    controller that manages hosts through OVSDB (`set_manager`) creates it;
+  * ovsdb-server honours the Manager table, so `set_manager` makes it dial
+    a controller's OVSDB listener (`ovs-vsctl set-manager tcp:CTRL:6640`);
   * "VMs": namespaces with a veth into br-int, MTU 1450, tx offload off.
 The root namespace reaches the underlay through a management veth
 (`<prefix>-mgmt`, address .254), so a controller in the root namespace
@@ -22,7 +25,9 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
+import time
 
 from .util import LabError, pid_alive, run, wait_until
 
@@ -37,8 +42,9 @@ def _ns(ns, *argv, timeout=30, check=True):
 class CloudHost:
     """One emulated hypervisor: a namespace with its own Open vSwitch."""
 
-    def __init__(self, cloud, index):
+    def __init__(self, cloud, index, br_int=True):
         self.cloud = cloud
+        self.with_br_int = br_int
         self.index = index
         self.name = "h%d" % index
         self.ns = "%s-%s" % (cloud.prefix, self.name)
@@ -85,7 +91,8 @@ class CloudHost:
 
         run(["ovsdb-tool", "create", os.path.join(self.dir, "conf.db"), SCHEMA])
         _ns(self.ns, *self._env(), "ovsdb-server", os.path.join(self.dir, "conf.db"),
-            "--remote=punix:%s/db.sock" % self.dir, "--pidfile", "--log-file", "--detach", "--no-chdir")
+            "--remote=punix:%s/db.sock" % self.dir, "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+            "--pidfile", "--log-file", "--detach", "--no-chdir")
         self.vsctl("--no-wait", "init")
         _ns(self.ns, *self._env(), "ovs-vswitchd", "unix:%s/db.sock" % self.dir,
             "--pidfile", "--log-file", "--detach", "--no-chdir", timeout=60)
@@ -97,12 +104,21 @@ class CloudHost:
         _ns(self.ns, "ethtool", "-K", "br-phy", "tx", "off", check=False)
         self.appctl("ovs/route/add", "%s.0/24" % self.cloud.subnet, "br-phy")
 
+        if not self.with_br_int:
+            return self
         self.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev",
                    "protocols=OpenFlow13", "fail_mode=secure",
                    "other-config:datapath-id=%016x" % (0xC000 + self.index),
                    "other-config:disable-in-band=true")
         _ns(self.ns, "ip", "link", "set", "br-int", "up")
         return self
+
+    def set_manager(self, target):
+        """Make this host's ovsdb-server dial `target` (tcp:CTRL:PORT)."""
+        self.vsctl("set-manager", target)
+
+    def del_manager(self):
+        self.vsctl("del-manager")
 
     def set_controller(self, target):
         """Point br-int at `target` (e.g. tcp:198.18.0.254:6653)."""
@@ -170,7 +186,7 @@ class Cloud:
     """An underlay namespace with a Linux bridge, a management veth from the
     root namespace, and `n_hosts` CloudHosts."""
 
-    def __init__(self, n_hosts=2, prefix="fgc", subnet="198.18.0", run_dir=None):
+    def __init__(self, n_hosts=2, prefix="fgc", subnet="198.18.0", run_dir=None, br_int=True):
         if len(prefix) > 6:
             raise ValueError("prefix too long for interface names: %r" % prefix)
         self.prefix = prefix
@@ -180,7 +196,7 @@ class Cloud:
         self.run_dir = run_dir or tempfile.mkdtemp(prefix="flowgate-cloud-", dir="/tmp")
         self.under_ns = "%s-under" % prefix
         self.mgmt_if = "%s-mgmt" % prefix
-        self.hosts = [CloudHost(self, i) for i in range(1, n_hosts + 1)]
+        self.hosts = [CloudHost(self, i, br_int=br_int) for i in range(1, n_hosts + 1)]
         self.manifest_path = os.path.join(MANIFEST_DIR, "%s.json" % prefix)
         self.manifest = {"pid": os.getpid(), "run_dir": self.run_dir, "netns": [], "link": []}
 
@@ -283,6 +299,82 @@ def ping_ns(ns, ip, count=3, wait=3):
         if "received" in line:
             return int(line.split(",")[1].split()[0])
     return 0
+
+
+class Capture:
+    """`tcpdump` in namespace `ns` on `iface` with a BPF filter `bpf`,
+    started by `start()` (waits until it listens) and read by `stop()`,
+    which returns tcpdump's output lines (`-e -nn`; an encapsulated packet
+    such as VXLAN prints its inner frame on a second line). Killed by PID."""
+
+    def __init__(self, ns, iface, bpf=""):
+        self.ns, self.iface, self.bpf = ns, iface, bpf
+        self.proc = None
+        self.out = tempfile.NamedTemporaryFile(prefix="flowgate-cap-", suffix=".txt", delete=False)
+        self.err = tempfile.NamedTemporaryFile(prefix="flowgate-cap-", suffix=".err", delete=False)
+
+    def start(self):
+        argv = ["ip", "netns", "exec", self.ns, "tcpdump", "-i", self.iface, "-nn", "-l", "-U", "-e"]
+        self.proc = subprocess.Popen(argv + self.bpf.split(), stdout=self.out, stderr=self.err)
+        wait_until(lambda: "listening on" in _read(self.err.name) or self.proc.poll() is not None, 10,
+                   what="tcpdump on %s/%s" % (self.ns, self.iface))
+        if self.proc.poll() is not None:
+            raise LabError("tcpdump failed: %s" % _read(self.err.name))
+        return self
+
+    def stop(self):
+        """Stop capturing; tcpdump's output lines."""
+        if self.proc is not None and self.proc.poll() is None:
+            time.sleep(0.3)  # let the last packets be written
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        lines = [line for line in _read(self.out.name).splitlines() if line.strip()]
+        for f in (self.out, self.err):
+            f.close()
+            if os.path.exists(f.name):
+                os.unlink(f.name)
+        self.proc = None
+        return lines
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if self.proc is not None:
+            self.stop()
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return ""
+
+
+def iperf_ns(client_ns, server_ns, server_ip, seconds=3, port=5201):
+    """TCP throughput client -> server (both namespaces) in Mbit/s with
+    iperf3; 0.0 when no data arrived. The one-off server is killed by PID."""
+    server = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (":%d " % port) in _ns(server_ns, "ss", "-Hltn"), 10,
+                   what="iperf3 server in %s" % server_ns)
+        out = _ns(client_ns, "timeout", str(seconds + 20), "iperf3", "-c", server_ip, "-p", str(port),
+                  "-t", str(seconds), "-J", check=False, timeout=seconds + 30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait(timeout=10)
+    try:
+        doc = json.loads(out[out.index("{"):])
+        return doc["end"]["sum_received"]["bits_per_second"] / 1e6
+    except (ValueError, KeyError):
+        return 0.0
 
 
 def smoke(n_hosts=2, kind="vxlan"):

@@ -3,20 +3,57 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::FlowEntry;
 use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::store::{Store, StoreExt};
 use flowgate_openflow::{FlowStats, MacAddr, Oxm, PacketIn, Port as OfPort, PortReason};
-use tracing::{debug, info};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
 
 use crate::compile::{self, compile, FlowSet, Kind};
 use crate::model::{Config, Network, Port};
-use crate::world::{key, Chassis, PortKey, World};
+use crate::world::{key, Chassis, Learned, PortKey, World};
 
 /// Most addresses learned per port (a VM spraying sources cannot grow
 /// the ARP responder without bound).
 const MAX_LEARNED_IPS: usize = 8;
+/// How long the flows found on a (re)connecting switch are kept as they
+/// are while the host it belongs to is not known again (OVSDB reconnects
+/// after a controller restart).
+pub const ADOPT_GRACE: Duration = Duration::from_secs(60);
+/// Store prefix of learned addresses: `overlay/learned/<network>/<port>`.
+pub const LEARNED_PREFIX: &str = "overlay/learned/";
+
+/// A learned MAC/IP set as stored, so a restarted controller compiles the
+/// same flows it had before instead of learning again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LearnedRecord {
+    mac: Option<String>,
+    ips: Vec<IpAddr>,
+}
+
+/// Where learned addresses are persisted (none in tests).
+#[derive(Default)]
+struct LearnedStore(Option<Arc<dyn Store>>);
+
+impl std::fmt::Debug for LearnedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "store"
+        } else {
+            "no store"
+        })
+    }
+}
+
+/// The store key of a port's learned addresses.
+pub fn learned_key(network: &str, port: &str) -> String {
+    format!("{LEARNED_PREFIX}{network}/{port}")
+}
 
 /// The overlay module (see the crate docs).
 #[derive(Debug, Default)]
@@ -24,6 +61,16 @@ pub struct Overlay {
     world: World,
     /// What this module declared on each connected switch.
     declared: HashMap<u64, FlowSet>,
+    /// Switches that came up with overlay flows before their host was
+    /// known: those flows stay untouched until it is (or [`ADOPT_GRACE`]).
+    adopted: HashMap<u64, Adopted>,
+    store: LearnedStore,
+}
+
+#[derive(Debug)]
+struct Adopted {
+    since: Instant,
+    installed: Vec<FlowStats>,
 }
 
 impl Overlay {
@@ -35,6 +82,55 @@ impl Overlay {
                 ..Default::default()
             },
             declared: HashMap::new(),
+            adopted: HashMap::new(),
+            store: LearnedStore(None),
+        }
+    }
+
+    /// A module that persists what it learns in `store` and starts from
+    /// what it learned in earlier runs.
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let mut m = Overlay::new(config);
+        for (k, rec) in store.list_json::<LearnedRecord>(LEARNED_PREFIX)? {
+            let Some((network, port)) = k
+                .strip_prefix(LEARNED_PREFIX)
+                .and_then(|rest| rest.split_once('/'))
+            else {
+                continue;
+            };
+            let k = (network.to_owned(), port.to_owned());
+            if m.world.config.ports.contains_key(&k) {
+                m.world.learned.insert(
+                    k,
+                    Learned {
+                        mac: rec.mac.and_then(|s| s.parse().ok()),
+                        ips: rec.ips.into_iter().collect(),
+                    },
+                );
+            }
+        }
+        m.store = LearnedStore(Some(store));
+        Ok(m)
+    }
+
+    /// Writes (or removes) a port's learned addresses in the store.
+    fn persist_learned(&self, k: &PortKey) {
+        let Some(store) = &self.store.0 else {
+            return;
+        };
+        let key = learned_key(&k.0, &k.1);
+        let result = match self.world.learned.get(k) {
+            Some(l) => store.put_json(
+                &key,
+                &LearnedRecord {
+                    mac: l.mac.map(|m| m.to_string()),
+                    ips: l.ips.iter().copied().collect(),
+                },
+            ),
+            None => store.delete(&key).map(drop),
+        };
+        if let Err(e) = result {
+            warn!(error = %e, key, "could not persist learned addresses");
         }
     }
 
@@ -68,7 +164,9 @@ impl Overlay {
             .collect();
         let mut ports = Vec::new();
         for k in keys {
-            self.world.learned.remove(&k);
+            if self.world.learned.remove(&k).is_some() {
+                self.persist_learned(&k);
+            }
             if let Some(p) = self.world.config.ports.remove(&k) {
                 ports.push(p);
             }
@@ -87,8 +185,9 @@ impl Overlay {
             .ports
             .get(&k)
             .is_some_and(|old| old.binding != port.binding)
+            && self.world.learned.remove(&k).is_some()
         {
-            self.world.learned.remove(&k);
+            self.persist_learned(&k);
         }
         self.world.config.ports.insert(k, port);
         self.sync(ctx);
@@ -97,7 +196,9 @@ impl Overlay {
     pub fn delete_port(&mut self, network: &str, id: &str, ctx: &mut Ctx) -> Option<Port> {
         let k = (network.to_owned(), id.to_owned());
         let port = self.world.config.ports.remove(&k)?;
-        self.world.learned.remove(&k);
+        if self.world.learned.remove(&k).is_some() {
+            self.persist_learned(&k);
+        }
         self.sync(ctx);
         Some(port)
     }
@@ -118,7 +219,17 @@ impl Overlay {
         dpids.sort_unstable();
         self.declared
             .retain(|d, _| self.world.switches.contains_key(d));
+        let overlay = self.world.overlay_switches();
         for dpid in dpids {
+            if let Some(adopted) = self.adopted.remove(&dpid) {
+                if overlay.contains(&dpid) {
+                    // Its host is known again: take back what was learned.
+                    self.adopt_learned(dpid, &adopted.installed);
+                } else if ctx.now().saturating_duration_since(adopted.since) < ADOPT_GRACE {
+                    self.adopted.insert(dpid, adopted);
+                    continue;
+                }
+            }
             let new = compile(&self.world, dpid);
             let old = self.declared.remove(&dpid).unwrap_or_default();
             for (k, spec) in &new {
@@ -147,15 +258,68 @@ impl Overlay {
             ports.iter().map(|p| (p.name.clone(), p.port_no)).collect(),
         );
         self.declared.remove(&dpid);
-        self.adopt_learned(dpid, installed);
+        self.adopted.remove(&dpid);
+        if !installed.is_empty() && !self.world.overlay_switches().contains(&dpid) {
+            // Keep the switch exactly as it is until its host is known.
+            let kept: FlowSet = installed
+                .iter()
+                .map(|f| {
+                    let e = FlowEntry::from_stats(f);
+                    (e.key, e.spec)
+                })
+                .collect();
+            for (key, spec) in &kept {
+                ctx.install(
+                    dpid,
+                    FlowEntry {
+                        key: key.clone(),
+                        spec: spec.clone(),
+                    },
+                );
+            }
+            self.declared.insert(dpid, kept);
+            self.adopted.insert(
+                dpid,
+                Adopted {
+                    since: ctx.now(),
+                    installed: installed.to_vec(),
+                },
+            );
+        } else {
+            self.adopt_learned(dpid, installed);
+        }
         self.sync(ctx);
     }
 
-    /// After a controller restart, the MACs learned before are still in
-    /// the switch's classify entries: take them back instead of rewriting
-    /// those entries and learning again.
+    /// After a controller restart, what was learned before is still in the
+    /// switch's flows: MACs in the classify entries, addresses in the ARP
+    /// entries that keep a port's own probes unanswered. Take them back
+    /// instead of rewriting those entries and learning again.
     fn adopt_learned(&mut self, dpid: u64, installed: &[FlowStats]) {
         for flow in installed {
+            if compile::kind_of(flow.cookie) == Kind::Arp as u64
+                && flow.priority == compile::PRIO_ARP_OWNER
+            {
+                let (Some(in_port), Some((ip, None))) = (flow.match_.in_port(), arp_tpa(flow))
+                else {
+                    continue;
+                };
+                if let Some(k) = self.port_at(dpid, in_port) {
+                    let configured = self
+                        .world
+                        .config
+                        .ports
+                        .get(&k)
+                        .is_some_and(|p| !p.ips.is_empty());
+                    if !configured {
+                        let learned = self.world.learned.entry(k).or_default();
+                        if learned.ips.len() < MAX_LEARNED_IPS {
+                            learned.ips.insert(IpAddr::V4(ip));
+                        }
+                    }
+                }
+                continue;
+            }
             if compile::kind_of(flow.cookie) != Kind::Port as u64
                 || flow.priority != compile::PRIO_PORT
             {
@@ -243,11 +407,19 @@ impl Overlay {
         }
         if *learned != before {
             info!(network = %k.0, port = %k.1, mac = %effective, ips = ?learned.ips, "overlay learned port address");
+            self.persist_learned(&k);
             self.sync(ctx);
         } else {
             debug!(network = %k.0, port = %k.1, "learning packet taught nothing new");
         }
     }
+}
+
+fn arp_tpa(flow: &FlowStats) -> Option<(Ipv4Addr, Option<Ipv4Addr>)> {
+    flow.match_.fields.iter().find_map(|f| match f {
+        Oxm::ArpTpa(ip, mask) => Some((*ip, *mask)),
+        _ => None,
+    })
 }
 
 fn eth_src(flow: &FlowStats) -> Option<(MacAddr, Option<MacAddr>)> {
@@ -302,13 +474,24 @@ impl Module for Overlay {
             Event::SwitchDown { dpid } => {
                 self.world.switches.remove(dpid);
                 self.declared.remove(dpid);
+                self.adopted.remove(dpid);
                 self.sync(ctx);
             }
             Event::PortStatus { dpid, status } => {
                 self.port_status(*dpid, status.reason, &status.desc, ctx)
             }
             Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
-            Event::FlowRemoved { .. } | Event::Tick | Event::Notice { .. } => {}
+            Event::Tick => {
+                let now = ctx.now();
+                if self
+                    .adopted
+                    .values()
+                    .any(|a| now.saturating_duration_since(a.since) >= ADOPT_GRACE)
+                {
+                    self.sync(ctx);
+                }
+            }
+            Event::FlowRemoved { .. } | Event::Notice { .. } => {}
         }
     }
 }

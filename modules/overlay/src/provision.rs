@@ -260,7 +260,15 @@ pub async fn run(hosts: Hosts, runtime: Runtime, config: ProvisionConfig, board:
         }
         board.set(seen.values().map(|s| s.status.clone()).collect());
         let chassis: Vec<Chassis> = seen.values().map(|s| s.chassis.clone()).collect();
-        if pushed.as_ref() != Some(&chassis) {
+        // Right after a start, wait until every host that present hosts
+        // have tunnels to is back, so the module compiles once, with the
+        // whole picture, instead of removing and re-adding flows.
+        let settled = !keep_unknown
+            || chassis
+                .iter()
+                .flat_map(|c| c.tunnels.keys())
+                .all(|peer| seen.contains_key(peer));
+        if settled && pushed.as_ref() != Some(&chassis) {
             let list = chassis.clone();
             match runtime
                 .call::<Overlay, _>(move |m, ctx| m.set_chassis(list, ctx))

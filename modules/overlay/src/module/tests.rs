@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -126,7 +127,12 @@ struct Cloud {
 impl Cloud {
     /// Three hosts, both networks, every port bound.
     fn new() -> Self {
-        let mut c = Cloud::empty();
+        Cloud::with(Overlay::default())
+    }
+
+    /// Three hosts, both networks, every port bound, on `module`.
+    fn with(module: Overlay) -> Self {
+        let mut c = Cloud::empty(module);
         c.call(|m, ctx| {
             m.set_chassis((1..=3).map(chassis).collect(), ctx);
             m.put_network(network("blue", VNI_BLUE), ctx);
@@ -139,9 +145,9 @@ impl Cloud {
         c
     }
 
-    fn empty() -> Self {
+    fn empty(module: Overlay) -> Self {
         let mut c = Cloud {
-            module: Overlay::default(),
+            module,
             switches: (1..=3)
                 .map(|h| (dpid(h), FakeSwitch::new(dpid(h))))
                 .collect(),
@@ -568,13 +574,9 @@ fn a_tunnel_port_deleted_on_the_switch_is_forgotten() {
     assert_eq!(trace.outputs, vec![tunnel(1, 2)]);
 }
 
-#[test]
-fn learned_macs_are_adopted_after_a_restart() {
-    let mut c = Cloud::new();
-    learn_red(&mut c);
-    // The flows host 1 holds, as flow stats.
-    let installed: Vec<FlowStats> = c.switches[&dpid(1)]
-        .flows
+/// The overlay flows a switch holds, as the flow stats it would report.
+fn stats_of(sw: &FakeSwitch) -> Vec<FlowStats> {
+    sw.flows
         .iter()
         .filter(|(_, s)| owner_of(s.cookie) == Some(Owner::Overlay))
         .map(|(k, s)| FlowStats {
@@ -591,14 +593,72 @@ fn learned_macs_are_adopted_after_a_restart() {
             match_: k.match_().clone(),
             instructions: s.instructions.clone(),
         })
-        .collect();
-    // A fresh module (controller restart) with the same configuration.
-    let config = c.module.config().clone();
-    c.module = Overlay::new(config);
-    c.call(|m, ctx| m.set_chassis((1..=3).map(chassis).collect(), ctx));
-    let ports = of_ports(1);
+        .collect()
+}
+
+fn flow_changes(changes: &[Change]) -> (usize, usize) {
+    let installs = changes
+        .iter()
+        .filter(|c| matches!(c, Change::InstallFlow { .. }))
+        .count();
+    let removes = changes
+        .iter()
+        .filter(|c| matches!(c, Change::RemoveFlow { .. }))
+        .count();
+    (installs, removes)
+}
+
+#[test]
+fn a_restart_rewrites_nothing_even_before_hosts_are_known_again() {
+    let store: Arc<dyn flowgate_controller::store::Store> =
+        Arc::new(flowgate_controller::store::MemoryStore::new());
+    let mut c = Cloud::with(Overlay::with_store(Config::default(), store.clone()).unwrap());
+    learn_red(&mut c);
+    let before: BTreeMap<u64, FakeSwitch> = c.switches.clone();
+
+    // A restarted controller: configuration and learned addresses from the
+    // store; switches reconnect before OVSDB tells which host is which.
+    let mut fresh = Overlay::with_store(c.module.config().clone(), store).unwrap();
+    let mut sent = Vec::new();
+    for h in 1..=3 {
+        let installed = stats_of(&before[&dpid(h)]);
+        let ports = of_ports(h);
+        let mut ctx = Ctx::new(Instant::now());
+        fresh.handle(
+            &Event::SwitchUp {
+                dpid: dpid(h),
+                ports: &ports,
+                installed: &installed,
+            },
+            &mut ctx,
+        );
+        let changes = ctx.take_changes();
+        assert_eq!(flow_changes(&changes).1, 0, "nothing removed on host {h}");
+        let mut sw = before[&dpid(h)].clone();
+        sw.apply(&changes);
+        assert_eq!(sw.flows, before[&dpid(h)].flows, "host {h} keeps its flows");
+        sent.extend(changes);
+    }
+    // The hosts are known again: the compiled flows equal what is there.
     let mut ctx = Ctx::new(Instant::now());
-    c.module.handle(
+    fresh.set_chassis((1..=3).map(chassis).collect(), &mut ctx);
+    assert_eq!(flow_changes(&ctx.take_changes()), (0, 0));
+    let w = fresh.world();
+    let port = &w.config.ports[&("red".to_owned(), "red-h2".to_owned())];
+    assert_eq!(w.mac(port), Some(red_mac(2)));
+    assert_eq!(w.ips(port), vec![IpAddr::V4(ip(2))]);
+}
+
+#[test]
+fn learned_addresses_are_taken_back_from_flows_without_a_store() {
+    let mut c = Cloud::new();
+    learn_red(&mut c);
+    let installed = stats_of(&c.switches[&dpid(1)]);
+    let mut fresh = Overlay::new(c.module.config().clone());
+    let mut ctx = Ctx::new(Instant::now());
+    fresh.set_chassis((1..=3).map(chassis).collect(), &mut ctx);
+    let ports = of_ports(1);
+    fresh.handle(
         &Event::SwitchUp {
             dpid: dpid(1),
             ports: &ports,
@@ -606,9 +666,34 @@ fn learned_macs_are_adopted_after_a_restart() {
         },
         &mut ctx,
     );
-    let w = c.module.world();
+    let w = fresh.world();
     let port = &w.config.ports[&("red".to_owned(), "red-h1".to_owned())];
     assert_eq!(w.mac(port), Some(red_mac(1)));
+    assert_eq!(w.ips(port), vec![IpAddr::V4(ip(1))]);
+}
+
+#[test]
+fn flows_of_a_host_that_never_returns_go_after_the_grace() {
+    let mut c = Cloud::new();
+    let installed = stats_of(&c.switches[&dpid(1)]);
+    let mut fresh = Overlay::new(c.module.config().clone());
+    let ports = of_ports(1);
+    let start = Instant::now();
+    let mut ctx = Ctx::new(start);
+    fresh.handle(
+        &Event::SwitchUp {
+            dpid: dpid(1),
+            ports: &ports,
+            installed: &installed,
+        },
+        &mut ctx,
+    );
+    assert_eq!(flow_changes(&ctx.take_changes()).1, 0);
+    let mut ctx = Ctx::new(start + ADOPT_GRACE);
+    fresh.handle(&Event::Tick, &mut ctx);
+    let changes = ctx.take_changes();
+    assert_eq!(flow_changes(&changes), (0, installed.len()));
+    c.apply(changes);
 }
 
 #[test]
