@@ -9,9 +9,11 @@ start-up and teardown.
 * Every wait has a timeout; every ping runs under `timeout(1)`.
 """
 
+import fcntl
 import json
 import os
 import re
+import time
 from functools import partial
 
 from mininet.log import setLogLevel
@@ -62,6 +64,7 @@ class LabNet:
         self.log_level = log_level
         self.net = None
         self._created_intfs = []
+        self._lock = None
 
     # --- lifecycle -------------------------------------------------------
     def start(self, connect_timeout=60):
@@ -69,17 +72,18 @@ class LabNet:
         is_connected=true in ovsdb."""
         setLogLevel(self.log_level)
         ovs.vsctl("show")  # fails fast when ovsdb-server is not running
-        self._preflight()
-        self.net = Mininet(
-            topo=self.topo,
-            switch=partial(LabSwitch, **self.switch_opts),
-            host=OffloadHost,
-            controller=None,
-            build=False,
-            autoSetMacs=True,
-            cleanup=False,
-        )
+        self._lock = _acquire_lab_lock(float(os.environ.get("FLOWGATE_LAB_LOCK_WAIT", "900")))
         try:
+            self._preflight()
+            self.net = Mininet(
+                topo=self.topo,
+                switch=partial(LabSwitch, **self.switch_opts),
+                host=OffloadHost,
+                controller=None,
+                build=False,
+                autoSetMacs=True,
+                cleanup=False,
+            )
             self.net.addController(
                 "c0",
                 controller=LabRemoteController,
@@ -120,7 +124,12 @@ class LabNet:
                 self.net.stop()
         finally:
             self.net = None
-            self._remove_leftovers()
+            try:
+                self._remove_leftovers()
+            finally:
+                if self._lock is not None:
+                    self._lock.close()  # releases the flock
+                    self._lock = None
 
     def _interrupt_busy_nodes(self):
         """A test interrupted mid-command (time limit, Ctrl-C) leaves a node's
@@ -148,19 +157,34 @@ class LabNet:
     def host_names(self):
         return sorted(self.topo.hosts(), key=_natural)
 
-    def _preflight(self):
-        existing = set(ovs.bridges())
-        for name in self.switch_names():
-            if name not in existing:
-                continue
-            owner = ovs.bridge_external_ids(name).get(OWNER_KEY)
-            if owner is not None and owner.isdigit() and not pid_alive(int(owner)):
-                self._delete_bridge(name)
-            else:
-                raise LabError(
-                    "bridge %s already exists and was not left by a finished lab run "
-                    "(owner %s); refusing to touch it" % (name, owner or "unknown")
-                )
+    def _preflight(self, timeout=None):
+        """Make sure the bridge names are free: remove bridges left by a dead
+        harness; wait (up to the lock timeout) while a live harness that
+        predates the lock still uses them; refuse bridges not made by us."""
+        if timeout is None:
+            timeout = float(os.environ.get("FLOWGATE_LAB_LOCK_WAIT", "900"))
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = []
+            existing = set(ovs.bridges())
+            for name in self.switch_names():
+                if name not in existing:
+                    continue
+                owner = ovs.bridge_external_ids(name).get(OWNER_KEY)
+                if owner is None or not owner.isdigit():
+                    raise LabError(
+                        "bridge %s already exists and was not created by the lab harness; "
+                        "refusing to touch it" % name
+                    )
+                if pid_alive(int(owner)) and int(owner) != os.getpid():
+                    busy.append("%s (pid %s)" % (name, owner))
+                else:
+                    self._delete_bridge(name)
+            if not busy:
+                return
+            if time.monotonic() >= deadline:
+                raise LabError("bridges still in use by another lab run: %s" % ", ".join(busy))
+            time.sleep(1)
 
     def _delete_bridge(self, name):
         ports = ovs.bridge_ports(name)
@@ -246,6 +270,31 @@ class LabNet:
             else:
                 failed.append((src, dst))
         return PingResult(pairs, failed, retried)
+
+
+LOCK_PATH = "/run/flowgate-lab/mininet.lock"
+
+
+def _acquire_lab_lock(timeout):
+    """Mininet networks use fixed names (s1, h1-eth0, ...), so only one can
+    run per machine: take an exclusive lock, waiting up to `timeout`
+    seconds while another developer's or helper's lab network runs. The
+    kernel drops the lock when its holder dies."""
+    os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
+    handle = open(LOCK_PATH, "a+", encoding="ascii")  # noqa: SIM115 - held until stop()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.close()
+                raise LabError(
+                    "another lab network holds %s for more than %ss "
+                    "(set FLOWGATE_LAB_LOCK_WAIT to wait longer)" % (LOCK_PATH, timeout)
+                ) from None
+            time.sleep(1)
 
 
 def _quiet_ipv6(names):
