@@ -45,6 +45,10 @@ pub struct Cli {
     /// [default: 30].
     #[arg(long)]
     pub overlay_host_grace: Option<u64>,
+    /// JSON list of firewall rules (the REST schema) loaded at start: they
+    /// replace stored rules with the same id and are stored.
+    #[arg(long, value_name = "FILE")]
+    pub firewall_rules: Option<PathBuf>,
 }
 
 /// The effective configuration.
@@ -61,6 +65,8 @@ pub struct Config {
     pub ovsdb: OvsdbConfig,
     pub overlay: OverlayConfig,
     pub topology: TopologySection,
+    /// See `--firewall-rules`.
+    pub firewall_rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -170,6 +176,7 @@ impl Default for Config {
             ovsdb: OvsdbConfig::default(),
             overlay: OverlayConfig::default(),
             topology: TopologySection::default(),
+            firewall_rules: None,
         }
     }
 }
@@ -207,6 +214,9 @@ impl Config {
         }
         if let Some(v) = cli.overlay_host_grace {
             config.overlay.host_grace = v;
+        }
+        if let Some(v) = &cli.firewall_rules {
+            config.firewall_rules = Some(v.clone());
         }
         anyhow::ensure!(
             config.echo_interval > 0,
@@ -309,6 +319,13 @@ mod tests {
         assert_eq!(c.overlay.host_grace, 2);
         assert_eq!(c.ovsdb.listen.port(), 6640);
         assert!(Cli::try_parse_from(["flowgate", "--tunnel-type", "gre"]).is_err());
+    }
+
+    #[test]
+    fn firewall_rules_file_from_the_flag() {
+        assert_eq!(Config::load(&cli(&[])).unwrap().firewall_rules, None);
+        let c = Config::load(&cli(&["--firewall-rules", "/etc/fw.json"])).unwrap();
+        assert_eq!(c.firewall_rules, Some(PathBuf::from("/etc/fw.json")));
     }
 
     #[test]

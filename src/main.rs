@@ -15,6 +15,7 @@ use flowgate_controller::ovsdb::Hosts;
 use flowgate_controller::runtime::{Runtime, RuntimeConfig};
 use flowgate_controller::store::RedbStore;
 use flowgate_controller::topology::{self, Topology, TopologyConfig};
+use flowgate_firewall::Firewall;
 use flowgate_forwarding::{
     L2Learning, L2LearningConfig, TopologyForwarding, TopologyForwardingConfig,
 };
@@ -74,6 +75,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         )
         .context("loading overlay networks from the store")?,
     ));
+    let firewall = flowgate_firewall::load(store.as_ref(), config.firewall_rules.as_deref())
+        .context("loading the firewall configuration")?;
+    modules.push(Box::new(Firewall::new(firewall.clone())));
     let mut runtime_config = RuntimeConfig::default();
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;
@@ -94,9 +98,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     let runtime = Runtime::start(openflow, runtime_config, modules);
     let overlay_routes = overlay(&config, &runtime, store.clone(), ovsdb)?;
+    let firewall_routes = flowgate_firewall::routes(runtime.clone(), store.clone(), firewall);
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
         .with_metrics(runtime.metrics().clone());
-    let module_routes = vec![topology::api::routes(runtime.clone()), overlay_routes];
+    let module_routes = vec![
+        topology::api::routes(runtime.clone()),
+        overlay_routes,
+        firewall_routes,
+    ];
     let app = api::router_with_modules(state, module_routes);
     api::serve(rest, app, shutdown_signal()).await?;
     info!("flowgate stopped");

@@ -1,0 +1,373 @@
+//! The pure compiler: (policy, rules, switch) → the flow entries of the ACL
+//! table. No I/O and no state, so it is tested on its own and the module
+//! can recompute any rule's old entries instead of remembering them.
+//!
+//! OpenFlow priorities in the ACL table:
+//!
+//! | priority          | entries                                             |
+//! |-------------------|-----------------------------------------------------|
+//! | 65000 `INFRA`     | ARP, LLDP, IPv6 neighbour discovery → next table (once anything can be dropped: default deny, or any rule on the switch) |
+//! | 64000 `TRACK`     | IPv4/IPv6 with `ct_state=-trk` → `ct(zone, table=1)` (only when an allow-related rule applies to the switch) |
+//! | 2·p + 1           | connections of allow-related rule p: `ct_mark=<id>` and `+est`, or `+rel-est` → next table |
+//! | 2·p               | rule p's own entries (allow → next table, deny → drop, allow-related → `+new`: `ct(commit, exec(ct_mark=<id>))` → next table) |
+//! | 1                 | default deny: empty match, no instructions (drop)   |
+//! | 0                 | the core's miss entry → next table (default allow)  |
+//!
+//! A rule's priority p is 1..30000, so user entries sit in 2..60001. The
+//! connection entries of a rule sit just above its own entries: replies of a
+//! connection a rule admitted pass unless a *higher* rule denies them, and
+//! deleting the rule stops its connections at once (their entries go with
+//! it). The conntrack mark ties a connection to the rule that admitted it,
+//! and the tenant scope is matched again on the connection entries, so a
+//! tuple that collides in the shared zone can never borrow another tenant's
+//! connection.
+
+use bytes::Bytes;
+use flowgate_controller::cookie::Owner;
+use flowgate_controller::desired::{FlowEntry, FlowKey, FlowSpec};
+use flowgate_controller::pipeline::{metadata, ACL, MODULE_MISS_PRIORITY, QOS};
+use flowgate_openflow::{
+    ct_mark_match, ct_state, ct_state_match, oxm_field, set_ct_mark, Ct, Instruction, Match,
+    NxAction, Oxm, OFPXMC_OPENFLOW_BASIC,
+};
+
+use crate::config::{DefaultAction, FirewallConfig};
+use crate::rule::{
+    Family, Rule, RuleAction, ETH_TYPE_ARP, ETH_TYPE_IPV6, ETH_TYPE_LLDP, PROTO_ICMPV6, PROTO_TCP,
+};
+
+/// Priority of the entries that always pass (ARP, LLDP, ND).
+pub const INFRA_PRIORITY: u16 = 65_000;
+/// Priority of the entries sending untracked IP packets through conntrack.
+pub const TRACK_PRIORITY: u16 = 64_000;
+/// The conntrack zone of the firewall's connections: its owner id.
+pub const CT_ZONE: u16 = Owner::Firewall.id();
+
+/// Cookie objects of the firewall's own entries; rule ids are below 2^32.
+const INFRA_OBJECT: u64 = 1 << 32;
+const TRACK_OBJECT: u64 = (1 << 32) | 0x100;
+const DEFAULT_OBJECT: u64 = (1 << 32) | 0x200;
+/// ICMPv6 neighbour discovery: router/neighbour solicitation/advertisement.
+const ND_TYPES: [u8; 4] = [133, 134, 135, 136];
+
+/// The OpenFlow priority of a rule's own entries.
+pub fn rule_priority(priority: u16) -> u16 {
+    priority.saturating_mul(2)
+}
+
+/// The OpenFlow priority of a rule's connection entries.
+pub fn connection_priority(priority: u16) -> u16 {
+    rule_priority(priority).saturating_add(1)
+}
+
+/// The cookie of every entry compiled from rule `id`.
+pub fn rule_cookie(id: u32) -> u64 {
+    Owner::Firewall.cookie(u64::from(id))
+}
+
+/// Whether the rule has entries on switch `dpid`.
+pub fn applies_to(rule: &Rule, dpid: u64) -> bool {
+    rule.scope.dpid.is_none_or(|d| d.0 == dpid)
+}
+
+/// Every entry the firewall wants in the ACL table of switch `dpid`.
+pub fn compile_switch(config: &FirewallConfig, dpid: u64) -> Vec<FlowEntry> {
+    let mut entries = base_entries(config, dpid);
+    if config.policy.enabled {
+        for rule in config.rules.iter() {
+            entries.extend(compile_rule(rule, dpid));
+        }
+    }
+    entries
+}
+
+/// The firewall's own entries on switch `dpid`: what always passes (once
+/// anything can be dropped: default deny or any rule here), conntrack
+/// recirculation when an allow-related rule applies here, and the default
+/// action. None when disabled, or with default allow and no rules.
+pub fn base_entries(config: &FirewallConfig, dpid: u64) -> Vec<FlowEntry> {
+    let policy = &config.policy;
+    if !policy.enabled {
+        return Vec::new();
+    }
+    let (mut any_rule, mut stateful) = (false, false);
+    for rule in config.rules.iter().filter(|r| applies_to(r, dpid)) {
+        any_rule = true;
+        stateful |= rule.action == RuleAction::AllowRelated;
+    }
+    if !any_rule && policy.default_action == DefaultAction::Allow {
+        return Vec::new();
+    }
+    let pass = || vec![Instruction::GotoTable(QOS)];
+    let mut entries = Vec::new();
+    let mut infra = |object: u64, m: Match| {
+        entries.push(entry(
+            INFRA_PRIORITY,
+            m,
+            Owner::Firewall.cookie(INFRA_OBJECT + object),
+            pass(),
+        ))
+    };
+    infra(1, Match::new().with(Oxm::EthType(ETH_TYPE_ARP)));
+    infra(2, Match::new().with(Oxm::EthType(ETH_TYPE_LLDP)));
+    for t in ND_TYPES {
+        infra(
+            u64::from(t),
+            Match::new()
+                .with(Oxm::EthType(ETH_TYPE_IPV6))
+                .with(Oxm::IpProto(PROTO_ICMPV6))
+                .with(Oxm::Icmpv6Type(t)),
+        );
+    }
+    if stateful {
+        for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
+            entries.push(entry(
+                TRACK_PRIORITY,
+                Match::new()
+                    .with(Oxm::EthType(family.eth_type()))
+                    .with(ct_state_match(0, ct_state::TRK)),
+                Owner::Firewall.cookie(TRACK_OBJECT + i as u64),
+                vec![Instruction::ApplyActions(vec![NxAction::Ct(
+                    Ct::recirculate(CT_ZONE, ACL),
+                )
+                .to_action()])],
+            ));
+        }
+    }
+    if policy.default_action == DefaultAction::Deny {
+        entries.push(entry(
+            MODULE_MISS_PRIORITY,
+            Match::default(),
+            Owner::Firewall.cookie(DEFAULT_OBJECT),
+            Vec::new(),
+        ));
+    }
+    entries
+}
+
+/// The entries of one (valid) rule on switch `dpid`; none when it is
+/// scoped to another switch.
+pub fn compile_rule(rule: &Rule, dpid: u64) -> Vec<FlowEntry> {
+    if !applies_to(rule, dpid) {
+        return Vec::new();
+    }
+    let cookie = rule_cookie(rule.id);
+    let mut scope = Match::new();
+    if let Some(port) = rule.scope.in_port {
+        scope = scope.with(Oxm::InPort(port));
+    }
+    if let Some(tenant) = rule.scope.tenant {
+        scope = scope.with(tenant_field(tenant));
+    }
+    let (instructions, extra) = match rule.action {
+        RuleAction::Allow => (vec![Instruction::GotoTable(QOS)], None),
+        RuleAction::Deny => (Vec::new(), None),
+        RuleAction::AllowRelated => (
+            vec![
+                Instruction::ApplyActions(vec![NxAction::Ct(
+                    Ct::commit(CT_ZONE).with_actions(vec![set_ct_mark(rule.id)]),
+                )
+                .to_action()]),
+                Instruction::GotoTable(QOS),
+            ],
+            Some(ct_state_match(
+                ct_state::TRK | ct_state::NEW,
+                ct_state::TRK | ct_state::NEW,
+            )),
+        ),
+    };
+    let mut entries: Vec<FlowEntry> = rule_matches(rule, &scope)
+        .into_iter()
+        .map(|m| {
+            let m = match &extra {
+                Some(field) => m.with(field.clone()),
+                None => m,
+            };
+            entry(
+                rule_priority(rule.priority),
+                m,
+                cookie,
+                instructions.clone(),
+            )
+        })
+        .collect();
+    if rule.action == RuleAction::AllowRelated {
+        // Packets of the rule's connections, in both directions, and
+        // packets related to them (ICMP errors, ALG data channels).
+        let tenant = rule.scope.tenant.map(tenant_field);
+        for (state, mask) in [
+            (ct_state::TRK | ct_state::EST, ct_state::TRK | ct_state::EST),
+            (
+                ct_state::TRK | ct_state::REL,
+                ct_state::TRK | ct_state::REL | ct_state::EST,
+            ),
+        ] {
+            let mut m = Match::new()
+                .with(ct_state_match(state, mask))
+                .with(ct_mark_match(rule.id, None));
+            if let Some(t) = &tenant {
+                m = m.with(t.clone());
+            }
+            entries.push(entry(
+                connection_priority(rule.priority),
+                m,
+                cookie,
+                vec![Instruction::GotoTable(QOS)],
+            ));
+        }
+    }
+    entries
+}
+
+/// The matches of a rule's own entries: one per IP version and port block
+/// (or one without an ethertype when the rule constrains none).
+fn rule_matches(rule: &Rule, scope: &Match) -> Vec<Match> {
+    let m = &rule.match_;
+    let mut base = scope.clone();
+    if let Some(mac) = m.eth_src {
+        base = base.with(Oxm::EthSrc(mac.0, None));
+    }
+    if let Some(mac) = m.eth_dst {
+        base = base.with(Oxm::EthDst(mac.0, None));
+    }
+    let families = rule.eth_types().families();
+    if families.is_empty() {
+        if let Some(t) = m.eth_type {
+            base = base.with(Oxm::EthType(t.0));
+        }
+        return vec![base];
+    }
+    let mut out = Vec::new();
+    for family in families {
+        let mut fm = base.clone().with(Oxm::EthType(family.eth_type()));
+        for (cidr, src) in [(m.ip_src, true), (m.ip_dst, false)] {
+            let Some(c) = cidr.filter(|c| !c.is_any()) else {
+                continue;
+            };
+            let field = match (family, src) {
+                (Family::V4, true) => c.v4().map(|(a, k)| Oxm::Ipv4Src(a, k)),
+                (Family::V4, false) => c.v4().map(|(a, k)| Oxm::Ipv4Dst(a, k)),
+                (Family::V6, true) => c.v6().map(|(a, k)| Oxm::Ipv6Src(a, k)),
+                (Family::V6, false) => c.v6().map(|(a, k)| Oxm::Ipv6Dst(a, k)),
+            };
+            fm.fields.extend(field);
+        }
+        let Some(proto) = m.ip_proto else {
+            out.push(fm);
+            continue;
+        };
+        fm = fm.with(Oxm::IpProto(proto.0));
+        match family {
+            Family::V4 => {
+                fm.fields.extend(m.icmp_type.map(Oxm::Icmpv4Type));
+                fm.fields.extend(m.icmp_code.map(Oxm::Icmpv4Code));
+            }
+            Family::V6 => {
+                fm.fields.extend(m.icmp_type.map(Oxm::Icmpv6Type));
+                fm.fields.extend(m.icmp_code.map(Oxm::Icmpv6Code));
+            }
+        }
+        let tcp = proto.0 == PROTO_TCP;
+        let blocks = |range: Option<crate::rule::PortRange>, src: bool| -> Vec<Option<Oxm>> {
+            match range {
+                None => vec![None],
+                Some(r) => r
+                    .blocks()
+                    .into_iter()
+                    .map(|(value, mask)| port_field(tcp, src, value, mask))
+                    .collect(),
+            }
+        };
+        for s in blocks(m.src_port, true) {
+            for d in blocks(m.dst_port, false) {
+                let mut pm = fm.clone();
+                pm.fields.extend(s.clone());
+                pm.fields.extend(d);
+                out.push(pm);
+            }
+        }
+    }
+    out
+}
+
+/// A TCP/UDP port match: exact as the typed field, a block as a masked
+/// OXM (Open vSwitch accepts masks on L4 ports), none for all ports.
+fn port_field(tcp: bool, src: bool, value: u16, mask: u16) -> Option<Oxm> {
+    let exact = match (tcp, src) {
+        (true, true) => Oxm::TcpSrc(value),
+        (true, false) => Oxm::TcpDst(value),
+        (false, true) => Oxm::UdpSrc(value),
+        (false, false) => Oxm::UdpDst(value),
+    };
+    match mask {
+        0 => None,
+        0xffff => Some(exact),
+        _ => {
+            let mut payload = Vec::with_capacity(4);
+            payload.extend_from_slice(&value.to_be_bytes());
+            payload.extend_from_slice(&mask.to_be_bytes());
+            Some(Oxm::Raw {
+                class: OFPXMC_OPENFLOW_BASIC,
+                field: match (tcp, src) {
+                    (true, true) => oxm_field::TCP_SRC,
+                    (true, false) => oxm_field::TCP_DST,
+                    (false, true) => oxm_field::UDP_SRC,
+                    (false, false) => oxm_field::UDP_DST,
+                },
+                hasmask: true,
+                payload: Bytes::from(payload),
+            })
+        }
+    }
+}
+
+/// "Tenant network `vni`" in the metadata layout classify writes.
+fn tenant_field(vni: u32) -> Oxm {
+    Oxm::Metadata(metadata::tenant(vni), Some(metadata::TENANT_MASK))
+}
+
+fn entry(priority: u16, m: Match, cookie: u64, instructions: Vec<Instruction>) -> FlowEntry {
+    FlowEntry::new(ACL, priority, m, FlowSpec::new(cookie, instructions))
+}
+
+/// What turns one entry list into another on a switch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// New or changed entries.
+    pub install: Vec<FlowEntry>,
+    /// Keys no longer wanted.
+    pub remove: Vec<FlowKey>,
+}
+
+impl Delta {
+    pub fn len(&self) -> usize {
+        self.install.len() + self.remove.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The changes from `old` to `new`: unchanged entries are left out, so a
+/// change to one rule touches only that rule's entries.
+pub fn diff(old: &[FlowEntry], new: &[FlowEntry]) -> Delta {
+    use std::collections::HashMap;
+    let before: HashMap<&FlowKey, &FlowSpec> = old.iter().map(|e| (&e.key, &e.spec)).collect();
+    let after: std::collections::HashSet<&FlowKey> = new.iter().map(|e| &e.key).collect();
+    Delta {
+        install: new
+            .iter()
+            .filter(|e| before.get(&e.key) != Some(&&e.spec))
+            .cloned()
+            .collect(),
+        remove: old
+            .iter()
+            .filter(|e| !after.contains(&e.key))
+            .map(|e| e.key.clone())
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,37 @@
+//! The firewall: ACL rules compiled proactively into the pipeline's `acl`
+//! table (table 1), so a rule holds from the moment its REST call returns —
+//! no packet-in decides anything.
+//!
+//! - [`rule`]: the rule schema (REST body, bootstrap file, store) and its
+//!   validation; [`config`]: policy, rule set, same-priority overlap check.
+//! - [`compile`]: the pure compiler, rules → flow entries per switch, and
+//!   the entry diff that keeps changes incremental.
+//! - [`module`]: the runtime module owning the ACL table.
+//! - [`api`]: `/api/v1/firewall/...`; [`persist`]: store layout and
+//!   `--firewall-rules` loading.
+//!
+//! Stateless rules allow or deny; `allow-related` rules commit connections
+//! to Open vSwitch's conntrack (Nicira `ct` actions) so replies and related
+//! packets pass while the other side still cannot open connections. See
+//! [`compile`] for the priority layout.
+//!
+//! Wiring:
+//! ```ignore
+//! let config = flowgate_firewall::load(store.as_ref(), rules_file)?;
+//! modules.push(Box::new(Firewall::new(config.clone())));
+//! // after Runtime::start:
+//! let routes = flowgate_firewall::routes(runtime.clone(), store.clone(), config);
+//! ```
+
+pub mod api;
+pub mod compile;
+pub mod config;
+pub mod module;
+pub mod persist;
+pub mod rule;
+
+pub use api::routes;
+pub use config::{DefaultAction, FirewallConfig, Policy, RuleSet};
+pub use module::Firewall;
+pub use persist::load;
+pub use rule::{Rule, RuleAction};
