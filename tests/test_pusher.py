@@ -1,0 +1,258 @@
+"""tools/flowgate-push: unit tests of its pure parts, and the whole tool
+against a real flowgate controller with no switches (no Open vSwitch needed).
+
+    FLOWGATE_BIN=target/release/flowgate /usr/bin/python3 -m pytest tests/test_pusher.py -v
+"""
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from flowgate_lab import FlowgateController
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PUSH = os.path.join(ROOT, "tools", "flowgate-push")
+
+
+def _load_push():
+    loader = importlib.machinery.SourceFileLoader("flowgate_push", PUSH)
+    spec = importlib.util.spec_from_loader("flowgate_push", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+push = _load_push()
+
+# ---------------------------------------------------------------------------
+# Pure parts.
+
+OPENAPI = {
+    "paths": {
+        "/api/v1/health": {"get": {}},
+        "/api/v1/switches": {"get": {}},
+        "/api/v1/switches/{dpid}": {"get": {}},
+        "/api/v1/firewall/rules": {
+            "get": {},
+            "post": {},
+            "put": {"parameters": [{"name": "dry_run", "in": "query"}]},
+        },
+        "/api/v1/firewall/rules/{id}": {
+            "get": {},
+            "put": {"parameters": [{"name": "id", "in": "path"}, {"name": "dry_run", "in": "query"}]},
+            "delete": {},
+        },
+        "/api/v1/firewall/rules/{id}/stats": {"get": {}},
+        "/api/v1/firewall/policy": {"get": {}, "put": {}},
+        "/api/v1/networks": {"get": {}, "post": {}},
+        "/api/v1/networks/{name}": {"get": {}, "delete": {}},
+        "/api/v1/networks/{name}/ports": {"get": {}, "post": {}},
+    }
+}
+
+
+def test_kinds_come_from_the_openapi_document():
+    kinds = push.kinds_from_openapi(OPENAPI)
+    assert sorted(kinds) == ["firewall/policy", "firewall/rules", "networks"]
+    rules = kinds["firewall/rules"]
+    assert (rules.collection, rules.id_field, rules.bulk_put) == (True, "id", True)
+    assert rules.dry_run == {"item", "bulk"}
+    nets = kinds["networks"]
+    assert (nets.id_field, nets.bulk_put, nets.dry_run) == ("name", False, set())
+    policy = kinds["firewall/policy"]
+    assert not policy.collection and policy.dry_run == set()
+    assert rules.path(7) == "/firewall/rules/7" and nets.path("a b") == "/networks/a%20b"
+
+
+def test_same_ignores_server_defaults_and_spelling():
+    assert push.same({"id": 1, "match": {"dst_port": "80"}}, {"id": 1, "match": {"dst_port": 80}, "x": 2})
+    assert push.same({"action": "ALLOW"}, {"action": "allow"})
+    assert push.same({"description": None}, {})
+    assert not push.same({"priority": 10}, {"priority": 11})
+    assert not push.same({"match": {"ip_proto": 6}}, {"match": {"ip_proto": "tcp"}})
+    assert not push.same({"enabled": True}, {"enabled": "true"})
+    assert not push.same([1, 2], [1])
+    assert push.changed_fields({"a": 1, "m": {"b": 2, "c": 3}}, {"a": 1, "m": {"b": 2, "c": 4}}) == ["m.c"]
+    assert push.changed_fields({"n": 1}, {}) == ["n"]
+
+
+def test_extract_object_finds_the_resource_in_an_answer():
+    rule = {"id": 4, "priority": 1}
+    assert push.extract_object({"rule": rule, "applied": None}, "id", 4) == rule
+    assert push.extract_object(rule, "id", "4") == rule
+    assert push.extract_object({"rule": rule}, "id", 5) is None
+    policy = {"enabled": True, "default_action": "deny"}
+    assert push.extract_object({"policy": policy, "applied": {"flows": 1}}) == policy
+    assert push.extract_object(policy) == policy
+
+
+def test_files_json_and_yaml(tmp_path):
+    good = tmp_path / "a.json"
+    good.write_text(json.dumps({"firewall/rules": []}))
+    assert push.load_file(str(good)) == {"firewall/rules": []}
+    for name, text, needle in [
+        ("b.json", "{", "invalid JSON"),
+        ("c.json", "[]", "expected an object"),
+        ("missing.json", None, "cannot read"),
+    ]:
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        with pytest.raises(push.PushError, match=needle):
+            push.load_file(str(path))
+    pytest.importorskip("yaml")
+    y = tmp_path / "d.yaml"
+    y.write_text("firewall/policy:\n  enabled: true\n  default_action: deny\n")
+    assert push.load_file(str(y)) == {"firewall/policy": {"enabled": True, "default_action": "deny"}}
+
+
+# ---------------------------------------------------------------------------
+# The tool against a controller.
+
+
+@pytest.fixture(scope="module")
+def ctl():
+    controller = FlowgateController()
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.cleanup()
+
+
+def run(ctl, *args, check=None):
+    """Run flowgate-push against `ctl`; (exit code, stdout, stderr)."""
+    proc = subprocess.run(
+        [sys.executable, PUSH, "--url", "http://127.0.0.1:%d" % ctl.rest_port, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check is not None:
+        assert proc.returncode == check, "exit %d\nstdout:\n%s\nstderr:\n%s" % (
+            proc.returncode,
+            proc.stdout,
+            proc.stderr,
+        )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def write(tmp_path, doc, name="fw.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def rules_on(ctl):
+    return {r["id"]: r for r in ctl.rest.get("/api/v1/firewall/rules")}
+
+
+def reset(ctl):
+    assert ctl.rest.request("PUT", "/api/v1/firewall/rules", []).status == 200
+    ctl.rest.request("PUT", "/api/v1/firewall/policy", {"enabled": True, "default_action": "allow"})
+
+
+RULES = [
+    {"id": 1, "priority": 100, "action": "allow-related", "match": {"ip_proto": 6, "dst_port": "80"}},
+    {"id": 2, "priority": 50, "action": "deny", "match": {"ip_src": "10.0.0.3"}},
+]
+
+
+def test_kinds_command_lists_firewall_resources(ctl):
+    _, out, _ = run(ctl, "kinds", check=0)
+    assert "firewall/rules\tcollection by id" in out
+    assert "firewall/policy\tsingleton" in out
+
+
+def test_apply_then_diff_is_in_sync(ctl, tmp_path):
+    reset(ctl)
+    doc = {"firewall/policy": {"default_action": "deny"}, "firewall/rules": RULES}
+    path = write(tmp_path, doc)
+    code, out, _ = run(ctl, "diff", path)
+    assert code == 1 and "create firewall/rules 1" in out and "set firewall/policy" in out
+    _, out, _ = run(ctl, "apply", path, check=0)
+    assert "create firewall/rules 2" in out
+    assert sorted(rules_on(ctl)) == [1, 2]
+    assert ctl.rest.get("/api/v1/firewall/policy")["default_action"] == "deny"
+    # The controller spells ip_proto 6 as "tcp": still in sync.
+    _, out, _ = run(ctl, "diff", path, check=0)
+    assert out.strip() == "in sync"
+    _, out, _ = run(ctl, "apply", path, check=0)
+    assert out.strip() == "nothing to do"
+    # A change shows the field and is applied.
+    doc["firewall/rules"][1] = dict(RULES[1], priority=60)
+    path = write(tmp_path, doc)
+    code, out, _ = run(ctl, "diff", path)
+    assert code == 1 and "update firewall/rules 2 (priority)" in out
+    run(ctl, "apply", path, check=0)
+    assert rules_on(ctl)[2]["priority"] == 60
+
+
+def test_errors_name_the_item_and_field_and_nothing_is_applied(ctl, tmp_path):
+    reset(ctl)
+    bad = {
+        "firewall/rules": [
+            {"id": 5, "priority": 10, "action": "allow", "match": {"ip_proto": "icmp"}},
+            {"id": 6, "priority": 20, "action": "allow", "match": {"ip_src": "10.0.0.1/24"}},
+            {"id": 7, "priority": 30, "action": "allow", "match": {"ip_proto": "icmp", "dst_port": 22}},
+        ]
+    }
+    code, _, err = run(ctl, "apply", write(tmp_path, bad))
+    assert code == 2
+    assert "firewall/rules 6: match.ip_src:" in err and "10.0.0.0/24" in err, err
+    assert "firewall/rules 7: match.dst_port:" in err, err
+    assert rules_on(ctl) == {}, "a refused file changes nothing"
+    code, _, err = run(ctl, "apply", write(tmp_path, {"firewall/rulez": []}))
+    assert code == 2 and "unknown kind 'firewall/rulez'" in err and "firewall/rules" in err
+    code, _, err = run(ctl, "apply", write(tmp_path, {"firewall/rules": [{"priority": 1, "action": "deny"}]}))
+    assert code == 2 and "needs its 'id'" in err
+
+
+def test_prune_replaces_in_bulk_and_bulk_errors_name_the_id(ctl, tmp_path):
+    reset(ctl)
+    run(ctl, "apply", write(tmp_path, {"firewall/rules": RULES}), check=0)
+    keep = {"firewall/rules": [RULES[0], {"id": 3, "priority": 5, "action": "deny"}]}
+    _, out, _ = run(ctl, "apply", "--prune", write(tmp_path, keep), check=0)
+    assert "replace firewall/rules" in out
+    assert sorted(rules_on(ctl)) == [1, 3]
+    clash = {"firewall/rules": [RULES[0], {"id": 9, "priority": 100, "action": "deny"}]}
+    code, _, err = run(ctl, "apply", "--prune", write(tmp_path, clash))
+    assert code == 2 and "id 9:" in err and "priority" in err, err
+    assert sorted(rules_on(ctl)) == [1, 3]
+
+
+def test_state_file_limits_prune_to_what_the_tool_applied(ctl, tmp_path):
+    reset(ctl)
+    state = str(tmp_path / "state.json")
+    run(ctl, "--state", state, "apply", write(tmp_path, {"firewall/rules": RULES}), check=0)
+    assert json.load(open(state))["items"]["firewall/rules"] == ["1", "2"]
+    # Someone else adds a rule through the API.
+    other = {"id": 40, "priority": 7, "action": "deny", "match": {"ip_proto": "udp"}}
+    assert ctl.rest.request("POST", "/api/v1/firewall/rules", other).status == 201
+    _, out, _ = run(ctl, "--state", state, "apply", "--prune", write(tmp_path, {"firewall/rules": RULES[:1]}), check=0)
+    assert "delete firewall/rules 2" in out
+    assert sorted(rules_on(ctl)) == [1, 40], "the other rule is not the tool's to prune"
+    assert json.load(open(state))["items"]["firewall/rules"] == ["1"]
+    # delete removes the file's items.
+    run(ctl, "--state", state, "delete", write(tmp_path, {"firewall/rules": RULES[:1]}), check=0)
+    assert sorted(rules_on(ctl)) == [40]
+
+
+def test_list_output_applies_back_unchanged(ctl, tmp_path):
+    reset(ctl)
+    run(ctl, "apply", write(tmp_path, {"firewall/rules": RULES}), check=0)
+    _, out, _ = run(ctl, "list", "firewall/rules", "firewall/policy", check=0)
+    listed = json.loads(out)
+    assert [r["id"] for r in listed["firewall/rules"]] == [1, 2]
+    _, out, _ = run(ctl, "diff", write(tmp_path, listed, "listed.json"), check=0)
+    assert out.strip() == "in sync"
+    pytest.importorskip("yaml")
+    _, out, _ = run(ctl, "list", "--yaml", "firewall/rules", check=0)
+    path = tmp_path / "listed.yaml"
+    path.write_text(out)
+    run(ctl, "diff", str(path), check=0)
