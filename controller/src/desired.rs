@@ -12,25 +12,59 @@ use flowgate_openflow::{
 };
 
 /// Identity of a flow entry in OpenFlow terms: table, priority and match.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// The match's hash is computed once, when the key is made: desired and
+/// installed tables look keys up several times per packet-in, and hashing
+/// a list of OXM fields each time dominated the flow-setup path.
+#[derive(Clone, PartialEq, Eq)]
 pub struct FlowKey {
     pub table_id: u8,
     pub priority: u16,
+    /// Hash of `match_` (compared first, so unequal keys differ fast).
+    match_hash: u64,
     match_: Match,
 }
 
 impl FlowKey {
     pub fn new(table_id: u8, priority: u16, match_: Match) -> Self {
+        let match_ = canonical_match(match_);
         FlowKey {
             table_id,
             priority,
-            match_: canonical_match(match_),
+            match_hash: std::hash::BuildHasher::hash_one(match_hasher(), &match_),
+            match_,
         }
     }
 
     pub fn match_(&self) -> &Match {
         &self.match_
     }
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.table_id.hash(state);
+        self.priority.hash(state);
+        state.write_u64(self.match_hash);
+    }
+}
+
+impl std::fmt::Debug for FlowKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowKey")
+            .field("table_id", &self.table_id)
+            .field("priority", &self.priority)
+            .field("match_", &self.match_)
+            .finish()
+    }
+}
+
+/// Keyed once per process (random keys), so match hashes can not be chosen
+/// by whoever sends the packets that become matches.
+fn match_hasher() -> &'static std::collections::hash_map::RandomState {
+    static HASHER: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    HASHER.get_or_init(Default::default)
 }
 
 /// Everything about a flow entry besides its identity.
@@ -118,21 +152,26 @@ impl FlowEntry {
 
     /// The FLOW_MOD that installs (or replaces) this entry.
     pub fn to_flow_mod(&self, command: FlowModCommand) -> FlowMod {
-        FlowMod {
-            cookie: self.spec.cookie,
-            cookie_mask: 0,
-            table_id: self.key.table_id,
-            command,
-            idle_timeout: self.spec.idle_timeout,
-            hard_timeout: self.spec.hard_timeout,
-            priority: self.key.priority,
-            buffer_id: of::NO_BUFFER,
-            out_port: of::port_no::ANY,
-            out_group: of::OFPG_ANY,
-            flags: self.spec.flags,
-            match_: self.key.match_().clone(),
-            instructions: self.spec.instructions.clone(),
-        }
+        flow_mod(&self.key, &self.spec, command)
+    }
+}
+
+/// The FLOW_MOD that installs (or replaces) the entry `key` → `spec`.
+pub fn flow_mod(key: &FlowKey, spec: &FlowSpec, command: FlowModCommand) -> FlowMod {
+    FlowMod {
+        cookie: spec.cookie,
+        cookie_mask: 0,
+        table_id: key.table_id,
+        command,
+        idle_timeout: spec.idle_timeout,
+        hard_timeout: spec.hard_timeout,
+        priority: key.priority,
+        buffer_id: of::NO_BUFFER,
+        out_port: of::port_no::ANY,
+        out_group: of::OFPG_ANY,
+        flags: spec.flags,
+        match_: key.match_().clone(),
+        instructions: spec.instructions.clone(),
     }
 }
 

@@ -49,8 +49,8 @@ pub use instruction::{
     emit_instructions, instruction_type, instructions_len, parse_instructions, Instruction,
 };
 pub use message::{
-    decode, decode_with_header, encode, encode_with_version, frame_len, msg_type, msg_type_name,
-    Header, Message,
+    decode, decode_shared, decode_with_header, encode, encode_with_version, frame_len, msg_type,
+    msg_type_name, Header, Message,
 };
 pub use meter::{
     bands_len, emit_bands, meter_band_type, meter_flags, parse_bands, MeterBand, MeterMod,

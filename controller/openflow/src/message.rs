@@ -390,6 +390,21 @@ pub fn decode_with_header(buf: &[u8]) -> Result<(Header, Message)> {
     decode(buf)
 }
 
+/// [`decode`] for a message held in [`Bytes`]: a PACKET_IN's frame shares
+/// `frame`'s buffer instead of being copied ([`PacketIn::parse_shared`]).
+pub fn decode_shared(frame: &Bytes) -> Result<(Header, Message)> {
+    match frame.get(..Header::LEN) {
+        Some([OFP_VERSION_1_3, msg_type::PACKET_IN, len_hi, len_lo, ..])
+            if usize::from(u16::from_be_bytes([*len_hi, *len_lo])) == frame.len() =>
+        {
+            let header = Header::parse(&mut Reader::new(frame, "ofp_header"))?;
+            let body = frame.slice(Header::LEN..);
+            Ok((header, Message::PacketIn(PacketIn::parse_shared(&body)?)))
+        }
+        _ => decode(frame),
+    }
+}
+
 /// Appends one message with version 4 and the given xid. Length is computed.
 pub fn encode(xid: u32, msg: &Message, out: &mut BytesMut) {
     encode_with_version(OFP_VERSION_1_3, xid, msg, out)
@@ -430,6 +445,17 @@ mod tests {
         encode(xid, m, &mut out);
         assert_eq!(out.len(), Header::LEN + m.body_len());
         out.to_vec()
+    }
+
+    proptest! {
+        #[test]
+        fn shared_decode_equals_decode(m in arb_message(), cut in 0usize..16) {
+            let bytes = Bytes::from(enc(3, &m));
+            prop_assert_eq!(decode_shared(&bytes).ok(), decode(&bytes).ok());
+            // A cut message (header length now wrong) fails both ways.
+            let short = bytes.slice(..bytes.len().saturating_sub(cut + 1));
+            prop_assert!(decode_shared(&short).is_err() && decode(&short).is_err());
+        }
     }
 
     #[test]

@@ -69,10 +69,19 @@ impl PacketIn {
     pub fn in_port(&self) -> Option<u32> {
         self.match_.in_port()
     }
-}
 
-impl Wire for PacketIn {
-    fn parse(r: &mut Reader<'_>) -> Result<Self> {
+    /// Parses a whole OFPT_PACKET_IN body like [`Wire::parse`], except that
+    /// `data` shares `body`'s buffer instead of being copied: the frame is
+    /// the bulk of a packet-in, and the flow-setup path reads it once.
+    pub fn parse_shared(body: &Bytes) -> Result<Self> {
+        let mut r = Reader::new(body, "OFPT_PACKET_IN");
+        let mut packet_in = Self::parse_head(&mut r)?;
+        packet_in.data = body.slice(r.position()..);
+        Ok(packet_in)
+    }
+
+    /// Everything before the frame, with `data` left empty.
+    fn parse_head(r: &mut Reader<'_>) -> Result<Self> {
         let buffer_id = r.u32()?;
         let total_len = r.u16()?;
         let reason = PacketInReason::from(r.u8()?);
@@ -87,8 +96,16 @@ impl Wire for PacketIn {
             table_id,
             cookie,
             match_,
-            data: r.rest_owned(),
+            data: Bytes::new(),
         })
+    }
+}
+
+impl Wire for PacketIn {
+    fn parse(r: &mut Reader<'_>) -> Result<Self> {
+        let mut packet_in = Self::parse_head(r)?;
+        packet_in.data = r.rest_owned();
+        Ok(packet_in)
     }
 
     fn buffer_len(&self) -> usize {
@@ -236,6 +253,21 @@ mod tests {
             p.emit(&mut out);
             prop_assert_eq!(out.len(), p.buffer_len());
             prop_assert_eq!(PacketIn::parse(&mut Reader::new(&out, "t")).unwrap(), p);
+        }
+
+        #[test]
+        fn shared_parse_equals_copying_parse(p in arb_packet_in(), cut in 0usize..64) {
+            let mut out = BytesMut::new();
+            p.emit(&mut out);
+            let body = out.freeze();
+            let shared = PacketIn::parse_shared(&body).unwrap();
+            prop_assert_eq!(&shared, &p);
+            // Truncated bodies fail the same way.
+            let short = body.slice(..body.len().saturating_sub(cut + p.data.len() + 1));
+            prop_assert_eq!(
+                PacketIn::parse_shared(&short).is_err(),
+                PacketIn::parse(&mut Reader::new(&short, "t")).is_err()
+            );
         }
 
         #[test]

@@ -7,7 +7,7 @@
 //! each switch's output is handed to its writer as one buffer.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,20 +63,32 @@ pub enum CoreEvent {
     Call(CoreCall),
 }
 
-/// What a sent message was about, to explain a switch's ERROR reply.
+/// What a sent message was about, to explain a switch's ERROR reply. A
+/// flow's key is only rebuilt (canonical form, hash) if the switch rejects it.
 #[derive(Debug, Clone)]
 enum Sent {
-    Flow(FlowKey),
+    Flow {
+        table_id: u8,
+        priority: u16,
+        match_: of::Match,
+    },
     Group(u32),
     Meter(u32),
+}
+
+/// True if xid `a` was allocated before `b` (runtime xids are 31-bit
+/// sequence numbers that wrap).
+fn xid_before(a: u32, b: u32) -> bool {
+    let distance = b.wrapping_sub(a) & 0x7fff_ffff;
+    distance != 0 && distance < 0x4000_0000
 }
 
 struct SwitchState {
     handle: SwitchHandle,
     desired: SwitchTables,
     installed: SwitchTables,
-    /// Messages sent since the last barrier reply, by xid.
-    inflight: BTreeMap<u32, Sent>,
+    /// Messages sent since the last barrier reply, in xid (= send) order.
+    inflight: VecDeque<(u32, Sent)>,
     next_xid: u32,
     out: BytesMut,
     needs_barrier: bool,
@@ -102,20 +114,18 @@ impl SwitchState {
         metrics.record_plan(&plan.counts);
         for message in plan.messages {
             let xid = self.xid();
-            let sent = match &message {
-                Message::FlowMod(fm) => Some(Sent::Flow(FlowKey::new(
-                    fm.table_id,
-                    fm.priority,
-                    fm.match_.clone(),
-                ))),
-                Message::GroupMod(gm) => Some(Sent::Group(gm.group_id)),
-                Message::MeterMod(mm) => Some(Sent::Meter(mm.meter_id)),
-                _ => None,
-            };
-            if let Some(sent) = sent {
-                self.inflight.insert(xid, sent);
-            }
             of::encode(xid, &message, &mut self.out);
+            let sent = match message {
+                Message::FlowMod(fm) => Sent::Flow {
+                    table_id: fm.table_id,
+                    priority: fm.priority,
+                    match_: fm.match_,
+                },
+                Message::GroupMod(gm) => Sent::Group(gm.group_id),
+                Message::MeterMod(mm) => Sent::Meter(mm.meter_id),
+                _ => continue,
+            };
+            self.inflight.push_back((xid, sent));
         }
         self.needs_barrier = true;
     }
@@ -262,7 +272,7 @@ impl Core {
                 handle,
                 desired,
                 installed,
-                inflight: BTreeMap::new(),
+                inflight: VecDeque::new(),
                 next_xid: 0,
                 out: BytesMut::new(),
                 needs_barrier: false,
@@ -333,7 +343,12 @@ impl Core {
             Message::FlowRemoved(removed) => self.flow_removed(dpid, &removed, now),
             Message::BarrierReply => {
                 if let Some(state) = self.switches.get_mut(&dpid) {
-                    state.inflight = state.inflight.split_off(&xid.saturating_add(1));
+                    while let Some((sent, _)) = state.inflight.front() {
+                        if !xid_before(*sent, xid) {
+                            break;
+                        }
+                        state.inflight.pop_front();
+                    }
                     let later = state.barriers.split_off(&xid.saturating_add(1));
                     let done = std::mem::replace(&mut state.barriers, later);
                     let ack = SwitchAck {
@@ -390,8 +405,19 @@ impl Core {
         };
         self.metrics.switch_error();
         state.errors.push(what.clone());
-        match state.inflight.remove(&xid) {
-            Some(Sent::Flow(key)) => {
+        let sent = state
+            .inflight
+            .iter()
+            .position(|(x, _)| *x == xid)
+            .and_then(|i| state.inflight.remove(i))
+            .map(|(_, sent)| sent);
+        match sent {
+            Some(Sent::Flow {
+                table_id,
+                priority,
+                match_,
+            }) => {
+                let key = FlowKey::new(table_id, priority, match_);
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, table = key.table_id, priority = key.priority, "switch rejected flow-mod");
                 state.installed.flows.remove(&key);
             }
@@ -441,7 +467,8 @@ impl Core {
     /// the resulting difference for exactly the touched entries. Returns the
     /// switches that were sent something.
     fn apply_changes(&mut self, owner: Owner, changes: Vec<Change>, reconcile: bool) -> Vec<u64> {
-        let mut touched: HashMap<u64, Touched> = HashMap::new();
+        // Usually one switch: a short list beats a map.
+        let mut touched: Vec<(u64, Touched)> = Vec::new();
         let mut packet_outs = Vec::new();
         for change in changes {
             let Some(dpid) = change_dpid(&change) else {
@@ -453,14 +480,21 @@ impl Core {
             let Some(state) = self.switches.get_mut(&dpid) else {
                 continue;
             };
-            let t = touched.entry(dpid).or_default();
+            let t = match touched.iter().position(|(d, _)| *d == dpid) {
+                Some(i) => &mut touched[i].1,
+                None => {
+                    touched.push((dpid, Touched::default()));
+                    let last = touched.len() - 1;
+                    &mut touched[last].1
+                }
+            };
             match change {
                 Change::InstallFlow { entry, .. } => {
                     if let Err(e) = pipeline::check(owner, &entry) {
                         warn!(?owner, error = %e, "module flow violates the pipeline; dropped");
                         continue;
                     }
-                    t.flows.insert(entry.key.clone());
+                    t.flows.push(entry.key.clone());
                     state.desired.flows.insert(entry.key, entry.spec);
                 }
                 Change::RemoveFlow { key, .. } => {
@@ -471,7 +505,7 @@ impl Core {
                         .is_some_and(|s| cookie::owner_of(s.cookie) == Some(owner))
                     {
                         state.desired.flows.remove(&key);
-                        t.flows.insert(key);
+                        t.flows.push(key);
                     }
                 }
                 Change::InstallGroup { id, spec, .. } => {
@@ -557,9 +591,11 @@ impl Core {
     }
 }
 
+/// What one module event touched on one switch. A key touched twice is
+/// reconciled twice; the second pass finds nothing left to send.
 #[derive(Default)]
 struct Touched {
-    flows: HashSet<FlowKey>,
+    flows: Vec<FlowKey>,
     groups: Vec<u32>,
     meters: Vec<u32>,
 }

@@ -14,7 +14,7 @@ use flowgate_openflow::{
 use serde::Serialize;
 
 use crate::cookie;
-use crate::desired::{delete_strict, FlowEntry, FlowKey, FlowSpec, GroupSpec, MeterSpec};
+use crate::desired::{delete_strict, flow_mod, FlowEntry, FlowKey, FlowSpec, GroupSpec, MeterSpec};
 use crate::runtime::session::SwitchSync;
 
 /// Flow, group and meter entries of one switch.
@@ -199,12 +199,8 @@ fn flow(plan: &mut Plan, key: &FlowKey, desired: &SwitchTables, installed: &mut 
                     FlowModCommand::Add
                 }
             };
-            let entry = FlowEntry {
-                key: key.clone(),
-                spec: want.clone(),
-            };
             plan.messages
-                .push(Message::FlowMod(entry.to_flow_mod(command)));
+                .push(Message::FlowMod(flow_mod(key, want, command)));
             installed.flows.insert(key.clone(), want.clone());
         }
         (None, Some(have)) => {

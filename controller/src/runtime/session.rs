@@ -400,8 +400,8 @@ impl Session {
         );
     }
 
-    fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
-        let decoded = of::decode(frame);
+    fn handle_frame(&mut self, now: Instant, frame: &Bytes) {
+        let decoded = of::decode_shared(frame);
         if matches!(self.state, State::AwaitHello) {
             self.handle_hello(decoded);
             return;

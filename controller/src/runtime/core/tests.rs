@@ -356,3 +356,13 @@ fn flow_removed_drops_the_entry_and_tells_its_owner() {
     rig.core.flush();
     assert_eq!(flow_mods(&rig.sent()).len(), 1);
 }
+
+#[test]
+fn xid_order_survives_wrapping() {
+    assert!(xid_before(1, 2));
+    assert!(!xid_before(2, 1));
+    assert!(!xid_before(5, 5));
+    // Runtime xids are 31-bit and wrap from 0x7fff_ffff to 0.
+    assert!(xid_before(0x7fff_fffe, 3));
+    assert!(!xid_before(3, 0x7fff_fffe));
+}
