@@ -217,6 +217,8 @@ impl FakeSwitch {
                     trace.emitted.push((port, packet.clone()));
                 }
                 Action::SetField(field) => packet.set(field.clone()),
+                Action::PushVlan(_) => packet.set(Oxm::VlanVid(0x1000, None)),
+                Action::PopVlan => packet.fields.retain(|f| !matches!(f, Oxm::VlanVid(..))),
                 Action::Group(id) => {
                     if let Some(group) = self.groups.get(id) {
                         for bucket in &group.buckets {

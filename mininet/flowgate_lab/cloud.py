@@ -302,7 +302,8 @@ def ping_ns(ns, ip, count=3, wait=3):
 
 
 class Capture:
-    """`tcpdump` in namespace `ns` on `iface` with a BPF filter `bpf`,
+    """`tcpdump` in namespace `ns` (None: the root namespace) on `iface`
+    with a BPF filter `bpf`,
     started by `start()` (waits until it listens) and read by `stop()`,
     which returns tcpdump's output lines (`-e -nn`; an encapsulated packet
     such as VXLAN prints its inner frame on a second line). Killed by PID."""
@@ -314,7 +315,8 @@ class Capture:
         self.err = tempfile.NamedTemporaryFile(prefix="flowgate-cap-", suffix=".err", delete=False)
 
     def start(self):
-        argv = ["ip", "netns", "exec", self.ns, "tcpdump", "-i", self.iface, "-nn", "-l", "-U", "-e"]
+        netns = ["ip", "netns", "exec", self.ns] if self.ns else []
+        argv = netns + ["tcpdump", "-i", self.iface, "-nn", "-l", "-U", "-e"]
         self.proc = subprocess.Popen(argv + self.bpf.split(), stdout=self.out, stderr=self.err)
         wait_until(lambda: "listening on" in _read(self.err.name) or self.proc.poll() is not None, 10,
                    what="tcpdump on %s/%s" % (self.ns, self.iface))

@@ -21,6 +21,13 @@
 //! | flood    | 39000 | metadata=tenant(v)+FROM_TUNNEL          | output local ports of v (split horizon) |
 //! | flood    | 38000 | metadata=TENANT                         | drop |
 //!
+//! Between plain switches ([`crate::fabric`]) a network's frames carry its
+//! fabric VLAN on tree links: classify pops it on ingress from such a link
+//! (38000, metadata as from a local port), forward and flood push it on
+//! the way out, and every fabric switch drops other frames tagged in the
+//! fabric range (37500). Switches that only carry a network through get
+//! the gate's tenant half but not its drop-all.
+//!
 //! The tenant is the network's VNI: isolation is per network.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -32,6 +39,7 @@ use flowgate_controller::pipeline::{metadata, ACL, CLASSIFY, FLOOD, FORWARD, LEA
 use flowgate_openflow::{port_no, Action, Instruction, MacAddr, Match, Oxm};
 
 use crate::arp;
+use crate::fabric::{Fabric, VID_PRESENT, VLAN_BASE};
 use crate::model::Port;
 use crate::world::World;
 
@@ -44,6 +52,7 @@ pub const PRIO_PORT: u16 = 38000;
 pub const PRIO_TENANT_MISS: u16 = 38000;
 pub const PRIO_GATE: u16 = 38000;
 pub const PRIO_GATE_DROP: u16 = 37000;
+pub const PRIO_FABRIC_GUARD: u16 = 37500;
 
 /// Bytes of a learning packet sent to the controller: Ethernet + ARP/IPv4
 /// headers are enough.
@@ -65,6 +74,7 @@ pub enum Kind {
     Arp = 5,
     TenantMiss = 6,
     Flood = 7,
+    Fabric = 8,
 }
 
 pub fn cookie(kind: Kind, vni: u32) -> u64 {
@@ -120,18 +130,32 @@ struct Local {
     ips: Vec<IpAddr>,
 }
 
-/// Everything `dpid` needs; empty when it is not an overlay switch.
-pub fn compile(world: &World, dpid: u64) -> FlowSet {
+/// `push_vlan`, `set vlan_vid`: the frame leaves on a fabric link.
+fn tag(vlan: u16) -> [Action; 2] {
+    [
+        Action::PushVlan(0x8100),
+        Action::SetField(Oxm::VlanVid(VID_PRESENT | vlan, None)),
+    ]
+}
+
+/// Everything `dpid` needs; empty when it is neither an overlay switch nor
+/// part of the fabric.
+pub fn compile(world: &World, fabric: &Fabric, dpid: u64) -> FlowSet {
     let mut b = Builder {
         flows: HashMap::new(),
     };
-    if !world.overlay_switches().contains(&dpid) {
+    let overlay_switch = world.overlay_switches().contains(&dpid);
+    let guarded = fabric.guarded.contains(&dpid);
+    let empty = BTreeMap::new();
+    let trunks = fabric.at(dpid).unwrap_or(&empty);
+    if !overlay_switch && !guarded && trunks.is_empty() {
         return b.flows;
     }
     let here = world.chassis_of_dpid(dpid);
     let vni_of = |p: &Port| world.config.networks.get(&p.network).map(|n| n.vni);
 
-    // The gate: only tenant traffic goes on, straight to forward.
+    // The gate: only tenant traffic goes on, straight to forward; on an
+    // overlay switch nothing else does.
     b.add(
         LEARN,
         PRIO_GATE,
@@ -139,13 +163,46 @@ pub fn compile(world: &World, dpid: u64) -> FlowSet {
         cookie(Kind::Gate, 0),
         vec![Instruction::GotoTable(FORWARD)],
     );
-    b.add(
-        LEARN,
-        PRIO_GATE_DROP,
-        Match::new(),
-        cookie(Kind::Gate, 0),
-        vec![],
-    );
+    if overlay_switch {
+        b.add(
+            LEARN,
+            PRIO_GATE_DROP,
+            Match::new(),
+            cookie(Kind::Gate, 0),
+            vec![],
+        );
+    }
+    if guarded {
+        let range = VID_PRESENT | VLAN_BASE;
+        b.add(
+            CLASSIFY,
+            PRIO_FABRIC_GUARD,
+            Match::new().with(Oxm::VlanVid(range, Some(range))),
+            cookie(Kind::Fabric, 0),
+            vec![],
+        );
+    }
+    // Ingress from fabric links: untag, then as if from a local port.
+    for (vni, ports) in trunks {
+        let Some(vlan) = fabric.vlans.get(vni) else {
+            continue;
+        };
+        for port in ports {
+            b.add(
+                CLASSIFY,
+                PRIO_PORT,
+                Match::new()
+                    .with(Oxm::InPort(*port))
+                    .with(Oxm::VlanVid(VID_PRESENT | vlan, None)),
+                cookie(Kind::Fabric, *vni),
+                vec![
+                    Instruction::ApplyActions(vec![Action::PopVlan]),
+                    set_tenant(metadata::tenant(*vni)),
+                    Instruction::GotoTable(ACL),
+                ],
+            );
+        }
+    }
 
     // Ports bound here.
     let mut locals: Vec<Local> = Vec::new();
@@ -164,6 +221,12 @@ pub fn compile(world: &World, dpid: u64) -> FlowSet {
         }
     }
     let local_vnis: BTreeSet<u32> = locals.iter().map(|l| l.vni).collect();
+    // Networks this switch handles: its own, and those it carries.
+    let carried: BTreeSet<u32> = local_vnis
+        .iter()
+        .copied()
+        .chain(trunks.keys().copied())
+        .collect();
 
     // Tunnels from here: peer chassis id → OpenFlow port.
     let tunnels: BTreeMap<&str, u32> = here
@@ -260,13 +323,13 @@ pub fn compile(world: &World, dpid: u64) -> FlowSet {
     // tunnel to their host, ARP answered here, flooding to their hosts.
     let mut flood_tunnels: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
     for port in world.config.ports.values() {
-        let Some(vni) = vni_of(port).filter(|v| local_vnis.contains(v)) else {
+        let Some(vni) = vni_of(port).filter(|v| carried.contains(v)) else {
             continue;
         };
         let tenant = metadata::tenant(vni);
         let loc = world.locate(port);
         let mac = world.mac(port);
-        if let Some(mac) = mac {
+        if let Some(mac) = mac.filter(|_| local_vnis.contains(&vni)) {
             for ip in world.ips(port) {
                 if let IpAddr::V4(v4) = ip {
                     b.add(
@@ -281,6 +344,23 @@ pub fn compile(world: &World, dpid: u64) -> FlowSet {
         }
         if loc.dpid == Some(dpid) {
             continue;
+        }
+        let via_fabric = loc.dpid.and_then(|there| {
+            let vlan = fabric.vlans.get(&vni)?;
+            Some((*vlan, *fabric.next_hop.get(&(dpid, there))?))
+        });
+        if let (Some((vlan, port)), Some(mac)) = (via_fabric, mac) {
+            let mut actions = tag(vlan).to_vec();
+            actions.push(output(port));
+            b.add(
+                FORWARD,
+                PRIO_HOST,
+                Match::new()
+                    .with(md(tenant, metadata::OVERLAY_MASK))
+                    .with(Oxm::EthDst(mac, None)),
+                cookie(Kind::Host, vni),
+                vec![Instruction::ApplyActions(actions)],
+            );
         }
         let Some(tunnel) = loc.chassis.as_deref().and_then(|c| tunnels.get(c).copied()) else {
             continue;
@@ -302,7 +382,7 @@ pub fn compile(world: &World, dpid: u64) -> FlowSet {
         }
     }
 
-    if !local_vnis.is_empty() {
+    if !carried.is_empty() {
         b.add(
             FORWARD,
             PRIO_TENANT_MISS,
@@ -318,7 +398,7 @@ pub fn compile(world: &World, dpid: u64) -> FlowSet {
         cookie(Kind::TenantMiss, 0),
         vec![],
     );
-    for vni in &local_vnis {
+    for vni in &carried {
         let mut ports: Vec<u32> = locals
             .iter()
             .filter(|l| l.vni == *vni)
@@ -331,6 +411,10 @@ pub fn compile(world: &World, dpid: u64) -> FlowSet {
         if let Some(tunnels) = flood_tunnels.get(vni) {
             everywhere.push(Action::SetField(Oxm::TunnelId(u64::from(*vni), None)));
             everywhere.extend(tunnels.iter().map(|t| output(*t)));
+        }
+        if let (Some(vlan), Some(links)) = (fabric.vlans.get(vni), trunks.get(vni)) {
+            everywhere.extend(tag(*vlan));
+            everywhere.extend(links.iter().map(|p| output(*p)));
         }
         let tenant = metadata::tenant(*vni);
         b.add(

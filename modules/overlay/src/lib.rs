@@ -7,6 +7,8 @@
 //!   layout in its docs).
 //! - [`module`]: the [`Overlay`] module, declaring only differences.
 //! - [`arp`]: the in-switch ARP responder (Nicira `move` actions).
+//! - [`fabric`]: tenant traffic between plain OpenFlow switches, one VLAN
+//!   per network on the topology's spanning-tree links.
 //! - [`provision`]: the OVSDB side: integration bridge settings, one tunnel
 //!   port per peer host, and the [`Chassis`] list the module works from.
 //! - [`api`]: `/networks`, `/networks/{id}/ports`, `/chassis`.
@@ -24,6 +26,7 @@
 pub mod api;
 pub mod arp;
 pub mod compile;
+pub mod fabric;
 pub mod model;
 pub mod module;
 pub mod provision;

@@ -10,11 +10,13 @@ use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::FlowEntry;
 use flowgate_controller::module::{Ctx, Event, Module};
 use flowgate_controller::store::{Store, StoreExt};
+use flowgate_controller::topology::TopologyView;
 use flowgate_openflow::{FlowStats, MacAddr, Oxm, PacketIn, Port as OfPort, PortReason};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::compile::{self, compile, FlowSet, Kind};
+use crate::fabric::Fabric;
 use crate::model::{Config, Network, Port};
 use crate::world::{key, Chassis, Learned, PortKey, World};
 
@@ -65,6 +67,8 @@ pub struct Overlay {
     /// known: those flows stay untouched until it is (or [`ADOPT_GRACE`]).
     adopted: HashMap<u64, Adopted>,
     store: LearnedStore,
+    /// The fabric as last compiled.
+    fabric: Fabric,
 }
 
 #[derive(Debug)]
@@ -84,6 +88,7 @@ impl Overlay {
             declared: HashMap::new(),
             adopted: HashMap::new(),
             store: LearnedStore(None),
+            fabric: Fabric::default(),
         }
     }
 
@@ -220,6 +225,7 @@ impl Overlay {
         self.declared
             .retain(|d, _| self.world.switches.contains_key(d));
         let overlay = self.world.overlay_switches();
+        self.fabric = Fabric::compute(&self.world);
         for dpid in dpids {
             if let Some(adopted) = self.adopted.remove(&dpid) {
                 if overlay.contains(&dpid) {
@@ -230,7 +236,7 @@ impl Overlay {
                     continue;
                 }
             }
-            let new = compile(&self.world, dpid);
+            let new = compile(&self.world, &self.fabric, dpid);
             let old = self.declared.remove(&dpid).unwrap_or_default();
             for (k, spec) in &new {
                 if old.get(k) != Some(spec) {
@@ -491,7 +497,21 @@ impl Module for Overlay {
                     self.sync(ctx);
                 }
             }
-            Event::FlowRemoved { .. } | Event::Notice { .. } => {}
+            Event::Notice { from, payload } => {
+                if *from != Owner::Topology {
+                    return;
+                }
+                let Some(view) = payload.downcast_ref::<Arc<TopologyView>>() else {
+                    return;
+                };
+                self.world.topology = Some(view.clone());
+                // Host sightings change the view often; recompile only
+                // when what the fabric uses changed.
+                if Fabric::compute(&self.world) != self.fabric {
+                    self.sync(ctx);
+                }
+            }
+            Event::FlowRemoved { .. } => {}
         }
     }
 }

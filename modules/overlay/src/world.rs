@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use flowgate_controller::topology::TopologyView;
 use flowgate_openflow::MacAddr;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -65,6 +67,8 @@ pub struct World {
     pub switches: HashMap<u64, BTreeMap<String, u32>>,
     /// By (network id, port id).
     pub learned: HashMap<(String, String), Learned>,
+    /// The topology module's last view (links between plain switches).
+    pub topology: Option<Arc<TopologyView>>,
 }
 
 /// Key of a port in [`Config::ports`] and [`World::learned`].
