@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - wrong interpreter
     )
 
 from flowgate_lab import FlowgateController, LabNet  # noqa: E402
+from flowgate_lab.checks import wait_controller_ready  # noqa: E402
 
 # Controllers started by fixtures, so a failing test can show their logs.
 _CONTROLLERS = []
@@ -149,6 +150,7 @@ def linear3(controller):
     lab = LabNet("linear,3", controller)
     lab.start(connect_timeout=90)
     try:
+        wait_controller_ready(controller, [1, 2, 3])
         yield controller, lab
     finally:
         lab.stop()

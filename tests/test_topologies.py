@@ -3,7 +3,7 @@
 import pytest
 
 from flowgate_lab import LabNet
-from flowgate_lab.checks import wait_rest_switches
+from flowgate_lab.checks import wait_controller_ready, wait_rest_switches
 
 
 @pytest.fixture(scope="module")
@@ -12,6 +12,7 @@ def tree23(controller):
     lab = LabNet("tree,2,3", controller)
     lab.start(connect_timeout=90)
     try:
+        wait_controller_ready(controller, [1, 2, 3, 4])
         yield controller, lab
     finally:
         lab.stop()

@@ -58,3 +58,21 @@ def compare_flow_snapshots(before, after, elapsed):
             if new.actions != old.actions:
                 problems.append("%s: actions changed %s -> %s" % (bridge, old.actions, new.actions))
     return problems, excused
+
+
+def wait_controller_ready(ctl, dpids, timeout=60):
+    """Wait until the controller lists `dpids` and, when it has a topology
+    module (GET /api/v1/topology answers), reports each of them ready: a
+    topology-aware controller keeps new ports out of forwarding until
+    discovery has classified them (its edge delay), so traffic sent before
+    that is legitimately dropped."""
+    wait_rest_switches(ctl, dpids, timeout=timeout)
+    if ctl.rest.request("GET", "/api/v1/topology").status == 404:
+        return
+    want = set(dpids)
+
+    def ready():
+        doc = ctl.rest.get("/api/v1/topology")
+        return want <= {s["dpid_int"] for s in doc.get("switches", []) if s.get("ready")}
+
+    wait_until(ready, timeout, interval=0.5, what="switches %s ready in GET /topology" % sorted(want))
