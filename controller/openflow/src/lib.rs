@@ -25,6 +25,7 @@ pub mod message;
 pub mod meter;
 pub mod multipart;
 pub mod nicira;
+pub mod of10;
 pub mod oxm;
 pub mod packet;
 pub mod port;
