@@ -177,4 +177,12 @@ pub trait Module: Any + Send {
     fn owner(&self) -> Owner;
 
     fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx);
+
+    /// Whether the module can program switches that negotiated this
+    /// OpenFlow wire version. Events about other switches never reach it,
+    /// and the REST API lists it as unavailable on them. Modules use the
+    /// multi-table pipeline, which needs OpenFlow 1.3.
+    fn supports(&self, version: u8) -> bool {
+        version == flowgate_openflow::OFP_VERSION_1_3
+    }
 }

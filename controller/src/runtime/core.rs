@@ -17,13 +17,13 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::cookie::{self, Owner};
-use crate::desired::FlowKey;
+use crate::desired::{FlowEntry, FlowKey};
 use crate::module::{Change, Ctx, Event, Module};
 use crate::pipeline;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::reconcile::{self, Plan, SwitchTables};
 use crate::runtime::registry::{SwitchCmd, SwitchHandle};
-use crate::runtime::session::SwitchSync;
+use crate::runtime::session::{encode_for, SwitchSync};
 
 /// Most events handled before output is flushed.
 const BATCH: usize = 1024;
@@ -85,6 +85,8 @@ fn xid_before(a: u32, b: u32) -> bool {
 
 struct SwitchState {
     handle: SwitchHandle,
+    /// Negotiated OpenFlow wire version (1.0 switches get one table).
+    version: u8,
     desired: SwitchTables,
     installed: SwitchTables,
     /// Messages sent since the last barrier reply, in xid (= send) order.
@@ -114,7 +116,9 @@ impl SwitchState {
         metrics.record_plan(&plan.counts);
         for message in plan.messages {
             let xid = self.xid();
-            of::encode(xid, &message, &mut self.out);
+            if !encode_for(self.version, xid, &message, &mut self.out) {
+                continue;
+            }
             let sent = match message {
                 Message::FlowMod(fm) => Sent::Flow {
                     table_id: fm.table_id,
@@ -221,8 +225,9 @@ impl Core {
                     .get(&dpid)
                     .is_some_and(|s| s.handle.conn_id == conn_id)
                 {
-                    self.switches.remove(&dpid);
-                    self.dispatch_all(&Event::SwitchDown { dpid }, now);
+                    if let Some(state) = self.switches.remove(&dpid) {
+                        self.dispatch_switch(state.version, &Event::SwitchDown { dpid }, now);
+                    }
                 }
             }
             CoreEvent::Message {
@@ -263,13 +268,17 @@ impl Core {
     fn switch_up(&mut self, dpid: u64, handle: SwitchHandle, sync: &SwitchSync, now: Instant) {
         let installed = SwitchTables::from_sync(sync);
         let mut desired = SwitchTables::default();
-        for entry in pipeline::core_entries() {
-            desired.flows.insert(entry.key, entry.spec);
+        // A 1.0 switch has one table and sends misses to the controller.
+        if sync.version != of::OFP_VERSION_1_0 {
+            for entry in pipeline::core_entries() {
+                desired.flows.insert(entry.key, entry.spec);
+            }
         }
         self.switches.insert(
             dpid,
             SwitchState {
                 handle,
+                version: sync.version,
                 desired,
                 installed,
                 inflight: VecDeque::new(),
@@ -283,6 +292,9 @@ impl Core {
         );
         // Each module sees the flows it owns that survived on the switch.
         for i in 0..self.modules.len() {
+            if !self.modules[i].supports(sync.version) {
+                continue;
+            }
             let owner = self.modules[i].owner();
             let owned: Vec<of::FlowStats> = sync
                 .flows
@@ -322,23 +334,31 @@ impl Core {
         match message {
             Message::PacketIn(packet_in) => {
                 self.metrics.packet_in();
-                let Some(owner) = cookie::owner_of(packet_in.cookie) else {
-                    return;
+                let of10 = self
+                    .switches
+                    .get(&dpid)
+                    .is_some_and(|s| s.version == of::OFP_VERSION_1_0);
+                // OpenFlow 1.0 packet-ins carry no cookie: they are table
+                // misses, which forwarding answers.
+                let owner = match cookie::owner_of(packet_in.cookie) {
+                    Some(owner) => owner,
+                    None if of10 => Owner::Forwarding,
+                    None => return,
                 };
                 let event = Event::PacketIn {
                     dpid,
                     packet_in: &packet_in,
                 };
-                self.dispatch_to(owner, &event, now);
+                self.dispatch_to(dpid, owner, &event, now);
             }
             Message::PortStatus(status) => {
-                self.dispatch_all(
-                    &Event::PortStatus {
+                if let Some(version) = self.switches.get(&dpid).map(|s| s.version) {
+                    let event = Event::PortStatus {
                         dpid,
                         status: &status,
-                    },
-                    now,
-                );
+                    };
+                    self.dispatch_switch(version, &event, now);
+                }
             }
             Message::FlowRemoved(removed) => self.flow_removed(dpid, &removed, now),
             Message::BarrierReply => {
@@ -389,7 +409,7 @@ impl Core {
                 }
             }
         }
-        self.dispatch_to(owner, &Event::FlowRemoved { dpid, removed }, now);
+        self.dispatch_to(dpid, owner, &Event::FlowRemoved { dpid, removed }, now);
     }
 
     /// A switch rejected something we sent: log it in spec terms and forget
@@ -439,8 +459,25 @@ impl Core {
         }
     }
 
-    fn dispatch_to(&mut self, owner: Owner, event: &Event<'_>, now: Instant) {
-        if let Some(i) = self.modules.iter().position(|m| m.owner() == owner) {
+    /// An event about one switch: only modules that support its version.
+    fn dispatch_switch(&mut self, version: u8, event: &Event<'_>, now: Instant) {
+        for i in 0..self.modules.len() {
+            if self.modules[i].supports(version) {
+                self.dispatch_index(i, event, now);
+            }
+        }
+    }
+
+    /// An event for the module owning a cookie, on switch `dpid`.
+    fn dispatch_to(&mut self, dpid: u64, owner: Owner, event: &Event<'_>, now: Instant) {
+        let Some(version) = self.switches.get(&dpid).map(|s| s.version) else {
+            return;
+        };
+        if let Some(i) = self
+            .modules
+            .iter()
+            .position(|m| m.owner() == owner && m.supports(version))
+        {
             self.dispatch_index(i, event, now);
         }
     }
@@ -488,9 +525,27 @@ impl Core {
                     &mut touched[last].1
                 }
             };
+            let of10 = state.version == of::OFP_VERSION_1_0;
+            if of10
+                && matches!(
+                    change,
+                    Change::InstallGroup { .. } | Change::InstallMeter { .. }
+                )
+            {
+                warn!(
+                    ?owner,
+                    "OpenFlow 1.0 switches have no groups or meters; dropped"
+                );
+                continue;
+            }
             match change {
                 Change::InstallFlow { entry, .. } => {
-                    if let Err(e) = pipeline::check(owner, &entry) {
+                    let checked = if of10 {
+                        check_of10(&entry)
+                    } else {
+                        pipeline::check(owner, &entry).map_err(|e| e.to_string())
+                    };
+                    if let Err(e) = checked {
                         warn!(?owner, error = %e, "module flow violates the pipeline; dropped");
                         continue;
                     }
@@ -555,7 +610,8 @@ impl Core {
         for (dpid, packet_out) in packet_outs {
             if let Some(state) = self.switches.get_mut(&dpid) {
                 let xid = state.xid();
-                of::encode(xid, &Message::PacketOut(packet_out), &mut state.out);
+                let message = Message::PacketOut(packet_out);
+                encode_for(state.version, xid, &message, &mut state.out);
             }
         }
         sent_to
@@ -566,7 +622,7 @@ impl Core {
         for (dpid, state) in &mut self.switches {
             if state.needs_barrier {
                 let xid = state.xid();
-                of::encode(xid, &Message::BarrierRequest, &mut state.out);
+                encode_for(state.version, xid, &Message::BarrierRequest, &mut state.out);
                 state.needs_barrier = false;
                 let waiting = std::mem::take(&mut state.waiting);
                 state.barriers.entry(xid).or_default().extend(waiting);
@@ -598,6 +654,19 @@ struct Touched {
     flows: Vec<FlowKey>,
     groups: Vec<u32>,
     meters: Vec<u32>,
+}
+
+/// An OpenFlow 1.0 switch has one table, and the entry must have a 1.0
+/// form (match fields, output actions only).
+fn check_of10(entry: &FlowEntry) -> Result<(), String> {
+    if entry.key.table_id != 0 {
+        return Err(format!(
+            "table {}: OpenFlow 1.0 switches have a single table",
+            entry.key.table_id
+        ));
+    }
+    let flow_mod = Message::FlowMod(entry.to_flow_mod(of::FlowModCommand::Add));
+    of::of10::encode(0, &flow_mod, &mut BytesMut::new()).map_err(|e| e.to_string())
 }
 
 fn change_dpid(change: &Change) -> Option<u64> {

@@ -47,10 +47,46 @@ impl Default for RuntimeConfig {
 /// How long [`Runtime::call`] waits for switches to confirm by barrier.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Which loaded module can program which OpenFlow version, by module name
+/// (the owner's name: `forwarding`, `topology`, ...), for the REST API.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleCatalog {
+    modules: Vec<(String, Vec<u8>)>,
+}
+
+impl ModuleCatalog {
+    pub fn new(modules: &[Box<dyn Module>]) -> Self {
+        let mut catalog = ModuleCatalog::default();
+        for module in modules {
+            let name = format!("{:?}", module.owner()).to_lowercase();
+            let versions = session::SUPPORTED_VERSIONS
+                .iter()
+                .copied()
+                .filter(|v| module.supports(*v));
+            // Several modules may share an owner (one per OpenFlow version).
+            match catalog.modules.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, known)) => known.extend(versions),
+                None => catalog.modules.push((name, versions.collect())),
+            }
+        }
+        catalog
+    }
+
+    /// Modules that do not run on switches speaking `version`.
+    pub fn unavailable_on(&self, version: u8) -> Vec<String> {
+        self.modules
+            .iter()
+            .filter(|(_, versions)| !versions.contains(&version))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
 /// A running runtime; cheap to clone, and the REST API's view of switches.
 #[derive(Clone)]
 pub struct Runtime {
     registry: Arc<Registry>,
+    catalog: Arc<ModuleCatalog>,
     metrics: Arc<Metrics>,
     config: Arc<RuntimeConfig>,
     core: mpsc::Sender<CoreEvent>,
@@ -87,9 +123,11 @@ impl Runtime {
         let registry = Arc::new(Registry::default());
         let metrics = Arc::new(Metrics::default());
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
+        let catalog = Arc::new(ModuleCatalog::new(&modules));
         tokio::spawn(Core::new(modules, metrics.clone()).run(core_rx));
         let runtime = Runtime {
             registry,
+            catalog,
             metrics,
             config: Arc::new(config),
             core: core_tx.clone(),

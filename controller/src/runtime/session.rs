@@ -29,8 +29,26 @@ const SESSION_XID_BASE: u32 = 0x8000_0000;
 const REPLY_MORE: u16 = 1;
 /// OFPET_HELLO_FAILED code: no common version.
 const OFPHFC_INCOMPATIBLE: u16 = 0;
-/// Versions Flowgate speaks, highest preferred.
-pub const SUPPORTED_VERSIONS: &[u8] = &[of::OFP_VERSION_1_3];
+/// Versions Flowgate speaks, highest preferred. OpenFlow 1.0 switches get
+/// basic forwarding only (see `flowgate_openflow::of10`).
+pub const SUPPORTED_VERSIONS: &[u8] = &[of::OFP_VERSION_1_3, of::OFP_VERSION_1_0];
+
+/// Encodes `message` in the dialect of `version`; false (nothing written)
+/// if OpenFlow 1.0 can not express it.
+pub fn encode_for(version: u8, xid: u32, message: &Message, out: &mut BytesMut) -> bool {
+    if version == of::OFP_VERSION_1_0 {
+        match of::of10::encode(xid, message, out) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "not sent to an OpenFlow 1.0 switch");
+                false
+            }
+        }
+    } else {
+        of::encode(xid, message, out);
+        true
+    }
+}
 
 /// Tunables of one session.
 #[derive(Debug, Clone)]
@@ -201,6 +219,8 @@ pub struct Session {
     started: Instant,
     last_rx: Instant,
     echo_sent: bool,
+    /// Ports from an OpenFlow 1.0 FEATURES_REPLY (1.3 has a port-desc dump).
+    of10_ports: Vec<of::Port>,
 }
 
 impl Session {
@@ -218,6 +238,7 @@ impl Session {
             started: now,
             last_rx: now,
             echo_sent: false,
+            of10_ports: Vec::new(),
         };
         let hello = Message::Hello(Hello::with_versions(SUPPORTED_VERSIONS));
         let xid = session.alloc_xid();
@@ -383,14 +404,25 @@ impl Session {
         xid
     }
 
-    fn send(&mut self, message: &Message) -> u32 {
+    /// Sends `message` in the negotiated dialect; `None` if it has no form
+    /// there (a 1.3-only request to a 1.0 switch).
+    fn send(&mut self, message: &Message) -> Option<u32> {
         let xid = self.alloc_xid();
-        of::encode(xid, message, &mut self.tx);
-        xid
+        encode_for(self.version, xid, message, &mut self.tx).then_some(xid)
     }
 
     fn send_tracked(&mut self, message: Message, pending: Pending) {
-        let xid = self.send(&message);
+        let Some(xid) = self.send(&message) else {
+            // Answered as the switch would answer a request it can't parse.
+            let error = Message::Error(ErrorMsg::Standard {
+                err_type: error_type::BAD_REQUEST,
+                code: of::error_code::bad_request::BAD_TYPE,
+                data: Bytes::new(),
+            });
+            let now = self.last_rx;
+            self.complete(now, pending, error);
+            return;
+        };
         self.outstanding.insert(
             xid,
             Outstanding {
@@ -401,7 +433,17 @@ impl Session {
     }
 
     fn handle_frame(&mut self, now: Instant, frame: &Bytes) {
-        let decoded = of::decode_shared(frame);
+        let decoded =
+            if self.version == of::OFP_VERSION_1_0 && !matches!(self.state, State::AwaitHello) {
+                if frame.get(1) == Some(&of::of10::msg_type::FEATURES_REPLY) {
+                    if let Ok((_, ports)) = of::of10::decode_features_reply(frame) {
+                        self.of10_ports = ports;
+                    }
+                }
+                of::of10::decode(frame)
+            } else {
+                of::decode_shared(frame)
+            };
         if matches!(self.state, State::AwaitHello) {
             self.handle_hello(decoded);
             return;
@@ -423,15 +465,12 @@ impl Session {
             .get(4..8)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
             .unwrap_or(0);
-        of::encode(
-            xid,
-            &Message::Error(ErrorMsg::Standard {
-                err_type,
-                code,
-                data,
-            }),
-            &mut self.tx,
-        );
+        let error = Message::Error(ErrorMsg::Standard {
+            err_type,
+            code,
+            data,
+        });
+        encode_for(self.version, xid, &error, &mut self.tx);
     }
 
     fn handle_hello(&mut self, decoded: Result<(Header, Message), DecodeError>) {
@@ -483,7 +522,12 @@ impl Session {
     fn handle_message(&mut self, now: Instant, header: Header, message: Message) {
         match message {
             Message::EchoRequest(data) => {
-                of::encode(header.xid, &Message::EchoReply(data), &mut self.tx);
+                encode_for(
+                    self.version,
+                    header.xid,
+                    &Message::EchoReply(data),
+                    &mut self.tx,
+                );
                 return;
             }
             Message::Hello(_) => return,
@@ -559,39 +603,45 @@ impl Session {
             miss_send_len: self.config.miss_send_len,
         };
         self.send(&Message::SetConfig(config));
-        let dumps = [
-            MultipartRequestBody::PortDesc,
-            MultipartRequestBody::Desc,
-            MultipartRequestBody::Flow(FlowStatsRequest {
-                table_id: of::OFPTT_ALL,
-                out_port: of::port_no::ANY,
-                out_group: of::OFPG_ANY,
-                cookie: 0,
-                cookie_mask: 0,
-                match_: of::Match::default(),
-            }),
-            MultipartRequestBody::GroupDesc,
-            MultipartRequestBody::MeterConfig {
-                meter_id: of::OFPM_ALL,
-            },
-        ];
-        let outstanding = dumps.len();
-        for body in dumps {
-            let request = Message::MultipartRequest(MultipartRequest { flags: 0, body });
-            self.send_tracked(request, Pending::Sync);
-        }
+        let all_flows = MultipartRequestBody::Flow(FlowStatsRequest {
+            table_id: of::OFPTT_ALL,
+            out_port: of::port_no::ANY,
+            out_group: of::OFPG_ANY,
+            cookie: 0,
+            cookie_mask: 0,
+            match_: of::Match::default(),
+        });
+        // OpenFlow 1.0 reported its ports with the features and has no
+        // groups or meters.
+        let dumps = if self.version == of::OFP_VERSION_1_0 {
+            vec![MultipartRequestBody::Desc, all_flows]
+        } else {
+            vec![
+                MultipartRequestBody::PortDesc,
+                MultipartRequestBody::Desc,
+                all_flows,
+                MultipartRequestBody::GroupDesc,
+                MultipartRequestBody::MeterConfig {
+                    meter_id: of::OFPM_ALL,
+                },
+            ]
+        };
         self.state = State::Syncing(Box::new(SyncProgress {
             sync: SwitchSync {
                 version: self.version,
                 features,
                 desc: None,
-                ports: Vec::new(),
+                ports: std::mem::take(&mut self.of10_ports),
                 flows: Vec::new(),
                 groups: Vec::new(),
                 meters: Vec::new(),
             },
-            outstanding,
+            outstanding: dumps.len(),
         }));
+        for body in dumps {
+            let request = Message::MultipartRequest(MultipartRequest { flags: 0, body });
+            self.send_tracked(request, Pending::Sync);
+        }
     }
 
     fn record_sync(&mut self, message: Message) {

@@ -11,11 +11,12 @@ use tokio::sync::oneshot;
 use crate::api::view::{ControllerView, QueryFuture, SwitchQueryError, SwitchSnapshot};
 use crate::runtime::registry::{SwitchCmd, SwitchEntry};
 use crate::runtime::session::RequestError;
-use crate::runtime::Runtime;
+use crate::runtime::{ModuleCatalog, Runtime};
 
-fn snapshot(entry: SwitchEntry) -> SwitchSnapshot {
+fn snapshot(entry: SwitchEntry, catalog: &ModuleCatalog) -> SwitchSnapshot {
     let info = entry.info;
     SwitchSnapshot {
+        unavailable_modules: catalog.unavailable_on(info.version),
         dpid: info.dpid,
         peer: info.peer,
         connected_since: info.connected_since,
@@ -23,7 +24,6 @@ fn snapshot(entry: SwitchEntry) -> SwitchSnapshot {
         features: info.features,
         desc: info.desc,
         ports: info.ports,
-        unavailable_modules: Vec::new(),
     }
 }
 
@@ -98,11 +98,16 @@ impl Runtime {
 
 impl ControllerView for Runtime {
     fn switches(&self) -> Vec<SwitchSnapshot> {
-        self.registry.list().into_iter().map(snapshot).collect()
+        let catalog = &self.catalog;
+        self.registry
+            .list()
+            .into_iter()
+            .map(|e| snapshot(e, catalog))
+            .collect()
     }
 
     fn switch(&self, dpid: u64) -> Option<SwitchSnapshot> {
-        self.registry.get(dpid).map(snapshot)
+        self.registry.get(dpid).map(|e| snapshot(e, &self.catalog))
     }
 
     fn port_stats(&self, dpid: u64) -> QueryFuture<Vec<of::PortStats>> {

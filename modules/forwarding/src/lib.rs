@@ -18,9 +18,15 @@
 //! that goes quiet is forgotten on the switch and here together. After a
 //! controller restart the learned entries still on the switch are adopted,
 //! not rewritten.
+//!
+//! [`L2Single`] serves OpenFlow 1.0 switches (which have one table and no
+//! pipeline): reactive learning with a flow per (in_port, source,
+//! destination) and a PACKET_OUT answering every packet-in.
 
 mod learning;
+mod single;
 mod topology;
 
 pub use learning::{L2Learning, L2LearningConfig};
+pub use single::{L2Single, L2SingleConfig};
 pub use topology::{TopologyForwarding, TopologyForwardingConfig};

@@ -366,3 +366,143 @@ fn xid_order_survives_wrapping() {
     assert!(xid_before(0x7fff_fffe, 3));
     assert!(!xid_before(3, 0x7fff_fffe));
 }
+
+/// A forwarding module for OpenFlow 1.0 switches: installs one table-0 flow
+/// per packet-in and records what it saw.
+#[derive(Default)]
+struct Single {
+    seen: Vec<&'static str>,
+}
+
+impl Module for Single {
+    fn owner(&self) -> Owner {
+        Owner::Forwarding
+    }
+
+    fn supports(&self, version: u8) -> bool {
+        version == of::OFP_VERSION_1_0
+    }
+
+    fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {
+        match event {
+            Event::SwitchUp { .. } => self.seen.push("up"),
+            Event::PacketIn { dpid, .. } => {
+                self.seen.push("packet-in");
+                ctx.install(
+                    *dpid,
+                    FlowEntry::new(
+                        0,
+                        100,
+                        Match::new().with(Oxm::InPort(1)),
+                        FlowSpec::new(Owner::Forwarding.cookie(1), output_to(2)),
+                    ),
+                );
+                // Not expressible in 1.0: dropped, never sent.
+                ctx.install(*dpid, rule(1));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn an_openflow_10_switch_gets_one_table_and_only_modules_that_support_it() {
+    let modules: Vec<Box<dyn Module>> =
+        vec![Box::new(Probe::default()), Box::new(Single::default())];
+    let mut core = Core::new(modules, Arc::new(Metrics::default()));
+    let (tx, mut rx) = mpsc::channel(16);
+    let (cmd, _cmd_rx) = mpsc::channel(16);
+    let sync = SwitchSync {
+        version: of::OFP_VERSION_1_0,
+        features: SwitchFeatures {
+            datapath_id: DPID,
+            n_buffers: 256,
+            n_tables: 1,
+            auxiliary_id: 0,
+            capabilities: 0,
+            reserved: 0,
+        },
+        desc: None,
+        ports: vec![],
+        flows: vec![],
+        groups: vec![],
+        meters: vec![],
+    };
+    let handle = SwitchHandle {
+        conn_id: 1,
+        tx,
+        cmd,
+    };
+    core.handle(
+        CoreEvent::SwitchUp {
+            dpid: DPID,
+            handle,
+            sync: Box::new(sync),
+        },
+        Instant::now(),
+    );
+    core.flush();
+    assert!(
+        rx.try_recv().is_err(),
+        "no pipeline entries on a 1.0 switch"
+    );
+    // A table miss (no cookie) goes to forwarding.
+    let packet_in = of::PacketIn {
+        buffer_id: of::NO_BUFFER,
+        total_len: 0,
+        reason: of::PacketInReason::NoMatch,
+        table_id: 0,
+        cookie: 0,
+        match_: Match::new().with(Oxm::InPort(1)),
+        data: Bytes::new(),
+    };
+    core.handle(
+        CoreEvent::Message {
+            dpid: DPID,
+            conn_id: 1,
+            xid: 5,
+            message: Message::PacketIn(packet_in),
+        },
+        Instant::now(),
+    );
+    core.flush();
+    let bytes = rx.try_recv().unwrap();
+    let mut kinds = Vec::new();
+    let mut rest = &bytes[..];
+    while let Ok(Some(len)) = of::frame_len(rest) {
+        kinds.push((rest[0], rest[1]));
+        rest = &rest[len..];
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            (of::OFP_VERSION_1_0, of::of10::msg_type::FLOW_MOD),
+            (of::OFP_VERSION_1_0, of::of10::msg_type::BARRIER_REQUEST)
+        ]
+    );
+    let single = core.modules[1].as_mut() as &mut dyn Any;
+    assert_eq!(
+        single.downcast_mut::<Single>().unwrap().seen,
+        vec!["up", "packet-in"]
+    );
+    let probe = core.modules[0].as_mut() as &mut dyn Any;
+    assert!(probe.downcast_mut::<Probe>().unwrap().heard.is_empty());
+}
+
+#[test]
+fn the_catalog_names_modules_unavailable_on_openflow_10() {
+    let modules: Vec<Box<dyn Module>> = vec![
+        Box::new(Probe::default()),
+        Box::new(Publisher),
+        Box::new(Single::default()),
+    ];
+    let catalog = crate::runtime::ModuleCatalog::new(&modules);
+    assert_eq!(
+        catalog.unavailable_on(of::OFP_VERSION_1_0),
+        vec!["firewall", "topology"]
+    );
+    assert_eq!(
+        catalog.unavailable_on(of::OFP_VERSION_1_3),
+        vec!["forwarding"]
+    );
+}

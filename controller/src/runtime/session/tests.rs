@@ -180,13 +180,139 @@ fn hello_without_bitmap_negotiates_the_lower_version() {
     );
     assert_eq!(sent(&mut s)[0].1, Message::FeaturesRequest);
 
+    // OpenFlow 1.0 is spoken; 1.1 (wire 2) is not.
+    let mut of10 = Session::new(now, SessionConfig::default());
+    sent(&mut of10);
+    of10.handle_bytes(
+        now,
+        &wire_version(1, 1, &Message::Hello(Hello { elements: vec![] })),
+    );
+    assert_eq!(of10.version(), of::OFP_VERSION_1_0);
     let mut old = Session::new(now, SessionConfig::default());
     sent(&mut old);
     old.handle_bytes(
         now,
-        &wire_version(1, 1, &Message::Hello(Hello { elements: vec![] })),
+        &wire_version(2, 1, &Message::Hello(Hello { elements: vec![] })),
     );
     assert!(old.is_closed());
+}
+
+/// A raw OpenFlow 1.0 message.
+fn raw10(t: u8, xid: u32, body: &[u8]) -> Bytes {
+    let mut b = vec![1, t];
+    b.extend_from_slice(&(8 + body.len() as u16).to_be_bytes());
+    b.extend_from_slice(&xid.to_be_bytes());
+    b.extend_from_slice(body);
+    Bytes::from(b)
+}
+
+/// Headers of every message in a transmit buffer (any version).
+fn headers(bytes: &[u8]) -> Vec<of::Header> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Ok(Some(len)) = of::frame_len(rest) {
+        let b = &rest[..len];
+        out.push(of::Header {
+            version: b[0],
+            msg_type: b[1],
+            length: len as u16,
+            xid: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        });
+        rest = &rest[len..];
+    }
+    out
+}
+
+#[test]
+fn an_openflow_10_switch_is_synced_in_its_own_dialect() {
+    use flowgate_openflow::of10::msg_type as t10;
+    use flowgate_openflow::wire::Wire;
+    let now = Instant::now();
+    let mut s = Session::new(now, SessionConfig::default());
+    let hello = sent(&mut s);
+    assert!(matches!(&hello[0].1, Message::Hello(h) if h.versions() == Some(vec![1, 4])));
+    s.handle_bytes(now, &raw10(t10::HELLO, 1, &[]));
+    let out = headers(&s.poll_transmit().unwrap());
+    assert_eq!(
+        (out[0].version, out[0].msg_type),
+        (1, t10::FEATURES_REQUEST)
+    );
+    // FEATURES_REPLY with one port.
+    let mut body = DPID.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0xc7, 0, 0, 0x0f, 0xff]);
+    body.extend_from_slice(&[0, 1, 2, 0, 0, 0, 0, 1]);
+    body.extend_from_slice(b"s1-eth1\0\0\0\0\0\0\0\0\0");
+    body.extend_from_slice(&[0; 24]);
+    s.handle_bytes(now, &raw10(t10::FEATURES_REPLY, out[0].xid, &body));
+    let out = headers(&s.poll_transmit().unwrap());
+    let kinds: Vec<(u8, u8)> = out.iter().map(|h| (h.version, h.msg_type)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (1, t10::SET_CONFIG),
+            (1, t10::STATS_REQUEST),
+            (1, t10::STATS_REQUEST)
+        ]
+    );
+    let mut desc = BytesMut::from(&[0u8, 0, 0, 0][..]);
+    DescStats {
+        mfr_desc: "Nicira, Inc.".into(),
+        hw_desc: "Open vSwitch".into(),
+        sw_desc: "3.1.0".into(),
+        serial_num: "None".into(),
+        dp_desc: "s1".into(),
+    }
+    .emit(&mut desc);
+    s.handle_bytes(now, &raw10(t10::STATS_REPLY, out[1].xid, &desc));
+    s.handle_bytes(now, &raw10(t10::STATS_REPLY, out[2].xid, &[0, 1, 0, 0]));
+    match s.poll_event() {
+        Some(SessionEvent::Ready(sync)) => {
+            assert_eq!((sync.version, sync.features.datapath_id), (1, DPID));
+            assert_eq!(sync.ports.len(), 1);
+            assert_eq!(sync.ports[0].name, "s1-eth1");
+            assert_eq!(sync.desc.as_ref().unwrap().dp_desc, "s1");
+        }
+        other => panic!("expected Ready, got {other:?}"),
+    }
+    // Echo is answered in 1.0; a request 1.0 can't express fails at once.
+    s.handle_bytes(now, &raw10(t10::ECHO_REQUEST, 77, b"x"));
+    let out = headers(&s.poll_transmit().unwrap());
+    assert_eq!(
+        (out[0].version, out[0].msg_type, out[0].xid),
+        (1, t10::ECHO_REPLY, 77)
+    );
+    let group_desc = Message::MultipartRequest(MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::GroupDesc,
+    });
+    s.request(now, group_desc, 5);
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Reply {
+            token: 5,
+            result: Err(RequestError::Switch { .. })
+        })
+    ));
+    assert!(s.poll_transmit().is_none());
+    // A packet-in arrives as a 1.3 table miss on port 1.
+    s.handle_bytes(
+        now,
+        &raw10(
+            t10::PACKET_IN,
+            9,
+            &[0xff, 0xff, 0xff, 0xff, 0, 2, 0, 1, 0, 0, 0xab, 0xcd],
+        ),
+    );
+    match s.poll_event() {
+        Some(SessionEvent::Message {
+            message: Message::PacketIn(p),
+            ..
+        }) => assert_eq!(
+            (p.in_port(), p.cookie, &p.data[..]),
+            (Some(1), 0, &[0xab, 0xcd][..])
+        ),
+        other => panic!("expected a packet-in, got {other:?}"),
+    }
 }
 
 #[test]

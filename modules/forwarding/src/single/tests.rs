@@ -1,0 +1,182 @@
+use flowgate_controller::module::Change;
+use flowgate_openflow::{FlowStats, Instruction, PacketInReason, Port};
+
+use super::*;
+
+const DPID: u64 = 3;
+const A: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0a]);
+const B: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0b]);
+
+fn frame(src: MacAddr, dst: MacAddr) -> Bytes {
+    let mut f = vec![0u8; 60];
+    f[..6].copy_from_slice(&dst.0);
+    f[6..12].copy_from_slice(&src.0);
+    Bytes::from(f)
+}
+
+/// Feeds one table-miss packet-in; returns the changes.
+fn miss(
+    m: &mut L2Single,
+    in_port: u32,
+    src: MacAddr,
+    dst: MacAddr,
+    buffer_id: u32,
+) -> (Vec<Change>, Ctx) {
+    let packet_in = PacketIn {
+        buffer_id,
+        total_len: 60,
+        reason: PacketInReason::NoMatch,
+        table_id: 0,
+        cookie: 0,
+        match_: Match::new().with(Oxm::InPort(in_port)),
+        data: frame(src, dst),
+    };
+    let mut ctx = Ctx::new(std::time::Instant::now());
+    m.handle(
+        &Event::PacketIn {
+            dpid: DPID,
+            packet_in: &packet_in,
+        },
+        &mut ctx,
+    );
+    (ctx.take_changes(), ctx)
+}
+
+fn outputs(changes: &[Change]) -> Vec<(u32, u32, usize)> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::PacketOut { packet_out, .. } => match packet_out.actions.as_slice() {
+                [Action::Output { port, .. }] => {
+                    Some((packet_out.buffer_id, *port, packet_out.data.len()))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn flows(changes: &[Change]) -> Vec<FlowEntry> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::InstallFlow { entry, .. } => Some(entry.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn only_openflow_10_switches() {
+    let m = L2Single::default();
+    assert!(m.supports(OFP_VERSION_1_0));
+    assert!(!m.supports(flowgate_openflow::OFP_VERSION_1_3));
+}
+
+#[test]
+fn unknown_destination_is_flooded_and_the_source_learned() {
+    let mut m = L2Single::default();
+    let (changes, _) = miss(&mut m, 1, A, B, NO_BUFFER);
+    assert_eq!(outputs(&changes), vec![(NO_BUFFER, port_no::FLOOD, 60)]);
+    assert!(flows(&changes).is_empty());
+    assert_eq!(m.port_of(DPID, A), Some(1));
+}
+
+#[test]
+fn known_destination_gets_a_single_table_flow_and_the_packet() {
+    let mut m = L2Single::default();
+    miss(&mut m, 1, A, B, NO_BUFFER);
+    // B answers from port 2: A is known, so a flow and the packet go out.
+    let (changes, mut ctx) = miss(&mut m, 2, B, A, 77);
+    let installed = flows(&changes);
+    assert_eq!(installed.len(), 1);
+    let e = &installed[0];
+    assert_eq!((e.key.table_id, e.key.priority), (0, PAIR_PRIORITY));
+    assert_eq!(e.spec.instructions, output_to(1));
+    assert_eq!(e.key.match_().fields.len(), 3);
+    assert_eq!(
+        ctx.take_reasserted().len(),
+        1,
+        "a repeated miss re-sends the flow"
+    );
+    // The buffered packet is released through the actions, without data.
+    assert_eq!(outputs(&changes), vec![(77, 1, 0)]);
+    // Every flow has a 1.0 form.
+    let fm =
+        flowgate_openflow::Message::FlowMod(e.to_flow_mod(flowgate_openflow::FlowModCommand::Add));
+    assert!(flowgate_openflow::of10::encode(1, &fm, &mut bytes::BytesMut::new()).is_ok());
+}
+
+#[test]
+fn broadcast_is_flooded_and_same_port_traffic_dropped() {
+    let mut m = L2Single::default();
+    let (changes, _) = miss(&mut m, 1, A, MacAddr::BROADCAST, NO_BUFFER);
+    assert_eq!(outputs(&changes), vec![(NO_BUFFER, port_no::FLOOD, 60)]);
+    miss(&mut m, 1, B, A, NO_BUFFER);
+    let (changes, _) = miss(&mut m, 1, A, B, NO_BUFFER);
+    assert!(changes.is_empty(), "{changes:?}");
+}
+
+#[test]
+fn a_port_going_down_forgets_its_hosts_and_restarts_adopt_flows() {
+    let mut m = L2Single::default();
+    miss(&mut m, 1, A, B, NO_BUFFER);
+    let mut desc = Port {
+        port_no: 1,
+        hw_addr: MacAddr::ZERO,
+        name: "p1".into(),
+        config: 0,
+        state: flowgate_openflow::port_state::LINK_DOWN,
+        curr: 0,
+        advertised: 0,
+        supported: 0,
+        peer: 0,
+        curr_speed: 0,
+        max_speed: 0,
+    };
+    let mut ctx = Ctx::new(std::time::Instant::now());
+    let status = PortStatus {
+        reason: PortReason::Modify,
+        desc: desc.clone(),
+    };
+    m.handle(
+        &Event::PortStatus {
+            dpid: DPID,
+            status: &status,
+        },
+        &mut ctx,
+    );
+    assert_eq!(m.port_of(DPID, A), None);
+    desc.state = 0;
+    let kept = FlowStats {
+        table_id: 0,
+        duration_sec: 5,
+        duration_nsec: 0,
+        priority: PAIR_PRIORITY,
+        idle_timeout: 300,
+        hard_timeout: 0,
+        flags: 0,
+        cookie: Owner::Forwarding.cookie(1),
+        packet_count: 1,
+        byte_count: 60,
+        match_: Match::new().with(Oxm::EthDst(B, None)),
+        instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+            port: 2,
+            max_len: 0,
+        }])],
+    };
+    let mut ctx = Ctx::new(std::time::Instant::now());
+    m.handle(
+        &Event::SwitchUp {
+            dpid: DPID,
+            ports: &[desc],
+            installed: std::slice::from_ref(&kept),
+        },
+        &mut ctx,
+    );
+    assert_eq!(
+        flows(&ctx.take_changes()),
+        vec![FlowEntry::from_stats(&kept)]
+    );
+}
