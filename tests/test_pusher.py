@@ -60,10 +60,13 @@ def test_kinds_come_from_the_openapi_document():
     kinds = push.kinds_from_openapi(OPENAPI)
     assert sorted(kinds) == ["firewall/policy", "firewall/rules", "networks"]
     rules = kinds["firewall/rules"]
-    assert (rules.collection, rules.id_field, rules.bulk_put) == (True, "id", True)
+    assert (rules.collection, rules.id_param, rules.bulk_put) == (True, "id", True)
     assert rules.dry_run == {"item", "bulk"}
     nets = kinds["networks"]
-    assert (nets.id_field, nets.bulk_put, nets.dry_run) == ("name", False, set())
+    assert (nets.id_param, nets.bulk_put, nets.dry_run) == ("name", False, set())
+    # Items are matched by the path parameter's field, else `id`, else `name`.
+    assert nets.id_of({"name": "blue"}) == "blue" and nets.id_of({"id": 7}) == "7"
+    assert nets.id_of({"vni": 100}) is None
     policy = kinds["firewall/policy"]
     assert not policy.collection and policy.dry_run == set()
     assert rules.path(7) == "/firewall/rules/7" and nets.path("a b") == "/networks/a%20b"
@@ -83,9 +86,10 @@ def test_same_ignores_server_defaults_and_spelling():
 
 def test_extract_object_finds_the_resource_in_an_answer():
     rule = {"id": 4, "priority": 1}
-    assert push.extract_object({"rule": rule, "applied": None}, "id", 4) == rule
-    assert push.extract_object(rule, "id", "4") == rule
-    assert push.extract_object({"rule": rule}, "id", 5) is None
+    is_4 = lambda obj: str(obj.get("id")) == "4"  # noqa: E731
+    assert push.extract_object({"rule": rule, "applied": None}, is_4) == rule
+    assert push.extract_object(rule, is_4) == rule
+    assert push.extract_object({"rule": dict(rule, id=5)}, is_4) is None
     policy = {"enabled": True, "default_action": "deny"}
     assert push.extract_object({"policy": policy, "applied": {"flows": 1}}) == policy
     assert push.extract_object(policy) == policy
@@ -256,3 +260,26 @@ def test_list_output_applies_back_unchanged(ctl, tmp_path):
     path = tmp_path / "listed.yaml"
     path.write_text(out)
     run(ctl, "diff", str(path), check=0)
+
+
+def test_other_modules_resources_by_the_same_mechanism(ctl, tmp_path):
+    """Overlay networks (`/networks/{network}`, items keyed by `id`) and a
+    firewall rule scoped to the network's VNI, from one YAML-free file."""
+    reset(ctl)
+    doc = {
+        "networks": [{"id": "blue", "tenant": "acme", "vni": 100, "subnet": "10.0.0.0/24"}],
+        "firewall/rules": [
+            {"id": 8, "priority": 10, "action": "allow-related", "scope": {"tenant": 100},
+             "match": {"ip_proto": "tcp", "dst_port": 22}}
+        ],
+    }
+    path = write(tmp_path, doc)
+    _, out, _ = run(ctl, "apply", path, check=0)
+    assert "create networks blue" in out and "create firewall/rules 8" in out
+    assert [n["id"] for n in ctl.rest.get("/api/v1/networks")] == ["blue"]
+    _, out, _ = run(ctl, "diff", path, check=0)
+    assert out.strip() == "in sync"
+    # delete goes in reverse file order: the rule, then the network.
+    _, out, _ = run(ctl, "delete", path, check=0)
+    assert out.splitlines() == ["delete firewall/rules 8", "delete networks blue"]
+    assert ctl.rest.get("/api/v1/networks") == []
