@@ -17,7 +17,8 @@ use flowgate_controller::store::RedbStore;
 use flowgate_controller::topology::{self, Topology, TopologyConfig};
 use flowgate_firewall::Firewall;
 use flowgate_forwarding::{
-    L2Learning, L2LearningConfig, TopologyForwarding, TopologyForwardingConfig,
+    L2Learning, L2LearningConfig, L2Single, L2SingleConfig, TopologyForwarding,
+    TopologyForwardingConfig,
 };
 use flowgate_overlay::api::OverlayApi;
 use flowgate_overlay::provision::{self, ProvisionConfig, StatusBoard};
@@ -68,6 +69,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let modules: Vec<Box<dyn Module>> = vec![Box::new(topology), forwarding];
     let mut modules = modules;
+    // OpenFlow 1.0 switches (one table) get single-table learning.
+    modules.push(Box::new(L2Single::new(L2SingleConfig {
+        idle_timeout: config.forwarding.idle_timeout,
+    })));
     modules.push(Box::new(
         Overlay::with_store(
             flowgate_overlay::api::load_config(store.as_ref())?,
