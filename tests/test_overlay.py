@@ -6,7 +6,11 @@ Two tenants use the same addresses (10.0.0.1-3) on all three hosts.
 Blue ports are bound with configured MAC and IP; red ports with neither
 (Flowgate learns them from traffic)."""
 
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -19,6 +23,7 @@ from conftest import new_controller, release_controller
 
 N_HOSTS = 3
 VNI = {"blue": 100, "red": 200}
+PUSH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "flowgate-push")
 GRACE = 3  # seconds a host without OVSDB keeps its tunnels (flag below)
 OVERLAY_OWNER = 0xF003
 
@@ -203,17 +208,16 @@ def test_arp_is_answered_on_the_host(lab):
 
 @pytest.mark.timeout_secs(120)
 def test_moved_port_loses_its_old_network_at_once(lab):
-    r = lab.rest("DELETE", "/networks/blue/ports/b2")
+    # One PUT moves b2's interface from blue to red.
+    r = lab.rest("PUT", "/ports/b2", {"network": "red", "iface_id": "b2", "ips": ["10.0.0.12"]})
     assert r.status == 200, r
-    # The flows are gone when DELETE answers: nothing of b1 reaches b2.
+    # The blue flows are gone when the PUT answers: nothing of b1 reaches b2.
     with Capture(lab.vm("b2"), "eth0", "ether src %s" % blue_mac(1)) as cap:
         assert ping_ns(lab.vm("b1"), ip(2), count=3, wait=1) == 0
         assert cap.stop() == []
-    # The interface joins red with a new address.
+    # The VM takes its red address and is reachable in red only.
     _ns(lab.vm("b2"), "ip", "addr", "flush", "dev", "eth0")
     _ns(lab.vm("b2"), "ip", "addr", "add", "10.0.0.12/24", "dev", "eth0")
-    r = lab.rest("POST", "/networks/red/ports", {"id": "b2", "iface_id": "b2", "ips": ["10.0.0.12"]})
-    assert r.status == 201, r
     assert ping_ns(lab.vm("r1"), "10.0.0.12", count=3) >= 2
     assert ping_ns(lab.vm("b1"), "10.0.0.12", count=2, wait=1) == 0
 
@@ -257,6 +261,44 @@ def test_controller_restart_rewrites_no_overlay_flow(lab):
     assert not problems, "\n".join(problems)
     assert sorted(before[1]) == sorted(after[1])
     assert ping_ns(lab.vm("r1"), "10.0.0.12", count=2) >= 1
+
+
+@pytest.mark.timeout_secs(120)
+@pytest.mark.skipif(not os.path.exists(PUSH), reason="tools/flowgate-push is missing")
+def test_pusher_applies_networks_and_ports(lab, tmp_path):
+    # The pusher validates every item by dry run before writing anything,
+    # so ports go in a second file once their network exists.
+    networks = {"networks": [{"id": "green", "tenant": "tenant-green", "vni": 300, "subnet": "10.0.0.0/24"}]}
+    ports = {
+        "ports": [
+            {"id": "x1", "network": "green", "iface_id": "x1", "ips": ["10.0.0.51"]},
+            {"id": "x2", "network": "green", "iface_id": "x2", "mac": lab.mac_of("x2"), "ips": ["10.0.0.52"]},
+        ]
+    }
+    files = []
+    for name, doc in (("networks.json", networks), ("ports.json", ports)):
+        path = tmp_path / name
+        path.write_text(json.dumps(doc))
+        files.append(str(path))
+
+    def push(*args):
+        proc = subprocess.run([sys.executable, PUSH, "--url", lab.ctl.rest.base_url, *args],
+                              capture_output=True, text=True, timeout=60)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    for f in files:
+        rc, out = push("apply", f)
+        assert rc == 0, out
+    assert ping_ns(lab.vm("x1"), "10.0.0.52", count=3) >= 2, "green x1 -> x2 across hosts"
+    for f in files:
+        rc, out = push("diff", f)
+        assert rc == 0, "applying again would change something: " + out
+    for f in reversed(files):
+        rc, out = push("delete", f)
+        assert rc == 0, out
+    assert lab.rest("GET", "/networks/green").status == 404
+    assert lab.rest("GET", "/ports/x1").status == 404
+    assert ping_ns(lab.vm("x1"), "10.0.0.52", count=2, wait=1) == 0
 
 
 @pytest.mark.timeout_secs(120)

@@ -1,4 +1,8 @@
-//! REST: `/networks`, `/networks/{network}/ports`, `/chassis`.
+//! REST: `/networks`, `/ports` (also as `/networks/{id}/ports`),
+//! `/chassis`. Port ids are unique across networks; `PUT /ports/{id}`
+//! with another network moves a port in one step. `PUT` on a network or a
+//! port takes `?dry_run=true` (validate, answer with the canonical object,
+//! change nothing), which the pusher tool uses.
 //!
 //! Writes are serialized, validated against the module's current
 //! configuration (4xx naming the field, nothing changed), persisted, then
@@ -8,15 +12,17 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use flowgate_controller::api::{ApiError, ApiJson, ApiPath, ApiState, ErrorBody, OpenApiRouter};
 use flowgate_controller::ovsdb::hosts::{valid_target, Hosts};
 use flowgate_controller::runtime::{Applied, Runtime};
 use flowgate_controller::store::{Op, Store, StoreExt};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 
 use crate::model::{Config, Invalid, Network, NetworkInput, Port, PortInput};
@@ -90,7 +96,13 @@ pub fn routes(api: OverlayApi) -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list_networks, create_network))
         .routes(routes!(get_network, put_network, delete_network))
-        .routes(routes!(list_ports, create_port))
+        .routes(routes!(list_network_ports, create_network_port))
+        .routes(routes!(
+            get_network_port,
+            put_network_port,
+            delete_network_port
+        ))
+        .routes(routes!(list_ports, post_port))
         .routes(routes!(get_port, put_port, delete_port))
         .routes(routes!(list_chassis))
         .routes(routes!(list_connections, add_connection))
@@ -199,6 +211,21 @@ fn no_network(id: &str) -> ApiError {
     ApiError::not_found("network", format!("no network {id:?}"))
 }
 
+/// `?dry_run=true`: validate and answer with the object as it would be
+/// stored, changing nothing.
+#[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DryRun {
+    /// Only validate; nothing is stored or sent.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn dry_run(q: Result<Query<DryRun>, QueryRejection>) -> Result<bool, ApiError> {
+    q.map(|Query(d)| d.dry_run)
+        .map_err(|e| ApiError::bad_field("dry_run", e.body_text()))
+}
+
 /// All networks, by id.
 #[utoipa::path(get, path = "/networks", tag = "overlay",
     responses((status = 200, description = "Networks", body = [Network])))]
@@ -243,8 +270,8 @@ async fn write_network(api: &OverlayApi, network: Network) -> Result<NetworkWrit
 }
 
 /// One network.
-#[utoipa::path(get, path = "/networks/{network}", tag = "overlay",
-    params(("network" = String, Path, description = "Network id")),
+#[utoipa::path(get, path = "/networks/{id}", tag = "overlay",
+    params(("id" = String, Path, description = "Network id")),
     responses(
         (status = 200, description = "The network", body = Network),
         (status = 404, description = "No such network", body = ErrorBody),
@@ -262,11 +289,11 @@ async fn get_network(
 }
 
 /// Create or replace a network.
-#[utoipa::path(put, path = "/networks/{network}", tag = "overlay", request_body = NetworkInput,
-    params(("network" = String, Path, description = "Network id")),
+#[utoipa::path(put, path = "/networks/{id}", tag = "overlay", request_body = NetworkInput,
+    params(("id" = String, Path, description = "Network id"), DryRun),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Replaced", body = NetworkWritten),
+        (status = 200, description = "Replaced (or, with dry_run, valid)", body = NetworkWritten),
         (status = 201, description = "Created", body = NetworkWritten),
         (status = 400, description = "Invalid field", body = ErrorBody),
         (status = 409, description = "Duplicate VNI", body = ErrorBody),
@@ -274,8 +301,10 @@ async fn get_network(
 async fn put_network(
     State(api): State<OverlayApi>,
     ApiPath(id): ApiPath<String>,
+    query: Result<Query<DryRun>, QueryRejection>,
     ApiJson(input): ApiJson<NetworkInput>,
-) -> Result<(StatusCode, Json<NetworkWritten>), ApiError> {
+) -> Result<(StatusCode, axum::response::Response), ApiError> {
+    let dry = dry_run(query)?;
     let _write = api.writes.lock().await;
     let config = api.config().await?;
     let status = if config.networks.contains_key(&id) {
@@ -284,14 +313,16 @@ async fn put_network(
         StatusCode::CREATED
     };
     let network = config.validate_network(input, Some(&id)).map_err(invalid)?;
-    write_network(&api, network)
-        .await
-        .map(|w| (status, Json(w)))
+    if dry {
+        return Ok((StatusCode::OK, Json(network).into_response()));
+    }
+    let written = write_network(&api, network).await?;
+    Ok((status, Json(written).into_response()))
 }
 
 /// Delete a network with all its ports; its flows leave every switch.
-#[utoipa::path(delete, path = "/networks/{network}", tag = "overlay",
-    params(("network" = String, Path, description = "Network id")),
+#[utoipa::path(delete, path = "/networks/{id}", tag = "overlay",
+    params(("id" = String, Path, description = "Network id")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = Deleted),
@@ -324,13 +355,13 @@ async fn delete_network(
 }
 
 /// Ports of a network with their state.
-#[utoipa::path(get, path = "/networks/{network}/ports", tag = "overlay",
-    params(("network" = String, Path, description = "Network id")),
+#[utoipa::path(get, path = "/networks/{id}/ports", tag = "overlay",
+    params(("id" = String, Path, description = "Network id")),
     responses(
         (status = 200, description = "Ports", body = [PortView]),
         (status = 404, description = "No such network", body = ErrorBody),
     ))]
-async fn list_ports(
+async fn list_network_ports(
     State(api): State<OverlayApi>,
     ApiPath(network): ApiPath<String>,
 ) -> Result<Json<Vec<PortView>>, ApiError> {
@@ -353,8 +384,8 @@ async fn list_ports(
 }
 
 /// Bind a VM interface to the network.
-#[utoipa::path(post, path = "/networks/{network}/ports", tag = "overlay", request_body = PortInput,
-    params(("network" = String, Path, description = "Network id")),
+#[utoipa::path(post, path = "/networks/{id}/ports", tag = "overlay", request_body = PortInput,
+    params(("id" = String, Path, description = "Network id")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Bound", body = PortWritten),
@@ -362,33 +393,47 @@ async fn list_ports(
         (status = 404, description = "No such network", body = ErrorBody),
         (status = 409, description = "Duplicate id, interface bound twice, duplicate MAC/IP", body = ErrorBody),
     ))]
-async fn create_port(
+async fn create_network_port(
     State(api): State<OverlayApi>,
     ApiPath(network): ApiPath<String>,
     ApiJson(input): ApiJson<PortInput>,
 ) -> Result<(StatusCode, Json<PortWritten>), ApiError> {
+    create_port(&api, &network, input).await
+}
+
+async fn create_port(
+    api: &OverlayApi,
+    network: &str,
+    input: PortInput,
+) -> Result<(StatusCode, Json<PortWritten>), ApiError> {
     let _write = api.writes.lock().await;
     let config = api.config().await?;
     let port = config
-        .validate_port(&network, input, None)
+        .validate_port(network, input, None)
         .map_err(invalid)?;
-    if config
-        .ports
-        .contains_key(&(network.clone(), port.id.clone()))
-    {
-        return Err(ApiError::conflict(
-            "id",
-            format!("port {:?} exists in network {network:?}", port.id),
-        ));
-    }
-    write_port(&api, port)
+    write_port(api, &config, port)
         .await
         .map(|w| (StatusCode::CREATED, Json(w)))
 }
 
-async fn write_port(api: &OverlayApi, port: Port) -> Result<PortWritten, ApiError> {
-    api.store
-        .put_json(&format!("{PORTS}{}/{}", port.network, port.id), &port)?;
+/// Stores and applies a validated port, removing a port of the same id
+/// from another network in the same store batch and module call (a move).
+async fn write_port(
+    api: &OverlayApi,
+    config: &Config,
+    port: Port,
+) -> Result<PortWritten, ApiError> {
+    let mut ops: Vec<Op> = config
+        .ports
+        .values()
+        .filter(|p| p.id == port.id && p.network != port.network)
+        .map(|p| Op::delete(format!("{PORTS}{}/{}", p.network, p.id)))
+        .collect();
+    ops.push(Op::put_json(
+        format!("{PORTS}{}/{}", port.network, port.id),
+        &port,
+    )?);
+    api.store.apply(ops)?;
     let p = port.clone();
     let applied = api
         .call(move |m, ctx| {
@@ -402,45 +447,203 @@ async fn write_port(api: &OverlayApi, port: Port) -> Result<PortWritten, ApiErro
     })
 }
 
-/// One port.
-#[utoipa::path(get, path = "/networks/{network}/ports/{port}", tag = "overlay",
-    params(("network" = String, Path, description = "Network id"),
+/// One port of a network.
+#[utoipa::path(get, path = "/networks/{id}/ports/{port}", tag = "overlay",
+    params(("id" = String, Path, description = "Network id"),
            ("port" = String, Path, description = "Port id")),
     responses(
         (status = 200, description = "The port", body = PortView),
         (status = 404, description = "No such network or port", body = ErrorBody),
     ))]
-async fn get_port(
+async fn get_network_port(
     State(api): State<OverlayApi>,
     ApiPath((network, id)): ApiPath<(String, String)>,
 ) -> Result<Json<PortView>, ApiError> {
-    let (n, i) = (network.clone(), id.clone());
-    let found = api
-        .call(move |m, _| {
-            let w = m.world();
-            if !w.config.networks.contains_key(&n) {
-                return Err(no_network(&n));
-            }
-            w.config
-                .ports
-                .get(&(n.clone(), i.clone()))
-                .map(|p| port_view(w, p))
-                .ok_or_else(|| {
-                    ApiError::not_found("port", format!("no port {i:?} in network {n:?}"))
-                })
-        })
-        .await?
-        .value;
-    found.map(Json)
+    let view = find_port(&api, &id).await?;
+    if view.port.network != network {
+        if !api.config().await?.networks.contains_key(&network) {
+            return Err(no_network(&network));
+        }
+        return Err(no_port(&id));
+    }
+    Ok(Json(view))
 }
 
-/// Create or replace a port.
-#[utoipa::path(put, path = "/networks/{network}/ports/{port}", tag = "overlay", request_body = PortInput,
-    params(("network" = String, Path, description = "Network id"),
+async fn find_port(api: &OverlayApi, id: &str) -> Result<PortView, ApiError> {
+    let i = id.to_owned();
+    api.call(move |m, _| {
+        let w = m.world();
+        w.config
+            .ports
+            .values()
+            .find(|p| p.id == i)
+            .map(|p| port_view(w, p))
+    })
+    .await?
+    .value
+    .ok_or_else(|| no_port(id))
+}
+
+fn no_port(id: &str) -> ApiError {
+    ApiError::not_found("port", format!("no port {id:?}"))
+}
+
+/// Create or replace a port of this network (moving it here if it is in
+/// another).
+#[utoipa::path(put, path = "/networks/{id}/ports/{port}", tag = "overlay", request_body = PortInput,
+    params(("id" = String, Path, description = "Network id"),
            ("port" = String, Path, description = "Port id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Replaced", body = PortWritten),
+        (status = 200, description = "Replaced or moved", body = PortWritten),
+        (status = 201, description = "Created", body = PortWritten),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 404, description = "No such network", body = ErrorBody),
+        (status = 409, description = "Interface bound elsewhere, duplicate MAC/IP", body = ErrorBody),
+    ))]
+async fn put_network_port(
+    State(api): State<OverlayApi>,
+    ApiPath((network, id)): ApiPath<(String, String)>,
+    ApiJson(input): ApiJson<PortInput>,
+) -> Result<(StatusCode, axum::response::Response), ApiError> {
+    replace_port(&api, &network, &id, input, false).await
+}
+
+async fn replace_port(
+    api: &OverlayApi,
+    network: &str,
+    id: &str,
+    input: PortInput,
+    dry: bool,
+) -> Result<(StatusCode, axum::response::Response), ApiError> {
+    let _write = api.writes.lock().await;
+    let config = api.config().await?;
+    let port = config
+        .validate_port(network, input, Some(id))
+        .map_err(invalid)?;
+    let status = if config.ports.values().any(|p| p.id == id) {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    if dry {
+        let p = port.clone();
+        let view = api.call(move |m, _| port_view(m.world(), &p)).await?.value;
+        return Ok((StatusCode::OK, Json(view).into_response()));
+    }
+    let written = write_port(api, &config, port).await?;
+    Ok((status, Json(written).into_response()))
+}
+
+/// Unbind a port of this network; its flows leave every switch.
+#[utoipa::path(delete, path = "/networks/{id}/ports/{port}", tag = "overlay",
+    params(("id" = String, Path, description = "Network id"),
+           ("port" = String, Path, description = "Port id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = 404, description = "No such network or port", body = ErrorBody),
+    ))]
+async fn delete_network_port(
+    State(api): State<OverlayApi>,
+    ApiPath((network, id)): ApiPath<(String, String)>,
+) -> Result<Json<Deleted>, ApiError> {
+    remove_port(&api, Some(&network), &id).await
+}
+
+async fn remove_port(
+    api: &OverlayApi,
+    network: Option<&str>,
+    id: &str,
+) -> Result<Json<Deleted>, ApiError> {
+    let _write = api.writes.lock().await;
+    let config = api.config().await?;
+    if let Some(n) = network {
+        if !config.networks.contains_key(n) {
+            return Err(no_network(n));
+        }
+    }
+    let Some(port) = config
+        .ports
+        .values()
+        .find(|p| p.id == id && network.is_none_or(|n| p.network == n))
+    else {
+        return Err(no_port(id));
+    };
+    let n = port.network.clone();
+    api.store.delete(&format!("{PORTS}{n}/{id}"))?;
+    let i = id.to_owned();
+    let applied = api.call(move |m, ctx| m.delete_port(&n, &i, ctx)).await?;
+    Ok(Json(Deleted {
+        deleted: id.to_owned(),
+        ports: Vec::new(),
+        applied: AppliedInfo::from(&applied),
+    }))
+}
+
+/// Every port of every network, with its state.
+#[utoipa::path(get, path = "/ports", tag = "overlay",
+    responses((status = 200, description = "Ports", body = [PortView])))]
+async fn list_ports(State(api): State<OverlayApi>) -> Result<Json<Vec<PortView>>, ApiError> {
+    let ports = api
+        .call(|m, _| {
+            let w = m.world();
+            w.config
+                .ports
+                .values()
+                .map(|p| port_view(w, p))
+                .collect::<Vec<_>>()
+        })
+        .await?
+        .value;
+    Ok(Json(ports))
+}
+
+fn required_network(input: &PortInput) -> Result<String, ApiError> {
+    input
+        .network
+        .clone()
+        .ok_or_else(|| ApiError::bad_field("network", "missing field `network`"))
+}
+
+/// Bind a VM interface to the network the body names.
+#[utoipa::path(post, path = "/ports", tag = "overlay", request_body = PortInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Bound", body = PortWritten),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 404, description = "No such network", body = ErrorBody),
+        (status = 409, description = "Duplicate id, interface bound twice, duplicate MAC/IP", body = ErrorBody),
+    ))]
+async fn post_port(
+    State(api): State<OverlayApi>,
+    ApiJson(input): ApiJson<PortInput>,
+) -> Result<(StatusCode, Json<PortWritten>), ApiError> {
+    let network = required_network(&input)?;
+    create_port(&api, &network, input).await
+}
+
+/// One port.
+#[utoipa::path(get, path = "/ports/{id}", tag = "overlay",
+    params(("id" = String, Path, description = "Port id")),
+    responses(
+        (status = 200, description = "The port", body = PortView),
+        (status = 404, description = "No such port", body = ErrorBody),
+    ))]
+async fn get_port(
+    State(api): State<OverlayApi>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<PortView>, ApiError> {
+    find_port(&api, &id).await.map(Json)
+}
+
+/// Create or replace a port; naming another network than the port's
+/// moves it there in one step (its old network loses it when this answers).
+#[utoipa::path(put, path = "/ports/{id}", tag = "overlay", request_body = PortInput,
+    params(("id" = String, Path, description = "Port id"), DryRun),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Replaced or moved (or, with dry_run, valid)", body = PortWritten),
         (status = 201, description = "Created", body = PortWritten),
         (status = 400, description = "Invalid field", body = ErrorBody),
         (status = 404, description = "No such network", body = ErrorBody),
@@ -448,54 +651,28 @@ async fn get_port(
     ))]
 async fn put_port(
     State(api): State<OverlayApi>,
-    ApiPath((network, id)): ApiPath<(String, String)>,
+    ApiPath(id): ApiPath<String>,
+    query: Result<Query<DryRun>, QueryRejection>,
     ApiJson(input): ApiJson<PortInput>,
-) -> Result<(StatusCode, Json<PortWritten>), ApiError> {
-    let _write = api.writes.lock().await;
-    let config = api.config().await?;
-    let port = config
-        .validate_port(&network, input, Some(&id))
-        .map_err(invalid)?;
-    let status = if config.ports.contains_key(&(network, id)) {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    write_port(&api, port).await.map(|w| (status, Json(w)))
+) -> Result<(StatusCode, axum::response::Response), ApiError> {
+    let dry = dry_run(query)?;
+    let network = required_network(&input)?;
+    replace_port(&api, &network, &id, input, dry).await
 }
 
 /// Unbind a port; its flows leave every switch.
-#[utoipa::path(delete, path = "/networks/{network}/ports/{port}", tag = "overlay",
-    params(("network" = String, Path, description = "Network id"),
-           ("port" = String, Path, description = "Port id")),
+#[utoipa::path(delete, path = "/ports/{id}", tag = "overlay",
+    params(("id" = String, Path, description = "Port id")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = Deleted),
-        (status = 404, description = "No such network or port", body = ErrorBody),
+        (status = 404, description = "No such port", body = ErrorBody),
     ))]
 async fn delete_port(
     State(api): State<OverlayApi>,
-    ApiPath((network, id)): ApiPath<(String, String)>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let _write = api.writes.lock().await;
-    let config = api.config().await?;
-    if !config.networks.contains_key(&network) {
-        return Err(no_network(&network));
-    }
-    if !config.ports.contains_key(&(network.clone(), id.clone())) {
-        return Err(ApiError::not_found(
-            "port",
-            format!("no port {id:?} in network {network:?}"),
-        ));
-    }
-    api.store.delete(&format!("{PORTS}{network}/{id}"))?;
-    let (n, i) = (network, id.clone());
-    let applied = api.call(move |m, ctx| m.delete_port(&n, &i, ctx)).await?;
-    Ok(Json(Deleted {
-        deleted: id,
-        ports: Vec::new(),
-        applied: AppliedInfo::from(&applied),
-    }))
+    remove_port(&api, None, &id).await
 }
 
 /// Cloud hosts known through OVSDB: integration bridge, tunnels, VM

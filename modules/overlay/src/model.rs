@@ -85,13 +85,16 @@ impl fmt::Display for Binding {
     }
 }
 
-/// A VM interface bound to a network.
+/// A VM interface bound to a network. Port ids are unique across
+/// networks. JSON: the binding's key (`iface_id` or `switch`) sits beside
+/// the other fields, as in the request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Port {
     #[schema(example = "vm1")]
     pub id: String,
     #[schema(example = "blue")]
     pub network: String,
+    #[serde(flatten)]
     pub binding: Binding,
     /// Configured MAC; learned from the port's first packet when absent.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_mac")]
@@ -108,8 +111,11 @@ pub struct Port {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortInput {
-    /// Defaults to `iface_id`, or `<dpid>-<port>` for a switch binding.
+    /// Unique across networks; defaults to `iface_id`, or `<dpid>-<port>`
+    /// for a switch binding.
     pub id: Option<String>,
+    /// The network; required on `/ports`, must match the URL's otherwise.
+    pub network: Option<String>,
     pub iface_id: Option<String>,
     pub switch: Option<SwitchPortInput>,
     pub mac: Option<String>,
@@ -372,12 +378,21 @@ impl Config {
 
     /// The port `input` describes in `network`, checked against every
     /// other port. `path_id` as for networks.
+    ///
+    /// With `path_id` (a PUT) a port of that id in another network is
+    /// replaced: the port moves.
     pub fn validate_port(
         &self,
         network: &str,
         input: PortInput,
         path_id: Option<&str>,
     ) -> Result<Port, Invalid> {
+        if input.network.as_deref().is_some_and(|n| n != network) {
+            return Err(Invalid::bad(
+                "network",
+                format!("body network differs from the URL's {network:?}"),
+            ));
+        }
         let Some(net) = self.networks.get(network) else {
             return Err(Invalid::Missing {
                 field: "network".into(),
@@ -462,11 +477,13 @@ impl Config {
                 ips.push(ip);
             }
         }
-        let key = (network.to_owned(), id.clone());
-        for (other_key, other) in &self.ports {
-            if *other_key == key {
-                continue;
-            }
+        // A PUT replaces the port of that id (or moves it here).
+        let others = || {
+            self.ports
+                .values()
+                .filter(|o| !(o.id == id && path_id.is_some()))
+        };
+        for other in others() {
             if other.binding == binding {
                 let field = match binding {
                     Binding::IfaceId(_) => "iface_id",
@@ -496,6 +513,12 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some(other) = others().find(|o| o.id == id) {
+            return Err(Invalid::conflict(
+                "id",
+                format!("port {id:?} exists in network {:?}", other.network),
+            ));
         }
         Ok(Port {
             id,

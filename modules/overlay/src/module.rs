@@ -180,10 +180,25 @@ impl Overlay {
         Some((network, ports))
     }
 
-    /// Creates or replaces a port (already validated). Learned addresses
-    /// are forgotten when the binding changes.
+    /// Creates or replaces a port (already validated); a port of the same
+    /// id in another network is removed (a move). Learned addresses are
+    /// forgotten when the binding or the network changes.
     pub fn put_port(&mut self, port: Port, ctx: &mut Ctx) {
         let k = key(&port);
+        let elsewhere: Vec<PortKey> = self
+            .world
+            .config
+            .ports
+            .keys()
+            .filter(|(n, i)| *i == port.id && *n != port.network)
+            .cloned()
+            .collect();
+        for old in elsewhere {
+            self.world.config.ports.remove(&old);
+            if self.world.learned.remove(&old).is_some() {
+                self.persist_learned(&old);
+            }
+        }
         if self
             .world
             .config

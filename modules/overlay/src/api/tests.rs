@@ -102,7 +102,7 @@ async fn networks_and_ports_lifecycle() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{port}");
     assert_eq!(port["id"], "vm1");
-    assert_eq!(port["binding"], json!({"iface_id": "vm1"}));
+    assert_eq!(port["iface_id"], "vm1");
     assert_eq!(port["status"]["bound"], false);
     let (s, ports) = a.req("GET", "/networks/blue/ports", None).await;
     assert_eq!(s, StatusCode::OK);
@@ -213,6 +213,85 @@ async fn bad_input_names_the_field_and_changes_nothing() {
     assert_eq!(a.keys(), before);
     let (_, nets) = a.req("GET", "/networks", None).await;
     assert_eq!(nets.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn flat_ports_move_between_networks_in_one_step() {
+    let a = app().await;
+    for (id, vni) in [("blue", 100), ("red", 200)] {
+        let (s, _) = a
+            .req(
+                "POST",
+                "/networks",
+                Some(json!({"id": id, "tenant": "t", "vni": vni})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let (s, err) = a
+        .req("POST", "/ports", Some(json!({"iface_id": "vm1"})))
+        .await;
+    assert_eq!(
+        (s, err["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("network"))
+    );
+    let (s, p) = a
+        .req(
+            "POST",
+            "/ports",
+            Some(json!({"network": "blue", "iface_id": "vm1", "ips": ["10.0.0.1"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    // The binding's key sits beside the other fields, as in the request.
+    assert_eq!(p["iface_id"], "vm1");
+    assert_eq!(p["network"], "blue");
+    // Ids are unique across networks.
+    let (s, err) = a
+        .req(
+            "POST",
+            "/networks/red/ports",
+            Some(json!({"id": "vm1", "iface_id": "other"})),
+        )
+        .await;
+    assert_eq!(
+        (s, err["field"].clone()),
+        (StatusCode::CONFLICT, json!("id"))
+    );
+    // A dry run answers with the canonical port and changes nothing.
+    let body = json!({"network": "red", "iface_id": "vm1", "mac": "02:00:00:00:00:AA"});
+    let (s, dry) = a
+        .req("PUT", "/ports/vm1?dry_run=true", Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{dry}");
+    assert_eq!(dry["mac"], "02:00:00:00:00:aa");
+    assert!(dry.get("applied").is_none());
+    assert_eq!(a.req("GET", "/ports/vm1", None).await.1["network"], "blue");
+    // The move itself.
+    let (s, moved) = a.req("PUT", "/ports/vm1", Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{moved}");
+    assert_eq!(
+        a.req("GET", "/networks/blue/ports", None).await.1,
+        json!([])
+    );
+    let (_, red) = a.req("GET", "/networks/red/ports", None).await;
+    assert_eq!(red[0]["id"], "vm1");
+    assert_eq!(
+        a.keys()
+            .iter()
+            .filter(|k| k.starts_with("overlay/ports/"))
+            .count(),
+        1
+    );
+    let (_, all) = a.req("GET", "/ports", None).await;
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let (s, _) = a.req("DELETE", "/ports/vm1", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, err) = a.req("GET", "/ports/vm1", None).await;
+    assert_eq!(
+        (s, err["field"].clone()),
+        (StatusCode::NOT_FOUND, json!("port"))
+    );
 }
 
 #[tokio::test]
