@@ -207,6 +207,25 @@ def test_arp_is_answered_on_the_host(lab):
 
 
 @pytest.mark.timeout_secs(120)
+def test_neighbor_discovery_is_answered_on_the_host(lab):
+    for n in (1, 3):
+        vm = lab.vm("b%d" % n)
+        _ns(vm, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0")
+        _ns(vm, "ip", "-6", "addr", "add", "fd00::%d/64" % n, "dev", "eth0", "nodad")
+        r = lab.rest("PUT", "/ports/b%d" % n, {"network": "blue", "iface_id": "b%d" % n, "mac": blue_mac(n),
+                                                "ips": [ip(n), "fd00::%d" % n]})
+        assert r.status == 200, r
+    with Capture(lab.cloud.under_ns, "u-h1", "udp port 4789") as cap:
+        out = _ns(lab.vm("b1"), "ping", "-6", "-n", "-c", "3", "-i", "0.2", "-W", "2", "fd00::3", check=False)
+        lines = cap.stop()
+    assert " 0% packet loss" in out or " 33% packet loss" in out, out
+    asked = [l for l in lines if "neighbor solicitation" in l and "fd00::" in l]
+    assert asked == [], asked
+    neigh = _ns(lab.vm("b1"), "ip", "-6", "neigh", "show", "fd00::3")
+    assert blue_mac(3) in neigh, neigh
+
+
+@pytest.mark.timeout_secs(120)
 def test_moved_port_loses_its_old_network_at_once(lab):
     # One PUT moves b2's interface from blue to red.
     r = lab.rest("PUT", "/ports/b2", {"network": "red", "iface_id": "b2", "ips": ["10.0.0.12"]})

@@ -59,6 +59,9 @@ pub const PRIO_FABRIC_GUARD: u16 = 37500;
 pub const LEARN_MAX_LEN: u16 = 128;
 
 const ETH_TYPE_ARP: u16 = 0x0806;
+const ETH_TYPE_IPV6: u16 = 0x86dd;
+const IP_PROTO_ICMPV6: u8 = 58;
+const ND_SOLICITATION: u8 = 135;
 const ARP_REQUEST: u16 = 1;
 
 /// What a flow is for; bits 32..40 of the cookie object, the VNI in the
@@ -75,6 +78,7 @@ pub enum Kind {
     TenantMiss = 6,
     Flood = 7,
     Fabric = 8,
+    Nd = 9,
 }
 
 pub fn cookie(kind: Kind, vni: u32) -> u64 {
@@ -331,14 +335,29 @@ pub fn compile(world: &World, fabric: &Fabric, dpid: u64) -> FlowSet {
         let mac = world.mac(port);
         if let Some(mac) = mac.filter(|_| local_vnis.contains(&vni)) {
             for ip in world.ips(port) {
-                if let IpAddr::V4(v4) = ip {
-                    b.add(
+                match ip {
+                    IpAddr::V4(v4) => b.add(
                         FORWARD,
                         PRIO_ARP,
                         arp_request(tenant, v4),
                         cookie(Kind::Arp, vni),
                         vec![Instruction::ApplyActions(arp::responder(v4, mac))],
-                    );
+                    ),
+                    IpAddr::V6(v6) => b.add(
+                        FORWARD,
+                        PRIO_ARP,
+                        Match::new()
+                            .with(md(tenant, metadata::OVERLAY_MASK))
+                            .with(Oxm::EthType(ETH_TYPE_IPV6))
+                            .with(Oxm::IpProto(IP_PROTO_ICMPV6))
+                            .with(Oxm::Icmpv6Type(ND_SOLICITATION))
+                            .with(Oxm::Ipv6NdTarget(v6)),
+                        cookie(Kind::Nd, vni),
+                        vec![Instruction::ApplyActions(vec![Action::Output {
+                            port: port_no::CONTROLLER,
+                            max_len: flowgate_openflow::OFPCML_NO_BUFFER,
+                        }])],
+                    ),
                 }
             }
         }

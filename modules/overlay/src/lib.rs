@@ -7,6 +7,8 @@
 //!   layout in its docs).
 //! - [`module`]: the [`Overlay`] module, declaring only differences.
 //! - [`arp`]: the in-switch ARP responder (Nicira `move` actions).
+//! - [`nd`]: the IPv6 neighbour-discovery responder (NS → NA from the
+//!   controller, out of the ingress port).
 //! - [`fabric`]: tenant traffic between plain OpenFlow switches, one VLAN
 //!   per network on the topology's spanning-tree links.
 //! - [`provision`]: the OVSDB side: integration bridge settings, one tunnel
@@ -29,6 +31,7 @@ pub mod compile;
 pub mod fabric;
 pub mod model;
 pub mod module;
+pub mod nd;
 pub mod provision;
 pub mod world;
 

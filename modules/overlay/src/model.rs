@@ -346,7 +346,7 @@ impl Config {
                 .values()
                 .filter(|p| p.network == id)
                 .flat_map(|p| p.ips.iter().map(move |ip| (p, *ip)))
-                .find(|(_, ip)| !s.contains(*ip));
+                .find(|(_, ip)| ip.is_ipv4() == s.addr.is_ipv4() && !s.contains(*ip));
             if let Some((port, ip)) = outside {
                 return Err(Invalid::conflict(
                     "subnet",
@@ -465,7 +465,9 @@ impl Config {
             let ip: IpAddr = raw
                 .parse()
                 .map_err(|_| Invalid::bad(&field, format!("{raw:?} is not an IP address")))?;
-            if let Some(s) = net.subnet {
+            // The subnet constrains addresses of its own family only
+            // (an IPv4 network may also carry IPv6 addresses).
+            if let Some(s) = net.subnet.filter(|s| s.addr.is_ipv4() == ip.is_ipv4()) {
                 if !s.contains(ip) {
                     return Err(Invalid::bad(
                         &field,

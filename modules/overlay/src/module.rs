@@ -9,15 +9,17 @@ use std::time::{Duration, Instant};
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::FlowEntry;
 use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::pipeline::metadata;
 use flowgate_controller::store::{Store, StoreExt};
 use flowgate_controller::topology::TopologyView;
-use flowgate_openflow::{FlowStats, MacAddr, Oxm, PacketIn, Port as OfPort, PortReason};
+use flowgate_openflow::{FlowStats, MacAddr, Oxm, PacketIn, PacketOut, Port as OfPort, PortReason};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::compile::{self, compile, FlowSet, Kind};
 use crate::fabric::Fabric;
 use crate::model::{Config, Network, Port};
+use crate::nd;
 use crate::world::{key, Chassis, Learned, PortKey, World};
 
 /// Most addresses learned per port (a VM spraying sources cannot grow
@@ -382,8 +384,47 @@ impl Overlay {
         self.sync(ctx);
     }
 
+    /// A Neighbor Solicitation for a known address: answer it out of the
+    /// ingress port. The network comes from the cookie (its VNI).
+    fn neighbor_solicitation(&self, dpid: u64, packet_in: &PacketIn, ctx: &mut Ctx) {
+        let vni = (packet_in.cookie & metadata::VNI_MASK) as u32;
+        let (Some(in_port), Some(ns)) = (
+            packet_in.match_.in_port(),
+            nd::Solicitation::parse(&packet_in.data),
+        ) else {
+            return;
+        };
+        let w = &self.world;
+        let owner = w.config.ports.values().find(|p| {
+            w.config.networks.get(&p.network).map(|n| n.vni) == Some(vni)
+                && w.ips(p).contains(&IpAddr::V6(ns.target))
+        });
+        let Some(na) = owner
+            .and_then(|p| w.mac(p))
+            .and_then(|mac| nd::advertisement(&ns, mac))
+        else {
+            return;
+        };
+        ctx.packet_out(
+            dpid,
+            PacketOut {
+                buffer_id: flowgate_openflow::NO_BUFFER,
+                in_port,
+                actions: vec![flowgate_openflow::Action::Output {
+                    port: flowgate_openflow::port_no::IN_PORT,
+                    max_len: 0,
+                }],
+                data: bytes::Bytes::from(na),
+            },
+        );
+    }
+
     /// A learning copy from a port without configured MAC or IPs.
     fn packet_in(&mut self, dpid: u64, packet_in: &PacketIn, ctx: &mut Ctx) {
+        if compile::kind_of(packet_in.cookie) == Kind::Nd as u64 {
+            self.neighbor_solicitation(dpid, packet_in, ctx);
+            return;
+        }
         if compile::kind_of(packet_in.cookie) != Kind::Port as u64 {
             return;
         }

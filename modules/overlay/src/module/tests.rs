@@ -713,3 +713,77 @@ fn frames_are_parsed_for_learning() {
     assert_eq!(Frame::parse(&ipv4).unwrap().sender_ip, Some(ip(2)));
     assert_eq!(Frame::parse(&[0; 10]), None);
 }
+
+#[test]
+fn neighbor_solicitation_for_a_known_address_is_answered_by_the_controller() {
+    let mut c = Cloud::new();
+    let v6: std::net::Ipv6Addr = "fd00::3".parse().unwrap();
+    let mut p = blue_port(3);
+    p.ips.push(IpAddr::V6(v6));
+    c.call(|m, ctx| m.put_port(p, ctx));
+    let ns = Packet::new(vec![
+        Oxm::EthSrc(blue_mac(1), None),
+        Oxm::EthDst(MacAddr([0x33, 0x33, 0xff, 0, 0, 3]), None),
+        Oxm::EthType(0x86dd),
+        Oxm::IpProto(58),
+        Oxm::Icmpv6Type(135),
+        Oxm::Ipv6NdTarget(v6),
+    ]);
+    let trace = c.switches[&dpid(1)].process(BLUE_VM, &ns);
+    assert_eq!(trace.outputs, vec![port_no::CONTROLLER], "not flooded");
+    // The same question in red goes the ordinary way (red has no fd00::3).
+    let mut red_ns = ns.clone();
+    red_ns.fields[0] = Oxm::EthSrc(red_mac(1), None);
+    learn_red(&mut c);
+    assert!(!c.switches[&dpid(1)]
+        .process(RED_VM, &red_ns)
+        .to_controller());
+
+    // The frame Linux sends, as the packet-in carries it.
+    let mut frame = vec![0x33, 0x33, 0xff, 0, 0, 3];
+    frame.extend_from_slice(&blue_mac(1).0);
+    frame.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 32, 58, 255]);
+    frame.extend_from_slice(&"fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    frame.extend_from_slice(
+        &"ff02::1:ff00:3"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    frame.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
+    frame.extend_from_slice(&v6.octets());
+    frame.extend_from_slice(&[1, 1]);
+    frame.extend_from_slice(&blue_mac(1).0);
+    let cookie = trace.cookies[trace.cookies.len() - 1];
+    let pi = PacketIn {
+        buffer_id: flowgate_openflow::NO_BUFFER,
+        total_len: frame.len() as u16,
+        reason: PacketInReason::Action,
+        table_id: 5,
+        cookie,
+        match_: Match::new().with(Oxm::InPort(BLUE_VM)),
+        data: Bytes::from(frame),
+    };
+    let mut ctx = Ctx::new(Instant::now());
+    c.module.handle(
+        &Event::PacketIn {
+            dpid: dpid(1),
+            packet_in: &pi,
+        },
+        &mut ctx,
+    );
+    let outs: Vec<_> = ctx
+        .take_changes()
+        .into_iter()
+        .filter_map(|ch| match ch {
+            Change::PacketOut { dpid, packet_out } => Some((dpid, packet_out)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outs.len(), 1);
+    let (d, po) = &outs[0];
+    assert_eq!((*d, po.in_port), (dpid(1), BLUE_VM));
+    assert_eq!(&po.data[0..6], &blue_mac(1).0, "to the asker");
+    assert_eq!(&po.data[6..12], &blue_mac(3).0, "from the owner's MAC");
+    assert_eq!(po.data[54], 136);
+}
