@@ -1,6 +1,6 @@
 use super::*;
-use crate::packet::PacketOut;
 use crate::oxm::{Match, Oxm};
+use crate::packet::PacketOut;
 use crate::types::{port_no, NO_BUFFER};
 
 /// A raw 1.0 message as a switch would send it.
