@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::cookie::{self, Owner};
-use crate::desired::{FlowEntry, FlowKey};
+use crate::desired::{self, FlowEntry, FlowKey};
 use crate::module::{Change, Ctx, Event, Module};
 use crate::pipeline;
 use crate::runtime::metrics::Metrics;
@@ -27,6 +27,9 @@ use crate::runtime::session::{encode_for, SwitchSync};
 
 /// Most events handled before output is flushed.
 const BATCH: usize = 1024;
+/// Messages awaiting a barrier after which one is sent even if nobody waits
+/// for a confirmation (a barrier reply prunes the record of what was sent).
+const INFLIGHT_BARRIER: usize = 1024;
 /// Period of [`Event::Tick`].
 const TICK: Duration = Duration::from_secs(1);
 
@@ -94,6 +97,8 @@ struct SwitchState {
     next_xid: u32,
     out: BytesMut,
     needs_barrier: bool,
+    /// Send the barrier with the next flush (full reconciliation on connect).
+    barrier_due: bool,
     /// Callers waiting for the next barrier to be sent.
     waiting: Vec<oneshot::Sender<SwitchAck>>,
     /// Callers waiting for the reply to a sent barrier, by its xid.
@@ -141,6 +146,8 @@ pub struct Core {
     metrics: Arc<Metrics>,
     /// Published notices not yet delivered, with their publisher.
     notices: VecDeque<(Owner, Arc<dyn Any + Send + Sync>)>,
+    /// The next flush closes every switch's pending messages with a barrier.
+    barrier_all: bool,
 }
 
 impl Core {
@@ -150,6 +157,7 @@ impl Core {
             switches: HashMap::new(),
             metrics,
             notices: VecDeque::new(),
+            barrier_all: false,
         }
     }
 
@@ -172,6 +180,7 @@ impl Core {
                     let now = Instant::now();
                     self.dispatch_all(&Event::Tick, now);
                     self.deliver_notices(now);
+                    self.barrier_all = true;
                 }
             }
             self.flush();
@@ -195,8 +204,8 @@ impl Core {
         let module = (self.modules[i].as_mut() as &mut dyn Any).downcast_mut::<M>()?;
         let mut ctx = Ctx::new(now);
         let value = f(module, &mut ctx);
-        self.forget_installed(ctx.take_reasserted());
-        let sent_to = self.apply_changes(owner, ctx.take_changes(), true);
+        let forced = ctx.take_reasserted();
+        let sent_to = self.apply_changes(owner, ctx.take_changes(), true, &forced);
         self.deliver_notices(now);
         let mut acks = Vec::new();
         for dpid in sent_to {
@@ -285,6 +294,7 @@ impl Core {
                 next_xid: 0,
                 out: BytesMut::new(),
                 needs_barrier: false,
+                barrier_due: true,
                 waiting: Vec::new(),
                 barriers: BTreeMap::new(),
                 errors: Vec::new(),
@@ -310,7 +320,7 @@ impl Core {
             let mut ctx = Ctx::new(now);
             self.modules[i].handle(&event, &mut ctx);
             // Applied without reconciling: the full pass below covers it.
-            self.apply_changes(owner, ctx.take_changes(), false);
+            self.apply_changes(owner, ctx.take_changes(), false, &[]);
         }
         let Some(state) = self.switches.get_mut(&dpid) else {
             return;
@@ -486,24 +496,25 @@ impl Core {
         let mut ctx = Ctx::new(now);
         self.modules[i].handle(event, &mut ctx);
         let owner = self.modules[i].owner();
-        self.forget_installed(ctx.take_reasserted());
-        self.apply_changes(owner, ctx.take_changes(), true);
-    }
-
-    /// Drops the belief that these entries are installed, so the next
-    /// reconciliation of them sends an ADD (see [`Ctx::reassert`]).
-    fn forget_installed(&mut self, keys: Vec<(u64, FlowKey)>) {
-        for (dpid, key) in keys {
-            if let Some(state) = self.switches.get_mut(&dpid) {
-                state.installed.flows.remove(&key);
-            }
-        }
+        let forced = ctx.take_reasserted();
+        self.apply_changes(owner, ctx.take_changes(), true, &forced);
     }
 
     /// Applies a module's changes to desired state; with `reconcile`, sends
     /// the resulting difference for exactly the touched entries. Returns the
     /// switches that were sent something.
-    fn apply_changes(&mut self, owner: Owner, changes: Vec<Change>, reconcile: bool) -> Vec<u64> {
+    ///
+    /// `forced` entries ([`Ctx::reassert`]) are sent as an ADD even when the
+    /// switch is believed to have them. (Forgetting them from the installed
+    /// table instead would leave a tombstone per packet-in in its hash map,
+    /// and probe chains grow until every lookup crawls.)
+    fn apply_changes(
+        &mut self,
+        owner: Owner,
+        changes: Vec<Change>,
+        reconcile: bool,
+        forced: &[(u64, FlowKey)],
+    ) -> Vec<u64> {
         // Usually one switch: a short list beats a map.
         let mut touched: Vec<(u64, Touched)> = Vec::new();
         let mut packet_outs = Vec::new();
@@ -597,9 +608,32 @@ impl Core {
                 &state.desired,
                 &mut state.installed,
             );
-            let flows = reconcile::reconcile_flows(&t.flows, &state.desired, &mut state.installed);
+            // Forced entries skip the diff: one ADD each, whatever the
+            // switch is believed to have (no spec comparison either: on the
+            // packet-in path every avoided lookup is a cache miss saved).
+            let mut t_flows = t.flows;
+            let mut resend = Vec::new();
+            for (_, key) in forced.iter().filter(|(d, _)| *d == dpid) {
+                t_flows.retain(|k| k != key);
+                resend.push(key);
+            }
+            let flows = reconcile::reconcile_flows(&t_flows, &state.desired, &mut state.installed);
             plan.messages.extend(flows.messages);
             plan.counts.add(&flows.counts);
+            for key in resend {
+                let Some(spec) = state.desired.flows.get(key) else {
+                    continue;
+                };
+                let add = desired::flow_mod(key, spec, of::FlowModCommand::Add);
+                plan.messages.push(Message::FlowMod(add));
+                plan.counts.flow_adds += 1;
+                match state.installed.flows.get_mut(key) {
+                    Some(have) => have.clone_from(spec),
+                    None => {
+                        state.installed.flows.insert(key.clone(), spec.clone());
+                    }
+                }
+            }
             if !plan.is_empty() {
                 sent_to.push(dpid);
             }
@@ -617,10 +651,20 @@ impl Core {
         sent_to
     }
 
-    /// Hands each switch's queued output to its writer, closed by a barrier.
+    /// Hands each switch's queued output to its writer. A barrier closes it
+    /// when someone waits for a confirmation, after a full reconciliation,
+    /// when many messages await one, and once a second otherwise: reactive
+    /// flow setup (one packet-in, one flow-mod) would double its message
+    /// count with a barrier and its reply per batch.
     fn flush(&mut self) {
+        let barrier_all = std::mem::take(&mut self.barrier_all);
         for (dpid, state) in &mut self.switches {
-            if state.needs_barrier {
+            let due = barrier_all
+                || state.barrier_due
+                || !state.waiting.is_empty()
+                || state.inflight.len() >= INFLIGHT_BARRIER;
+            state.barrier_due = false;
+            if state.needs_barrier && due {
                 let xid = state.xid();
                 encode_for(state.version, xid, &Message::BarrierRequest, &mut state.out);
                 state.needs_barrier = false;

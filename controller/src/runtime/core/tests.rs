@@ -3,7 +3,7 @@ use flowgate_openflow::{self as of, FlowModCommand, FlowStats, Match, Oxm, Switc
 
 use super::*;
 use crate::desired::{output_to, FlowEntry, FlowSpec};
-use crate::module::Ctx;
+use crate::module::{Change, Ctx};
 
 const DPID: u64 = 1;
 
@@ -475,10 +475,7 @@ fn an_openflow_10_switch_gets_one_table_and_only_modules_that_support_it() {
     }
     assert_eq!(
         kinds,
-        vec![
-            (of::OFP_VERSION_1_0, of::of10::msg_type::FLOW_MOD),
-            (of::OFP_VERSION_1_0, of::of10::msg_type::BARRIER_REQUEST)
-        ]
+        vec![(of::OFP_VERSION_1_0, of::of10::msg_type::FLOW_MOD)]
     );
     let single = core.modules[1].as_mut() as &mut dyn Any;
     assert_eq!(
@@ -504,5 +501,33 @@ fn the_catalog_names_modules_unavailable_on_openflow_10() {
     assert_eq!(
         catalog.unavailable_on(of::OFP_VERSION_1_3),
         vec!["forwarding"]
+    );
+}
+
+#[test]
+fn module_output_is_closed_by_a_barrier_only_when_due() {
+    let mut rig = Rig::new(vec![]);
+    let initial = rig.sent();
+    assert!(
+        barrier_xid(&initial) > 0,
+        "a full reconciliation is confirmed"
+    );
+    // Nobody waits: the flow-mod goes out alone...
+    let changes = vec![Change::InstallFlow {
+        dpid: DPID,
+        entry: rule(1),
+    }];
+    rig.core.apply_changes(Owner::Firewall, changes, true, &[]);
+    rig.core.flush();
+    let sent = rig.sent();
+    assert_eq!(flow_mods(&sent).len(), 1);
+    assert_eq!(sent.len(), 1, "no barrier: {sent:?}");
+    // ...and the once-a-second flush closes it.
+    rig.core.barrier_all = true;
+    rig.core.flush();
+    let sent = rig.sent();
+    assert!(
+        matches!(sent.as_slice(), [(_, Message::BarrierRequest)]),
+        "{sent:?}"
     );
 }
