@@ -351,3 +351,22 @@ def test_a_host_leaving_loses_its_tunnels_and_rejoins(lab):
     h3.set_manager(lab.manager)
     wait_until(lambda: tunnels_on(1) == 1 and tunnels_on(2) == 1, 30, what="tunnels to h3 back")
     wait_until(lambda: ping_ns(lab.vm("b1"), ip(3), count=1) == 1, 20, what="b1 reaches b3 again")
+
+
+@pytest.mark.timeout_secs(180)
+def test_geneve_is_selectable(lab):
+    """Restarted with --tunnel-type geneve, Flowgate replaces every tunnel
+    and tenant traffic flows through Geneve with the network's VNI."""
+    lab.ctl.extra_args += ["--tunnel-type", "geneve"]
+    lab.ctl.restart(hard=False)
+
+    def all_geneve():
+        hosts = _chassis_ready(lab)
+        return hosts and all(t["type"] == "geneve" for h in hosts for t in h["tunnels"])
+
+    wait_until(all_geneve, 60, interval=0.5, what="every tunnel replaced by Geneve")
+    with Capture(lab.cloud.under_ns, "u-h1", "udp port 6081") as cap:
+        wait_until(lambda: ping_ns(lab.vm("b1"), ip(3), count=1) == 1, 30, what="b1 reaches b3 over Geneve")
+        lines = cap.stop()
+    text = "\n".join(lines)
+    assert "Geneve" in text and "vni 0x%x" % VNI["blue"] in text, text[-1500:]
