@@ -172,8 +172,10 @@ impl Core {
                     if n == 0 {
                         return;
                     }
+                    // One clock read per batch: modules see the batch's time.
+                    let now = Instant::now();
                     for event in batch.drain(..) {
-                        self.handle(event, Instant::now());
+                        self.handle(event, now);
                     }
                 }
                 _ = tick.tick() => {
