@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import time
 
-from .util import LabError, pid_alive, run, wait_until
+from .util import LabError, acquire_lock, lock_wait, pid_alive, run, wait_until
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 MANIFEST_DIR = "/run/flowgate-lab"
@@ -198,6 +198,7 @@ class Cloud:
         self.mgmt_if = "%s-mgmt" % prefix
         self.hosts = [CloudHost(self, i, br_int=br_int) for i in range(1, n_hosts + 1)]
         self.manifest_path = os.path.join(MANIFEST_DIR, "%s.json" % prefix)
+        self._locks = []
         self.manifest = {"pid": os.getpid(), "run_dir": self.run_dir, "netns": [], "link": []}
 
     def record(self, kind, name):
@@ -210,6 +211,18 @@ class Cloud:
             json.dump(self.manifest, fh)
 
     def _claim(self):
+        # One cloud per prefix and per underlay subnet (the management
+        # address lives in the root namespace): wait for a running one.
+        try:
+            for key in (self.prefix, self.subnet):
+                path = os.path.join(MANIFEST_DIR, "cloud-%s.lock" % key)
+                self._locks.append(acquire_lock(path, lock_wait()))
+            self._claim_names()
+        except BaseException:
+            self._release_locks()
+            raise
+
+    def _claim_names(self):
         os.makedirs(MANIFEST_DIR, exist_ok=True)
         if os.path.exists(self.manifest_path):
             with open(self.manifest_path, encoding="utf-8") as fh:
@@ -258,6 +271,12 @@ class Cloud:
             pass
         if self._own_run_dir and not os.environ.get("FLOWGATE_LAB_KEEP"):
             shutil.rmtree(self.run_dir, ignore_errors=True)
+        self._release_locks()
+
+    def _release_locks(self):
+        for lock in self._locks:
+            lock.close()
+        self._locks = []
 
     def __enter__(self):
         return self.start()

@@ -9,7 +9,6 @@ start-up and teardown.
 * Every wait has a timeout; every ping runs under `timeout(1)`.
 """
 
-import fcntl
 import json
 import os
 import re
@@ -22,7 +21,7 @@ from mininet.net import Mininet
 from . import ovs
 from .nodes import OWNER_KEY, LabRemoteController, LabSwitch, OffloadHost
 from .topos import make_topo
-from .util import LabError, pid_alive, run, wait_until
+from .util import LabError, acquire_lock, lock_wait, pid_alive, run, wait_until
 
 
 class PingResult:
@@ -72,7 +71,8 @@ class LabNet:
         is_connected=true in ovsdb."""
         setLogLevel(self.log_level)
         ovs.vsctl("show")  # fails fast when ovsdb-server is not running
-        self._lock = _acquire_lab_lock(float(os.environ.get("FLOWGATE_LAB_LOCK_WAIT", "900")))
+        # Mininet networks use fixed names (s1, h1-eth0, ...): one per machine.
+        self._lock = acquire_lock(LOCK_PATH, lock_wait())
         try:
             self._preflight()
             self.net = Mininet(
@@ -162,7 +162,7 @@ class LabNet:
         harness; wait (up to the lock timeout) while a live harness that
         predates the lock still uses them; refuse bridges not made by us."""
         if timeout is None:
-            timeout = float(os.environ.get("FLOWGATE_LAB_LOCK_WAIT", "900"))
+            timeout = lock_wait()
         deadline = time.monotonic() + timeout
         while True:
             busy = []
@@ -273,28 +273,6 @@ class LabNet:
 
 
 LOCK_PATH = "/run/flowgate-lab/mininet.lock"
-
-
-def _acquire_lab_lock(timeout):
-    """Mininet networks use fixed names (s1, h1-eth0, ...), so only one can
-    run per machine: take an exclusive lock, waiting up to `timeout`
-    seconds while another developer's or helper's lab network runs. The
-    kernel drops the lock when its holder dies."""
-    os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
-    handle = open(LOCK_PATH, "a+", encoding="ascii")  # noqa: SIM115 - held until stop()
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                handle.close()
-                raise LabError(
-                    "another lab network holds %s for more than %ss "
-                    "(set FLOWGATE_LAB_LOCK_WAIT to wait longer)" % (LOCK_PATH, timeout)
-                ) from None
-            time.sleep(1)
 
 
 def _quiet_ipv6(names):

@@ -4,6 +4,8 @@ Everything here has a timeout: the lab runs on small, shared machines and a
 hung `ovs-vsctl` or `ping` must turn into a test failure, never a stuck CI job.
 """
 
+import fcntl
+import os
 import shlex
 import socket
 import subprocess
@@ -98,3 +100,30 @@ def pid_alive(pid):
         return fields[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def lock_wait():
+    """Seconds to wait for a lab lock ($FLOWGATE_LAB_LOCK_WAIT, default 900)."""
+    return float(os.environ.get("FLOWGATE_LAB_LOCK_WAIT", "900"))
+
+
+def acquire_lock(path, timeout):
+    """Take an exclusive flock on `path`, waiting up to `timeout` seconds
+    while another lab run (another developer or helper on this machine)
+    holds it. Returns the open file: closing it releases the lock, and the
+    kernel releases it when the holder dies."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handle = open(path, "a+", encoding="ascii")  # noqa: SIM115 - held by the caller
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.close()
+                raise LabError(
+                    "another lab run holds %s for more than %ss "
+                    "(set FLOWGATE_LAB_LOCK_WAIT to wait longer)" % (path, timeout)
+                ) from None
+            time.sleep(1)
