@@ -9,6 +9,8 @@ Environment:
   FLOWGATE_LAB_ARTIFACTS  copy every controller log there at teardown
   FLOWGATE_LAB_KEEP=1     keep controller run directories (data dir, log)
   FLOWGATE_TEST_TIMEOUT   per-test limit in seconds (default 300)
+  FLOWGATE_LAB_LOCK_WAIT  seconds to wait while another lab run holds the
+                          machine's Mininet/cloud names (default 900)
 
 Fixtures are module-scoped: each test file gets its own controller and
 network and tears them down at its end, also when a test fails.
