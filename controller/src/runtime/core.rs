@@ -562,7 +562,10 @@ impl Core {
                         warn!(?owner, error = %e, "module flow violates the pipeline; dropped");
                         continue;
                     }
-                    t.flows.push(entry.key.clone());
+                    // Forced entries are sent without a diff (below).
+                    if !forced.iter().any(|(d, k)| *d == dpid && *k == entry.key) {
+                        t.flows.push(entry.key.clone());
+                    }
                     state.desired.flows.insert(entry.key, entry.spec);
                 }
                 Change::RemoveFlow { key, .. } => {
@@ -613,16 +616,10 @@ impl Core {
             // Forced entries skip the diff: one ADD each, whatever the
             // switch is believed to have (no spec comparison either: on the
             // packet-in path every avoided lookup is a cache miss saved).
-            let mut t_flows = t.flows;
-            let mut resend = Vec::new();
-            for (_, key) in forced.iter().filter(|(d, _)| *d == dpid) {
-                t_flows.retain(|k| k != key);
-                resend.push(key);
-            }
-            let flows = reconcile::reconcile_flows(&t_flows, &state.desired, &mut state.installed);
+            let flows = reconcile::reconcile_flows(&t.flows, &state.desired, &mut state.installed);
             plan.messages.extend(flows.messages);
             plan.counts.add(&flows.counts);
-            for key in resend {
+            for (_, key) in forced.iter().filter(|(d, _)| *d == dpid) {
                 let Some(spec) = state.desired.flows.get(key) else {
                     continue;
                 };
