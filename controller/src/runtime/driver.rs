@@ -125,9 +125,9 @@ impl Connection {
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
                 read = self.reader.read(&mut buf) => match read {
-                    Ok(0) => self.session.close(CloseReason::Requested("connection closed by switch".into())),
+                    Ok(0) => self.session.close(CloseReason::Peer("connection closed by switch".into())),
                     Ok(n) => self.session.handle_bytes(Instant::now(), &buf[..n]),
-                    Err(e) => self.session.close(CloseReason::Requested(format!("read error: {e}"))),
+                    Err(e) => self.session.close(CloseReason::Peer(format!("read error: {e}"))),
                 },
                 Some(cmd) = self.cmd_rx.recv() => self.handle_cmd(cmd),
                 _ = sleep_until(deadline) => self.session.handle_timeout(Instant::now()),

@@ -133,6 +133,8 @@ pub enum CloseReason {
     HandshakeTimeout,
     /// The driver asked to close (replaced by a newer connection, shutdown).
     Requested(String),
+    /// The switch closed the connection or the socket failed.
+    Peer(String),
 }
 
 impl std::fmt::Display for CloseReason {
@@ -148,8 +150,34 @@ impl std::fmt::Display for CloseReason {
             CloseReason::EchoTimeout => write!(f, "switch stopped answering echo requests"),
             CloseReason::HandshakeTimeout => write!(f, "handshake did not complete in time"),
             CloseReason::Requested(why) => write!(f, "closed by controller: {why}"),
+            CloseReason::Peer(why) => write!(f, "{why}"),
         }
     }
+}
+
+/// Largest HELLO accepted: a version bitmap element fits many times over.
+const MAX_HELLO_LEN: usize = 1024;
+
+/// Checks the header of the first message once 8 bytes are in: it must be a
+/// HELLO of a known OpenFlow version (1.0 to 1.5) and of plausible length.
+fn check_first_header(buf: &[u8]) -> Result<(), String> {
+    let Some(header) = buf.get(..8) else {
+        return Ok(());
+    };
+    let (version, msg_type) = (header[0], header[1]);
+    let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if !(1..=6).contains(&version) {
+        return Err(format!(
+            "not OpenFlow: first byte {version:#04x} is no OpenFlow version"
+        ));
+    }
+    if msg_type != 0 {
+        return Err(format!("expected HELLO first, got message type {msg_type}"));
+    }
+    if !(8..=MAX_HELLO_LEN).contains(&length) {
+        return Err(format!("implausible HELLO length {length}"));
+    }
+    Ok(())
 }
 
 fn version_list(versions: &[u8]) -> String {
@@ -268,6 +296,15 @@ impl Session {
         self.last_rx = now;
         self.echo_sent = false;
         self.rx.extend_from_slice(data);
+        if matches!(self.state, State::AwaitHello) {
+            // Judge the first header before buffering its body, so a peer
+            // that is not speaking OpenFlow (an HTTP probe reads as version
+            // 0x47, length 21536) is dropped at once.
+            if let Err(why) = check_first_header(&self.rx) {
+                self.close(CloseReason::Protocol(why));
+                return;
+            }
+        }
         loop {
             let len = match frame_len(&self.rx) {
                 Ok(Some(len)) => len,

@@ -491,3 +491,24 @@ fn a_stalled_handshake_times_out() {
     s.handle_timeout(now + SessionConfig::default().handshake_timeout);
     assert!(s.is_closed());
 }
+
+#[test]
+fn a_peer_that_is_not_speaking_openflow_is_dropped_on_its_first_header() {
+    let now = Instant::now();
+    let mut s = Session::new(now, SessionConfig::default());
+    s.handle_bytes(now, b"GET / HT");
+    match s.poll_event() {
+        Some(SessionEvent::Closed {
+            reason: CloseReason::Protocol(why),
+        }) => assert!(why.contains("not OpenFlow"), "{why}"),
+        other => panic!("expected a protocol close, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_oversized_hello_is_refused_before_its_body_arrives() {
+    let now = Instant::now();
+    let mut s = Session::new(now, SessionConfig::default());
+    s.handle_bytes(now, &[4, 0, 0xff, 0xff, 0, 0, 0, 1]);
+    assert!(s.is_closed());
+}
