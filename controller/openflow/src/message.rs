@@ -593,24 +593,15 @@ mod tests {
         assert_eq!(Message::BarrierRequest.name(), "OFPT_BARRIER_REQUEST");
     }
 
-    /// Directory of the os-ken OF1.3 captures, if present on this machine.
-    fn fixture_dir() -> Option<std::path::PathBuf> {
-        [
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/of13"),
-            "/work/shared/testdata/of13",
-        ]
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.is_dir())
+    /// Directory of the os-ken OF1.3 captures kept in the repository.
+    fn fixture_dir() -> std::path::PathBuf {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/of13"))
     }
 
     /// Every non-multipart capture decodes and re-encodes byte for byte.
     #[test]
     fn real_captures_round_trip() {
-        let Some(dir) = fixture_dir() else {
-            eprintln!("no OF1.3 fixture directory; skipping");
-            return;
-        };
+        let dir = fixture_dir();
         let mut checked = 0;
         let mut entries: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()

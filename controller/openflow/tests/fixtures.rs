@@ -1,12 +1,13 @@
 //! Byte-exact fixtures (house style #9): every OpenFlow 1.3 message in
-//! `shared/testdata/of13/*.packet` must decode and re-encode to the same bytes,
+//! `tests/data/of13/*.packet` must decode and re-encode to the same bytes,
 //! and for a set of messages the decoded fields must equal the values another
 //! controller's test suite (os-ken) expects, read from the `.packet.json` file
 //! next to each packet.
 //!
-//! The fixtures live in the `shared/` directory beside the repository checkout
-//! (CI clones it there). A missing directory is a failure, not a skip: a green
-//! run must mean the fixtures were checked.
+//! The fixtures are a copy of `shared/testdata/of13` (os-ken's test data,
+//! Apache-2.0, see `tests/data/of13/SOURCE.md`) kept in the repository. A
+//! missing directory is a failure, not a skip: a green run must mean the
+//! fixtures were checked.
 
 #[path = "support/json.rs"]
 mod json;
@@ -20,7 +21,7 @@ use flowgate_openflow::*;
 use json::{base64, Json};
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/of13")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/of13")
 }
 
 /// All `*.packet` files, sorted; panics (fails the test) when the directory is absent.
@@ -28,8 +29,7 @@ fn packet_files() -> Vec<PathBuf> {
     let dir = fixture_dir();
     let entries = fs::read_dir(&dir).unwrap_or_else(|e| {
         panic!(
-            "OpenFlow fixture directory {} is missing ({e}); the shared/ directory must sit \
-             beside the repository checkout",
+            "OpenFlow fixture directory {} is missing ({e})",
             dir.display()
         )
     });
