@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use flowgate_openflow::{Message, PortReason};
@@ -114,15 +114,25 @@ impl Connection {
     async fn run(mut self) {
         debug!("connected");
         let mut buf = vec![0u8; READ_CHUNK];
+        // One timer for the connection's life. It is re-armed only when the
+        // session wants an earlier wake-up than the armed one: a later
+        // deadline (every read moves the keepalive deadline) just lets it
+        // fire early, and `handle_timeout` then finds nothing due. Arming a
+        // timer per read took the timer driver's lock once per message.
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             self.flush_session().await;
             if self.dispatch_events().await {
                 break;
             }
-            let deadline = self
-                .session
-                .poll_timeout()
-                .map(tokio::time::Instant::from_std);
+            if let Some(deadline) = self.session.poll_timeout() {
+                if armed.is_none_or(|at| deadline < at) {
+                    timer.as_mut().reset(deadline.into());
+                    armed = Some(deadline);
+                }
+            }
             tokio::select! {
                 read = self.reader.read(&mut buf) => match read {
                     Ok(0) => self.session.close(CloseReason::Peer("connection closed by switch".into())),
@@ -130,7 +140,10 @@ impl Connection {
                     Err(e) => self.session.close(CloseReason::Peer(format!("read error: {e}"))),
                 },
                 Some(cmd) = self.cmd_rx.recv() => self.handle_cmd(cmd),
-                _ = sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    self.session.handle_timeout(Instant::now());
+                }
             }
         }
         self.finish().await;
@@ -265,13 +278,6 @@ impl Connection {
                     .await;
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 
