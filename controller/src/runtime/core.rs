@@ -627,7 +627,11 @@ impl Core {
                 plan.messages.push(Message::FlowMod(add));
                 plan.counts.flow_adds += 1;
                 match state.installed.flows.get_mut(key) {
-                    Some(have) => have.clone_from(spec),
+                    Some(have) => {
+                        if have != spec {
+                            have.clone_from(spec);
+                        }
+                    }
                     None => {
                         state.installed.flows.insert(key.clone(), spec.clone());
                     }
