@@ -15,14 +15,26 @@ use flowgate_openflow::{
 ///
 /// The match's hash is computed once, when the key is made: desired and
 /// installed tables look keys up several times per packet-in, and hashing
-/// a list of OXM fields each time dominated the flow-setup path.
-#[derive(Clone, PartialEq, Eq)]
+/// a list of OXM fields each time dominated the flow-setup path. The match
+/// is shared, not copied, between clones of a key (the desired table, the
+/// installed table, the diff's work list), so a clone costs no allocation
+/// and two clones compare equal without reading the match.
+#[derive(Clone, Eq)]
 pub struct FlowKey {
     pub table_id: u8,
     pub priority: u16,
     /// Hash of `match_` (compared first, so unequal keys differ fast).
     match_hash: u64,
-    match_: Match,
+    match_: std::sync::Arc<Match>,
+}
+
+impl PartialEq for FlowKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.table_id == other.table_id
+            && self.priority == other.priority
+            && self.match_hash == other.match_hash
+            && (std::sync::Arc::ptr_eq(&self.match_, &other.match_) || self.match_ == other.match_)
+    }
 }
 
 impl FlowKey {
@@ -32,7 +44,7 @@ impl FlowKey {
             table_id,
             priority,
             match_hash: std::hash::BuildHasher::hash_one(match_hasher(), &match_),
-            match_,
+            match_: std::sync::Arc::new(match_),
         }
     }
 

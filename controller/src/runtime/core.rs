@@ -620,7 +620,9 @@ impl Core {
             plan.messages.extend(flows.messages);
             plan.counts.add(&flows.counts);
             for (_, key) in forced.iter().filter(|(d, _)| *d == dpid) {
-                let Some(spec) = state.desired.flows.get(key) else {
+                // The stored key shares its match with the installed
+                // table's key, which then compares equal without reading it.
+                let Some((key, spec)) = state.desired.flows.get_key_value(key) else {
                     continue;
                 };
                 let add = desired::flow_mod(key, spec, of::FlowModCommand::Add);

@@ -184,9 +184,9 @@ fn sorted(ids: HashSet<u32>) -> Vec<u32> {
 }
 
 fn flow(plan: &mut Plan, key: &FlowKey, desired: &SwitchTables, installed: &mut SwitchTables) {
-    match (desired.flows.get(key), installed.flows.get(key)) {
-        (Some(want), Some(have)) if want == have => {}
-        (Some(want), have) => {
+    match (desired.flows.get_key_value(key), installed.flows.get(key)) {
+        (Some((_, want)), Some(have)) if want == have => {}
+        (Some((stored, want)), have) => {
             let command = match have {
                 Some(have) if want.differs_only_in_instructions(have) => {
                     plan.counts.flow_modifies += 1;
@@ -201,7 +201,13 @@ fn flow(plan: &mut Plan, key: &FlowKey, desired: &SwitchTables, installed: &mut 
             };
             plan.messages
                 .push(Message::FlowMod(flow_mod(key, want, command)));
-            installed.flows.insert(key.clone(), want.clone());
+            // The desired table's own key: both tables then share its match.
+            match installed.flows.get_mut(key) {
+                Some(have) => *have = want.clone(),
+                None => {
+                    installed.flows.insert(stored.clone(), want.clone());
+                }
+            }
         }
         (None, Some(have)) => {
             plan.counts.flow_deletes += 1;
