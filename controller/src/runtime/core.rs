@@ -63,6 +63,12 @@ pub enum CoreEvent {
         xid: u32,
         message: Message,
     },
+    /// Consecutive messages of one switch, in order, as (xid, message).
+    Messages {
+        dpid: u64,
+        conn_id: u64,
+        messages: Vec<(u32, Message)>,
+    },
     Call(CoreCall),
 }
 
@@ -253,6 +259,24 @@ impl Core {
                     .is_some_and(|s| s.handle.conn_id == conn_id)
                 {
                     self.message(dpid, xid, message, now);
+                }
+            }
+            CoreEvent::Messages {
+                dpid,
+                conn_id,
+                messages,
+            } => {
+                for (xid, message) in messages {
+                    // The switch may go (or be replaced) between two messages.
+                    if self
+                        .switches
+                        .get(&dpid)
+                        .is_none_or(|s| s.handle.conn_id != conn_id)
+                    {
+                        break;
+                    }
+                    self.message(dpid, xid, message, now);
+                    self.deliver_notices(now);
                 }
             }
             CoreEvent::Call(call) => call(self, now),

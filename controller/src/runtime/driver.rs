@@ -23,6 +23,9 @@ use crate::runtime::core::CoreEvent;
 use crate::runtime::registry::{Registry, SwitchCmd, SwitchEntry, SwitchHandle, SwitchInfo};
 use crate::runtime::session::{CloseReason, RequestError, Session, SessionConfig, SessionEvent};
 
+/// Most messages of one switch handed to the core in one event (bounds the
+/// core's work between two flushes).
+const CORE_BATCH: usize = 64;
 /// Size of one socket read.
 const READ_CHUNK: usize = 64 * 1024;
 /// Writer buffer: everything queued is flushed in writes of up to this size.
@@ -170,7 +173,13 @@ impl Connection {
 
     /// Handles session events; true once the session is closed.
     async fn dispatch_events(&mut self) -> bool {
+        // Consecutive messages travel to the core together: one queue
+        // operation per read instead of one per message.
+        let mut batch = Vec::new();
         while let Some(event) = self.session.poll_event() {
+            if !matches!(event, SessionEvent::Message { .. }) {
+                self.send_to_core(&mut batch).await;
+            }
             match event {
                 SessionEvent::Ready(sync) => {
                     let dpid = sync.features.datapath_id;
@@ -224,15 +233,9 @@ impl Connection {
                             }
                         });
                     }
-                    let event = CoreEvent::Message {
-                        dpid,
-                        conn_id: self.conn_id,
-                        xid,
-                        message,
-                    };
-                    if self.core.send(event).await.is_err() {
-                        self.session
-                            .close(CloseReason::Requested("controller shutting down".into()));
+                    batch.push((xid, message));
+                    if batch.len() >= CORE_BATCH {
+                        self.send_to_core(&mut batch).await;
                     }
                 }
                 SessionEvent::Reply { token, result } => {
@@ -251,7 +254,39 @@ impl Connection {
                 }
             }
         }
+        self.send_to_core(&mut batch).await;
         self.session.is_closed()
+    }
+
+    /// Hands the switch's messages, in order, to the core.
+    async fn send_to_core(&mut self, batch: &mut Vec<(u32, Message)>) {
+        let Some(dpid) = self.dpid else {
+            batch.clear();
+            return;
+        };
+        let event = match batch.len() {
+            0 => return,
+            1 => {
+                let Some((xid, message)) = batch.pop() else {
+                    return;
+                };
+                CoreEvent::Message {
+                    dpid,
+                    conn_id: self.conn_id,
+                    xid,
+                    message,
+                }
+            }
+            _ => CoreEvent::Messages {
+                dpid,
+                conn_id: self.conn_id,
+                messages: std::mem::take(batch),
+            },
+        };
+        if self.core.send(event).await.is_err() {
+            self.session
+                .close(CloseReason::Requested("controller shutting down".into()));
+        }
     }
 
     async fn finish(mut self) {

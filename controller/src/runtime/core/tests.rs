@@ -531,3 +531,44 @@ fn module_output_is_closed_by_a_barrier_only_when_due() {
         "{sent:?}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_of_messages_is_handled_in_order() {
+    let mut rig = Rig::new(vec![]);
+    rig.sent();
+    let (_, mut acks) = rig
+        .core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
+        .unwrap();
+    rig.core.flush();
+    let sent = rig.sent();
+    let (xid, _) = flow_mods(&sent)[0];
+    let error = of::ErrorMsg::Standard {
+        err_type: of::error_type::BAD_MATCH,
+        code: 4,
+        data: Bytes::new(),
+    };
+    // The error, then the barrier reply: the ack must carry the error.
+    rig.core.handle(
+        CoreEvent::Messages {
+            dpid: DPID,
+            conn_id: 1,
+            messages: vec![
+                (xid, Message::Error(error)),
+                (barrier_xid(&sent), Message::BarrierReply),
+            ],
+        },
+        Instant::now(),
+    );
+    let ack = acks.pop().unwrap().1.try_recv().unwrap();
+    assert_eq!(ack.errors.len(), 1, "{:?}", ack.errors);
+    // A batch from a stale connection is ignored.
+    rig.core.handle(
+        CoreEvent::Messages {
+            dpid: DPID,
+            conn_id: 99,
+            messages: vec![(1, Message::BarrierReply), (2, Message::BarrierReply)],
+        },
+        Instant::now(),
+    );
+}
