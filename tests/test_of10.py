@@ -58,3 +58,14 @@ def test_pingall_through_single_table_learning(linear3_of10):
     assert all("table=0" in line for line in owned), owned
     assert all("idle_timeout=" in line for line in owned), owned
     assert "module flow violates" not in ctl.log_text()
+
+
+def test_rest_reads_flows_and_port_stats_over_openflow_10(linear3_of10):
+    ctl, lab = linear3_of10
+    lab.pingall()
+    flows = ctl.rest.flows(2)
+    owners = {f.get("owner") for f in flows}
+    assert "forwarding" in owners, flows
+    ports = ctl.rest.ports(2)
+    counted = [p for p in ports if (p.get("stats") or {}).get("rx_packets", 0) > 0]
+    assert counted, ports
