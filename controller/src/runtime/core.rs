@@ -370,15 +370,17 @@ impl Core {
         match message {
             Message::PacketIn(packet_in) => {
                 self.metrics.packet_in();
-                let of10 = self
-                    .switches
-                    .get(&dpid)
-                    .is_some_and(|s| s.version == of::OFP_VERSION_1_0);
                 // OpenFlow 1.0 packet-ins carry no cookie: they are table
                 // misses, which forwarding answers.
                 let owner = match cookie::owner_of(packet_in.cookie) {
                     Some(owner) => owner,
-                    None if of10 => Owner::Forwarding,
+                    None if self
+                        .switches
+                        .get(&dpid)
+                        .is_some_and(|s| s.version == of::OFP_VERSION_1_0) =>
+                    {
+                        Owner::Forwarding
+                    }
                     None => return,
                 };
                 let event = Event::PacketIn {
