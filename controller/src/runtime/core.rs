@@ -7,7 +7,7 @@
 //! each switch's output is handed to its writer as one buffer.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -108,7 +108,8 @@ struct SwitchState {
     /// Callers waiting for the next barrier to be sent.
     waiting: Vec<oneshot::Sender<SwitchAck>>,
     /// Callers waiting for the reply to a sent barrier, by its xid.
-    barriers: BTreeMap<u32, Vec<oneshot::Sender<SwitchAck>>>,
+    /// Barriers are answered in order, so a queue in send order (wrap-safe).
+    barriers: VecDeque<(u32, Vec<oneshot::Sender<SwitchAck>>)>,
     /// Errors received since the last barrier reply.
     errors: Vec<String>,
 }
@@ -322,7 +323,7 @@ impl Core {
                 needs_barrier: false,
                 barrier_due: true,
                 waiting: Vec::new(),
-                barriers: BTreeMap::new(),
+                barriers: VecDeque::new(),
                 errors: Vec::new(),
             },
         );
@@ -407,13 +408,17 @@ impl Core {
                         }
                         state.inflight.pop_front();
                     }
-                    let later = state.barriers.split_off(&xid.saturating_add(1));
-                    let done = std::mem::replace(&mut state.barriers, later);
                     let ack = SwitchAck {
                         errors: std::mem::take(&mut state.errors),
                     };
-                    for waiter in done.into_values().flatten() {
-                        let _ = waiter.send(ack.clone());
+                    // Replies come in send order: this one answers every
+                    // barrier queued up to and including it.
+                    if let Some(pos) = state.barriers.iter().position(|(sent, _)| *sent == xid) {
+                        for (_, waiters) in state.barriers.drain(..=pos) {
+                            for waiter in waiters {
+                                let _ = waiter.send(ack.clone());
+                            }
+                        }
                     }
                 }
             }
@@ -700,7 +705,7 @@ impl Core {
                 encode_for(state.version, xid, &Message::BarrierRequest, &mut state.out);
                 state.needs_barrier = false;
                 let waiting = std::mem::take(&mut state.waiting);
-                state.barriers.entry(xid).or_default().extend(waiting);
+                state.barriers.push_back((xid, waiting));
             }
             if state.out.is_empty() {
                 continue;

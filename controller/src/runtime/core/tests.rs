@@ -572,3 +572,32 @@ async fn a_batch_of_messages_is_handled_in_order() {
         Instant::now(),
     );
 }
+
+#[tokio::test]
+async fn acks_follow_barrier_order_across_the_xid_wrap() {
+    let mut rig = Rig::new(vec![]);
+    rig.sent();
+    rig.core.switches.get_mut(&DPID).unwrap().next_xid = 0x7fff_fffd;
+    let call = |rig: &mut Rig, n: u8| {
+        let (_, mut acks) = rig
+            .core
+            .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(n)))
+            .unwrap();
+        rig.core.flush();
+        (barrier_xid(&rig.sent()), acks.pop().unwrap().1)
+    };
+    let (before_wrap, mut first) = call(&mut rig, 1);
+    let (after_wrap, mut second) = call(&mut rig, 2);
+    assert!(
+        after_wrap < before_wrap,
+        "xids wrapped: {before_wrap} then {after_wrap}"
+    );
+    rig.reply(before_wrap, Message::BarrierReply);
+    assert!(first.try_recv().is_ok());
+    assert!(
+        second.try_recv().is_err(),
+        "acknowledged before its own barrier"
+    );
+    rig.reply(after_wrap, Message::BarrierReply);
+    assert!(second.try_recv().is_ok());
+}
