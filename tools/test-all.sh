@@ -87,8 +87,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace"
 cargo test --workspace
 
-step "cargo build --release --bin flowgate"
-cargo build --release --bin flowgate
+step "cargo build --release --bin flowgate --bin flowgate-bench"
+cargo build --release -p flowgate -p flowgate-bench
 
 if [ "$QUICK" -eq 1 ]; then
     echo "test-all.sh --quick: all checks passed (end-to-end lab tests skipped)"
