@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::cookie::{self, Owner};
-use crate::desired::{self, FlowEntry, FlowKey};
+use crate::desired::{FlowEntry, FlowKey};
 use crate::module::{Change, Ctx, Event, Module};
 use crate::pipeline;
 use crate::runtime::metrics::Metrics;
@@ -644,31 +644,11 @@ impl Core {
                 &state.desired,
                 &mut state.installed,
             );
-            // Forced entries skip the diff: one ADD each, whatever the
-            // switch is believed to have (no spec comparison either: on the
-            // packet-in path every avoided lookup is a cache miss saved).
             let flows = reconcile::reconcile_flows(&t.flows, &state.desired, &mut state.installed);
             plan.messages.extend(flows.messages);
             plan.counts.add(&flows.counts);
             for (_, key) in forced.iter().filter(|(d, _)| *d == dpid) {
-                // The stored key shares its match with the installed
-                // table's key, which then compares equal without reading it.
-                let Some((key, spec)) = state.desired.flows.get_key_value(key) else {
-                    continue;
-                };
-                let add = desired::flow_mod(key, spec, of::FlowModCommand::Add);
-                plan.messages.push(Message::FlowMod(add));
-                plan.counts.flow_adds += 1;
-                match state.installed.flows.get_mut(key) {
-                    Some(have) => {
-                        if have != spec {
-                            have.clone_from(spec);
-                        }
-                    }
-                    None => {
-                        state.installed.flows.insert(key.clone(), spec.clone());
-                    }
-                }
+                reconcile::reassert_flow(&mut plan, key, &state.desired, &mut state.installed);
             }
             if !plan.is_empty() {
                 sent_to.push(dpid);

@@ -171,3 +171,18 @@ fn groups_and_meters_come_before_flows_and_leave_after_them() {
     assert_eq!(kinds, vec!["flow", "meter-", "group-"]);
     assert_eq!(installed, SwitchTables::default());
 }
+
+#[test]
+fn a_reasserted_entry_is_sent_even_when_believed_installed() {
+    let desired = tables(&[host(1, 1)]);
+    let mut installed = desired.clone();
+    let mut plan = Plan::default();
+    reassert_flow(&mut plan, &host(1, 1).key, &desired, &mut installed);
+    assert_eq!(commands(&plan), vec![FlowModCommand::Add]);
+    assert_eq!(plan.counts.flow_adds, 1);
+    assert_eq!(installed, desired);
+    // Nothing desired under that key: nothing sent.
+    let mut plan = Plan::default();
+    reassert_flow(&mut plan, &host(2, 2).key, &desired, &mut installed);
+    assert!(plan.is_empty());
+}
