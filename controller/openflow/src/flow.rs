@@ -175,10 +175,62 @@ impl Wire for FlowMod {
     }
 
     fn buffer_len(&self) -> usize {
-        Self::FIXED_LEN + self.match_.buffer_len() + instructions_len(&self.instructions)
+        self.borrowed().body_len()
     }
 
     fn emit(&self, out: &mut BytesMut) {
+        self.borrowed().emit_body(out);
+    }
+}
+
+/// A FLOW_MOD whose match and instructions are borrowed: a controller that
+/// keeps its entries in its own tables encodes one without copying them
+/// (see [`crate::encode_flow_mod`]). Same fields as [`FlowMod`].
+#[derive(Debug, Clone, Copy)]
+pub struct FlowModRef<'a> {
+    pub cookie: u64,
+    pub cookie_mask: u64,
+    pub table_id: u8,
+    pub command: FlowModCommand,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub priority: u16,
+    pub buffer_id: u32,
+    pub out_port: u32,
+    pub out_group: u32,
+    pub flags: u16,
+    pub match_: &'a Match,
+    pub instructions: &'a [Instruction],
+}
+
+impl FlowMod {
+    /// This FLOW_MOD as a [`FlowModRef`].
+    pub fn borrowed(&self) -> FlowModRef<'_> {
+        FlowModRef {
+            cookie: self.cookie,
+            cookie_mask: self.cookie_mask,
+            table_id: self.table_id,
+            command: self.command,
+            idle_timeout: self.idle_timeout,
+            hard_timeout: self.hard_timeout,
+            priority: self.priority,
+            buffer_id: self.buffer_id,
+            out_port: self.out_port,
+            out_group: self.out_group,
+            flags: self.flags,
+            match_: &self.match_,
+            instructions: &self.instructions,
+        }
+    }
+}
+
+impl FlowModRef<'_> {
+    /// Length of the body (everything after the OpenFlow header).
+    pub fn body_len(&self) -> usize {
+        FlowMod::FIXED_LEN + self.match_.buffer_len() + instructions_len(self.instructions)
+    }
+
+    pub(crate) fn emit_body(&self, out: &mut BytesMut) {
         out.put_u64(self.cookie);
         out.put_u64(self.cookie_mask);
         out.put_u8(self.table_id);
@@ -192,7 +244,26 @@ impl Wire for FlowMod {
         out.put_u16(self.flags);
         put_zeros(out, 2);
         self.match_.emit(out);
-        emit_instructions(&self.instructions, out);
+        emit_instructions(self.instructions, out);
+    }
+
+    /// The owned [`FlowMod`] (copies the match and instructions).
+    pub fn to_owned(&self) -> FlowMod {
+        FlowMod {
+            cookie: self.cookie,
+            cookie_mask: self.cookie_mask,
+            table_id: self.table_id,
+            command: self.command,
+            idle_timeout: self.idle_timeout,
+            hard_timeout: self.hard_timeout,
+            priority: self.priority,
+            buffer_id: self.buffer_id,
+            out_port: self.out_port,
+            out_group: self.out_group,
+            flags: self.flags,
+            match_: self.match_.clone(),
+            instructions: self.instructions.to_vec(),
+        }
     }
 }
 

@@ -41,7 +41,8 @@ pub use action::{
 };
 pub use error::{DecodeError, Result};
 pub use flow::{
-    flow_mod_flags, flow_removed_reason, FlowMod, FlowModCommand, FlowRemoved, DEFAULT_PRIORITY,
+    flow_mod_flags, flow_removed_reason, FlowMod, FlowModCommand, FlowModRef, FlowRemoved,
+    DEFAULT_PRIORITY,
 };
 pub use group::{
     buckets_len, emit_buckets, parse_buckets, Bucket, GroupMod, GroupModCommand, GroupType,
@@ -50,8 +51,8 @@ pub use instruction::{
     emit_instructions, instruction_type, instructions_len, parse_instructions, Instruction,
 };
 pub use message::{
-    decode, decode_shared, decode_with_header, encode, encode_with_version, frame_len, msg_type,
-    msg_type_name, Header, Message,
+    decode, decode_shared, decode_with_header, encode, encode_flow_mod, encode_with_version,
+    frame_len, msg_type, msg_type_name, Header, Message,
 };
 pub use meter::{
     bands_len, emit_bands, meter_band_type, meter_flags, parse_bands, MeterBand, MeterMod,

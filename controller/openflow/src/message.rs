@@ -8,7 +8,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, Result};
-use crate::flow::{FlowMod, FlowRemoved};
+use crate::flow::{FlowMod, FlowModRef, FlowRemoved};
 use crate::group::GroupMod;
 use crate::meter::MeterMod;
 use crate::multipart::{MultipartReply, MultipartRequest};
@@ -410,6 +410,21 @@ pub fn encode(xid: u32, msg: &Message, out: &mut BytesMut) {
     encode_with_version(OFP_VERSION_1_3, xid, msg, out)
 }
 
+/// Appends one OpenFlow 1.3 FLOW_MOD from borrowed parts; the same bytes as
+/// [`encode`] of the owned message.
+pub fn encode_flow_mod(xid: u32, flow_mod: &FlowModRef<'_>, out: &mut BytesMut) {
+    let length = len16(Header::LEN + flow_mod.body_len());
+    out.reserve(usize::from(length));
+    Header {
+        version: OFP_VERSION_1_3,
+        msg_type: msg_type::FLOW_MOD,
+        length,
+        xid,
+    }
+    .emit(out);
+    flow_mod.emit_body(out);
+}
+
 /// Appends one message with an explicit header version (a HELLO offering
 /// other versions, or HELLO_FAILED sent to a peer in its own version).
 ///
@@ -647,6 +662,25 @@ mod tests {
                 reserved: 0,
             })
         );
+    }
+
+    #[test]
+    fn a_borrowed_flow_mod_encodes_like_the_owned_one() {
+        let fm = FlowMod {
+            cookie: 0xf002_0000_0000_0007,
+            idle_timeout: 300,
+            flags: 1,
+            ..FlowMod::add(
+                4,
+                100,
+                crate::Match::new().with(crate::Oxm::InPort(3)),
+                vec![crate::Instruction::GotoTable(5)],
+            )
+        };
+        let mut borrowed = BytesMut::new();
+        encode_flow_mod(9, &fm.borrowed(), &mut borrowed);
+        assert_eq!(borrowed, enc(9, &Message::FlowMod(fm.clone())));
+        assert_eq!(fm.borrowed().to_owned(), fm);
     }
 
     #[test]
