@@ -7,8 +7,8 @@
 //! entry a module asked for, whatever order or mask spelling the switch uses.
 
 use flowgate_openflow::{
-    self as of, flow_mod_flags, Action, Bucket, FlowMod, FlowModCommand, FlowStats, GroupType,
-    Instruction, Match, MeterBand, Oxm,
+    self as of, flow_mod_flags, Action, Bucket, FlowMod, FlowModCommand, FlowModRef, FlowStats,
+    GroupType, Instruction, Match, MeterBand, Oxm,
 };
 
 /// Identity of a flow entry in OpenFlow terms: table, priority and match.
@@ -164,13 +164,18 @@ impl FlowEntry {
 
     /// The FLOW_MOD that installs (or replaces) this entry.
     pub fn to_flow_mod(&self, command: FlowModCommand) -> FlowMod {
-        flow_mod(&self.key, &self.spec, command)
+        flow_mod(&self.key, &self.spec, command).to_owned()
     }
 }
 
-/// The FLOW_MOD that installs (or replaces) the entry `key` → `spec`.
-pub fn flow_mod(key: &FlowKey, spec: &FlowSpec, command: FlowModCommand) -> FlowMod {
-    FlowMod {
+/// The FLOW_MOD that installs (or replaces) the entry `key` → `spec`,
+/// borrowing the entry's match and instructions.
+pub fn flow_mod<'a>(
+    key: &'a FlowKey,
+    spec: &'a FlowSpec,
+    command: FlowModCommand,
+) -> FlowModRef<'a> {
+    FlowModRef {
         cookie: spec.cookie,
         cookie_mask: 0,
         table_id: key.table_id,
@@ -182,15 +187,15 @@ pub fn flow_mod(key: &FlowKey, spec: &FlowSpec, command: FlowModCommand) -> Flow
         out_port: of::port_no::ANY,
         out_group: of::OFPG_ANY,
         flags: spec.flags,
-        match_: key.match_().clone(),
-        instructions: spec.instructions.clone(),
+        match_: key.match_(),
+        instructions: &spec.instructions,
     }
 }
 
 /// The DELETE_STRICT for an installed entry, restricted to its exact cookie
 /// so it can never remove an entry someone else wrote meanwhile.
-pub fn delete_strict(key: &FlowKey, cookie: u64) -> FlowMod {
-    FlowMod {
+pub fn delete_strict(key: &FlowKey, cookie: u64) -> FlowModRef<'_> {
+    FlowModRef {
         cookie,
         cookie_mask: u64::MAX,
         table_id: key.table_id,
@@ -202,8 +207,8 @@ pub fn delete_strict(key: &FlowKey, cookie: u64) -> FlowMod {
         out_port: of::port_no::ANY,
         out_group: of::OFPG_ANY,
         flags: 0,
-        match_: key.match_().clone(),
-        instructions: Vec::new(),
+        match_: key.match_(),
+        instructions: &[],
     }
 }
 

@@ -70,6 +70,12 @@ pub enum Change {
         dpid: u64,
         key: FlowKey,
     },
+    /// Send the desired entry at `key` again, even if the switch is
+    /// believed to have it (see [`Ctx::resend`]).
+    ResendFlow {
+        dpid: u64,
+        key: FlowKey,
+    },
     InstallGroup {
         dpid: u64,
         id: u32,
@@ -101,16 +107,20 @@ pub enum Change {
 pub struct Ctx {
     now: Instant,
     changes: Vec<Change>,
-    /// Entries to send even if believed installed (see [`Ctx::reassert`]).
-    reasserted: Vec<(u64, FlowKey)>,
 }
 
 impl Ctx {
     pub fn new(now: Instant) -> Self {
+        Ctx::with_buffer(now, Vec::new())
+    }
+
+    /// A context collecting into `buffer` (emptied first): the runtime
+    /// reuses one allocation for every event instead of one per event.
+    pub(crate) fn with_buffer(now: Instant, mut buffer: Vec<Change>) -> Self {
+        buffer.clear();
         Ctx {
             now,
-            changes: Vec::new(),
-            reasserted: Vec::new(),
+            changes: buffer,
         }
     }
 
@@ -128,8 +138,16 @@ impl Ctx {
     /// packet-in that the entry would have absorbed). The ADD is idempotent
     /// on a switch that does have it.
     pub fn reassert(&mut self, dpid: u64, entry: FlowEntry) {
-        self.reasserted.push((dpid, entry.key.clone()));
+        let key = entry.key.clone();
         self.install(dpid, entry);
+        self.resend(dpid, key);
+    }
+
+    /// Sends the entry already desired at `key` again, as [`Ctx::reassert`]
+    /// does, without restating it: the cheapest answer to a packet-in for a
+    /// known host, and a no-op if nothing is desired there.
+    pub fn resend(&mut self, dpid: u64, key: FlowKey) {
+        self.changes.push(Change::ResendFlow { dpid, key });
     }
 
     pub fn remove(&mut self, dpid: u64, key: FlowKey) {
@@ -163,11 +181,6 @@ impl Ctx {
 
     pub fn take_changes(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
-    }
-
-    /// The keys passed to [`Ctx::reassert`], for the runtime.
-    pub fn take_reasserted(&mut self) -> Vec<(u64, FlowKey)> {
-        std::mem::take(&mut self.reasserted)
     }
 }
 

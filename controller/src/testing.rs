@@ -81,6 +81,9 @@ pub struct FakeSwitch {
     pub dpid: u64,
     pub flows: HashMap<FlowKey, FlowSpec>,
     pub groups: HashMap<u32, GroupSpec>,
+    /// Entries the switch lost (see [`FakeSwitch::lose`]) that the runtime
+    /// still holds as desired, so [`Change::ResendFlow`] can restore them.
+    lost: HashMap<FlowKey, FlowSpec>,
     /// Committed connections and their `ct_mark`.
     connections: RefCell<HashMap<ConnKey, u32>>,
 }
@@ -99,7 +102,20 @@ impl FakeSwitch {
     }
 
     pub fn install(&mut self, entry: FlowEntry) {
+        self.lost.remove(&entry.key);
         self.flows.insert(entry.key, entry.spec);
+    }
+
+    /// The switch drops the entry at `key` on its own (as after a failed
+    /// flow-mod or a switch-side delete); desired state still has it.
+    pub fn lose(&mut self, key: &FlowKey) -> bool {
+        match self.flows.remove_entry(key) {
+            Some((key, spec)) => {
+                self.lost.insert(key, spec);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Applies the changes addressed to this switch.
@@ -111,6 +127,12 @@ impl FakeSwitch {
                 }
                 Change::RemoveFlow { dpid, key } if *dpid == self.dpid => {
                     self.flows.remove(key);
+                    self.lost.remove(key);
+                }
+                Change::ResendFlow { dpid, key } if *dpid == self.dpid => {
+                    if let Some((key, spec)) = self.lost.remove_entry(key) {
+                        self.flows.insert(key, spec);
+                    }
                 }
                 Change::InstallGroup { dpid, id, spec } if *dpid == self.dpid => {
                     self.groups.insert(*id, spec.clone());

@@ -21,7 +21,7 @@ use crate::desired::{FlowEntry, FlowKey};
 use crate::module::{Change, Ctx, Event, Module};
 use crate::pipeline;
 use crate::runtime::metrics::Metrics;
-use crate::runtime::reconcile::{self, Plan, SwitchTables};
+use crate::runtime::reconcile::{Plan, Planned, SwitchTables};
 use crate::runtime::registry::{SwitchCmd, SwitchHandle};
 use crate::runtime::session::{encode_for, SwitchSync};
 
@@ -72,15 +72,10 @@ pub enum CoreEvent {
     Call(CoreCall),
 }
 
-/// What a sent message was about, to explain a switch's ERROR reply. A
-/// flow's key is only rebuilt (canonical form, hash) if the switch rejects it.
+/// What a sent message was about, to explain a switch's ERROR reply.
 #[derive(Debug, Clone)]
 enum Sent {
-    Flow {
-        table_id: u8,
-        priority: u16,
-        match_: of::Match,
-    },
+    Flow(FlowKey),
     Group(u32),
     Meter(u32),
 }
@@ -96,8 +91,8 @@ struct SwitchState {
     handle: SwitchHandle,
     /// Negotiated OpenFlow wire version (1.0 switches get one table).
     version: u8,
-    desired: SwitchTables,
-    installed: SwitchTables,
+    /// Desired and installed entries, side by side.
+    tables: SwitchTables,
     /// Messages sent since the last barrier reply, in xid (= send) order.
     inflight: VecDeque<(u32, Sent)>,
     next_xid: u32,
@@ -126,20 +121,15 @@ impl SwitchState {
             return;
         }
         metrics.record_plan(&plan.counts);
-        for message in plan.messages {
+        for planned in plan.messages {
             let xid = self.xid();
-            if !encode_for(self.version, xid, &message, &mut self.out) {
+            if !planned.encode(self.version, xid, &mut self.out) {
                 continue;
             }
-            let sent = match message {
-                Message::FlowMod(fm) => Sent::Flow {
-                    table_id: fm.table_id,
-                    priority: fm.priority,
-                    match_: fm.match_,
-                },
-                Message::GroupMod(gm) => Sent::Group(gm.group_id),
-                Message::MeterMod(mm) => Sent::Meter(mm.meter_id),
-                _ => continue,
+            let sent = match planned {
+                Planned::Flow { key, .. } | Planned::DeleteFlow { key, .. } => Sent::Flow(key),
+                Planned::Group(gm) => Sent::Group(gm.group_id),
+                Planned::Meter(mm) => Sent::Meter(mm.meter_id),
             };
             self.inflight.push_back((xid, sent));
         }
@@ -149,22 +139,25 @@ impl SwitchState {
 
 pub struct Core {
     modules: Vec<Box<dyn Module>>,
-    switches: HashMap<u64, SwitchState>,
+    switches: HashMap<u64, SwitchState, foldhash::fast::RandomState>,
     metrics: Arc<Metrics>,
     /// Published notices not yet delivered, with their publisher.
     notices: VecDeque<(Owner, Arc<dyn Any + Send + Sync>)>,
     /// The next flush closes every switch's pending messages with a barrier.
     barrier_all: bool,
+    /// The change buffer every module event reuses.
+    spare_changes: Vec<Change>,
 }
 
 impl Core {
     pub fn new(modules: Vec<Box<dyn Module>>, metrics: Arc<Metrics>) -> Self {
         Core {
             modules,
-            switches: HashMap::new(),
+            switches: HashMap::default(),
             metrics,
             notices: VecDeque::new(),
             barrier_all: false,
+            spare_changes: Vec::new(),
         }
     }
 
@@ -213,8 +206,7 @@ impl Core {
         let module = (self.modules[i].as_mut() as &mut dyn Any).downcast_mut::<M>()?;
         let mut ctx = Ctx::new(now);
         let value = f(module, &mut ctx);
-        let forced = ctx.take_reasserted();
-        let sent_to = self.apply_changes(owner, ctx.take_changes(), true, &forced);
+        let sent_to = self.apply_changes(owner, &mut ctx.take_changes(), true);
         self.deliver_notices(now);
         let mut acks = Vec::new();
         for dpid in sent_to {
@@ -302,12 +294,11 @@ impl Core {
     }
 
     fn switch_up(&mut self, dpid: u64, handle: SwitchHandle, sync: &SwitchSync, now: Instant) {
-        let installed = SwitchTables::from_sync(sync);
-        let mut desired = SwitchTables::default();
+        let mut tables = SwitchTables::from_sync(sync);
         // A 1.0 switch has one table and sends misses to the controller.
         if sync.version != of::OFP_VERSION_1_0 {
             for entry in pipeline::core_entries() {
-                desired.flows.insert(entry.key, entry.spec);
+                tables.desire_flow(entry.key, entry.spec);
             }
         }
         self.switches.insert(
@@ -315,8 +306,7 @@ impl Core {
             SwitchState {
                 handle,
                 version: sync.version,
-                desired,
-                installed,
+                tables,
                 inflight: VecDeque::new(),
                 next_xid: 0,
                 out: BytesMut::new(),
@@ -347,16 +337,16 @@ impl Core {
             let mut ctx = Ctx::new(now);
             self.modules[i].handle(&event, &mut ctx);
             // Applied without reconciling: the full pass below covers it.
-            self.apply_changes(owner, ctx.take_changes(), false, &[]);
+            self.apply_changes(owner, &mut ctx.take_changes(), false);
         }
         let Some(state) = self.switches.get_mut(&dpid) else {
             return;
         };
         let started = Instant::now();
-        let plan = reconcile::reconcile_all(&state.desired, &mut state.installed);
+        let plan = state.tables.reconcile_all();
         info!(
             dpid = format_args!("{dpid:016x}"),
-            flows = state.desired.flows.len(),
+            flows = state.tables.desired_flow_count(),
             sent = plan.counts.total(),
             adds = plan.counts.flow_adds,
             modifies = plan.counts.flow_modifies,
@@ -433,24 +423,7 @@ impl Core {
         };
         let key = FlowKey::new(removed.table_id, removed.priority, removed.match_.clone());
         if let Some(state) = self.switches.get_mut(&dpid) {
-            // Only forget the entry if it is the one that was removed (an
-            // ADD replacing it with a new cookie also reports removal).
-            if state
-                .installed
-                .flows
-                .get(&key)
-                .is_some_and(|s| s.cookie == removed.cookie)
-            {
-                state.installed.flows.remove(&key);
-                if state
-                    .desired
-                    .flows
-                    .get(&key)
-                    .is_some_and(|s| s.cookie == removed.cookie)
-                {
-                    state.desired.flows.remove(&key);
-                }
-            }
+            state.tables.flow_removed(&key, removed.cookie);
         }
         self.dispatch_to(dpid, owner, &Event::FlowRemoved { dpid, removed }, now);
     }
@@ -475,22 +448,17 @@ impl Core {
             .and_then(|i| state.inflight.remove(i))
             .map(|(_, sent)| sent);
         match sent {
-            Some(Sent::Flow {
-                table_id,
-                priority,
-                match_,
-            }) => {
-                let key = FlowKey::new(table_id, priority, match_);
+            Some(Sent::Flow(key)) => {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, table = key.table_id, priority = key.priority, "switch rejected flow-mod");
-                state.installed.flows.remove(&key);
+                state.tables.forget_installed_flow(&key);
             }
             Some(Sent::Group(id)) => {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, group = id, "switch rejected group-mod");
-                state.installed.groups.remove(&id);
+                state.tables.forget_installed_group(id);
             }
             Some(Sent::Meter(id)) => {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, meter = id, "switch rejected meter-mod");
-                state.installed.meters.remove(&id);
+                state.tables.forget_installed_meter(id);
             }
             None => warn!(dpid = format_args!("{dpid:016x}"), error = %what, xid, "switch error"),
         }
@@ -526,32 +494,27 @@ impl Core {
     }
 
     fn dispatch_index(&mut self, i: usize, event: &Event<'_>, now: Instant) {
-        let mut ctx = Ctx::new(now);
+        let mut ctx = Ctx::with_buffer(now, std::mem::take(&mut self.spare_changes));
         self.modules[i].handle(event, &mut ctx);
         let owner = self.modules[i].owner();
-        let forced = ctx.take_reasserted();
-        self.apply_changes(owner, ctx.take_changes(), true, &forced);
+        let mut changes = ctx.take_changes();
+        self.apply_changes(owner, &mut changes, true);
+        self.spare_changes = changes;
     }
 
-    /// Applies a module's changes to desired state; with `reconcile`, sends
-    /// the resulting difference for exactly the touched entries. Returns the
-    /// switches that were sent something.
-    ///
-    /// `forced` entries ([`Ctx::reassert`]) are sent as an ADD even when the
-    /// switch is believed to have them. (Forgetting them from the installed
-    /// table instead would leave a tombstone per packet-in in its hash map,
-    /// and probe chains grow until every lookup crawls.)
+    /// Applies a module's changes (drained from `changes`) to desired state;
+    /// with `reconcile`, sends the resulting difference for exactly the
+    /// touched entries. Returns the switches that were sent something.
     fn apply_changes(
         &mut self,
         owner: Owner,
-        changes: Vec<Change>,
+        changes: &mut Vec<Change>,
         reconcile: bool,
-        forced: &[(u64, FlowKey)],
     ) -> Vec<u64> {
         // Usually one switch: a short list beats a map.
         let mut touched: Vec<(u64, Touched)> = Vec::new();
         let mut packet_outs = Vec::new();
-        for change in changes {
+        for change in changes.drain(..) {
             let Some(dpid) = change_dpid(&change) else {
                 if let Change::Publish(payload) = change {
                     self.notices.push_back((owner, payload));
@@ -582,6 +545,7 @@ impl Core {
                 );
                 continue;
             }
+            let tables = &mut state.tables;
             match change {
                 Change::InstallFlow { entry, .. } => {
                     let checked = if of10 {
@@ -593,37 +557,40 @@ impl Core {
                         warn!(?owner, error = %e, "module flow violates the pipeline; dropped");
                         continue;
                     }
-                    // Forced entries are sent without a diff (below).
-                    if !forced.iter().any(|(d, k)| *d == dpid && *k == entry.key) {
-                        t.flows.push(entry.key.clone());
-                    }
-                    state.desired.flows.insert(entry.key, entry.spec);
+                    t.flows.push(entry.key.clone());
+                    tables.desire_flow(entry.key, entry.spec);
                 }
                 Change::RemoveFlow { key, .. } => {
-                    if state
-                        .desired
-                        .flows
-                        .get(&key)
+                    if tables
+                        .desired_flow(&key)
                         .is_some_and(|s| cookie::owner_of(s.cookie) == Some(owner))
                     {
-                        state.desired.flows.remove(&key);
+                        tables.undesire_flow(&key);
                         t.flows.push(key);
                     }
                 }
+                Change::ResendFlow { key, .. } => {
+                    if tables
+                        .desired_flow(&key)
+                        .is_some_and(|s| cookie::owner_of(s.cookie) == Some(owner))
+                    {
+                        t.resend.push(key);
+                    }
+                }
                 Change::InstallGroup { id, spec, .. } => {
-                    state.desired.groups.insert(id, spec);
+                    tables.desire_group(id, Some(spec));
                     t.groups.push(id);
                 }
                 Change::RemoveGroup { id, .. } => {
-                    state.desired.groups.remove(&id);
+                    tables.desire_group(id, None);
                     t.groups.push(id);
                 }
                 Change::InstallMeter { id, spec, .. } => {
-                    state.desired.meters.insert(id, spec);
+                    tables.desire_meter(id, Some(spec));
                     t.meters.push(id);
                 }
                 Change::RemoveMeter { id, .. } => {
-                    state.desired.meters.remove(&id);
+                    tables.desire_meter(id, None);
                     t.meters.push(id);
                 }
                 Change::PacketOut { dpid, packet_out } => packet_outs.push((dpid, packet_out)),
@@ -634,21 +601,20 @@ impl Core {
             return Vec::new();
         }
         let mut sent_to = Vec::new();
-        for (dpid, t) in touched {
+        for (dpid, mut t) in touched {
             let Some(state) = self.switches.get_mut(&dpid) else {
                 continue;
             };
-            let mut plan = reconcile::reconcile_groups_meters(
-                t.groups,
-                t.meters,
-                &state.desired,
-                &mut state.installed,
-            );
-            let flows = reconcile::reconcile_flows(&t.flows, &state.desired, &mut state.installed);
+            // A re-sent entry goes out anyway: no diff for it.
+            if !t.resend.is_empty() {
+                t.flows.retain(|k| !t.resend.contains(k));
+            }
+            let mut plan = state.tables.reconcile_groups_meters(&t.groups, &t.meters);
+            let flows = state.tables.reconcile_flows(&t.flows);
             plan.messages.extend(flows.messages);
             plan.counts.add(&flows.counts);
-            for (_, key) in forced.iter().filter(|(d, _)| *d == dpid) {
-                reconcile::reassert_flow(&mut plan, key, &state.desired, &mut state.installed);
+            for key in &t.resend {
+                state.tables.resend_flow(&mut plan, key);
             }
             if !plan.is_empty() {
                 sent_to.push(dpid);
@@ -712,6 +678,8 @@ impl Core {
 #[derive(Default)]
 struct Touched {
     flows: Vec<FlowKey>,
+    /// Keys to send even if believed installed ([`Ctx::resend`]).
+    resend: Vec<FlowKey>,
     groups: Vec<u32>,
     meters: Vec<u32>,
 }
@@ -733,6 +701,7 @@ fn change_dpid(change: &Change) -> Option<u64> {
     Some(match change {
         Change::InstallFlow { dpid, .. }
         | Change::RemoveFlow { dpid, .. }
+        | Change::ResendFlow { dpid, .. }
         | Change::InstallGroup { dpid, .. }
         | Change::RemoveGroup { dpid, .. }
         | Change::InstallMeter { dpid, .. }

@@ -1,70 +1,199 @@
-//! The reconciler: pure functions from (desired, installed) to the OpenFlow
-//! messages that make the switch match desired state, and nothing more.
+//! The reconciler: from (desired, installed) to the OpenFlow messages that
+//! make the switch match desired state, and nothing more.
+//!
+//! Each switch has one table per kind (flows, groups, meters) whose entries
+//! hold both sides, desired and installed, under one key: the packet-in path
+//! changes a desired entry and records what it sent with a single hash
+//! lookup, and an entry sent as desired shares its spec (one `Arc`) with the
+//! installed side, so "is it installed as desired?" is a pointer comparison.
 //!
 //! Only Flowgate's own flows (cookie owned by a known module, see
 //! [`crate::cookie`]) are ever compared or deleted; anything an operator added
 //! by hand with a foreign cookie is left alone. Groups and meters have no
 //! cookie: Flowgate owns the group and meter tables of its switches.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use bytes::BytesMut;
 use flowgate_openflow::{
-    FlowModCommand, GroupMod, GroupModCommand, Message, MeterMod, MeterModCommand,
+    self as of, FlowModCommand, GroupMod, GroupModCommand, Message, MeterMod, MeterModCommand,
+    OFP_VERSION_1_3,
 };
 use serde::Serialize;
 
 use crate::cookie;
 use crate::desired::{delete_strict, flow_mod, FlowEntry, FlowKey, FlowSpec, GroupSpec, MeterSpec};
-use crate::runtime::session::SwitchSync;
+use crate::runtime::session::{encode_for, SwitchSync};
 
-/// Flow, group and meter entries of one switch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One entry's two sides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot<T> {
+    /// What the owning module wants; `None` once it no longer does.
+    pub desired: Option<T>,
+    /// What the switch is believed to have (as if every message succeeded).
+    pub installed: Option<T>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot {
+            desired: None,
+            installed: None,
+        }
+    }
+}
+
+impl<T> Slot<T> {
+    fn is_vacant(&self) -> bool {
+        self.desired.is_none() && self.installed.is_none()
+    }
+}
+
+/// Flow keys hash to their precomputed, randomly keyed hash
+/// ([`FlowKey`]); a fast hasher mixes that one word.
+type FlowMap = HashMap<FlowKey, Slot<Arc<FlowSpec>>, foldhash::fast::RandomState>;
+
+/// Flow, group and meter entries of one switch, desired and installed.
+#[derive(Debug, Clone, Default)]
 pub struct SwitchTables {
-    pub flows: HashMap<FlowKey, FlowSpec>,
-    pub groups: HashMap<u32, GroupSpec>,
-    pub meters: HashMap<u32, MeterSpec>,
+    flows: FlowMap,
+    groups: BTreeMap<u32, Slot<GroupSpec>>,
+    meters: BTreeMap<u32, Slot<MeterSpec>>,
+}
+
+/// Sets one side of the slot at `id`, dropping the slot once both are empty.
+fn set_side<T>(
+    map: &mut BTreeMap<u32, Slot<T>>,
+    id: u32,
+    side: fn(&mut Slot<T>) -> &mut Option<T>,
+    value: Option<T>,
+) {
+    let slot = map.entry(id).or_default();
+    *side(slot) = value;
+    if slot.is_vacant() {
+        map.remove(&id);
+    }
 }
 
 impl SwitchTables {
     /// What is installed on a switch that just connected, from its sync
     /// dumps: Flowgate-owned flows, and all groups and meters.
     pub fn from_sync(sync: &SwitchSync) -> Self {
-        let flows = sync
+        let mut tables = SwitchTables::default();
+        for stats in sync
             .flows
             .iter()
             .filter(|f| cookie::owner_of(f.cookie).is_some())
-            .map(|f| {
-                let e = FlowEntry::from_stats(f);
-                (e.key, e.spec)
-            })
-            .collect();
-        let groups = sync
-            .groups
-            .iter()
-            .map(|g| {
-                let spec = GroupSpec {
-                    group_type: g.group_type,
-                    buckets: g.buckets.clone(),
-                };
-                (g.group_id, spec)
-            })
-            .collect();
-        let meters = sync
-            .meters
-            .iter()
-            .map(|m| {
-                let spec = MeterSpec {
-                    flags: m.flags,
-                    bands: m.bands.clone(),
-                };
-                (m.meter_id, spec)
-            })
-            .collect();
-        SwitchTables {
-            flows,
-            groups,
-            meters,
+        {
+            let entry = FlowEntry::from_stats(stats);
+            tables.flows.entry(entry.key).or_default().installed = Some(Arc::new(entry.spec));
         }
+        for g in &sync.groups {
+            let spec = GroupSpec {
+                group_type: g.group_type,
+                buckets: g.buckets.clone(),
+            };
+            tables.groups.entry(g.group_id).or_default().installed = Some(spec);
+        }
+        for m in &sync.meters {
+            let spec = MeterSpec {
+                flags: m.flags,
+                bands: m.bands.clone(),
+            };
+            tables.meters.entry(m.meter_id).or_default().installed = Some(spec);
+        }
+        tables
+    }
+
+    /// Declares the desired entry at `key`. An unchanged spec keeps the
+    /// stored one; a spec equal to the installed one shares it.
+    pub fn desire_flow(&mut self, key: FlowKey, spec: FlowSpec) {
+        let slot = self.flows.entry(key).or_default();
+        if slot.desired.as_deref() == Some(&spec) {
+            return;
+        }
+        slot.desired = match &slot.installed {
+            Some(have) if **have == spec => Some(Arc::clone(have)),
+            _ => Some(Arc::new(spec)),
+        };
+    }
+
+    /// Withdraws the desired entry at `key`; what remains installed is
+    /// deleted by the next reconciliation of that key.
+    pub fn undesire_flow(&mut self, key: &FlowKey) {
+        if let Some(slot) = self.flows.get_mut(key) {
+            slot.desired = None;
+            if slot.is_vacant() {
+                self.flows.remove(key);
+            }
+        }
+    }
+
+    pub fn desired_flow(&self, key: &FlowKey) -> Option<&FlowSpec> {
+        self.flows.get(key)?.desired.as_deref()
+    }
+
+    pub fn installed_flow(&self, key: &FlowKey) -> Option<&FlowSpec> {
+        self.flows.get(key)?.installed.as_deref()
+    }
+
+    /// Number of desired flow entries.
+    pub fn desired_flow_count(&self) -> usize {
+        self.flows.values().filter(|s| s.desired.is_some()).count()
+    }
+
+    /// The switch does not have the entry at `key` (it rejected it): the
+    /// next reconciliation of that key sends it again.
+    pub fn forget_installed_flow(&mut self, key: &FlowKey) {
+        if let Some(slot) = self.flows.get_mut(key) {
+            slot.installed = None;
+            if slot.is_vacant() {
+                self.flows.remove(key);
+            }
+        }
+    }
+
+    /// The switch removed the entry at `key` carrying `cookie` (timeout or
+    /// delete): it is neither installed nor, if that was the desired entry,
+    /// desired any more. An entry under a different cookie is left alone (an
+    /// ADD replacing it with a new cookie also reports the removal).
+    pub fn flow_removed(&mut self, key: &FlowKey, cookie: u64) {
+        let Some(slot) = self.flows.get_mut(key) else {
+            return;
+        };
+        if slot.installed.as_ref().is_some_and(|s| s.cookie == cookie) {
+            slot.installed = None;
+            if slot.desired.as_ref().is_some_and(|s| s.cookie == cookie) {
+                slot.desired = None;
+            }
+            if slot.is_vacant() {
+                self.flows.remove(key);
+            }
+        }
+    }
+
+    pub fn desire_group(&mut self, id: u32, spec: Option<GroupSpec>) {
+        set_side(&mut self.groups, id, |s| &mut s.desired, spec);
+    }
+
+    pub fn forget_installed_group(&mut self, id: u32) {
+        set_side(&mut self.groups, id, |s| &mut s.installed, None);
+    }
+
+    pub fn desire_meter(&mut self, id: u32, spec: Option<MeterSpec>) {
+        set_side(&mut self.meters, id, |s| &mut s.desired, spec);
+    }
+
+    pub fn forget_installed_meter(&mut self, id: u32) {
+        set_side(&mut self.meters, id, |s| &mut s.installed, None);
+    }
+
+    /// True when every entry is installed as desired.
+    pub fn in_sync(&self) -> bool {
+        self.flows.values().all(|s| s.desired == s.installed)
+            && self.groups.values().all(|s| s.desired == s.installed)
+            && self.meters.values().all(|s| s.desired == s.installed)
     }
 }
 
@@ -92,13 +221,63 @@ impl ReconcileCounts {
     }
 }
 
+/// One mod to send. Flow mods hold the tables' own key and spec (two
+/// reference counts, no copies) and are encoded straight from them.
+#[derive(Debug, Clone)]
+pub enum Planned {
+    Flow {
+        command: FlowModCommand,
+        key: FlowKey,
+        spec: Arc<FlowSpec>,
+    },
+    /// DELETE_STRICT of the entry installed under `cookie`.
+    DeleteFlow {
+        key: FlowKey,
+        cookie: u64,
+    },
+    Group(GroupMod),
+    Meter(MeterMod),
+}
+
+impl Planned {
+    /// The owned message (copies the match and instructions).
+    pub fn to_message(&self) -> Message {
+        match self {
+            Planned::Flow { command, key, spec } => {
+                Message::FlowMod(flow_mod(key, spec, *command).to_owned())
+            }
+            Planned::DeleteFlow { key, cookie } => {
+                Message::FlowMod(delete_strict(key, *cookie).to_owned())
+            }
+            Planned::Group(gm) => Message::GroupMod(gm.clone()),
+            Planned::Meter(mm) => Message::MeterMod(mm.clone()),
+        }
+    }
+
+    /// Appends the mod encoded for wire `version`; false if that version
+    /// can not express it (see [`encode_for`]).
+    pub fn encode(&self, version: u8, xid: u32, out: &mut BytesMut) -> bool {
+        match self {
+            Planned::Flow { command, key, spec } if version == OFP_VERSION_1_3 => {
+                of::encode_flow_mod(xid, &flow_mod(key, spec, *command), out);
+                true
+            }
+            Planned::DeleteFlow { key, cookie } if version == OFP_VERSION_1_3 => {
+                of::encode_flow_mod(xid, &delete_strict(key, *cookie), out);
+                true
+            }
+            _ => encode_for(version, xid, &self.to_message(), out),
+        }
+    }
+}
+
 /// Messages to send, in an order that never leaves a flow pointing at a
 /// missing group or meter: meters and groups are added first and deleted last.
 #[derive(Debug, Default)]
 pub struct Plan {
-    pub messages: Vec<Message>,
+    pub messages: Vec<Planned>,
     pub counts: ReconcileCounts,
-    late: Vec<Message>,
+    late: Vec<Planned>,
 }
 
 impl Plan {
@@ -112,111 +291,84 @@ impl Plan {
     }
 }
 
-/// Brings `installed` to `desired` for every entry, returning the messages.
-/// `installed` is updated as if every message succeeds; switch errors are
-/// reported separately and repaired by the next full reconciliation.
-pub fn reconcile_all(desired: &SwitchTables, installed: &mut SwitchTables) -> Plan {
-    let mut plan = Plan::default();
-    let meter_ids: HashSet<u32> = desired
-        .meters
-        .keys()
-        .chain(installed.meters.keys())
-        .copied()
-        .collect();
-    for id in sorted(meter_ids) {
-        meter(&mut plan, id, desired, installed);
+impl SwitchTables {
+    /// Brings every entry in line (a switch that just connected). The
+    /// installed side is updated as if every message succeeds; switch errors
+    /// are reported separately and repaired by the next reconciliation.
+    pub fn reconcile_all(&mut self) -> Plan {
+        let mut plan = Plan::default();
+        let meters: Vec<u32> = self.meters.keys().copied().collect();
+        for id in meters {
+            meter(&mut plan, &mut self.meters, id);
+        }
+        let groups: Vec<u32> = self.groups.keys().copied().collect();
+        for id in groups {
+            group(&mut plan, &mut self.groups, id);
+        }
+        // Stale entries go first, then the desired ones.
+        for (key, slot) in self.flows.iter_mut().filter(|(_, s)| s.desired.is_none()) {
+            flow(&mut plan, key, slot);
+        }
+        for (key, slot) in self.flows.iter_mut().filter(|(_, s)| s.desired.is_some()) {
+            flow(&mut plan, key, slot);
+        }
+        self.flows.retain(|_, s| !s.is_vacant());
+        plan.finish()
     }
-    let group_ids: HashSet<u32> = desired
-        .groups
-        .keys()
-        .chain(installed.groups.keys())
-        .copied()
-        .collect();
-    for id in sorted(group_ids) {
-        group(&mut plan, id, desired, installed);
-    }
-    let stale: Vec<FlowKey> = installed
-        .flows
-        .keys()
-        .filter(|k| !desired.flows.contains_key(*k))
-        .cloned()
-        .collect();
-    for key in stale.iter().chain(desired.flows.keys()) {
-        flow(&mut plan, key, desired, installed);
-    }
-    plan.finish()
-}
 
-/// Brings only the given flow keys in line, after a module changed them.
-pub fn reconcile_flows<'a>(
-    keys: impl IntoIterator<Item = &'a FlowKey>,
-    desired: &SwitchTables,
-    installed: &mut SwitchTables,
-) -> Plan {
-    let mut plan = Plan::default();
-    for key in keys {
-        flow(&mut plan, key, desired, installed);
-    }
-    plan.finish()
-}
-
-/// Sends `key` as an ADD whatever the switch is believed to have, and records
-/// it installed: the caller holds evidence the switch lacks it (a packet-in
-/// the entry would have absorbed). No diff and no spec comparison: on the
-/// packet-in path every avoided lookup is a cache miss saved.
-pub fn reassert_flow(
-    plan: &mut Plan,
-    key: &FlowKey,
-    desired: &SwitchTables,
-    installed: &mut SwitchTables,
-) {
-    // The stored key shares its match with the installed table's key, which
-    // then compares equal without reading it.
-    let Some((key, spec)) = desired.flows.get_key_value(key) else {
-        return;
-    };
-    plan.messages
-        .push(Message::FlowMod(flow_mod(key, spec, FlowModCommand::Add)));
-    plan.counts.flow_adds += 1;
-    match installed.flows.get_mut(key) {
-        Some(have) => {
-            if have != spec {
-                have.clone_from(spec);
+    /// Brings only the given flow keys in line, after a module changed them.
+    pub fn reconcile_flows(&mut self, keys: &[FlowKey]) -> Plan {
+        let mut plan = Plan::default();
+        for key in keys {
+            if let Some(slot) = self.flows.get_mut(key) {
+                flow(&mut plan, key, slot);
+                if slot.is_vacant() {
+                    self.flows.remove(key);
+                }
             }
         }
-        None => {
-            installed.flows.insert(key.clone(), spec.clone());
+        plan.finish()
+    }
+
+    /// Sends the desired entry at `key` as an ADD whatever the switch is
+    /// believed to have: the caller holds evidence the switch lacks it (a
+    /// packet-in the entry would have absorbed). No spec comparison: on the
+    /// packet-in path this is one lookup.
+    pub fn resend_flow(&mut self, plan: &mut Plan, key: &FlowKey) {
+        let Some(slot) = self.flows.get_mut(key) else {
+            return;
+        };
+        let Some(want) = &slot.desired else {
+            return;
+        };
+        plan.messages.push(Planned::Flow {
+            command: FlowModCommand::Add,
+            key: key.clone(),
+            spec: Arc::clone(want),
+        });
+        plan.counts.flow_adds += 1;
+        slot.installed = Some(Arc::clone(want));
+    }
+
+    /// Brings only the given groups and meters in line.
+    pub fn reconcile_groups_meters(&mut self, groups: &[u32], meters: &[u32]) -> Plan {
+        let mut plan = Plan::default();
+        for id in meters {
+            meter(&mut plan, &mut self.meters, *id);
         }
+        for id in groups {
+            group(&mut plan, &mut self.groups, *id);
+        }
+        plan.finish()
     }
 }
 
-/// Brings only the given groups and meters in line.
-pub fn reconcile_groups_meters(
-    groups: impl IntoIterator<Item = u32>,
-    meters: impl IntoIterator<Item = u32>,
-    desired: &SwitchTables,
-    installed: &mut SwitchTables,
-) -> Plan {
-    let mut plan = Plan::default();
-    for id in meters {
-        meter(&mut plan, id, desired, installed);
-    }
-    for id in groups {
-        group(&mut plan, id, desired, installed);
-    }
-    plan.finish()
-}
-
-fn sorted(ids: HashSet<u32>) -> Vec<u32> {
-    let mut ids: Vec<u32> = ids.into_iter().collect();
-    ids.sort_unstable();
-    ids
-}
-
-fn flow(plan: &mut Plan, key: &FlowKey, desired: &SwitchTables, installed: &mut SwitchTables) {
-    match (desired.flows.get_key_value(key), installed.flows.get(key)) {
-        (Some((_, want)), Some(have)) if want == have => {}
-        (Some((stored, want)), have) => {
+fn flow(plan: &mut Plan, key: &FlowKey, slot: &mut Slot<Arc<FlowSpec>>) {
+    match (&slot.desired, &slot.installed) {
+        // `Arc` equality compares pointers first: an entry sent as desired
+        // shares its spec with the installed side.
+        (Some(want), Some(have)) if want == have => {}
+        (Some(want), have) => {
             let command = match have {
                 Some(have) if want.differs_only_in_instructions(have) => {
                     plan.counts.flow_modifies += 1;
@@ -229,84 +381,95 @@ fn flow(plan: &mut Plan, key: &FlowKey, desired: &SwitchTables, installed: &mut 
                     FlowModCommand::Add
                 }
             };
-            plan.messages
-                .push(Message::FlowMod(flow_mod(key, want, command)));
-            // The desired table's own key: both tables then share its match.
-            match installed.flows.get_mut(key) {
-                Some(have) => *have = want.clone(),
-                None => {
-                    installed.flows.insert(stored.clone(), want.clone());
-                }
-            }
+            plan.messages.push(Planned::Flow {
+                command,
+                key: key.clone(),
+                spec: Arc::clone(want),
+            });
+            slot.installed = Some(Arc::clone(want));
         }
         (None, Some(have)) => {
             plan.counts.flow_deletes += 1;
-            plan.messages
-                .push(Message::FlowMod(delete_strict(key, have.cookie)));
-            installed.flows.remove(key);
+            plan.messages.push(Planned::DeleteFlow {
+                key: key.clone(),
+                cookie: have.cookie,
+            });
+            slot.installed = None;
         }
         (None, None) => {}
     }
 }
 
-fn group(plan: &mut Plan, id: u32, desired: &SwitchTables, installed: &mut SwitchTables) {
-    let (command, spec) = match (desired.groups.get(&id), installed.groups.get(&id)) {
-        (Some(want), Some(have)) if want == have => return,
-        (Some(want), Some(_)) => (GroupModCommand::Modify, want.clone()),
-        (Some(want), None) => (GroupModCommand::Add, want.clone()),
-        (None, Some(have)) => (GroupModCommand::Delete, have.clone()),
-        (None, None) => return,
+fn group(plan: &mut Plan, groups: &mut BTreeMap<u32, Slot<GroupSpec>>, id: u32) {
+    let Some(slot) = groups.get_mut(&id) else {
+        return;
     };
-    plan.counts.group_mods += 1;
-    let delete = command == GroupModCommand::Delete;
-    let message = Message::GroupMod(GroupMod {
-        command,
-        group_type: spec.group_type,
-        group_id: id,
-        buckets: if delete {
-            Vec::new()
-        } else {
-            spec.buckets.clone()
-        },
-    });
-    if delete {
-        plan.late.push(message);
-        installed.groups.remove(&id);
-    } else {
-        plan.messages.push(message);
-        installed.groups.insert(id, spec);
+    match (&slot.desired, &slot.installed) {
+        (Some(want), have) if Some(want) != have.as_ref() => {
+            let command = if have.is_some() {
+                GroupModCommand::Modify
+            } else {
+                GroupModCommand::Add
+            };
+            plan.messages.push(Planned::Group(GroupMod {
+                command,
+                group_type: want.group_type,
+                group_id: id,
+                buckets: want.buckets.clone(),
+            }));
+            slot.installed = Some(want.clone());
+        }
+        (None, Some(have)) => {
+            // Groups go after the flows that used them.
+            plan.late.push(Planned::Group(GroupMod {
+                command: GroupModCommand::Delete,
+                group_type: have.group_type,
+                group_id: id,
+                buckets: Vec::new(),
+            }));
+            groups.remove(&id);
+        }
+        _ => return,
     }
+    plan.counts.group_mods += 1;
 }
 
-fn meter(plan: &mut Plan, id: u32, desired: &SwitchTables, installed: &mut SwitchTables) {
-    let (command, spec) = match (desired.meters.get(&id), installed.meters.get(&id)) {
-        (Some(want), Some(have)) if want == have => return,
-        (Some(want), Some(_)) => (MeterModCommand::Modify, want.clone()),
-        (Some(want), None) => (MeterModCommand::Add, want.clone()),
-        (None, Some(have)) => (MeterModCommand::Delete, have.clone()),
-        (None, None) => return,
+fn meter(plan: &mut Plan, meters: &mut BTreeMap<u32, Slot<MeterSpec>>, id: u32) {
+    let Some(slot) = meters.get_mut(&id) else {
+        return;
     };
-    plan.counts.meter_mods += 1;
-    let delete = command == MeterModCommand::Delete;
-    let message = Message::MeterMod(MeterMod {
-        command,
-        flags: spec.flags,
-        meter_id: id,
-        bands: if delete {
-            Vec::new()
-        } else {
-            spec.bands.clone()
-        },
-    });
-    if delete {
-        // Meters go last, after the flows and groups that used them.
-        plan.late.push(message);
-        installed.meters.remove(&id);
-    } else {
-        // Meters must exist before groups and flows refer to them.
-        plan.messages.insert(0, message);
-        installed.meters.insert(id, spec);
+    match (&slot.desired, &slot.installed) {
+        (Some(want), have) if Some(want) != have.as_ref() => {
+            let command = if have.is_some() {
+                MeterModCommand::Modify
+            } else {
+                MeterModCommand::Add
+            };
+            // Meters must exist before groups and flows refer to them.
+            plan.messages.insert(
+                0,
+                Planned::Meter(MeterMod {
+                    command,
+                    flags: want.flags,
+                    meter_id: id,
+                    bands: want.bands.clone(),
+                }),
+            );
+            slot.installed = Some(want.clone());
+        }
+        (None, Some(have)) => {
+            // Meters go last, after the flows and groups that used them.
+            plan.late.push(Planned::Meter(MeterMod {
+                command: MeterModCommand::Delete,
+                flags: have.flags,
+                meter_id: id,
+                bands: Vec::new(),
+            }));
+            meters.remove(&id);
+        }
+        _ => return,
     }
+    plan.counts.meter_mods += 1;
 }
 
 #[cfg(test)]

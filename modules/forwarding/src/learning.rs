@@ -31,25 +31,37 @@ impl Default for L2LearningConfig {
     }
 }
 
+/// A host learned on one switch.
+#[derive(Debug, Clone)]
+struct Learned {
+    port: u32,
+    /// Key of its source entry, kept so a repeated miss re-sends the entry
+    /// without rebuilding (allocating, hashing) the key.
+    learn: FlowKey,
+}
+
+/// Host MAC → where it was learned. Keyed hashing: MACs come from packets.
+type MacTable = HashMap<MacAddr, Learned, foldhash::quality::RandomState>;
+
 /// Per-switch MAC learning.
 #[derive(Debug, Default)]
 pub struct L2Learning {
     config: L2LearningConfig,
-    /// dpid → host MAC → port it was learned on.
-    macs: HashMap<u64, HashMap<MacAddr, u32>>,
+    /// dpid → the switch's host table.
+    macs: HashMap<u64, MacTable, foldhash::quality::RandomState>,
 }
 
 impl L2Learning {
     pub fn new(config: L2LearningConfig) -> Self {
         L2Learning {
             config,
-            macs: HashMap::new(),
+            macs: HashMap::default(),
         }
     }
 
     /// Where `mac` was learned on `dpid`.
     pub fn port_of(&self, dpid: u64, mac: MacAddr) -> Option<u32> {
-        self.macs.get(&dpid)?.get(&mac).copied()
+        self.macs.get(&dpid)?.get(&mac).map(|l| l.port)
     }
 
     fn switch_up(&mut self, dpid: u64, installed: &[FlowStats], ctx: &mut Ctx) {
@@ -78,7 +90,8 @@ impl L2Learning {
             }
             if flow.table_id == FORWARD {
                 if let (Some(mac), Some(port)) = (eth_dst(&flow.match_), output_port(flow)) {
-                    table.insert(mac, port);
+                    let learn = learn_key(mac, port);
+                    table.insert(mac, Learned { port, learn });
                 }
             }
             if flow.table_id == FORWARD || flow.table_id == LEARN {
@@ -96,6 +109,18 @@ impl L2Learning {
             return;
         }
         let table = self.macs.entry(dpid).or_default();
+        match table.get(&src) {
+            // Already learned here, yet the learn table missed: the switch
+            // lacks the source entry (or the packet raced its flow-mod).
+            // Re-send it; the forward entry is not in question.
+            Some(known) if known.port == in_port => {
+                ctx.resend(dpid, known.learn.clone());
+                return;
+            }
+            // The host moved: its old source entry must stop matching.
+            Some(known) => ctx.remove(dpid, known.learn.clone()),
+            None => {}
+        }
         let spec = |instructions| {
             FlowSpec::new(Owner::Forwarding.cookie(mac_object(src)), instructions)
                 .idle_timeout(self.config.idle_timeout)
@@ -105,18 +130,13 @@ impl L2Learning {
             key: learn_key(src, in_port),
             spec: spec(vec![Instruction::GotoTable(FORWARD)]),
         };
-        match table.insert(src, in_port) {
-            // Already learned here, yet the learn table missed: the switch
-            // lacks the source entry (or the packet raced its flow-mod).
-            // Re-send it; the forward entry is not in question.
-            Some(old) if old == in_port => {
-                ctx.reassert(dpid, learn);
-                return;
-            }
-            // The host moved: its old source entry must stop matching.
-            Some(old) => ctx.remove(dpid, learn_key(src, old)),
-            None => {}
-        }
+        table.insert(
+            src,
+            Learned {
+                port: in_port,
+                learn: learn.key.clone(),
+            },
+        );
         ctx.install(dpid, learn);
         ctx.install(
             dpid,
@@ -129,8 +149,8 @@ impl L2Learning {
 
     /// Forgets `mac` on `dpid` and removes both of its entries.
     fn forget(&mut self, dpid: u64, mac: MacAddr, ctx: &mut Ctx) {
-        if let Some(port) = self.macs.get_mut(&dpid).and_then(|t| t.remove(&mac)) {
-            ctx.remove(dpid, learn_key(mac, port));
+        if let Some(known) = self.macs.get_mut(&dpid).and_then(|t| t.remove(&mac)) {
+            ctx.remove(dpid, known.learn);
             ctx.remove(dpid, forward_key(mac));
         }
     }
@@ -146,7 +166,7 @@ impl L2Learning {
             .get(&dpid)
             .map(|t| {
                 t.iter()
-                    .filter(|(_, p)| **p == status.desc.port_no)
+                    .filter(|(_, l)| l.port == status.desc.port_no)
                     .map(|(m, _)| *m)
                     .collect()
             })

@@ -513,11 +513,11 @@ fn module_output_is_closed_by_a_barrier_only_when_due() {
         "a full reconciliation is confirmed"
     );
     // Nobody waits: the flow-mod goes out alone...
-    let changes = vec![Change::InstallFlow {
+    let mut changes = vec![Change::InstallFlow {
         dpid: DPID,
         entry: rule(1),
     }];
-    rig.core.apply_changes(Owner::Firewall, changes, true, &[]);
+    rig.core.apply_changes(Owner::Firewall, &mut changes, true);
     rig.core.flush();
     let sent = rig.sent();
     assert_eq!(flow_mods(&sent).len(), 1);

@@ -16,10 +16,15 @@ fn host(n: u8, port: u32) -> FlowEntry {
     )
 }
 
-fn tables(entries: &[FlowEntry]) -> SwitchTables {
+/// Tables with `desired` entries wanted and `installed` ones on the switch
+/// (as read back from it: separate specs, not shared with desired ones).
+fn tables(desired: &[FlowEntry], installed: &[FlowEntry]) -> SwitchTables {
     let mut t = SwitchTables::default();
-    for e in entries {
-        t.flows.insert(e.key.clone(), e.spec.clone());
+    for e in installed {
+        t.flows.entry(e.key.clone()).or_default().installed = Some(Arc::new(e.spec.clone()));
+    }
+    for e in desired {
+        t.desire_flow(e.key.clone(), e.spec.clone());
     }
     t
 }
@@ -27,7 +32,7 @@ fn tables(entries: &[FlowEntry]) -> SwitchTables {
 fn commands(plan: &Plan) -> Vec<FlowModCommand> {
     plan.messages
         .iter()
-        .filter_map(|m| match m {
+        .filter_map(|m| match m.to_message() {
             Message::FlowMod(fm) => Some(fm.command),
             _ => None,
         })
@@ -36,19 +41,22 @@ fn commands(plan: &Plan) -> Vec<FlowModCommand> {
 
 #[test]
 fn nothing_to_do_sends_nothing() {
-    let desired = tables(&[host(1, 1), host(2, 2)]);
-    let mut installed = desired.clone();
-    let plan = reconcile_all(&desired, &mut installed);
+    let entries = [host(1, 1), host(2, 2)];
+    let mut t = tables(&entries, &entries);
+    let plan = t.reconcile_all();
     assert!(plan.is_empty());
     assert_eq!(plan.counts.total(), 0);
+    assert!(t.in_sync());
 }
 
 #[test]
 fn missing_changed_and_stale_entries_are_repaired() {
-    let desired = tables(&[host(1, 1), host(2, 2), host(3, 3)]);
     // 1 is right, 2 points at the wrong port, 3 is missing, 4 is stale.
-    let mut installed = tables(&[host(1, 1), host(2, 9), host(4, 4)]);
-    let plan = reconcile_all(&desired, &mut installed);
+    let mut t = tables(
+        &[host(1, 1), host(2, 2), host(3, 3)],
+        &[host(1, 1), host(2, 9), host(4, 4)],
+    );
+    let plan = t.reconcile_all();
     assert_eq!(
         plan.counts,
         ReconcileCounts {
@@ -68,14 +76,21 @@ fn missing_changed_and_stale_entries_are_repaired() {
             FlowModCommand::ModifyStrict
         ]
     );
-    assert_eq!(installed, desired);
+    assert!(t.in_sync());
+    assert_eq!(
+        t.installed_flow(&host(4, 4).key),
+        None,
+        "stale entry forgotten"
+    );
+    assert_eq!(t.installed_flow(&host(2, 2).key), Some(&host(2, 2).spec));
 }
 
 #[test]
 fn deletes_are_strict_and_cookie_exact() {
-    let mut installed = tables(&[host(4, 4)]);
-    let plan = reconcile_all(&SwitchTables::default(), &mut installed);
-    match &plan.messages[..] {
+    let mut t = tables(&[], &[host(4, 4)]);
+    let plan = t.reconcile_all();
+    let messages: Vec<Message> = plan.messages.iter().map(Planned::to_message).collect();
+    match &messages[..] {
         [Message::FlowMod(fm)] => {
             assert_eq!(fm.command, FlowModCommand::DeleteStrict);
             assert_eq!(fm.cookie, Owner::Forwarding.cookie(4));
@@ -88,23 +103,23 @@ fn deletes_are_strict_and_cookie_exact() {
 
 #[test]
 fn a_changed_timeout_replaces_the_entry_with_add() {
-    let desired = tables(&[FlowEntry {
+    let desired = FlowEntry {
         spec: host(1, 1).spec.idle_timeout(30),
         ..host(1, 1)
-    }]);
-    let mut installed = tables(&[host(1, 1)]);
-    let plan = reconcile_all(&desired, &mut installed);
+    };
+    let mut t = tables(&[desired], &[host(1, 1)]);
+    let plan = t.reconcile_all();
     assert_eq!(commands(&plan), vec![FlowModCommand::Add]);
 }
 
 #[test]
 fn incremental_reconcile_touches_only_the_given_keys() {
-    let desired = tables(&[host(1, 1), host(2, 2)]);
-    let mut installed = SwitchTables::default();
+    let mut t = tables(&[host(1, 1), host(2, 2)], &[]);
     let key = host(1, 1).key;
-    let plan = reconcile_flows([&key], &desired, &mut installed);
+    let plan = t.reconcile_flows(std::slice::from_ref(&key));
     assert_eq!(plan.counts.flow_adds, 1);
-    assert_eq!(installed.flows.len(), 1);
+    assert!(t.installed_flow(&key).is_some());
+    assert!(t.installed_flow(&host(2, 2).key).is_none());
 }
 
 #[test]
@@ -140,15 +155,14 @@ fn groups_and_meters_come_before_flows_and_leave_after_them() {
             ],
         ),
     );
-    let mut desired = tables(&[user]);
-    desired.groups.insert(3, group);
-    desired.meters.insert(7, meter);
-    let mut installed = SwitchTables::default();
-    let plan = reconcile_all(&desired, &mut installed);
+    let mut t = tables(std::slice::from_ref(&user), &[]);
+    t.desire_group(3, Some(group));
+    t.desire_meter(7, Some(meter));
+    let plan = t.reconcile_all();
     let kinds: Vec<&str> = plan
         .messages
         .iter()
-        .map(|m| match m {
+        .map(|m| match m.to_message() {
             Message::MeterMod(mm) if mm.command == MeterModCommand::Add => "meter+",
             Message::GroupMod(gm) if gm.command == GroupModCommand::Add => "group+",
             Message::FlowMod(_) => "flow",
@@ -157,11 +171,14 @@ fn groups_and_meters_come_before_flows_and_leave_after_them() {
         .collect();
     assert_eq!(kinds, vec!["meter+", "group+", "flow"]);
 
-    let plan = reconcile_all(&SwitchTables::default(), &mut installed);
+    t.undesire_flow(&user.key);
+    t.desire_group(3, None);
+    t.desire_meter(7, None);
+    let plan = t.reconcile_all();
     let kinds: Vec<&str> = plan
         .messages
         .iter()
-        .map(|m| match m {
+        .map(|m| match m.to_message() {
             Message::MeterMod(mm) if mm.command == MeterModCommand::Delete => "meter-",
             Message::GroupMod(gm) if gm.command == GroupModCommand::Delete => "group-",
             Message::FlowMod(_) => "flow",
@@ -169,20 +186,70 @@ fn groups_and_meters_come_before_flows_and_leave_after_them() {
         })
         .collect();
     assert_eq!(kinds, vec!["flow", "meter-", "group-"]);
-    assert_eq!(installed, SwitchTables::default());
+    assert!(t.in_sync());
+    assert!(t.reconcile_all().is_empty());
 }
 
 #[test]
 fn a_reasserted_entry_is_sent_even_when_believed_installed() {
-    let desired = tables(&[host(1, 1)]);
-    let mut installed = desired.clone();
+    let mut t = tables(&[host(1, 1)], &[host(1, 1)]);
     let mut plan = Plan::default();
-    reassert_flow(&mut plan, &host(1, 1).key, &desired, &mut installed);
+    t.resend_flow(&mut plan, &host(1, 1).key);
     assert_eq!(commands(&plan), vec![FlowModCommand::Add]);
     assert_eq!(plan.counts.flow_adds, 1);
-    assert_eq!(installed, desired);
+    assert!(t.in_sync());
     // Nothing desired under that key: nothing sent.
     let mut plan = Plan::default();
-    reassert_flow(&mut plan, &host(2, 2).key, &desired, &mut installed);
+    t.resend_flow(&mut plan, &host(2, 2).key);
     assert!(plan.is_empty());
+}
+
+#[test]
+fn a_desired_entry_equal_to_the_installed_one_shares_it() {
+    let mut t = tables(&[], &[host(1, 1)]);
+    t.desire_flow(host(1, 1).key, host(1, 1).spec);
+    let slot = &t.flows[&host(1, 1).key];
+    let (want, have) = (slot.desired.as_ref(), slot.installed.as_ref());
+    assert!(Arc::ptr_eq(want.unwrap(), have.unwrap()));
+    assert!(t.reconcile_all().is_empty());
+}
+
+#[test]
+fn withdrawn_and_removed_entries_leave_no_slot_behind() {
+    let mut t = tables(&[host(1, 1), host(2, 2)], &[]);
+    t.reconcile_all();
+    t.undesire_flow(&host(1, 1).key);
+    t.reconcile_flows(&[host(1, 1).key]);
+    // The switch reports the other entry removed (idle timeout).
+    t.flow_removed(&host(2, 2).key, host(2, 2).spec.cookie);
+    assert!(t.flows.is_empty());
+    // A removal under a foreign cookie is not ours to forget.
+    let mut t = tables(&[host(3, 3)], &[host(3, 3)]);
+    t.flow_removed(&host(3, 3).key, 0xdead);
+    assert!(t.installed_flow(&host(3, 3).key).is_some());
+}
+
+#[test]
+fn a_rejected_entry_is_sent_again_by_the_next_reconciliation() {
+    let mut t = tables(&[host(1, 1)], &[]);
+    assert_eq!(t.reconcile_all().counts.flow_adds, 1);
+    t.forget_installed_flow(&host(1, 1).key);
+    assert_eq!(
+        commands(&t.reconcile_flows(&[host(1, 1).key])),
+        vec![FlowModCommand::Add]
+    );
+}
+
+#[test]
+fn planned_flow_mods_encode_like_their_messages() {
+    let mut t = tables(&[host(1, 1)], &[host(2, 2)]);
+    let plan = t.reconcile_all();
+    assert_eq!(plan.messages.len(), 2);
+    for planned in &plan.messages {
+        let mut direct = BytesMut::new();
+        assert!(planned.encode(of::OFP_VERSION_1_3, 7, &mut direct));
+        let mut owned = BytesMut::new();
+        of::encode(7, &planned.to_message(), &mut owned);
+        assert_eq!(direct, owned);
+    }
 }

@@ -15,13 +15,7 @@ fn frame(src: MacAddr, dst: MacAddr) -> Bytes {
 }
 
 /// Feeds one table-miss packet-in; returns the changes.
-fn miss(
-    m: &mut L2Single,
-    in_port: u32,
-    src: MacAddr,
-    dst: MacAddr,
-    buffer_id: u32,
-) -> (Vec<Change>, Ctx) {
+fn miss(m: &mut L2Single, in_port: u32, src: MacAddr, dst: MacAddr, buffer_id: u32) -> Vec<Change> {
     let packet_in = PacketIn {
         buffer_id,
         total_len: 60,
@@ -39,7 +33,7 @@ fn miss(
         },
         &mut ctx,
     );
-    (ctx.take_changes(), ctx)
+    ctx.take_changes()
 }
 
 fn outputs(changes: &[Change]) -> Vec<(u32, u32, usize)> {
@@ -77,7 +71,7 @@ fn only_openflow_10_switches() {
 #[test]
 fn unknown_destination_is_flooded_and_the_source_learned() {
     let mut m = L2Single::default();
-    let (changes, _) = miss(&mut m, 1, A, B, NO_BUFFER);
+    let changes = miss(&mut m, 1, A, B, NO_BUFFER);
     assert_eq!(outputs(&changes), vec![(NO_BUFFER, port_no::FLOOD, 60)]);
     assert!(flows(&changes).is_empty());
     assert_eq!(m.port_of(DPID, A), Some(1));
@@ -88,16 +82,17 @@ fn known_destination_gets_a_single_table_flow_and_the_packet() {
     let mut m = L2Single::default();
     miss(&mut m, 1, A, B, NO_BUFFER);
     // B answers from port 2: A is known, so a flow and the packet go out.
-    let (changes, mut ctx) = miss(&mut m, 2, B, A, 77);
+    let changes = miss(&mut m, 2, B, A, 77);
     let installed = flows(&changes);
     assert_eq!(installed.len(), 1);
     let e = &installed[0];
     assert_eq!((e.key.table_id, e.key.priority), (0, PAIR_PRIORITY));
     assert_eq!(e.spec.instructions, output_to(1));
     assert_eq!(e.key.match_().fields.len(), 3);
-    assert_eq!(
-        ctx.take_reasserted().len(),
-        1,
+    assert!(
+        changes
+            .iter()
+            .any(|c| matches!(c, Change::ResendFlow { key, .. } if *key == e.key)),
         "a repeated miss re-sends the flow"
     );
     // The buffered packet is released through the actions, without data.
@@ -111,10 +106,10 @@ fn known_destination_gets_a_single_table_flow_and_the_packet() {
 #[test]
 fn broadcast_is_flooded_and_same_port_traffic_dropped() {
     let mut m = L2Single::default();
-    let (changes, _) = miss(&mut m, 1, A, MacAddr::BROADCAST, NO_BUFFER);
+    let changes = miss(&mut m, 1, A, MacAddr::BROADCAST, NO_BUFFER);
     assert_eq!(outputs(&changes), vec![(NO_BUFFER, port_no::FLOOD, 60)]);
     miss(&mut m, 1, B, A, NO_BUFFER);
-    let (changes, _) = miss(&mut m, 1, A, B, NO_BUFFER);
+    let changes = miss(&mut m, 1, A, B, NO_BUFFER);
     assert!(changes.is_empty(), "{changes:?}");
 }
 
