@@ -665,7 +665,7 @@ async fn serve_answers_over_tcp_and_shuts_down() {
 #[tokio::test]
 async fn metrics_export_runtime_and_rest_counters() {
     let runtime_metrics = Arc::new(crate::runtime::metrics::Metrics::default());
-    runtime_metrics.packet_in();
+    runtime_metrics.record_batch(1, &Default::default());
     let app = router(state_with_token(None).with_metrics(runtime_metrics));
     let (status, _) = get(app.clone(), "/api/v1/health").await;
     assert_eq!(status, StatusCode::OK);

@@ -21,7 +21,7 @@ use crate::desired::{FlowEntry, FlowKey};
 use crate::module::{Change, Ctx, Event, Module};
 use crate::pipeline;
 use crate::runtime::metrics::Metrics;
-use crate::runtime::reconcile::{Plan, Planned, SwitchTables};
+use crate::runtime::reconcile::{Plan, Planned, ReconcileCounts, SwitchTables};
 use crate::runtime::registry::{SwitchCmd, SwitchHandle};
 use crate::runtime::session::{encode_for, SwitchSync};
 
@@ -116,12 +116,14 @@ impl SwitchState {
         self.next_xid
     }
 
-    fn send_plan(&mut self, plan: Plan, metrics: &Metrics) {
+    /// Encodes `plan` (emptied, its buffer kept for reuse) into the output
+    /// and counts it in `sent`.
+    fn send_plan(&mut self, plan: &mut Plan, sent: &mut ReconcileCounts) {
         if plan.is_empty() {
             return;
         }
-        metrics.record_plan(&plan.counts);
-        for planned in plan.messages {
+        sent.add(&plan.counts);
+        for planned in plan.drain() {
             let xid = self.xid();
             if !planned.encode(self.version, xid, &mut self.out) {
                 continue;
@@ -147,6 +149,15 @@ pub struct Core {
     barrier_all: bool,
     /// The change buffer every module event reuses.
     spare_changes: Vec<Change>,
+    /// The plan buffer every reconciliation reuses.
+    spare_plan: Plan,
+    touched: TouchedSet,
+    /// Switches the last [`Core::apply_changes`] sent something.
+    sent_to: Vec<u64>,
+    /// Packet-ins and mods counted since the last flush, published to
+    /// [`Metrics`] once per batch.
+    packet_ins: u64,
+    sent: ReconcileCounts,
 }
 
 impl Core {
@@ -158,6 +169,11 @@ impl Core {
             notices: VecDeque::new(),
             barrier_all: false,
             spare_changes: Vec::new(),
+            spare_plan: Plan::default(),
+            touched: TouchedSet::default(),
+            sent_to: Vec::new(),
+            packet_ins: 0,
+            sent: ReconcileCounts::default(),
         }
     }
 
@@ -206,7 +222,8 @@ impl Core {
         let module = (self.modules[i].as_mut() as &mut dyn Any).downcast_mut::<M>()?;
         let mut ctx = Ctx::new(now);
         let value = f(module, &mut ctx);
-        let sent_to = self.apply_changes(owner, &mut ctx.take_changes(), true);
+        self.apply_changes(owner, &mut ctx.take_changes(), true);
+        let sent_to = std::mem::take(&mut self.sent_to);
         self.deliver_notices(now);
         let mut acks = Vec::new();
         for dpid in sent_to {
@@ -343,7 +360,7 @@ impl Core {
             return;
         };
         let started = Instant::now();
-        let plan = state.tables.reconcile_all();
+        let mut plan = state.tables.reconcile_all();
         info!(
             dpid = format_args!("{dpid:016x}"),
             flows = state.tables.desired_flow_count(),
@@ -353,14 +370,14 @@ impl Core {
             deletes = plan.counts.flow_deletes,
             "reconciled switch"
         );
-        state.send_plan(plan, &self.metrics);
+        state.send_plan(&mut plan, &mut self.sent);
         self.metrics.record_reconcile(started.elapsed());
     }
 
     fn message(&mut self, dpid: u64, xid: u32, message: Message, now: Instant) {
         match message {
             Message::PacketIn(packet_in) => {
-                self.metrics.packet_in();
+                self.packet_ins += 1;
                 // OpenFlow 1.0 packet-ins carry no cookie: they are table
                 // misses, which forwarding answers.
                 let owner = match cookie::owner_of(packet_in.cookie) {
@@ -504,15 +521,11 @@ impl Core {
 
     /// Applies a module's changes (drained from `changes`) to desired state;
     /// with `reconcile`, sends the resulting difference for exactly the
-    /// touched entries. Returns the switches that were sent something.
-    fn apply_changes(
-        &mut self,
-        owner: Owner,
-        changes: &mut Vec<Change>,
-        reconcile: bool,
-    ) -> Vec<u64> {
-        // Usually one switch: a short list beats a map.
-        let mut touched: Vec<(u64, Touched)> = Vec::new();
+    /// touched entries, and leaves the switches that were sent something in
+    /// `self.sent_to`.
+    fn apply_changes(&mut self, owner: Owner, changes: &mut Vec<Change>, reconcile: bool) {
+        self.sent_to.clear();
+        let mut touched = std::mem::take(&mut self.touched);
         let mut packet_outs = Vec::new();
         for change in changes.drain(..) {
             let Some(dpid) = change_dpid(&change) else {
@@ -524,14 +537,7 @@ impl Core {
             let Some(state) = self.switches.get_mut(&dpid) else {
                 continue;
             };
-            let t = match touched.iter().position(|(d, _)| *d == dpid) {
-                Some(i) => &mut touched[i].1,
-                None => {
-                    touched.push((dpid, Touched::default()));
-                    let last = touched.len() - 1;
-                    &mut touched[last].1
-                }
-            };
+            let t = touched.switch(dpid);
             let of10 = state.version == of::OFP_VERSION_1_0;
             if of10
                 && matches!(
@@ -569,14 +575,7 @@ impl Core {
                         t.flows.push(key);
                     }
                 }
-                Change::ResendFlow { key, .. } => {
-                    if tables
-                        .desired_flow(&key)
-                        .is_some_and(|s| cookie::owner_of(s.cookie) == Some(owner))
-                    {
-                        t.resend.push(key);
-                    }
-                }
+                Change::ResendFlow { key, .. } => t.resend.push(key),
                 Change::InstallGroup { id, spec, .. } => {
                     tables.desire_group(id, Some(spec));
                     t.groups.push(id);
@@ -597,11 +596,9 @@ impl Core {
                 Change::Publish(_) => {}
             }
         }
-        if !reconcile {
-            return Vec::new();
-        }
-        let mut sent_to = Vec::new();
-        for (dpid, mut t) in touched {
+        // Without `reconcile`, changes only land in desired state.
+        for (dpid, t) in touched.iter_mut().filter(|_| reconcile) {
+            let dpid = *dpid;
             let Some(state) = self.switches.get_mut(&dpid) else {
                 continue;
             };
@@ -609,18 +606,21 @@ impl Core {
             if !t.resend.is_empty() {
                 t.flows.retain(|k| !t.resend.contains(k));
             }
-            let mut plan = state.tables.reconcile_groups_meters(&t.groups, &t.meters);
-            let flows = state.tables.reconcile_flows(&t.flows);
-            plan.messages.extend(flows.messages);
-            plan.counts.add(&flows.counts);
+            let plan = &mut self.spare_plan;
+            state
+                .tables
+                .reconcile_groups_meters(&t.groups, &t.meters, plan);
+            state.tables.reconcile_flows(&t.flows, plan);
             for key in &t.resend {
-                state.tables.resend_flow(&mut plan, key);
+                state.tables.resend_flow(key, owner, plan);
             }
             if !plan.is_empty() {
-                sent_to.push(dpid);
+                self.sent_to.push(dpid);
             }
-            state.send_plan(plan, &self.metrics);
+            state.send_plan(plan, &mut self.sent);
         }
+        touched.clear();
+        self.touched = touched;
         // Packet-outs go after the flow-mods, so the answer to a forwarded
         // packet already finds its flows.
         for (dpid, packet_out) in packet_outs {
@@ -630,7 +630,6 @@ impl Core {
                 encode_for(state.version, xid, &message, &mut state.out);
             }
         }
-        sent_to
     }
 
     /// Hands each switch's queued output to its writer. A barrier closes it
@@ -639,6 +638,9 @@ impl Core {
     /// flow setup (one packet-in, one flow-mod) would double its message
     /// count with a barrier and its reply per batch.
     fn flush(&mut self) {
+        self.metrics
+            .record_batch(std::mem::take(&mut self.packet_ins), &self.sent);
+        self.sent = ReconcileCounts::default();
         let barrier_all = std::mem::take(&mut self.barrier_all);
         for (dpid, state) in &mut self.switches {
             let due = barrier_all
@@ -682,6 +684,50 @@ struct Touched {
     resend: Vec<FlowKey>,
     groups: Vec<u32>,
     meters: Vec<u32>,
+}
+
+/// What one module event touched, per switch: usually one switch, so a
+/// short list beats a map. Kept by the core and reused (cleared, capacity
+/// kept), so the packet-in path allocates nothing here.
+#[derive(Default)]
+struct TouchedSet {
+    entries: Vec<(u64, Touched)>,
+    /// Entries in use; the rest are spares.
+    len: usize,
+}
+
+impl TouchedSet {
+    fn switch(&mut self, dpid: u64) -> &mut Touched {
+        let i = match self.entries[..self.len]
+            .iter()
+            .position(|(d, _)| *d == dpid)
+        {
+            Some(i) => i,
+            None => {
+                if self.len == self.entries.len() {
+                    self.entries.push((dpid, Touched::default()));
+                }
+                self.entries[self.len].0 = dpid;
+                self.len += 1;
+                self.len - 1
+            }
+        };
+        &mut self.entries[i].1
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut (u64, Touched)> {
+        self.entries[..self.len].iter_mut()
+    }
+
+    fn clear(&mut self) {
+        for (_, t) in &mut self.entries[..self.len] {
+            t.flows.clear();
+            t.resend.clear();
+            t.groups.clear();
+            t.meters.clear();
+        }
+        self.len = 0;
+    }
 }
 
 /// An OpenFlow 1.0 switch has one table, and the entry must have a 1.0

@@ -22,7 +22,7 @@ use flowgate_openflow::{
 };
 use serde::Serialize;
 
-use crate::cookie;
+use crate::cookie::{self, Owner};
 use crate::desired::{delete_strict, flow_mod, FlowEntry, FlowKey, FlowSpec, GroupSpec, MeterSpec};
 use crate::runtime::session::{encode_for, SwitchSync};
 
@@ -289,6 +289,13 @@ impl Plan {
         self.messages.append(&mut self.late);
         self
     }
+
+    /// Takes the mods out in sending order (deletions of groups and meters
+    /// last), leaving the plan empty with its buffers kept.
+    pub fn drain(&mut self) -> impl Iterator<Item = Planned> + '_ {
+        self.counts = ReconcileCounts::default();
+        self.messages.drain(..).chain(self.late.drain(..))
+    }
 }
 
 impl SwitchTables {
@@ -316,31 +323,34 @@ impl SwitchTables {
         plan.finish()
     }
 
-    /// Brings only the given flow keys in line, after a module changed them.
-    pub fn reconcile_flows(&mut self, keys: &[FlowKey]) -> Plan {
-        let mut plan = Plan::default();
+    /// Appends to `plan` what brings the given flow keys in line, after a
+    /// module changed them.
+    pub fn reconcile_flows(&mut self, keys: &[FlowKey], plan: &mut Plan) {
         for key in keys {
             if let Some(slot) = self.flows.get_mut(key) {
-                flow(&mut plan, key, slot);
+                flow(plan, key, slot);
                 if slot.is_vacant() {
                     self.flows.remove(key);
                 }
             }
         }
-        plan.finish()
     }
 
-    /// Sends the desired entry at `key` as an ADD whatever the switch is
-    /// believed to have: the caller holds evidence the switch lacks it (a
-    /// packet-in the entry would have absorbed). No spec comparison: on the
-    /// packet-in path this is one lookup.
-    pub fn resend_flow(&mut self, plan: &mut Plan, key: &FlowKey) {
+    /// Appends to `plan` the desired entry at `key` as an ADD whatever the
+    /// switch is believed to have, if `owner` owns it: the caller holds
+    /// evidence the switch lacks it (a packet-in the entry would have
+    /// absorbed). No spec comparison: on the packet-in path this is one
+    /// lookup.
+    pub fn resend_flow(&mut self, key: &FlowKey, owner: Owner, plan: &mut Plan) {
         let Some(slot) = self.flows.get_mut(key) else {
             return;
         };
         let Some(want) = &slot.desired else {
             return;
         };
+        if cookie::owner_of(want.cookie) != Some(owner) {
+            return;
+        }
         plan.messages.push(Planned::Flow {
             command: FlowModCommand::Add,
             key: key.clone(),
@@ -350,16 +360,15 @@ impl SwitchTables {
         slot.installed = Some(Arc::clone(want));
     }
 
-    /// Brings only the given groups and meters in line.
-    pub fn reconcile_groups_meters(&mut self, groups: &[u32], meters: &[u32]) -> Plan {
-        let mut plan = Plan::default();
+    /// Appends to `plan` what brings the given groups and meters in line
+    /// (call before adding the flows that may use them).
+    pub fn reconcile_groups_meters(&mut self, groups: &[u32], meters: &[u32], plan: &mut Plan) {
         for id in meters {
-            meter(&mut plan, &mut self.meters, *id);
+            meter(plan, &mut self.meters, *id);
         }
         for id in groups {
-            group(&mut plan, &mut self.groups, *id);
+            group(plan, &mut self.groups, *id);
         }
-        plan.finish()
     }
 }
 

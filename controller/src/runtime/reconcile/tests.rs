@@ -116,7 +116,8 @@ fn a_changed_timeout_replaces_the_entry_with_add() {
 fn incremental_reconcile_touches_only_the_given_keys() {
     let mut t = tables(&[host(1, 1), host(2, 2)], &[]);
     let key = host(1, 1).key;
-    let plan = t.reconcile_flows(std::slice::from_ref(&key));
+    let mut plan = Plan::default();
+    t.reconcile_flows(std::slice::from_ref(&key), &mut plan);
     assert_eq!(plan.counts.flow_adds, 1);
     assert!(t.installed_flow(&key).is_some());
     assert!(t.installed_flow(&host(2, 2).key).is_none());
@@ -194,13 +195,16 @@ fn groups_and_meters_come_before_flows_and_leave_after_them() {
 fn a_reasserted_entry_is_sent_even_when_believed_installed() {
     let mut t = tables(&[host(1, 1)], &[host(1, 1)]);
     let mut plan = Plan::default();
-    t.resend_flow(&mut plan, &host(1, 1).key);
+    t.resend_flow(&host(1, 1).key, Owner::Forwarding, &mut plan);
     assert_eq!(commands(&plan), vec![FlowModCommand::Add]);
     assert_eq!(plan.counts.flow_adds, 1);
     assert!(t.in_sync());
     // Nothing desired under that key: nothing sent.
     let mut plan = Plan::default();
-    t.resend_flow(&mut plan, &host(2, 2).key);
+    t.resend_flow(&host(2, 2).key, Owner::Forwarding, &mut plan);
+    assert!(plan.is_empty());
+    // Another module's entry is not re-sent.
+    t.resend_flow(&host(1, 1).key, Owner::Firewall, &mut plan);
     assert!(plan.is_empty());
 }
 
@@ -219,7 +223,7 @@ fn withdrawn_and_removed_entries_leave_no_slot_behind() {
     let mut t = tables(&[host(1, 1), host(2, 2)], &[]);
     t.reconcile_all();
     t.undesire_flow(&host(1, 1).key);
-    t.reconcile_flows(&[host(1, 1).key]);
+    t.reconcile_flows(&[host(1, 1).key], &mut Plan::default());
     // The switch reports the other entry removed (idle timeout).
     t.flow_removed(&host(2, 2).key, host(2, 2).spec.cookie);
     assert!(t.flows.is_empty());
@@ -234,10 +238,9 @@ fn a_rejected_entry_is_sent_again_by_the_next_reconciliation() {
     let mut t = tables(&[host(1, 1)], &[]);
     assert_eq!(t.reconcile_all().counts.flow_adds, 1);
     t.forget_installed_flow(&host(1, 1).key);
-    assert_eq!(
-        commands(&t.reconcile_flows(&[host(1, 1).key])),
-        vec![FlowModCommand::Add]
-    );
+    let mut plan = Plan::default();
+    t.reconcile_flows(&[host(1, 1).key], &mut plan);
+    assert_eq!(commands(&plan), vec![FlowModCommand::Add]);
 }
 
 #[test]
@@ -252,4 +255,40 @@ fn planned_flow_mods_encode_like_their_messages() {
         of::encode(7, &planned.to_message(), &mut owned);
         assert_eq!(direct, owned);
     }
+}
+
+#[test]
+fn incremental_changes_remove_a_group_only_after_the_flows_using_it() {
+    let group = GroupSpec {
+        group_type: GroupType::All,
+        buckets: Vec::new(),
+    };
+    let user = FlowEntry::new(
+        5,
+        10,
+        Match::default(),
+        FlowSpec::new(
+            Owner::Qos.cookie(1),
+            vec![Instruction::ApplyActions(vec![Action::Group(3)])],
+        ),
+    );
+    let mut t = tables(std::slice::from_ref(&user), &[]);
+    t.desire_group(3, Some(group));
+    t.reconcile_all();
+    // One module event withdraws both; the runtime reconciles groups first.
+    t.undesire_flow(&user.key);
+    t.desire_group(3, None);
+    let mut plan = Plan::default();
+    t.reconcile_groups_meters(&[3], &[], &mut plan);
+    t.reconcile_flows(&[user.key], &mut plan);
+    let kinds: Vec<&str> = plan
+        .drain()
+        .map(|m| match m {
+            Planned::DeleteFlow { .. } => "flow-",
+            Planned::Group(_) => "group",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, vec!["flow-", "group"]);
+    assert!(plan.is_empty());
 }
