@@ -322,3 +322,6 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
