@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use flowgate_openflow::{Message, PortReason};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn, Instrument};
@@ -72,7 +74,7 @@ struct Connection {
     session: Session,
     registry: Arc<Registry>,
     core: mpsc::Sender<CoreEvent>,
-    stream: Arc<TcpStream>,
+    reader: OwnedReadHalf,
     writer: SwitchWriter,
     flusher: tokio::task::JoinHandle<()>,
     cmd_tx: mpsc::Sender<SwitchCmd>,
@@ -92,8 +94,11 @@ impl Connection {
         core: mpsc::Sender<CoreEvent>,
     ) -> Self {
         let _ = stream.set_nodelay(true);
-        let stream = Arc::new(stream);
-        let (writer, flusher) = SwitchWriter::new(stream.clone(), config.send_backlog);
+        // The halves share the socket; reading through `AsyncRead` (not
+        // `readable` + `try_read`) lets a short read clear readiness, saving
+        // a read that would only say EAGAIN after every message.
+        let (reader, write_half) = stream.into_split();
+        let (writer, flusher) = SwitchWriter::new(write_half, config.send_backlog);
         let flusher = tokio::spawn(flusher.run().in_current_span());
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         Connection {
@@ -102,7 +107,7 @@ impl Connection {
             session: Session::new(Instant::now(), config.session),
             registry,
             core,
-            stream,
+            reader,
             writer,
             flusher,
             cmd_tx,
@@ -136,11 +141,9 @@ impl Connection {
                 }
             }
             tokio::select! {
-                ready = self.stream.readable() => match ready.and_then(|()| self.stream.try_read(&mut buf)) {
+                read = self.reader.read(&mut buf) => match read {
                     Ok(0) => self.session.close(CloseReason::Peer("connection closed by switch".into())),
                     Ok(n) => self.session.handle_bytes(Instant::now(), &buf[..n]),
-                    // Readiness was stale; wait again.
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => self.session.close(CloseReason::Peer(format!("read error: {e}"))),
                 },
                 Some(cmd) = self.cmd_rx.recv() => self.handle_cmd(cmd),

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, BytesMut};
 use thiserror::Error;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -47,9 +48,10 @@ pub struct SwitchWriter {
 }
 
 struct Inner {
+    /// The socket's write half (the session task keeps the read half).
     /// `None` only for a writer with no socket, whose bytes all stay in the
     /// backlog for a test to read ([`SwitchWriter::detached`]).
-    stream: Option<Arc<TcpStream>>,
+    stream: Option<OwnedWriteHalf>,
     state: Mutex<State>,
     /// Wakes the flusher: the backlog became non-empty, or the writer closed.
     wake: Notify,
@@ -85,7 +87,7 @@ enum Drain {
 impl SwitchWriter {
     /// A writer to `stream` whose backlog may hold up to `limit` bytes, and
     /// the flusher to spawn next to it.
-    pub fn new(stream: Arc<TcpStream>, limit: usize) -> (SwitchWriter, Flusher) {
+    pub fn new(stream: OwnedWriteHalf, limit: usize) -> (SwitchWriter, Flusher) {
         let inner = Arc::new(Inner {
             stream: Some(stream),
             state: Mutex::new(State::default()),
@@ -180,7 +182,8 @@ impl SwitchWriter {
         self.close();
         if let Some(stream) = &self.inner.stream {
             // An already reset or shut down socket has nothing to shut.
-            let _ = socket2::SockRef::from(stream.as_ref()).shutdown(Shutdown::Write);
+            let stream: &TcpStream = stream.as_ref();
+            let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Write);
         }
     }
 }
@@ -198,11 +201,11 @@ impl fmt::Debug for SwitchWriter {
 impl Flusher {
     /// Runs until the writer is closed and drained, or the socket fails.
     pub async fn run(self) {
-        let Some(stream) = self.inner.stream.clone() else {
+        let Some(stream) = &self.inner.stream else {
             return;
         };
         loop {
-            match self.inner.drain(&stream) {
+            match self.inner.drain(stream) {
                 Drain::Idle => self.inner.wake.notified().await,
                 Drain::Blocked => {
                     if stream.writable().await.is_err() {
@@ -225,7 +228,7 @@ impl Inner {
 
     /// Writes the backlog, in order, until it is empty or the socket would
     /// block.
-    fn drain(&self, stream: &TcpStream) -> Drain {
+    fn drain(&self, stream: &OwnedWriteHalf) -> Drain {
         let mut state = self.lock();
         if !state.backlog.is_empty() {
             match write_some(stream, &state.backlog) {
@@ -259,7 +262,7 @@ impl State {
 }
 
 /// Writes as much of `bytes` as the socket takes without blocking.
-fn write_some(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+fn write_some(stream: &OwnedWriteHalf, bytes: &[u8]) -> io::Result<usize> {
     let mut written = 0;
     while written < bytes.len() {
         match stream.try_write(&bytes[written..]) {

@@ -11,7 +11,7 @@ use super::*;
 
 /// A connected pair: our end (small send buffer) and the peer's end (small
 /// receive buffer).
-async fn pair() -> (Arc<TcpStream>, TcpStream) {
+async fn pair() -> (OwnedWriteHalf, TcpStream) {
     let listen = TcpSocket::new_v4().unwrap();
     listen.set_recv_buffer_size(4096).unwrap();
     listen.bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -20,10 +20,10 @@ async fn pair() -> (Arc<TcpStream>, TcpStream) {
     ours.set_send_buffer_size(4096).unwrap();
     let ours = ours.connect(listener.local_addr().unwrap()).await.unwrap();
     let (peer, _) = listener.accept().await.unwrap();
-    (Arc::new(ours), peer)
+    (ours.into_split().1, peer)
 }
 
-fn start(stream: Arc<TcpStream>, limit: usize) -> (SwitchWriter, JoinHandle<()>) {
+fn start(stream: OwnedWriteHalf, limit: usize) -> (SwitchWriter, JoinHandle<()>) {
     let (writer, flusher) = SwitchWriter::new(stream, limit);
     (writer, tokio::spawn(flusher.run()))
 }
