@@ -24,6 +24,7 @@ use crate::runtime::metrics::Metrics;
 use crate::runtime::reconcile::{Plan, Planned, ReconcileCounts, SwitchTables};
 use crate::runtime::registry::{SwitchCmd, SwitchHandle};
 use crate::runtime::session::{encode_for, SwitchSync};
+use crate::runtime::writer::SendError;
 
 /// Most events handled before output is flushed.
 const BATCH: usize = 1024;
@@ -658,18 +659,19 @@ impl Core {
             if state.out.is_empty() {
                 continue;
             }
-            let bytes = state.out.split().freeze();
-            if state.handle.tx.try_send(bytes).is_err() {
-                // Full queue: the switch cannot keep up. Disconnect it; it is
-                // fully reconciled when it comes back.
-                warn!(
-                    dpid = format_args!("{dpid:016x}"),
-                    "switch send queue full; disconnecting"
-                );
-                let _ = state
-                    .handle
-                    .cmd
-                    .try_send(SwitchCmd::Close("send queue full".into()));
+            // Straight to the socket; `out` keeps its allocation.
+            let sent = state.handle.writer.send(&state.out);
+            state.out.clear();
+            if let Err(e) = sent {
+                if e == SendError::Full {
+                    // The switch cannot keep up. Disconnect it; it is fully
+                    // reconciled when it comes back.
+                    warn!(
+                        dpid = format_args!("{dpid:016x}"),
+                        "switch send queue full; disconnecting"
+                    );
+                }
+                let _ = state.handle.cmd.try_send(SwitchCmd::Close(e.to_string()));
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The thin tokio driver around a [`Session`]: one task reads the socket and
-//! runs the session, one task writes. The writer takes already-encoded
-//! batches from a bounded queue and coalesces whatever is queued into one
-//! buffered write, so many flow-mods cost one syscall. A switch whose queue
-//! is full is too slow to keep up and is disconnected rather than allowed to
+//! runs the session. Output goes through the connection's [`SwitchWriter`]:
+//! the core and this task write their already-encoded batches straight to
+//! the socket (many flow-mods per syscall), and a small flusher task writes
+//! only what the socket would not take at once. A switch whose backlog is
+//! full is too slow to keep up and is disconnected rather than allowed to
 //! stall the core (see [`super::core`]); it is fully reconciled when it
 //! comes back.
 
@@ -11,10 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use flowgate_openflow::{Message, PortReason};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn, Instrument};
@@ -22,28 +22,32 @@ use tracing::{debug, info, warn, Instrument};
 use crate::runtime::core::CoreEvent;
 use crate::runtime::registry::{Registry, SwitchCmd, SwitchEntry, SwitchHandle, SwitchInfo};
 use crate::runtime::session::{CloseReason, RequestError, Session, SessionConfig, SessionEvent};
+use crate::runtime::writer::{SendError, SwitchWriter};
 
 /// Most messages of one switch handed to the core in one event (bounds the
 /// core's work between two flushes).
 const CORE_BATCH: usize = 64;
 /// Size of one socket read.
 const READ_CHUNK: usize = 64 * 1024;
-/// Writer buffer: everything queued is flushed in writes of up to this size.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// How long a closing connection may take to write its last bytes: a peer
+/// that stopped reading must not keep the task alive.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
     pub session: SessionConfig,
-    /// Capacity of the writer queue, in batches.
-    pub send_queue: usize,
+    /// Most bytes a switch's output backlog may hold (bytes accepted for the
+    /// switch that its socket has not taken yet); beyond it the switch is
+    /// disconnected as too slow.
+    pub send_backlog: usize,
 }
 
 impl Default for DriverConfig {
     fn default() -> Self {
         DriverConfig {
             session: SessionConfig::default(),
-            send_queue: 4096,
+            send_backlog: 64 << 20,
         }
     }
 }
@@ -70,10 +74,9 @@ struct Connection {
     session: Session,
     registry: Arc<Registry>,
     core: mpsc::Sender<CoreEvent>,
-    reader: tokio::net::tcp::OwnedReadHalf,
-    writer: tokio::task::JoinHandle<()>,
-    stop_writer: oneshot::Sender<()>,
-    tx: mpsc::Sender<Bytes>,
+    reader: OwnedReadHalf,
+    writer: SwitchWriter,
+    flusher: tokio::task::JoinHandle<()>,
     cmd_tx: mpsc::Sender<SwitchCmd>,
     cmd_rx: mpsc::Receiver<SwitchCmd>,
     replies: HashMap<u64, oneshot::Sender<Result<Message, RequestError>>>,
@@ -91,11 +94,13 @@ impl Connection {
         core: mpsc::Sender<CoreEvent>,
     ) -> Self {
         let _ = stream.set_nodelay(true);
+        // The halves share the socket; reading through `AsyncRead` (not
+        // `readable` + `try_read`) lets a short read clear readiness, saving
+        // a read that would only say EAGAIN after every message.
         let (reader, write_half) = stream.into_split();
-        let (tx, rx) = mpsc::channel(config.send_queue);
+        let (writer, flusher) = SwitchWriter::new(write_half, config.send_backlog);
+        let flusher = tokio::spawn(flusher.run().in_current_span());
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        let (stop_writer, stop) = oneshot::channel();
-        let writer = tokio::spawn(write_loop(write_half, rx, stop).in_current_span());
         Connection {
             peer,
             conn_id,
@@ -104,8 +109,7 @@ impl Connection {
             core,
             reader,
             writer,
-            stop_writer,
-            tx,
+            flusher,
             cmd_tx,
             cmd_rx,
             replies: HashMap::new(),
@@ -126,7 +130,7 @@ impl Connection {
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
         loop {
-            self.flush_session().await;
+            self.flush_session();
             if self.dispatch_events().await {
                 break;
             }
@@ -164,10 +168,17 @@ impl Connection {
         }
     }
 
-    async fn flush_session(&mut self) {
+    fn flush_session(&mut self) {
         if let Some(bytes) = self.session.poll_transmit() {
-            // Only this switch waits if its queue is full.
-            let _ = self.tx.send(bytes).await;
+            match self.writer.send(&bytes) {
+                Ok(()) => {}
+                Err(SendError::Full) => self
+                    .session
+                    .close(CloseReason::Requested("send queue full".into())),
+                Err(SendError::Closed) => self
+                    .session
+                    .close(CloseReason::Peer("connection closed for writing".into())),
+            }
         }
     }
 
@@ -187,7 +198,7 @@ impl Connection {
                     tracing::Span::current().record("dpid", format_args!("{dpid:016x}"));
                     let handle = SwitchHandle {
                         conn_id: self.conn_id,
-                        tx: self.tx.clone(),
+                        writer: self.writer.clone(),
                         cmd: self.cmd_tx.clone(),
                     };
                     let info = SwitchInfo {
@@ -290,18 +301,17 @@ impl Connection {
     }
 
     async fn finish(mut self) {
-        // Let the final bytes (e.g. HELLO_FAILED) reach the peer.
-        self.flush_session().await;
-        let _ = self.stop_writer.send(());
-        let writer = self.writer;
-        let abort = writer.abort_handle();
-        // A peer that stopped reading must not keep this task alive.
-        if tokio::time::timeout(std::time::Duration::from_secs(1), writer)
+        // Let the final bytes (e.g. HELLO_FAILED) reach the peer, then FIN.
+        self.flush_session();
+        self.writer.close();
+        let abort = self.flusher.abort_handle();
+        if tokio::time::timeout(CLOSE_GRACE, &mut self.flusher)
             .await
             .is_err()
         {
             abort.abort();
         }
+        self.writer.shutdown();
         if let Some(dpid) = self.dpid {
             if self.registry.remove_if_current(dpid, self.conn_id) {
                 let _ = self
@@ -316,38 +326,5 @@ impl Connection {
     }
 }
 
-/// Writes queued batches, coalescing everything already queued into one
-/// flush. Ends when every sender is gone or the socket fails.
-/// Ends when the session task says so (after writing what is already
-/// queued), when every sender is gone, or when the socket fails.
-async fn write_loop(
-    write_half: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Bytes>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, write_half);
-    let mut batch = Vec::with_capacity(64);
-    loop {
-        let stopping = tokio::select! {
-            n = rx.recv_many(&mut batch, 64) => n == 0,
-            _ = &mut stop => {
-                while let Ok(bytes) = rx.try_recv() {
-                    batch.push(bytes);
-                }
-                true
-            }
-        };
-        for bytes in batch.drain(..) {
-            if writer.write_all(&bytes).await.is_err() {
-                return;
-            }
-        }
-        if (stopping || rx.is_empty()) && writer.flush().await.is_err() {
-            return;
-        }
-        if stopping {
-            let _ = writer.shutdown().await;
-            return;
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

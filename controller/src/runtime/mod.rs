@@ -9,6 +9,7 @@ pub mod reconcile;
 pub mod registry;
 pub mod session;
 mod view;
+pub mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;

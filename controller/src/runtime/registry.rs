@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use dashmap::DashMap;
 use flowgate_openflow::{DescStats, Message, Port, SwitchFeatures};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::runtime::session::RequestError;
+use crate::runtime::writer::SwitchWriter;
 
 /// A command for a switch's session task.
 #[derive(Debug)]
@@ -30,8 +30,8 @@ pub struct SwitchHandle {
     /// Unique per TCP connection, so a stale connection of a dpid that has
     /// since reconnected can be told apart from the current one.
     pub conn_id: u64,
-    /// Encoded messages straight to the writer task (bounded).
-    pub tx: mpsc::Sender<Bytes>,
+    /// Encoded messages straight to the switch's socket (bounded backlog).
+    pub writer: SwitchWriter,
     pub cmd: mpsc::Sender<SwitchCmd>,
 }
 

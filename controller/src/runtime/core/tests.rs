@@ -4,6 +4,7 @@ use flowgate_openflow::{self as of, FlowModCommand, FlowStats, Match, Oxm, Switc
 use super::*;
 use crate::desired::{output_to, FlowEntry, FlowSpec};
 use crate::module::{Change, Ctx};
+use crate::runtime::writer::SwitchWriter;
 
 const DPID: u64 = 1;
 
@@ -46,7 +47,7 @@ impl Module for Publisher {
 
 struct Rig {
     core: Core,
-    rx: mpsc::Receiver<Bytes>,
+    writer: SwitchWriter,
     _cmd: mpsc::Receiver<SwitchCmd>,
 }
 
@@ -54,7 +55,7 @@ impl Rig {
     fn new(installed: Vec<FlowStats>) -> Rig {
         let modules: Vec<Box<dyn Module>> = vec![Box::new(Probe::default()), Box::new(Publisher)];
         let mut core = Core::new(modules, Arc::new(Metrics::default()));
-        let (tx, rx) = mpsc::channel(16);
+        let writer = SwitchWriter::detached(usize::MAX);
         let (cmd, cmd_rx) = mpsc::channel(16);
         let sync = SwitchSync {
             version: 4,
@@ -77,7 +78,7 @@ impl Rig {
                 dpid: DPID,
                 handle: SwitchHandle {
                     conn_id: 1,
-                    tx,
+                    writer: writer.clone(),
                     cmd,
                 },
                 sync: Box::new(sync),
@@ -87,7 +88,7 @@ impl Rig {
         core.flush();
         Rig {
             core,
-            rx,
+            writer,
             _cmd: cmd_rx,
         }
     }
@@ -95,14 +96,14 @@ impl Rig {
     /// Everything the core handed to the switch's writer since last asked.
     fn sent(&mut self) -> Vec<(u32, Message)> {
         let mut out = Vec::new();
-        while let Ok(bytes) = self.rx.try_recv() {
-            let mut rest = &bytes[..];
-            while let Ok(Some(len)) = of::frame_len(rest) {
-                let (h, m) = of::decode(&rest[..len]).unwrap();
-                out.push((h.xid, m));
-                rest = &rest[len..];
-            }
+        let bytes = self.writer.take_pending();
+        let mut rest = &bytes[..];
+        while let Ok(Some(len)) = of::frame_len(rest) {
+            let (h, m) = of::decode(&rest[..len]).unwrap();
+            out.push((h.xid, m));
+            rest = &rest[len..];
         }
+        assert!(rest.is_empty(), "a torn message was sent");
         out
     }
 
@@ -410,7 +411,7 @@ fn an_openflow_10_switch_gets_one_table_and_only_modules_that_support_it() {
     let modules: Vec<Box<dyn Module>> =
         vec![Box::new(Probe::default()), Box::new(Single::default())];
     let mut core = Core::new(modules, Arc::new(Metrics::default()));
-    let (tx, mut rx) = mpsc::channel(16);
+    let writer = SwitchWriter::detached(usize::MAX);
     let (cmd, _cmd_rx) = mpsc::channel(16);
     let sync = SwitchSync {
         version: of::OFP_VERSION_1_0,
@@ -430,7 +431,7 @@ fn an_openflow_10_switch_gets_one_table_and_only_modules_that_support_it() {
     };
     let handle = SwitchHandle {
         conn_id: 1,
-        tx,
+        writer: writer.clone(),
         cmd,
     };
     core.handle(
@@ -443,7 +444,7 @@ fn an_openflow_10_switch_gets_one_table_and_only_modules_that_support_it() {
     );
     core.flush();
     assert!(
-        rx.try_recv().is_err(),
+        writer.take_pending().is_empty(),
         "no pipeline entries on a 1.0 switch"
     );
     // A table miss (no cookie) goes to forwarding.
@@ -466,7 +467,7 @@ fn an_openflow_10_switch_gets_one_table_and_only_modules_that_support_it() {
         Instant::now(),
     );
     core.flush();
-    let bytes = rx.try_recv().unwrap();
+    let bytes = writer.take_pending();
     let mut kinds = Vec::new();
     let mut rest = &bytes[..];
     while let Ok(Some(len)) = of::frame_len(rest) {

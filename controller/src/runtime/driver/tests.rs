@@ -1,0 +1,124 @@
+//! The driver's close path over real loopback sockets: last words reach the
+//! peer before EOF, and a peer that stops reading cannot hold a connection
+//! task open.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use flowgate_openflow::{self as of, Hello};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::task::JoinHandle;
+
+use super::*;
+
+/// Starts one connection task for a peer connecting to it; the peer's end
+/// has a small receive buffer, so output that it does not read piles up on
+/// our side.
+async fn connect(config: DriverConfig) -> (TcpStream, JoinHandle<()>, mpsc::Receiver<CoreEvent>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (core, core_rx) = mpsc::channel(16);
+    let task = tokio::spawn(async move {
+        let (stream, peer) = listener.accept().await.unwrap();
+        run_connection(stream, peer, config, Arc::new(Registry::default()), core).await;
+    });
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let peer = socket.connect(addr).await.unwrap();
+    (peer, task, core_rx)
+}
+
+fn wire(version: u8, xid: u32, message: &Message) -> BytesMut {
+    let mut out = BytesMut::new();
+    of::encode_with_version(version, xid, message, &mut out);
+    out
+}
+
+/// A HELLO in 1.3, then many large ECHO_REQUESTs whose replies pile up
+/// while the peer does not read them.
+fn hello_and_echoes(echoes: usize) -> BytesMut {
+    let mut out = wire(4, 1, &Message::Hello(Hello::with_versions(&[4])));
+    let payload = Bytes::from(vec![0x5a; 60_000]);
+    for xid in 0..echoes {
+        out.extend_from_slice(&wire(
+            4,
+            2 + xid as u32,
+            &Message::EchoRequest(payload.clone()),
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn hello_failed_reaches_the_peer_before_eof() {
+    let (mut peer, task, _core) = connect(DriverConfig::default()).await;
+    peer.write_all(&wire(6, 9, &Message::Hello(Hello::with_versions(&[6]))))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), peer.read_to_end(&mut got))
+        .await
+        .expect("the connection ends with EOF")
+        .unwrap();
+    let mut versions_types = Vec::new();
+    let mut rest = &got[..];
+    while let Ok(Some(len)) = of::frame_len(rest) {
+        versions_types.push((rest[0], rest[1]));
+        rest = &rest[len..];
+    }
+    // Our HELLO, then the error in the peer's version.
+    assert_eq!(versions_types.last(), Some(&(6, 1)), "{versions_types:?}");
+    assert!(rest.is_empty());
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_does_not_keep_the_task_alive() {
+    let (mut peer, task, _core) = connect(DriverConfig::default()).await;
+    // ~12 MB of echo replies back up (the peer reads none of them), then
+    // garbage closes the session with that output still unwritten.
+    let mut input = hello_and_echoes(200);
+    input.extend_from_slice(&[0x04, 0x00, 0x00, 0x03, 0, 0, 0, 1]);
+    let (mut read_half, mut write_half) = peer.split();
+    let write = async {
+        let _ = write_half.write_all(&input).await;
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        done = tokio::time::timeout(Duration::from_secs(5), task) => {
+            done.expect("connection task outlived its close grace").unwrap();
+        }
+        _ = write => {}
+    }
+    // It did write what the peer had room for, then shut the socket down.
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), read_half.read_to_end(&mut got))
+        .await
+        .expect("EOF after the close grace")
+        .unwrap();
+    assert!(!got.is_empty());
+}
+
+#[tokio::test]
+async fn a_full_backlog_disconnects_the_switch() {
+    let config = DriverConfig {
+        send_backlog: 256 * 1024,
+        ..DriverConfig::default()
+    };
+    let (mut peer, task, _core) = connect(config).await;
+    let input = hello_and_echoes(200);
+    let write = async {
+        let _ = peer.write_all(&input).await;
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        done = tokio::time::timeout(Duration::from_secs(5), task) => {
+            done.expect("a switch that reads nothing stays connected").unwrap();
+        }
+        _ = write => {}
+    }
+}
