@@ -117,6 +117,23 @@ impl SwitchState {
         self.next_xid
     }
 
+    /// Re-sends the desired entry at `key` as an ADD, copying its cached
+    /// encoding ([`SwitchTables::resend_flow`]); false if none is desired.
+    fn resend(&mut self, key: FlowKey, sent: &mut ReconcileCounts) -> bool {
+        let xid = self.xid();
+        let Some(encoded) = self.tables.resend_flow(&key, self.version) else {
+            return false;
+        };
+        let start = self.out.len();
+        self.out.extend_from_slice(encoded);
+        // Every OpenFlow header has the xid at bytes 4..8.
+        self.out[start + 4..start + 8].copy_from_slice(&xid.to_be_bytes());
+        self.inflight.push_back((xid, Sent::Flow(key)));
+        self.needs_barrier = true;
+        sent.flow_adds += 1;
+        true
+    }
+
     /// Encodes `plan` (emptied, its buffer kept for reuse) into the output
     /// and counts it in `sent`.
     fn send_plan(&mut self, plan: &mut Plan, sent: &mut ReconcileCounts) {
@@ -612,13 +629,14 @@ impl Core {
                 .tables
                 .reconcile_groups_meters(&t.groups, &t.meters, plan);
             state.tables.reconcile_flows(&t.flows, plan);
-            for key in &t.resend {
-                state.tables.resend_flow(key, owner, plan);
+            let mut sent_any = !plan.is_empty();
+            state.send_plan(plan, &mut self.sent);
+            for key in t.resend.drain(..) {
+                sent_any |= state.resend(key, &mut self.sent);
             }
-            if !plan.is_empty() {
+            if sent_any {
                 self.sent_to.push(dpid);
             }
-            state.send_plan(plan, &mut self.sent);
         }
         touched.clear();
         self.touched = touched;

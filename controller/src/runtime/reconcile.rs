@@ -22,7 +22,7 @@ use flowgate_openflow::{
 };
 use serde::Serialize;
 
-use crate::cookie::{self, Owner};
+use crate::cookie;
 use crate::desired::{delete_strict, flow_mod, FlowEntry, FlowKey, FlowSpec, GroupSpec, MeterSpec};
 use crate::runtime::session::{encode_for, SwitchSync};
 
@@ -50,9 +50,32 @@ impl<T> Slot<T> {
     }
 }
 
+/// A flow entry's two sides, and its encoded ADD once it was re-sent.
+#[derive(Debug, Clone, Default)]
+pub struct FlowSlot {
+    pub desired: Option<Arc<FlowSpec>>,
+    pub installed: Option<Arc<FlowSpec>>,
+    /// The desired entry's ADD (xid 0), encoded on its first re-send for
+    /// the switch's wire version. A reactive entry that keeps missing (the
+    /// cbench pattern) is then re-sent by copying one buffer instead of
+    /// reading its spec, match and instructions from three allocations.
+    resend: Option<Box<[u8]>>,
+}
+
+impl FlowSlot {
+    fn is_vacant(&self) -> bool {
+        self.desired.is_none() && self.installed.is_none()
+    }
+
+    fn set_desired(&mut self, spec: Option<Arc<FlowSpec>>) {
+        self.desired = spec;
+        self.resend = None;
+    }
+}
+
 /// Flow keys hash to their precomputed, randomly keyed hash
 /// ([`FlowKey`]); a fast hasher mixes that one word.
-type FlowMap = HashMap<FlowKey, Slot<Arc<FlowSpec>>, foldhash::fast::RandomState>;
+type FlowMap = HashMap<FlowKey, FlowSlot, foldhash::fast::RandomState>;
 
 /// Flow, group and meter entries of one switch, desired and installed.
 #[derive(Debug, Clone, Default)]
@@ -113,17 +136,18 @@ impl SwitchTables {
         if slot.desired.as_deref() == Some(&spec) {
             return;
         }
-        slot.desired = match &slot.installed {
-            Some(have) if **have == spec => Some(Arc::clone(have)),
-            _ => Some(Arc::new(spec)),
+        let shared = match &slot.installed {
+            Some(have) if **have == spec => Arc::clone(have),
+            _ => Arc::new(spec),
         };
+        slot.set_desired(Some(shared));
     }
 
     /// Withdraws the desired entry at `key`; what remains installed is
     /// deleted by the next reconciliation of that key.
     pub fn undesire_flow(&mut self, key: &FlowKey) {
         if let Some(slot) = self.flows.get_mut(key) {
-            slot.desired = None;
+            slot.set_desired(None);
             if slot.is_vacant() {
                 self.flows.remove(key);
             }
@@ -165,7 +189,7 @@ impl SwitchTables {
         if slot.installed.as_ref().is_some_and(|s| s.cookie == cookie) {
             slot.installed = None;
             if slot.desired.as_ref().is_some_and(|s| s.cookie == cookie) {
-                slot.desired = None;
+                slot.set_desired(None);
             }
             if slot.is_vacant() {
                 self.flows.remove(key);
@@ -258,9 +282,8 @@ impl Planned {
     /// can not express it (see [`encode_for`]).
     pub fn encode(&self, version: u8, xid: u32, out: &mut BytesMut) -> bool {
         match self {
-            Planned::Flow { command, key, spec } if version == OFP_VERSION_1_3 => {
-                of::encode_flow_mod(xid, &flow_mod(key, spec, *command), out);
-                true
+            Planned::Flow { command, key, spec } => {
+                encode_flow(version, xid, key, spec, *command, out)
             }
             Planned::DeleteFlow { key, cookie } if version == OFP_VERSION_1_3 => {
                 of::encode_flow_mod(xid, &delete_strict(key, *cookie), out);
@@ -268,6 +291,26 @@ impl Planned {
             }
             _ => encode_for(version, xid, &self.to_message(), out),
         }
+    }
+}
+
+/// Appends the FLOW_MOD for `key` → `spec` encoded for wire `version`
+/// (OpenFlow 1.3 straight from the borrowed entry); false if that version
+/// can not express it.
+fn encode_flow(
+    version: u8,
+    xid: u32,
+    key: &FlowKey,
+    spec: &FlowSpec,
+    command: FlowModCommand,
+    out: &mut BytesMut,
+) -> bool {
+    let flow_mod = flow_mod(key, spec, command);
+    if version == OFP_VERSION_1_3 {
+        of::encode_flow_mod(xid, &flow_mod, out);
+        true
+    } else {
+        encode_for(version, xid, &Message::FlowMod(flow_mod.to_owned()), out)
     }
 }
 
@@ -336,28 +379,33 @@ impl SwitchTables {
         }
     }
 
-    /// Appends to `plan` the desired entry at `key` as an ADD whatever the
-    /// switch is believed to have, if `owner` owns it: the caller holds
-    /// evidence the switch lacks it (a packet-in the entry would have
-    /// absorbed). No spec comparison: on the packet-in path this is one
-    /// lookup.
-    pub fn resend_flow(&mut self, key: &FlowKey, owner: Owner, plan: &mut Plan) {
-        let Some(slot) = self.flows.get_mut(key) else {
-            return;
-        };
-        let Some(want) = &slot.desired else {
-            return;
-        };
-        if cookie::owner_of(want.cookie) != Some(owner) {
-            return;
+    /// The desired entry at `key` as an ADD encoded for wire `version`
+    /// with xid 0, to send whatever the switch is believed to have: the
+    /// caller holds evidence the switch lacks it (a packet-in the entry
+    /// would have absorbed). The entry is recorded installed. `None` if
+    /// nothing is desired there (or `version` can not express it).
+    ///
+    /// No owner check: re-sending desired state is idempotent, whoever asks.
+    /// No spec comparison: on the packet-in path this is one lookup, and
+    /// from the second re-send on one copy (see [`FlowSlot`]).
+    pub fn resend_flow(&mut self, key: &FlowKey, version: u8) -> Option<&[u8]> {
+        let slot = self.flows.get_mut(key)?;
+        let want = slot.desired.as_ref()?;
+        if !slot
+            .installed
+            .as_ref()
+            .is_some_and(|have| Arc::ptr_eq(have, want))
+        {
+            slot.installed = Some(Arc::clone(want));
         }
-        plan.messages.push(Planned::Flow {
-            command: FlowModCommand::Add,
-            key: key.clone(),
-            spec: Arc::clone(want),
-        });
-        plan.counts.flow_adds += 1;
-        slot.installed = Some(Arc::clone(want));
+        if slot.resend.is_none() {
+            let mut out = BytesMut::new();
+            if !encode_flow(version, 0, key, want, FlowModCommand::Add, &mut out) {
+                return None;
+            }
+            slot.resend = Some(out.to_vec().into_boxed_slice());
+        }
+        slot.resend.as_deref()
     }
 
     /// Appends to `plan` what brings the given groups and meters in line
@@ -372,7 +420,7 @@ impl SwitchTables {
     }
 }
 
-fn flow(plan: &mut Plan, key: &FlowKey, slot: &mut Slot<Arc<FlowSpec>>) {
+fn flow(plan: &mut Plan, key: &FlowKey, slot: &mut FlowSlot) {
     match (&slot.desired, &slot.installed) {
         // `Arc` equality compares pointers first: an entry sent as desired
         // shares its spec with the installed side.

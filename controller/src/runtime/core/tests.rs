@@ -389,7 +389,8 @@ impl Module for Single {
             Event::SwitchUp { .. } => self.seen.push("up"),
             Event::PacketIn { dpid, .. } => {
                 self.seen.push("packet-in");
-                ctx.install(
+                // Each miss re-sends the entry (as L2Single does).
+                ctx.reassert(
                     *dpid,
                     FlowEntry::new(
                         0,
@@ -457,31 +458,36 @@ fn an_openflow_10_switch_gets_one_table_and_only_modules_that_support_it() {
         match_: Match::new().with(Oxm::InPort(1)),
         data: Bytes::new(),
     };
-    core.handle(
-        CoreEvent::Message {
-            dpid: DPID,
-            conn_id: 1,
-            xid: 5,
-            message: Message::PacketIn(packet_in),
-        },
-        Instant::now(),
-    );
+    for xid in [5, 6] {
+        core.handle(
+            CoreEvent::Message {
+                dpid: DPID,
+                conn_id: 1,
+                xid,
+                message: Message::PacketIn(packet_in.clone()),
+            },
+            Instant::now(),
+        );
+    }
     core.flush();
     let bytes = writer.take_pending();
-    let mut kinds = Vec::new();
+    let mut frames = Vec::new();
     let mut rest = &bytes[..];
     while let Ok(Some(len)) = of::frame_len(rest) {
-        kinds.push((rest[0], rest[1]));
+        frames.push(&rest[..len]);
         rest = &rest[len..];
     }
-    assert_eq!(
-        kinds,
-        vec![(of::OFP_VERSION_1_0, of::of10::msg_type::FLOW_MOD)]
-    );
+    let kinds: Vec<(u8, u8)> = frames.iter().map(|f| (f[0], f[1])).collect();
+    let flow_mod = (of::OFP_VERSION_1_0, of::of10::msg_type::FLOW_MOD);
+    assert_eq!(kinds, vec![flow_mod, flow_mod], "one 1.0 FLOW_MOD per miss");
+    // The second is the cached encoding of the first, under its own xid.
+    assert_ne!(frames[0][4..8], frames[1][4..8]);
+    assert_eq!(frames[0][8..], frames[1][8..]);
+    assert!(of::of10::decode(frames[1]).is_ok());
     let single = core.modules[1].as_mut() as &mut dyn Any;
     assert_eq!(
         single.downcast_mut::<Single>().unwrap().seen,
-        vec!["up", "packet-in"]
+        vec!["up", "packet-in", "packet-in"]
     );
     let probe = core.modules[0].as_mut() as &mut dyn Any;
     assert!(probe.downcast_mut::<Probe>().unwrap().heard.is_empty());

@@ -192,20 +192,37 @@ fn groups_and_meters_come_before_flows_and_leave_after_them() {
 }
 
 #[test]
-fn a_reasserted_entry_is_sent_even_when_believed_installed() {
-    let mut t = tables(&[host(1, 1)], &[host(1, 1)]);
-    let mut plan = Plan::default();
-    t.resend_flow(&host(1, 1).key, Owner::Forwarding, &mut plan);
-    assert_eq!(commands(&plan), vec![FlowModCommand::Add]);
-    assert_eq!(plan.counts.flow_adds, 1);
-    assert!(t.in_sync());
-    // Nothing desired under that key: nothing sent.
-    let mut plan = Plan::default();
-    t.resend_flow(&host(2, 2).key, Owner::Forwarding, &mut plan);
-    assert!(plan.is_empty());
-    // Another module's entry is not re-sent.
-    t.resend_flow(&host(1, 1).key, Owner::Firewall, &mut plan);
-    assert!(plan.is_empty());
+fn a_resent_entry_is_encoded_once_and_recorded_installed() {
+    let encoded = |entry: &FlowEntry| {
+        let mut out = BytesMut::new();
+        of::encode(
+            0,
+            &Message::FlowMod(entry.to_flow_mod(FlowModCommand::Add)),
+            &mut out,
+        );
+        out.to_vec()
+    };
+    let mut t = tables(&[host(1, 1)], &[]);
+    let first = t
+        .resend_flow(&host(1, 1).key, of::OFP_VERSION_1_3)
+        .map(<[u8]>::to_vec);
+    assert_eq!(first, Some(encoded(&host(1, 1))));
+    assert!(t.in_sync(), "recorded installed");
+    // Believed installed: re-sent all the same.
+    let again = t
+        .resend_flow(&host(1, 1).key, of::OFP_VERSION_1_3)
+        .map(<[u8]>::to_vec);
+    assert_eq!(again, first);
+    // A new desired spec under the same key drops the cached encoding.
+    t.desire_flow(host(1, 1).key, host(1, 9).spec);
+    let changed = t
+        .resend_flow(&host(1, 1).key, of::OFP_VERSION_1_3)
+        .map(<[u8]>::to_vec);
+    assert_eq!(changed, Some(encoded(&host(1, 9))));
+    // Nothing desired under that key: nothing to send.
+    assert!(t
+        .resend_flow(&host(2, 2).key, of::OFP_VERSION_1_3)
+        .is_none());
 }
 
 #[test]
