@@ -398,8 +398,10 @@ pub fn decode_shared(frame: &Bytes) -> Result<(Header, Message)> {
             if usize::from(u16::from_be_bytes([*len_hi, *len_lo])) == frame.len() =>
         {
             let header = Header::parse(&mut Reader::new(frame, "ofp_header"))?;
-            let body = frame.slice(Header::LEN..);
-            Ok((header, Message::PacketIn(PacketIn::parse_shared(&body)?)))
+            Ok((
+                header,
+                Message::PacketIn(PacketIn::parse_shared(frame, Header::LEN)?),
+            ))
         }
         _ => decode(frame),
     }
