@@ -108,6 +108,8 @@ struct SwitchState {
     barriers: VecDeque<(u32, Vec<oneshot::Sender<SwitchAck>>)>,
     /// Errors received since the last barrier reply.
     errors: Vec<String>,
+    /// Listed in [`Core::dirty`] for the next flush.
+    dirty: bool,
 }
 
 impl SwitchState {
@@ -172,6 +174,9 @@ pub struct Core {
     touched: TouchedSet,
     /// Switches the last [`Core::apply_changes`] sent something.
     sent_to: Vec<u64>,
+    /// Switches with output or a barrier due since the last flush: a flush
+    /// visits only these (one cold switch state per answer, not all of them).
+    dirty: Vec<u64>,
     /// Packet-ins and mods counted since the last flush, published to
     /// [`Metrics`] once per batch.
     packet_ins: u64,
@@ -190,6 +195,7 @@ impl Core {
             spare_plan: Plan::default(),
             touched: TouchedSet::default(),
             sent_to: Vec::new(),
+            dirty: Vec::new(),
             packet_ins: 0,
             sent: ReconcileCounts::default(),
         }
@@ -201,7 +207,16 @@ impl Core {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Fixed order: the once-a-second tick first, so a steady flood
+            // of events can not starve it, and no random draw per batch.
             tokio::select! {
+                biased;
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.dispatch_all(&Event::Tick, now);
+                    self.deliver_notices(now);
+                    self.barrier_all = true;
+                }
                 n = events.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
                         return;
@@ -211,12 +226,6 @@ impl Core {
                     for event in batch.drain(..) {
                         self.handle(event, now);
                     }
-                }
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    self.dispatch_all(&Event::Tick, now);
-                    self.deliver_notices(now);
-                    self.barrier_all = true;
                 }
             }
             self.flush();
@@ -347,6 +356,7 @@ impl Core {
                 out: BytesMut::new(),
                 needs_barrier: false,
                 barrier_due: true,
+                dirty: false,
                 waiting: Vec::new(),
                 barriers: VecDeque::new(),
                 errors: Vec::new(),
@@ -377,6 +387,7 @@ impl Core {
         let Some(state) = self.switches.get_mut(&dpid) else {
             return;
         };
+        mark_dirty(&mut self.dirty, dpid, state);
         let started = Instant::now();
         let mut plan = state.tables.reconcile_all();
         info!(
@@ -636,6 +647,7 @@ impl Core {
             }
             if sent_any {
                 self.sent_to.push(dpid);
+                mark_dirty(&mut self.dirty, dpid, state);
             }
         }
         touched.clear();
@@ -647,6 +659,7 @@ impl Core {
                 let xid = state.xid();
                 let message = Message::PacketOut(packet_out);
                 encode_for(state.version, xid, &message, &mut state.out);
+                mark_dirty(&mut self.dirty, dpid, state);
             }
         }
     }
@@ -661,7 +674,16 @@ impl Core {
             .record_batch(std::mem::take(&mut self.packet_ins), &self.sent);
         self.sent = ReconcileCounts::default();
         let barrier_all = std::mem::take(&mut self.barrier_all);
-        for (dpid, state) in &mut self.switches {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        if barrier_all {
+            dirty.clear();
+            dirty.extend(self.switches.keys().copied());
+        }
+        for dpid in dirty.drain(..) {
+            let Some(state) = self.switches.get_mut(&dpid) else {
+                continue;
+            };
+            state.dirty = false;
             let due = barrier_all
                 || state.barrier_due
                 || !state.waiting.is_empty()
@@ -692,6 +714,15 @@ impl Core {
                 let _ = state.handle.cmd.try_send(SwitchCmd::Close(e.to_string()));
             }
         }
+        self.dirty = dirty;
+    }
+}
+
+/// Lists `state` (of `dpid`) for the next flush, once.
+fn mark_dirty(dirty: &mut Vec<u64>, dpid: u64, state: &mut SwitchState) {
+    if !state.dirty {
+        state.dirty = true;
+        dirty.push(dpid);
     }
 }
 

@@ -27,7 +27,9 @@ use crate::runtime::writer::{SendError, SwitchWriter};
 /// Most messages of one switch handed to the core in one event (bounds the
 /// core's work between two flushes).
 const CORE_BATCH: usize = 64;
-/// Size of one socket read.
+/// Room made in the receive buffer when it runs low ...
+const MIN_READ: usize = 4 * 1024;
+/// ... and how much.
 const READ_CHUNK: usize = 64 * 1024;
 /// How long a closing connection may take to write its last bytes: a peer
 /// that stopped reading must not keep the task alive.
@@ -120,7 +122,6 @@ impl Connection {
 
     async fn run(mut self) {
         debug!("connected");
-        let mut buf = vec![0u8; READ_CHUNK];
         // One timer for the connection's life. It is re-armed only when the
         // session wants an earlier wake-up than the armed one: a later
         // deadline (every read moves the keepalive deadline) just lets it
@@ -140,17 +141,28 @@ impl Connection {
                     armed = Some(deadline);
                 }
             }
+            // Reads land in the session's buffer, without a copy. It grows
+            // only when nearly full: earlier frames may still share its
+            // allocation (packet-in data on its way to the core), so every
+            // reserve that can not reuse it allocates a new one.
+            let rx = self.session.recv_buffer();
+            if rx.capacity() - rx.len() < MIN_READ {
+                rx.reserve(READ_CHUNK);
+            }
+            // Fixed order, cheapest and rarest first: a busy socket must not
+            // starve commands or timers, and no random draw per wake-up.
             tokio::select! {
-                read = self.reader.read(&mut buf) => match read {
-                    Ok(0) => self.session.close(CloseReason::Peer("connection closed by switch".into())),
-                    Ok(n) => self.session.handle_bytes(Instant::now(), &buf[..n]),
-                    Err(e) => self.session.close(CloseReason::Peer(format!("read error: {e}"))),
-                },
+                biased;
                 Some(cmd) = self.cmd_rx.recv() => self.handle_cmd(cmd),
                 _ = &mut timer, if armed.is_some() => {
                     armed = None;
                     self.session.handle_timeout(Instant::now());
                 }
+                read = self.reader.read_buf(self.session.recv_buffer()) => match read {
+                    Ok(0) => self.session.close(CloseReason::Peer("connection closed by switch".into())),
+                    Ok(_) => self.session.handle_received(Instant::now()),
+                    Err(e) => self.session.close(CloseReason::Peer(format!("read error: {e}"))),
+                },
             }
         }
         self.finish().await;

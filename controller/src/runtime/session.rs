@@ -290,12 +290,24 @@ impl Session {
     /// Feeds bytes read from the socket. One read is not one message: bytes
     /// are buffered until a whole message is framed.
     pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
+        self.rx.extend_from_slice(data);
+        self.handle_received(now);
+    }
+
+    /// The receive buffer: a driver may read into its spare capacity
+    /// directly (saving a copy of every byte) and then call
+    /// [`Session::handle_received`], instead of [`Session::handle_bytes`].
+    pub fn recv_buffer(&mut self) -> &mut BytesMut {
+        &mut self.rx
+    }
+
+    /// Handles the bytes a driver added to [`Session::recv_buffer`].
+    pub fn handle_received(&mut self, now: Instant) {
         if self.is_closed() {
             return;
         }
         self.last_rx = now;
         self.echo_sent = false;
-        self.rx.extend_from_slice(data);
         if matches!(self.state, State::AwaitHello) {
             // Judge the first header before buffering its body, so a peer
             // that is not speaking OpenFlow (an HTTP probe reads as version
