@@ -204,19 +204,15 @@ impl Core {
     /// Runs until every driver and the runtime have dropped their senders.
     pub async fn run(mut self, mut events: mpsc::Receiver<CoreEvent>) {
         let mut batch = Vec::with_capacity(BATCH);
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The tick is checked after every batch and only waited on when
+        // the core is idle: polling a timer per batch registered its waker
+        // every time, and a steady flood of events must not starve it.
+        let mut next_tick = Instant::now() + TICK;
+        let idle_tick = tokio::time::sleep_until(next_tick.into());
+        tokio::pin!(idle_tick);
         loop {
-            // Fixed order: the once-a-second tick first, so a steady flood
-            // of events can not starve it, and no random draw per batch.
-            tokio::select! {
+            let now = tokio::select! {
                 biased;
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    self.dispatch_all(&Event::Tick, now);
-                    self.deliver_notices(now);
-                    self.barrier_all = true;
-                }
                 n = events.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
                         return;
@@ -226,7 +222,16 @@ impl Core {
                     for event in batch.drain(..) {
                         self.handle(event, now);
                     }
+                    now
                 }
+                _ = &mut idle_tick => Instant::now(),
+            };
+            if now >= next_tick {
+                self.dispatch_all(&Event::Tick, now);
+                self.deliver_notices(now);
+                self.barrier_all = true;
+                next_tick = now + TICK;
+                idle_tick.as_mut().reset(next_tick.into());
             }
             self.flush();
         }

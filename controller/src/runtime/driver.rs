@@ -82,6 +82,8 @@ struct Connection {
     cmd_tx: mpsc::Sender<SwitchCmd>,
     cmd_rx: mpsc::Receiver<SwitchCmd>,
     replies: HashMap<u64, oneshot::Sender<Result<Message, RequestError>>>,
+    /// Messages of one read on their way to the core (see `dispatch_events`).
+    batch: Vec<(u32, Message)>,
     next_token: u64,
     dpid: Option<u64>,
 }
@@ -115,6 +117,7 @@ impl Connection {
             cmd_tx,
             cmd_rx,
             replies: HashMap::new(),
+            batch: Vec::new(),
             next_token: 0,
             dpid: None,
         }
@@ -149,20 +152,32 @@ impl Connection {
             if rx.capacity() - rx.len() < MIN_READ {
                 rx.reserve(READ_CHUNK);
             }
-            // Fixed order, cheapest and rarest first: a busy socket must not
-            // starve commands or timers, and no random draw per wake-up.
+            // The socket first, with no random draw per wake-up. Commands
+            // and the timer are served after every read as well (a busy
+            // socket is always readable and must not starve them); they are
+            // only waited on, registering wakers, when the socket is idle.
             tokio::select! {
                 biased;
+                read = self.reader.read_buf(self.session.recv_buffer()) => {
+                    let now = Instant::now();
+                    match read {
+                        Ok(0) => self.session.close(CloseReason::Peer("connection closed by switch".into())),
+                        Ok(_) => self.session.handle_received(now),
+                        Err(e) => self.session.close(CloseReason::Peer(format!("read error: {e}"))),
+                    }
+                    while let Ok(cmd) = self.cmd_rx.try_recv() {
+                        self.handle_cmd(cmd);
+                    }
+                    if armed.is_some_and(|at| at <= now) {
+                        armed = None;
+                        self.session.handle_timeout(now);
+                    }
+                }
                 Some(cmd) = self.cmd_rx.recv() => self.handle_cmd(cmd),
                 _ = &mut timer, if armed.is_some() => {
                     armed = None;
                     self.session.handle_timeout(Instant::now());
                 }
-                read = self.reader.read_buf(self.session.recv_buffer()) => match read {
-                    Ok(0) => self.session.close(CloseReason::Peer("connection closed by switch".into())),
-                    Ok(_) => self.session.handle_received(Instant::now()),
-                    Err(e) => self.session.close(CloseReason::Peer(format!("read error: {e}"))),
-                },
             }
         }
         self.finish().await;
@@ -198,7 +213,7 @@ impl Connection {
     async fn dispatch_events(&mut self) -> bool {
         // Consecutive messages travel to the core together: one queue
         // operation per read instead of one per message.
-        let mut batch = Vec::new();
+        let mut batch = std::mem::take(&mut self.batch);
         while let Some(event) = self.session.poll_event() {
             if !matches!(event, SessionEvent::Message { .. }) {
                 self.send_to_core(&mut batch).await;
@@ -278,6 +293,8 @@ impl Connection {
             }
         }
         self.send_to_core(&mut batch).await;
+        // Kept for the next read (a lone message leaves its allocation).
+        self.batch = batch;
         self.session.is_closed()
     }
 
