@@ -51,26 +51,6 @@ impl FlowKey {
     pub fn match_(&self) -> &Match {
         &self.match_
     }
-
-    /// A copy of the key's inline part: (table, priority, match hash). It
-    /// names the key without holding its match (no reference count to
-    /// touch), at the price of a theoretical collision between two matches
-    /// of one table and priority.
-    pub fn fingerprint(&self) -> FlowFingerprint {
-        FlowFingerprint {
-            table_id: self.table_id,
-            priority: self.priority,
-            match_hash: self.match_hash,
-        }
-    }
-}
-
-/// See [`FlowKey::fingerprint`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowFingerprint {
-    pub table_id: u8,
-    pub priority: u16,
-    match_hash: u64,
 }
 
 impl std::hash::Hash for FlowKey {

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::cookie::{self, Owner};
-use crate::desired::{FlowEntry, FlowFingerprint, FlowKey};
+use crate::desired::{FlowEntry, FlowKey};
 use crate::module::{Change, Ctx, Event, Module};
 use crate::pipeline;
 use crate::runtime::metrics::Metrics;
@@ -76,9 +76,7 @@ pub enum CoreEvent {
 /// What a sent message was about, to explain a switch's ERROR reply.
 #[derive(Debug, Clone)]
 enum Sent {
-    /// A fingerprint, not the key: holding a key until the barrier reply
-    /// meant touching its match's reference count twice more per flow-mod.
-    Flow(FlowFingerprint),
+    Flow(FlowKey),
     Group(u32),
     Meter(u32),
 }
@@ -132,8 +130,7 @@ impl SwitchState {
         self.out.extend_from_slice(encoded);
         // Every OpenFlow header has the xid at bytes 4..8.
         self.out[start + 4..start + 8].copy_from_slice(&xid.to_be_bytes());
-        self.inflight
-            .push_back((xid, Sent::Flow(key.fingerprint())));
+        self.inflight.push_back((xid, Sent::Flow(key)));
         self.needs_barrier = true;
         sent.flow_adds += 1;
         true
@@ -152,9 +149,7 @@ impl SwitchState {
                 continue;
             }
             let sent = match planned {
-                Planned::Flow { key, .. } | Planned::DeleteFlow { key, .. } => {
-                    Sent::Flow(key.fingerprint())
-                }
+                Planned::Flow { key, .. } | Planned::DeleteFlow { key, .. } => Sent::Flow(key),
                 Planned::Group(gm) => Sent::Group(gm.group_id),
                 Planned::Meter(mm) => Sent::Meter(mm.meter_id),
             };
@@ -506,7 +501,7 @@ impl Core {
         match sent {
             Some(Sent::Flow(key)) => {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, table = key.table_id, priority = key.priority, "switch rejected flow-mod");
-                state.tables.forget_installed_flows_like(key);
+                state.tables.forget_installed_flow(&key);
             }
             Some(Sent::Group(id)) => {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, group = id, "switch rejected group-mod");

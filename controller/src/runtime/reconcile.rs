@@ -23,9 +23,7 @@ use flowgate_openflow::{
 use serde::Serialize;
 
 use crate::cookie;
-use crate::desired::{
-    delete_strict, flow_mod, FlowEntry, FlowFingerprint, FlowKey, FlowSpec, GroupSpec, MeterSpec,
-};
+use crate::desired::{delete_strict, flow_mod, FlowEntry, FlowKey, FlowSpec, GroupSpec, MeterSpec};
 use crate::runtime::session::{encode_for, SwitchSync};
 
 /// One entry's two sides.
@@ -169,19 +167,15 @@ impl SwitchTables {
         self.flows.values().filter(|s| s.desired.is_some()).count()
     }
 
-    /// The switch rejected what it was sent for the entry (or, after a hash
-    /// collision, entries) with this fingerprint: it is not installed, and
-    /// the next reconciliation of its key sends it again. A scan, but errors
-    /// are rare.
-    pub fn forget_installed_flows_like(&mut self, fingerprint: FlowFingerprint) {
-        for (_, slot) in self
-            .flows
-            .iter_mut()
-            .filter(|(k, _)| k.fingerprint() == fingerprint)
-        {
+    /// The switch does not have the entry at `key` (it rejected it): the
+    /// next reconciliation of that key sends it again.
+    pub fn forget_installed_flow(&mut self, key: &FlowKey) {
+        if let Some(slot) = self.flows.get_mut(key) {
             slot.installed = None;
+            if slot.is_vacant() {
+                self.flows.remove(key);
+            }
         }
-        self.flows.retain(|_, s| !s.is_vacant());
     }
 
     /// The switch removed the entry at `key` carrying `cookie` (timeout or
