@@ -51,6 +51,47 @@ impl FlowKey {
     pub fn match_(&self) -> &Match {
         &self.match_
     }
+
+    /// This key's identity: which allocation of its match it shares.
+    pub fn id(&self) -> FlowId {
+        FlowId {
+            table_id: self.table_id,
+            priority: self.priority,
+            match_hash: self.match_hash,
+            match_ptr: std::sync::Arc::as_ptr(&self.match_) as usize,
+        }
+    }
+
+    /// Hash of the whole key, for tables that find keys by [`FlowId`] too.
+    pub fn slot_hash(&self) -> u64 {
+        slot_hash(self.table_id, self.priority, self.match_hash)
+    }
+}
+
+/// Names one [`FlowKey`] allocation and its clones without holding it (no
+/// reference count to touch, so it is `Copy` and free to pass around): the
+/// packet-in path re-sends entries by id, where every atomic reference-count
+/// operation waited for the cache misses of the table lookups before it.
+/// An id is meaningful while someone keeps a clone of its key (the module
+/// that declared the entry, or the desired table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowId {
+    pub table_id: u8,
+    pub priority: u16,
+    match_hash: u64,
+    match_ptr: usize,
+}
+
+impl FlowId {
+    pub fn slot_hash(&self) -> u64 {
+        slot_hash(self.table_id, self.priority, self.match_hash)
+    }
+}
+
+/// The match hash is keyed and well mixed; table and priority go in the
+/// high bits, which the hash tables use for their control bytes too.
+fn slot_hash(table_id: u8, priority: u16, match_hash: u64) -> u64 {
+    match_hash ^ (u64::from(table_id) << 56) ^ (u64::from(priority) << 40)
 }
 
 impl std::hash::Hash for FlowKey {

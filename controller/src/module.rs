@@ -17,7 +17,7 @@ use std::time::Instant;
 use flowgate_openflow::{FlowRemoved, FlowStats, PacketIn, PacketOut, Port, PortStatus};
 
 use crate::cookie::Owner;
-use crate::desired::{FlowEntry, FlowKey, GroupSpec, MeterSpec};
+use crate::desired::{FlowEntry, FlowId, FlowKey, GroupSpec, MeterSpec};
 
 /// What a module reacts to.
 #[derive(Debug)]
@@ -70,11 +70,11 @@ pub enum Change {
         dpid: u64,
         key: FlowKey,
     },
-    /// Send the desired entry at `key` again, even if the switch is
-    /// believed to have it (see [`Ctx::resend`]).
+    /// Send the desired entry of the key `id` names again, even if the
+    /// switch is believed to have it (see [`Ctx::resend`]).
     ResendFlow {
         dpid: u64,
-        key: FlowKey,
+        id: FlowId,
     },
     InstallGroup {
         dpid: u64,
@@ -138,16 +138,17 @@ impl Ctx {
     /// packet-in that the entry would have absorbed). The ADD is idempotent
     /// on a switch that does have it.
     pub fn reassert(&mut self, dpid: u64, entry: FlowEntry) {
-        let key = entry.key.clone();
+        let id = entry.key.id();
         self.install(dpid, entry);
-        self.resend(dpid, key);
+        self.changes.push(Change::ResendFlow { dpid, id });
     }
 
-    /// Sends the entry already desired at `key` again, as [`Ctx::reassert`]
-    /// does, without restating it: the cheapest answer to a packet-in for a
-    /// known host, and a no-op if nothing is desired there.
-    pub fn resend(&mut self, dpid: u64, key: FlowKey) {
-        self.changes.push(Change::ResendFlow { dpid, key });
+    /// Sends the entry this module declared with `key` (that very key or a
+    /// clone of it, kept since) again, as [`Ctx::reassert`] does, without
+    /// restating it: the cheapest answer to a packet-in for a known host,
+    /// and a no-op if nothing is desired there any more.
+    pub fn resend(&mut self, dpid: u64, key: &FlowKey) {
+        self.changes.push(Change::ResendFlow { dpid, id: key.id() });
     }
 
     pub fn remove(&mut self, dpid: u64, key: FlowKey) {

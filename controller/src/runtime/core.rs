@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::cookie::{self, Owner};
-use crate::desired::{FlowEntry, FlowKey};
+use crate::desired::{FlowEntry, FlowId, FlowKey};
 use crate::module::{Change, Ctx, Event, Module};
 use crate::pipeline;
 use crate::runtime::metrics::Metrics;
@@ -77,6 +77,8 @@ pub enum CoreEvent {
 #[derive(Debug, Clone)]
 enum Sent {
     Flow(FlowKey),
+    /// A re-sent entry, by id (see [`FlowId`]).
+    Resent(FlowId),
     Group(u32),
     Meter(u32),
 }
@@ -121,16 +123,16 @@ impl SwitchState {
 
     /// Re-sends the desired entry at `key` as an ADD, copying its cached
     /// encoding ([`SwitchTables::resend_flow`]); false if none is desired.
-    fn resend(&mut self, key: FlowKey, sent: &mut ReconcileCounts) -> bool {
+    fn resend(&mut self, id: FlowId, sent: &mut ReconcileCounts) -> bool {
         let xid = self.xid();
-        let Some(encoded) = self.tables.resend_flow(&key, self.version) else {
+        let Some(encoded) = self.tables.resend_flow(id, self.version) else {
             return false;
         };
         let start = self.out.len();
         self.out.extend_from_slice(encoded);
         // Every OpenFlow header has the xid at bytes 4..8.
         self.out[start + 4..start + 8].copy_from_slice(&xid.to_be_bytes());
-        self.inflight.push_back((xid, Sent::Flow(key)));
+        self.inflight.push_back((xid, Sent::Resent(id)));
         self.needs_barrier = true;
         sent.flow_adds += 1;
         true
@@ -503,6 +505,10 @@ impl Core {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, table = key.table_id, priority = key.priority, "switch rejected flow-mod");
                 state.tables.forget_installed_flow(&key);
             }
+            Some(Sent::Resent(id)) => {
+                warn!(dpid = format_args!("{dpid:016x}"), error = %what, table = id.table_id, priority = id.priority, "switch rejected flow-mod");
+                state.tables.forget_installed_by_id(id);
+            }
             Some(Sent::Group(id)) => {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, group = id, "switch rejected group-mod");
                 state.tables.forget_installed_group(id);
@@ -609,7 +615,7 @@ impl Core {
                         t.flows.push(key);
                     }
                 }
-                Change::ResendFlow { key, .. } => t.resend.push(key),
+                Change::ResendFlow { id, .. } => t.resend.push(id),
                 Change::InstallGroup { id, spec, .. } => {
                     tables.desire_group(id, Some(spec));
                     t.groups.push(id);
@@ -638,7 +644,7 @@ impl Core {
             };
             // A re-sent entry goes out anyway: no diff for it.
             if !t.resend.is_empty() {
-                t.flows.retain(|k| !t.resend.contains(k));
+                t.flows.retain(|k| !t.resend.contains(&k.id()));
             }
             let plan = &mut self.spare_plan;
             state
@@ -647,8 +653,8 @@ impl Core {
             state.tables.reconcile_flows(&t.flows, plan);
             let mut sent_any = !plan.is_empty();
             state.send_plan(plan, &mut self.sent);
-            for key in t.resend.drain(..) {
-                sent_any |= state.resend(key, &mut self.sent);
+            for id in t.resend.drain(..) {
+                sent_any |= state.resend(id, &mut self.sent);
             }
             if sent_any {
                 self.sent_to.push(dpid);
@@ -736,8 +742,8 @@ fn mark_dirty(dirty: &mut Vec<u64>, dpid: u64, state: &mut SwitchState) {
 #[derive(Default)]
 struct Touched {
     flows: Vec<FlowKey>,
-    /// Keys to send even if believed installed ([`Ctx::resend`]).
-    resend: Vec<FlowKey>,
+    /// Entries to send even if believed installed ([`Ctx::resend`]).
+    resend: Vec<FlowId>,
     groups: Vec<u32>,
     meters: Vec<u32>,
 }

@@ -12,7 +12,7 @@
 //! by hand with a foreign cookie is left alone. Groups and meters have no
 //! cookie: Flowgate owns the group and meter tables of its switches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -20,10 +20,13 @@ use flowgate_openflow::{
     self as of, FlowModCommand, GroupMod, GroupModCommand, Message, MeterMod, MeterModCommand,
     OFP_VERSION_1_3,
 };
+use hashbrown::hash_table::{Entry, HashTable};
 use serde::Serialize;
 
 use crate::cookie;
-use crate::desired::{delete_strict, flow_mod, FlowEntry, FlowKey, FlowSpec, GroupSpec, MeterSpec};
+use crate::desired::{
+    delete_strict, flow_mod, FlowEntry, FlowId, FlowKey, FlowSpec, GroupSpec, MeterSpec,
+};
 use crate::runtime::session::{encode_for, SwitchSync};
 
 /// One entry's two sides.
@@ -73,9 +76,64 @@ impl FlowSlot {
     }
 }
 
-/// Flow keys hash to their precomputed, randomly keyed hash
-/// ([`FlowKey`]); a fast hasher mixes that one word.
-type FlowMap = HashMap<FlowKey, FlowSlot, foldhash::fast::RandomState>;
+/// Flow slots by key, hashed with the key's precomputed, randomly keyed
+/// hash ([`FlowKey::slot_hash`]), and found by key or by [`FlowId`].
+#[derive(Debug, Clone, Default)]
+struct FlowMap(HashTable<(FlowKey, FlowSlot)>);
+
+impl FlowMap {
+    fn get(&self, key: &FlowKey) -> Option<&FlowSlot> {
+        self.0
+            .find(key.slot_hash(), |(k, _)| k == key)
+            .map(|(_, s)| s)
+    }
+
+    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut FlowSlot> {
+        self.0
+            .find_mut(key.slot_hash(), |(k, _)| k == key)
+            .map(|(_, s)| s)
+    }
+
+    /// The slot of `key`, made empty if missing. The stored key becomes
+    /// `key` itself (same match, maybe another allocation), so the ids of
+    /// the key the declarer keeps name the slot.
+    fn slot(&mut self, key: FlowKey) -> &mut FlowSlot {
+        let hash = key.slot_hash();
+        match self
+            .0
+            .entry(hash, |(k, _)| *k == key, |(k, _)| k.slot_hash())
+        {
+            Entry::Occupied(e) => {
+                let (stored, slot) = e.into_mut();
+                if stored.id() != key.id() {
+                    *stored = key;
+                }
+                slot
+            }
+            Entry::Vacant(e) => &mut e.insert((key, FlowSlot::default())).into_mut().1,
+        }
+    }
+
+    /// The key and slot whose stored key has this identity.
+    fn by_id(&mut self, id: FlowId) -> Option<(&FlowKey, &mut FlowSlot)> {
+        self.0
+            .find_mut(id.slot_hash(), |(k, _)| k.id() == id)
+            .map(|(k, s)| (&*k, s))
+    }
+
+    /// Drops the slot of `key` if both its sides are empty.
+    fn tidy(&mut self, key: &FlowKey) {
+        if let Ok(e) = self.0.find_entry(key.slot_hash(), |(k, _)| k == key) {
+            if e.get().1.is_vacant() {
+                e.remove();
+            }
+        }
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &FlowSlot> {
+        self.0.iter().map(|(_, s)| s)
+    }
+}
 
 /// Flow, group and meter entries of one switch, desired and installed.
 #[derive(Debug, Clone, Default)]
@@ -110,7 +168,7 @@ impl SwitchTables {
             .filter(|f| cookie::owner_of(f.cookie).is_some())
         {
             let entry = FlowEntry::from_stats(stats);
-            tables.flows.entry(entry.key).or_default().installed = Some(Arc::new(entry.spec));
+            tables.flows.slot(entry.key).installed = Some(Arc::new(entry.spec));
         }
         for g in &sync.groups {
             let spec = GroupSpec {
@@ -132,7 +190,7 @@ impl SwitchTables {
     /// Declares the desired entry at `key`. An unchanged spec keeps the
     /// stored one; a spec equal to the installed one shares it.
     pub fn desire_flow(&mut self, key: FlowKey, spec: FlowSpec) {
-        let slot = self.flows.entry(key).or_default();
+        let slot = self.flows.slot(key);
         if slot.desired.as_deref() == Some(&spec) {
             return;
         }
@@ -148,9 +206,7 @@ impl SwitchTables {
     pub fn undesire_flow(&mut self, key: &FlowKey) {
         if let Some(slot) = self.flows.get_mut(key) {
             slot.set_desired(None);
-            if slot.is_vacant() {
-                self.flows.remove(key);
-            }
+            self.flows.tidy(key);
         }
     }
 
@@ -164,7 +220,7 @@ impl SwitchTables {
 
     /// Number of desired flow entries.
     pub fn desired_flow_count(&self) -> usize {
-        self.flows.values().filter(|s| s.desired.is_some()).count()
+        self.flows.slots().filter(|s| s.desired.is_some()).count()
     }
 
     /// The switch does not have the entry at `key` (it rejected it): the
@@ -172,9 +228,16 @@ impl SwitchTables {
     pub fn forget_installed_flow(&mut self, key: &FlowKey) {
         if let Some(slot) = self.flows.get_mut(key) {
             slot.installed = None;
-            if slot.is_vacant() {
-                self.flows.remove(key);
-            }
+            self.flows.tidy(key);
+        }
+    }
+
+    /// As [`SwitchTables::forget_installed_flow`], for a re-sent entry.
+    pub fn forget_installed_by_id(&mut self, id: FlowId) {
+        if let Some((key, slot)) = self.flows.by_id(id) {
+            slot.installed = None;
+            let key = key.clone();
+            self.flows.tidy(&key);
         }
     }
 
@@ -191,9 +254,7 @@ impl SwitchTables {
             if slot.desired.as_ref().is_some_and(|s| s.cookie == cookie) {
                 slot.set_desired(None);
             }
-            if slot.is_vacant() {
-                self.flows.remove(key);
-            }
+            self.flows.tidy(key);
         }
     }
 
@@ -215,7 +276,7 @@ impl SwitchTables {
 
     /// True when every entry is installed as desired.
     pub fn in_sync(&self) -> bool {
-        self.flows.values().all(|s| s.desired == s.installed)
+        self.flows.slots().all(|s| s.desired == s.installed)
             && self.groups.values().all(|s| s.desired == s.installed)
             && self.meters.values().all(|s| s.desired == s.installed)
     }
@@ -356,13 +417,13 @@ impl SwitchTables {
             group(&mut plan, &mut self.groups, id);
         }
         // Stale entries go first, then the desired ones.
-        for (key, slot) in self.flows.iter_mut().filter(|(_, s)| s.desired.is_none()) {
+        for (key, slot) in self.flows.0.iter_mut().filter(|(_, s)| s.desired.is_none()) {
             flow(&mut plan, key, slot);
         }
-        for (key, slot) in self.flows.iter_mut().filter(|(_, s)| s.desired.is_some()) {
+        for (key, slot) in self.flows.0.iter_mut().filter(|(_, s)| s.desired.is_some()) {
             flow(&mut plan, key, slot);
         }
-        self.flows.retain(|_, s| !s.is_vacant());
+        self.flows.0.retain(|(_, s)| !s.is_vacant());
         plan.finish()
     }
 
@@ -372,24 +433,23 @@ impl SwitchTables {
         for key in keys {
             if let Some(slot) = self.flows.get_mut(key) {
                 flow(plan, key, slot);
-                if slot.is_vacant() {
-                    self.flows.remove(key);
-                }
+                self.flows.tidy(key);
             }
         }
     }
 
-    /// The desired entry at `key` as an ADD encoded for wire `version`
-    /// with xid 0, to send whatever the switch is believed to have: the
-    /// caller holds evidence the switch lacks it (a packet-in the entry
-    /// would have absorbed). The entry is recorded installed. `None` if
-    /// nothing is desired there (or `version` can not express it).
+    /// The desired entry of the key `id` names, as an ADD encoded for wire
+    /// `version` with xid 0, to send whatever the switch is believed to
+    /// have: the caller holds evidence the switch lacks it (a packet-in the
+    /// entry would have absorbed). The entry is recorded installed. `None`
+    /// if nothing is desired there (or `version` can not express it).
     ///
     /// No owner check: re-sending desired state is idempotent, whoever asks.
-    /// No spec comparison: on the packet-in path this is one lookup, and
-    /// from the second re-send on one copy (see [`FlowSlot`]).
-    pub fn resend_flow(&mut self, key: &FlowKey, version: u8) -> Option<&[u8]> {
-        let slot = self.flows.get_mut(key)?;
+    /// No spec comparison and no reference counting: on the packet-in path
+    /// this is one lookup, and from the second re-send on one copy (see
+    /// [`FlowSlot`]).
+    pub fn resend_flow(&mut self, id: FlowId, version: u8) -> Option<&[u8]> {
+        let (key, slot) = self.flows.by_id(id)?;
         let want = slot.desired.as_ref()?;
         if !slot
             .installed

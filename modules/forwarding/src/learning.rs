@@ -35,8 +35,8 @@ impl Default for L2LearningConfig {
 #[derive(Debug, Clone)]
 struct Learned {
     port: u32,
-    /// Key of its source entry, kept so a repeated miss re-sends the entry
-    /// without rebuilding (allocating, hashing) the key.
+    /// Key of its source entry, as declared: a repeated miss re-sends the
+    /// entry by this key's id, without rebuilding or cloning the key.
     learn: FlowKey,
 }
 
@@ -84,19 +84,26 @@ impl L2Learning {
         table.clear();
         // Adopt host entries that survived a controller restart: declaring
         // them exactly as installed leaves them (and their counters) alone.
-        for flow in installed {
-            if flow.priority != HOST_PRIORITY || flow.idle_timeout == 0 {
-                continue;
+        let adopted = installed.iter().filter(|f| {
+            f.priority == HOST_PRIORITY
+                && f.idle_timeout != 0
+                && (f.table_id == FORWARD || f.table_id == LEARN)
+        });
+        for flow in adopted.clone().filter(|f| f.table_id == FORWARD) {
+            if let (Some(mac), Some(port)) = (eth_dst(&flow.match_), output_port(flow)) {
+                let learn = learn_key(mac, port);
+                table.insert(mac, Learned { port, learn });
             }
-            if flow.table_id == FORWARD {
-                if let (Some(mac), Some(port)) = (eth_dst(&flow.match_), output_port(flow)) {
-                    let learn = learn_key(mac, port);
-                    table.insert(mac, Learned { port, learn });
-                }
+        }
+        for flow in adopted {
+            let mut entry = FlowEntry::from_stats(flow);
+            // A source entry is declared with the very key the host table
+            // keeps: re-sends name it by that key's id.
+            let learned = eth_src_field(&flow.match_).and_then(|mac| table.get(&mac));
+            if let Some(known) = learned.filter(|l| l.learn == entry.key) {
+                entry.key = known.learn.clone();
             }
-            if flow.table_id == FORWARD || flow.table_id == LEARN {
-                ctx.install(dpid, FlowEntry::from_stats(flow));
-            }
+            ctx.install(dpid, entry);
         }
     }
 
@@ -114,7 +121,7 @@ impl L2Learning {
             // lacks the source entry (or the packet raced its flow-mod).
             // Re-send it; the forward entry is not in question.
             Some(known) if known.port == in_port => {
-                ctx.resend(dpid, known.learn.clone());
+                ctx.resend(dpid, &known.learn);
                 return;
             }
             // The host moved: its old source entry must stop matching.

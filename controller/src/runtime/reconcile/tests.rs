@@ -21,7 +21,7 @@ fn host(n: u8, port: u32) -> FlowEntry {
 fn tables(desired: &[FlowEntry], installed: &[FlowEntry]) -> SwitchTables {
     let mut t = SwitchTables::default();
     for e in installed {
-        t.flows.entry(e.key.clone()).or_default().installed = Some(Arc::new(e.spec.clone()));
+        t.flows.slot(e.key.clone()).installed = Some(Arc::new(e.spec.clone()));
     }
     for e in desired {
         t.desire_flow(e.key.clone(), e.spec.clone());
@@ -202,26 +202,30 @@ fn a_resent_entry_is_encoded_once_and_recorded_installed() {
         );
         out.to_vec()
     };
-    let mut t = tables(&[host(1, 1)], &[]);
-    let first = t
-        .resend_flow(&host(1, 1).key, of::OFP_VERSION_1_3)
-        .map(<[u8]>::to_vec);
+    let declared = host(1, 1);
+    let mut t = tables(std::slice::from_ref(&declared), &[]);
+    let id = declared.key.id();
+    let first = t.resend_flow(id, of::OFP_VERSION_1_3).map(<[u8]>::to_vec);
     assert_eq!(first, Some(encoded(&host(1, 1))));
     assert!(t.in_sync(), "recorded installed");
     // Believed installed: re-sent all the same.
-    let again = t
-        .resend_flow(&host(1, 1).key, of::OFP_VERSION_1_3)
-        .map(<[u8]>::to_vec);
+    let again = t.resend_flow(id, of::OFP_VERSION_1_3).map(<[u8]>::to_vec);
     assert_eq!(again, first);
     // A new desired spec under the same key drops the cached encoding.
-    t.desire_flow(host(1, 1).key, host(1, 9).spec);
-    let changed = t
-        .resend_flow(&host(1, 1).key, of::OFP_VERSION_1_3)
-        .map(<[u8]>::to_vec);
+    t.desire_flow(declared.key.clone(), host(1, 9).spec);
+    let changed = t.resend_flow(id, of::OFP_VERSION_1_3).map(<[u8]>::to_vec);
     assert_eq!(changed, Some(encoded(&host(1, 9))));
-    // Nothing desired under that key: nothing to send.
+    // Declared again through another key of the same match: that key's id
+    // now names the entry.
+    let redeclared = host(1, 1);
+    t.desire_flow(redeclared.key.clone(), redeclared.spec);
     assert!(t
-        .resend_flow(&host(2, 2).key, of::OFP_VERSION_1_3)
+        .resend_flow(redeclared.key.id(), of::OFP_VERSION_1_3)
+        .is_some());
+    // Nothing desired under that key: nothing to send.
+    let absent = host(2, 2);
+    assert!(t
+        .resend_flow(absent.key.id(), of::OFP_VERSION_1_3)
         .is_none());
 }
 
@@ -229,7 +233,7 @@ fn a_resent_entry_is_encoded_once_and_recorded_installed() {
 fn a_desired_entry_equal_to_the_installed_one_shares_it() {
     let mut t = tables(&[], &[host(1, 1)]);
     t.desire_flow(host(1, 1).key, host(1, 1).spec);
-    let slot = &t.flows[&host(1, 1).key];
+    let slot = t.flows.get(&host(1, 1).key).unwrap();
     let (want, have) = (slot.desired.as_ref(), slot.installed.as_ref());
     assert!(Arc::ptr_eq(want.unwrap(), have.unwrap()));
     assert!(t.reconcile_all().is_empty());
@@ -243,7 +247,7 @@ fn withdrawn_and_removed_entries_leave_no_slot_behind() {
     t.reconcile_flows(&[host(1, 1).key], &mut Plan::default());
     // The switch reports the other entry removed (idle timeout).
     t.flow_removed(&host(2, 2).key, host(2, 2).spec.cookie);
-    assert!(t.flows.is_empty());
+    assert_eq!(t.flows.slots().count(), 0);
     // A removal under a foreign cookie is not ours to forget.
     let mut t = tables(&[host(3, 3)], &[host(3, 3)]);
     t.flow_removed(&host(3, 3).key, 0xdead);

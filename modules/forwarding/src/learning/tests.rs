@@ -199,6 +199,11 @@ fn host_entries_found_after_a_restart_are_adopted_unchanged() {
         assert_eq!(restarted.switch.flows.get(&entry.key), Some(&entry.spec));
     }
     assert_eq!(restarted.send(2, B, A), vec![1]);
+    // An adopted source entry can be re-sent: it was declared with the key
+    // the host table keeps.
+    assert!(restarted.switch.lose(&learn_key(A, 1)));
+    restarted.send(1, A, B);
+    assert!(restarted.switch.flows.contains_key(&learn_key(A, 1)));
 }
 
 #[test]
@@ -226,7 +231,8 @@ fn a_learned_host_whose_source_entry_is_missing_gets_it_again() {
     );
     let changes = ctx.take_changes();
     assert!(
-        matches!(&changes[..], [Change::ResendFlow { dpid: DPID, key }] if *key == learn_key(A, 1)),
+        matches!(&changes[..], [Change::ResendFlow { dpid: DPID, id }]
+            if (id.table_id, id.priority) == (LEARN, HOST_PRIORITY)),
         "only the source entry, re-sent: {changes:?}"
     );
     h.switch.apply(&changes);

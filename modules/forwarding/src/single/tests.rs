@@ -92,7 +92,7 @@ fn known_destination_gets_a_single_table_flow_and_the_packet() {
     assert!(
         changes
             .iter()
-            .any(|c| matches!(c, Change::ResendFlow { key, .. } if *key == e.key)),
+            .any(|c| matches!(c, Change::ResendFlow { id, .. } if *id == e.key.id())),
         "a repeated miss re-sends the flow"
     );
     // The buffered packet is released through the actions, without data.
