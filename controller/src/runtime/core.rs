@@ -76,9 +76,8 @@ pub enum CoreEvent {
 /// What a sent message was about, to explain a switch's ERROR reply.
 #[derive(Debug, Clone)]
 enum Sent {
-    Flow(FlowKey),
-    /// A re-sent entry, by id (see [`FlowId`]).
-    Resent(FlowId),
+    /// The entry by id (see [`FlowId`]): the tables keep its key alive.
+    Flow(FlowId),
     Group(u32),
     Meter(u32),
 }
@@ -121,8 +120,9 @@ impl SwitchState {
         self.next_xid
     }
 
-    /// Re-sends the desired entry at `key` as an ADD, copying its cached
-    /// encoding ([`SwitchTables::resend_flow`]); false if none is desired.
+    /// Re-sends the desired entry of the key `id` names as an ADD, copying
+    /// its cached encoding ([`SwitchTables::resend_flow`]); false if none
+    /// is desired.
     fn resend(&mut self, id: FlowId, sent: &mut ReconcileCounts) -> bool {
         let xid = self.xid();
         let Some(encoded) = self.tables.resend_flow(id, self.version) else {
@@ -132,7 +132,7 @@ impl SwitchState {
         self.out.extend_from_slice(encoded);
         // Every OpenFlow header has the xid at bytes 4..8.
         self.out[start + 4..start + 8].copy_from_slice(&xid.to_be_bytes());
-        self.inflight.push_back((xid, Sent::Resent(id)));
+        self.inflight.push_back((xid, Sent::Flow(id)));
         self.needs_barrier = true;
         sent.flow_adds += 1;
         true
@@ -151,7 +151,7 @@ impl SwitchState {
                 continue;
             }
             let sent = match planned {
-                Planned::Flow { key, .. } | Planned::DeleteFlow { key, .. } => Sent::Flow(key),
+                Planned::Flow { key, .. } | Planned::DeleteFlow { key, .. } => Sent::Flow(key.id()),
                 Planned::Group(gm) => Sent::Group(gm.group_id),
                 Planned::Meter(mm) => Sent::Meter(mm.meter_id),
             };
@@ -501,13 +501,9 @@ impl Core {
             .and_then(|i| state.inflight.remove(i))
             .map(|(_, sent)| sent);
         match sent {
-            Some(Sent::Flow(key)) => {
-                warn!(dpid = format_args!("{dpid:016x}"), error = %what, table = key.table_id, priority = key.priority, "switch rejected flow-mod");
-                state.tables.forget_installed_flow(&key);
-            }
-            Some(Sent::Resent(id)) => {
+            Some(Sent::Flow(id)) => {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, table = id.table_id, priority = id.priority, "switch rejected flow-mod");
-                state.tables.forget_installed_by_id(id);
+                state.tables.forget_installed_flow(id);
             }
             Some(Sent::Group(id)) => {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, group = id, "switch rejected group-mod");

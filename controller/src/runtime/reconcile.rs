@@ -88,10 +88,29 @@ impl FlowMap {
             .map(|(_, s)| s)
     }
 
-    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut FlowSlot> {
-        self.0
-            .find_mut(key.slot_hash(), |(k, _)| k == key)
-            .map(|(_, s)| s)
+    /// Runs `f` on the key and slot found by `eq` (one lookup), then drops
+    /// the slot if both its sides are empty.
+    fn update<R>(
+        &mut self,
+        hash: u64,
+        eq: impl Fn(&FlowKey) -> bool,
+        f: impl FnOnce(&FlowKey, &mut FlowSlot) -> R,
+    ) -> Option<R> {
+        let mut found = self.0.find_entry(hash, |(k, _)| eq(k)).ok()?;
+        let (key, slot) = found.get_mut();
+        let result = f(key, slot);
+        if slot.is_vacant() {
+            found.remove();
+        }
+        Some(result)
+    }
+
+    fn update_key<R>(
+        &mut self,
+        key: &FlowKey,
+        f: impl FnOnce(&FlowKey, &mut FlowSlot) -> R,
+    ) -> Option<R> {
+        self.update(key.slot_hash(), |k| k == key, f)
     }
 
     /// The slot of `key`, made empty if missing. The stored key becomes
@@ -114,20 +133,13 @@ impl FlowMap {
         }
     }
 
-    /// The key and slot whose stored key has this identity.
-    fn by_id(&mut self, id: FlowId) -> Option<(&FlowKey, &mut FlowSlot)> {
-        self.0
-            .find_mut(id.slot_hash(), |(k, _)| k.id() == id)
-            .map(|(k, s)| (&*k, s))
-    }
-
-    /// Drops the slot of `key` if both its sides are empty.
-    fn tidy(&mut self, key: &FlowKey) {
-        if let Ok(e) = self.0.find_entry(key.slot_hash(), |(k, _)| k == key) {
-            if e.get().1.is_vacant() {
-                e.remove();
-            }
-        }
+    /// [`FlowMap::update`] of the slot whose stored key has this identity.
+    fn update_id<R>(
+        &mut self,
+        id: FlowId,
+        f: impl FnOnce(&FlowKey, &mut FlowSlot) -> R,
+    ) -> Option<R> {
+        self.update(id.slot_hash(), |k| k.id() == id, f)
     }
 
     fn slots(&self) -> impl Iterator<Item = &FlowSlot> {
@@ -204,10 +216,7 @@ impl SwitchTables {
     /// Withdraws the desired entry at `key`; what remains installed is
     /// deleted by the next reconciliation of that key.
     pub fn undesire_flow(&mut self, key: &FlowKey) {
-        if let Some(slot) = self.flows.get_mut(key) {
-            slot.set_desired(None);
-            self.flows.tidy(key);
-        }
+        self.flows.update_key(key, |_, slot| slot.set_desired(None));
     }
 
     pub fn desired_flow(&self, key: &FlowKey) -> Option<&FlowSpec> {
@@ -223,22 +232,10 @@ impl SwitchTables {
         self.flows.slots().filter(|s| s.desired.is_some()).count()
     }
 
-    /// The switch does not have the entry at `key` (it rejected it): the
-    /// next reconciliation of that key sends it again.
-    pub fn forget_installed_flow(&mut self, key: &FlowKey) {
-        if let Some(slot) = self.flows.get_mut(key) {
-            slot.installed = None;
-            self.flows.tidy(key);
-        }
-    }
-
-    /// As [`SwitchTables::forget_installed_flow`], for a re-sent entry.
-    pub fn forget_installed_by_id(&mut self, id: FlowId) {
-        if let Some((key, slot)) = self.flows.by_id(id) {
-            slot.installed = None;
-            let key = key.clone();
-            self.flows.tidy(&key);
-        }
+    /// The switch does not have the entry of the key `id` names (it
+    /// rejected it): the next reconciliation of that key sends it again.
+    pub fn forget_installed_flow(&mut self, id: FlowId) {
+        self.flows.update_id(id, |_, slot| slot.installed = None);
     }
 
     /// The switch removed the entry at `key` carrying `cookie` (timeout or
@@ -246,16 +243,14 @@ impl SwitchTables {
     /// desired any more. An entry under a different cookie is left alone (an
     /// ADD replacing it with a new cookie also reports the removal).
     pub fn flow_removed(&mut self, key: &FlowKey, cookie: u64) {
-        let Some(slot) = self.flows.get_mut(key) else {
-            return;
-        };
-        if slot.installed.as_ref().is_some_and(|s| s.cookie == cookie) {
-            slot.installed = None;
-            if slot.desired.as_ref().is_some_and(|s| s.cookie == cookie) {
-                slot.set_desired(None);
+        self.flows.update_key(key, |_, slot| {
+            if slot.installed.as_ref().is_some_and(|s| s.cookie == cookie) {
+                slot.installed = None;
+                if slot.desired.as_ref().is_some_and(|s| s.cookie == cookie) {
+                    slot.set_desired(None);
+                }
             }
-            self.flows.tidy(key);
-        }
+        });
     }
 
     pub fn desire_group(&mut self, id: u32, spec: Option<GroupSpec>) {
@@ -431,10 +426,7 @@ impl SwitchTables {
     /// module changed them.
     pub fn reconcile_flows(&mut self, keys: &[FlowKey], plan: &mut Plan) {
         for key in keys {
-            if let Some(slot) = self.flows.get_mut(key) {
-                flow(plan, key, slot);
-                self.flows.tidy(key);
-            }
+            self.flows.update_key(key, |_, slot| flow(plan, key, slot));
         }
     }
 
@@ -449,7 +441,10 @@ impl SwitchTables {
     /// this is one lookup, and from the second re-send on one copy (see
     /// [`FlowSlot`]).
     pub fn resend_flow(&mut self, id: FlowId, version: u8) -> Option<&[u8]> {
-        let (key, slot) = self.flows.by_id(id)?;
+        let (key, slot) = self
+            .flows
+            .0
+            .find_mut(id.slot_hash(), |(k, _)| k.id() == id)?;
         let want = slot.desired.as_ref()?;
         if !slot
             .installed

@@ -142,12 +142,7 @@ impl SwitchWriter {
             if let Some(stream) = &self.inner.stream {
                 match write_some(stream, rest) {
                     Ok(n) => rest = &rest[n..],
-                    Err(_) => {
-                        state.fail();
-                        drop(state);
-                        self.inner.wake.notify_one();
-                        return Err(SendError::Closed);
-                    }
+                    Err(_) => return self.fail(state, SendError::Closed),
                 }
                 if rest.is_empty() {
                     return Ok(());
@@ -155,10 +150,7 @@ impl SwitchWriter {
             }
         }
         if state.backlog.len() + rest.len() > self.inner.limit {
-            state.fail();
-            drop(state);
-            self.inner.wake.notify_one();
-            return Err(SendError::Full);
+            return self.fail(state, SendError::Full);
         }
         let wake = state.backlog.is_empty();
         state.backlog.extend_from_slice(rest);
@@ -167,6 +159,15 @@ impl SwitchWriter {
             self.inner.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Closes the writer for good after `error` (nothing may follow a gap
+    /// in the stream) and lets the flusher end.
+    fn fail(&self, mut state: MutexGuard<'_, State>, error: SendError) -> Result<(), SendError> {
+        state.fail();
+        drop(state);
+        self.inner.wake.notify_one();
+        Err(error)
     }
 
     /// Refuses further sends; the flusher writes what is already accepted,

@@ -256,9 +256,10 @@ fn withdrawn_and_removed_entries_leave_no_slot_behind() {
 
 #[test]
 fn a_rejected_entry_is_sent_again_by_the_next_reconciliation() {
-    let mut t = tables(&[host(1, 1)], &[]);
+    let declared = host(1, 1);
+    let mut t = tables(std::slice::from_ref(&declared), &[]);
     assert_eq!(t.reconcile_all().counts.flow_adds, 1);
-    t.forget_installed_flow(&host(1, 1).key);
+    t.forget_installed_flow(declared.key.id());
     let mut plan = Plan::default();
     t.reconcile_flows(&[host(1, 1).key], &mut plan);
     assert_eq!(commands(&plan), vec![FlowModCommand::Add]);
