@@ -14,7 +14,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Instant;
 
-use flowgate_openflow::{FlowRemoved, FlowStats, PacketIn, PacketOut, Port, PortStatus};
+use flowgate_openflow::{FlowRemoved, FlowStats, Message, PacketIn, PacketOut, Port, PortStatus};
 
 use crate::cookie::Owner;
 use crate::desired::{FlowEntry, FlowId, FlowKey, GroupSpec, MeterSpec};
@@ -100,6 +100,46 @@ pub enum Change {
     },
     /// A notice for every other module.
     Publish(Arc<dyn Any + Send + Sync>),
+}
+
+/// The packet-ins among a batch of one switch's messages.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketIns<'a>(&'a [(u32, Message)]);
+
+impl<'a> PacketIns<'a> {
+    pub fn new(messages: &'a [(u32, Message)]) -> Self {
+        PacketIns(messages)
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = &'a PacketIn> {
+        self.0.iter().filter_map(|(_, message)| match message {
+            Message::PacketIn(packet_in) => Some(packet_in),
+            _ => None,
+        })
+    }
+}
+
+/// Entries modules expect to re-send for a batch of packet-ins (see
+/// [`Module::prefetch_packet_in`]); the runtime brings them into the cache.
+#[derive(Debug, Default)]
+pub struct Prefetch {
+    flows: Vec<FlowId>,
+}
+
+impl Prefetch {
+    /// The entry declared with `key` will likely be re-sent.
+    pub fn flow(&mut self, key: &FlowKey) {
+        self.flows.push(key.id());
+    }
+
+    /// The entries named so far, in order.
+    pub fn flows(&self) -> &[FlowId] {
+        &self.flows
+    }
+
+    pub(crate) fn drain_flows(&mut self) -> std::vec::Drain<'_, FlowId> {
+        self.flows.drain(..)
+    }
 }
 
 /// Collects a module's changes for one event.
@@ -191,6 +231,15 @@ pub trait Module: Any + Send {
     fn owner(&self) -> Owner;
 
     fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx);
+
+    /// Called with a batch of one switch's packet-ins before any of them is
+    /// handled: a module may look up what it will need and name, in `hint`,
+    /// the entries it expects to re-send. The lookups of many packets then
+    /// overlap in memory instead of each waiting for the last (host and flow
+    /// tables of thousands of hosts do not fit in the cache). Only a hint:
+    /// it must change nothing, and [`Module::handle`] decides as before.
+    /// The batch holds every packet-in, whichever module it goes to.
+    fn prefetch_packet_ins(&self, _dpid: u64, _batch: PacketIns<'_>, _hint: &mut Prefetch) {}
 
     /// Whether the module can program switches that negotiated this
     /// OpenFlow wire version. Events about other switches never reach it,

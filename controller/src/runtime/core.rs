@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::cookie::{self, Owner};
 use crate::desired::{FlowEntry, FlowId, FlowKey};
-use crate::module::{Change, Ctx, Event, Module};
+use crate::module::{Change, Ctx, Event, Module, PacketIns, Prefetch};
 use crate::pipeline;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::reconcile::{Plan, Planned, ReconcileCounts, SwitchTables};
@@ -183,6 +183,8 @@ pub struct Core {
     /// [`Metrics`] once per batch.
     packet_ins: u64,
     sent: ReconcileCounts,
+    /// The prefetch hint buffer every batch reuses.
+    hint: Prefetch,
 }
 
 impl Core {
@@ -200,6 +202,7 @@ impl Core {
             dirty: Vec::new(),
             packet_ins: 0,
             sent: ReconcileCounts::default(),
+            hint: Prefetch::default(),
         }
     }
 
@@ -310,6 +313,13 @@ impl Core {
                 conn_id,
                 messages,
             } => {
+                if self
+                    .switches
+                    .get(&dpid)
+                    .is_some_and(|s| s.handle.conn_id == conn_id)
+                {
+                    self.prefetch(dpid, &messages);
+                }
                 for (xid, message) in messages {
                     // The switch may go (or be replaced) between two messages.
                     if self
@@ -410,22 +420,33 @@ impl Core {
         self.metrics.record_reconcile(started.elapsed());
     }
 
+    /// Lets the modules name the entries they expect to re-send for a
+    /// batch's packet-ins, then brings those into the cache: tight loops
+    /// whose lookups overlap, where handling the batch one packet at a time
+    /// would wait for each cache miss in turn.
+    fn prefetch(&mut self, dpid: u64, messages: &[(u32, Message)]) {
+        let Some(state) = self.switches.get(&dpid) else {
+            return;
+        };
+        let batch = PacketIns::new(messages);
+        for module in self.modules.iter().filter(|m| m.supports(state.version)) {
+            module.prefetch_packet_ins(dpid, batch, &mut self.hint);
+        }
+        for id in self.hint.drain_flows() {
+            state.tables.prefetch_flow(id);
+        }
+    }
+
     fn message(&mut self, dpid: u64, xid: u32, message: Message, now: Instant) {
         match message {
             Message::PacketIn(packet_in) => {
                 self.packet_ins += 1;
-                // OpenFlow 1.0 packet-ins carry no cookie: they are table
-                // misses, which forwarding answers.
-                let owner = match cookie::owner_of(packet_in.cookie) {
-                    Some(owner) => owner,
-                    None if self
-                        .switches
-                        .get(&dpid)
-                        .is_some_and(|s| s.version == of::OFP_VERSION_1_0) =>
-                    {
-                        Owner::Forwarding
-                    }
-                    None => return,
+                let Some(owner) = self
+                    .switches
+                    .get(&dpid)
+                    .and_then(|s| packet_in_owner(s.version, &packet_in))
+                else {
+                    return;
                 };
                 let event = Event::PacketIn {
                     dpid,
@@ -799,6 +820,15 @@ fn check_of10(entry: &FlowEntry) -> Result<(), String> {
     }
     let flow_mod = Message::FlowMod(entry.to_flow_mod(of::FlowModCommand::Add));
     of::of10::encode(0, &flow_mod, &mut BytesMut::new()).map_err(|e| e.to_string())
+}
+
+/// The module owner a packet-in goes to. OpenFlow 1.0 packet-ins carry no
+/// cookie: they are table misses, which forwarding answers.
+fn packet_in_owner(version: u8, packet_in: &of::PacketIn) -> Option<Owner> {
+    match cookie::owner_of(packet_in.cookie) {
+        None if version == of::OFP_VERSION_1_0 => Some(Owner::Forwarding),
+        owner => owner,
+    }
 }
 
 fn change_dpid(change: &Change) -> Option<u64> {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
-use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::module::{Ctx, Event, Module, PacketIns, Prefetch};
 use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN, MODULE_MISS_PRIORITY};
 use flowgate_openflow::{
     port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PortReason, PortStatus,
@@ -187,6 +187,20 @@ impl L2Learning {
 impl Module for L2Learning {
     fn owner(&self) -> Owner {
         Owner::Forwarding
+    }
+
+    /// A known host's repeated miss re-sends its source entry (the cbench
+    /// pattern): look the hosts up now and name those entries.
+    fn prefetch_packet_ins(&self, dpid: u64, batch: PacketIns<'_>, hint: &mut Prefetch) {
+        let Some(table) = self.macs.get(&dpid) else {
+            return;
+        };
+        for packet_in in batch.iter() {
+            let known = eth_src(&packet_in.data).and_then(|src| table.get(&src));
+            if let Some(known) = known.filter(|k| packet_in.match_.in_port() == Some(k.port)) {
+                hint.flow(&known.learn);
+            }
+        }
     }
 
     fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {

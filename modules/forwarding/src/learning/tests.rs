@@ -1,7 +1,7 @@
 use bytes::Bytes;
-use flowgate_controller::module::Change;
+use flowgate_controller::module::{Change, PacketIns, Prefetch};
 use flowgate_controller::testing::{FakeSwitch, Packet};
-use flowgate_openflow::{FlowRemoved, PacketInReason, Port, PortStatus};
+use flowgate_openflow::{FlowRemoved, Message, PacketInReason, Port, PortStatus};
 
 use super::*;
 
@@ -242,4 +242,43 @@ fn a_learned_host_whose_source_entry_is_missing_gets_it_again() {
     );
     assert!(!trace.to_controller());
     assert_eq!(trace.outputs, vec![port_no::FLOOD], "B is still unknown");
+}
+
+#[test]
+fn a_batch_hint_names_the_entries_its_packet_ins_will_resend() {
+    let mut h = Harness::up(&[]);
+    h.send(1, A, B);
+    let packet_in = |in_port, src| PacketIn {
+        buffer_id: flowgate_openflow::NO_BUFFER,
+        total_len: 60,
+        reason: PacketInReason::Action,
+        table_id: LEARN,
+        cookie: Owner::Forwarding.cookie(LEARN_MISS_OBJECT),
+        match_: Match::new().with(Oxm::InPort(in_port)),
+        data: frame(src, B),
+    };
+    // Known on its port (a re-send), moved, unknown, and not a packet-in.
+    let batch = [
+        (1, Message::PacketIn(packet_in(1, A))),
+        (2, Message::PacketIn(packet_in(2, A))),
+        (3, Message::PacketIn(packet_in(1, B))),
+        (4, Message::BarrierReply),
+    ];
+    let mut hint = Prefetch::default();
+    h.module
+        .prefetch_packet_ins(DPID, PacketIns::new(&batch), &mut hint);
+    let learned = h.module.macs[&DPID][&A].learn.id();
+    assert_eq!(hint.flows(), &[learned]);
+    // The hint changed nothing, and handling names the same entry.
+    let Message::PacketIn(first) = &batch[0].1 else {
+        unreachable!()
+    };
+    let changes = h.event(&Event::PacketIn {
+        dpid: DPID,
+        packet_in: first,
+    });
+    assert!(
+        matches!(changes.as_slice(), [Change::ResendFlow { id, .. }] if *id == learned),
+        "{changes:?}"
+    );
 }
