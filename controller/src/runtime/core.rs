@@ -582,6 +582,19 @@ impl Core {
     /// `self.sent_to`.
     fn apply_changes(&mut self, owner: Owner, changes: &mut Vec<Change>, reconcile: bool) {
         self.sent_to.clear();
+        // A lone re-send (a known host's repeated miss, the commonest
+        // packet-in answer) has nothing to diff: send it straight away.
+        if let (true, [Change::ResendFlow { dpid, id }]) = (reconcile, changes.as_slice()) {
+            let (dpid, id) = (*dpid, *id);
+            changes.clear();
+            if let Some(state) = self.switches.get_mut(&dpid) {
+                if state.resend(id, &mut self.sent) {
+                    self.sent_to.push(dpid);
+                    mark_dirty(&mut self.dirty, dpid, state);
+                }
+            }
+            return;
+        }
         let mut touched = std::mem::take(&mut self.touched);
         let mut packet_outs = Vec::new();
         for change in changes.drain(..) {
