@@ -270,9 +270,9 @@ pub struct MeterSpec {
 /// Sorts OXM fields by (class, field) and drops all-ones masks, which mean
 /// the same as no mask; switches report matches in their own order.
 pub fn canonical_match(m: Match) -> Match {
-    let mut fields: Vec<Oxm> = m.fields.into_iter().map(drop_exact_mask).collect();
-    fields.sort_by_key(|f| (f.class(), f.field()));
-    Match { fields }
+    let mut m: Match = m.fields.into_iter().map(drop_exact_mask).collect();
+    m.fields.sort_by_key(|f| (f.class(), f.field()));
+    m
 }
 
 fn drop_exact_mask(field: Oxm) -> Oxm {
@@ -331,31 +331,25 @@ mod tests {
 
     #[test]
     fn match_order_and_exact_masks_do_not_matter() {
-        let a = Match {
-            fields: vec![
-                Oxm::Ipv4Dst(Ipv4Addr::new(10, 0, 0, 1), Some(Ipv4Addr::BROADCAST)),
-                Oxm::EthType(0x0800),
-                Oxm::InPort(3),
-            ],
-        };
-        let b = Match {
-            fields: vec![
-                Oxm::InPort(3),
-                Oxm::EthType(0x0800),
-                Oxm::Ipv4Dst(Ipv4Addr::new(10, 0, 0, 1), None),
-            ],
-        };
+        let a = Match::from_iter([
+            Oxm::Ipv4Dst(Ipv4Addr::new(10, 0, 0, 1), Some(Ipv4Addr::BROADCAST)),
+            Oxm::EthType(0x0800),
+            Oxm::InPort(3),
+        ]);
+        let b = Match::from_iter([
+            Oxm::InPort(3),
+            Oxm::EthType(0x0800),
+            Oxm::Ipv4Dst(Ipv4Addr::new(10, 0, 0, 1), None),
+        ]);
         assert_eq!(FlowKey::new(1, 10, a), FlowKey::new(1, 10, b));
     }
 
     #[test]
     fn partial_masks_are_kept() {
-        let m = Match {
-            fields: vec![Oxm::Ipv4Dst(
-                Ipv4Addr::new(10, 0, 0, 0),
-                Some(Ipv4Addr::new(255, 0, 0, 0)),
-            )],
-        };
+        let m = Match::from_iter([Oxm::Ipv4Dst(
+            Ipv4Addr::new(10, 0, 0, 0),
+            Some(Ipv4Addr::new(255, 0, 0, 0)),
+        )]);
         assert_eq!(canonical_match(m.clone()), m);
     }
 
@@ -384,9 +378,7 @@ mod tests {
         let entry = FlowEntry::new(
             4,
             100,
-            Match {
-                fields: vec![Oxm::EthDst(of::MacAddr([0, 0, 0, 0, 0, 1]), None)],
-            },
+            Match::from_iter([Oxm::EthDst(of::MacAddr([0, 0, 0, 0, 0, 1]), None)]),
             FlowSpec::new(7, output_to(2))
                 .idle_timeout(300)
                 .notify_removal(),

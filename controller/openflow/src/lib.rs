@@ -69,7 +69,7 @@ pub use nicira::{
     nx_u32_value, nxm_nx_field, set_ct_mark, Ct, CtZone, Nat, NxAction, NX_IN_PORT,
 };
 pub use oxm::{
-    oxm_field, Match, Oxm, OFPMT_OXM, OFPXMC_EXPERIMENTER, OFPXMC_NXM_0, OFPXMC_NXM_1,
+    oxm_field, Match, MatchFields, Oxm, OFPMT_OXM, OFPXMC_EXPERIMENTER, OFPXMC_NXM_0, OFPXMC_NXM_1,
     OFPXMC_OPENFLOW_BASIC,
 };
 pub use packet::{PacketIn, PacketInReason, PacketOut};

@@ -449,8 +449,8 @@ impl Wire for Oxm {
 }
 
 /// Parses OXM TLVs until `r` is exhausted (a trailing partial header is an error).
-pub fn parse_oxms(r: &mut Reader<'_>) -> Result<Vec<Oxm>> {
-    let mut out = Vec::new();
+pub fn parse_oxms(r: &mut Reader<'_>) -> Result<MatchFields> {
+    let mut out = MatchFields::new();
     while !r.is_empty() {
         out.push(Oxm::parse(r)?);
     }
@@ -460,8 +460,12 @@ pub fn parse_oxms(r: &mut Reader<'_>) -> Result<Vec<Oxm>> {
 /// `ofp_match` with OXM fields. An empty match matches every packet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Match {
-    pub fields: Vec<Oxm>,
+    pub fields: MatchFields,
 }
+
+/// A match's fields. One is held inline: a packet-in's match (its
+/// `in_port`) parses without an allocation.
+pub type MatchFields = smallvec::SmallVec<[Oxm; 1]>;
 
 /// Generates `Option` accessors for typed single-value fields.
 macro_rules! exact_accessors {
@@ -785,8 +789,8 @@ mod tests {
             .with(Oxm::EthType(0x800));
         let n = m.normalized();
         assert_eq!(
-            n.fields,
-            vec![raw, Oxm::InPort(2), Oxm::EthType(0x800), Oxm::TcpDst(80)]
+            n.fields.as_slice(),
+            [raw, Oxm::InPort(2), Oxm::EthType(0x800), Oxm::TcpDst(80)]
         );
         assert_eq!(n.normalized(), n);
     }

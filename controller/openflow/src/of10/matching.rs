@@ -13,7 +13,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::Unsupported;
 use crate::error::Result;
-use crate::oxm::{Match, Oxm};
+use crate::oxm::{Match, MatchFields, Oxm};
 use crate::types::{MacAddr, OFPVID_PRESENT};
 use crate::wire::{put_zeros, Reader};
 
@@ -254,7 +254,7 @@ pub fn parse_match(r: &mut Reader<'_>) -> Result<Match> {
         tp_src: r.u16()?,
         tp_dst: r.u16()?,
     };
-    let mut fields = Vec::new();
+    let mut fields = MatchFields::new();
     if w.has(IN_PORT) {
         fields.push(Oxm::InPort(port_from_10(w.in_port)));
     }

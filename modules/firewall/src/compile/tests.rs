@@ -168,8 +168,8 @@ fn ipv6_rules_and_icmp_types() {
     let entries = compile_rule(&r, DPID);
     assert_eq!(entries.len(), 1);
     assert_eq!(
-        entries[0].key.match_().fields,
-        vec![
+        entries[0].key.match_().fields.as_slice(),
+        [
             Oxm::EthType(0x86dd),
             Oxm::IpProto(58),
             Oxm::Ipv6Src(
@@ -184,7 +184,7 @@ fn ipv6_rules_and_icmp_types() {
         "id": 4, "priority": 10, "action": "deny",
         "match": {"ip_src": "0.0.0.0/0", "ip_dst": "10.0.0.1"}
     }));
-    let fields = compile_rule(&r, DPID)[0].key.match_().fields.clone();
+    let fields = compile_rule(&r, DPID)[0].key.match_().fields.to_vec();
     assert_eq!(
         fields,
         vec![
