@@ -64,7 +64,7 @@ fn codec(c: &mut Criterion) {
     });
     let bytes = packet_in();
     group.bench_function("packet_in_decode_shared", |b| {
-        b.iter(|| black_box(of::decode_shared(black_box(&bytes))))
+        b.iter(|| black_box(of::decode_shared(&mut black_box(bytes.clone()))))
     });
     group.bench_function("packet_in_decode_copying", |b| {
         b.iter(|| black_box(of::decode(black_box(&bytes))))

@@ -390,9 +390,11 @@ pub fn decode_with_header(buf: &[u8]) -> Result<(Header, Message)> {
     decode(buf)
 }
 
-/// [`decode`] for a message held in [`Bytes`]: a PACKET_IN's frame shares
-/// `frame`'s buffer instead of being copied ([`PacketIn::parse_shared`]).
-pub fn decode_shared(frame: &Bytes) -> Result<(Header, Message)> {
+/// [`decode`] for a message held in [`Bytes`]: a PACKET_IN takes `frame`
+/// over as its packet's data instead of copying it
+/// ([`PacketIn::parse_shared`]). `frame` is left empty when a PACKET_IN is
+/// decoded, and untouched otherwise (e.g. for an error reply quoting it).
+pub fn decode_shared(frame: &mut Bytes) -> Result<(Header, Message)> {
     match frame.get(..Header::LEN) {
         Some([OFP_VERSION_1_3, msg_type::PACKET_IN, len_hi, len_lo, ..])
             if usize::from(u16::from_be_bytes([*len_hi, *len_lo])) == frame.len() =>
@@ -468,10 +470,13 @@ mod tests {
         #[test]
         fn shared_decode_equals_decode(m in arb_message(), cut in 0usize..16) {
             let bytes = Bytes::from(enc(3, &m));
-            prop_assert_eq!(decode_shared(&bytes).ok(), decode(&bytes).ok());
-            // A cut message (header length now wrong) fails both ways.
+            prop_assert_eq!(decode_shared(&mut bytes.clone()).ok(), decode(&bytes).ok());
+            // A cut message (header length now wrong) fails both ways, and
+            // stays with the caller.
             let short = bytes.slice(..bytes.len().saturating_sub(cut + 1));
-            prop_assert!(decode_shared(&short).is_err() && decode(&short).is_err());
+            let mut kept = short.clone();
+            prop_assert!(decode_shared(&mut kept).is_err() && decode(&short).is_err());
+            prop_assert_eq!(kept, short);
         }
     }
 

@@ -6,7 +6,7 @@
 //! ofp_packet_out body: | buffer_id: u32 | in_port: u32 | actions_len: u16 | pad: 6 | actions | data |
 //! ```
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::action::{actions_len, emit_actions, parse_actions, Action};
 use crate::error::Result;
@@ -71,15 +71,18 @@ impl PacketIn {
     }
 
     /// Parses the OFPT_PACKET_IN body that is `buf[body_start..]` like
-    /// [`Wire::parse`], except that `data` shares `buf` instead of being
-    /// copied: the frame is the bulk of a packet-in, and the flow-setup path
-    /// reads it once. (Taking the whole message and an offset saves slicing
-    /// out the body: one reference count less per packet-in.)
-    pub fn parse_shared(buf: &Bytes, body_start: usize) -> Result<Self> {
+    /// [`Wire::parse`], except that `data` is `buf` itself, advanced to the
+    /// frame, instead of a copy: the frame is the bulk of a packet-in, and
+    /// the flow-setup path reads it once. On success `buf` is left empty
+    /// (taking it over costs no reference count); on error it is untouched.
+    pub fn parse_shared(buf: &mut Bytes, body_start: usize) -> Result<Self> {
         let body = buf.get(body_start..).unwrap_or_default();
         let mut r = Reader::new(body, "OFPT_PACKET_IN");
         let mut packet_in = Self::parse_head(&mut r)?;
-        packet_in.data = buf.slice(body_start + r.position()..);
+        // In bounds: the head parsed from `buf[body_start..]`.
+        let data_start = body_start + r.position();
+        packet_in.data = std::mem::take(buf);
+        packet_in.data.advance(data_start);
         Ok(packet_in)
     }
 
@@ -263,17 +266,23 @@ mod tests {
             let mut out = BytesMut::new();
             p.emit(&mut out);
             let body = out.freeze();
-            let shared = PacketIn::parse_shared(&body, 0).unwrap();
+            let shared = PacketIn::parse_shared(&mut body.clone(), 0).unwrap();
             let mut framed = BytesMut::from(&b"headr..."[..]);
             framed.extend_from_slice(&body);
-            prop_assert_eq!(&PacketIn::parse_shared(&framed.freeze(), 8).unwrap(), &p);
+            let mut framed = framed.freeze();
+            prop_assert_eq!(&PacketIn::parse_shared(&mut framed, 8).unwrap(), &p);
+            prop_assert!(framed.is_empty(), "taken over");
             prop_assert_eq!(&shared, &p);
-            // Truncated bodies fail the same way.
-            let short = body.slice(..body.len().saturating_sub(cut + p.data.len() + 1));
+            // Truncated bodies fail the same way, and stay with the caller.
+            let mut short = body.slice(..body.len().saturating_sub(cut + p.data.len() + 1));
+            let kept = short.clone();
             prop_assert_eq!(
-                PacketIn::parse_shared(&short, 0).is_err(),
-                PacketIn::parse(&mut Reader::new(&short, "t")).is_err()
+                PacketIn::parse_shared(&mut short, 0).is_err(),
+                PacketIn::parse(&mut Reader::new(&kept, "t")).is_err()
             );
+            if short.is_empty() != kept.is_empty() {
+                prop_assert!(false, "a failed parse took the buffer");
+            }
         }
 
         #[test]

@@ -327,7 +327,7 @@ impl Session {
                 }
             };
             let frame = self.rx.split_to(len).freeze();
-            self.handle_frame(now, &frame);
+            self.handle_frame(now, frame);
             if self.is_closed() {
                 return;
             }
@@ -481,17 +481,17 @@ impl Session {
         );
     }
 
-    fn handle_frame(&mut self, now: Instant, frame: &Bytes) {
+    fn handle_frame(&mut self, now: Instant, mut frame: Bytes) {
         let decoded =
             if self.version == of::OFP_VERSION_1_0 && !matches!(self.state, State::AwaitHello) {
                 if frame.get(1) == Some(&of::of10::msg_type::FEATURES_REPLY) {
-                    if let Ok((_, ports)) = of::of10::decode_features_reply(frame) {
+                    if let Ok((_, ports)) = of::of10::decode_features_reply(&frame) {
                         self.of10_ports = ports;
                     }
                 }
-                of::of10::decode(frame)
+                of::of10::decode(&frame)
             } else {
-                of::decode_shared(frame)
+                of::decode_shared(&mut frame)
             };
         if matches!(self.state, State::AwaitHello) {
             self.handle_hello(decoded);
@@ -499,7 +499,7 @@ impl Session {
         }
         match decoded {
             Ok((header, message)) => self.handle_message(now, header, message),
-            Err(e) => self.reject(frame, &e),
+            Err(e) => self.reject(&frame, &e),
         }
     }
 
@@ -582,7 +582,15 @@ impl Session {
             Message::Hello(_) => return,
             _ => {}
         }
-        let Some(mut entry) = self.outstanding.remove(&header.xid) else {
+        // Asynchronous messages answer no request, whatever their xid.
+        let is_async = matches!(
+            message,
+            Message::PacketIn(_) | Message::PortStatus(_) | Message::FlowRemoved(_)
+        );
+        let entry = (!is_async)
+            .then(|| self.outstanding.remove(&header.xid))
+            .flatten();
+        let Some(mut entry) = entry else {
             self.events.push_back(SessionEvent::Message {
                 xid: header.xid,
                 message,

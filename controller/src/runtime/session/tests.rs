@@ -512,3 +512,34 @@ fn an_oversized_hello_is_refused_before_its_body_arrives() {
     s.handle_bytes(now, &[4, 0, 0xff, 0xff, 0, 0, 0, 1]);
     assert!(s.is_closed());
 }
+
+#[test]
+fn a_packet_in_sharing_a_request_xid_answers_nothing() {
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    s.request(now, Message::BarrierRequest, 7);
+    let xid = sent(&mut s)[0].0.xid;
+    let packet_in = Message::PacketIn(of::PacketIn {
+        buffer_id: of::NO_BUFFER,
+        total_len: 14,
+        reason: of::PacketInReason::NoMatch,
+        table_id: 0,
+        cookie: 0,
+        match_: Match::new().with(of::Oxm::InPort(1)),
+        data: Bytes::from_static(&[0xff; 14]),
+    });
+    s.handle_bytes(now, &wire(xid, &packet_in));
+    match s.poll_event() {
+        Some(SessionEvent::Message { message, .. }) => assert_eq!(message, packet_in),
+        other => panic!("expected the packet-in, got {other:?}"),
+    }
+    // The real reply still completes the request.
+    s.handle_bytes(now, &wire(xid, &Message::BarrierReply));
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Reply {
+            token: 7,
+            result: Ok(Message::BarrierReply)
+        })
+    ));
+}
