@@ -468,9 +468,14 @@ impl SwitchTables {
     /// they are handled, so these lookups overlap (see
     /// [`crate::module::Module::prefetch_packet_in`]).
     pub fn prefetch_flow(&self, id: FlowId) {
-        let slot = self.flows.0.find(id.slot_hash(), |(k, _)| k.id() == id);
-        if let Some(bytes) = slot.and_then(|(_, s)| s.resend.as_deref()) {
-            prefetch(bytes.as_ptr());
+        let Some(entry) = self.flows.0.find(id.slot_hash(), |(k, _)| k.id() == id) else {
+            return;
+        };
+        // The whole entry and the whole encoding: either may straddle two
+        // cache lines, and the lookup only read the key.
+        prefetch_span(std::ptr::from_ref(entry).cast(), size_of_val(entry));
+        if let Some(bytes) = entry.1.resend.as_deref() {
+            prefetch_span(bytes.as_ptr(), bytes.len());
         }
     }
 
@@ -483,6 +488,16 @@ impl SwitchTables {
         for id in groups {
             group(plan, &mut self.groups, *id);
         }
+    }
+}
+
+/// Starts loading every cache line of the `len` bytes at `ptr`.
+fn prefetch_span(ptr: *const u8, len: usize) {
+    const LINE: usize = 64;
+    let first = ptr as usize / LINE;
+    let last = (ptr as usize + len.saturating_sub(1)) / LINE;
+    for line in 0..=last - first {
+        prefetch(ptr.wrapping_add(line * LINE));
     }
 }
 
