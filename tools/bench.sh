@@ -5,23 +5,27 @@
 #   tools/bench.sh [--no-build] [--quick]
 #
 # The controller under test runs pinned to CPU 0, flowgate-bench to CPU 1
-# (taskset). Each scenario runs first against the null controller (the
-# smallest possible responder: what the machine and the tool allow), then
-# against a fresh Flowgate, and the table gives Flowgate's figure as a
-# ratio to the null one. Then 1000 switches connect to a fresh Flowgate
+# (taskset). Each scenario alternates, in ROUNDS rounds, a run against the
+# null controller (the smallest possible responder: what the machine and
+# the tool allow) and one against a fresh Flowgate; the table gives the
+# mean of each side's runs and Flowgate's figure as a ratio to the null
+# one, with the range of the per-round ratios. Alternating keeps both
+# sides under the same machine load: on a shared VM the load drifts over
+# seconds, and two back-to-back blocks of runs measured that drift. Then 1000 switches connect to a fresh Flowgate
 # (handshake time, RSS), and the criterion benches run (codec, reconciler).
 #
 # Flowgate runs the reactive L2 learning module (forwarding.mode =
 # "learning"): flowgate-bench's packet-ins are those of its learn table's
-# miss entry. Environment: CARGO_TARGET_DIR, LOOPS (default 10),
-# DURATION_MS (1000), BENCH_PORT_BASE (16650).
+# miss entry. Environment: CARGO_TARGET_DIR, ROUNDS (default 5), LOOPS
+# per run (2), DURATION_MS (1000), BENCH_PORT_BASE (16650).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 FLOWGATE="$TARGET/release/flowgate"
 BENCH="$TARGET/release/flowgate-bench"
-LOOPS="${LOOPS:-10}"
+ROUNDS="${ROUNDS:-5}"
+LOOPS="${LOOPS:-2}"
 DURATION_MS="${DURATION_MS:-1000}"
 BASE="${BENCH_PORT_BASE:-16650}"
 BUILD=1
@@ -29,7 +33,7 @@ QUICK=0
 for arg in "$@"; do
     case "$arg" in
         --no-build) BUILD=0 ;;
-        --quick) QUICK=1; LOOPS=3 ;;
+        --quick) QUICK=1; ROUNDS=2 ;;
         *) echo "usage: $0 [--no-build] [--quick]" >&2; exit 2 ;;
     esac
 done
@@ -106,19 +110,26 @@ declare -a ROWS
 scenario() {
     local name=$1 target=$2
     shift 2
-    start_null
-    local null
-    null=$(run null "$NULL_PORT" "$@")
-    stop_controller
-    start_flowgate
-    local fg
-    fg=$(run flowgate "$OF_PORT" "$@")
-    stop_controller
+    local nulls=() fgs=() ratios=() result
+    for _ in $(seq "$ROUNDS"); do
+        start_null
+        result=$(run null "$NULL_PORT" "$@")
+        nulls+=("$(field avg "$result")")
+        stop_controller
+        start_flowgate
+        result=$(run flowgate "$OF_PORT" "$@")
+        fgs+=("$(field avg "$result")")
+        stop_controller
+        ratios+=("$(awk -v a="${fgs[-1]}" -v b="${nulls[-1]}" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else print 0 }')")
+    done
     local n f
-    n=$(field avg "$null")
-    f=$(field avg "$fg")
-    ROWS+=("$(printf '| %-32s | %12s | %12s | %6s | %-26s |' "$name" "$n" "$f" \
-        "$(awk -v a="$f" -v b="$n" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')" "$target")")
+    n=$(printf '%s\n' "${nulls[@]}" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
+    f=$(printf '%s\n' "${fgs[@]}" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
+    local spread
+    spread=$(printf '%s\n' "${ratios[@]}" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s%%", lo, hi }')
+    ROWS+=("$(printf '| %-32s | %12s | %12s | %6s | %-9s | %-26s |' "$name" "$n" "$f" \
+        "$(awk -v a="$f" -v b="$n" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')" \
+        "$spread" "$target")")
 }
 
 scenario "throughput, 16 sw x 1000 MACs" ">= 2,000,000/s and >= 25%" --mode throughput --switches 16 --macs 1000
@@ -132,11 +143,12 @@ SCALE=$(taskset -c 1 "$BENCH" scale --controller "127.0.0.1:$OF_PORT" --switches
 stop_controller
 
 echo
-echo "Flow-setup responses per second (flowgate-bench; controller on CPU 0, bench on CPU 1; $LOOPS loops of $DURATION_MS ms)"
+echo "Flow-setup responses per second (flowgate-bench; controller on CPU 0, bench on CPU 1;"
+echo "$ROUNDS rounds alternating null and Flowgate, each run $LOOPS loops of $DURATION_MS ms; means of the runs)"
 echo
-printf '| %-32s | %12s | %12s | %6s | %-26s |\n' "scenario" "null" "flowgate" "ratio" "target"
-printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..34})" "$(printf -- '-%.0s' {1..14})" \
-    "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..28})"
+printf '| %-32s | %12s | %12s | %6s | %-9s | %-26s |\n' "scenario" "null" "flowgate" "ratio" "per round" "target"
+printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..34})" "$(printf -- '-%.0s' {1..14})" \
+    "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..28})"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "1000 switches: handshake $(field handshake_ms "$SCALE") ms (target < 2000), controller RSS $(field rss_mib "$SCALE") MiB (target < 100)"
