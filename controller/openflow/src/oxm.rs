@@ -412,6 +412,7 @@ impl Oxm {
 }
 
 impl Wire for Oxm {
+    #[inline]
     fn parse(r: &mut Reader<'_>) -> Result<Self> {
         let class = r.u16()?;
         let fh = r.u8()?;
@@ -449,6 +450,7 @@ impl Wire for Oxm {
 }
 
 /// Parses OXM TLVs until `r` is exhausted (a trailing partial header is an error).
+#[inline]
 pub fn parse_oxms(r: &mut Reader<'_>) -> Result<MatchFields> {
     let mut out = MatchFields::new();
     while !r.is_empty() {
@@ -582,6 +584,7 @@ impl FromIterator<Oxm> for Match {
 }
 
 impl Wire for Match {
+    #[inline]
     fn parse(r: &mut Reader<'_>) -> Result<Self> {
         let ty = r.u16()?;
         if ty != OFPMT_OXM {

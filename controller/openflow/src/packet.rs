@@ -87,6 +87,7 @@ impl PacketIn {
     }
 
     /// Everything before the frame, with `data` left empty.
+    #[inline]
     fn parse_head(r: &mut Reader<'_>) -> Result<Self> {
         let buffer_id = r.u32()?;
         let total_len = r.u16()?;

@@ -18,30 +18,43 @@ impl<'a> Reader<'a> {
         Reader { buf, pos: 0, what }
     }
 
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
     /// Takes the next `n` bytes.
+    #[inline]
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.remaining() < n {
-            return Err(DecodeError::Truncated {
-                what: self.what,
-                need: n,
-                have: self.remaining(),
-            });
+        match self.buf.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(out) => {
+                self.pos += n;
+                Ok(out)
+            }
+            None => Err(self.truncated(n)),
         }
-        let out = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
+    }
+
+    // Out of line: the field readers inline into every parser, and the
+    // error's construction would bloat each call site.
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self, need: usize) -> DecodeError {
+        DecodeError::Truncated {
+            what: self.what,
+            need,
+            have: self.remaining(),
+        }
     }
 
     /// Takes everything left.
@@ -52,32 +65,39 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes the next `n` bytes as a sub-reader for a nested structure.
+    #[inline]
     pub fn sub(&mut self, n: usize, what: &'static str) -> Result<Reader<'a>> {
         Ok(Reader::new(self.bytes(n)?, what))
     }
 
+    #[inline]
     pub fn skip(&mut self, n: usize) -> Result<()> {
         self.bytes(n).map(|_| ())
     }
 
+    #[inline]
     pub fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.bytes(N)?);
         Ok(out)
     }
 
+    #[inline]
     pub fn u8(&mut self) -> Result<u8> {
         Ok(self.array::<1>()?[0])
     }
 
+    #[inline]
     pub fn u16(&mut self) -> Result<u16> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_be_bytes(self.array()?))
     }
