@@ -163,7 +163,7 @@ pub(crate) fn arb_oxm() -> impl Strategy<Value = Oxm> {
 }
 
 pub(crate) fn arb_match() -> impl Strategy<Value = Match> {
-    vec(arb_oxm(), 0..6).prop_map(|fields| Match::from_iter(fields))
+    vec(arb_oxm(), 0..6).prop_map(Match::from_iter)
 }
 
 /// Action type numbers OF1.3 does not define.
