@@ -75,6 +75,7 @@ impl PacketIn {
     /// frame, instead of a copy: the frame is the bulk of a packet-in, and
     /// the flow-setup path reads it once. On success `buf` is left empty
     /// (taking it over costs no reference count); on error it is untouched.
+    #[inline]
     pub fn parse_shared(buf: &mut Bytes, body_start: usize) -> Result<Self> {
         let body = buf.get(body_start..).unwrap_or_default();
         let mut r = Reader::new(body, "OFPT_PACKET_IN");
@@ -89,19 +90,16 @@ impl PacketIn {
     /// Everything before the frame, with `data` left empty.
     #[inline]
     fn parse_head(r: &mut Reader<'_>) -> Result<Self> {
-        let buffer_id = r.u32()?;
-        let total_len = r.u16()?;
-        let reason = PacketInReason::from(r.u8()?);
-        let table_id = r.u8()?;
-        let cookie = r.u64()?;
+        // The fixed part in one bounds check.
+        let [b0, b1, b2, b3, l0, l1, reason, table_id, cookie @ ..] = r.array::<16>()?;
         let match_ = Match::parse(r)?;
         r.skip(2)?;
         Ok(PacketIn {
-            buffer_id,
-            total_len,
-            reason,
+            buffer_id: u32::from_be_bytes([b0, b1, b2, b3]),
+            total_len: u16::from_be_bytes([l0, l1]),
+            reason: PacketInReason::from(reason),
             table_id,
-            cookie,
+            cookie: u64::from_be_bytes(cookie),
             match_,
             data: Bytes::new(),
         })
