@@ -24,9 +24,6 @@ use crate::runtime::registry::{Registry, SwitchCmd, SwitchEntry, SwitchHandle, S
 use crate::runtime::session::{CloseReason, RequestError, Session, SessionConfig, SessionEvent};
 use crate::runtime::writer::{SendError, SwitchWriter};
 
-/// Most messages of one switch handed to the core in one event (bounds the
-/// core's work between two flushes).
-const CORE_BATCH: usize = 64;
 /// Room made in the receive buffer when it runs low ...
 const MIN_READ: usize = 4 * 1024;
 /// ... and how much.
@@ -82,8 +79,6 @@ struct Connection {
     cmd_tx: mpsc::Sender<SwitchCmd>,
     cmd_rx: mpsc::Receiver<SwitchCmd>,
     replies: HashMap<u64, oneshot::Sender<Result<Message, RequestError>>>,
-    /// Messages of one read on their way to the core (see `dispatch_events`).
-    batch: Vec<(u32, Message)>,
     next_token: u64,
     dpid: Option<u64>,
 }
@@ -117,7 +112,6 @@ impl Connection {
             cmd_tx,
             cmd_rx,
             replies: HashMap::new(),
-            batch: Vec::new(),
             next_token: 0,
             dpid: None,
         }
@@ -211,13 +205,7 @@ impl Connection {
 
     /// Handles session events; true once the session is closed.
     async fn dispatch_events(&mut self) -> bool {
-        // Consecutive messages travel to the core together: one queue
-        // operation per read instead of one per message.
-        let mut batch = std::mem::take(&mut self.batch);
         while let Some(event) = self.session.poll_event() {
-            if !matches!(event, SessionEvent::Message { .. }) {
-                self.send_to_core(&mut batch).await;
-            }
             match event {
                 SessionEvent::Ready(sync) => {
                     let dpid = sync.features.datapath_id;
@@ -260,21 +248,29 @@ impl Connection {
                         .send(CoreEvent::SwitchUp { dpid, handle, sync })
                         .await;
                 }
-                SessionEvent::Message { xid, message } => {
-                    let Some(dpid) = self.dpid else { continue };
-                    if let Message::PortStatus(status) = &message {
-                        self.registry.update_ports(dpid, self.conn_id, |ports| {
-                            ports.retain(|p| p.port_no != status.desc.port_no);
-                            if status.reason != PortReason::Delete {
-                                ports.push(status.desc.clone());
-                                ports.sort_by_key(|p| p.port_no);
-                            }
+                SessionEvent::Messages { count: 1 } => {
+                    if let Some((xid, message)) = self.session.take_message() {
+                        self.note_port_status(&message);
+                        let event = self.dpid.map(|dpid| CoreEvent::Message {
+                            dpid,
+                            conn_id: self.conn_id,
+                            xid,
+                            message,
                         });
+                        self.send_to_core(event).await;
                     }
-                    batch.push((xid, message));
-                    if batch.len() >= CORE_BATCH {
-                        self.send_to_core(&mut batch).await;
+                }
+                SessionEvent::Messages { count } => {
+                    let messages = self.session.take_messages(count);
+                    for (_, message) in &messages {
+                        self.note_port_status(message);
                     }
+                    let event = self.dpid.map(|dpid| CoreEvent::Messages {
+                        dpid,
+                        conn_id: self.conn_id,
+                        messages,
+                    });
+                    self.send_to_core(event).await;
                 }
                 SessionEvent::Reply { token, result } => {
                     if let Some(reply) = self.replies.remove(&token) {
@@ -292,38 +288,29 @@ impl Connection {
                 }
             }
         }
-        self.send_to_core(&mut batch).await;
-        // Kept for the next read (a lone message leaves its allocation).
-        self.batch = batch;
         self.session.is_closed()
     }
 
-    /// Hands the switch's messages, in order, to the core.
-    async fn send_to_core(&mut self, batch: &mut Vec<(u32, Message)>) {
-        let Some(dpid) = self.dpid else {
-            batch.clear();
+    /// Keeps the registry's port list current (the REST API reads it).
+    fn note_port_status(&self, message: &Message) {
+        let (Some(dpid), Message::PortStatus(status)) = (self.dpid, message) else {
             return;
         };
-        let event = match batch.len() {
-            0 => return,
-            1 => {
-                let Some((xid, message)) = batch.pop() else {
-                    return;
-                };
-                CoreEvent::Message {
-                    dpid,
-                    conn_id: self.conn_id,
-                    xid,
-                    message,
-                }
+        self.registry.update_ports(dpid, self.conn_id, |ports| {
+            ports.retain(|p| p.port_no != status.desc.port_no);
+            if status.reason != PortReason::Delete {
+                ports.push(status.desc.clone());
+                ports.sort_by_key(|p| p.port_no);
             }
-            _ => CoreEvent::Messages {
-                dpid,
-                conn_id: self.conn_id,
-                // The next batch starts at full size: growing from empty
-                // reallocated (and copied) it five times per 64 messages.
-                messages: std::mem::replace(batch, Vec::with_capacity(CORE_BATCH)),
-            },
+        });
+    }
+
+    /// Hands the switch's messages, in order, to the core: one queue
+    /// operation per read, not per message. Nothing goes before the
+    /// switch is ready (no dpid yet).
+    async fn send_to_core(&mut self, event: Option<CoreEvent>) {
+        let Some(event) = event else {
+            return;
         };
         if self.core.send(event).await.is_err() {
             self.session

@@ -107,9 +107,12 @@ pub enum RequestError {
 pub enum SessionEvent {
     /// Handshake and sync finished: the switch can be programmed.
     Ready(Box<SwitchSync>),
-    /// An asynchronous message (PACKET_IN, PORT_STATUS, FLOW_REMOVED, an
-    /// ERROR or BARRIER_REPLY answering a runtime-chosen xid, ...).
-    Message { xid: u32, message: Message },
+    /// `count` asynchronous messages (PACKET_IN, PORT_STATUS, FLOW_REMOVED,
+    /// an ERROR or BARRIER_REPLY answering a runtime-chosen xid, ...), in
+    /// order, to be taken with [`Session::take_messages`]. Consecutive
+    /// messages make one event and stay in one vector: a read's packet-ins
+    /// reach the core without being moved message by message.
+    Messages { count: usize },
     /// The answer to a request made with [`Session::request`].
     Reply {
         token: u64,
@@ -242,6 +245,8 @@ pub struct Session {
     rx: BytesMut,
     tx: BytesMut,
     events: VecDeque<SessionEvent>,
+    /// The messages of the queued [`SessionEvent::Messages`], in order.
+    messages: Vec<(u32, Message)>,
     outstanding: HashMap<u32, Outstanding>,
     next_xid: u32,
     started: Instant,
@@ -261,6 +266,7 @@ impl Session {
             rx: BytesMut::with_capacity(64 * 1024),
             tx: BytesMut::with_capacity(64 * 1024),
             events: VecDeque::new(),
+            messages: Vec::new(),
             outstanding: HashMap::new(),
             next_xid: SESSION_XID_BASE,
             started: now,
@@ -407,6 +413,33 @@ impl Session {
 
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
+    }
+
+    /// The next message, for a [`SessionEvent::Messages`] of one (the
+    /// vector keeps its allocation).
+    pub fn take_message(&mut self) -> Option<(u32, Message)> {
+        (!self.messages.is_empty()).then(|| self.messages.remove(0))
+    }
+
+    /// The next `count` messages, as announced by [`SessionEvent::Messages`].
+    /// When they are all there are (the usual case) the vector is handed
+    /// over whole, and the next one starts at its capacity.
+    pub fn take_messages(&mut self, count: usize) -> Vec<(u32, Message)> {
+        if count >= self.messages.len() {
+            let capacity = self.messages.capacity();
+            std::mem::replace(&mut self.messages, Vec::with_capacity(capacity))
+        } else {
+            self.messages.drain(..count).collect()
+        }
+    }
+
+    /// Queues an asynchronous message, extending the last run of them.
+    fn push_message(&mut self, xid: u32, message: Message) {
+        self.messages.push((xid, message));
+        match self.events.back_mut() {
+            Some(SessionEvent::Messages { count }) => *count += 1,
+            _ => self.events.push_back(SessionEvent::Messages { count: 1 }),
+        }
     }
 
     /// Queues a request whose reply (multipart parts reassembled, or the
@@ -591,10 +624,7 @@ impl Session {
             .then(|| self.outstanding.remove(&header.xid))
             .flatten();
         let Some(mut entry) = entry else {
-            self.events.push_back(SessionEvent::Message {
-                xid: header.xid,
-                message,
-            });
+            self.push_message(header.xid, message);
             return;
         };
         // Reassemble multipart replies until the last part.

@@ -75,6 +75,14 @@ fn flow(priority: u16) -> FlowStats {
     }
 }
 
+/// The messages of the next event, which must be a run of messages.
+fn next_messages(s: &mut Session) -> Vec<(u32, Message)> {
+    match s.poll_event() {
+        Some(SessionEvent::Messages { count }) => s.take_messages(count),
+        other => panic!("expected messages, got {other:?}"),
+    }
+}
+
 /// Drives a session through handshake and sync; returns it ready.
 fn ready_session(now: Instant) -> Session {
     let mut s = Session::new(now, SessionConfig::default());
@@ -303,11 +311,8 @@ fn an_openflow_10_switch_is_synced_in_its_own_dialect() {
             &[0xff, 0xff, 0xff, 0xff, 0, 2, 0, 1, 0, 0, 0xab, 0xcd],
         ),
     );
-    match s.poll_event() {
-        Some(SessionEvent::Message {
-            message: Message::PacketIn(p),
-            ..
-        }) => assert_eq!(
+    match next_messages(&mut s).as_slice() {
+        [(_, Message::PacketIn(p))] => assert_eq!(
             (p.in_port(), p.cookie, &p.data[..]),
             (Some(1), 0, &[0xab, 0xcd][..])
         ),
@@ -475,13 +480,43 @@ fn unsolicited_messages_are_passed_up() {
     let now = Instant::now();
     let mut s = ready_session(now);
     s.handle_bytes(now, &wire(3, &Message::BarrierReply));
+    assert_eq!(next_messages(&mut s), vec![(3, Message::BarrierReply)]);
+}
+
+#[test]
+fn message_runs_keep_their_order_around_replies() {
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    s.request(now, Message::BarrierRequest, 7);
+    let request_xid = sent(&mut s)[0].0.xid;
+    let mut bytes = BytesMut::new();
+    for m in [
+        wire(1, &Message::BarrierReply),
+        wire(2, &Message::BarrierReply),
+        wire(request_xid, &Message::BarrierReply),
+        wire(3, &Message::BarrierReply),
+    ] {
+        bytes.extend_from_slice(&m);
+    }
+    s.handle_bytes(now, &bytes);
+    // Two messages, the reply, then the third: taken a run at a time.
     assert!(matches!(
         s.poll_event(),
-        Some(SessionEvent::Message {
-            xid: 3,
-            message: Message::BarrierReply
-        })
+        Some(SessionEvent::Messages { count: 2 })
     ));
+    let xids: Vec<u32> = s.take_messages(2).iter().map(|(x, _)| *x).collect();
+    assert_eq!(xids, [1, 2]);
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Reply { token: 7, .. })
+    ));
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Messages { count: 1 })
+    ));
+    assert_eq!(s.take_message().map(|(x, _)| x), Some(3));
+    assert!(s.poll_event().is_none());
+    assert_eq!(s.take_message(), None);
 }
 
 #[test]
@@ -529,10 +564,7 @@ fn a_packet_in_sharing_a_request_xid_answers_nothing() {
         data: Bytes::from_static(&[0xff; 14]),
     });
     s.handle_bytes(now, &wire(xid, &packet_in));
-    match s.poll_event() {
-        Some(SessionEvent::Message { message, .. }) => assert_eq!(message, packet_in),
-        other => panic!("expected the packet-in, got {other:?}"),
-    }
+    assert_eq!(next_messages(&mut s), vec![(xid, packet_in)]);
     // The real reply still completes the request.
     s.handle_bytes(now, &wire(xid, &Message::BarrierReply));
     assert!(matches!(
