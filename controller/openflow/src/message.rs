@@ -395,11 +395,16 @@ pub fn decode_with_header(buf: &[u8]) -> Result<(Header, Message)> {
 /// ([`PacketIn::parse_shared`]). `frame` is left empty when a PACKET_IN is
 /// decoded, and untouched otherwise (e.g. for an error reply quoting it).
 pub fn decode_shared(frame: &mut Bytes) -> Result<(Header, Message)> {
-    match frame.get(..Header::LEN) {
-        Some([OFP_VERSION_1_3, msg_type::PACKET_IN, len_hi, len_lo, ..])
-            if usize::from(u16::from_be_bytes([*len_hi, *len_lo])) == frame.len() =>
+    match *frame.get(..Header::LEN).unwrap_or_default() {
+        [OFP_VERSION_1_3, msg_type::PACKET_IN, l0, l1, x0, x1, x2, x3]
+            if usize::from(u16::from_be_bytes([l0, l1])) == frame.len() =>
         {
-            let header = Header::parse(&mut Reader::new(frame, "ofp_header"))?;
+            let header = Header {
+                version: OFP_VERSION_1_3,
+                msg_type: msg_type::PACKET_IN,
+                length: u16::from_be_bytes([l0, l1]),
+                xid: u32::from_be_bytes([x0, x1, x2, x3]),
+            };
             Ok((
                 header,
                 Message::PacketIn(PacketIn::parse_shared(frame, Header::LEN)?),
