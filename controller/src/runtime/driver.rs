@@ -248,28 +248,33 @@ impl Connection {
                         .send(CoreEvent::SwitchUp { dpid, handle, sync })
                         .await;
                 }
-                SessionEvent::Messages { count: 1 } => {
-                    if let Some((xid, message)) = self.session.take_message() {
-                        self.note_port_status(&message);
-                        let event = self.dpid.map(|dpid| CoreEvent::Message {
+                SessionEvent::Messages => {
+                    let mut run = self.session.take_messages();
+                    for (_, message) in &run {
+                        self.note_port_status(message);
+                    }
+                    let Some(dpid) = self.dpid else {
+                        self.session.recycle_run(run);
+                        continue;
+                    };
+                    let event = if run.len() == 1 {
+                        let Some((xid, message)) = run.pop() else {
+                            continue;
+                        };
+                        self.session.recycle_run(run);
+                        CoreEvent::Message {
                             dpid,
                             conn_id: self.conn_id,
                             xid,
                             message,
-                        });
-                        self.send_to_core(event).await;
-                    }
-                }
-                SessionEvent::Messages { count } => {
-                    let messages = self.session.take_messages(count);
-                    for (_, message) in &messages {
-                        self.note_port_status(message);
-                    }
-                    let event = self.dpid.map(|dpid| CoreEvent::Messages {
-                        dpid,
-                        conn_id: self.conn_id,
-                        messages,
-                    });
+                        }
+                    } else {
+                        CoreEvent::Messages {
+                            dpid,
+                            conn_id: self.conn_id,
+                            messages: run,
+                        }
+                    };
                     self.send_to_core(event).await;
                 }
                 SessionEvent::Reply { token, result } => {
@@ -305,13 +310,9 @@ impl Connection {
         });
     }
 
-    /// Hands the switch's messages, in order, to the core: one queue
-    /// operation per read, not per message. Nothing goes before the
-    /// switch is ready (no dpid yet).
-    async fn send_to_core(&mut self, event: Option<CoreEvent>) {
-        let Some(event) = event else {
-            return;
-        };
+    /// Hands a run of the switch's messages, in order, to the core: one
+    /// queue operation per run, not per message.
+    async fn send_to_core(&mut self, event: CoreEvent) {
         if self.core.send(event).await.is_err() {
             self.session
                 .close(CloseReason::Requested("controller shutting down".into()));

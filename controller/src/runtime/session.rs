@@ -107,12 +107,12 @@ pub enum RequestError {
 pub enum SessionEvent {
     /// Handshake and sync finished: the switch can be programmed.
     Ready(Box<SwitchSync>),
-    /// `count` asynchronous messages (PACKET_IN, PORT_STATUS, FLOW_REMOVED,
+    /// A run of asynchronous messages (PACKET_IN, PORT_STATUS, FLOW_REMOVED,
     /// an ERROR or BARRIER_REPLY answering a runtime-chosen xid, ...), in
     /// order, to be taken with [`Session::take_messages`]. Consecutive
-    /// messages make one event and stay in one vector: a read's packet-ins
-    /// reach the core without being moved message by message.
-    Messages { count: usize },
+    /// messages share one vector (up to [`RUN_LEN`]) that goes to the core
+    /// whole: a read's packet-ins are not moved message by message.
+    Messages,
     /// The answer to a request made with [`Session::request`].
     Reply {
         token: u64,
@@ -236,6 +236,11 @@ struct Outstanding {
     parts: Option<MultipartReplyBody>,
 }
 
+/// Most messages in one [`SessionEvent::Messages`] run: a run's vector is
+/// allocated at this size (8.7 KB), which bounds what a connection holds and
+/// the core's work per event.
+pub const RUN_LEN: usize = 64;
+
 /// One switch connection's protocol state.
 #[derive(Debug)]
 pub struct Session {
@@ -245,8 +250,10 @@ pub struct Session {
     rx: BytesMut,
     tx: BytesMut,
     events: VecDeque<SessionEvent>,
-    /// The messages of the queued [`SessionEvent::Messages`], in order.
-    messages: Vec<(u32, Message)>,
+    /// The runs of the queued [`SessionEvent::Messages`], in order.
+    runs: VecDeque<Vec<(u32, Message)>>,
+    /// A run vector given back empty ([`Session::recycle_run`]), for reuse.
+    spare_run: Option<Vec<(u32, Message)>>,
     outstanding: HashMap<u32, Outstanding>,
     next_xid: u32,
     started: Instant,
@@ -266,7 +273,8 @@ impl Session {
             rx: BytesMut::with_capacity(64 * 1024),
             tx: BytesMut::with_capacity(64 * 1024),
             events: VecDeque::new(),
-            messages: Vec::new(),
+            runs: VecDeque::new(),
+            spare_run: None,
             outstanding: HashMap::new(),
             next_xid: SESSION_XID_BASE,
             started: now,
@@ -415,30 +423,34 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// The next message, for a [`SessionEvent::Messages`] of one (the
-    /// vector keeps its allocation).
-    pub fn take_message(&mut self) -> Option<(u32, Message)> {
-        (!self.messages.is_empty()).then(|| self.messages.remove(0))
+    /// The run a [`SessionEvent::Messages`] announced.
+    pub fn take_messages(&mut self) -> Vec<(u32, Message)> {
+        self.runs.pop_front().unwrap_or_default()
     }
 
-    /// The next `count` messages, as announced by [`SessionEvent::Messages`].
-    /// When they are all there are (the usual case) the vector is handed
-    /// over whole, and the next one starts at its capacity.
-    pub fn take_messages(&mut self, count: usize) -> Vec<(u32, Message)> {
-        if count >= self.messages.len() {
-            let capacity = self.messages.capacity();
-            std::mem::replace(&mut self.messages, Vec::with_capacity(capacity))
-        } else {
-            self.messages.drain(..count).collect()
+    /// Gives back a run vector the caller emptied (a lone message's run),
+    /// so the next run does not allocate.
+    pub fn recycle_run(&mut self, mut run: Vec<(u32, Message)>) {
+        run.clear();
+        if run.capacity() == RUN_LEN {
+            self.spare_run = Some(run);
         }
     }
 
     /// Queues an asynchronous message, extending the last run of them.
     fn push_message(&mut self, xid: u32, message: Message) {
-        self.messages.push((xid, message));
-        match self.events.back_mut() {
-            Some(SessionEvent::Messages { count }) => *count += 1,
-            _ => self.events.push_back(SessionEvent::Messages { count: 1 }),
+        let open = matches!(self.events.back(), Some(SessionEvent::Messages))
+            && self.runs.back().is_some_and(|run| run.len() < RUN_LEN);
+        if !open {
+            let run = self
+                .spare_run
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(RUN_LEN));
+            self.runs.push_back(run);
+            self.events.push_back(SessionEvent::Messages);
+        }
+        if let Some(run) = self.runs.back_mut() {
+            run.push((xid, message));
         }
     }
 

@@ -78,7 +78,7 @@ fn flow(priority: u16) -> FlowStats {
 /// The messages of the next event, which must be a run of messages.
 fn next_messages(s: &mut Session) -> Vec<(u32, Message)> {
     match s.poll_event() {
-        Some(SessionEvent::Messages { count }) => s.take_messages(count),
+        Some(SessionEvent::Messages) => s.take_messages(),
         other => panic!("expected messages, got {other:?}"),
     }
 }
@@ -500,23 +500,36 @@ fn message_runs_keep_their_order_around_replies() {
     }
     s.handle_bytes(now, &bytes);
     // Two messages, the reply, then the third: taken a run at a time.
-    assert!(matches!(
-        s.poll_event(),
-        Some(SessionEvent::Messages { count: 2 })
-    ));
-    let xids: Vec<u32> = s.take_messages(2).iter().map(|(x, _)| *x).collect();
-    assert_eq!(xids, [1, 2]);
+    let xids = |run: Vec<(u32, Message)>| run.iter().map(|(x, _)| *x).collect::<Vec<_>>();
+    assert_eq!(xids(next_messages(&mut s)), [1, 2]);
     assert!(matches!(
         s.poll_event(),
         Some(SessionEvent::Reply { token: 7, .. })
     ));
-    assert!(matches!(
-        s.poll_event(),
-        Some(SessionEvent::Messages { count: 1 })
-    ));
-    assert_eq!(s.take_message().map(|(x, _)| x), Some(3));
+    assert_eq!(xids(next_messages(&mut s)), [3]);
     assert!(s.poll_event().is_none());
-    assert_eq!(s.take_message(), None);
+}
+
+#[test]
+fn long_runs_are_split_and_lone_runs_recycled() {
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    let mut bytes = BytesMut::new();
+    for xid in 0..RUN_LEN as u32 + 1 {
+        bytes.extend_from_slice(&wire(xid, &Message::BarrierReply));
+    }
+    s.handle_bytes(now, &bytes);
+    let first = next_messages(&mut s);
+    assert_eq!(first.len(), RUN_LEN);
+    assert_eq!(first.capacity(), RUN_LEN, "allocated once, at full size");
+    let mut last = next_messages(&mut s);
+    assert_eq!(last.pop().map(|(x, _)| x), Some(RUN_LEN as u32));
+    // Given back, the vector serves the next run.
+    let spare = last.as_ptr();
+    s.recycle_run(last);
+    s.handle_bytes(now, &wire(99, &Message::BarrierReply));
+    let reused = next_messages(&mut s);
+    assert_eq!(reused.as_ptr(), spare);
 }
 
 #[test]
