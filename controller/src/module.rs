@@ -120,7 +120,7 @@ impl<'a> PacketIns<'a> {
 }
 
 /// Entries modules expect to re-send for a batch of packet-ins (see
-/// [`Module::prefetch_packet_in`]); the runtime brings them into the cache.
+/// [`Module::prefetch_packet_ins`]); the runtime brings them into the cache.
 #[derive(Debug, Default)]
 pub struct Prefetch {
     flows: Vec<FlowId>,

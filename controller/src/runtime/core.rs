@@ -283,15 +283,19 @@ impl Core {
         ids
     }
 
+    /// Whether `conn_id` is the connection `dpid` is known by: events of a
+    /// replaced or closed connection are dropped.
+    fn is_current(&self, dpid: u64, conn_id: u64) -> bool {
+        self.switches
+            .get(&dpid)
+            .is_some_and(|s| s.handle.conn_id == conn_id)
+    }
+
     fn handle(&mut self, event: CoreEvent, now: Instant) {
         match event {
             CoreEvent::SwitchUp { dpid, handle, sync } => self.switch_up(dpid, handle, &sync, now),
             CoreEvent::SwitchDown { dpid, conn_id } => {
-                if self
-                    .switches
-                    .get(&dpid)
-                    .is_some_and(|s| s.handle.conn_id == conn_id)
-                {
+                if self.is_current(dpid, conn_id) {
                     if let Some(state) = self.switches.remove(&dpid) {
                         self.dispatch_switch(state.version, &Event::SwitchDown { dpid }, now);
                     }
@@ -303,11 +307,7 @@ impl Core {
                 xid,
                 message,
             } => {
-                if self
-                    .switches
-                    .get(&dpid)
-                    .is_some_and(|s| s.handle.conn_id == conn_id)
-                {
+                if self.is_current(dpid, conn_id) {
                     self.message(dpid, xid, &message, now);
                 }
             }
@@ -320,17 +320,10 @@ impl Core {
                 // 136-byte copy), a prefetch window at a time: the window's
                 // lines stay cached until its messages are handled.
                 'batch: for window in messages.chunks(PREFETCH_WINDOW) {
-                    let current = |core: &Self| {
-                        core.switches
-                            .get(&dpid)
-                            .is_some_and(|s| s.handle.conn_id == conn_id)
-                    };
-                    if current(self) {
-                        self.prefetch(dpid, window);
-                    }
+                    self.prefetch(dpid, window);
                     for (xid, message) in window {
                         // The switch may go (or be replaced) between two messages.
-                        if !current(self) {
+                        if !self.is_current(dpid, conn_id) {
                             break 'batch;
                         }
                         self.message(dpid, *xid, message, now);

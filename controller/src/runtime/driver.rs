@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use flowgate_openflow::{Message, PortReason};
+use flowgate_openflow::{Message, PortReason, PortStatus};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -250,30 +250,37 @@ impl Connection {
                 }
                 SessionEvent::Messages => {
                     let mut run = self.session.take_messages();
-                    for (_, message) in &run {
-                        self.note_port_status(message);
-                    }
+                    // Nothing goes to the core before the switch is ready.
                     let Some(dpid) = self.dpid else {
                         self.session.recycle_run(run);
                         continue;
                     };
-                    let event = if run.len() == 1 {
-                        let Some((xid, message)) = run.pop() else {
-                            continue;
-                        };
-                        self.session.recycle_run(run);
-                        CoreEvent::Message {
-                            dpid,
-                            conn_id: self.conn_id,
-                            xid,
-                            message,
+                    for (_, message) in &run {
+                        if let Message::PortStatus(status) = message {
+                            self.note_port_status(dpid, status);
                         }
-                    } else {
-                        CoreEvent::Messages {
+                    }
+                    let conn_id = self.conn_id;
+                    let event = match run.as_slice() {
+                        // A lone message travels alone; its run's vector is
+                        // kept for the next run.
+                        [_] => {
+                            let Some((xid, message)) = run.pop() else {
+                                continue;
+                            };
+                            self.session.recycle_run(run);
+                            CoreEvent::Message {
+                                dpid,
+                                conn_id,
+                                xid,
+                                message,
+                            }
+                        }
+                        _ => CoreEvent::Messages {
                             dpid,
-                            conn_id: self.conn_id,
+                            conn_id,
                             messages: run,
-                        }
+                        },
                     };
                     self.send_to_core(event).await;
                 }
@@ -297,10 +304,7 @@ impl Connection {
     }
 
     /// Keeps the registry's port list current (the REST API reads it).
-    fn note_port_status(&self, message: &Message) {
-        let (Some(dpid), Message::PortStatus(status)) = (self.dpid, message) else {
-            return;
-        };
+    fn note_port_status(&self, dpid: u64, status: &PortStatus) {
         self.registry.update_ports(dpid, self.conn_id, |ports| {
             ports.retain(|p| p.port_no != status.desc.port_no);
             if status.reason != PortReason::Delete {

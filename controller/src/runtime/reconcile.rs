@@ -466,7 +466,7 @@ impl SwitchTables {
     /// Brings the slot of the key `id` names, and its cached re-send, into
     /// the cache; changes nothing. Called for a batch of packet-ins before
     /// they are handled, so these lookups overlap (see
-    /// [`crate::module::Module::prefetch_packet_in`]).
+    /// [`crate::module::Module::prefetch_packet_ins`]).
     pub fn prefetch_flow(&self, id: FlowId) {
         let Some(entry) = self.flows.0.find(id.slot_hash(), |(k, _)| k.id() == id) else {
             return;

@@ -2,6 +2,7 @@
 //! peer before EOF, and a peer that stops reading cannot hold a connection
 //! task open.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -27,6 +28,19 @@ async fn connect(config: DriverConfig) -> (TcpStream, JoinHandle<()>, mpsc::Rece
     socket.set_recv_buffer_size(4096).unwrap();
     let peer = socket.connect(addr).await.unwrap();
     (peer, task, core_rx)
+}
+
+/// Waits (5 s at most) for the connection task to end while `write` feeds
+/// it the peer's input; a write that blocks for good does not stop the wait.
+async fn ends_while_writing(task: JoinHandle<()>, write: impl Future<Output = ()>, why: &str) {
+    let write = async {
+        write.await;
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        done = tokio::time::timeout(Duration::from_secs(5), task) => done.expect(why).unwrap(),
+        _ = write => {}
+    }
 }
 
 fn wire(version: u8, xid: u32, message: &Message) -> BytesMut {
@@ -86,14 +100,8 @@ async fn a_peer_that_stops_reading_does_not_keep_the_task_alive() {
     let (mut read_half, mut write_half) = peer.split();
     let write = async {
         let _ = write_half.write_all(&input).await;
-        std::future::pending::<()>().await
     };
-    tokio::select! {
-        done = tokio::time::timeout(Duration::from_secs(5), task) => {
-            done.expect("connection task outlived its close grace").unwrap();
-        }
-        _ = write => {}
-    }
+    ends_while_writing(task, write, "connection task outlived its close grace").await;
     // It did write what the peer had room for, then shut the socket down.
     let mut got = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), read_half.read_to_end(&mut got))
@@ -113,12 +121,6 @@ async fn a_full_backlog_disconnects_the_switch() {
     let input = hello_and_echoes(200);
     let write = async {
         let _ = peer.write_all(&input).await;
-        std::future::pending::<()>().await
     };
-    tokio::select! {
-        done = tokio::time::timeout(Duration::from_secs(5), task) => {
-            done.expect("a switch that reads nothing stays connected").unwrap();
-        }
-        _ = write => {}
-    }
+    ends_while_writing(task, write, "a switch that reads nothing stays connected").await;
 }

@@ -47,6 +47,24 @@ async fn read_slowly(mut peer: TcpStream) -> Vec<u8> {
     }
 }
 
+/// Waits for the flusher of a closed writer to drain the backlog, shuts
+/// the socket down and returns what the peer read until EOF.
+async fn finish(
+    writer: &SwitchWriter,
+    flusher: JoinHandle<()>,
+    reader: JoinHandle<Vec<u8>>,
+) -> Vec<u8> {
+    tokio::time::timeout(Duration::from_secs(10), flusher)
+        .await
+        .expect("the flusher drains the backlog")
+        .unwrap();
+    writer.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("shutdown sends EOF")
+        .unwrap()
+}
+
 /// Record `seq` of sender `id`: [id, seq (4 bytes), len (4 bytes), len x id].
 fn record(id: u8, seq: u32) -> Vec<u8> {
     let len = 1 + (seq as usize * 7919) % 3000;
@@ -75,12 +93,7 @@ async fn bytes_arrive_in_order_through_partial_writes() {
     }
     assert!(went_to_backlog, "the socket never blocked: test too weak");
     writer.close();
-    tokio::time::timeout(Duration::from_secs(10), flusher)
-        .await
-        .unwrap()
-        .unwrap();
-    writer.shutdown();
-    let got = reader.await.unwrap();
+    let got = finish(&writer, flusher, reader).await;
     assert_eq!(got.len(), expected.len());
     assert!(got == expected, "bytes reordered or corrupted");
 }
@@ -107,12 +120,7 @@ async fn concurrent_senders_never_interleave() {
         sender.await.unwrap();
     }
     writer.close();
-    tokio::time::timeout(Duration::from_secs(10), flusher)
-        .await
-        .unwrap()
-        .unwrap();
-    writer.shutdown();
-    let got = reader.await.unwrap();
+    let got = finish(&writer, flusher, reader).await;
     // Each record whole, and each sender's records in its own order.
     let mut next = [0u32; 3];
     let mut rest = &got[..];
@@ -167,15 +175,7 @@ async fn bytes_sent_before_close_reach_the_peer_then_eof() {
     writer.close();
     assert_eq!(writer.send(b"too late"), Err(SendError::Closed));
     let reader = tokio::spawn(read_slowly(peer));
-    tokio::time::timeout(Duration::from_secs(10), flusher)
-        .await
-        .unwrap()
-        .unwrap();
-    writer.shutdown();
-    let got = tokio::time::timeout(Duration::from_secs(10), reader)
-        .await
-        .expect("shutdown sends EOF")
-        .unwrap();
+    let got = finish(&writer, flusher, reader).await;
     let mut expected = bytes;
     expected.extend_from_slice(b"final words");
     assert!(got == expected, "delivered bytes differ");
