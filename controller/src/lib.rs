@@ -13,6 +13,7 @@
 //! - [`topology`]: LLDP discovery, link graph, hosts, paths, spanning tree.
 
 pub mod api;
+pub mod cache;
 pub mod cookie;
 pub mod desired;
 pub mod module;

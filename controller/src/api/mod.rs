@@ -3,7 +3,7 @@
 //! `/metrics`.
 //!
 //! Wiring (in `main`):
-//! ```ignore
+//! ```text
 //! let state = ApiState::new(view, store, token).with_metrics(runtime.metrics().clone());
 //! let app = api::router_with_modules(state, vec![firewall::routes(), lb::routes()]);
 //! api::serve(TcpListener::bind(addr).await?, app, shutdown).await?;

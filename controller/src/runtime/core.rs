@@ -430,6 +430,9 @@ impl Core {
         for module in self.modules.iter().filter(|m| m.supports(state.version)) {
             module.prefetch_packet_ins(dpid, batch, &mut self.hint);
         }
+        for &id in self.hint.flows() {
+            state.tables.probe_flow(id);
+        }
         for id in self.hint.drain_flows() {
             state.tables.prefetch_flow(id);
         }

@@ -23,6 +23,7 @@ use flowgate_openflow::{
 use hashbrown::hash_table::{Entry, HashTable};
 use serde::Serialize;
 
+use crate::cache;
 use crate::cookie;
 use crate::desired::{
     delete_strict, flow_mod, FlowEntry, FlowId, FlowKey, FlowSpec, GroupSpec, MeterSpec,
@@ -463,19 +464,25 @@ impl SwitchTables {
         slot.resend.as_deref()
     }
 
-    /// Brings the slot of the key `id` names, and its cached re-send, into
-    /// the cache; changes nothing. Called for a batch of packet-ins before
-    /// they are handled, so these lookups overlap (see
+    /// Starts loading the slots a lookup of `id` would compare; changes
+    /// nothing. The first of two stages over a batch of packet-ins, the
+    /// second being [`SwitchTables::prefetch_flow`] (see
     /// [`crate::module::Module::prefetch_packet_ins`]).
+    pub fn probe_flow(&self, id: FlowId) {
+        cache::prefetch_candidates(&self.flows.0, id.slot_hash());
+    }
+
+    /// Brings the slot of the key `id` names, and its cached re-send, into
+    /// the cache; changes nothing.
     pub fn prefetch_flow(&self, id: FlowId) {
         let Some(entry) = self.flows.0.find(id.slot_hash(), |(k, _)| k.id() == id) else {
             return;
         };
         // The whole entry and the whole encoding: either may straddle two
         // cache lines, and the lookup only read the key.
-        prefetch_span(std::ptr::from_ref(entry).cast(), size_of_val(entry));
+        cache::prefetch_value(entry);
         if let Some(bytes) = entry.1.resend.as_deref() {
-            prefetch_span(bytes.as_ptr(), bytes.len());
+            cache::prefetch_value(bytes);
         }
     }
 
@@ -489,29 +496,6 @@ impl SwitchTables {
             group(plan, &mut self.groups, *id);
         }
     }
-}
-
-/// Starts loading every cache line of the `len` bytes at `ptr`.
-fn prefetch_span(ptr: *const u8, len: usize) {
-    const LINE: usize = 64;
-    let first = ptr as usize / LINE;
-    let last = (ptr as usize + len.saturating_sub(1)) / LINE;
-    for line in 0..=last - first {
-        prefetch(ptr.wrapping_add(line * LINE));
-    }
-}
-
-/// Starts loading the cache line at `ptr` without waiting for it.
-fn prefetch(ptr: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; it never faults, whatever the
-    // address, and reads nothing into the program.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(ptr.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
 }
 
 fn flow(plan: &mut Plan, key: &FlowKey, slot: &mut FlowSlot) {

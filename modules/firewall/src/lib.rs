@@ -16,7 +16,7 @@
 //! [`compile`] for the priority layout.
 //!
 //! Wiring:
-//! ```ignore
+//! ```text
 //! let config = flowgate_firewall::load(store.as_ref(), rules_file)?;
 //! modules.push(Box::new(Firewall::new(config.clone())));
 //! // after Runtime::start:

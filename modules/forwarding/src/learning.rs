@@ -6,6 +6,8 @@ use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
 use flowgate_controller::module::{Ctx, Event, Module, PacketIns, Prefetch};
 use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN, MODULE_MISS_PRIORITY};
+use hosts::{HostTable, Learned};
+
 use flowgate_openflow::{
     port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PortReason, PortStatus,
 };
@@ -31,24 +33,12 @@ impl Default for L2LearningConfig {
     }
 }
 
-/// A host learned on one switch.
-#[derive(Debug, Clone)]
-struct Learned {
-    port: u32,
-    /// Key of its source entry, as declared: a repeated miss re-sends the
-    /// entry by this key's id, without rebuilding or cloning the key.
-    learn: FlowKey,
-}
-
-/// Host MAC → where it was learned. Keyed hashing: MACs come from packets.
-type MacTable = HashMap<MacAddr, Learned, foldhash::quality::RandomState>;
-
 /// Per-switch MAC learning.
 #[derive(Debug, Default)]
 pub struct L2Learning {
     config: L2LearningConfig,
     /// dpid → the switch's host table.
-    macs: HashMap<u64, MacTable, foldhash::quality::RandomState>,
+    macs: HashMap<u64, HostTable, foldhash::quality::RandomState>,
 }
 
 impl L2Learning {
@@ -195,6 +185,11 @@ impl Module for L2Learning {
         let Some(table) = self.macs.get(&dpid) else {
             return;
         };
+        // Two stages, so that every packet's host lookup is under way
+        // before the first is waited for.
+        for src in batch.iter().filter_map(|p| eth_src(&p.data)) {
+            table.prefetch(&src);
+        }
         for packet_in in batch.iter() {
             let known = eth_src(&packet_in.data).and_then(|src| table.get(&src));
             if let Some(known) = known.filter(|k| packet_in.match_.in_port() == Some(k.port)) {
@@ -285,5 +280,6 @@ fn output_port(flow: &FlowStats) -> Option<u32> {
     })
 }
 
+mod hosts;
 #[cfg(test)]
 mod tests;

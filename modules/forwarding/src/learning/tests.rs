@@ -267,7 +267,7 @@ fn a_batch_hint_names_the_entries_its_packet_ins_will_resend() {
     let mut hint = Prefetch::default();
     h.module
         .prefetch_packet_ins(DPID, PacketIns::new(&batch), &mut hint);
-    let learned = h.module.macs[&DPID][&A].learn.id();
+    let learned = h.module.macs[&DPID].get(&A).unwrap().learn.id();
     assert_eq!(hint.flows(), &[learned]);
     // The hint changed nothing, and handling names the same entry.
     let Message::PacketIn(first) = &batch[0].1 else {
