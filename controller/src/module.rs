@@ -119,29 +119,6 @@ impl<'a> PacketIns<'a> {
     }
 }
 
-/// Entries modules expect to re-send for a batch of packet-ins (see
-/// [`Module::prefetch_packet_ins`]); the runtime brings them into the cache.
-#[derive(Debug, Default)]
-pub struct Prefetch {
-    flows: Vec<FlowId>,
-}
-
-impl Prefetch {
-    /// The entry declared with `key` will likely be re-sent.
-    pub fn flow(&mut self, key: &FlowKey) {
-        self.flows.push(key.id());
-    }
-
-    /// The entries named so far, in order.
-    pub fn flows(&self) -> &[FlowId] {
-        &self.flows
-    }
-
-    pub(crate) fn drain_flows(&mut self) -> std::vec::Drain<'_, FlowId> {
-        self.flows.drain(..)
-    }
-}
-
 /// Collects a module's changes for one event.
 #[derive(Debug)]
 pub struct Ctx {
@@ -232,14 +209,17 @@ pub trait Module: Any + Send {
 
     fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx);
 
-    /// Called with a batch of one switch's packet-ins before any of them is
-    /// handled: a module may look up what it will need and name, in `hint`,
-    /// the entries it expects to re-send. The lookups of many packets then
-    /// overlap in memory instead of each waiting for the last (host and flow
-    /// tables of thousands of hosts do not fit in the cache). Only a hint:
-    /// it must change nothing, and [`Module::handle`] decides as before.
-    /// The batch holds every packet-in, whichever module it goes to.
-    fn prefetch_packet_ins(&self, _dpid: u64, _batch: PacketIns<'_>, _hint: &mut Prefetch) {}
+    /// Handles a run of one switch's packet-ins, in order, all owned by this
+    /// module; the runtime applies the changes of the whole run together.
+    /// The default hands them to [`Module::handle`] one at a time. A module
+    /// whose tables outgrow the CPU caches (thousands of hosts) can instead
+    /// start every packet's lookups before waiting for the first (see
+    /// [`crate::cache`]); re-sends it asks for are looked up the same way.
+    fn handle_packet_ins(&mut self, dpid: u64, batch: PacketIns<'_>, ctx: &mut Ctx) {
+        for packet_in in batch.iter() {
+            self.handle(&Event::PacketIn { dpid, packet_in }, ctx);
+        }
+    }
 
     /// Whether the module can program switches that negotiated this
     /// OpenFlow wire version. Events about other switches never reach it,

@@ -586,6 +586,15 @@ impl FromIterator<Oxm> for Match {
 impl Wire for Match {
     #[inline]
     fn parse(r: &mut Reader<'_>) -> Result<Self> {
+        // The match of nearly every packet-in: OXM_OF_IN_PORT alone,
+        // padded to 16 bytes. Read whole, skipping the field-by-field walk.
+        if let Some([0, 1, 0, 12, 0x80, 0, 0, 4, p0, p1, p2, p3, ..]) = r.peek_array::<16>() {
+            r.skip(16)?;
+            let port = u32::from_be_bytes([p0, p1, p2, p3]);
+            return Ok(Match {
+                fields: smallvec::smallvec![Oxm::InPort(port)],
+            });
+        }
         let ty = r.u16()?;
         if ty != OFPMT_OXM {
             return Err(DecodeError::Invalid {

@@ -82,6 +82,13 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// The next `N` bytes, if there are that many, without taking them.
+    #[inline]
+    pub fn peek_array<const N: usize>(&self) -> Option<[u8; N]> {
+        let next = self.buf.get(self.pos..)?.get(..N)?;
+        next.try_into().ok()
+    }
+
     #[inline]
     pub fn u8(&mut self) -> Result<u8> {
         Ok(self.array::<1>()?[0])

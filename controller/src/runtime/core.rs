@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::cookie::{self, Owner};
 use crate::desired::{FlowEntry, FlowId, FlowKey};
-use crate::module::{Change, Ctx, Event, Module, PacketIns, Prefetch};
+use crate::module::{Change, Ctx, Event, Module, PacketIns};
 use crate::pipeline;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::reconcile::{Plan, Planned, ReconcileCounts, SwitchTables};
@@ -31,9 +31,10 @@ const BATCH: usize = 1024;
 /// Messages awaiting a barrier after which one is sent even if nobody waits
 /// for a confirmation (a barrier reply prunes the record of what was sent).
 const INFLIGHT_BARRIER: usize = 1024;
-/// Packet-ins whose lookups are prefetched together: enough to overlap many
-/// cache misses, few enough that their lines stay in L1/L2 until handled.
-const PREFETCH_WINDOW: usize = 64;
+/// Most packet-ins handed to a module as one run: enough to overlap many
+/// cache misses, few enough that the lines a run's lookups bring into the
+/// cache stay there until its packets are answered.
+const PACKET_IN_RUN: usize = 64;
 /// Period of [`Event::Tick`].
 const TICK: Duration = Duration::from_secs(1);
 
@@ -123,6 +124,25 @@ impl SwitchState {
         self.next_xid
     }
 
+    /// [`SwitchState::resend`] of each id, in order, with the table lookups
+    /// done in stages over the whole run (see [`SwitchTables::probe_flow`]).
+    fn resend_all(&mut self, ids: &[FlowId], sent: &mut ReconcileCounts) -> bool {
+        if let [id] = ids {
+            return self.resend(*id, sent);
+        }
+        for &id in ids {
+            self.tables.probe_flow(id);
+        }
+        for &id in ids {
+            self.tables.prefetch_flow(id);
+        }
+        let mut sent_any = false;
+        for &id in ids {
+            sent_any |= self.resend(id, sent);
+        }
+        sent_any
+    }
+
     /// Re-sends the desired entry of the key `id` names as an ADD, copying
     /// its cached encoding ([`SwitchTables::resend_flow`]); false if none
     /// is desired.
@@ -186,8 +206,8 @@ pub struct Core {
     /// [`Metrics`] once per batch.
     packet_ins: u64,
     sent: ReconcileCounts,
-    /// The prefetch hint buffer every batch reuses.
-    hint: Prefetch,
+    /// The id buffer every run of re-sends reuses.
+    spare_ids: Vec<FlowId>,
 }
 
 impl Core {
@@ -205,7 +225,7 @@ impl Core {
             dirty: Vec::new(),
             packet_ins: 0,
             sent: ReconcileCounts::default(),
-            hint: Prefetch::default(),
+            spare_ids: Vec::new(),
         }
     }
 
@@ -286,9 +306,15 @@ impl Core {
     /// Whether `conn_id` is the connection `dpid` is known by: events of a
     /// replaced or closed connection are dropped.
     fn is_current(&self, dpid: u64, conn_id: u64) -> bool {
+        self.current_version(dpid, conn_id).is_some()
+    }
+
+    /// The wire version of `dpid`, if `conn_id` is its current connection.
+    fn current_version(&self, dpid: u64, conn_id: u64) -> Option<u8> {
         self.switches
             .get(&dpid)
-            .is_some_and(|s| s.handle.conn_id == conn_id)
+            .filter(|s| s.handle.conn_id == conn_id)
+            .map(|s| s.version)
     }
 
     fn handle(&mut self, event: CoreEvent, now: Instant) {
@@ -317,18 +343,25 @@ impl Core {
                 messages,
             } => {
                 // Handled in place (a message moved out of the batch is a
-                // 136-byte copy), a prefetch window at a time: the window's
-                // lines stay cached until its messages are handled.
-                'batch: for window in messages.chunks(PREFETCH_WINDOW) {
-                    self.prefetch(dpid, window);
-                    for (xid, message) in window {
-                        // The switch may go (or be replaced) between two messages.
-                        if !self.is_current(dpid, conn_id) {
-                            break 'batch;
+                // 136-byte copy); consecutive packet-ins for one module go
+                // to it as a run.
+                let mut rest = messages.as_slice();
+                while let Some(((xid, message), tail)) = rest.split_first() {
+                    // The switch may go (or be replaced) between two messages.
+                    let Some(version) = self.current_version(dpid, conn_id) else {
+                        break;
+                    };
+                    match packet_in_run(version, rest) {
+                        Some((owner, len)) => {
+                            self.packet_ins(dpid, version, owner, &rest[..len], now);
+                            rest = &rest[len..];
                         }
-                        self.message(dpid, *xid, message, now);
-                        self.deliver_notices(now);
+                        None => {
+                            self.message(dpid, *xid, message, now);
+                            rest = tail;
+                        }
                     }
+                    self.deliver_notices(now);
                 }
             }
             CoreEvent::Call(call) => call(self, now),
@@ -418,24 +451,29 @@ impl Core {
         self.metrics.record_reconcile(started.elapsed());
     }
 
-    /// Lets the modules name the entries they expect to re-send for a
-    /// batch's packet-ins, then brings those into the cache: tight loops
-    /// whose lookups overlap, where handling the batch one packet at a time
-    /// would wait for each cache miss in turn.
-    fn prefetch(&mut self, dpid: u64, messages: &[(u32, Message)]) {
-        let Some(state) = self.switches.get(&dpid) else {
+    /// Hands a run of `dpid`'s packet-ins to the module `owner` at once
+    /// ([`Module::handle_packet_ins`]) and applies their changes together.
+    fn packet_ins(
+        &mut self,
+        dpid: u64,
+        version: u8,
+        owner: Owner,
+        run: &[(u32, Message)],
+        now: Instant,
+    ) {
+        self.packet_ins += run.len() as u64;
+        let Some(module) = self
+            .modules
+            .iter_mut()
+            .find(|m| m.owner() == owner && m.supports(version))
+        else {
             return;
         };
-        let batch = PacketIns::new(messages);
-        for module in self.modules.iter().filter(|m| m.supports(state.version)) {
-            module.prefetch_packet_ins(dpid, batch, &mut self.hint);
-        }
-        for &id in self.hint.flows() {
-            state.tables.probe_flow(id);
-        }
-        for id in self.hint.drain_flows() {
-            state.tables.prefetch_flow(id);
-        }
+        let mut ctx = Ctx::with_buffer(now, std::mem::take(&mut self.spare_changes));
+        module.handle_packet_ins(dpid, PacketIns::new(run), &mut ctx);
+        let mut changes = ctx.take_changes();
+        self.apply_changes(owner, &mut changes, true);
+        self.spare_changes = changes;
     }
 
     fn message(&mut self, dpid: u64, xid: u32, message: &Message, now: Instant) {
@@ -577,17 +615,23 @@ impl Core {
     /// `self.sent_to`.
     fn apply_changes(&mut self, owner: Owner, changes: &mut Vec<Change>, reconcile: bool) {
         self.sent_to.clear();
-        // A lone re-send (a known host's repeated miss, the commonest
-        // packet-in answer) has nothing to diff: send it straight away.
-        if let (true, [Change::ResendFlow { dpid, id }]) = (reconcile, changes.as_slice()) {
-            let (dpid, id) = (*dpid, *id);
-            changes.clear();
+        // Re-sends to one switch only (known hosts' repeated misses, the
+        // commonest packet-in answer) have nothing to diff: send them
+        // straight away.
+        if let Some(dpid) = resends_to_one_switch(changes).filter(|_| reconcile) {
+            let mut ids = std::mem::take(&mut self.spare_ids);
+            ids.extend(changes.drain(..).filter_map(|c| match c {
+                Change::ResendFlow { id, .. } => Some(id),
+                _ => None,
+            }));
             if let Some(state) = self.switches.get_mut(&dpid) {
-                if state.resend(id, &mut self.sent) {
+                if state.resend_all(&ids, &mut self.sent) {
                     self.sent_to.push(dpid);
                     mark_dirty(&mut self.dirty, dpid, state);
                 }
             }
+            ids.clear();
+            self.spare_ids = ids;
             return;
         }
         let mut touched = std::mem::take(&mut self.touched);
@@ -678,9 +722,8 @@ impl Core {
             state.tables.reconcile_flows(&t.flows, plan);
             let mut sent_any = !plan.is_empty();
             state.send_plan(plan, &mut self.sent);
-            for id in t.resend.drain(..) {
-                sent_any |= state.resend(id, &mut self.sent);
-            }
+            sent_any |= state.resend_all(&t.resend, &mut self.sent);
+            t.resend.clear();
             if sent_any {
                 self.sent_to.push(dpid);
                 mark_dirty(&mut self.dirty, dpid, state);
@@ -837,6 +880,33 @@ fn packet_in_owner(version: u8, packet_in: &of::PacketIn) -> Option<Owner> {
         None if version == of::OFP_VERSION_1_0 => Some(Owner::Forwarding),
         owner => owner,
     }
+}
+
+/// The owner of the packet-ins that start `messages`, and how many in a row
+/// (at most [`PACKET_IN_RUN`]) go to it; `None` if the first message is no
+/// packet-in a module owns.
+fn packet_in_run(version: u8, messages: &[(u32, Message)]) -> Option<(Owner, usize)> {
+    let owner_of = |message: &Message| match message {
+        Message::PacketIn(packet_in) => packet_in_owner(version, packet_in),
+        _ => None,
+    };
+    let owner = owner_of(&messages.first()?.1)?;
+    let len = messages
+        .iter()
+        .take(PACKET_IN_RUN)
+        .take_while(|(_, m)| owner_of(m) == Some(owner))
+        .count();
+    Some((owner, len))
+}
+
+/// The switch, if `changes` are all re-sends to that one switch.
+fn resends_to_one_switch(changes: &[Change]) -> Option<u64> {
+    let mut dpids = changes.iter().map(|change| match change {
+        Change::ResendFlow { dpid, .. } => Some(*dpid),
+        _ => None,
+    });
+    let first = dpids.next()??;
+    dpids.all(|d| d == Some(first)).then_some(first)
 }
 
 fn change_dpid(change: &Change) -> Option<u64> {

@@ -467,7 +467,7 @@ impl SwitchTables {
     /// Starts loading the slots a lookup of `id` would compare; changes
     /// nothing. The first of two stages over a batch of packet-ins, the
     /// second being [`SwitchTables::prefetch_flow`] (see
-    /// [`crate::module::Module::prefetch_packet_ins`]).
+    /// `SwitchState::resend_all` in the core).
     pub fn probe_flow(&self, id: FlowId) {
         cache::prefetch_candidates(&self.flows.0, id.slot_hash());
     }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
-use flowgate_controller::module::{Ctx, Event, Module, PacketIns, Prefetch};
+use flowgate_controller::module::{Ctx, Event, Module, PacketIns};
 use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN, MODULE_MISS_PRIORITY};
 use hosts::{HostTable, Learned};
 
@@ -97,7 +97,14 @@ impl L2Learning {
         }
     }
 
-    fn packet_in(&mut self, dpid: u64, packet_in: &PacketIn, ctx: &mut Ctx) {
+    /// Learns from a packet-in of `dpid`, whose hosts are `table`.
+    fn packet_in(
+        config: &L2LearningConfig,
+        table: &mut HostTable,
+        dpid: u64,
+        packet_in: &PacketIn,
+        ctx: &mut Ctx,
+    ) {
         let (Some(in_port), Some(src)) = (packet_in.match_.in_port(), eth_src(&packet_in.data))
         else {
             return;
@@ -105,7 +112,6 @@ impl L2Learning {
         if src.is_multicast() || src == MacAddr::ZERO {
             return;
         }
-        let table = self.macs.entry(dpid).or_default();
         match table.get(&src) {
             // Already learned here, yet the learn table missed: the switch
             // lacks the source entry (or the packet raced its flow-mod).
@@ -120,7 +126,7 @@ impl L2Learning {
         }
         let spec = |instructions| {
             FlowSpec::new(Owner::Forwarding.cookie(mac_object(src)), instructions)
-                .idle_timeout(self.config.idle_timeout)
+                .idle_timeout(config.idle_timeout)
                 .notify_removal()
         };
         let learn = FlowEntry {
@@ -179,22 +185,15 @@ impl Module for L2Learning {
         Owner::Forwarding
     }
 
-    /// A known host's repeated miss re-sends its source entry (the cbench
-    /// pattern): look the hosts up now and name those entries.
-    fn prefetch_packet_ins(&self, dpid: u64, batch: PacketIns<'_>, hint: &mut Prefetch) {
-        let Some(table) = self.macs.get(&dpid) else {
-            return;
-        };
-        // Two stages, so that every packet's host lookup is under way
-        // before the first is waited for.
+    /// Starts every packet's host lookup before making the first: a run's
+    /// misses then overlap, where thousands of hosts outgrow the cache.
+    fn handle_packet_ins(&mut self, dpid: u64, batch: PacketIns<'_>, ctx: &mut Ctx) {
+        let table = self.macs.entry(dpid).or_default();
         for src in batch.iter().filter_map(|p| eth_src(&p.data)) {
             table.prefetch(&src);
         }
         for packet_in in batch.iter() {
-            let known = eth_src(&packet_in.data).and_then(|src| table.get(&src));
-            if let Some(known) = known.filter(|k| packet_in.match_.in_port() == Some(k.port)) {
-                hint.flow(&known.learn);
-            }
+            Self::packet_in(&self.config, table, dpid, packet_in, ctx);
         }
     }
 
@@ -206,7 +205,10 @@ impl Module for L2Learning {
             Event::SwitchDown { dpid } => {
                 self.macs.remove(dpid);
             }
-            Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
+            Event::PacketIn { dpid, packet_in } => {
+                let table = self.macs.entry(*dpid).or_default();
+                Self::packet_in(&self.config, table, *dpid, packet_in, ctx);
+            }
             Event::FlowRemoved { dpid, removed } => {
                 let mac = eth_src_field(&removed.match_).or_else(|| eth_dst(&removed.match_));
                 if let Some(mac) = mac {

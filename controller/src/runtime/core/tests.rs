@@ -13,6 +13,10 @@ const DPID: u64 = 1;
 struct Probe {
     owner: Option<Owner>,
     heard: Vec<String>,
+    /// Lengths of the packet-in runs it was handed.
+    runs: Vec<usize>,
+    /// Keys a packet-in re-sends, by its `buffer_id`.
+    keys: Vec<FlowKey>,
 }
 
 impl Module for Probe {
@@ -29,6 +33,13 @@ impl Module for Probe {
             }
             Event::FlowRemoved { .. } => self.heard.push("removed".into()),
             _ => {}
+        }
+    }
+
+    fn handle_packet_ins(&mut self, dpid: u64, batch: PacketIns<'_>, ctx: &mut Ctx) {
+        self.runs.push(batch.iter().count());
+        for packet_in in batch.iter() {
+            ctx.resend(dpid, &self.keys[packet_in.buffer_id as usize]);
         }
     }
 }
@@ -607,4 +618,85 @@ async fn acks_follow_barrier_order_across_the_xid_wrap() {
     );
     rig.reply(after_wrap, Message::BarrierReply);
     assert!(second.try_recv().is_ok());
+}
+
+#[test]
+fn packet_ins_reach_their_module_in_runs_and_are_answered_in_order() {
+    let mut rig = Rig::new(vec![]);
+    rig.core
+        .call_module::<Probe, _>(Instant::now(), |probe, ctx| {
+            for n in 0..3 {
+                let entry = rule(n);
+                probe.keys.push(entry.key.clone());
+                ctx.install(DPID, entry);
+            }
+        })
+        .unwrap();
+    rig.core.flush();
+    rig.sent();
+    let packet_in = |owner: Owner, n: u32| {
+        let message = Message::PacketIn(of::PacketIn {
+            buffer_id: n,
+            total_len: 0,
+            reason: of::PacketInReason::Action,
+            table_id: pipeline::ACL,
+            cookie: owner.cookie(1),
+            match_: Match::new().with(Oxm::InPort(1)),
+            data: Bytes::new(),
+        });
+        (n, message)
+    };
+    // Two for the probe, one for another module, one more for the probe, a
+    // reply, then more than a run holds.
+    let mut messages = vec![
+        packet_in(Owner::Firewall, 0),
+        packet_in(Owner::Firewall, 1),
+        packet_in(Owner::Topology, 0),
+        packet_in(Owner::Firewall, 2),
+        (7, Message::EchoReply(Bytes::new())),
+    ];
+    let long = PACKET_IN_RUN + 6;
+    messages.extend((0..long).map(|i| packet_in(Owner::Firewall, i as u32 % 3)));
+    rig.core.handle(
+        CoreEvent::Messages {
+            dpid: DPID,
+            conn_id: 1,
+            messages,
+        },
+        Instant::now(),
+    );
+    rig.core.flush();
+    let probe = rig.core.modules[0].as_ref() as &dyn Any;
+    let probe = probe.downcast_ref::<Probe>().unwrap();
+    assert_eq!(probe.runs, [2, 1, PACKET_IN_RUN, 6]);
+    // Every re-send went out as an ADD, in packet-in order, with rising xids.
+    let sent = rig.sent();
+    let adds: Vec<(u32, u64)> = sent
+        .iter()
+        .filter_map(|(xid, m)| match m {
+            Message::FlowMod(fm) if fm.command == FlowModCommand::Add => Some((*xid, fm.cookie)),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<u64> = [0, 1, 2]
+        .into_iter()
+        .chain((0..long).map(|i| i as u64 % 3))
+        .map(|n| Owner::Firewall.cookie(n))
+        .collect();
+    assert_eq!(adds.iter().map(|a| a.1).collect::<Vec<_>>(), expected);
+    assert!(adds.windows(2).all(|w| xid_before(w[0].0, w[1].0)));
+}
+
+#[test]
+fn only_resends_to_one_switch_skip_the_diff() {
+    let id = rule(1).key.id();
+    let resend = |dpid| Change::ResendFlow { dpid, id };
+    assert_eq!(resends_to_one_switch(&[resend(1), resend(1)]), Some(1));
+    assert_eq!(resends_to_one_switch(&[resend(1), resend(2)]), None);
+    assert_eq!(resends_to_one_switch(&[]), None);
+    let install = Change::InstallFlow {
+        dpid: 1,
+        entry: rule(1),
+    };
+    assert_eq!(resends_to_one_switch(&[resend(1), install]), None);
 }
