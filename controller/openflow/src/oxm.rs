@@ -760,6 +760,23 @@ mod tests {
     }
 
     #[test]
+    fn an_in_port_only_match_reads_as_the_field_walk_would() {
+        // The packet-in shape, read whole: in_port=0x01020304, padded to 16.
+        let bytes = [
+            0x00, 0x01, 0x00, 0x0c, 0x80, 0x00, 0x00, 0x04, 1, 2, 3, 4, 0, 0, 0, 0,
+        ];
+        let m: Match = parse_all(&bytes).unwrap();
+        assert_eq!(m, Match::new().with(Oxm::InPort(0x0102_0304)));
+        assert_eq!(emit(&m), bytes);
+        // Cut short, it is an error, never a partial read.
+        assert!(parse_all::<Match>(&bytes[..15]).is_err());
+        // The same length with a masked field is no in_port.
+        let mut masked = bytes;
+        masked[6] = 0x01;
+        assert_ne!(parse_all::<Match>(&masked).ok(), Some(m));
+    }
+
+    #[test]
     fn empty_match_is_eight_bytes() {
         let bytes = [0, 1, 0, 4, 0, 0, 0, 0];
         let m: Match = parse_all(&bytes).unwrap();
