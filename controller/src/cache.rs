@@ -9,6 +9,7 @@ use hashbrown::HashTable;
 /// each candidate whose control byte matches, and that reference is all a
 /// prefetch needs. Only the control bytes are read (a few per table, and
 /// usually cached), so a loop of these overlaps every lookup's miss.
+#[inline]
 pub fn prefetch_candidates<T>(table: &HashTable<T>, hash: u64) {
     table.find(hash, |candidate| {
         prefetch_value(candidate);
@@ -17,11 +18,13 @@ pub fn prefetch_candidates<T>(table: &HashTable<T>, hash: u64) {
 }
 
 /// Starts loading every cache line of `value`.
+#[inline]
 pub fn prefetch_value<T: ?Sized>(value: &T) {
     prefetch_span(std::ptr::from_ref(value).cast(), size_of_val(value));
 }
 
 /// Starts loading every cache line of the `len` bytes at `ptr`.
+#[inline]
 fn prefetch_span(ptr: *const u8, len: usize) {
     const LINE: usize = 64;
     let first = ptr as usize / LINE;
@@ -32,6 +35,7 @@ fn prefetch_span(ptr: *const u8, len: usize) {
 }
 
 /// Starts loading the cache line at `ptr` without waiting for it.
+#[inline]
 fn prefetch(ptr: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint; it never faults, whatever the

@@ -55,9 +55,7 @@ impl FlowKey {
     /// This key's identity: which allocation of its match it shares.
     pub fn id(&self) -> FlowId {
         FlowId {
-            table_id: self.table_id,
-            priority: self.priority,
-            match_hash: self.match_hash,
+            slot_hash: self.slot_hash(),
             match_ptr: std::sync::Arc::as_ptr(&self.match_) as usize,
         }
     }
@@ -74,17 +72,20 @@ impl FlowKey {
 /// operation waited for the cache misses of the table lookups before it.
 /// An id is meaningful while someone keeps a clone of its key (the module
 /// that declared the entry, or the desired table).
+///
+/// Two words: the slot hash, which differs between keys of one match
+/// allocation with another table or priority ([`slot_hash`] puts them in
+/// distinct bits), and the allocation's address. Small and word-aligned, it
+/// is copied in whole words: the packet-in path records one per re-send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowId {
-    pub table_id: u8,
-    pub priority: u16,
-    match_hash: u64,
+    slot_hash: u64,
     match_ptr: usize,
 }
 
 impl FlowId {
     pub fn slot_hash(&self) -> u64 {
-        slot_hash(self.table_id, self.priority, self.match_hash)
+        self.slot_hash
     }
 }
 

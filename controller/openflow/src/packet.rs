@@ -79,38 +79,59 @@ impl PacketIn {
     pub fn parse_shared(buf: &mut Bytes, body_start: usize) -> Result<Self> {
         let body = buf.get(body_start..).unwrap_or_default();
         let mut r = Reader::new(body, "OFPT_PACKET_IN");
-        let mut packet_in = Self::parse_head(&mut r)?;
+        let head = Head::parse(&mut r)?;
         // In bounds: the head parsed from `buf[body_start..]`.
         let data_start = body_start + r.position();
-        packet_in.data = std::mem::take(buf);
-        packet_in.data.advance(data_start);
-        Ok(packet_in)
+        let mut data = std::mem::take(buf);
+        data.advance(data_start);
+        Ok(head.with_data(data))
     }
+}
 
-    /// Everything before the frame, with `data` left empty.
+/// A packet-in's fields before the frame.
+struct Head {
+    buffer_id: u32,
+    total_len: u16,
+    reason: PacketInReason,
+    table_id: u8,
+    cookie: u64,
+    match_: Match,
+}
+
+impl Head {
     #[inline]
-    fn parse_head(r: &mut Reader<'_>) -> Result<Self> {
+    fn parse(r: &mut Reader<'_>) -> Result<Self> {
         // The fixed part in one bounds check.
         let [b0, b1, b2, b3, l0, l1, reason, table_id, cookie @ ..] = r.array::<16>()?;
         let match_ = Match::parse(r)?;
         r.skip(2)?;
-        Ok(PacketIn {
+        Ok(Head {
             buffer_id: u32::from_be_bytes([b0, b1, b2, b3]),
             total_len: u16::from_be_bytes([l0, l1]),
             reason: PacketInReason::from(reason),
             table_id,
             cookie: u64::from_be_bytes(cookie),
             match_,
-            data: Bytes::new(),
         })
+    }
+
+    #[inline]
+    fn with_data(self, data: Bytes) -> PacketIn {
+        PacketIn {
+            buffer_id: self.buffer_id,
+            total_len: self.total_len,
+            reason: self.reason,
+            table_id: self.table_id,
+            cookie: self.cookie,
+            match_: self.match_,
+            data,
+        }
     }
 }
 
 impl Wire for PacketIn {
     fn parse(r: &mut Reader<'_>) -> Result<Self> {
-        let mut packet_in = Self::parse_head(r)?;
-        packet_in.data = r.rest_owned();
-        Ok(packet_in)
+        Ok(Head::parse(r)?.with_data(r.rest_owned()))
     }
 
     fn buffer_len(&self) -> usize {

@@ -126,18 +126,22 @@ impl SwitchState {
 
     /// [`SwitchState::resend`] of each id, in order, with the table lookups
     /// done in stages over the whole run (see [`SwitchTables::probe_flow`]).
-    fn resend_all(&mut self, ids: &[FlowId], sent: &mut ReconcileCounts) -> bool {
-        if let [id] = ids {
-            return self.resend(*id, sent);
-        }
-        for &id in ids {
-            self.tables.probe_flow(id);
-        }
-        for &id in ids {
-            self.tables.prefetch_flow(id);
+    fn resend_all(
+        &mut self,
+        ids: impl Iterator<Item = FlowId> + Clone,
+        sent: &mut ReconcileCounts,
+    ) -> bool {
+        let mut rest = ids.clone().skip(1);
+        if rest.next().is_some() {
+            for id in ids.clone() {
+                self.tables.probe_flow(id);
+            }
+            for id in ids.clone() {
+                self.tables.prefetch_flow(id);
+            }
         }
         let mut sent_any = false;
-        for &id in ids {
+        for id in ids {
             sent_any |= self.resend(id, sent);
         }
         sent_any
@@ -206,8 +210,6 @@ pub struct Core {
     /// [`Metrics`] once per batch.
     packet_ins: u64,
     sent: ReconcileCounts,
-    /// The id buffer every run of re-sends reuses.
-    spare_ids: Vec<FlowId>,
 }
 
 impl Core {
@@ -225,7 +227,6 @@ impl Core {
             dirty: Vec::new(),
             packet_ins: 0,
             sent: ReconcileCounts::default(),
-            spare_ids: Vec::new(),
         }
     }
 
@@ -556,8 +557,8 @@ impl Core {
             .map(|(_, sent)| sent);
         match sent {
             Some(Sent::Flow(id)) => {
-                warn!(dpid = format_args!("{dpid:016x}"), error = %what, table = id.table_id, priority = id.priority, "switch rejected flow-mod");
-                state.tables.forget_installed_flow(id);
+                let (table, priority) = state.tables.forget_installed_flow(id).unzip();
+                warn!(dpid = format_args!("{dpid:016x}"), error = %what, table, priority, "switch rejected flow-mod");
             }
             Some(Sent::Group(id)) => {
                 warn!(dpid = format_args!("{dpid:016x}"), error = %what, group = id, "switch rejected group-mod");
@@ -619,19 +620,17 @@ impl Core {
         // commonest packet-in answer) have nothing to diff: send them
         // straight away.
         if let Some(dpid) = resends_to_one_switch(changes).filter(|_| reconcile) {
-            let mut ids = std::mem::take(&mut self.spare_ids);
-            ids.extend(changes.drain(..).filter_map(|c| match c {
-                Change::ResendFlow { id, .. } => Some(id),
+            let ids = changes.iter().filter_map(|c| match c {
+                Change::ResendFlow { id, .. } => Some(*id),
                 _ => None,
-            }));
+            });
             if let Some(state) = self.switches.get_mut(&dpid) {
-                if state.resend_all(&ids, &mut self.sent) {
+                if state.resend_all(ids, &mut self.sent) {
                     self.sent_to.push(dpid);
                     mark_dirty(&mut self.dirty, dpid, state);
                 }
             }
-            ids.clear();
-            self.spare_ids = ids;
+            changes.clear();
             return;
         }
         let mut touched = std::mem::take(&mut self.touched);
@@ -722,7 +721,7 @@ impl Core {
             state.tables.reconcile_flows(&t.flows, plan);
             let mut sent_any = !plan.is_empty();
             state.send_plan(plan, &mut self.sent);
-            sent_any |= state.resend_all(&t.resend, &mut self.sent);
+            sent_any |= state.resend_all(t.resend.iter().copied(), &mut self.sent);
             t.resend.clear();
             if sent_any {
                 self.sent_to.push(dpid);

@@ -235,8 +235,12 @@ impl SwitchTables {
 
     /// The switch does not have the entry of the key `id` names (it
     /// rejected it): the next reconciliation of that key sends it again.
-    pub fn forget_installed_flow(&mut self, id: FlowId) {
-        self.flows.update_id(id, |_, slot| slot.installed = None);
+    /// Returns the entry's table and priority, if it is known.
+    pub fn forget_installed_flow(&mut self, id: FlowId) -> Option<(u8, u16)> {
+        self.flows.update_id(id, |key, slot| {
+            slot.installed = None;
+            (key.table_id, key.priority)
+        })
     }
 
     /// The switch removed the entry at `key` carrying `cookie` (timeout or

@@ -232,7 +232,7 @@ fn a_learned_host_whose_source_entry_is_missing_gets_it_again() {
     let changes = ctx.take_changes();
     assert!(
         matches!(&changes[..], [Change::ResendFlow { dpid: DPID, id }]
-            if (id.table_id, id.priority) == (LEARN, HOST_PRIORITY)),
+            if *id == h.module.macs[&DPID].get(&A).unwrap().learn.id()),
         "only the source entry, re-sent: {changes:?}"
     );
     h.switch.apply(&changes);
