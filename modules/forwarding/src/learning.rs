@@ -6,7 +6,7 @@ use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
 use flowgate_controller::module::{Ctx, Event, Module, PacketIns};
 use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN, MODULE_MISS_PRIORITY};
-use hosts::{HostTable, Learned};
+use hosts::{HostHash, HostTable, Learned};
 
 use flowgate_openflow::{
     port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PortReason, PortStatus,
@@ -39,6 +39,18 @@ pub struct L2Learning {
     config: L2LearningConfig,
     /// dpid → the switch's host table.
     macs: HashMap<u64, HostTable, foldhash::quality::RandomState>,
+    /// The sources of the packet-in run being handled, with their hashes
+    /// (a buffer every run reuses).
+    run: Vec<Source>,
+}
+
+/// Where a packet-in's packet came from: its ingress port and source MAC,
+/// hashed for the switch's host table.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    in_port: u32,
+    mac: MacAddr,
+    hash: HostHash,
 }
 
 impl L2Learning {
@@ -46,6 +58,7 @@ impl L2Learning {
         L2Learning {
             config,
             macs: HashMap::default(),
+            run: Vec::new(),
         }
     }
 
@@ -97,22 +110,20 @@ impl L2Learning {
         }
     }
 
-    /// Learns from a packet-in of `dpid`, whose hosts are `table`.
-    fn packet_in(
+    /// Learns from a packet of `dpid`, whose hosts are `table`.
+    fn learn(
         config: &L2LearningConfig,
         table: &mut HostTable,
         dpid: u64,
-        packet_in: &PacketIn,
+        source: Source,
         ctx: &mut Ctx,
     ) {
-        let (Some(in_port), Some(src)) = (packet_in.match_.in_port(), eth_src(&packet_in.data))
-        else {
-            return;
-        };
-        if src.is_multicast() || src == MacAddr::ZERO {
-            return;
-        }
-        match table.get(&src) {
+        let Source {
+            in_port,
+            mac: src,
+            hash,
+        } = source;
+        match table.get_hashed(&src, hash) {
             // Already learned here, yet the learn table missed: the switch
             // lacks the source entry (or the packet raced its flow-mod).
             // Re-send it; the forward entry is not in question.
@@ -188,12 +199,16 @@ impl Module for L2Learning {
     /// Starts every packet's host lookup before making the first: a run's
     /// misses then overlap, where thousands of hosts outgrow the cache.
     fn handle_packet_ins(&mut self, dpid: u64, batch: PacketIns<'_>, ctx: &mut Ctx) {
-        let table = self.macs.entry(dpid).or_default();
-        for src in batch.iter().filter_map(|p| eth_src(&p.data)) {
-            table.prefetch(&src);
-        }
-        for packet_in in batch.iter() {
-            Self::packet_in(&self.config, table, dpid, packet_in, ctx);
+        let L2Learning { config, macs, run } = self;
+        let table = macs.entry(dpid).or_default();
+        run.clear();
+        run.extend(batch.iter().filter_map(|packet_in| {
+            let (in_port, mac) = source(packet_in)?;
+            let hash = table.prefetch(&mac);
+            Some(Source { in_port, mac, hash })
+        }));
+        for source in run.iter() {
+            Self::learn(config, table, dpid, *source, ctx);
         }
     }
 
@@ -206,8 +221,12 @@ impl Module for L2Learning {
                 self.macs.remove(dpid);
             }
             Event::PacketIn { dpid, packet_in } => {
-                let table = self.macs.entry(*dpid).or_default();
-                Self::packet_in(&self.config, table, *dpid, packet_in, ctx);
+                if let Some((in_port, mac)) = source(packet_in) {
+                    let table = self.macs.entry(*dpid).or_default();
+                    let hash = table.hash(&mac);
+                    let source = Source { in_port, mac, hash };
+                    Self::learn(&self.config, table, *dpid, source, ctx);
+                }
             }
             Event::FlowRemoved { dpid, removed } => {
                 let mac = eth_src_field(&removed.match_).or_else(|| eth_dst(&removed.match_));
@@ -253,6 +272,13 @@ fn mac_object(mac: MacAddr) -> u64 {
 }
 
 /// Source MAC of an Ethernet frame.
+/// The ingress port and source MAC of a packet to learn from: not a
+/// multicast or zero source.
+fn source(packet_in: &PacketIn) -> Option<(u32, MacAddr)> {
+    let src = eth_src(&packet_in.data).filter(|m| !m.is_multicast() && *m != MacAddr::ZERO)?;
+    Some((packet_in.match_.in_port()?, src))
+}
+
 fn eth_src(frame: &[u8]) -> Option<MacAddr> {
     let bytes: [u8; 6] = frame.get(6..12)?.try_into().ok()?;
     Some(MacAddr(bytes))

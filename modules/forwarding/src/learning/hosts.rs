@@ -17,6 +17,11 @@ pub(super) struct Learned {
     pub learn: FlowKey,
 }
 
+/// A MAC's hash in one [`HostTable`]: a run of packet-ins hashes each
+/// source once, to prefetch it and then to look it up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct HostHash(u64);
+
 /// Host MAC → where it was learned. Keyed hashing: MACs come from packets.
 #[derive(Debug, Default)]
 pub(super) struct HostTable {
@@ -25,19 +30,24 @@ pub(super) struct HostTable {
 }
 
 impl HostTable {
-    fn hash(&self, mac: &MacAddr) -> u64 {
-        self.hasher.hash_one(mac)
+    pub fn hash(&self, mac: &MacAddr) -> HostHash {
+        HostHash(self.hasher.hash_one(mac))
     }
 
     pub fn get(&self, mac: &MacAddr) -> Option<&Learned> {
-        self.hosts
-            .find(self.hash(mac), |(m, _)| m == mac)
-            .map(|(_, l)| l)
+        self.get_hashed(mac, self.hash(mac))
     }
 
-    /// Starts loading what [`HostTable::get`] of `mac` will read.
-    pub fn prefetch(&self, mac: &MacAddr) {
-        cache::prefetch_candidates(&self.hosts, self.hash(mac));
+    /// [`HostTable::get`] with `mac`'s hash at hand.
+    pub fn get_hashed(&self, mac: &MacAddr, hash: HostHash) -> Option<&Learned> {
+        self.hosts.find(hash.0, |(m, _)| m == mac).map(|(_, l)| l)
+    }
+
+    /// Starts loading what a lookup of `mac` will read; returns its hash.
+    pub fn prefetch(&self, mac: &MacAddr) -> HostHash {
+        let hash = self.hash(mac);
+        cache::prefetch_candidates(&self.hosts, hash.0);
+        hash
     }
 
     pub fn insert(&mut self, mac: MacAddr, learned: Learned) {
@@ -55,7 +65,7 @@ impl HostTable {
     }
 
     pub fn remove(&mut self, mac: &MacAddr) -> Option<Learned> {
-        let found = self.hosts.find_entry(self.hash(mac), |(m, _)| m == mac);
+        let found = self.hosts.find_entry(self.hash(mac).0, |(m, _)| m == mac);
         found.ok().map(|e| e.remove().0 .1)
     }
 
@@ -87,7 +97,9 @@ mod tests {
         hosts.insert(a, learned(1));
         hosts.insert(b, learned(2));
         hosts.insert(a, learned(3));
-        hosts.prefetch(&a);
+        let hash = hosts.prefetch(&a);
+        assert_eq!(hash, hosts.hash(&a));
+        assert_eq!(hosts.get_hashed(&a, hash).map(|l| l.port), Some(3));
         assert_eq!(hosts.get(&a).map(|l| l.port), Some(3));
         assert_eq!(hosts.iter().count(), 2);
         assert_eq!(hosts.remove(&b).map(|l| l.port), Some(2));
