@@ -114,7 +114,7 @@ impl FakeSwitch {
                     }
                     other => panic!("unexpected request {other:?}"),
                 };
-                Message::MultipartReply(MultipartReply { flags: 0, body })
+                Message::MultipartReply(Box::new(MultipartReply { flags: 0, body }))
             }
             Message::BarrierRequest => {
                 self.barriers += 1;
@@ -205,7 +205,7 @@ async fn garbage_closes_only_that_connection() {
                     let body = MultipartReplyBody::PortStats(vec![]);
                     good.send(
                         xid,
-                        &Message::MultipartReply(MultipartReply { flags: 0, body }),
+                        &Message::MultipartReply(Box::new(MultipartReply { flags: 0, body })),
                     )
                     .await;
                     continue;

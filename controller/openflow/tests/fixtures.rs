@@ -332,7 +332,7 @@ fn reply_body<'a>(name: &str, j: &'a Json, class: &str) -> (&'a Json, MultipartR
         outer.get("type").u64(),
         "{name}"
     );
-    (outer.get("body"), reply)
+    (outer.get("body"), *reply)
 }
 
 fn list<'a>(body: &'a Json, class: &str) -> Vec<&'a Json> {
@@ -717,11 +717,10 @@ fn other_multipart_replies_match_os_ken_expectations() {
     let (raw, j) = load(name);
     let tables = j.path("OFPTableFeaturesStatsReply.body").arr();
     let first_name = tables[0].path("OFPTableFeaturesStats.name").str();
-    let Message::MultipartReply(MultipartReply {
-        body: MultipartReplyBody::TableFeatures(tf),
-        ..
-    }) = decode_ok(name, &raw)
-    else {
+    let Message::MultipartReply(reply) = decode_ok(name, &raw) else {
+        panic!("{name}: not a multipart reply");
+    };
+    let MultipartReplyBody::TableFeatures(tf) = reply.body else {
         panic!("{name}: not a table features reply");
     };
     assert_eq!(tf.len(), raw.len() - 16);

@@ -136,41 +136,40 @@ fn seeds() -> Vec<Vec<u8>> {
                 match_: flow_match.clone(),
             },
         ))),
-        Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Flow(vec![
-            flow_stats.clone(),
-            flow_stats,
-        ]))),
-        Message::MultipartReply(MultipartReply::new(MultipartReplyBody::GroupDesc(vec![
-            GroupDesc {
+        Message::MultipartReply(Box::new(MultipartReply::new(MultipartReplyBody::Flow(
+            vec![flow_stats.clone(), flow_stats],
+        )))),
+        Message::MultipartReply(Box::new(MultipartReply::new(
+            MultipartReplyBody::GroupDesc(vec![GroupDesc {
                 group_type: GroupType::All,
                 group_id: 1,
                 buckets,
-            },
-        ]))),
-        Message::MultipartReply(MultipartReply::new(MultipartReplyBody::MeterConfig(vec![
-            MeterConfig {
+            }]),
+        ))),
+        Message::MultipartReply(Box::new(MultipartReply::new(
+            MultipartReplyBody::MeterConfig(vec![MeterConfig {
                 flags: 1,
                 meter_id: 1,
                 bands,
-            },
-        ]))),
-        Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Group(vec![
-            GroupStats {
+            }]),
+        ))),
+        Message::MultipartReply(Box::new(MultipartReply::new(MultipartReplyBody::Group(
+            vec![GroupStats {
                 group_id: 1,
                 bucket_stats: vec![BucketCounter::default(); 2],
                 ..GroupStats::default()
-            },
-        ]))),
-        Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Meter(vec![
-            MeterStats {
+            }],
+        )))),
+        Message::MultipartReply(Box::new(MultipartReply::new(MultipartReplyBody::Meter(
+            vec![MeterStats {
                 meter_id: 1,
                 band_stats: vec![MeterBandStats::default(); 2],
                 ..MeterStats::default()
-            },
-        ]))),
-        Message::MultipartReply(MultipartReply::new(MultipartReplyBody::PortDesc(vec![
-            port,
-        ]))),
+            }],
+        )))),
+        Message::MultipartReply(Box::new(MultipartReply::new(MultipartReplyBody::PortDesc(
+            vec![port],
+        )))),
     ];
     messages
         .iter()

@@ -657,7 +657,7 @@ fn answer(msg: &Message, multipart: &MultipartAnswer) -> Vec<Message> {
         Message::RoleRequest(role) => vec![Message::RoleReply(role.clone())],
         Message::MultipartRequest(req) => multipart(&req.body)
             .into_iter()
-            .map(Message::MultipartReply)
+            .map(|reply| Message::MultipartReply(Box::new(reply)))
             .collect(),
         _ => vec![],
     }

@@ -118,7 +118,7 @@ fn answer(table: &Arc<Mutex<Table>>, m: Message) -> Option<Message> {
                 MultipartRequestBody::MeterConfig { .. } => MultipartReplyBody::MeterConfig(vec![]),
                 _ => return None,
             };
-            Message::MultipartReply(MultipartReply { flags: 0, body })
+            Message::MultipartReply(Box::new(MultipartReply { flags: 0, body }))
         }
         Message::BarrierRequest => {
             t.barriers += 1;

@@ -206,7 +206,7 @@ fn multipart_answer(dpid: u64, frame: &[u8]) -> Message {
         _ => None,
     };
     match body {
-        Some(body) => Message::MultipartReply(MultipartReply::new(body)),
+        Some(body) => Message::MultipartReply(Box::new(MultipartReply::new(body))),
         None => Message::Error(ErrorMsg::Standard {
             err_type: of::error_type::BAD_REQUEST,
             code: of::error_code::bad_request::BAD_MULTIPART,

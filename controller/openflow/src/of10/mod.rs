@@ -176,7 +176,7 @@ fn parse_body(t: u8, r: &mut Reader<'_>) -> Result<Message> {
                 desc: parse_phy_port(r)?,
             })
         }
-        STATS_REPLY => Message::MultipartReply(parse_stats_reply(r)?),
+        STATS_REPLY => Message::MultipartReply(Box::new(parse_stats_reply(r)?)),
         BARRIER_REPLY => Message::BarrierReply,
         other => Message::Unknown {
             msg_type: other,

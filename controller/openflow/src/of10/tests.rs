@@ -224,11 +224,10 @@ fn flow_stats_and_flow_removed_read_back_as_13() {
     let mut body = vec![0, 1, 0, 0];
     body.extend(entry);
     let (_, reply) = decode(&frame(msg_type::STATS_REPLY, 5, &body)).unwrap();
-    let Message::MultipartReply(MultipartReply {
-        body: MultipartReplyBody::Flow(flows),
-        ..
-    }) = reply
-    else {
+    let Message::MultipartReply(reply) = reply else {
+        panic!("{reply:?}");
+    };
+    let MultipartReplyBody::Flow(flows) = reply.body else {
         panic!("{reply:?}");
     };
     assert_eq!(flows.len(), 1);

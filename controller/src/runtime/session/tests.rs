@@ -52,10 +52,10 @@ fn features() -> SwitchFeatures {
 }
 
 fn reply(body: MultipartReplyBody, more: bool) -> Message {
-    Message::MultipartReply(MultipartReply {
+    Message::MultipartReply(Box::new(MultipartReply {
         flags: u16::from(more),
         body,
-    })
+    }))
 }
 
 fn flow(priority: u16) -> FlowStats {
