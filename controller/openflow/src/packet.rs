@@ -99,7 +99,7 @@ struct Head {
 }
 
 impl Head {
-    #[inline]
+    #[inline(always)]
     fn parse(r: &mut Reader<'_>) -> Result<Self> {
         // The fixed part in one bounds check.
         let [b0, b1, b2, b3, l0, l1, reason, table_id, cookie @ ..] = r.array::<16>()?;
@@ -115,7 +115,7 @@ impl Head {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn with_data(self, data: Bytes) -> PacketIn {
         PacketIn {
             buffer_id: self.buffer_id,
