@@ -344,7 +344,7 @@ impl Core {
                 messages,
             } => {
                 // Handled in place (a message moved out of the batch is a
-                // 136-byte copy); consecutive packet-ins for one module go
+                // 128-byte copy); consecutive packet-ins for one module go
                 // to it as a run.
                 let mut rest = messages.as_slice();
                 while let Some(((xid, message), tail)) = rest.split_first() {

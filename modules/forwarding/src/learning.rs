@@ -6,11 +6,10 @@ use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
 use flowgate_controller::module::{Ctx, Event, Module, PacketIns};
 use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN, MODULE_MISS_PRIORITY};
-use hosts::{HostHash, HostTable, Learned};
-
 use flowgate_openflow::{
     port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PortReason, PortStatus,
 };
+use hosts::{HostHash, HostTable, Learned};
 
 /// Priority of learned host entries.
 const HOST_PRIORITY: u16 = 100;
