@@ -175,10 +175,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One host as the provisioner tracks it.
 #[derive(Debug, Clone)]
 struct Seen {
-    at: Instant,
-    present: bool,
+    presence: Presence,
     chassis: Chassis,
     status: ChassisStatus,
+}
+
+/// Whether a host is connected and, once it is not, since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Present,
+    /// The first round that found it gone. Counting the grace period from
+    /// the last round that saw it instead would shorten it by up to a round.
+    GoneSince(Instant),
+}
+
+impl Presence {
+    /// This round has not found the host (yet).
+    fn unconfirmed(self, now: Instant) -> Presence {
+        match self {
+            Presence::Present => Presence::GoneSince(now),
+            gone => gone,
+        }
+    }
+
+    fn expired(self, now: Instant, grace: Duration) -> bool {
+        match self {
+            Presence::Present => false,
+            Presence::GoneSince(at) => now.duration_since(at) >= grace,
+        }
+    }
 }
 
 /// Runs forever: reacts to OVSDB changes (and a 1 s clock for grace expiry).
@@ -192,7 +217,7 @@ pub async fn run(hosts: Hosts, runtime: Runtime, config: ProvisionConfig, board:
         let now = Instant::now();
         let snapshots = present_hosts(hosts.snapshots());
         for s in seen.values_mut() {
-            s.present = false;
+            s.presence = s.presence.unconfirmed(now);
             s.status.connected = false;
         }
         for (id, snap) in &snapshots {
@@ -202,15 +227,14 @@ pub async fn run(hosts: Hosts, runtime: Runtime, config: ProvisionConfig, board:
             seen.insert(
                 id.clone(),
                 Seen {
-                    at: now,
-                    present: true,
+                    presence: Presence::Present,
                     chassis,
                     status,
                 },
             );
         }
         seen.retain(|id, s| {
-            let keep = s.present || now.duration_since(s.at) < config.grace;
+            let keep = !s.presence.expired(now, config.grace);
             if !keep {
                 info!(chassis = %id, "host gone past its grace period; removing its tunnels");
             }

@@ -266,3 +266,21 @@ fn tunnel_names_fit_linux() {
     assert!(v6.len() <= 15 && v6.starts_with("fgt-"), "{v6}");
     assert_ne!(v6, tunnel_name(ip("fd00::3")));
 }
+
+#[test]
+fn the_grace_period_counts_from_the_round_that_finds_a_host_gone() {
+    let grace = Duration::from_secs(3);
+    let last_seen = Instant::now();
+    let noticed = last_seen + Duration::from_millis(900);
+    let gone = Presence::Present.unconfirmed(noticed);
+    assert_eq!(gone, Presence::GoneSince(noticed));
+    // Later rounds keep the first notice.
+    assert_eq!(gone.unconfirmed(noticed + Duration::from_secs(1)), gone);
+    assert!(
+        !gone.expired(last_seen + grace, grace),
+        "expired counting from the last sighting"
+    );
+    assert!(!gone.expired(noticed + grace - Duration::from_millis(1), grace));
+    assert!(gone.expired(noticed + grace, grace));
+    assert!(!Presence::Present.expired(noticed + grace * 10, grace));
+}
