@@ -70,8 +70,6 @@ pub struct TopologyForwarding {
     /// Per connected switch: the entries this module declared (adopted ones
     /// until the switch is ready).
     declared: HashMap<u64, HashMap<FlowKey, FlowEntry>>,
-    /// Per ready switch: its flooding ports, for packet-out floods.
-    flood_ports: HashMap<u64, BTreeSet<u32>>,
 }
 
 impl TopologyForwarding {
@@ -92,7 +90,6 @@ impl TopologyForwarding {
             ctx.install(dpid, entry.clone());
         }
         self.declared.insert(dpid, adopted);
-        self.flood_ports.remove(&dpid);
     }
 
     /// Brings every ready switch's entries in line with the current view.
@@ -102,7 +99,7 @@ impl TopologyForwarding {
             self.config.proxy_arp,
             self.declared.keys().copied(),
         );
-        for (dpid, (entries, flood)) in wanted {
+        for (dpid, entries) in wanted {
             let Some(declared) = self.declared.get_mut(&dpid) else {
                 continue;
             };
@@ -117,7 +114,6 @@ impl TopologyForwarding {
                 }
             }
             *declared = entries;
-            self.flood_ports.insert(dpid, flood);
         }
     }
 
@@ -150,27 +146,35 @@ impl TopologyForwarding {
             }
         }
         // Not ours to answer: on along the tree, as the switch would have.
-        let Some(ports) = self.flood_ports.get(&dpid) else {
-            return;
-        };
-        if !ports.contains(&in_port) {
-            return;
-        }
-        let actions: Vec<Action> = ports
-            .iter()
-            .filter(|p| **p != in_port)
-            .map(|&port| Action::Output { port, max_len: 0 })
-            .collect();
-        if !actions.is_empty() {
+        if let Some(actions) = self.flood_actions(dpid, in_port) {
             ctx.packet_out(
                 dpid,
                 PacketOut {
                     buffer_id: NO_BUFFER,
                     in_port,
-                    actions,
+                    actions: actions.to_vec(),
                     data: packet_in.data.clone(),
                 },
             );
+        }
+    }
+
+    /// The outputs of the switch's flood entry for `in_port`: computed once
+    /// the switch is ready, adopted from the switch before that, so address
+    /// resolution keeps working while a restarted controller rediscovers
+    /// the network. None where the switch would drop a broadcast.
+    fn flood_actions(&self, dpid: u64, in_port: u32) -> Option<&[Action]> {
+        let key = FlowKey::new(FLOOD, FLOOD_PRIORITY, flood_match(in_port));
+        match self
+            .declared
+            .get(&dpid)?
+            .get(&key)?
+            .spec
+            .instructions
+            .as_slice()
+        {
+            [Instruction::ApplyActions(actions)] if !actions.is_empty() => Some(actions),
+            _ => None,
         }
     }
 }
@@ -187,7 +191,6 @@ impl Module for TopologyForwarding {
             } => self.switch_up(*dpid, installed, ctx),
             Event::SwitchDown { dpid } => {
                 self.declared.remove(dpid);
-                self.flood_ports.remove(dpid);
             }
             Event::Notice { payload, .. } => {
                 if let Some(view) = payload.downcast_ref::<Arc<TopologyView>>() {
@@ -201,9 +204,8 @@ impl Module for TopologyForwarding {
     }
 }
 
-/// Per switch of `dpids` that the view calls ready: its entries and its
-/// flooding ports.
-type Desired = BTreeMap<u64, (HashMap<FlowKey, FlowEntry>, BTreeSet<u32>)>;
+/// Per switch of `dpids` that the view calls ready: its entries.
+type Desired = BTreeMap<u64, HashMap<FlowKey, FlowEntry>>;
 
 /// What every ready switch among `dpids` should hold for `view`.
 pub fn desired(view: &TopologyView, proxy_arp: bool, dpids: impl Iterator<Item = u64>) -> Desired {
@@ -255,16 +257,20 @@ pub fn desired(view: &TopologyView, proxy_arp: bool, dpids: impl Iterator<Item =
                 add(route_entry(*mac, port));
             }
         }
-        out.insert(dpid, (entries, flood));
+        out.insert(dpid, entries);
     }
     out
+}
+
+fn flood_match(in_port: u32) -> Match {
+    Match::new().with(Oxm::InPort(in_port))
 }
 
 fn flood_entry(in_port: u32, outputs: Vec<Action>) -> FlowEntry {
     FlowEntry::new(
         FLOOD,
         FLOOD_PRIORITY,
-        Match::new().with(Oxm::InPort(in_port)),
+        flood_match(in_port),
         FlowSpec::new(
             Owner::Forwarding.cookie(OBJ_FLOOD | u64::from(in_port)),
             vec![Instruction::ApplyActions(outputs)],

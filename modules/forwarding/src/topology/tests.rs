@@ -358,38 +358,39 @@ fn a_restarted_controller_recomputes_exactly_what_is_installed() {
     net.publish(net.view());
     let mut fresh = fat_tree();
     for (dpid, sw) in &net.switches {
-        let installed: Vec<FlowStats> = sw
-            .flows
-            .iter()
-            .filter(|(_, s)| {
-                flowgate_controller::cookie::owner_of(s.cookie) == Some(Owner::Forwarding)
-            })
-            .map(|(k, s)| {
-                let fm = FlowEntry {
-                    key: k.clone(),
-                    spec: s.clone(),
-                }
-                .to_flow_mod(FlowModCommand::Add);
-                FlowStats {
-                    table_id: fm.table_id,
-                    duration_sec: 10,
-                    duration_nsec: 0,
-                    priority: fm.priority,
-                    idle_timeout: fm.idle_timeout,
-                    hard_timeout: fm.hard_timeout,
-                    flags: fm.flags,
-                    cookie: fm.cookie,
-                    packet_count: 1,
-                    byte_count: 100,
-                    match_: fm.match_,
-                    instructions: fm.instructions,
-                }
-            })
-            .collect();
-        fresh.up(*dpid, &installed);
+        fresh.up(*dpid, &forwarding_flows(sw));
     }
     let changes = fresh.publish(fresh.view());
     assert!(changes.is_empty(), "{} changes", changes.len());
+}
+
+/// The flows of ours a switch reports in its flow stats.
+fn forwarding_flows(sw: &FakeSwitch) -> Vec<FlowStats> {
+    sw.flows
+        .iter()
+        .filter(|(_, s)| flowgate_controller::cookie::owner_of(s.cookie) == Some(Owner::Forwarding))
+        .map(|(k, s)| {
+            let fm = FlowEntry {
+                key: k.clone(),
+                spec: s.clone(),
+            }
+            .to_flow_mod(FlowModCommand::Add);
+            FlowStats {
+                table_id: fm.table_id,
+                duration_sec: 10,
+                duration_nsec: 0,
+                priority: fm.priority,
+                idle_timeout: fm.idle_timeout,
+                hard_timeout: fm.hard_timeout,
+                flags: fm.flags,
+                cookie: fm.cookie,
+                packet_count: 1,
+                byte_count: 100,
+                match_: fm.match_,
+                instructions: fm.instructions,
+            }
+        })
+        .collect()
 }
 
 fn arp_packet_in(at: Endpoint, arp: Arp) -> PacketIn {
@@ -482,15 +483,48 @@ fn unknown_or_gratuitous_requests_are_flooded_along_the_tree() {
         assert_eq!(outs.len(), 1);
         let (_, po) = &outs[0];
         assert_eq!(po.in_port, 1);
-        let flood = &net.module.flood_ports[&1];
-        let want: Vec<Action> = flood
-            .iter()
-            .filter(|p| **p != 1)
-            .map(|&port| Action::Output { port, max_len: 0 })
-            .collect();
-        assert_eq!(po.actions, want);
+        assert_eq!(po.actions, switch_flood(&net.switches[&1], 1));
         assert_eq!(po.data, arp.to_frame(None));
     }
+}
+
+/// Where `sw` sends a broadcast (not ARP) arriving on `in_port`.
+fn switch_flood(sw: &FakeSwitch, in_port: u32) -> Vec<Action> {
+    let broadcast = Packet::new(vec![
+        Oxm::EthSrc(mac(1), None),
+        Oxm::EthDst(MacAddr::BROADCAST, None),
+        Oxm::EthType(0x0800),
+    ]);
+    let trace = sw.process(in_port, &broadcast);
+    assert!(!trace.outputs.is_empty(), "s{} floods nothing", sw.dpid);
+    trace
+        .outputs
+        .into_iter()
+        .map(|port| Action::Output { port, max_len: 0 })
+        .collect()
+}
+
+#[test]
+fn a_restarted_controller_floods_requests_by_the_adopted_entries_until_ready() {
+    let mut net = ring(3);
+    net.publish(net.view());
+    // Restarted: the flows are adopted, the topology is not known yet, so
+    // nothing is ready and no host can be answered for.
+    let mut fresh = ring(3);
+    for (dpid, sw) in &net.switches {
+        fresh.up(*dpid, &forwarding_flows(sw));
+    }
+    let at = Endpoint::new(1, 1);
+    let pi = arp_packet_in(at, request(1, 3));
+    let changes = fresh.event(&Event::PacketIn {
+        dpid: 1,
+        packet_in: &pi,
+    });
+    let outs = packet_outs(&changes);
+    assert_eq!(outs.len(), 1, "the request is dropped");
+    let (dpid, po) = &outs[0];
+    assert_eq!((*dpid, po.in_port), (1, 1));
+    assert_eq!(po.actions, switch_flood(&net.switches[&1], 1));
 }
 
 #[test]
