@@ -12,7 +12,8 @@ use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::{FlowEntry, FlowSpec};
 use flowgate_controller::runtime::reconcile::SwitchTables;
 use flowgate_controller::runtime::session::SwitchSync;
-use flowgate_openflow::{self as of, FlowModCommand, Instruction, MacAddr, Match, Oxm};
+use flowgate_controller::testing::reported_stats;
+use flowgate_openflow::{self as of, Instruction, MacAddr, Match, Oxm};
 
 /// `n` learned-host entries as L2 learning declares them.
 fn entries(n: u32) -> Vec<FlowEntry> {
@@ -39,26 +40,7 @@ fn entries(n: u32) -> Vec<FlowEntry> {
 
 /// The switch's sync dumps: every entry installed.
 fn sync_with(entries: &[FlowEntry]) -> SwitchSync {
-    let flows = entries
-        .iter()
-        .map(|e| {
-            let fm = e.to_flow_mod(FlowModCommand::Add);
-            of::FlowStats {
-                table_id: fm.table_id,
-                duration_sec: 60,
-                duration_nsec: 0,
-                priority: fm.priority,
-                idle_timeout: fm.idle_timeout,
-                hard_timeout: fm.hard_timeout,
-                flags: fm.flags,
-                cookie: fm.cookie,
-                packet_count: 1,
-                byte_count: 64,
-                match_: fm.match_,
-                instructions: fm.instructions,
-            }
-        })
-        .collect();
+    let flows = entries.iter().map(reported_stats).collect();
     SwitchSync {
         version: of::OFP_VERSION_1_3,
         features: of::SwitchFeatures {

@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use flowgate_openflow::wire::Wire;
 use flowgate_openflow::{
     ct_flags, ct_mark_match, ct_state, ct_state_match, ct_zone_match, nx_u32_value, nxm_nx_field,
-    port_no, Action, CtZone, Instruction, NxAction, Oxm,
+    port_no, Action, CtZone, FlowModCommand, FlowStats, Instruction, NxAction, Oxm,
 };
 
 use crate::desired::{FlowEntry, FlowKey, FlowSpec, GroupSpec};
@@ -86,6 +86,26 @@ pub struct FakeSwitch {
     lost: HashMap<FlowKey, FlowSpec>,
     /// Committed connections and their `ct_mark`.
     connections: RefCell<HashMap<ConnKey, u32>>,
+}
+
+/// What a switch reports in flow stats for `entry` once it is installed
+/// (and has seen some traffic).
+pub fn reported_stats(entry: &FlowEntry) -> FlowStats {
+    let fm = entry.to_flow_mod(FlowModCommand::Add);
+    FlowStats {
+        table_id: fm.table_id,
+        duration_sec: 60,
+        duration_nsec: 0,
+        priority: fm.priority,
+        idle_timeout: fm.idle_timeout,
+        hard_timeout: fm.hard_timeout,
+        flags: fm.flags,
+        cookie: fm.cookie,
+        packet_count: 1,
+        byte_count: 64,
+        match_: fm.match_,
+        instructions: fm.instructions,
+    }
 }
 
 impl FakeSwitch {

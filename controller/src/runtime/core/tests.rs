@@ -5,6 +5,7 @@ use super::*;
 use crate::desired::{output_to, FlowEntry, FlowSpec};
 use crate::module::{Change, Ctx};
 use crate::runtime::writer::SwitchWriter;
+use crate::testing::reported_stats;
 
 const DPID: u64 = 1;
 
@@ -140,24 +141,6 @@ fn rule(n: u8) -> FlowEntry {
     )
 }
 
-fn stats(entry: &FlowEntry) -> FlowStats {
-    let fm = entry.to_flow_mod(FlowModCommand::Add);
-    FlowStats {
-        table_id: fm.table_id,
-        duration_sec: 100,
-        duration_nsec: 0,
-        priority: fm.priority,
-        idle_timeout: fm.idle_timeout,
-        hard_timeout: fm.hard_timeout,
-        flags: fm.flags,
-        cookie: fm.cookie,
-        packet_count: 7,
-        byte_count: 700,
-        match_: fm.match_,
-        instructions: fm.instructions,
-    }
-}
-
 fn flow_mods(sent: &[(u32, Message)]) -> Vec<(u32, FlowModCommand)> {
     sent.iter()
         .filter_map(|(xid, m)| match m {
@@ -187,16 +170,22 @@ fn a_new_switch_gets_the_pipeline_then_a_barrier() {
 
 #[test]
 fn a_switch_that_already_has_everything_is_sent_nothing() {
-    let installed: Vec<FlowStats> = pipeline::core_entries().iter().map(stats).collect();
+    let installed: Vec<FlowStats> = pipeline::core_entries()
+        .iter()
+        .map(reported_stats)
+        .collect();
     let mut rig = Rig::new(installed);
     assert!(rig.sent().is_empty());
 }
 
 #[test]
 fn stale_flowgate_flows_are_removed_but_foreign_ones_kept() {
-    let mut installed: Vec<FlowStats> = pipeline::core_entries().iter().map(stats).collect();
-    installed.push(stats(&rule(1)));
-    let mut foreign = stats(&rule(2));
+    let mut installed: Vec<FlowStats> = pipeline::core_entries()
+        .iter()
+        .map(reported_stats)
+        .collect();
+    installed.push(reported_stats(&rule(1)));
+    let mut foreign = reported_stats(&rule(2));
     foreign.cookie = 0x1234;
     installed.push(foreign);
     let mut rig = Rig::new(installed);

@@ -1,11 +1,11 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use flowgate_openflow::{FlowModCommand, PacketInReason};
+use flowgate_openflow::PacketInReason;
 
 use super::*;
 use crate::module::Change;
-use crate::testing::{FakeSwitch, Packet};
+use crate::testing::{reported_stats, FakeSwitch, Packet};
 use crate::topology::packet::{Arp, ARP_REQUEST};
 
 const H1: MacAddr = MacAddr([0, 0, 0, 0, 0, 0x01]);
@@ -389,31 +389,13 @@ fn switch_down_forgets_its_links_and_hosts() {
     assert!(!view.switches.contains_key(&2));
 }
 
-fn stats(entry: &FlowEntry) -> FlowStats {
-    let fm = entry.to_flow_mod(FlowModCommand::Add);
-    FlowStats {
-        table_id: fm.table_id,
-        duration_sec: 100,
-        duration_nsec: 0,
-        priority: fm.priority,
-        idle_timeout: fm.idle_timeout,
-        hard_timeout: fm.hard_timeout,
-        flags: fm.flags,
-        cookie: fm.cookie,
-        packet_count: 5,
-        byte_count: 500,
-        match_: fm.match_,
-        instructions: fm.instructions,
-    }
-}
-
 #[test]
 fn a_restarted_controller_adopts_hosts_and_rewrites_nothing() {
     // What the previous run left on s1 of a two-switch network.
     let installed: Vec<FlowStats> = fixed_entries()
         .iter()
         .chain([link_port_entry(2), host_entry(H1, 1, 300)].iter())
-        .map(stats)
+        .map(reported_stats)
         .collect();
     let mut lab = Lab::new();
     lab.wire((1, 2), (2, 2));

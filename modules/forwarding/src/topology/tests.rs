@@ -1,7 +1,7 @@
 use std::collections::VecDeque;
 
 use flowgate_controller::module::Change;
-use flowgate_controller::testing::{FakeSwitch, Packet};
+use flowgate_controller::testing::{reported_stats, FakeSwitch, Packet};
 use flowgate_controller::topology::{Host, PortView, SwitchView};
 use flowgate_openflow::{FlowModCommand, FlowStats, MacAddr, PacketInReason};
 
@@ -370,25 +370,10 @@ fn forwarding_flows(sw: &FakeSwitch) -> Vec<FlowStats> {
         .iter()
         .filter(|(_, s)| flowgate_controller::cookie::owner_of(s.cookie) == Some(Owner::Forwarding))
         .map(|(k, s)| {
-            let fm = FlowEntry {
+            reported_stats(&FlowEntry {
                 key: k.clone(),
                 spec: s.clone(),
-            }
-            .to_flow_mod(FlowModCommand::Add);
-            FlowStats {
-                table_id: fm.table_id,
-                duration_sec: 10,
-                duration_nsec: 0,
-                priority: fm.priority,
-                idle_timeout: fm.idle_timeout,
-                hard_timeout: fm.hard_timeout,
-                flags: fm.flags,
-                cookie: fm.cookie,
-                packet_count: 1,
-                byte_count: 100,
-                match_: fm.match_,
-                instructions: fm.instructions,
-            }
+            })
         })
         .collect()
 }
