@@ -154,6 +154,17 @@ impl Net {
         reached
     }
 
+    /// Hands the controller an ARP packet-in from `at`; returns the
+    /// packet-outs it answers with.
+    fn arp_in(&mut self, at: Endpoint, arp: Arp) -> Vec<(u64, PacketOut)> {
+        let pi = arp_packet_in(at, arp);
+        let changes = self.event(&Event::PacketIn {
+            dpid: at.dpid,
+            packet_in: &pi,
+        });
+        packet_outs(&changes)
+    }
+
     fn host_ports(&self) -> Vec<Endpoint> {
         self.hosts.keys().copied().collect()
     }
@@ -432,13 +443,7 @@ fn arp_requests_on_edge_ports_go_to_the_controller() {
 fn proxy_arp_answers_known_hosts_from_the_controller() {
     let mut net = ring(3);
     net.publish(net.view());
-    let at = Endpoint::new(1, 1);
-    let pi = arp_packet_in(at, request(1, 3));
-    let changes = net.event(&Event::PacketIn {
-        dpid: 1,
-        packet_in: &pi,
-    });
-    let outs = packet_outs(&changes);
+    let outs = net.arp_in(Endpoint::new(1, 1), request(1, 3));
     assert_eq!(outs.len(), 1);
     let (dpid, po) = &outs[0];
     assert_eq!(*dpid, 1);
@@ -459,12 +464,7 @@ fn unknown_or_gratuitous_requests_are_flooded_along_the_tree() {
     net.publish(net.view());
     let at = Endpoint::new(1, 1);
     for arp in [request(1, 77), request(1, 1)] {
-        let pi = arp_packet_in(at, arp);
-        let changes = net.event(&Event::PacketIn {
-            dpid: 1,
-            packet_in: &pi,
-        });
-        let outs = packet_outs(&changes);
+        let outs = net.arp_in(at, arp);
         assert_eq!(outs.len(), 1);
         let (_, po) = &outs[0];
         assert_eq!(po.in_port, 1);
@@ -499,13 +499,7 @@ fn a_restarted_controller_floods_requests_by_the_adopted_entries_until_ready() {
     for (dpid, sw) in &net.switches {
         fresh.up(*dpid, &forwarding_flows(sw));
     }
-    let at = Endpoint::new(1, 1);
-    let pi = arp_packet_in(at, request(1, 3));
-    let changes = fresh.event(&Event::PacketIn {
-        dpid: 1,
-        packet_in: &pi,
-    });
-    let outs = packet_outs(&changes);
+    let outs = fresh.arp_in(Endpoint::new(1, 1), request(1, 3));
     assert_eq!(outs.len(), 1, "the request is dropped");
     let (dpid, po) = &outs[0];
     assert_eq!((*dpid, po.in_port), (1, 1));
