@@ -15,7 +15,7 @@ use flowgate_controller::ovsdb::Hosts;
 use flowgate_controller::runtime::{Runtime, RuntimeConfig};
 use flowgate_controller::store::RedbStore;
 use flowgate_controller::topology::{self, Topology, TopologyConfig};
-use flowgate_firewall::Firewall;
+use flowgate_firewall::{Firewall, FirewallService};
 use flowgate_forwarding::{
     L2Learning, L2LearningConfig, L2Single, L2SingleConfig, TopologyForwarding,
     TopologyForwardingConfig,
@@ -74,15 +74,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         idle_timeout: config.forwarding.idle_timeout,
     })));
     modules.push(Box::new(
-        Overlay::with_store(
+        Overlay::load(
             flowgate_overlay::api::load_config(store.as_ref())?,
-            store.clone(),
+            store.as_ref(),
         )
         .context("loading overlay networks from the store")?,
     ));
     let firewall = flowgate_firewall::load(store.as_ref(), config.firewall_rules.as_deref())
         .context("loading the firewall configuration")?;
-    modules.push(Box::new(Firewall::new(firewall.clone())));
+    modules.push(Box::new(Firewall::new(firewall)));
     let mut runtime_config = RuntimeConfig::default();
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;
@@ -101,9 +101,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening for OVSDB on {}", config.ovsdb.listen))?;
     info!(ovsdb = %config.ovsdb.listen, "accepting OVSDB hosts");
 
-    let runtime = Runtime::start(openflow, runtime_config, modules);
+    let runtime = Runtime::start(openflow, runtime_config, modules, store.clone());
     let overlay_routes = overlay(&config, &runtime, store.clone(), ovsdb)?;
-    let firewall_routes = flowgate_firewall::routes(runtime.clone(), store.clone(), firewall);
+    let firewall_routes = flowgate_firewall::routes(FirewallService::new(runtime.clone()));
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
         .with_metrics(runtime.metrics().clone());
     let module_routes = vec![
@@ -113,6 +113,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     ];
     let app = api::router_with_modules(state, module_routes);
     api::serve(rest, app, shutdown_signal()).await?;
+    runtime.shutdown(Duration::from_secs(2)).await;
     info!("flowgate stopped");
     Ok(())
 }

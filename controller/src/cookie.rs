@@ -79,6 +79,48 @@ impl Owner {
     }
 }
 
+/// Bits of a group or meter id that hold the owner's index (see
+/// [`Owner::group_id`]).
+pub const ID_OWNER_SHIFT: u32 = 24;
+/// Most local group or meter ids one owner has.
+pub const LOCAL_ID_MASK: u32 = (1 << ID_OWNER_SHIFT) - 1;
+
+impl Owner {
+    /// The index that names this owner in group and meter ids: the low
+    /// byte of its cookie id (0xf005 -> 5).
+    const fn index(self) -> u32 {
+        (self.id() & 0xff) as u32
+    }
+
+    /// The wire id of this owner's group `local` (< 2^24): owners have
+    /// disjoint id ranges, so a group found on a switch after a restart
+    /// names its owner the way a flow's cookie does. Open vSwitch accepts
+    /// ids up to 0xffffff00; ours are below 0x0900_0000.
+    pub const fn group_id(self, local: u32) -> u32 {
+        (self.index() << ID_OWNER_SHIFT) | (local & LOCAL_ID_MASK)
+    }
+
+    /// The wire id of this owner's meter `local` (< 2^24), in the same
+    /// scheme as [`Owner::group_id`] (meter ids go up to 0xffff0000).
+    pub const fn meter_id(self, local: u32) -> u32 {
+        self.group_id(local)
+    }
+}
+
+/// The module that owns a group or meter with this wire id, if Flowgate
+/// allocated it (see [`Owner::group_id`]).
+pub fn owner_of_id(id: u32) -> Option<Owner> {
+    let index = id >> ID_OWNER_SHIFT;
+    Owner::ALL
+        .into_iter()
+        .find(|o| o.index() == index && index != 0)
+}
+
+/// The local part of an owned group or meter id.
+pub const fn local_id(id: u32) -> u32 {
+    id & LOCAL_ID_MASK
+}
+
 /// The module that owns a flow with this cookie, if Flowgate wrote it.
 pub fn owner_of(cookie: u64) -> Option<Owner> {
     Owner::from_id((cookie >> OWNER_SHIFT) as u16)
@@ -107,6 +149,19 @@ mod tests {
     fn foreign_cookies_have_no_owner() {
         assert_eq!(owner_of(0), None);
         assert_eq!(owner_of(0x0001_0000_0000_0000), None);
+    }
+
+    #[test]
+    fn group_and_meter_ids_name_their_owner() {
+        for owner in Owner::ALL {
+            let id = owner.group_id(77);
+            assert_eq!(owner_of_id(id), Some(owner));
+            assert_eq!(local_id(id), 77);
+            assert!(id < 0xffff_0000, "a valid OpenFlow meter and group id");
+        }
+        assert_eq!(Owner::LoadBalancer.group_id(1), 0x0500_0001);
+        assert_eq!(owner_of_id(1), None, "foreign ids have no owner");
+        assert_eq!(owner_of_id(0xffff_fff0), None);
     }
 
     #[test]

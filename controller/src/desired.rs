@@ -8,7 +8,7 @@
 
 use flowgate_openflow::{
     self as of, flow_mod_flags, Action, Bucket, FlowMod, FlowModCommand, FlowModRef, FlowStats,
-    GroupType, Instruction, Match, MeterBand, Oxm,
+    GroupDesc, GroupType, Instruction, Match, MeterBand, MeterConfig, Oxm,
 };
 
 /// Identity of a flow entry in OpenFlow terms: table, priority and match.
@@ -254,11 +254,53 @@ pub fn delete_strict(key: &FlowKey, cookie: u64) -> FlowModRef<'_> {
     }
 }
 
-/// A desired group (OpenFlow group table entry).
+/// A desired group (OpenFlow group table entry), in canonical form: what
+/// Open vSwitch reports back in a GROUP_DESC reply for the group it was
+/// sent ([`GroupSpec::from_desc`] of that reply compares equal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSpec {
     pub group_type: GroupType,
     pub buckets: Vec<Bucket>,
+}
+
+impl GroupSpec {
+    pub fn new(group_type: GroupType, buckets: Vec<Bucket>) -> GroupSpec {
+        let buckets = buckets
+            .into_iter()
+            .map(|b| canonical_bucket(group_type, b))
+            .collect();
+        GroupSpec {
+            group_type,
+            buckets,
+        }
+    }
+
+    /// The group as a switch reported it.
+    pub fn from_desc(desc: &GroupDesc) -> GroupSpec {
+        GroupSpec::new(desc.group_type, desc.buckets.clone())
+    }
+}
+
+/// Only select groups weigh their buckets, and only fast-failover groups
+/// watch ports or groups: anything else in those fields is not kept by a
+/// switch, so it is not part of the group's identity either.
+fn canonical_bucket(group_type: GroupType, mut bucket: Bucket) -> Bucket {
+    if group_type != GroupType::Select {
+        bucket.weight = 0;
+    }
+    if group_type != GroupType::FastFailover {
+        bucket.watch_port = of::port_no::ANY;
+        bucket.watch_group = of::OFPG_ANY;
+    }
+    bucket
+}
+
+/// A desired group under its (owner-namespaced, see
+/// [`crate::cookie::Owner::group_id`]) wire id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEntry {
+    pub id: u32,
+    pub spec: GroupSpec,
 }
 
 /// A desired meter.
@@ -266,6 +308,23 @@ pub struct GroupSpec {
 pub struct MeterSpec {
     pub flags: u16,
     pub bands: Vec<MeterBand>,
+}
+
+impl MeterSpec {
+    /// The meter as a switch reported it.
+    pub fn from_config(config: &MeterConfig) -> MeterSpec {
+        MeterSpec {
+            flags: config.flags,
+            bands: config.bands.clone(),
+        }
+    }
+}
+
+/// A desired meter under its owner-namespaced wire id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterEntry {
+    pub id: u32,
+    pub spec: MeterSpec,
 }
 
 /// Sorts OXM fields by (class, field) and drops all-ones masks, which mean

@@ -9,17 +9,27 @@
 //! - [`store`]: persistence behind one trait (embedded redb by default).
 //! - [`ovsdb`]: the OVSDB (RFC 7047) client for cloud hosts' Open vSwitch.
 //! - [`desired`]: desired-state entries and their canonical form.
-//! - [`testing`]: a fake switch for module tests.
+//! - [`declare`]: which module scope declared which entry, and what a new
+//!   declaration changes.
+//! - [`events`]: the typed event bus.
+//! - [`service`]: module services, the one write path to a module's
+//!   resources (validate, persist, apply, confirm or roll back).
+//! - [`testing`] (tests and the `testing` feature only): a fake switch for
+//!   module tests.
 //! - [`topology`]: LLDP discovery, link graph, hosts, paths, spanning tree.
 
 pub mod api;
 pub mod cache;
 pub mod cookie;
+pub mod declare;
 pub mod desired;
+pub mod events;
 pub mod module;
 pub mod ovsdb;
 pub mod pipeline;
 pub mod runtime;
+pub mod service;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod topology;

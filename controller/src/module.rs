@@ -1,35 +1,49 @@
 //! The interface between application modules and the runtime.
 //!
 //! A module is a function of (its state, an event, now) that returns changes
-//! to desired state and packet-outs through [`Ctx`]. Only the runtime talks
-//! to switches: a module never sends a flow-mod itself, which is what makes
-//! modules testable without a switch (see `testing::FakeSwitch`).
+//! to desired state, packet-outs and effects through [`Ctx`]. Only the
+//! runtime talks to switches and disks: a module never sends a flow-mod or
+//! writes the store itself, which is what makes modules testable without a
+//! switch (see `testing::FakeSwitch`).
 //!
-//! Modules reach the outside world three ways: events from switches (below),
-//! calls from the REST API run on the core with exclusive access to the
-//! module (`Runtime::call`), and typed notices other modules publish
-//! ([`Ctx::publish`], delivered as [`Event::Notice`]).
+//! Desired state is *declared*: a module states the whole of one
+//! [`Scope`] of its entries on a switch ([`Ctx::declare`]) and the core
+//! works out what changed since that scope's last declaration. Reactive
+//! entries (learned hosts) are installed one by one ([`Ctx::install`]).
+//!
+//! Modules reach the outside world four ways: events from switches (below),
+//! calls run on the core with exclusive access to the module
+//! (`Runtime::call`, used by module services), typed notices other modules
+//! publish ([`Ctx::publish`], delivered as [`Event::Notice`]), and messages
+//! from their own background tasks ([`Event::Task`]).
 
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Instant;
 
-use flowgate_openflow::{FlowRemoved, FlowStats, Message, PacketIn, PacketOut, Port, PortStatus};
+use flowgate_openflow::{
+    FlowRemoved, FlowStats, GroupDesc, Message, MeterConfig, PacketIn, PacketOut, Port, PortStatus,
+};
 
 use crate::cookie::Owner;
-use crate::desired::{FlowEntry, FlowId, FlowKey, GroupSpec, MeterSpec};
+use crate::desired::{FlowEntry, FlowId, FlowKey, GroupEntry, MeterEntry};
+use crate::events::BusEvent;
+use crate::runtime::rejection::SwitchRejection;
+use crate::store::Op;
 
 /// What a module reacts to.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// A switch finished its handshake and sync. `installed` holds the flows
-    /// this module owns that were already on the switch (after a controller
-    /// restart): a module with soft state (learned hosts) may adopt them by
-    /// re-declaring them, and anything not re-declared is removed.
+    /// A switch finished its handshake and sync. `installed`, `groups` and
+    /// `meters` hold what this module owns that was already on the switch
+    /// (after a controller restart); with [`Adoption::Keep`] all of it is
+    /// still desired until the module settles the switch.
     SwitchUp {
         dpid: u64,
         ports: &'a [Port],
         installed: &'a [FlowStats],
+        groups: &'a [GroupDesc],
+        meters: &'a [MeterConfig],
     },
     SwitchDown {
         dpid: u64,
@@ -49,6 +63,12 @@ pub enum Event<'a> {
         dpid: u64,
         removed: &'a FlowRemoved,
     },
+    /// A switch refused something this module wanted (whichever event or
+    /// call declared it). The runtime has forgotten that it is installed,
+    /// so the next change of that entry sends it again.
+    Rejected {
+        rejection: &'a SwitchRejection,
+    },
     /// Once a second, for periodic work (discovery probes, expiry).
     Tick,
     /// Something another module published with [`Ctx::publish`]; receivers
@@ -57,11 +77,90 @@ pub enum Event<'a> {
         from: Owner,
         payload: &'a (dyn Any + Send + Sync),
     },
+    /// A message from one of this module's background tasks
+    /// (`runtime::tasks::TaskCtx::send`).
+    Task {
+        payload: &'a (dyn Any + Send),
+    },
+    /// An event of the bus this module subscribed to
+    /// ([`Module::subscriptions`]).
+    Bus {
+        event: &'a BusEvent,
+    },
+}
+
+/// One unit of a module's desired state on a switch: a module re-declares
+/// a scope whole, and the core sends the difference from that scope's last
+/// declaration. A firewall rule, an overlay network, the links of a
+/// switch: each is a scope, so a change to one recompiles and diffs only
+/// that one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    pub kind: &'static str,
+    pub id: u64,
+}
+
+impl Scope {
+    pub const fn new(kind: &'static str, id: u64) -> Scope {
+        Scope { kind, id }
+    }
+
+    /// Where [`Adoption::Keep`] puts what it found on a switch.
+    pub const ADOPTED: Scope = Scope::new("adopted", 0);
+}
+
+/// Everything one scope wants on one switch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub flows: Vec<FlowEntry>,
+    pub groups: Vec<GroupEntry>,
+    pub meters: Vec<MeterEntry>,
+}
+
+impl Desired {
+    pub fn flows(flows: impl IntoIterator<Item = FlowEntry>) -> Desired {
+        Desired {
+            flows: flows.into_iter().collect(),
+            ..Desired::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty() && self.groups.is_empty() && self.meters.is_empty()
+    }
+}
+
+/// What the core does with the entries a module owns that it finds on a
+/// switch that connects (typically after a controller restart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Adoption {
+    /// Whatever the module does not declare while handling
+    /// [`Event::SwitchUp`] is deleted by the switch's first reconciliation.
+    #[default]
+    Replace,
+    /// Everything found stays desired, as it is, in [`Scope::ADOPTED`] until
+    /// the module calls [`Ctx::settle`] for the switch: for modules that
+    /// need time (discovery, an OVSDB reconnect) before they know what they
+    /// want. Entries the module declares meanwhile move to their scope;
+    /// settling removes the rest.
+    Keep,
 }
 
 /// One change a module asks for.
 #[derive(Debug, Clone)]
 pub enum Change {
+    /// Replaces the scope's previous declaration on the switch.
+    Declare {
+        dpid: u64,
+        scope: Scope,
+        desired: Desired,
+    },
+    /// Ends [`Adoption::Keep`] on the switch: adopted entries not declared
+    /// by then are removed.
+    Settle {
+        dpid: u64,
+    },
+    /// A reactive entry outside any scope.
     InstallFlow {
         dpid: u64,
         entry: FlowEntry,
@@ -76,30 +175,16 @@ pub enum Change {
         dpid: u64,
         id: FlowId,
     },
-    InstallGroup {
-        dpid: u64,
-        id: u32,
-        spec: GroupSpec,
-    },
-    RemoveGroup {
-        dpid: u64,
-        id: u32,
-    },
-    InstallMeter {
-        dpid: u64,
-        id: u32,
-        spec: MeterSpec,
-    },
-    RemoveMeter {
-        dpid: u64,
-        id: u32,
-    },
     PacketOut {
         dpid: u64,
         packet_out: PacketOut,
     },
     /// A notice for every other module.
     Publish(Arc<dyn Any + Send + Sync>),
+    /// Store writes, performed off the core in order (see [`Ctx::persist`]).
+    Persist(Vec<Op>),
+    /// An event for the bus.
+    Emit(BusEvent),
 }
 
 /// The packet-ins among a batch of one switch's messages.
@@ -145,7 +230,33 @@ impl Ctx {
         self.now
     }
 
-    /// Adds or replaces a desired flow entry (same table, priority, match).
+    /// States everything `scope` wants on switch `dpid`, replacing its
+    /// previous declaration: entries no longer declared are removed,
+    /// unchanged ones are not sent again.
+    pub fn declare(&mut self, dpid: u64, scope: Scope, desired: Desired) {
+        self.changes.push(Change::Declare {
+            dpid,
+            scope,
+            desired,
+        });
+    }
+
+    /// [`Ctx::declare`] of flows only.
+    pub fn declare_flows(
+        &mut self,
+        dpid: u64,
+        scope: Scope,
+        flows: impl IntoIterator<Item = FlowEntry>,
+    ) {
+        self.declare(dpid, scope, Desired::flows(flows));
+    }
+
+    /// Ends adoption on `dpid` (see [`Adoption::Keep`]).
+    pub fn settle(&mut self, dpid: u64) {
+        self.changes.push(Change::Settle { dpid });
+    }
+
+    /// Adds or replaces a reactive flow entry (same table, priority, match).
     pub fn install(&mut self, dpid: u64, entry: FlowEntry) {
         self.changes.push(Change::InstallFlow { dpid, entry });
     }
@@ -168,24 +279,9 @@ impl Ctx {
         self.changes.push(Change::ResendFlow { dpid, id: key.id() });
     }
 
+    /// Withdraws a reactive entry.
     pub fn remove(&mut self, dpid: u64, key: FlowKey) {
         self.changes.push(Change::RemoveFlow { dpid, key });
-    }
-
-    pub fn install_group(&mut self, dpid: u64, id: u32, spec: GroupSpec) {
-        self.changes.push(Change::InstallGroup { dpid, id, spec });
-    }
-
-    pub fn remove_group(&mut self, dpid: u64, id: u32) {
-        self.changes.push(Change::RemoveGroup { dpid, id });
-    }
-
-    pub fn install_meter(&mut self, dpid: u64, id: u32, spec: MeterSpec) {
-        self.changes.push(Change::InstallMeter { dpid, id, spec });
-    }
-
-    pub fn remove_meter(&mut self, dpid: u64, id: u32) {
-        self.changes.push(Change::RemoveMeter { dpid, id });
     }
 
     pub fn packet_out(&mut self, dpid: u64, packet_out: PacketOut) {
@@ -197,12 +293,28 @@ impl Ctx {
         self.changes.push(Change::Publish(Arc::new(payload)));
     }
 
+    /// Writes `ops` to the store atomically, off the core task. Inside a
+    /// module call the caller waits for the write (and sees its error);
+    /// otherwise writes are performed in order in the background and a
+    /// failure is logged.
+    pub fn persist(&mut self, ops: Vec<Op>) {
+        if !ops.is_empty() {
+            self.changes.push(Change::Persist(ops));
+        }
+    }
+
+    /// Puts `event` on the event bus (subscribed modules, metrics, REST
+    /// stream).
+    pub fn emit(&mut self, event: BusEvent) {
+        self.changes.push(Change::Emit(event));
+    }
+
     pub fn take_changes(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
     }
 }
 
-/// An application module. `Any` lets REST calls reach the concrete type.
+/// An application module. `Any` lets calls reach the concrete type.
 pub trait Module: Any + Send {
     /// The owner id stamped into every cookie this module's flows carry.
     fn owner(&self) -> Owner;
@@ -227,5 +339,21 @@ pub trait Module: Any + Send {
     /// multi-table pipeline, which needs OpenFlow 1.3.
     fn supports(&self, version: u8) -> bool {
         version == flowgate_openflow::OFP_VERSION_1_3
+    }
+
+    /// What happens to this module's entries found on a connecting switch.
+    fn adoption(&self) -> Adoption {
+        Adoption::Replace
+    }
+
+    /// Background work the runtime starts with the module (health checks,
+    /// pollers) and stops at shutdown; see `runtime::tasks`.
+    fn tasks(&mut self) -> Vec<crate::runtime::tasks::Task> {
+        Vec::new()
+    }
+
+    /// Which bus events reach [`Event::Bus`].
+    fn subscriptions(&self) -> crate::events::Topics {
+        crate::events::Topics::NONE
     }
 }

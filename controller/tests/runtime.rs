@@ -2,12 +2,14 @@
 //! OpenFlow through our codec: handshake, reconciliation, a reconnecting
 //! dpid, and garbage on one connection.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use flowgate_controller::api::ControllerView;
 use flowgate_controller::module::Module;
 use flowgate_controller::runtime::{Runtime, RuntimeConfig};
+use flowgate_controller::store::MemoryStore;
 use flowgate_openflow::{
     self as of, Hello, Message, MultipartReply, MultipartReplyBody, MultipartRequestBody,
     SwitchFeatures,
@@ -23,7 +25,12 @@ async fn start() -> (Runtime, std::net::SocketAddr) {
     let addr = listener.local_addr().unwrap();
     let modules: Vec<Box<dyn Module>> = Vec::new();
     (
-        Runtime::start(listener, RuntimeConfig::default(), modules),
+        Runtime::start(
+            listener,
+            RuntimeConfig::default(),
+            modules,
+            Arc::new(MemoryStore::default()),
+        ),
         addr,
     )
 }

@@ -36,6 +36,7 @@ pub mod render;
 mod serve;
 mod switches;
 pub mod view;
+pub mod write;
 
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ pub use extract::{ApiJson, ApiPath};
 pub use serve::{serve, MAX_CONNECTIONS};
 pub use utoipa_axum::router::OpenApiRouter;
 pub use view::{ControllerView, QueryFuture, SwitchQueryError, SwitchSnapshot};
+pub use write::{AppliedInfo, DryRun};
 
 use crate::runtime::metrics::Metrics;
 use crate::store::Store;

@@ -5,9 +5,15 @@
 //!
 //! Events are processed in batches: everything queued is handled first, then
 //! each switch's output is handed to its writer as one buffer.
+//!
+//! Every message sent is recorded with the module call that caused it (if
+//! any) until the switch's barrier reply, so a switch's ERROR reaches the
+//! owning module ([`Event::Rejected`]) and the call that caused it, and no
+//! other call.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,14 +23,18 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::cookie::{self, Owner};
-use crate::desired::{FlowEntry, FlowId, FlowKey};
-use crate::module::{Change, Ctx, Event, Module, PacketIns};
+use crate::declare::{Declarations, Delta};
+use crate::desired::{FlowEntry, FlowId, FlowKey, GroupSpec, MeterSpec};
+use crate::events::{Bus, BusEvent, PortChange};
+use crate::module::{Adoption, Change, Ctx, Desired, Event, Module, PacketIns, Scope};
 use crate::pipeline;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::reconcile::{Plan, Planned, ReconcileCounts, SwitchTables};
 use crate::runtime::registry::{SwitchCmd, SwitchHandle};
+use crate::runtime::rejection::{Rejected, SwitchRejection};
 use crate::runtime::session::{encode_for, SwitchSync};
 use crate::runtime::writer::SendError;
+use crate::store::Op;
 
 /// Most events handled before output is flushed.
 const BATCH: usize = 1024;
@@ -38,20 +48,36 @@ const PACKET_IN_RUN: usize = 64;
 /// Period of [`Event::Tick`].
 const TICK: Duration = Duration::from_secs(1);
 
-/// Work sent to run on the core with exclusive access to it (REST calls).
+/// Work sent to run on the core with exclusive access to it (module calls).
 pub type CoreCall = Box<dyn FnOnce(&mut Core, Instant) + Send>;
 
 /// A switch's confirmation still to come, for [`Core::call_module`].
 pub type PendingAck = (u64, oneshot::Receiver<SwitchAck>);
 
+/// Names one module call while its messages are in flight.
+pub type CallId = NonZeroU32;
+
 /// A switch confirmed (barrier reply) the messages a call caused.
 #[derive(Debug, Clone, Default)]
 pub struct SwitchAck {
-    /// Errors the switch returned for those messages, in spec terms.
-    pub errors: Vec<String>,
+    /// What the switch refused of those messages (of no other call's).
+    pub rejections: Vec<SwitchRejection>,
 }
 
-/// What drivers tell the core.
+/// What [`Core::call_module`] did.
+#[derive(Debug)]
+pub struct CallOutcome<R> {
+    pub value: R,
+    /// One receiver per switch that was sent something.
+    pub acks: Vec<PendingAck>,
+    /// Store writes the call asked for ([`Ctx::persist`]), for the caller
+    /// to perform before it reports success.
+    pub persist: Vec<Op>,
+    /// Mods the call sent, by kind.
+    pub sent: ReconcileCounts,
+}
+
+/// What drivers, tasks and the API tell the core.
 pub enum CoreEvent {
     SwitchUp {
         dpid: u64,
@@ -75,6 +101,13 @@ pub enum CoreEvent {
         messages: Vec<(u32, Message)>,
     },
     Call(CoreCall),
+    /// A message from a module's background task, for that module.
+    Task {
+        owner: Owner,
+        payload: Box<dyn Any + Send>,
+    },
+    /// An event for the bus from outside the core (module services).
+    Emit(BusEvent),
 }
 
 /// What a sent message was about, to explain a switch's ERROR reply.
@@ -85,6 +118,18 @@ enum Sent {
     Group(u32),
     Meter(u32),
 }
+
+/// A message awaiting its barrier reply.
+#[derive(Debug, Clone)]
+struct Inflight {
+    xid: u32,
+    /// The module call that caused it, if one did.
+    call: Option<CallId>,
+    sent: Sent,
+}
+
+/// Someone waiting for a switch to confirm a call's messages.
+type Waiter = (CallId, oneshot::Sender<SwitchAck>);
 
 /// True if xid `a` was allocated before `b` (runtime xids are 31-bit
 /// sequence numbers that wrap).
@@ -99,25 +144,45 @@ struct SwitchState {
     version: u8,
     /// Desired and installed entries, side by side.
     tables: SwitchTables,
+    /// Which module scope declared which entry.
+    declared: Declarations,
     /// Messages sent since the last barrier reply, in xid (= send) order.
-    inflight: VecDeque<(u32, Sent)>,
+    inflight: VecDeque<Inflight>,
     next_xid: u32,
     out: BytesMut,
     needs_barrier: bool,
     /// Send the barrier with the next flush (full reconciliation on connect).
     barrier_due: bool,
     /// Callers waiting for the next barrier to be sent.
-    waiting: Vec<oneshot::Sender<SwitchAck>>,
+    waiting: Vec<Waiter>,
     /// Callers waiting for the reply to a sent barrier, by its xid.
     /// Barriers are answered in order, so a queue in send order (wrap-safe).
-    barriers: VecDeque<(u32, Vec<oneshot::Sender<SwitchAck>>)>,
-    /// Errors received since the last barrier reply.
-    errors: Vec<String>,
+    barriers: VecDeque<(u32, Vec<Waiter>)>,
+    /// Rejections of calls' messages since the last barrier reply.
+    rejections: Vec<(CallId, SwitchRejection)>,
     /// Listed in [`Core::dirty`] for the next flush.
     dirty: bool,
 }
 
 impl SwitchState {
+    fn new(handle: SwitchHandle, version: u8, tables: SwitchTables) -> SwitchState {
+        SwitchState {
+            handle,
+            version,
+            tables,
+            declared: Declarations::default(),
+            inflight: VecDeque::new(),
+            next_xid: 0,
+            out: BytesMut::new(),
+            needs_barrier: false,
+            barrier_due: true,
+            dirty: false,
+            waiting: Vec::new(),
+            barriers: VecDeque::new(),
+            rejections: Vec::new(),
+        }
+    }
+
     fn xid(&mut self) -> u32 {
         // Runtime xids stay below the session's range (top bit set).
         self.next_xid = (self.next_xid + 1) & 0x7fff_ffff;
@@ -129,6 +194,7 @@ impl SwitchState {
     fn resend_all(
         &mut self,
         ids: impl Iterator<Item = FlowId> + Clone,
+        call: Option<CallId>,
         sent: &mut ReconcileCounts,
     ) -> bool {
         let mut rest = ids.clone().skip(1);
@@ -142,7 +208,7 @@ impl SwitchState {
         }
         let mut sent_any = false;
         for id in ids {
-            sent_any |= self.resend(id, sent);
+            sent_any |= self.resend(id, call, sent);
         }
         sent_any
     }
@@ -150,7 +216,7 @@ impl SwitchState {
     /// Re-sends the desired entry of the key `id` names as an ADD, copying
     /// its cached encoding ([`SwitchTables::resend_flow`]); false if none
     /// is desired.
-    fn resend(&mut self, id: FlowId, sent: &mut ReconcileCounts) -> bool {
+    fn resend(&mut self, id: FlowId, call: Option<CallId>, sent: &mut ReconcileCounts) -> bool {
         let xid = self.xid();
         let Some(encoded) = self.tables.resend_flow(id, self.version) else {
             return false;
@@ -159,7 +225,11 @@ impl SwitchState {
         self.out.extend_from_slice(encoded);
         // Every OpenFlow header has the xid at bytes 4..8.
         self.out[start + 4..start + 8].copy_from_slice(&xid.to_be_bytes());
-        self.inflight.push_back((xid, Sent::Flow(id)));
+        self.inflight.push_back(Inflight {
+            xid,
+            call,
+            sent: Sent::Flow(id),
+        });
         self.needs_barrier = true;
         sent.flow_adds += 1;
         true
@@ -167,7 +237,7 @@ impl SwitchState {
 
     /// Encodes `plan` (emptied, its buffer kept for reuse) into the output
     /// and counts it in `sent`.
-    fn send_plan(&mut self, plan: &mut Plan, sent: &mut ReconcileCounts) {
+    fn send_plan(&mut self, plan: &mut Plan, call: Option<CallId>, sent: &mut ReconcileCounts) {
         if plan.is_empty() {
             return;
         }
@@ -177,14 +247,109 @@ impl SwitchState {
             if !planned.encode(self.version, xid, &mut self.out) {
                 continue;
             }
-            let sent = match planned {
+            let what = match planned {
                 Planned::Flow { key, .. } | Planned::DeleteFlow { key, .. } => Sent::Flow(key.id()),
                 Planned::Group(gm) => Sent::Group(gm.group_id),
                 Planned::Meter(mm) => Sent::Meter(mm.meter_id),
             };
-            self.inflight.push_back((xid, sent));
+            self.inflight.push_back(Inflight {
+                xid,
+                call,
+                sent: what,
+            });
         }
         self.needs_barrier = true;
+    }
+
+    /// Applies a declaration's delta to desired state, listing what it
+    /// touched for reconciliation.
+    fn apply_delta(&mut self, delta: Delta, t: &mut Touched) {
+        for entry in delta.flows {
+            t.flows.push(entry.key.clone());
+            self.tables.desire_flow(entry.key, entry.spec);
+        }
+        for key in delta.dropped_flows {
+            self.tables.undesire_flow(&key);
+            t.flows.push(key);
+        }
+        for entry in delta.groups {
+            self.tables.desire_group(entry.id, Some(entry.spec));
+            t.groups.push(entry.id);
+        }
+        for id in delta.dropped_groups {
+            self.tables.desire_group(id, None);
+            t.groups.push(id);
+        }
+        for entry in delta.meters {
+            self.tables.desire_meter(entry.id, Some(entry.spec));
+            t.meters.push(entry.id);
+        }
+        for id in delta.dropped_meters {
+            self.tables.desire_meter(id, None);
+            t.meters.push(id);
+        }
+    }
+
+    /// Puts what `owner` owns on a newly connected switch under its
+    /// [`Scope::ADOPTED`], desired as it is.
+    fn adopt(&mut self, owner: Owner, owned: &Owned) {
+        let flows: Vec<FlowKey> = owned
+            .flows
+            .iter()
+            .map(|stats| {
+                let entry = FlowEntry::from_stats(stats);
+                let key = entry.key.clone();
+                self.tables.desire_flow(entry.key, entry.spec);
+                key
+            })
+            .collect();
+        for g in &owned.groups {
+            self.tables
+                .desire_group(g.group_id, Some(GroupSpec::from_desc(g)));
+        }
+        for m in &owned.meters {
+            self.tables
+                .desire_meter(m.meter_id, Some(MeterSpec::from_config(m)));
+        }
+        self.declared.adopt(
+            owner,
+            flows,
+            owned.groups.iter().map(|g| g.group_id),
+            owned.meters.iter().map(|m| m.meter_id),
+        );
+    }
+}
+
+/// What one module owns among a connecting switch's entries.
+struct Owned {
+    flows: Vec<of::FlowStats>,
+    groups: Vec<of::GroupDesc>,
+    meters: Vec<of::MeterConfig>,
+}
+
+impl Owned {
+    fn of(owner: Owner, sync: &SwitchSync) -> Owned {
+        let mine = |id: u32| cookie::owner_of_id(id) == Some(owner);
+        Owned {
+            flows: sync
+                .flows
+                .iter()
+                .filter(|f| cookie::owner_of(f.cookie) == Some(owner))
+                .cloned()
+                .collect(),
+            groups: sync
+                .groups
+                .iter()
+                .filter(|g| mine(g.group_id))
+                .cloned()
+                .collect(),
+            meters: sync
+                .meters
+                .iter()
+                .filter(|m| mine(m.meter_id))
+                .cloned()
+                .collect(),
+        }
     }
 }
 
@@ -192,8 +357,18 @@ pub struct Core {
     modules: Vec<Box<dyn Module>>,
     switches: HashMap<u64, SwitchState, foldhash::fast::RandomState>,
     metrics: Arc<Metrics>,
+    bus: Bus,
+    /// Store writes asked for outside calls, performed in order off the core.
+    persister: Option<mpsc::UnboundedSender<Vec<Op>>>,
     /// Published notices not yet delivered, with their publisher.
     notices: VecDeque<(Owner, Arc<dyn Any + Send + Sync>)>,
+    /// Bus events not yet delivered to subscribed modules.
+    bus_events: VecDeque<BusEvent>,
+    /// The module call being applied: its messages carry its id.
+    call: Option<CallId>,
+    next_call: u32,
+    /// Store writes of the call being applied.
+    call_persist: Vec<Op>,
     /// The next flush closes every switch's pending messages with a barrier.
     barrier_all: bool,
     /// The change buffer every module event reuses.
@@ -218,7 +393,13 @@ impl Core {
             modules,
             switches: HashMap::default(),
             metrics,
+            bus: Bus::default(),
+            persister: None,
             notices: VecDeque::new(),
+            bus_events: VecDeque::new(),
+            call: None,
+            next_call: 0,
+            call_persist: Vec::new(),
             barrier_all: false,
             spare_changes: Vec::new(),
             spare_plan: Plan::default(),
@@ -228,6 +409,20 @@ impl Core {
             packet_ins: 0,
             sent: ReconcileCounts::default(),
         }
+    }
+
+    /// Puts the core's events on `bus` (instead of a private one).
+    pub fn with_bus(mut self, bus: Bus) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    /// Store writes modules ask for outside calls go to `persister`, which
+    /// performs them in order off the core; without one they are dropped
+    /// with a warning.
+    pub fn with_persister(mut self, persister: mpsc::UnboundedSender<Vec<Op>>) -> Self {
+        self.persister = Some(persister);
+        self
     }
 
     /// Runs until every driver and the runtime have dropped their senders.
@@ -256,9 +451,7 @@ impl Core {
                 _ = &mut idle_tick => Instant::now(),
             };
             if now >= next_tick {
-                self.dispatch_all(&Event::Tick, now);
-                self.deliver_notices(now);
-                self.barrier_all = true;
+                self.tick(now);
                 next_tick = now + TICK;
                 idle_tick.as_mut().reset(next_tick.into());
             }
@@ -266,15 +459,24 @@ impl Core {
         }
     }
 
-    /// Runs `f` on the module of type `M` with a fresh [`Ctx`], applies its
-    /// changes, and returns its result with one receiver per switch that was
-    /// sent something: each resolves when that switch's barrier reply
-    /// confirms the messages (or is dropped if the switch disconnects first).
+    /// Once a second: [`Event::Tick`] to every module, and a barrier to
+    /// every switch that has messages awaiting one.
+    pub fn tick(&mut self, now: Instant) {
+        self.dispatch_all(&Event::Tick, now);
+        self.deliver_notices(now);
+        self.barrier_all = true;
+    }
+
+    /// Runs `f` on the module of type `M` with a fresh [`Ctx`] and applies
+    /// its changes as one call: the messages it causes carry the call's id,
+    /// and each switch that was sent something confirms them (or reports
+    /// what it refused of them, and only of them) through its
+    /// [`PendingAck`], which is dropped if the switch disconnects first.
     pub fn call_module<M: Module, R>(
         &mut self,
         now: Instant,
         f: impl FnOnce(&mut M, &mut Ctx) -> R,
-    ) -> Option<(R, Vec<PendingAck>)> {
+    ) -> Option<CallOutcome<R>> {
         let i = self
             .modules
             .iter_mut()
@@ -283,18 +485,31 @@ impl Core {
         let module = (self.modules[i].as_mut() as &mut dyn Any).downcast_mut::<M>()?;
         let mut ctx = Ctx::new(now);
         let value = f(module, &mut ctx);
+        self.next_call = self.next_call.wrapping_add(1).max(1);
+        let call = CallId::new(self.next_call);
+        self.call = call;
+        let before = self.sent;
         self.apply_changes(owner, &mut ctx.take_changes(), true);
+        let sent = self.sent.minus(&before);
+        self.call = None;
+        let persist = std::mem::take(&mut self.call_persist);
         let sent_to = std::mem::take(&mut self.sent_to);
+        // Other modules' reactions are not part of the call.
         self.deliver_notices(now);
         let mut acks = Vec::new();
         for dpid in sent_to {
-            if let Some(state) = self.switches.get_mut(&dpid) {
+            if let (Some(state), Some(call)) = (self.switches.get_mut(&dpid), call) {
                 let (tx, rx) = oneshot::channel();
-                state.waiting.push(tx);
+                state.waiting.push((call, tx));
                 acks.push((dpid, rx));
             }
         }
-        Some((value, acks))
+        Some(CallOutcome {
+            value,
+            acks,
+            persist,
+            sent,
+        })
     }
 
     /// Dpids of connected switches, sorted.
@@ -318,12 +533,13 @@ impl Core {
             .map(|s| s.version)
     }
 
-    fn handle(&mut self, event: CoreEvent, now: Instant) {
+    pub fn handle(&mut self, event: CoreEvent, now: Instant) {
         match event {
             CoreEvent::SwitchUp { dpid, handle, sync } => self.switch_up(dpid, handle, &sync, now),
             CoreEvent::SwitchDown { dpid, conn_id } => {
                 if self.is_current(dpid, conn_id) {
                     if let Some(state) = self.switches.remove(&dpid) {
+                        self.emit(BusEvent::SwitchDown { dpid });
                         self.dispatch_switch(state.version, &Event::SwitchDown { dpid }, now);
                     }
                 }
@@ -366,22 +582,54 @@ impl Core {
                 }
             }
             CoreEvent::Call(call) => call(self, now),
-        }
-        self.deliver_notices(now);
-    }
-
-    /// Hands published notices to every module but the publisher; notices
-    /// published while handling one are delivered in turn.
-    fn deliver_notices(&mut self, now: Instant) {
-        while let Some((from, payload)) = self.notices.pop_front() {
-            for i in 0..self.modules.len() {
-                if self.modules[i].owner() != from {
-                    let event = Event::Notice {
-                        from,
+            CoreEvent::Emit(event) => self.emit(event),
+            CoreEvent::Task { owner, payload } => {
+                if let Some(i) = self.modules.iter().position(|m| m.owner() == owner) {
+                    let event = Event::Task {
                         payload: payload.as_ref(),
                     };
                     self.dispatch_index(i, &event, now);
                 }
+            }
+        }
+        self.deliver_notices(now);
+    }
+
+    /// Puts `event` on the bus and queues it for subscribed modules.
+    fn emit(&mut self, event: BusEvent) {
+        self.bus.send(event.clone());
+        if self
+            .modules
+            .iter()
+            .any(|m| m.subscriptions().contains(event.topic()))
+        {
+            self.bus_events.push_back(event);
+        }
+    }
+
+    /// Hands published notices to every module but the publisher, and bus
+    /// events to the modules subscribed to them; what they publish while
+    /// handling one is delivered in turn.
+    fn deliver_notices(&mut self, now: Instant) {
+        loop {
+            if let Some((from, payload)) = self.notices.pop_front() {
+                for i in 0..self.modules.len() {
+                    if self.modules[i].owner() != from {
+                        let event = Event::Notice {
+                            from,
+                            payload: payload.as_ref(),
+                        };
+                        self.dispatch_index(i, &event, now);
+                    }
+                }
+            } else if let Some(bus_event) = self.bus_events.pop_front() {
+                for i in 0..self.modules.len() {
+                    if self.modules[i].subscriptions().contains(bus_event.topic()) {
+                        self.dispatch_index(i, &Event::Bus { event: &bus_event }, now);
+                    }
+                }
+            } else {
+                return;
             }
         }
     }
@@ -394,39 +642,31 @@ impl Core {
                 tables.desire_flow(entry.key, entry.spec);
             }
         }
-        self.switches.insert(
+        self.switches
+            .insert(dpid, SwitchState::new(handle, sync.version, tables));
+        self.emit(BusEvent::SwitchUp {
             dpid,
-            SwitchState {
-                handle,
-                version: sync.version,
-                tables,
-                inflight: VecDeque::new(),
-                next_xid: 0,
-                out: BytesMut::new(),
-                needs_barrier: false,
-                barrier_due: true,
-                dirty: false,
-                waiting: Vec::new(),
-                barriers: VecDeque::new(),
-                errors: Vec::new(),
-            },
-        );
-        // Each module sees the flows it owns that survived on the switch.
+            version: sync.version,
+        });
+        // Each module sees what it owns that survived on the switch, kept
+        // as it is under its adoption policy.
         for i in 0..self.modules.len() {
             if !self.modules[i].supports(sync.version) {
                 continue;
             }
             let owner = self.modules[i].owner();
-            let owned: Vec<of::FlowStats> = sync
-                .flows
-                .iter()
-                .filter(|f| cookie::owner_of(f.cookie) == Some(owner))
-                .cloned()
-                .collect();
+            let owned = Owned::of(owner, sync);
+            if self.modules[i].adoption() == Adoption::Keep {
+                if let Some(state) = self.switches.get_mut(&dpid) {
+                    state.adopt(owner, &owned);
+                }
+            }
             let event = Event::SwitchUp {
                 dpid,
                 ports: &sync.ports,
-                installed: &owned,
+                installed: &owned.flows,
+                groups: &owned.groups,
+                meters: &owned.meters,
             };
             let mut ctx = Ctx::new(now);
             self.modules[i].handle(&event, &mut ctx);
@@ -446,9 +686,11 @@ impl Core {
             adds = plan.counts.flow_adds,
             modifies = plan.counts.flow_modifies,
             deletes = plan.counts.flow_deletes,
+            groups = plan.counts.group_mods,
+            meters = plan.counts.meter_mods,
             "reconciled switch"
         );
-        state.send_plan(&mut plan, &mut self.sent);
+        state.send_plan(&mut plan, None, &mut self.sent);
         self.metrics.record_reconcile(started.elapsed());
     }
 
@@ -493,35 +735,50 @@ impl Core {
             }
             Message::PortStatus(status) => {
                 if let Some(version) = self.switches.get(&dpid).map(|s| s.version) {
+                    self.emit(BusEvent::Port {
+                        dpid,
+                        port: status.desc.port_no,
+                        name: status.desc.name.clone(),
+                        change: port_change(status),
+                    });
                     let event = Event::PortStatus { dpid, status };
                     self.dispatch_switch(version, &event, now);
                 }
             }
             Message::FlowRemoved(removed) => self.flow_removed(dpid, removed, now),
-            Message::BarrierReply => {
-                if let Some(state) = self.switches.get_mut(&dpid) {
-                    while let Some((sent, _)) = state.inflight.front() {
-                        if !xid_before(*sent, xid) {
-                            break;
-                        }
-                        state.inflight.pop_front();
-                    }
-                    let ack = SwitchAck {
-                        errors: std::mem::take(&mut state.errors),
-                    };
-                    // Replies come in send order: this one answers every
-                    // barrier queued up to and including it.
-                    if let Some(pos) = state.barriers.iter().position(|(sent, _)| *sent == xid) {
-                        for (_, waiters) in state.barriers.drain(..=pos) {
-                            for waiter in waiters {
-                                let _ = waiter.send(ack.clone());
-                            }
-                        }
-                    }
-                }
-            }
-            Message::Error(error) => self.switch_error(dpid, xid, error),
+            Message::BarrierReply => self.barrier_reply(dpid, xid),
+            Message::Error(error) => self.switch_error(dpid, xid, error, now),
             other => debug!(msg_type = other.msg_type(), "ignored message from switch"),
+        }
+    }
+
+    /// Everything up to barrier `xid` was processed: forget it, and answer
+    /// each waiting call with its own rejections.
+    fn barrier_reply(&mut self, dpid: u64, xid: u32) {
+        let Some(state) = self.switches.get_mut(&dpid) else {
+            return;
+        };
+        while state
+            .inflight
+            .front()
+            .is_some_and(|sent| xid_before(sent.xid, xid))
+        {
+            state.inflight.pop_front();
+        }
+        // Replies come in send order: this one answers every barrier
+        // queued up to and including it.
+        let Some(pos) = state.barriers.iter().position(|(sent, _)| *sent == xid) else {
+            return;
+        };
+        let mut rejections = std::mem::take(&mut state.rejections);
+        for (_, waiters) in state.barriers.drain(..=pos) {
+            for (call, waiter) in waiters {
+                let (mine, rest) = rejections.into_iter().partition(|(c, _)| *c == call);
+                rejections = rest;
+                let _ = waiter.send(SwitchAck {
+                    rejections: mine.into_iter().map(|(_, r)| r).collect(),
+                });
+            }
         }
     }
 
@@ -536,39 +793,69 @@ impl Core {
         self.dispatch_to(dpid, owner, &Event::FlowRemoved { dpid, removed }, now);
     }
 
-    /// A switch rejected something we sent: log it in spec terms and forget
-    /// that the entry is installed, so the next reconciliation retries it.
-    fn switch_error(&mut self, dpid: u64, xid: u32, error: &ErrorMsg) {
+    /// A switch rejected something we sent: forget that the entry is
+    /// installed (the next reconciliation of it retries), and tell the
+    /// owning module and the call that caused it.
+    fn switch_error(&mut self, dpid: u64, xid: u32, error: &ErrorMsg, now: Instant) {
         let (err_type, code) = match error {
             ErrorMsg::Standard { err_type, code, .. } => (*err_type, *code),
             ErrorMsg::Experimenter { exp_type, .. } => (of::error_type::EXPERIMENTER, *exp_type),
         };
-        let what = of::describe(err_type, code);
         let Some(state) = self.switches.get_mut(&dpid) else {
             return;
         };
         self.metrics.switch_error();
-        state.errors.push(what.clone());
         let sent = state
             .inflight
             .iter()
-            .position(|(x, _)| *x == xid)
-            .and_then(|i| state.inflight.remove(i))
-            .map(|(_, sent)| sent);
-        match sent {
-            Some(Sent::Flow(id)) => {
-                let (table, priority) = state.tables.forget_installed_flow(id).unzip();
-                warn!(dpid = format_args!("{dpid:016x}"), error = %what, table, priority, "switch rejected flow-mod");
+            .position(|s| s.xid == xid)
+            .and_then(|i| state.inflight.remove(i));
+        let Some(Inflight { call, sent, .. }) = sent else {
+            warn!(dpid = format_args!("{dpid:016x}"), error = %of::describe(err_type, code), xid, "switch error");
+            return;
+        };
+        let what = match sent {
+            Sent::Flow(id) => {
+                let Some((table, priority, cookie)) = state.tables.forget_installed_flow(id) else {
+                    return;
+                };
+                Rejected::Flow {
+                    table,
+                    priority,
+                    cookie,
+                }
             }
-            Some(Sent::Group(id)) => {
-                warn!(dpid = format_args!("{dpid:016x}"), error = %what, group = id, "switch rejected group-mod");
+            Sent::Group(id) => {
                 state.tables.forget_installed_group(id);
+                Rejected::Group { id }
             }
-            Some(Sent::Meter(id)) => {
-                warn!(dpid = format_args!("{dpid:016x}"), error = %what, meter = id, "switch rejected meter-mod");
+            Sent::Meter(id) => {
                 state.tables.forget_installed_meter(id);
+                Rejected::Meter { id }
             }
-            None => warn!(dpid = format_args!("{dpid:016x}"), error = %what, xid, "switch error"),
+        };
+        let rejection = SwitchRejection {
+            dpid,
+            err_type,
+            code,
+            what,
+        };
+        warn!(call = call.map(CallId::get), "switch rejected {rejection}");
+        if let Some(call) = call {
+            state.rejections.push((call, rejection.clone()));
+        }
+        let owner = what.owner();
+        self.emit(BusEvent::Rejected {
+            dpid,
+            owner: owner.map_or("unknown", Owner::name).to_owned(),
+            error: rejection.error(),
+            what,
+        });
+        if let Some(owner) = owner {
+            let event = Event::Rejected {
+                rejection: &rejection,
+            };
+            self.dispatch_to(dpid, owner, &event, now);
         }
     }
 
@@ -616,6 +903,7 @@ impl Core {
     /// `self.sent_to`.
     fn apply_changes(&mut self, owner: Owner, changes: &mut Vec<Change>, reconcile: bool) {
         self.sent_to.clear();
+        let call = self.call;
         // Re-sends to one switch only (known hosts' repeated misses, the
         // commonest packet-in answer) have nothing to diff: send them
         // straight away.
@@ -625,7 +913,7 @@ impl Core {
                 _ => None,
             });
             if let Some(state) = self.switches.get_mut(&dpid) {
-                if state.resend_all(ids, &mut self.sent) {
+                if state.resend_all(ids, call, &mut self.sent) {
                     self.sent_to.push(dpid);
                     mark_dirty(&mut self.dirty, dpid, state);
                 }
@@ -636,72 +924,75 @@ impl Core {
         let mut touched = std::mem::take(&mut self.touched);
         let mut packet_outs = Vec::new();
         for change in changes.drain(..) {
-            let Some(dpid) = change_dpid(&change) else {
-                if let Change::Publish(payload) = change {
+            let dpid = match change {
+                Change::Publish(payload) => {
                     self.notices.push_back((owner, payload));
+                    continue;
                 }
-                continue;
+                Change::Persist(ops) => {
+                    self.persist(ops);
+                    continue;
+                }
+                Change::Emit(event) => {
+                    self.emit(event);
+                    continue;
+                }
+                Change::PacketOut { dpid, packet_out } => {
+                    packet_outs.push((dpid, packet_out));
+                    continue;
+                }
+                Change::Declare { dpid, .. }
+                | Change::Settle { dpid }
+                | Change::InstallFlow { dpid, .. }
+                | Change::RemoveFlow { dpid, .. }
+                | Change::ResendFlow { dpid, .. } => dpid,
             };
             let Some(state) = self.switches.get_mut(&dpid) else {
                 continue;
             };
             let t = touched.switch(dpid);
-            let of10 = state.version == of::OFP_VERSION_1_0;
-            if of10
-                && matches!(
-                    change,
-                    Change::InstallGroup { .. } | Change::InstallMeter { .. }
-                )
-            {
-                warn!(
-                    ?owner,
-                    "OpenFlow 1.0 switches have no groups or meters; dropped"
-                );
-                continue;
-            }
-            let tables = &mut state.tables;
             match change {
+                Change::Declare { scope, desired, .. } => {
+                    let desired = checked(owner, state.version, scope, desired);
+                    let delta = state.declared.declare(owner, scope, desired);
+                    state.apply_delta(delta, t);
+                }
+                Change::Settle { .. } => {
+                    let left = state.declared.adopted(owner);
+                    let delta = state.declared.settle(owner);
+                    if left > 0 {
+                        debug!(
+                            dpid = format_args!("{dpid:016x}"),
+                            ?owner,
+                            left,
+                            "settled adopted entries"
+                        );
+                    }
+                    state.apply_delta(delta, t);
+                }
                 Change::InstallFlow { entry, .. } => {
-                    let checked = if of10 {
-                        check_of10(&entry)
-                    } else {
-                        pipeline::check(owner, &entry).map_err(|e| e.to_string())
-                    };
-                    if let Err(e) = checked {
+                    if let Err(e) = check_flow(owner, state.version, &entry) {
                         warn!(?owner, error = %e, "module flow violates the pipeline; dropped");
                         continue;
                     }
                     t.flows.push(entry.key.clone());
-                    tables.desire_flow(entry.key, entry.spec);
+                    state.tables.desire_flow(entry.key, entry.spec);
                 }
                 Change::RemoveFlow { key, .. } => {
-                    if tables
+                    if state
+                        .tables
                         .desired_flow(&key)
                         .is_some_and(|s| cookie::owner_of(s.cookie) == Some(owner))
                     {
-                        tables.undesire_flow(&key);
+                        state.tables.undesire_flow(&key);
                         t.flows.push(key);
                     }
                 }
                 Change::ResendFlow { id, .. } => t.resend.push(id),
-                Change::InstallGroup { id, spec, .. } => {
-                    tables.desire_group(id, Some(spec));
-                    t.groups.push(id);
-                }
-                Change::RemoveGroup { id, .. } => {
-                    tables.desire_group(id, None);
-                    t.groups.push(id);
-                }
-                Change::InstallMeter { id, spec, .. } => {
-                    tables.desire_meter(id, Some(spec));
-                    t.meters.push(id);
-                }
-                Change::RemoveMeter { id, .. } => {
-                    tables.desire_meter(id, None);
-                    t.meters.push(id);
-                }
-                Change::PacketOut { dpid, packet_out } => packet_outs.push((dpid, packet_out)),
-                Change::Publish(_) => {}
+                Change::Publish(_)
+                | Change::Persist(_)
+                | Change::Emit(_)
+                | Change::PacketOut { .. } => {}
             }
         }
         // Without `reconcile`, changes only land in desired state.
@@ -720,8 +1011,8 @@ impl Core {
                 .reconcile_groups_meters(&t.groups, &t.meters, plan);
             state.tables.reconcile_flows(&t.flows, plan);
             let mut sent_any = !plan.is_empty();
-            state.send_plan(plan, &mut self.sent);
-            sent_any |= state.resend_all(t.resend.iter().copied(), &mut self.sent);
+            state.send_plan(plan, call, &mut self.sent);
+            sent_any |= state.resend_all(t.resend.iter().copied(), call, &mut self.sent);
             t.resend.clear();
             if sent_any {
                 self.sent_to.push(dpid);
@@ -742,12 +1033,26 @@ impl Core {
         }
     }
 
+    /// A module's store writes: the running call's caller performs them;
+    /// outside calls, the background persister does.
+    fn persist(&mut self, ops: Vec<Op>) {
+        if self.call.is_some() {
+            self.call_persist.extend(ops);
+        } else if let Some(persister) = &self.persister {
+            if persister.send(ops).is_err() {
+                warn!("the persister stopped; store writes dropped");
+            }
+        } else {
+            warn!(ops = ops.len(), "no persister; store writes dropped");
+        }
+    }
+
     /// Hands each switch's queued output to its writer. A barrier closes it
     /// when someone waits for a confirmation, after a full reconciliation,
     /// when many messages await one, and once a second otherwise: reactive
     /// flow setup (one packet-in, one flow-mod) would double its message
     /// count with a barrier and its reply per batch.
-    fn flush(&mut self) {
+    pub fn flush(&mut self) {
         self.metrics
             .record_batch(std::mem::take(&mut self.packet_ins), &self.sent);
         self.sent = ReconcileCounts::default();
@@ -801,6 +1106,54 @@ fn mark_dirty(dirty: &mut Vec<u64>, dpid: u64, state: &mut SwitchState) {
     if !state.dirty {
         state.dirty = true;
         dirty.push(dpid);
+    }
+}
+
+/// The bus's name for a port status change.
+fn port_change(status: &of::PortStatus) -> PortChange {
+    match status.reason {
+        of::PortReason::Add => PortChange::Added,
+        of::PortReason::Delete => PortChange::Deleted,
+        _ if status.desc.is_up() => PortChange::Up,
+        _ => PortChange::Down,
+    }
+}
+
+/// `desired` without the entries `owner` may not declare on a switch of
+/// wire `version` (each logged): flows outside the pipeline contract,
+/// groups and meters outside the owner's id range or on OpenFlow 1.0.
+fn checked(owner: Owner, version: u8, scope: Scope, mut desired: Desired) -> Desired {
+    desired
+        .flows
+        .retain(|entry| match check_flow(owner, version, entry) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(?owner, ?scope, error = %e, "declared flow violates the pipeline; dropped");
+                false
+            }
+        });
+    let allowed =
+        |id: u32| version != of::OFP_VERSION_1_0 && cookie::owner_of_id(id) == Some(owner);
+    let before = desired.groups.len() + desired.meters.len();
+    desired.groups.retain(|g| allowed(g.id));
+    desired.meters.retain(|m| allowed(m.id));
+    let dropped = before - desired.groups.len() - desired.meters.len();
+    if dropped > 0 {
+        warn!(
+            ?owner,
+            ?scope,
+            dropped,
+            "declared groups/meters outside the owner's id range (or on OpenFlow 1.0); dropped"
+        );
+    }
+    desired
+}
+
+fn check_flow(owner: Owner, version: u8, entry: &FlowEntry) -> Result<(), String> {
+    if version == of::OFP_VERSION_1_0 {
+        check_of10(entry)
+    } else {
+        pipeline::check(owner, entry).map_err(|e| e.to_string())
     }
 }
 
@@ -908,19 +1261,7 @@ fn resends_to_one_switch(changes: &[Change]) -> Option<u64> {
     dpids.all(|d| d == Some(first)).then_some(first)
 }
 
-fn change_dpid(change: &Change) -> Option<u64> {
-    Some(match change {
-        Change::InstallFlow { dpid, .. }
-        | Change::RemoveFlow { dpid, .. }
-        | Change::ResendFlow { dpid, .. }
-        | Change::InstallGroup { dpid, .. }
-        | Change::RemoveGroup { dpid, .. }
-        | Change::InstallMeter { dpid, .. }
-        | Change::RemoveMeter { dpid, .. }
-        | Change::PacketOut { dpid, .. } => *dpid,
-        Change::Publish(_) => return None,
-    })
-}
-
+#[cfg(test)]
+mod platform_tests;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,9 @@ pub mod driver;
 pub mod metrics;
 pub mod reconcile;
 pub mod registry;
+pub mod rejection;
 pub mod session;
+pub mod tasks;
 mod view;
 pub mod writer;
 
@@ -19,11 +21,16 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{info, warn};
 
-use self::core::{Core, CoreEvent};
+use self::core::{CallOutcome, Core, CoreEvent};
 use self::driver::DriverConfig;
 use self::metrics::Metrics;
+use self::reconcile::ReconcileCounts;
 use self::registry::Registry;
+use self::rejection::SwitchRejection;
+use self::tasks::Tasks;
+use crate::events::Bus;
 use crate::module::{Ctx, Module};
+use crate::store::{Op, Store, StoreError};
 
 /// Queue from drivers to the core, in events.
 const CORE_QUEUE: usize = 65536;
@@ -34,6 +41,9 @@ pub struct RuntimeConfig {
     pub driver: DriverConfig,
     /// Most simultaneous switch connections; more are refused.
     pub max_connections: usize,
+    /// How long [`Runtime::call`] waits for the switches a call touched to
+    /// confirm it by barrier (all of them together).
+    pub confirm_timeout: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -41,12 +51,10 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             driver: DriverConfig::default(),
             max_connections: 10_000,
+            confirm_timeout: Duration::from_secs(5),
         }
     }
 }
-
-/// How long [`Runtime::call`] waits for switches to confirm by barrier.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which loaded module can program which OpenFlow version, by module name
 /// (the owner's name: `forwarding`, `topology`, ...), for the REST API.
@@ -91,6 +99,9 @@ pub struct Runtime {
     metrics: Arc<Metrics>,
     config: Arc<RuntimeConfig>,
     core: mpsc::Sender<CoreEvent>,
+    store: Arc<dyn Store>,
+    bus: Bus,
+    tasks: Tasks,
 }
 
 /// The outcome of [`Runtime::call`].
@@ -102,8 +113,21 @@ pub struct Applied<R> {
     /// Switches that did not confirm in time or disconnected first; they get
     /// the change on reconnect or with the next reconciliation.
     pub unconfirmed: Vec<u64>,
-    /// Errors switches returned for those messages, as "dpid: error".
-    pub errors: Vec<String>,
+    /// What switches refused of the messages this call caused (of no
+    /// other call's).
+    pub rejections: Vec<SwitchRejection>,
+    /// Mods the call sent, by kind (unchanged entries are not sent).
+    pub sent: ReconcileCounts,
+    /// The call's store writes ([`Ctx::persist`]), performed before this
+    /// returns; `Ok` when it asked for none.
+    pub persisted: Result<(), Arc<StoreError>>,
+}
+
+impl<R> Applied<R> {
+    /// Every switch confirmed, none refused anything, the writes are durable.
+    pub fn is_clean(&self) -> bool {
+        self.rejections.is_empty() && self.persisted.is_ok()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -115,33 +139,56 @@ pub enum CallError {
 }
 
 impl Runtime {
-    /// Starts the core with `modules` and accepts switches on `listener`.
+    /// Starts the core with `modules` and their tasks, accepts switches on
+    /// `listener`, and performs modules' store writes on `store`.
     pub fn start(
         listener: TcpListener,
         config: RuntimeConfig,
-        modules: Vec<Box<dyn Module>>,
+        mut modules: Vec<Box<dyn Module>>,
+        store: Arc<dyn Store>,
     ) -> Runtime {
         let registry = Arc::new(Registry::default());
         let metrics = Arc::new(Metrics::default());
+        let bus = Bus::default();
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
         let catalog = Arc::new(ModuleCatalog::new(&modules));
-        tokio::spawn(Core::new(modules, metrics.clone()).run(core_rx));
+        let tasks: Vec<_> = modules
+            .iter_mut()
+            .flat_map(|m| {
+                let owner = m.owner();
+                m.tasks().into_iter().map(move |t| (owner, t))
+            })
+            .collect();
+        let (persist_tx, persist_rx) = mpsc::unbounded_channel();
+        tokio::spawn(persister(store.clone(), persist_rx));
+        let core = Core::new(modules, metrics.clone())
+            .with_bus(bus.clone())
+            .with_persister(persist_tx);
+        tokio::spawn(core.run(core_rx));
         let runtime = Runtime {
             registry,
             catalog,
             metrics,
             config: Arc::new(config),
             core: core_tx.clone(),
+            store,
+            bus,
+            tasks: Tasks::default(),
         };
+        for (owner, task) in tasks {
+            runtime.spawn_task(owner, task);
+        }
         tokio::spawn(runtime.clone().accept_loop(listener, core_tx));
         runtime
     }
 
     /// Runs `f` on the loaded module of type `M` on the core (so it sees a
     /// consistent state and may change desired state through the [`Ctx`]),
-    /// then waits until every switch the change touched confirms it with a
-    /// barrier reply. When this returns, the flows are on the switches: a
-    /// REST write that awaits it holds from the moment it answers.
+    /// performs the store writes it asked for, and waits until every switch
+    /// the change touched confirms it with a barrier reply — all switches
+    /// in parallel, under one deadline. When this returns, the flows are on
+    /// the switches and the writes are durable: a REST write that awaits it
+    /// holds from the moment it answers.
     pub async fn call<M, R>(
         &self,
         f: impl FnOnce(&mut M, &mut Ctx) -> R + Send + 'static,
@@ -158,28 +205,58 @@ impl Runtime {
             .send(CoreEvent::Call(call))
             .await
             .map_err(|_| CallError::Stopped)?;
-        let (value, acks) = rx
+        let CallOutcome {
+            value,
+            acks,
+            persist,
+            sent,
+        } = rx
             .await
             .map_err(|_| CallError::Stopped)?
             .ok_or(CallError::NoSuchModule)?;
+        // One absolute deadline: the switches answer independently of the
+        // order they are awaited in, so N silent switches cost one timeout.
+        let deadline = tokio::time::Instant::now() + self.config.confirm_timeout;
+        let confirmations = async {
+            let mut answers = Vec::with_capacity(acks.len());
+            for (dpid, ack) in acks {
+                answers.push((dpid, tokio::time::timeout_at(deadline, ack).await));
+            }
+            answers
+        };
+        let (answers, persisted) = tokio::join!(confirmations, self.persist(persist));
         let mut applied = Applied {
             value,
             confirmed: Vec::new(),
             unconfirmed: Vec::new(),
-            errors: Vec::new(),
+            rejections: Vec::new(),
+            sent,
+            persisted,
         };
-        for (dpid, ack) in acks {
-            match tokio::time::timeout(CONFIRM_TIMEOUT, ack).await {
+        for (dpid, answer) in answers {
+            match answer {
                 Ok(Ok(ack)) => {
                     applied.confirmed.push(dpid);
-                    applied
-                        .errors
-                        .extend(ack.errors.into_iter().map(|e| format!("{dpid:016x}: {e}")));
+                    applied.rejections.extend(ack.rejections);
                 }
                 _ => applied.unconfirmed.push(dpid),
             }
         }
+        applied.confirmed.sort_unstable();
+        applied.unconfirmed.sort_unstable();
         Ok(applied)
+    }
+
+    /// Writes `ops` atomically off the async workers (a commit fsyncs).
+    async fn persist(&self, ops: Vec<Op>) -> Result<(), Arc<StoreError>> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.apply(ops)).await {
+            Ok(result) => result.map(drop).map_err(Arc::new),
+            Err(e) => Err(Arc::new(StoreError::Task(e.to_string()))),
+        }
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -188,6 +265,23 @@ impl Runtime {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Puts `event` on the bus through the core, so subscribed modules see
+    /// it too.
+    pub async fn emit(&self, event: crate::events::BusEvent) {
+        // Err only when the core is gone (shutting down).
+        let _ = self.core.send(CoreEvent::Emit(event)).await;
+    }
+
+    /// The event bus.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// The store modules persist to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     async fn accept_loop(self, listener: TcpListener, core: mpsc::Sender<CoreEvent>) {
@@ -214,6 +308,19 @@ impl Runtime {
                 driver::run_connection(stream, peer, config, registry, core).await;
                 drop(permit);
             });
+        }
+    }
+}
+
+/// Performs store writes modules asked for outside calls, in order.
+async fn persister(store: Arc<dyn Store>, mut writes: mpsc::UnboundedReceiver<Vec<Op>>) {
+    while let Some(ops) = writes.recv().await {
+        let store = store.clone();
+        let n = ops.len();
+        match tokio::task::spawn_blocking(move || store.apply(ops)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, ops = n, "a module's store write failed"),
+            Err(e) => warn!(error = %e, ops = n, "a module's store write panicked"),
         }
     }
 }

@@ -10,7 +10,8 @@
 //! Only Flowgate's own flows (cookie owned by a known module, see
 //! [`crate::cookie`]) are ever compared or deleted; anything an operator added
 //! by hand with a foreign cookie is left alone. Groups and meters have no
-//! cookie: Flowgate owns the group and meter tables of its switches.
+//! cookie: their ids carry the owner instead ([`crate::cookie::Owner::group_id`]),
+//! and groups and meters outside those ranges are left alone too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -172,7 +173,8 @@ fn set_side<T>(
 
 impl SwitchTables {
     /// What is installed on a switch that just connected, from its sync
-    /// dumps: Flowgate-owned flows, and all groups and meters.
+    /// dumps: Flowgate-owned flows, groups and meters (by cookie and id,
+    /// see [`crate::cookie`]); anything else is not ours to touch.
     pub fn from_sync(sync: &SwitchSync) -> Self {
         let mut tables = SwitchTables::default();
         for stats in sync
@@ -183,19 +185,13 @@ impl SwitchTables {
             let entry = FlowEntry::from_stats(stats);
             tables.flows.slot(entry.key).installed = Some(Arc::new(entry.spec));
         }
-        for g in &sync.groups {
-            let spec = GroupSpec {
-                group_type: g.group_type,
-                buckets: g.buckets.clone(),
-            };
-            tables.groups.entry(g.group_id).or_default().installed = Some(spec);
+        let owned = |id: u32| cookie::owner_of_id(id).is_some();
+        for g in sync.groups.iter().filter(|g| owned(g.group_id)) {
+            tables.groups.entry(g.group_id).or_default().installed = Some(GroupSpec::from_desc(g));
         }
-        for m in &sync.meters {
-            let spec = MeterSpec {
-                flags: m.flags,
-                bands: m.bands.clone(),
-            };
-            tables.meters.entry(m.meter_id).or_default().installed = Some(spec);
+        for m in sync.meters.iter().filter(|m| owned(m.meter_id)) {
+            tables.meters.entry(m.meter_id).or_default().installed =
+                Some(MeterSpec::from_config(m));
         }
         tables
     }
@@ -235,11 +231,15 @@ impl SwitchTables {
 
     /// The switch does not have the entry of the key `id` names (it
     /// rejected it): the next reconciliation of that key sends it again.
-    /// Returns the entry's table and priority, if it is known.
-    pub fn forget_installed_flow(&mut self, id: FlowId) -> Option<(u8, u16)> {
+    /// Returns the entry's table, priority and cookie, if it is known.
+    pub fn forget_installed_flow(&mut self, id: FlowId) -> Option<(u8, u16, u64)> {
         self.flows.update_id(id, |key, slot| {
-            slot.installed = None;
-            (key.table_id, key.priority)
+            let cookie = slot
+                .installed
+                .take()
+                .or_else(|| slot.desired.clone())
+                .map_or(0, |spec| spec.cookie);
+            (key.table_id, key.priority, cookie)
         })
     }
 
@@ -295,6 +295,17 @@ pub struct ReconcileCounts {
 impl ReconcileCounts {
     pub fn total(&self) -> u64 {
         self.flow_adds + self.flow_modifies + self.flow_deletes + self.group_mods + self.meter_mods
+    }
+
+    /// What was counted since `before` (a snapshot of this count).
+    pub fn minus(&self, before: &ReconcileCounts) -> ReconcileCounts {
+        ReconcileCounts {
+            flow_adds: self.flow_adds - before.flow_adds,
+            flow_modifies: self.flow_modifies - before.flow_modifies,
+            flow_deletes: self.flow_deletes - before.flow_deletes,
+            group_mods: self.group_mods - before.group_mods,
+            meter_mods: self.meter_mods - before.meter_mods,
+        }
     }
 
     pub fn add(&mut self, other: &ReconcileCounts) {
@@ -408,13 +419,15 @@ impl SwitchTables {
     /// are reported separately and repaired by the next reconciliation.
     pub fn reconcile_all(&mut self) -> Plan {
         let mut plan = Plan::default();
-        let meters: Vec<u32> = self.meters.keys().copied().collect();
-        for id in meters {
-            meter(&mut plan, &mut self.meters, id);
-        }
+        // Groups first: adds of meters go to the front anyway, and
+        // deletions end with the meters.
         let groups: Vec<u32> = self.groups.keys().copied().collect();
         for id in groups {
             group(&mut plan, &mut self.groups, id);
+        }
+        let meters: Vec<u32> = self.meters.keys().copied().collect();
+        for id in meters {
+            meter(&mut plan, &mut self.meters, id);
         }
         // Stale entries go first, then the desired ones.
         for (key, slot) in self.flows.0.iter_mut().filter(|(_, s)| s.desired.is_none()) {
@@ -493,11 +506,13 @@ impl SwitchTables {
     /// Appends to `plan` what brings the given groups and meters in line
     /// (call before adding the flows that may use them).
     pub fn reconcile_groups_meters(&mut self, groups: &[u32], meters: &[u32], plan: &mut Plan) {
-        for id in meters {
-            meter(plan, &mut self.meters, *id);
-        }
+        // Groups first, as in `reconcile_all`: meters are added before and
+        // deleted after them.
         for id in groups {
             group(plan, &mut self.groups, *id);
+        }
+        for id in meters {
+            meter(plan, &mut self.meters, *id);
         }
     }
 }

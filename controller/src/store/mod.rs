@@ -53,6 +53,10 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
+    /// The blocking task performing a write failed (panicked or was
+    /// cancelled at shutdown).
+    #[error("store write task failed: {0}")]
+    Task(String),
     /// A stored value under `key` is not valid for the requested type
     /// (usually a schema change without a migration).
     #[error("cannot decode value of key {key:?}: {source}")]

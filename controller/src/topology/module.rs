@@ -17,7 +17,7 @@
 //! resolution traffic is always copied, which keeps IP addresses current.
 //! A host's entry expiring on the switch (idle timeout) expires the host.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,9 @@ use super::lldp::{Probe, ETH_TYPE_LLDP};
 use super::packet::{Sighting, ETH_TYPE_ARP, ETH_TYPE_IPV6, ICMPV6_NA, ICMPV6_NS, IP_PROTO_ICMPV6};
 use super::view::{PortRole, PortView, SwitchView, TopologyView};
 use crate::cookie::{self, Owner};
-use crate::desired::{FlowEntry, FlowKey, FlowSpec};
-use crate::module::{Ctx, Event, Module};
+use crate::desired::{FlowEntry, FlowSpec};
+use crate::events::{BusEvent, HostChange};
+use crate::module::{Adoption, Ctx, Event, Module, Scope};
 use crate::pipeline::{ACL, CLASSIFY, MODULE_MISS_PRIORITY};
 
 pub const LLDP_PRIORITY: u16 = 1000;
@@ -43,6 +44,12 @@ pub const RESOLUTION_PRIORITY: u16 = 300;
 pub const HOST_PRIORITY: u16 = 100;
 /// Bytes of a copied packet: enough for Ethernet, VLAN, IPv6 and an ND header.
 const COPY_LEN: u16 = 128;
+
+/// Scopes: the traps every switch gets at once, and the link-port and host
+/// entries written once the switch is ready.
+const FIXED: Scope = Scope::new("fixed", 0);
+const LINKS: Scope = Scope::new("links", 0);
+const HOSTS: Scope = Scope::new("hosts", 0);
 
 /// Cookie objects. Host entries use the host's MAC; the others live in the
 /// multicast half of the 48-bit space, which no host MAC occupies.
@@ -91,8 +98,9 @@ struct SwitchState {
     ready: bool,
     /// Up ports, LOCAL excluded.
     ports: BTreeMap<u32, PortState>,
-    /// The link-port and host entries this module declared on the switch.
-    declared: HashMap<FlowKey, FlowEntry>,
+    /// What a previous run left on the switch was settled (dropped unless
+    /// declared again): done at the first publish after it is ready.
+    settled: bool,
 }
 
 /// LLDP discovery, port roles and host tracking.
@@ -107,6 +115,8 @@ pub struct Topology {
     /// Something changed since the last published view.
     dirty: bool,
     view: Arc<TopologyView>,
+    /// Link and host events for the bus, emitted at the end of the event.
+    events: Vec<BusEvent>,
 }
 
 impl Topology {
@@ -119,6 +129,7 @@ impl Topology {
             next_round: None,
             dirty: false,
             view: Arc::default(),
+            events: Vec::new(),
         }
     }
 
@@ -142,33 +153,23 @@ impl Topology {
                 (p.port_no, state)
             })
             .collect();
-        let mut state = SwitchState {
+        let state = SwitchState {
             up_since: now,
             ready: false,
             ports,
-            declared: HashMap::new(),
+            settled: false,
         };
-        for entry in fixed_entries() {
-            ctx.install(dpid, entry);
-        }
-        // Adopt what a previous run left: link-port entries stay until the
-        // switch is ready (then recomputed), host entries bring their hosts.
-        for flow in installed.iter().filter(|f| f.table_id == CLASSIFY) {
-            let entry = FlowEntry::from_stats(flow);
-            match flow.priority {
-                HOST_PRIORITY => {
-                    let (Some(port), Some((mac, None))) =
-                        (flow.match_.in_port(), flow.match_.eth_src())
-                    else {
-                        continue;
-                    };
-                    self.hosts.adopt(mac, Endpoint::new(dpid, port));
-                }
-                LINK_PORT_PRIORITY => {}
-                _ => continue,
+        ctx.declare_flows(dpid, FIXED, fixed_entries());
+        // What a previous run left stays as it is until the switch is ready
+        // (adopted, see `Module::adoption`); host entries bring their hosts.
+        for flow in installed
+            .iter()
+            .filter(|f| f.table_id == CLASSIFY && f.priority == HOST_PRIORITY)
+        {
+            if let (Some(port), Some((mac, None))) = (flow.match_.in_port(), flow.match_.eth_src())
+            {
+                self.hosts.adopt(mac, Endpoint::new(dpid, port));
             }
-            ctx.install(dpid, entry.clone());
-            state.declared.insert(entry.key.clone(), entry);
         }
         self.switches.insert(dpid, state);
         self.probe(dpid, None, ctx);
@@ -181,9 +182,18 @@ impl Topology {
             self.dirty = true;
         }
         self.drop_links(|s, d| s.dpid == dpid || d.dpid == dpid, now);
-        if !self.hosts.remove_where(|h| h.at.dpid == dpid).is_empty() {
+        if self.forget_hosts(|h| h.at.dpid == dpid) {
             self.dirty = true;
         }
+    }
+
+    /// Removes the hosts `pred` selects; true if there were any.
+    fn forget_hosts(&mut self, pred: impl Fn(&super::hosts::Host) -> bool) -> bool {
+        let gone = self.hosts.remove_where(pred);
+        for host in &gone {
+            self.host_event(host.mac, host.at, HostChange::Gone);
+        }
+        !gone.is_empty()
     }
 
     fn port_status(&mut self, dpid: u64, status: &PortStatus, ctx: &mut Ctx) {
@@ -226,7 +236,7 @@ impl Topology {
                 switch.ports.remove(&port.port_no);
                 let end = Endpoint::new(dpid, port.port_no);
                 self.drop_links(|s, d| s == end || d == end, ctx.now());
-                self.hosts.remove_where(|h| h.at == end);
+                self.forget_hosts(|h| h.at == end);
                 self.dirty = true;
             }
             (false, None) => {}
@@ -253,6 +263,7 @@ impl Topology {
                 dst = format_args!("{:016x}:{}", key.1.dpid, key.1.port),
                 "link down"
             );
+            self.link_event(key.0, key.1, false);
         }
         let linked = self.link_ports();
         for end in gone.iter().flat_map(|(s, d)| [*s, *d]) {
@@ -311,11 +322,13 @@ impl Topology {
         match self.hosts.learn(here, &sighting) {
             Learned::New => {
                 info!(mac = %sighting.mac, dpid = format_args!("{dpid:016x}"), port = in_port, "host found");
+                self.host_event(sighting.mac, here, HostChange::Appeared);
                 self.dirty = true;
             }
             Learned::Moved { from } => {
                 info!(mac = %sighting.mac, from = format_args!("{:016x}:{}", from.dpid, from.port),
                     to = format_args!("{dpid:016x}:{in_port}"), "host moved");
+                self.host_event(sighting.mac, here, HostChange::Moved);
                 self.dirty = true;
             }
             Learned::Updated => self.dirty = true,
@@ -348,7 +361,8 @@ impl Topology {
                 dst = format_args!("{:016x}:{}", here.dpid, here.port),
                 "link up"
             );
-            self.hosts.remove_where(|h| h.at == here || h.at == from);
+            self.link_event(from, here, true);
+            self.forget_hosts(|h| h.at == here || h.at == from);
             self.dirty = true;
         }
     }
@@ -356,10 +370,6 @@ impl Topology {
     fn flow_removed(&mut self, dpid: u64, removed: &FlowRemoved) {
         if removed.table_id != CLASSIFY || removed.priority != HOST_PRIORITY {
             return;
-        }
-        let key = FlowKey::new(removed.table_id, removed.priority, removed.match_.clone());
-        if let Some(switch) = self.switches.get_mut(&dpid) {
-            switch.declared.remove(&key);
         }
         let (Some(port), Some((mac, None))) = (removed.match_.in_port(), removed.match_.eth_src())
         else {
@@ -372,6 +382,7 @@ impl Topology {
         {
             info!(%mac, "host expired");
             self.hosts.remove(mac);
+            self.host_event(mac, Endpoint::new(dpid, port), HostChange::Gone);
             self.dirty = true;
         }
     }
@@ -464,44 +475,49 @@ impl Topology {
     fn publish(&mut self, ctx: &mut Ctx) {
         self.dirty = false;
         let linked = self.link_ports();
-        let mut wanted: BTreeMap<u64, HashMap<FlowKey, FlowEntry>> = BTreeMap::new();
-        for (dpid, switch) in &self.switches {
+        let mut hosts: BTreeMap<u64, Vec<FlowEntry>> = BTreeMap::new();
+        for host in self.hosts.iter() {
+            let entry = host_entry(host.mac, host.at.port, self.config.host_idle_timeout);
+            hosts.entry(host.at.dpid).or_default().push(entry);
+        }
+        for (&dpid, switch) in &mut self.switches {
             if !switch.ready {
                 continue;
             }
-            let entries = wanted.entry(*dpid).or_default();
-            for no in switch.ports.keys() {
-                if linked.contains(&Endpoint::new(*dpid, *no)) {
-                    let e = link_port_entry(*no);
-                    entries.insert(e.key.clone(), e);
-                }
+            let links = switch
+                .ports
+                .keys()
+                .filter(|no| linked.contains(&Endpoint::new(dpid, **no)))
+                .map(|no| link_port_entry(*no));
+            ctx.declare_flows(dpid, LINKS, links);
+            ctx.declare_flows(dpid, HOSTS, hosts.remove(&dpid).unwrap_or_default());
+            if !switch.settled {
+                ctx.settle(dpid);
+                switch.settled = true;
             }
-        }
-        for host in self.hosts.iter() {
-            if let Some(entries) = wanted.get_mut(&host.at.dpid) {
-                let e = host_entry(host.mac, host.at.port, self.config.host_idle_timeout);
-                entries.insert(e.key.clone(), e);
-            }
-        }
-        for (dpid, entries) in wanted {
-            let Some(switch) = self.switches.get_mut(&dpid) else {
-                continue;
-            };
-            for (key, entry) in &entries {
-                if switch.declared.get(key) != Some(entry) {
-                    ctx.install(dpid, entry.clone());
-                }
-            }
-            for key in switch.declared.keys() {
-                if !entries.contains_key(key) {
-                    ctx.remove(dpid, key.clone());
-                }
-            }
-            switch.declared = entries;
         }
         let view = Arc::new(self.build_view());
         self.view = view.clone();
         ctx.publish(view);
+    }
+
+    fn host_event(&mut self, mac: MacAddr, at: Endpoint, change: HostChange) {
+        self.events.push(BusEvent::Host {
+            mac: mac.to_string(),
+            dpid: at.dpid,
+            port: at.port,
+            change,
+        });
+    }
+
+    fn link_event(&mut self, from: Endpoint, to: Endpoint, up: bool) {
+        self.events.push(BusEvent::Link {
+            src_dpid: from.dpid,
+            src_port: from.port,
+            dst_dpid: to.dpid,
+            dst_port: to.port,
+            up,
+        });
     }
 
     fn build_view(&self) -> TopologyView {
@@ -553,17 +569,30 @@ impl Module for Topology {
                 dpid,
                 ports,
                 installed,
+                ..
             } => self.switch_up(*dpid, ports, installed, ctx),
             Event::SwitchDown { dpid } => self.forget_switch(*dpid, ctx.now()),
             Event::PortStatus { dpid, status } => self.port_status(*dpid, status, ctx),
             Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
             Event::FlowRemoved { dpid, removed } => self.flow_removed(*dpid, removed),
             Event::Tick => self.tick(ctx),
-            Event::Notice { .. } => {}
+            Event::Notice { .. }
+            | Event::Rejected { .. }
+            | Event::Task { .. }
+            | Event::Bus { .. } => {}
         }
         if self.dirty {
             self.publish(ctx);
         }
+        for event in self.events.drain(..) {
+            ctx.emit(event);
+        }
+    }
+
+    /// Entries found on a connecting switch stay as they are until it is
+    /// ready: link ports are not known before discovery has run.
+    fn adoption(&self) -> Adoption {
+        Adoption::Keep
     }
 }
 

@@ -24,7 +24,7 @@
 
 use bytes::Bytes;
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::desired::{FlowEntry, FlowKey, FlowSpec};
+use flowgate_controller::desired::{FlowEntry, FlowSpec};
 use flowgate_controller::pipeline::{metadata, ACL, MODULE_MISS_PRIORITY, QOS};
 use flowgate_openflow::{
     ct_mark_match, ct_state, ct_state_match, oxm_field, set_ct_mark, Ct, Instruction, Match,
@@ -328,45 +328,6 @@ fn tenant_field(vni: u32) -> Oxm {
 
 fn entry(priority: u16, m: Match, cookie: u64, instructions: Vec<Instruction>) -> FlowEntry {
     FlowEntry::new(ACL, priority, m, FlowSpec::new(cookie, instructions))
-}
-
-/// What turns one entry list into another on a switch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Delta {
-    /// New or changed entries.
-    pub install: Vec<FlowEntry>,
-    /// Keys no longer wanted.
-    pub remove: Vec<FlowKey>,
-}
-
-impl Delta {
-    pub fn len(&self) -> usize {
-        self.install.len() + self.remove.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// The changes from `old` to `new`: unchanged entries are left out, so a
-/// change to one rule touches only that rule's entries.
-pub fn diff(old: &[FlowEntry], new: &[FlowEntry]) -> Delta {
-    use std::collections::HashMap;
-    let before: HashMap<&FlowKey, &FlowSpec> = old.iter().map(|e| (&e.key, &e.spec)).collect();
-    let after: std::collections::HashSet<&FlowKey> = new.iter().map(|e| &e.key).collect();
-    Delta {
-        install: new
-            .iter()
-            .filter(|e| before.get(&e.key) != Some(&&e.spec))
-            .cloned()
-            .collect(),
-        remove: old
-            .iter()
-            .filter(|e| !after.contains(&e.key))
-            .map(|e| e.key.clone())
-            .collect(),
-    }
 }
 
 #[cfg(test)]

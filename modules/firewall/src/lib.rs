@@ -4,9 +4,11 @@
 //!
 //! - [`rule`]: the rule schema (REST body, bootstrap file, store) and its
 //!   validation; [`config`]: policy, rule set, same-priority overlap check.
-//! - [`compile`]: the pure compiler, rules → flow entries per switch, and
-//!   the entry diff that keeps changes incremental.
-//! - [`module`]: the runtime module owning the ACL table.
+//! - [`compile`]: the pure compiler, rules → flow entries per switch.
+//! - [`module`]: the runtime module owning the configuration and the ACL
+//!   table; it stages every change (validate, persist, declare, undo).
+//! - [`service`]: [`FirewallService`], the one way to read and change the
+//!   firewall, for its REST handlers and for other modules.
 //! - [`api`]: `/api/v1/firewall/...`; [`persist`]: store layout and
 //!   `--firewall-rules` loading.
 //!
@@ -18,9 +20,10 @@
 //! Wiring:
 //! ```text
 //! let config = flowgate_firewall::load(store.as_ref(), rules_file)?;
-//! modules.push(Box::new(Firewall::new(config.clone())));
+//! modules.push(Box::new(Firewall::new(config)));
 //! // after Runtime::start:
-//! let routes = flowgate_firewall::routes(runtime.clone(), store.clone(), config);
+//! let firewall = FirewallService::new(runtime.clone());
+//! let routes = flowgate_firewall::routes(firewall.clone());
 //! ```
 
 pub mod api;
@@ -29,9 +32,11 @@ pub mod config;
 pub mod module;
 pub mod persist;
 pub mod rule;
+pub mod service;
 
 pub use api::routes;
 pub use config::{DefaultAction, FirewallConfig, Policy, RuleSet};
 pub use module::Firewall;
 pub use persist::load;
 pub use rule::{Rule, RuleAction};
+pub use service::FirewallService;

@@ -1,19 +1,31 @@
-//! The firewall as a runtime module: it owns the ACL table of every
-//! connected switch and turns each configuration change into the smallest
-//! set of desired-state changes (the reconciler then sends only those).
+//! The firewall as a runtime module: it owns the configuration (the one
+//! copy; the service and REST read it here) and the ACL table of every
+//! connected switch. Each rule is a declaration scope of its own and the
+//! firewall's own entries another, so a change to one rule recompiles and
+//! sends only that rule's entries (and the base entries if they change).
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::desired::FlowEntry;
-use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::module::{Ctx, Event, Module, Scope};
+use flowgate_controller::service::{check_owner, Origin, Staged};
+use flowgate_controller::store::Op;
+use tracing::warn;
 
-use crate::compile::{base_entries, compile_rule, compile_switch, diff};
-use crate::config::{FirewallConfig, Policy, RuleSet};
-use crate::rule::Rule;
+use crate::compile::{base_entries, compile_rule};
+use crate::config::{FirewallConfig, Policy, RuleError, RuleSet};
+use crate::persist::{put_policy, put_rule, replace_rules, rule_key};
+use crate::rule::{FieldError, Rule};
 
-/// A configuration change, already validated (and persisted) by the caller.
+/// The firewall's own entries (pass-through, conntrack, default action).
+const BASE: Scope = Scope::new("base", 0);
+
+/// The scope of rule `id`'s entries.
+fn rule_scope(id: u32) -> Scope {
+    Scope::new("rule", u64::from(id))
+}
+
+/// A configuration change.
 #[derive(Debug, Clone)]
 pub enum FirewallOp {
     /// Add a rule or replace the rule with its id.
@@ -24,16 +36,27 @@ pub enum FirewallOp {
     SetPolicy(Policy),
 }
 
-/// What an operation changed, for the REST answer.
+/// Why the firewall refused a change (nothing was changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirewallError {
+    Rule(RuleError),
+    NoSuchRule(u32),
+    /// The rule belongs to the module that created it.
+    Owned(FieldError),
+}
+
+impl From<RuleError> for FirewallError {
+    fn from(e: RuleError) -> Self {
+        FirewallError::Rule(e)
+    }
+}
+
+/// What an operation changed, for the answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     /// Entries the touched rule has on connected switches afterwards (the
     /// whole firewall's for bulk and policy changes).
     pub flows: usize,
-    /// Desired-state changes (installs + removals) handed to the runtime.
-    pub flow_changes: usize,
-    /// Time spent compiling and diffing.
-    pub compile_micros: u64,
 }
 
 /// The firewall module.
@@ -55,75 +78,173 @@ impl Firewall {
         &self.config
     }
 
-    /// Applies `op` and declares the resulting entry changes on every
-    /// connected switch.
-    pub fn apply(&mut self, op: FirewallOp, ctx: &mut Ctx) -> ApplyReport {
-        let started = Instant::now();
-        let switches: Vec<u64> = self.switches.iter().copied().collect();
-        // One rule changes: compare only that rule's entries and the
-        // firewall's own (which depend on whether any rule is stateful).
-        let touched = match &op {
-            FirewallOp::Upsert(rule) => Some(rule.id),
-            FirewallOp::Delete(id) => Some(*id),
-            FirewallOp::ReplaceAll(_) | FirewallOp::SetPolicy(_) => None,
+    /// Whether `op`, asked for by `by`, may be applied to the current
+    /// configuration.
+    pub fn check(&self, op: &FirewallOp, by: &Origin) -> Result<(), FirewallError> {
+        let owned_by = |id: u32| {
+            let origin = self.config.rules.get(id).and_then(|r| r.origin.as_ref());
+            check_owner(origin, by).map_err(|reason| {
+                FirewallError::Owned(FieldError::new("origin", format!("rule {id} is {reason}")))
+            })
         };
-        let entries = |config: &FirewallConfig, dpid: u64| -> Vec<FlowEntry> {
-            match touched {
-                None => compile_switch(config, dpid),
-                Some(_) if !config.policy.enabled => Vec::new(),
-                Some(id) => {
-                    let mut e = base_entries(config, dpid);
-                    if let Some(rule) = config.rules.get(id) {
-                        e.extend(compile_rule(rule, dpid));
-                    }
-                    e
-                }
-            }
-        };
-        let before: Vec<Vec<FlowEntry>> =
-            switches.iter().map(|d| entries(&self.config, *d)).collect();
         match op {
             FirewallOp::Upsert(rule) => {
-                self.config.rules.insert(rule);
+                owned_by(rule.id)?;
+                self.config.rules.check(rule)?;
             }
             FirewallOp::Delete(id) => {
-                self.config.rules.remove(id);
+                if self.config.rules.get(*id).is_none() {
+                    return Err(FirewallError::NoSuchRule(*id));
+                }
+                owned_by(*id)?;
             }
-            FirewallOp::ReplaceAll(rules) => self.config.rules = rules,
-            FirewallOp::SetPolicy(policy) => self.config.policy = policy,
+            FirewallOp::ReplaceAll(rules) => {
+                // A bulk replace keeps rules modules own only as they are.
+                for rule in self.config.rules.iter().filter(|r| r.origin.is_some()) {
+                    if rules.get(rule.id) != Some(rule) {
+                        owned_by(rule.id)?;
+                    }
+                }
+            }
+            FirewallOp::SetPolicy(_) => {}
         }
-        let mut report = ApplyReport::default();
-        for (dpid, old) in switches.iter().zip(&before) {
-            let new = entries(&self.config, *dpid);
-            report.flows += match touched {
-                None => new.len(),
-                Some(id) => self
-                    .config
-                    .rules
-                    .get(id)
-                    .filter(|_| self.config.policy.enabled)
-                    .map_or(0, |rule| compile_rule(rule, *dpid).len()),
-            };
-            let delta = diff(old, &new);
-            report.flow_changes += delta.len();
-            for key in delta.remove {
-                ctx.remove(*dpid, key);
-            }
-            for entry in delta.install {
-                ctx.install(*dpid, entry);
-            }
-        }
-        report.compile_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        report
+        Ok(())
     }
 
-    fn switch_up(&mut self, dpid: u64, ctx: &mut Ctx) {
-        self.switches.insert(dpid);
-        // Everything the switch should have; the runtime's full
-        // reconciliation leaves identical entries (and their counters)
-        // alone and removes firewall entries nobody declared.
-        for entry in compile_switch(&self.config, dpid) {
-            ctx.install(dpid, entry);
+    /// Validates, applies, persists and declares `op`; the staged write
+    /// undoes itself with the inverse operation.
+    pub fn stage(
+        &mut self,
+        op: FirewallOp,
+        by: &Origin,
+        ctx: &mut Ctx,
+    ) -> Result<Staged<Firewall, ApplyReport>, FirewallError> {
+        self.check(&op, by)?;
+        let undo = self.apply(op, ctx);
+        let report = ApplyReport {
+            flows: self.flows_of(&undo),
+        };
+        Ok(Staged::new(report, move |fw: &mut Firewall, ctx| {
+            fw.apply(undo, ctx);
+        }))
+    }
+
+    /// Applies a checked `op`: the configuration, its store writes and the
+    /// declarations it changes. Returns the operation that undoes it.
+    fn apply(&mut self, op: FirewallOp, ctx: &mut Ctx) -> FirewallOp {
+        let persisted = match &op {
+            FirewallOp::Upsert(rule) => put_rule(rule).map(|op| vec![op]),
+            FirewallOp::Delete(id) => Ok(vec![Op::delete(rule_key(*id))]),
+            FirewallOp::ReplaceAll(rules) => replace_rules(rules.iter()),
+            FirewallOp::SetPolicy(policy) => put_policy(policy).map(|op| vec![op]),
+        };
+        match persisted {
+            Ok(ops) => ctx.persist(ops),
+            // Serializing our own types does not fail; if it ever does, the
+            // change must not look durable.
+            Err(e) => warn!(error = %e, "could not encode a firewall change for the store"),
+        }
+        match op {
+            FirewallOp::Upsert(rule) => {
+                let id = rule.id;
+                let old = self.config.rules.insert(rule);
+                self.declare_rule(id, ctx);
+                old.map_or(FirewallOp::Delete(id), FirewallOp::Upsert)
+            }
+            FirewallOp::Delete(id) => {
+                let old = self.config.rules.remove(id);
+                self.declare_rule(id, ctx);
+                old.map_or(FirewallOp::Delete(id), FirewallOp::Upsert)
+            }
+            FirewallOp::ReplaceAll(rules) => {
+                let old = std::mem::replace(&mut self.config.rules, rules);
+                let ids: BTreeSet<u32> = old
+                    .iter()
+                    .chain(self.config.rules.iter())
+                    .map(|r| r.id)
+                    .collect();
+                for id in ids {
+                    self.declare_rule(id, ctx);
+                }
+                FirewallOp::ReplaceAll(old)
+            }
+            FirewallOp::SetPolicy(policy) => {
+                let old = std::mem::replace(&mut self.config.policy, policy);
+                self.declare_all(ctx);
+                FirewallOp::SetPolicy(old)
+            }
+        }
+    }
+
+    /// Entries the write touched have on connected switches: the rule's
+    /// (named by its undo), or the whole firewall's.
+    fn flows_of(&self, undo: &FirewallOp) -> usize {
+        let id = match undo {
+            FirewallOp::Upsert(rule) => rule.id,
+            FirewallOp::Delete(id) => *id,
+            FirewallOp::ReplaceAll(_) | FirewallOp::SetPolicy(_) => {
+                return self
+                    .switches
+                    .iter()
+                    .map(|d| {
+                        base_entries(&self.config, *d).len()
+                            + self
+                                .config
+                                .rules
+                                .iter()
+                                .map(|r| self.rule_entries(r, *d))
+                                .sum::<usize>()
+                    })
+                    .sum();
+            }
+        };
+        let Some(rule) = self.config.rules.get(id) else {
+            return 0;
+        };
+        self.switches
+            .iter()
+            .map(|d| self.rule_entries(rule, *d))
+            .sum()
+    }
+
+    fn rule_entries(&self, rule: &Rule, dpid: u64) -> usize {
+        if self.config.policy.enabled {
+            compile_rule(rule, dpid).len()
+        } else {
+            0
+        }
+    }
+
+    /// Declares rule `id` (empty if it is gone or the firewall is off) and
+    /// the base entries on every switch.
+    fn declare_rule(&self, id: u32, ctx: &mut Ctx) {
+        for &dpid in &self.switches {
+            self.declare_rule_on(id, dpid, ctx);
+            ctx.declare_flows(dpid, BASE, base_entries(&self.config, dpid));
+        }
+    }
+
+    fn declare_rule_on(&self, id: u32, dpid: u64, ctx: &mut Ctx) {
+        let entries = match self.config.rules.get(id) {
+            Some(rule) if self.config.policy.enabled => compile_rule(rule, dpid),
+            _ => Vec::new(),
+        };
+        ctx.declare_flows(dpid, rule_scope(id), entries);
+    }
+
+    fn declare_all(&self, ctx: &mut Ctx) {
+        for &dpid in &self.switches {
+            self.declare_switch(dpid, ctx);
+        }
+    }
+
+    /// Everything the switch should have. After a restart the runtime's
+    /// full reconciliation leaves identical entries (and their counters)
+    /// alone and removes firewall entries nobody declared.
+    fn declare_switch(&self, dpid: u64, ctx: &mut Ctx) {
+        ctx.declare_flows(dpid, BASE, base_entries(&self.config, dpid));
+        for rule in self.config.rules.iter() {
+            self.declare_rule_on(rule.id, dpid, ctx);
         }
     }
 }
@@ -135,7 +256,10 @@ impl Module for Firewall {
 
     fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {
         match event {
-            Event::SwitchUp { dpid, .. } => self.switch_up(*dpid, ctx),
+            Event::SwitchUp { dpid, .. } => {
+                self.switches.insert(*dpid);
+                self.declare_switch(*dpid, ctx);
+            }
             Event::SwitchDown { dpid } => {
                 self.switches.remove(dpid);
             }
@@ -144,7 +268,10 @@ impl Module for Firewall {
             | Event::PacketIn { .. }
             | Event::FlowRemoved { .. }
             | Event::Tick
-            | Event::Notice { .. } => {}
+            | Event::Notice { .. }
+            | Event::Rejected { .. }
+            | Event::Task { .. }
+            | Event::Bus { .. } => {}
         }
     }
 }

@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use flowgate_controller::api::dpid::{format_dpid, parse_dpid};
+use flowgate_controller::service::Origin;
 use flowgate_openflow::MacAddr;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -57,6 +58,12 @@ pub struct Rule {
     /// Free text for the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Set by the controller for a rule another module created (e.g.
+    /// `hostaware/rule-7`): only that module changes or removes it. Absent
+    /// for rules written over REST; a REST write may not set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, read_only, example = "hostaware/quarantine-h3")]
+    pub origin: Option<Origin>,
 }
 
 /// Where a rule applies.

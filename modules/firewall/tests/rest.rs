@@ -14,10 +14,14 @@ use bytes::{Bytes, BytesMut};
 use flowgate_controller::api::{self, ApiState};
 use flowgate_controller::cookie::{owner_of, Owner};
 use flowgate_controller::desired::FlowKey;
-use flowgate_controller::module::Module;
+use flowgate_controller::desired::{FlowEntry, FlowSpec};
+use flowgate_controller::module::{Ctx, Event, Module, Scope};
+use flowgate_controller::pipeline;
+use flowgate_controller::runtime::tasks::Task;
 use flowgate_controller::runtime::{Runtime, RuntimeConfig};
+use flowgate_controller::service::Origin;
 use flowgate_controller::store::{MemoryStore, Store};
-use flowgate_firewall::{Firewall, FirewallConfig};
+use flowgate_firewall::{Firewall, FirewallConfig, FirewallService, Rule};
 use flowgate_openflow::{
     self as of, ErrorMsg, FlowModCommand, FlowStats, Hello, Message, MultipartReply,
     MultipartReplyBody, MultipartRequestBody, SwitchFeatures,
@@ -41,10 +45,17 @@ struct Table {
     barriers: usize,
     /// Flow-mods at these OpenFlow priorities are refused with an error.
     reject_priority: Option<u16>,
+    rejected: usize,
+    /// Barriers after the first are never answered (a switch that hangs).
+    silent: bool,
 }
 
 /// A switch that speaks OpenFlow through our codec and applies flow-mods.
 async fn fake_switch(addr: std::net::SocketAddr, table: Arc<Mutex<Table>>) {
+    fake_switch_with_dpid(addr, table, DPID).await
+}
+
+async fn fake_switch_with_dpid(addr: std::net::SocketAddr, table: Arc<Mutex<Table>>, dpid: u64) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     send(&mut stream, 1, &Message::Hello(Hello::with_versions(&[4]))).await;
     let mut buf = BytesMut::new();
@@ -52,7 +63,7 @@ async fn fake_switch(addr: std::net::SocketAddr, table: Arc<Mutex<Table>>) {
         while let Ok(Some(len)) = of::frame_len(&buf) {
             let frame = buf.split_to(len);
             let (h, m) = of::decode(&frame).expect("controller sent an undecodable message");
-            if let Some(reply) = answer(&table, m) {
+            if let Some(reply) = answer(&table, m, dpid) {
                 send(&mut stream, h.xid, &reply).await;
             }
         }
@@ -70,11 +81,11 @@ async fn send(stream: &mut TcpStream, xid: u32, m: &Message) {
     let _ = stream.write_all(&out).await;
 }
 
-fn answer(table: &Arc<Mutex<Table>>, m: Message) -> Option<Message> {
+fn answer(table: &Arc<Mutex<Table>>, m: Message, dpid: u64) -> Option<Message> {
     let mut t = table.lock().expect("table lock");
     Some(match m {
         Message::FeaturesRequest => Message::FeaturesReply(SwitchFeatures {
-            datapath_id: DPID,
+            datapath_id: dpid,
             n_buffers: 0,
             n_tables: 254,
             auxiliary_id: 0,
@@ -122,11 +133,15 @@ fn answer(table: &Arc<Mutex<Table>>, m: Message) -> Option<Message> {
         }
         Message::BarrierRequest => {
             t.barriers += 1;
+            if t.silent && t.barriers > 1 {
+                return None;
+            }
             Message::BarrierReply
         }
         Message::EchoRequest(data) => Message::EchoReply(data),
         Message::FlowMod(fm) => {
             if t.reject_priority == Some(fm.priority) {
+                t.rejected += 1;
                 return Some(Message::Error(ErrorMsg::Standard {
                     err_type: of::error_type::BAD_MATCH,
                     code: of::error_code::bad_match::BAD_PREREQ,
@@ -154,25 +169,40 @@ struct Lab {
     runtime: Runtime,
     store: Arc<MemoryStore>,
     table: Arc<Mutex<Table>>,
+    addr: std::net::SocketAddr,
 }
 
 impl Lab {
     async fn start(config: FirewallConfig) -> Lab {
+        Lab::start_with(
+            config,
+            Vec::new(),
+            RuntimeConfig::default(),
+            Arc::new(MemoryStore::default()),
+        )
+        .await
+    }
+
+    /// The firewall and `others` in a runtime over `store`, one fake switch.
+    async fn start_with(
+        config: FirewallConfig,
+        others: Vec<Box<dyn Module>>,
+        runtime_config: RuntimeConfig,
+        store: Arc<MemoryStore>,
+    ) -> Lab {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let modules: Vec<Box<dyn Module>> = vec![Box::new(Firewall::new(config.clone()))];
-        let runtime = Runtime::start(listener, RuntimeConfig::default(), modules);
-        let store = Arc::new(MemoryStore::default());
+        let mut modules: Vec<Box<dyn Module>> = vec![Box::new(Firewall::new(config))];
+        modules.extend(others);
         let dyn_store: Arc<dyn Store> = store.clone();
-        let state = ApiState::new(Arc::new(runtime.clone()), dyn_store.clone(), None)
+        let runtime = Runtime::start(listener, runtime_config, modules, dyn_store.clone());
+        let state = ApiState::new(Arc::new(runtime.clone()), dyn_store, None)
             .with_metrics(runtime.metrics().clone());
         let app = api::router_with_modules(
             state,
-            vec![flowgate_firewall::routes(
+            vec![flowgate_firewall::routes(FirewallService::new(
                 runtime.clone(),
-                dyn_store,
-                config,
-            )],
+            ))],
         );
         let table = Arc::new(Mutex::new(Table::default()));
         tokio::spawn(fake_switch(addr, table.clone()));
@@ -181,10 +211,21 @@ impl Lab {
             runtime,
             store,
             table,
+            addr,
         };
         // Up once the initial reconciliation was confirmed.
         lab.wait(|t| t.barriers >= 1).await;
         lab
+    }
+
+    async fn wait_for_switches(&self, n: usize) {
+        tokio::time::timeout(WAIT, async {
+            while self.runtime.registry().list().len() < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("switches did not connect in time");
     }
 
     async fn wait(&self, cond: impl Fn(&Table) -> bool) {
@@ -605,4 +646,172 @@ async fn a_change_the_switch_rejects_is_rolled_back() {
     assert_eq!(got["priority"], 10);
     assert_eq!(lab.firewall_flows(), before);
     assert!(before.contains(&(20, cookie(1))));
+}
+
+/// A load balancer stand-in: on a message from its task it declares one
+/// flow, which the fake switch refuses; it records the refusals it hears.
+#[derive(Default)]
+struct Noisy {
+    rejections: Vec<String>,
+}
+
+const NOISY_PRIORITY: u16 = 4242;
+
+impl Module for Noisy {
+    fn owner(&self) -> Owner {
+        Owner::LoadBalancer
+    }
+
+    fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {
+        match event {
+            Event::Task { .. } => {
+                let entry = FlowEntry::new(
+                    pipeline::LB,
+                    NOISY_PRIORITY,
+                    of::Match::new().with(of::Oxm::TcpDst(80)),
+                    FlowSpec::new(Owner::LoadBalancer.cookie(1), vec![]),
+                );
+                ctx.declare_flows(DPID, Scope::new("vip", 1), [entry]);
+            }
+            Event::Rejected { rejection } => self.rejections.push(rejection.to_string()),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn another_modules_rejected_flow_does_not_fail_a_firewall_write() {
+    let lab = Lab::start_with(
+        FirewallConfig::default(),
+        vec![Box::new(Noisy::default())],
+        RuntimeConfig::default(),
+        Arc::new(MemoryStore::default()),
+    )
+    .await;
+    lab.table.lock().expect("lock").reject_priority = Some(NOISY_PRIORITY);
+    lab.runtime.spawn_task(
+        Owner::LoadBalancer,
+        Task::new("poke", |ctx| async move {
+            ctx.send(()).await;
+        }),
+    );
+    lab.wait(|t| t.rejected == 1).await;
+    // The refusal arrived before the firewall's write; no barrier has
+    // closed it yet. The write gets only its own errors: none.
+    let (s, body) = lab
+        .call(
+            Method::POST,
+            "/api/v1/firewall/rules",
+            Some(web_rule(1, 10)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let heard = lab
+        .runtime
+        .call::<Noisy, _>(|m, _| m.rejections.clone())
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(heard.len(), 1, "the owner heard of its refusal: {heard:?}");
+    assert!(heard[0].contains("OFPET_BAD_MATCH") && heard[0].contains("priority=4242"));
+}
+
+#[tokio::test]
+async fn ten_silent_switches_cost_one_deadline() {
+    let timeout = Duration::from_millis(1500);
+    let lab = Lab::start_with(
+        FirewallConfig::default(),
+        Vec::new(),
+        RuntimeConfig {
+            confirm_timeout: timeout,
+            ..RuntimeConfig::default()
+        },
+        Arc::new(MemoryStore::default()),
+    )
+    .await;
+    let silent = Arc::new(Mutex::new(Table {
+        silent: true,
+        ..Table::default()
+    }));
+    for dpid in 2..12 {
+        tokio::spawn(fake_switch_with_dpid(lab.addr, silent.clone(), dpid));
+    }
+    lab.wait_for_switches(11).await;
+    let started = std::time::Instant::now();
+    let (s, body) = lab
+        .call(
+            Method::POST,
+            "/api/v1/firewall/rules",
+            Some(web_rule(1, 10)),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["applied"]["unconfirmed"].as_array().unwrap().len(), 10);
+    assert_eq!(body["applied"]["switches"].as_array().unwrap().len(), 1);
+    // One shared deadline: ten waits in turn would take ten times as long.
+    assert!(took < timeout * 3, "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_rule_another_module_creates_is_stored_listed_owned_and_survives_a_restart() {
+    let store = Arc::new(MemoryStore::default());
+    let lab = Lab::start_with(
+        FirewallConfig::default(),
+        Vec::new(),
+        RuntimeConfig::default(),
+        store.clone(),
+    )
+    .await;
+    // A host-aware task quarantines a host through the firewall's service.
+    let service = FirewallService::new(lab.runtime.clone());
+    let (done, created) = tokio::sync::oneshot::channel();
+    lab.runtime.spawn_task(
+        Owner::HostAware,
+        Task::new("quarantine", move |_ctx| async move {
+            let rule: Rule = serde_json::from_value(json!({"priority": 29000, "action": "deny",
+                "match": {"ip_src": "10.0.0.3"}}))
+            .unwrap();
+            let origin = Origin::module(Owner::HostAware, "quarantine-h3");
+            let _ = done.send(service.create(rule, origin, false).await.map(|w| w.rule.id));
+        }),
+    );
+    let id = created.await.unwrap().expect("created");
+    let (_, rules) = lab.call(Method::GET, "/api/v1/firewall/rules", None).await;
+    assert_eq!(rules[0]["origin"], "hostaware/quarantine-h3", "{rules}");
+    assert!(lab
+        .firewall_flows()
+        .contains(&(58000, cookie(u64::from(id)))));
+    // Not the operator's to change or delete.
+    let (s, body) = lab
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/firewall/rules/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["field"], "origin");
+    // Nor to forge.
+    let mut forged = web_rule(5, 10);
+    forged["origin"] = json!("hostaware/x");
+    let (s, body) = lab
+        .call(Method::POST, "/api/v1/firewall/rules", Some(forged))
+        .await;
+    assert_eq!(
+        (s, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("origin"))
+    );
+    // A restarted controller loads it from the store, origin and all.
+    let reloaded = flowgate_firewall::load(store.as_ref(), None).expect("load");
+    let rule = reloaded.rules.get(id).expect("stored");
+    assert_eq!(
+        rule.origin,
+        Some(Origin::module(Owner::HostAware, "quarantine-h3"))
+    );
+    let again = Lab::start_with(reloaded, Vec::new(), RuntimeConfig::default(), store).await;
+    let (_, rules) = again
+        .call(Method::GET, "/api/v1/firewall/rules", None)
+        .await;
+    assert_eq!(rules[0]["origin"], "hostaware/quarantine-h3");
 }

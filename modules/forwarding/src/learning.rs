@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
-use flowgate_controller::module::{Ctx, Event, Module, PacketIns};
+use flowgate_controller::module::{Ctx, Event, Module, PacketIns, Scope};
 use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN, MODULE_MISS_PRIORITY};
 use flowgate_openflow::{
     port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PortReason, PortStatus,
@@ -19,6 +19,8 @@ const LEARN_MAX_LEN: u16 = 64;
 /// 48 bits never collide with these because they are multicast addresses).
 const LEARN_MISS_OBJECT: u64 = 0x0100_0000_0001;
 const FLOOD_MISS_OBJECT: u64 = 0x0100_0000_0002;
+/// The two miss entries, declared when a switch comes up.
+const MISSES: Scope = Scope::new("misses", 0);
 
 #[derive(Debug, Clone)]
 pub struct L2LearningConfig {
@@ -74,13 +76,13 @@ impl L2Learning {
             }]),
             Instruction::GotoTable(FORWARD),
         ];
-        ctx.install(
+        ctx.declare_flows(
             dpid,
-            miss_entry(LEARN, LEARN_MISS_OBJECT, to_controller_and_on),
-        );
-        ctx.install(
-            dpid,
-            miss_entry(FLOOD, FLOOD_MISS_OBJECT, output_to(port_no::FLOOD)),
+            MISSES,
+            [
+                miss_entry(LEARN, LEARN_MISS_OBJECT, to_controller_and_on),
+                miss_entry(FLOOD, FLOOD_MISS_OBJECT, output_to(port_no::FLOOD)),
+            ],
         );
         let table = self.macs.entry(dpid).or_default();
         table.clear();
@@ -234,7 +236,11 @@ impl Module for L2Learning {
                 }
             }
             Event::PortStatus { dpid, status } => self.port_status(*dpid, status, ctx),
-            Event::Tick | Event::Notice { .. } => {}
+            Event::Tick
+            | Event::Notice { .. }
+            | Event::Rejected { .. }
+            | Event::Task { .. }
+            | Event::Bus { .. } => {}
         }
     }
 }

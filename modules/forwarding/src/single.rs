@@ -143,7 +143,12 @@ impl Module for L2Single {
             }
             Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
             Event::PortStatus { dpid, status } => self.port_status(*dpid, status),
-            Event::FlowRemoved { .. } | Event::Tick | Event::Notice { .. } => {}
+            Event::FlowRemoved { .. }
+            | Event::Tick
+            | Event::Notice { .. }
+            | Event::Rejected { .. }
+            | Event::Task { .. }
+            | Event::Bus { .. } => {}
         }
     }
 }

@@ -10,33 +10,34 @@
 //!   spanning-tree ports): `in_port=p` → output to every other flooding
 //!   port. A packet arriving on any other port (a link off the tree, a
 //!   pending port) matches nothing and is dropped: that is what breaks
-//!   loops. Explicit output lists rather than an ALL group: flows carry a
-//!   cookie and are adopted after a controller restart like every other
-//!   entry, while groups are neither reported in `SwitchUp` nor owned per
-//!   module, and deleting a group deletes the flows that use it.
+//!   loops. Explicit output lists rather than an ALL group: a flood list
+//!   differs per in-port (split horizon), so a group per in-port would
+//!   double the entries without saving a message.
 //! - `learn` (T4), with proxy-ARP on: ARP requests arriving on edge ports
 //!   go to the controller, which answers from the host table when it knows
 //!   the target and otherwise floods the request along the tree.
 //!
-//! Every recomputation is diffed against what was declared before, so a
-//! link failure sends only the flows whose port changed. Until the
-//! topology says a switch is ready (its first discovery period), the
-//! flows found on it are kept as they are: a restarted controller leaves
-//! traffic alone, then recomputes the same flows and sends nothing.
+//! Each recomputation declares three scopes per ready switch (routes,
+//! flood, ARP traps); the core sends only what changed, so a link failure
+//! sends only the flows whose port changed. Until the topology says a
+//! switch is ready (its first discovery period), the flows found on it are
+//! kept as they are (adopted): a restarted controller leaves traffic
+//! alone, then recomputes the same flows and sends nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::desired::{FlowEntry, FlowKey, FlowSpec};
-use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::desired::{FlowEntry, FlowSpec};
+use flowgate_controller::module::{Adoption, Ctx, Event, Module, Scope};
 use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN};
 use flowgate_controller::topology::graph::tree_ports;
 use flowgate_controller::topology::packet::{Arp, ARP_REQUEST, ETH_TYPE_ARP};
 use flowgate_controller::topology::{Endpoint, PortRole, TopologyView};
 use flowgate_openflow::{
-    port_no, Action, Instruction, Match, Oxm, PacketIn, PacketOut, NO_BUFFER, OFPCML_NO_BUFFER,
+    port_no, Action, FlowStats, Instruction, Match, Oxm, PacketIn, PacketOut, NO_BUFFER,
+    OFPCML_NO_BUFFER,
 };
 use tracing::debug;
 
@@ -49,6 +50,11 @@ const ARP_TRAP_PRIORITY: u16 = 200;
 /// half of the 48-bit space, which no host MAC occupies.
 const OBJ_ARP_TRAP: u64 = 0x0300_0000_0000;
 const OBJ_FLOOD: u64 = 0x0400_0000_0000;
+
+/// The scopes of a ready switch.
+const ROUTES: Scope = Scope::new("routes", 0);
+const FLOODING: Scope = Scope::new("flood", 0);
+const ARP_TRAPS: Scope = Scope::new("arp-traps", 0);
 
 #[derive(Debug, Clone)]
 pub struct TopologyForwardingConfig {
@@ -67,9 +73,16 @@ impl Default for TopologyForwardingConfig {
 pub struct TopologyForwarding {
     config: TopologyForwardingConfig,
     view: Arc<TopologyView>,
-    /// Per connected switch: the entries this module declared (adopted ones
-    /// until the switch is ready).
-    declared: HashMap<u64, HashMap<FlowKey, FlowEntry>>,
+    /// Per connected switch: the outputs of its flood entry per in-port,
+    /// as found on it until it is ready, as computed afterwards.
+    flooding: HashMap<u64, Flooding>,
+}
+
+#[derive(Debug, Default)]
+struct Flooding {
+    /// The switch was recomputed once: what was adopted is settled.
+    settled: bool,
+    outputs: HashMap<u32, Vec<Action>>,
 }
 
 impl TopologyForwarding {
@@ -80,40 +93,47 @@ impl TopologyForwarding {
         }
     }
 
-    fn switch_up(&mut self, dpid: u64, installed: &[flowgate_openflow::FlowStats], ctx: &mut Ctx) {
-        let adopted: HashMap<FlowKey, FlowEntry> = installed
+    fn switch_up(&mut self, dpid: u64, installed: &[FlowStats]) {
+        // Until the switch is ready its adopted flood entries decide where
+        // a request the controller cannot answer goes.
+        let outputs = installed
             .iter()
             .map(FlowEntry::from_stats)
-            .map(|e| (e.key.clone(), e))
+            .filter(|e| e.key.table_id == FLOOD && e.key.priority == FLOOD_PRIORITY)
+            .filter_map(|e| Some((e.key.match_().in_port()?, flood_outputs(&e)?.to_vec())))
             .collect();
-        for entry in adopted.values() {
-            ctx.install(dpid, entry.clone());
-        }
-        self.declared.insert(dpid, adopted);
+        self.flooding.insert(
+            dpid,
+            Flooding {
+                settled: false,
+                outputs,
+            },
+        );
     }
 
-    /// Brings every ready switch's entries in line with the current view.
+    /// Declares every ready switch's entries for the current view.
     fn recompute(&mut self, ctx: &mut Ctx) {
         let wanted = desired(
             &self.view,
             self.config.proxy_arp,
-            self.declared.keys().copied(),
+            self.flooding.keys().copied(),
         );
-        for (dpid, entries) in wanted {
-            let Some(declared) = self.declared.get_mut(&dpid) else {
+        for (dpid, flows) in wanted {
+            let Some(flooding) = self.flooding.get_mut(&dpid) else {
                 continue;
             };
-            for (key, entry) in &entries {
-                if declared.get(key) != Some(entry) {
-                    ctx.install(dpid, entry.clone());
-                }
+            flooding.outputs = flows
+                .flood
+                .iter()
+                .filter_map(|e| Some((e.key.match_().in_port()?, flood_outputs(e)?.to_vec())))
+                .collect();
+            ctx.declare_flows(dpid, ROUTES, flows.routes);
+            ctx.declare_flows(dpid, FLOODING, flows.flood);
+            ctx.declare_flows(dpid, ARP_TRAPS, flows.arp_traps);
+            if !flooding.settled {
+                ctx.settle(dpid);
+                flooding.settled = true;
             }
-            for key in declared.keys() {
-                if !entries.contains_key(key) {
-                    ctx.remove(dpid, key.clone());
-                }
-            }
-            *declared = entries;
         }
     }
 
@@ -164,18 +184,8 @@ impl TopologyForwarding {
     /// resolution keeps working while a restarted controller rediscovers
     /// the network. None where the switch would drop a broadcast.
     fn flood_actions(&self, dpid: u64, in_port: u32) -> Option<&[Action]> {
-        let key = FlowKey::new(FLOOD, FLOOD_PRIORITY, flood_match(in_port));
-        match self
-            .declared
-            .get(&dpid)?
-            .get(&key)?
-            .spec
-            .instructions
-            .as_slice()
-        {
-            [Instruction::ApplyActions(actions)] if !actions.is_empty() => Some(actions),
-            _ => None,
-        }
+        let outputs = self.flooding.get(&dpid)?.outputs.get(&in_port)?;
+        (!outputs.is_empty()).then_some(outputs.as_slice())
     }
 }
 
@@ -188,9 +198,9 @@ impl Module for TopologyForwarding {
         match event {
             Event::SwitchUp {
                 dpid, installed, ..
-            } => self.switch_up(*dpid, installed, ctx),
+            } => self.switch_up(*dpid, installed),
             Event::SwitchDown { dpid } => {
-                self.declared.remove(dpid);
+                self.flooding.remove(dpid);
             }
             Event::Notice { payload, .. } => {
                 if let Some(view) = payload.downcast_ref::<Arc<TopologyView>>() {
@@ -199,16 +209,36 @@ impl Module for TopologyForwarding {
                 }
             }
             Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
-            Event::PortStatus { .. } | Event::FlowRemoved { .. } | Event::Tick => {}
+            Event::PortStatus { .. }
+            | Event::FlowRemoved { .. }
+            | Event::Tick
+            | Event::Rejected { .. }
+            | Event::Task { .. }
+            | Event::Bus { .. } => {}
         }
+    }
+
+    /// A restarted controller keeps a switch's forwarding as it is until
+    /// discovery has run there (see [`TopologyForwarding::recompute`]).
+    fn adoption(&self) -> Adoption {
+        Adoption::Keep
     }
 }
 
-/// Per switch of `dpids` that the view calls ready: its entries.
-type Desired = BTreeMap<u64, HashMap<FlowKey, FlowEntry>>;
+/// One ready switch's entries, by scope.
+#[derive(Debug, Default)]
+pub struct SwitchFlows {
+    pub routes: Vec<FlowEntry>,
+    pub flood: Vec<FlowEntry>,
+    pub arp_traps: Vec<FlowEntry>,
+}
 
 /// What every ready switch among `dpids` should hold for `view`.
-pub fn desired(view: &TopologyView, proxy_arp: bool, dpids: impl Iterator<Item = u64>) -> Desired {
+pub fn desired(
+    view: &TopologyView,
+    proxy_arp: bool,
+    dpids: impl Iterator<Item = u64>,
+) -> BTreeMap<u64, SwitchFlows> {
     let graph = view.graph();
     let tree = tree_ports(&graph.spanning_tree());
     // Per host: the output port on every switch that can reach it.
@@ -221,12 +251,9 @@ pub fn desired(view: &TopologyView, proxy_arp: bool, dpids: impl Iterator<Item =
             (h.mac, r)
         })
         .collect();
-    let mut out = Desired::new();
+    let mut out = BTreeMap::new();
     for dpid in dpids.filter(|d| view.is_ready(*d)) {
-        let mut entries = HashMap::new();
-        let mut add = |e: FlowEntry| {
-            entries.insert(e.key.clone(), e);
-        };
+        let mut flows = SwitchFlows::default();
         let edge = view.ports_with_role(dpid, PortRole::Edge);
         let flood: BTreeSet<u32> = edge
             .iter()
@@ -244,22 +271,28 @@ pub fn desired(view: &TopologyView, proxy_arp: bool, dpids: impl Iterator<Item =
                 .map(|&port| Action::Output { port, max_len: 0 })
                 .collect();
             if !outputs.is_empty() {
-                add(flood_entry(in_port, outputs));
+                flows.flood.push(flood_entry(in_port, outputs));
             }
         }
         if proxy_arp {
-            for &port in &edge {
-                add(arp_trap_entry(port));
-            }
+            flows.arp_traps = edge.iter().map(|&port| arp_trap_entry(port)).collect();
         }
         for (mac, r) in &routes {
             if let Some(&port) = r.get(&dpid) {
-                add(route_entry(*mac, port));
+                flows.routes.push(route_entry(*mac, port));
             }
         }
-        out.insert(dpid, entries);
+        out.insert(dpid, flows);
     }
     out
+}
+
+/// The outputs of a flood entry.
+fn flood_outputs(entry: &FlowEntry) -> Option<&[Action]> {
+    match entry.spec.instructions.as_slice() {
+        [Instruction::ApplyActions(actions)] => Some(actions),
+        _ => None,
+    }
 }
 
 fn flood_match(in_port: u32) -> Match {

@@ -1,72 +1,58 @@
 //! REST: `/networks`, `/ports` (also as `/networks/{id}/ports`),
-//! `/chassis`. Port ids are unique across networks; `PUT /ports/{id}`
-//! with another network moves a port in one step. `PUT` on a network or a
-//! port takes `?dry_run=true` (validate, answer with the canonical object,
-//! change nothing), which the pusher tool uses.
+//! `/chassis`: thin callers of the [`OverlayService`]. Port ids are unique
+//! across networks; `PUT /ports/{id}` with another network moves a port in
+//! one step. `PUT` on a network or a port takes `?dry_run=true` (validate,
+//! answer with the canonical object, change nothing), which the pusher
+//! tool uses.
 //!
 //! Writes are serialized, validated against the module's current
-//! configuration (4xx naming the field, nothing changed), persisted, then
+//! configuration (4xx naming the field, nothing changed), persisted and
 //! applied; the answer comes after the switches confirmed the flows by
 //! barrier and says which did (`applied`).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use flowgate_controller::api::{ApiError, ApiJson, ApiPath, ApiState, ErrorBody, OpenApiRouter};
+use flowgate_controller::api::{
+    ApiError, ApiJson, ApiPath, ApiState, AppliedInfo, DryRun, ErrorBody, OpenApiRouter,
+};
 use flowgate_controller::ovsdb::hosts::{valid_target, Hosts};
-use flowgate_controller::runtime::{Applied, Runtime};
-use flowgate_controller::store::{Op, Store, StoreExt};
+use flowgate_controller::runtime::Runtime;
+use flowgate_controller::service::{Origin, Written};
+use flowgate_controller::store::{Store, StoreExt};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use crate::model::{Config, Invalid, Network, NetworkInput, Port, PortInput};
-use crate::module::Overlay;
 use crate::provision::{ChassisStatus, StatusBoard};
-use crate::world::World;
+use crate::service::{OverlayService, PortView, Wrote, NETWORKS, PORTS};
 
-const NETWORKS: &str = "overlay/networks/";
-const PORTS: &str = "overlay/ports/";
 const CONNECTIONS: &str = "overlay/connections/";
 
 /// What the overlay's handlers share.
 #[derive(Clone)]
 pub struct OverlayApi {
-    pub runtime: Runtime,
+    pub service: OverlayService,
     pub store: Arc<dyn Store>,
     pub hosts: Hosts,
     pub board: StatusBoard,
-    writes: Arc<tokio::sync::Mutex<()>>,
+    /// Serializes OVSDB target registrations.
+    connections: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl OverlayApi {
     pub fn new(runtime: Runtime, store: Arc<dyn Store>, hosts: Hosts, board: StatusBoard) -> Self {
         OverlayApi {
-            runtime,
+            service: OverlayService::new(runtime),
             store,
             hosts,
             board,
-            writes: Arc::default(),
+            connections: Arc::default(),
         }
-    }
-
-    async fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Overlay, &mut flowgate_controller::module::Ctx) -> R + Send + 'static,
-    ) -> Result<Applied<R>, ApiError> {
-        self.runtime
-            .call::<Overlay, R>(f)
-            .await
-            .map_err(ApiError::internal)
-    }
-
-    async fn config(&self) -> Result<Config, ApiError> {
-        Ok(self.call(|m, _| m.config().clone()).await?.value)
     }
 }
 
@@ -110,61 +96,12 @@ pub fn routes(api: OverlayApi) -> OpenApiRouter<ApiState> {
         .with_state(api)
 }
 
-/// What a write did on the switches.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AppliedInfo {
-    /// Switches that confirmed every flow change by barrier.
-    pub confirmed: Vec<String>,
-    /// Switches that did not confirm in time; they converge on reconnect.
-    pub unconfirmed: Vec<String>,
-    /// Errors switches returned.
-    pub errors: Vec<String>,
-}
-
-impl<R> From<&Applied<R>> for AppliedInfo {
-    fn from(a: &Applied<R>) -> Self {
-        let fmt = |v: &[u64]| {
-            v.iter()
-                .map(|d| flowgate_controller::api::dpid::format_dpid(*d))
-                .collect()
-        };
-        AppliedInfo {
-            confirmed: fmt(&a.confirmed),
-            unconfirmed: fmt(&a.unconfirmed),
-            errors: a.errors.clone(),
-        }
-    }
-}
-
 /// A written network and what applying it did.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NetworkWritten {
     #[serde(flatten)]
     pub network: Network,
     pub applied: AppliedInfo,
-}
-
-/// A port with where it is and the addresses in effect.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PortView {
-    #[serde(flatten)]
-    pub port: Port,
-    pub status: PortState,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PortState {
-    /// True when the port's switch is connected and the port exists.
-    pub bound: bool,
-    pub dpid: Option<String>,
-    pub port_no: Option<u32>,
-    /// The chassis (host) it is on.
-    pub chassis: Option<String>,
-    /// Configured or learned.
-    pub mac: Option<String>,
-    /// Configured or learned.
-    #[schema(value_type = Vec<String>)]
-    pub ips: Vec<IpAddr>,
 }
 
 /// A written port and what applying it did.
@@ -184,53 +121,65 @@ pub struct Deleted {
     pub applied: AppliedInfo,
 }
 
-fn port_view(world: &World, port: &Port) -> PortView {
-    let loc = world.locate(port);
-    PortView {
-        status: PortState {
-            bound: loc.port_no.is_some(),
-            dpid: loc.dpid.map(flowgate_controller::api::dpid::format_dpid),
-            port_no: loc.port_no,
-            chassis: loc.chassis,
-            mac: world.mac(port).map(|m| m.to_string()),
-            ips: world.ips(port),
-        },
-        port: port.clone(),
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> ApiError {
+        match e {
+            Invalid::Bad { field, reason } => ApiError::bad_field(field, reason),
+            Invalid::Conflict { field, reason } => ApiError::conflict(field, reason),
+            Invalid::Missing { field, reason } => ApiError::not_found(field, reason),
+        }
     }
 }
 
-fn invalid(e: Invalid) -> ApiError {
-    match e {
-        Invalid::Bad { field, reason } => ApiError::bad_field(field, reason),
-        Invalid::Conflict { field, reason } => ApiError::conflict(field, reason),
-        Invalid::Missing { field, reason } => ApiError::not_found(field, reason),
-    }
+fn applied(written: &Written<()>) -> AppliedInfo {
+    AppliedInfo::of(written, 0)
 }
 
 fn no_network(id: &str) -> ApiError {
     ApiError::not_found("network", format!("no network {id:?}"))
 }
 
-/// `?dry_run=true`: validate and answer with the object as it would be
-/// stored, changing nothing.
-#[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DryRun {
-    /// Only validate; nothing is stored or sent.
-    #[serde(default)]
-    pub dry_run: bool,
+fn no_port(id: &str) -> ApiError {
+    ApiError::not_found("port", format!("no port {id:?}"))
 }
 
-fn dry_run(q: Result<Query<DryRun>, QueryRejection>) -> Result<bool, ApiError> {
-    q.map(|Query(d)| d.dry_run)
-        .map_err(|e| ApiError::bad_field("dry_run", e.body_text()))
+/// 201 for a creation, 200 otherwise; for a dry run the object alone.
+fn answer<T: Serialize>(
+    wrote: Wrote<T>,
+    written: impl FnOnce(T, AppliedInfo) -> axum::response::Response,
+) -> (StatusCode, axum::response::Response) {
+    match wrote.written {
+        None => (StatusCode::OK, Json(wrote.value).into_response()),
+        Some(w) => {
+            let status = if wrote.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, written(wrote.value, applied(&w)))
+        }
+    }
+}
+
+fn network_answer(wrote: Wrote<Network>) -> (StatusCode, axum::response::Response) {
+    answer(wrote, |network, applied| {
+        Json(NetworkWritten { network, applied }).into_response()
+    })
+}
+
+fn port_answer(wrote: Wrote<PortView>) -> (StatusCode, axum::response::Response) {
+    answer(wrote, |port, applied| {
+        Json(PortWritten { port, applied }).into_response()
+    })
 }
 
 /// All networks, by id.
 #[utoipa::path(get, path = "/networks", tag = "overlay",
     responses((status = 200, description = "Networks", body = [Network])))]
 async fn list_networks(State(api): State<OverlayApi>) -> Result<Json<Vec<Network>>, ApiError> {
-    Ok(Json(api.config().await?.networks.into_values().collect()))
+    Ok(Json(
+        api.service.config().await?.networks.into_values().collect(),
+    ))
 }
 
 /// Create a network (VNI allocated when absent).
@@ -244,29 +193,12 @@ async fn list_networks(State(api): State<OverlayApi>) -> Result<Json<Vec<Network
 async fn create_network(
     State(api): State<OverlayApi>,
     ApiJson(input): ApiJson<NetworkInput>,
-) -> Result<(StatusCode, Json<NetworkWritten>), ApiError> {
-    let _write = api.writes.lock().await;
-    let config = api.config().await?;
-    if let Some(id) = &input.id {
-        if config.networks.contains_key(id) {
-            return Err(ApiError::conflict("id", format!("network {id:?} exists")));
-        }
-    }
-    let network = config.validate_network(input, None).map_err(invalid)?;
-    write_network(&api, network)
-        .await
-        .map(|w| (StatusCode::CREATED, Json(w)))
-}
-
-async fn write_network(api: &OverlayApi, network: Network) -> Result<NetworkWritten, ApiError> {
-    api.store
-        .put_json(&format!("{NETWORKS}{}", network.id), &network)?;
-    let n = network.clone();
-    let applied = api.call(move |m, ctx| m.put_network(n, ctx)).await?;
-    Ok(NetworkWritten {
-        network,
-        applied: AppliedInfo::from(&applied),
-    })
+) -> Result<(StatusCode, axum::response::Response), ApiError> {
+    let wrote = api
+        .service
+        .put_network(input, None, true, Origin::rest(), false)
+        .await?;
+    Ok(network_answer(wrote))
 }
 
 /// One network.
@@ -280,7 +212,8 @@ async fn get_network(
     State(api): State<OverlayApi>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Network>, ApiError> {
-    api.config()
+    api.service
+        .config()
         .await?
         .networks
         .remove(&id)
@@ -301,23 +234,14 @@ async fn get_network(
 async fn put_network(
     State(api): State<OverlayApi>,
     ApiPath(id): ApiPath<String>,
-    query: Result<Query<DryRun>, QueryRejection>,
+    dry: DryRun,
     ApiJson(input): ApiJson<NetworkInput>,
 ) -> Result<(StatusCode, axum::response::Response), ApiError> {
-    let dry = dry_run(query)?;
-    let _write = api.writes.lock().await;
-    let config = api.config().await?;
-    let status = if config.networks.contains_key(&id) {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    let network = config.validate_network(input, Some(&id)).map_err(invalid)?;
-    if dry {
-        return Ok((StatusCode::OK, Json(network).into_response()));
-    }
-    let written = write_network(&api, network).await?;
-    Ok((status, Json(written).into_response()))
+    let wrote = api
+        .service
+        .put_network(input, Some(id), false, Origin::rest(), dry.dry_run)
+        .await?;
+    Ok(network_answer(wrote))
 }
 
 /// Delete a network with all its ports; its flows leave every switch.
@@ -332,25 +256,14 @@ async fn delete_network(
     State(api): State<OverlayApi>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let _write = api.writes.lock().await;
-    if !api.config().await?.networks.contains_key(&id) {
-        return Err(no_network(&id));
-    }
-    api.store.apply(vec![
-        Op::delete(format!("{NETWORKS}{id}")),
-        Op::delete_prefix(format!("{PORTS}{id}/")),
-    ])?;
-    let net = id.clone();
-    let applied = api.call(move |m, ctx| m.delete_network(&net, ctx)).await?;
-    let ports = applied
-        .value
-        .as_ref()
-        .map(|(_, ports)| ports.iter().map(|p| p.id.clone()).collect())
-        .unwrap_or_default();
+    let (ports, written) = api
+        .service
+        .delete_network(id.clone(), Origin::rest())
+        .await?;
     Ok(Json(Deleted {
         deleted: id,
         ports,
-        applied: AppliedInfo::from(&applied),
+        applied: applied(&written),
     }))
 }
 
@@ -365,22 +278,11 @@ async fn list_network_ports(
     State(api): State<OverlayApi>,
     ApiPath(network): ApiPath<String>,
 ) -> Result<Json<Vec<PortView>>, ApiError> {
-    let net = network.clone();
-    let ports = api
-        .call(move |m, _| {
-            let w = m.world();
-            w.config.networks.contains_key(&net).then(|| {
-                w.config
-                    .ports
-                    .values()
-                    .filter(|p| p.network == net)
-                    .map(|p| port_view(w, p))
-                    .collect::<Vec<_>>()
-            })
-        })
+    api.service
+        .ports(Some(network.clone()))
         .await?
-        .value;
-    ports.map(Json).ok_or_else(|| no_network(&network))
+        .map(Json)
+        .ok_or_else(|| no_network(&network))
 }
 
 /// Bind a VM interface to the network.
@@ -397,54 +299,12 @@ async fn create_network_port(
     State(api): State<OverlayApi>,
     ApiPath(network): ApiPath<String>,
     ApiJson(input): ApiJson<PortInput>,
-) -> Result<(StatusCode, Json<PortWritten>), ApiError> {
-    create_port(&api, &network, input).await
-}
-
-async fn create_port(
-    api: &OverlayApi,
-    network: &str,
-    input: PortInput,
-) -> Result<(StatusCode, Json<PortWritten>), ApiError> {
-    let _write = api.writes.lock().await;
-    let config = api.config().await?;
-    let port = config
-        .validate_port(network, input, None)
-        .map_err(invalid)?;
-    write_port(api, &config, port)
-        .await
-        .map(|w| (StatusCode::CREATED, Json(w)))
-}
-
-/// Stores and applies a validated port, removing a port of the same id
-/// from another network in the same store batch and module call (a move).
-async fn write_port(
-    api: &OverlayApi,
-    config: &Config,
-    port: Port,
-) -> Result<PortWritten, ApiError> {
-    let mut ops: Vec<Op> = config
-        .ports
-        .values()
-        .filter(|p| p.id == port.id && p.network != port.network)
-        .map(|p| Op::delete(format!("{PORTS}{}/{}", p.network, p.id)))
-        .collect();
-    ops.push(Op::put_json(
-        format!("{PORTS}{}/{}", port.network, port.id),
-        &port,
-    )?);
-    api.store.apply(ops)?;
-    let p = port.clone();
-    let applied = api
-        .call(move |m, ctx| {
-            m.put_port(p.clone(), ctx);
-            port_view(m.world(), &p)
-        })
+) -> Result<(StatusCode, axum::response::Response), ApiError> {
+    let wrote = api
+        .service
+        .put_port(network, input, None, true, Origin::rest(), false)
         .await?;
-    Ok(PortWritten {
-        applied: AppliedInfo::from(&applied),
-        port: applied.value,
-    })
+    Ok(port_answer(wrote))
 }
 
 /// One port of a network.
@@ -459,43 +319,24 @@ async fn get_network_port(
     State(api): State<OverlayApi>,
     ApiPath((network, id)): ApiPath<(String, String)>,
 ) -> Result<Json<PortView>, ApiError> {
-    let view = find_port(&api, &id).await?;
-    if view.port.network != network {
-        if !api.config().await?.networks.contains_key(&network) {
-            return Err(no_network(&network));
+    let view = api.service.port(id.clone()).await?;
+    match view {
+        Some(view) if view.port.network == network => Ok(Json(view)),
+        _ if !api.service.config().await?.networks.contains_key(&network) => {
+            Err(no_network(&network))
         }
-        return Err(no_port(&id));
+        _ => Err(no_port(&id)),
     }
-    Ok(Json(view))
-}
-
-async fn find_port(api: &OverlayApi, id: &str) -> Result<PortView, ApiError> {
-    let i = id.to_owned();
-    api.call(move |m, _| {
-        let w = m.world();
-        w.config
-            .ports
-            .values()
-            .find(|p| p.id == i)
-            .map(|p| port_view(w, p))
-    })
-    .await?
-    .value
-    .ok_or_else(|| no_port(id))
-}
-
-fn no_port(id: &str) -> ApiError {
-    ApiError::not_found("port", format!("no port {id:?}"))
 }
 
 /// Create or replace a port of this network (moving it here if it is in
 /// another).
 #[utoipa::path(put, path = "/networks/{id}/ports/{port}", tag = "overlay", request_body = PortInput,
     params(("id" = String, Path, description = "Network id"),
-           ("port" = String, Path, description = "Port id")),
+           ("port" = String, Path, description = "Port id"), DryRun),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Replaced or moved", body = PortWritten),
+        (status = 200, description = "Replaced or moved (or, with dry_run, valid)", body = PortWritten),
         (status = 201, description = "Created", body = PortWritten),
         (status = 400, description = "Invalid field", body = ErrorBody),
         (status = 404, description = "No such network", body = ErrorBody),
@@ -504,35 +345,14 @@ fn no_port(id: &str) -> ApiError {
 async fn put_network_port(
     State(api): State<OverlayApi>,
     ApiPath((network, id)): ApiPath<(String, String)>,
+    dry: DryRun,
     ApiJson(input): ApiJson<PortInput>,
 ) -> Result<(StatusCode, axum::response::Response), ApiError> {
-    replace_port(&api, &network, &id, input, false).await
-}
-
-async fn replace_port(
-    api: &OverlayApi,
-    network: &str,
-    id: &str,
-    input: PortInput,
-    dry: bool,
-) -> Result<(StatusCode, axum::response::Response), ApiError> {
-    let _write = api.writes.lock().await;
-    let config = api.config().await?;
-    let port = config
-        .validate_port(network, input, Some(id))
-        .map_err(invalid)?;
-    let status = if config.ports.values().any(|p| p.id == id) {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    if dry {
-        let p = port.clone();
-        let view = api.call(move |m, _| port_view(m.world(), &p)).await?.value;
-        return Ok((StatusCode::OK, Json(view).into_response()));
-    }
-    let written = write_port(api, &config, port).await?;
-    Ok((status, Json(written).into_response()))
+    let wrote = api
+        .service
+        .put_port(network, input, Some(id), false, Origin::rest(), dry.dry_run)
+        .await?;
+    Ok(port_answer(wrote))
 }
 
 /// Unbind a port of this network; its flows leave every switch.
@@ -548,36 +368,22 @@ async fn delete_network_port(
     State(api): State<OverlayApi>,
     ApiPath((network, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Deleted>, ApiError> {
-    remove_port(&api, Some(&network), &id).await
+    remove_port(&api, Some(network), id).await
 }
 
 async fn remove_port(
     api: &OverlayApi,
-    network: Option<&str>,
-    id: &str,
+    network: Option<String>,
+    id: String,
 ) -> Result<Json<Deleted>, ApiError> {
-    let _write = api.writes.lock().await;
-    let config = api.config().await?;
-    if let Some(n) = network {
-        if !config.networks.contains_key(n) {
-            return Err(no_network(n));
-        }
-    }
-    let Some(port) = config
-        .ports
-        .values()
-        .find(|p| p.id == id && network.is_none_or(|n| p.network == n))
-    else {
-        return Err(no_port(id));
-    };
-    let n = port.network.clone();
-    api.store.delete(&format!("{PORTS}{n}/{id}"))?;
-    let i = id.to_owned();
-    let applied = api.call(move |m, ctx| m.delete_port(&n, &i, ctx)).await?;
+    let written = api
+        .service
+        .delete_port(network, id.clone(), Origin::rest())
+        .await?;
     Ok(Json(Deleted {
-        deleted: id.to_owned(),
+        deleted: id,
         ports: Vec::new(),
-        applied: AppliedInfo::from(&applied),
+        applied: applied(&written),
     }))
 }
 
@@ -585,18 +391,7 @@ async fn remove_port(
 #[utoipa::path(get, path = "/ports", tag = "overlay",
     responses((status = 200, description = "Ports", body = [PortView])))]
 async fn list_ports(State(api): State<OverlayApi>) -> Result<Json<Vec<PortView>>, ApiError> {
-    let ports = api
-        .call(|m, _| {
-            let w = m.world();
-            w.config
-                .ports
-                .values()
-                .map(|p| port_view(w, p))
-                .collect::<Vec<_>>()
-        })
-        .await?
-        .value;
-    Ok(Json(ports))
+    Ok(Json(api.service.ports(None).await?.unwrap_or_default()))
 }
 
 fn required_network(input: &PortInput) -> Result<String, ApiError> {
@@ -618,9 +413,13 @@ fn required_network(input: &PortInput) -> Result<String, ApiError> {
 async fn post_port(
     State(api): State<OverlayApi>,
     ApiJson(input): ApiJson<PortInput>,
-) -> Result<(StatusCode, Json<PortWritten>), ApiError> {
+) -> Result<(StatusCode, axum::response::Response), ApiError> {
     let network = required_network(&input)?;
-    create_port(&api, &network, input).await
+    let wrote = api
+        .service
+        .put_port(network, input, None, true, Origin::rest(), false)
+        .await?;
+    Ok(port_answer(wrote))
 }
 
 /// One port.
@@ -634,7 +433,11 @@ async fn get_port(
     State(api): State<OverlayApi>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PortView>, ApiError> {
-    find_port(&api, &id).await.map(Json)
+    api.service
+        .port(id.clone())
+        .await?
+        .map(Json)
+        .ok_or_else(|| no_port(&id))
 }
 
 /// Create or replace a port; naming another network than the port's
@@ -652,12 +455,15 @@ async fn get_port(
 async fn put_port(
     State(api): State<OverlayApi>,
     ApiPath(id): ApiPath<String>,
-    query: Result<Query<DryRun>, QueryRejection>,
+    dry: DryRun,
     ApiJson(input): ApiJson<PortInput>,
 ) -> Result<(StatusCode, axum::response::Response), ApiError> {
-    let dry = dry_run(query)?;
     let network = required_network(&input)?;
-    replace_port(&api, &network, &id, input, dry).await
+    let wrote = api
+        .service
+        .put_port(network, input, Some(id), false, Origin::rest(), dry.dry_run)
+        .await?;
+    Ok(port_answer(wrote))
 }
 
 /// Unbind a port; its flows leave every switch.
@@ -672,7 +478,7 @@ async fn delete_port(
     State(api): State<OverlayApi>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Deleted>, ApiError> {
-    remove_port(&api, None, &id).await
+    remove_port(&api, None, id).await
 }
 
 /// Cloud hosts known through OVSDB: integration bridge, tunnels, VM
@@ -717,7 +523,7 @@ async fn add_connection(
     State(api): State<OverlayApi>,
     ApiJson(conn): ApiJson<Connection>,
 ) -> Result<(StatusCode, Json<Connection>), ApiError> {
-    let _write = api.writes.lock().await;
+    let _write = api.connections.lock().await;
     valid_target(&conn.target).map_err(|e| ApiError::bad_field("target", e.to_string()))?;
     if api.hosts.targets().contains(&conn.target) {
         return Err(ApiError::conflict(
@@ -745,7 +551,7 @@ async fn delete_connection(
     State(api): State<OverlayApi>,
     ApiPath(target): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let _write = api.writes.lock().await;
+    let _write = api.connections.lock().await;
     if !api.hosts.targets().contains(&target) {
         return Err(ApiError::not_found(
             "target",

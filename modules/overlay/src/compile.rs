@@ -1,6 +1,6 @@
-//! Compiles the [`World`] into the flows one switch needs. Pure: the
-//! module diffs the result against what it declared before, so a change
-//! sends only the flows it affects, only to the switches it concerns.
+//! Compiles the [`World`] into the flows one switch needs, by network: the
+//! module declares each network's flows (and the switch's own) as a scope,
+//! and a change to one network recompiles only that network. Pure.
 //!
 //! Layout on an overlay switch (priorities are far above forwarding's, so
 //! tenant traffic never meets a forwarding entry):
@@ -30,11 +30,11 @@
 //!
 //! The tenant is the network's VNI: isolation is per network.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::desired::{FlowKey, FlowSpec};
+use flowgate_controller::desired::{FlowEntry, FlowSpec};
 use flowgate_controller::pipeline::{metadata, ACL, CLASSIFY, FLOOD, FORWARD, LEARN};
 use flowgate_openflow::{port_no, Action, Instruction, MacAddr, Match, Oxm};
 
@@ -90,18 +90,45 @@ pub fn kind_of(cookie: u64) -> u64 {
     (cookie >> 32) & 0xff
 }
 
-/// The flows of one switch.
-pub type FlowSet = HashMap<FlowKey, FlowSpec>;
+/// The flows of one switch by network VNI; VNI 0 holds the switch's own
+/// (the gate, the fabric guard, the tenant misses).
+pub type FlowSets = BTreeMap<u32, Vec<FlowEntry>>;
 
-struct Builder {
-    flows: FlowSet,
+/// Which networks to compile; the switch's own flows always are.
+#[derive(Debug, Clone, Copy)]
+pub enum Networks<'a> {
+    All,
+    Only(&'a BTreeSet<u32>),
 }
 
-impl Builder {
-    fn add(&mut self, table: u8, priority: u16, m: Match, cookie: u64, ins: Vec<Instruction>) {
-        let key = FlowKey::new(table, priority, m);
-        self.flows.insert(key, FlowSpec::new(cookie, ins));
+impl Networks<'_> {
+    fn wants(&self, vni: u32) -> bool {
+        match self {
+            Networks::All => true,
+            Networks::Only(vnis) => vnis.contains(&vni),
+        }
     }
+}
+
+struct Builder<'a> {
+    networks: Networks<'a>,
+    flows: FlowSets,
+}
+
+impl Builder<'_> {
+    fn add(&mut self, table: u8, priority: u16, m: Match, cookie: u64, ins: Vec<Instruction>) {
+        let vni = vni_of(cookie);
+        if vni != 0 && !self.networks.wants(vni) {
+            return;
+        }
+        let entry = FlowEntry::new(table, priority, m, FlowSpec::new(cookie, ins));
+        self.flows.entry(vni).or_default().push(entry);
+    }
+}
+
+/// The network part of an overlay cookie (0 for switch-wide flows).
+pub fn vni_of(cookie: u64) -> u32 {
+    (cookie & metadata::VNI_MASK) as u32
 }
 
 fn md(value: u64, mask: u64) -> Oxm {
@@ -142,11 +169,12 @@ fn tag(vlan: u16) -> [Action; 2] {
     ]
 }
 
-/// Everything `dpid` needs; empty when it is neither an overlay switch nor
-/// part of the fabric.
-pub fn compile(world: &World, fabric: &Fabric, dpid: u64) -> FlowSet {
+/// What `dpid` needs of `networks`, and its own flows; empty when it is
+/// neither an overlay switch nor part of the fabric.
+pub fn compile(world: &World, fabric: &Fabric, dpid: u64, networks: Networks<'_>) -> FlowSets {
     let mut b = Builder {
-        flows: HashMap::new(),
+        networks,
+        flows: BTreeMap::new(),
     };
     let overlay_switch = world.overlay_switches().contains(&dpid);
     let guarded = fabric.guarded.contains(&dpid);
@@ -156,7 +184,7 @@ pub fn compile(world: &World, fabric: &Fabric, dpid: u64) -> FlowSet {
         return b.flows;
     }
     let here = world.chassis_of_dpid(dpid);
-    let vni_of = |p: &Port| world.config.networks.get(&p.network).map(|n| n.vni);
+    let vni_of_port = |p: &Port| world.config.networks.get(&p.network).map(|n| n.vni);
 
     // The gate: only tenant traffic goes on, straight to forward; on an
     // overlay switch nothing else does.
@@ -212,7 +240,7 @@ pub fn compile(world: &World, fabric: &Fabric, dpid: u64) -> FlowSet {
     let mut locals: Vec<Local> = Vec::new();
     for port in world.config.ports.values() {
         let loc = world.locate(port);
-        let (Some(d), Some(port_no), Some(vni)) = (loc.dpid, loc.port_no, vni_of(port)) else {
+        let (Some(d), Some(port_no), Some(vni)) = (loc.dpid, loc.port_no, vni_of_port(port)) else {
             continue;
         };
         if d == dpid {
@@ -327,7 +355,8 @@ pub fn compile(world: &World, fabric: &Fabric, dpid: u64) -> FlowSet {
     // tunnel to their host, ARP answered here, flooding to their hosts.
     let mut flood_tunnels: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
     for port in world.config.ports.values() {
-        let Some(vni) = vni_of(port).filter(|v| carried.contains(v)) else {
+        let Some(vni) = vni_of_port(port).filter(|v| carried.contains(v) && networks.wants(*v))
+        else {
             continue;
         };
         let tenant = metadata::tenant(vni);

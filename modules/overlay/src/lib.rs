@@ -13,6 +13,8 @@
 //!   per network on the topology's spanning-tree links.
 //! - [`provision`]: the OVSDB side: integration bridge settings, one tunnel
 //!   port per peer host, and the [`Chassis`] list the module works from.
+//! - [`service`]: [`service::OverlayService`], the one way to read and
+//!   change networks and ports (REST and other modules).
 //! - [`api`]: `/networks`, `/networks/{id}/ports`, `/chassis`.
 //!
 //! # Interplay with forwarding
@@ -33,6 +35,7 @@ pub mod model;
 pub mod module;
 pub mod nd;
 pub mod provision;
+pub mod service;
 pub mod world;
 
 pub use model::{Binding, Config, Network, Port};

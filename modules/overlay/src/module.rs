@@ -1,22 +1,23 @@
-//! The overlay module: owns the [`World`], recompiles the switches a change
-//! concerns and declares only the differences.
+//! The overlay module: owns the [`World`] (configuration included: the one
+//! copy the service and REST read), recompiles what a change concerns and
+//! declares it, one scope per network and switch plus the switch's own
+//! entries. Learned addresses are persisted as effects (off the core).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::desired::FlowEntry;
-use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::module::{Adoption, Ctx, Event, Module, Scope};
 use flowgate_controller::pipeline::metadata;
-use flowgate_controller::store::{Store, StoreExt};
+use flowgate_controller::store::{Op, Store, StoreExt};
 use flowgate_controller::topology::TopologyView;
 use flowgate_openflow::{FlowStats, MacAddr, Oxm, PacketIn, PacketOut, Port as OfPort, PortReason};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use crate::compile::{self, compile, FlowSet, Kind};
+use crate::compile::{self, compile, Kind, Networks};
 use crate::fabric::Fabric;
 use crate::model::{Config, Network, Port};
 use crate::nd;
@@ -40,35 +41,29 @@ struct LearnedRecord {
     ips: Vec<IpAddr>,
 }
 
-/// Where learned addresses are persisted (none in tests).
-#[derive(Default)]
-struct LearnedStore(Option<Arc<dyn Store>>);
-
-impl std::fmt::Debug for LearnedStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "store"
-        } else {
-            "no store"
-        })
-    }
-}
-
 /// The store key of a port's learned addresses.
 pub fn learned_key(network: &str, port: &str) -> String {
     format!("{LEARNED_PREFIX}{network}/{port}")
+}
+
+/// The scope of a network's flows on a switch; VNI 0 is the switch's own.
+fn network_scope(vni: u32) -> Scope {
+    Scope::new("network", u64::from(vni))
 }
 
 /// The overlay module (see the crate docs).
 #[derive(Debug, Default)]
 pub struct Overlay {
     world: World,
-    /// What this module declared on each connected switch.
-    declared: HashMap<u64, FlowSet>,
+    /// The networks (VNIs, 0 for the switch's own flows) declared on each
+    /// connected switch, so a network that leaves a switch is withdrawn.
+    declared: HashMap<u64, BTreeSet<u32>>,
     /// Switches that came up with overlay flows before their host was
-    /// known: those flows stay untouched until it is (or [`ADOPT_GRACE`]).
+    /// known: those flows stay untouched (adopted) until it is, or for
+    /// [`ADOPT_GRACE`].
     adopted: HashMap<u64, Adopted>,
-    store: LearnedStore,
+    /// Switches whose adopted flows are not settled yet.
+    unsettled: BTreeSet<u64>,
     /// The fabric as last compiled.
     fabric: Fabric,
 }
@@ -87,16 +82,13 @@ impl Overlay {
                 config,
                 ..Default::default()
             },
-            declared: HashMap::new(),
-            adopted: HashMap::new(),
-            store: LearnedStore(None),
-            fabric: Fabric::default(),
+            ..Overlay::default()
         }
     }
 
-    /// A module that persists what it learns in `store` and starts from
-    /// what it learned in earlier runs.
-    pub fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+    /// A module starting from stored configuration and what it learned in
+    /// earlier runs.
+    pub fn load(config: Config, store: &dyn Store) -> anyhow::Result<Self> {
         let mut m = Overlay::new(config);
         for (k, rec) in store.list_json::<LearnedRecord>(LEARNED_PREFIX)? {
             let Some((network, port)) = k
@@ -116,28 +108,25 @@ impl Overlay {
                 );
             }
         }
-        m.store = LearnedStore(Some(store));
         Ok(m)
     }
 
     /// Writes (or removes) a port's learned addresses in the store.
-    fn persist_learned(&self, k: &PortKey) {
-        let Some(store) = &self.store.0 else {
-            return;
-        };
+    fn persist_learned(&self, k: &PortKey, ctx: &mut Ctx) {
         let key = learned_key(&k.0, &k.1);
-        let result = match self.world.learned.get(k) {
-            Some(l) => store.put_json(
-                &key,
+        let op = match self.world.learned.get(k) {
+            Some(l) => Op::put_json(
+                key,
                 &LearnedRecord {
                     mac: l.mac.map(|m| m.to_string()),
                     ips: l.ips.iter().copied().collect(),
                 },
             ),
-            None => store.delete(&key).map(drop),
+            None => Ok(Op::delete(key)),
         };
-        if let Err(e) = result {
-            warn!(error = %e, key, "could not persist learned addresses");
+        match op {
+            Ok(op) => ctx.persist(vec![op]),
+            Err(e) => warn!(error = %e, "could not encode learned addresses"),
         }
     }
 
@@ -149,13 +138,20 @@ impl Overlay {
         &self.world.config
     }
 
+    /// The VNI of network `id`, if it exists.
+    fn vni(&self, id: &str) -> Option<u32> {
+        self.world.config.networks.get(id).map(|n| n.vni)
+    }
+
     /// Creates or replaces a network (already validated).
     pub fn put_network(&mut self, network: Network, ctx: &mut Ctx) {
+        let mut vnis: BTreeSet<u32> = self.vni(&network.id).into_iter().collect();
+        vnis.insert(network.vni);
         self.world
             .config
             .networks
             .insert(network.id.clone(), network);
-        self.sync(ctx);
+        self.sync_networks(&vnis, ctx);
     }
 
     /// Deletes a network and its ports; returns what was removed.
@@ -172,13 +168,13 @@ impl Overlay {
         let mut ports = Vec::new();
         for k in keys {
             if self.world.learned.remove(&k).is_some() {
-                self.persist_learned(&k);
+                self.persist_learned(&k, ctx);
             }
             if let Some(p) = self.world.config.ports.remove(&k) {
                 ports.push(p);
             }
         }
-        self.sync(ctx);
+        self.sync_networks(&BTreeSet::from([network.vni]), ctx);
         Some((network, ports))
     }
 
@@ -187,6 +183,7 @@ impl Overlay {
     /// forgotten when the binding or the network changes.
     pub fn put_port(&mut self, port: Port, ctx: &mut Ctx) {
         let k = key(&port);
+        let mut vnis: BTreeSet<u32> = self.vni(&port.network).into_iter().collect();
         let elsewhere: Vec<PortKey> = self
             .world
             .config
@@ -196,9 +193,10 @@ impl Overlay {
             .cloned()
             .collect();
         for old in elsewhere {
+            vnis.extend(self.vni(&old.0));
             self.world.config.ports.remove(&old);
             if self.world.learned.remove(&old).is_some() {
-                self.persist_learned(&old);
+                self.persist_learned(&old, ctx);
             }
         }
         if self
@@ -209,19 +207,20 @@ impl Overlay {
             .is_some_and(|old| old.binding != port.binding)
             && self.world.learned.remove(&k).is_some()
         {
-            self.persist_learned(&k);
+            self.persist_learned(&k, ctx);
         }
         self.world.config.ports.insert(k, port);
-        self.sync(ctx);
+        self.sync_networks(&vnis, ctx);
     }
 
     pub fn delete_port(&mut self, network: &str, id: &str, ctx: &mut Ctx) -> Option<Port> {
         let k = (network.to_owned(), id.to_owned());
         let port = self.world.config.ports.remove(&k)?;
         if self.world.learned.remove(&k).is_some() {
-            self.persist_learned(&k);
+            self.persist_learned(&k, ctx);
         }
-        self.sync(ctx);
+        let vnis: BTreeSet<u32> = self.vni(network).into_iter().collect();
+        self.sync_networks(&vnis, ctx);
         Some(port)
     }
 
@@ -235,43 +234,73 @@ impl Overlay {
         }
     }
 
-    /// Recompiles every connected switch and declares the differences.
+    /// Recompiles and declares every network on every connected switch.
     fn sync(&mut self, ctx: &mut Ctx) {
-        let mut dpids: Vec<u64> = self.world.switches.keys().copied().collect();
-        dpids.sort_unstable();
+        self.fabric = Fabric::compute(&self.world);
+        for dpid in self.ready_switches(ctx) {
+            let flows = compile(&self.world, &self.fabric, dpid, Networks::All);
+            let before = self.declared.remove(&dpid).unwrap_or_default();
+            for gone in before.iter().filter(|v| !flows.contains_key(v)) {
+                ctx.declare_flows(dpid, network_scope(*gone), []);
+            }
+            self.declared.insert(dpid, flows.keys().copied().collect());
+            for (vni, entries) in flows {
+                ctx.declare_flows(dpid, network_scope(vni), entries);
+            }
+            self.settle(dpid, ctx);
+        }
+    }
+
+    /// Recompiles and declares networks `vnis` (and the switches' own
+    /// flows) on every connected switch; everything if the fabric changed.
+    fn sync_networks(&mut self, vnis: &BTreeSet<u32>, ctx: &mut Ctx) {
+        if Fabric::compute(&self.world) != self.fabric {
+            return self.sync(ctx);
+        }
+        for dpid in self.ready_switches(ctx) {
+            let mut flows = compile(&self.world, &self.fabric, dpid, Networks::Only(vnis));
+            let declared = self.declared.entry(dpid).or_default();
+            for vni in vnis.iter().chain([&0]) {
+                let entries = flows.remove(vni).unwrap_or_default();
+                if entries.is_empty() {
+                    declared.remove(vni);
+                } else {
+                    declared.insert(*vni);
+                }
+                ctx.declare_flows(dpid, network_scope(*vni), entries);
+            }
+            self.settle(dpid, ctx);
+        }
+    }
+
+    /// Connected switches to compile for, in order: not those whose flows
+    /// stay adopted while their host is unknown (within [`ADOPT_GRACE`]).
+    fn ready_switches(&mut self, ctx: &Ctx) -> Vec<u64> {
         self.declared
             .retain(|d, _| self.world.switches.contains_key(d));
         let overlay = self.world.overlay_switches();
-        self.fabric = Fabric::compute(&self.world);
-        for dpid in dpids {
-            if let Some(adopted) = self.adopted.remove(&dpid) {
-                if overlay.contains(&dpid) {
-                    // Its host is known again: take back what was learned.
-                    self.adopt_learned(dpid, &adopted.installed);
-                } else if ctx.now().saturating_duration_since(adopted.since) < ADOPT_GRACE {
-                    self.adopted.insert(dpid, adopted);
-                    continue;
-                }
+        let mut dpids: Vec<u64> = self.world.switches.keys().copied().collect();
+        dpids.sort_unstable();
+        dpids.retain(|dpid| {
+            let Some(adopted) = self.adopted.remove(dpid) else {
+                return true;
+            };
+            if overlay.contains(dpid) {
+                // Its host is known again: take back what was learned.
+                self.adopt_learned(*dpid, &adopted.installed);
+            } else if ctx.now().saturating_duration_since(adopted.since) < ADOPT_GRACE {
+                self.adopted.insert(*dpid, adopted);
+                return false;
             }
-            let new = compile(&self.world, &self.fabric, dpid);
-            let old = self.declared.remove(&dpid).unwrap_or_default();
-            for (k, spec) in &new {
-                if old.get(k) != Some(spec) {
-                    ctx.install(
-                        dpid,
-                        FlowEntry {
-                            key: k.clone(),
-                            spec: spec.clone(),
-                        },
-                    );
-                }
-            }
-            for k in old.keys() {
-                if !new.contains_key(k) {
-                    ctx.remove(dpid, k.clone());
-                }
-            }
-            self.declared.insert(dpid, new);
+            true
+        });
+        dpids
+    }
+
+    /// Ends adoption on a switch once it is compiled for the first time.
+    fn settle(&mut self, dpid: u64, ctx: &mut Ctx) {
+        if self.unsettled.remove(&dpid) {
+            ctx.settle(dpid);
         }
     }
 
@@ -282,25 +311,10 @@ impl Overlay {
         );
         self.declared.remove(&dpid);
         self.adopted.remove(&dpid);
+        self.unsettled.insert(dpid);
         if !installed.is_empty() && !self.world.overlay_switches().contains(&dpid) {
-            // Keep the switch exactly as it is until its host is known.
-            let kept: FlowSet = installed
-                .iter()
-                .map(|f| {
-                    let e = FlowEntry::from_stats(f);
-                    (e.key, e.spec)
-                })
-                .collect();
-            for (key, spec) in &kept {
-                ctx.install(
-                    dpid,
-                    FlowEntry {
-                        key: key.clone(),
-                        spec: spec.clone(),
-                    },
-                );
-            }
-            self.declared.insert(dpid, kept);
+            // Keep the switch exactly as it is (adopted) until its host is
+            // known.
             self.adopted.insert(
                 dpid,
                 Adopted {
@@ -469,8 +483,9 @@ impl Overlay {
         }
         if *learned != before {
             info!(network = %k.0, port = %k.1, mac = %effective, ips = ?learned.ips, "overlay learned port address");
-            self.persist_learned(&k);
-            self.sync(ctx);
+            self.persist_learned(&k, ctx);
+            let vnis: BTreeSet<u32> = self.vni(&k.0).into_iter().collect();
+            self.sync_networks(&vnis, ctx);
         } else {
             debug!(network = %k.0, port = %k.1, "learning packet taught nothing new");
         }
@@ -532,11 +547,13 @@ impl Module for Overlay {
                 dpid,
                 ports,
                 installed,
+                ..
             } => self.switch_up(*dpid, ports, installed, ctx),
             Event::SwitchDown { dpid } => {
                 self.world.switches.remove(dpid);
                 self.declared.remove(dpid);
                 self.adopted.remove(dpid);
+                self.unsettled.remove(dpid);
                 self.sync(ctx);
             }
             Event::PortStatus { dpid, status } => {
@@ -567,8 +584,18 @@ impl Module for Overlay {
                     self.sync(ctx);
                 }
             }
-            Event::FlowRemoved { .. } => {}
+            Event::FlowRemoved { .. }
+            | Event::Rejected { .. }
+            | Event::Task { .. }
+            | Event::Bus { .. } => {}
         }
+    }
+
+    /// A switch's overlay flows stay as they are until its host is known
+    /// (an OVSDB reconnect after a controller restart) or for
+    /// [`ADOPT_GRACE`].
+    fn adoption(&self) -> Adoption {
+        Adoption::Keep
     }
 }
 

@@ -199,10 +199,11 @@ fn stale_flowgate_flows_are_removed_but_foreign_ones_kept() {
 async fn a_call_is_acknowledged_by_the_barrier_that_follows_it() {
     let mut rig = Rig::new(vec![]);
     rig.sent();
-    let (_, mut acks) = rig
+    let mut acks = rig
         .core
         .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
-        .unwrap();
+        .unwrap()
+        .acks;
     assert_eq!(acks.len(), 1);
     rig.core.flush();
     let sent = rig.sent();
@@ -215,17 +216,18 @@ async fn a_call_is_acknowledged_by_the_barrier_that_follows_it() {
     );
     rig.reply(barrier, Message::BarrierReply);
     let ack = ack.try_recv().expect("barrier reply acknowledges the call");
-    assert!(ack.errors.is_empty());
+    assert!(ack.rejections.is_empty());
 }
 
 #[tokio::test]
 async fn a_rejected_flow_mod_is_reported_and_retried_later() {
     let mut rig = Rig::new(vec![]);
     rig.sent();
-    let (_, mut acks) = rig
+    let mut acks = rig
         .core
         .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
-        .unwrap();
+        .unwrap()
+        .acks;
     rig.core.flush();
     let sent = rig.sent();
     let (xid, _) = flow_mods(&sent)[0];
@@ -237,11 +239,11 @@ async fn a_rejected_flow_mod_is_reported_and_retried_later() {
     rig.reply(xid, Message::Error(error));
     rig.reply(barrier_xid(&sent), Message::BarrierReply);
     let ack = acks.pop().unwrap().1.try_recv().unwrap();
-    assert_eq!(ack.errors.len(), 1);
+    assert_eq!(ack.rejections.len(), 1);
     assert!(
-        ack.errors[0].starts_with("OFPET_BAD_MATCH"),
+        ack.rejections[0].error().starts_with("OFPET_BAD_MATCH"),
         "{:?}",
-        ack.errors
+        ack.rejections
     );
     // Installing the same entry again resends it: it is not believed installed.
     rig.core
@@ -258,7 +260,7 @@ async fn an_unchanged_install_sends_nothing_and_needs_no_ack() {
         rig.core
             .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
             .unwrap()
-            .1
+            .acks
     };
     call(&mut rig);
     rig.core.flush();
@@ -317,7 +319,7 @@ fn notices_reach_every_other_module() {
         .core
         .call_module::<Probe, _>(Instant::now(), |p, _| p.heard.clone())
         .unwrap()
-        .0;
+        .value;
     assert_eq!(heard, vec!["Topology:links changed".to_string()]);
 }
 
@@ -348,7 +350,7 @@ fn flow_removed_drops_the_entry_and_tells_its_owner() {
         .core
         .call_module::<Probe, _>(Instant::now(), |p, _| p.heard.clone())
         .unwrap()
-        .0;
+        .value;
     assert_eq!(heard, vec!["removed".to_string()]);
     // Gone from desired state too: re-installing sends it again.
     rig.core
@@ -543,10 +545,11 @@ fn module_output_is_closed_by_a_barrier_only_when_due() {
 async fn a_batch_of_messages_is_handled_in_order() {
     let mut rig = Rig::new(vec![]);
     rig.sent();
-    let (_, mut acks) = rig
+    let mut acks = rig
         .core
         .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(1)))
-        .unwrap();
+        .unwrap()
+        .acks;
     rig.core.flush();
     let sent = rig.sent();
     let (xid, _) = flow_mods(&sent)[0];
@@ -568,7 +571,7 @@ async fn a_batch_of_messages_is_handled_in_order() {
         Instant::now(),
     );
     let ack = acks.pop().unwrap().1.try_recv().unwrap();
-    assert_eq!(ack.errors.len(), 1, "{:?}", ack.errors);
+    assert_eq!(ack.rejections.len(), 1, "{:?}", ack.rejections);
     // A batch from a stale connection is ignored.
     rig.core.handle(
         CoreEvent::Messages {
@@ -586,10 +589,11 @@ async fn acks_follow_barrier_order_across_the_xid_wrap() {
     rig.sent();
     rig.core.switches.get_mut(&DPID).unwrap().next_xid = 0x7fff_fffd;
     let call = |rig: &mut Rig, n: u8| {
-        let (_, mut acks) = rig
+        let mut acks = rig
             .core
             .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, rule(n)))
-            .unwrap();
+            .unwrap()
+            .acks;
         rig.core.flush();
         (barrier_xid(&rig.sent()), acks.pop().unwrap().1)
     };

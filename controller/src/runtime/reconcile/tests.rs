@@ -186,7 +186,7 @@ fn groups_and_meters_come_before_flows_and_leave_after_them() {
             _ => "other",
         })
         .collect();
-    assert_eq!(kinds, vec!["flow", "meter-", "group-"]);
+    assert_eq!(kinds, vec!["flow", "group-", "meter-"]);
     assert!(t.in_sync());
     assert!(t.reconcile_all().is_empty());
 }

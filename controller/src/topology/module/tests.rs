@@ -105,6 +105,8 @@ impl Lab {
             dpid,
             ports: &ports,
             installed,
+            groups: &[],
+            meters: &[],
         });
     }
 

@@ -1,8 +1,13 @@
+use std::time::Instant;
+
+use flowgate_controller::desired::FlowEntry;
+
 use super::*;
-use crate::compile::rule_cookie;
+use crate::compile::{compile_switch, rule_cookie};
 use crate::config::DefaultAction;
 use crate::rule::RuleAction;
 use flowgate_controller::module::Change;
+use flowgate_controller::service::{Origin, Staged};
 use flowgate_controller::testing::FakeSwitch;
 use serde_json::json;
 
@@ -34,31 +39,55 @@ impl Harness {
                 dpid,
                 ports: &[],
                 installed: &[],
+                groups: &[],
+                meters: &[],
             });
         }
         h
     }
 
-    fn land(&mut self, changes: &[Change]) {
-        for sw in &mut self.switches {
-            sw.apply(changes);
-        }
+    /// What the switches saw of `changes`.
+    fn land(&mut self, changes: &[Change]) -> Vec<Change> {
+        self.switches
+            .iter_mut()
+            .flat_map(|sw| sw.apply(changes))
+            .collect()
     }
 
     fn event(&mut self, event: &Event<'_>) -> Vec<Change> {
         let mut ctx = Ctx::new(Instant::now());
         self.fw.handle(event, &mut ctx);
         let changes = ctx.take_changes();
-        self.land(&changes);
-        changes
+        self.land(&changes)
     }
 
+    /// Stages `op` as an operator's write; the report and what the
+    /// switches saw.
     fn apply(&mut self, op: FirewallOp) -> (ApplyReport, Vec<Change>) {
+        let (staged, changes) = self.stage(op, &Origin::rest());
+        (staged.expect("valid").value, changes)
+    }
+
+    fn stage(
+        &mut self,
+        op: FirewallOp,
+        by: &Origin,
+    ) -> (
+        Result<Staged<Firewall, ApplyReport>, FirewallError>,
+        Vec<Change>,
+    ) {
         let mut ctx = Ctx::new(Instant::now());
-        let report = self.fw.apply(op, &mut ctx);
+        let staged = self.fw.stage(op, by, &mut ctx);
         let changes = ctx.take_changes();
-        self.land(&changes);
-        (report, changes)
+        (staged, self.land(&changes))
+    }
+
+    /// Runs a staged write's undo; what the switches saw.
+    fn undo(&mut self, staged: Staged<Firewall, ApplyReport>) -> Vec<Change> {
+        let mut ctx = Ctx::new(Instant::now());
+        staged.undo(&mut self.fw, &mut ctx);
+        let changes = ctx.take_changes();
+        self.land(&changes)
     }
 
     /// The firewall entries on switch `i` equal a fresh compilation.
@@ -130,7 +159,6 @@ fn adding_changing_deleting_one_rule_touches_only_its_entries() {
     assert!(changes.iter().all(|c| matches!(c,
         Change::InstallFlow { entry, .. } if entry.spec.cookie == rule_cookie(3))));
     assert_eq!(report.flows, 2);
-    assert_eq!(report.flow_changes, 2);
     h.assert_consistent();
 
     // Change its priority: the old key goes, the new comes.
@@ -139,9 +167,8 @@ fn adding_changing_deleting_one_rule_touches_only_its_entries() {
     h.assert_consistent();
 
     // Re-applying the same rule changes nothing.
-    let (report, changes) = h.apply(FirewallOp::Upsert(icmp(3, 40)));
+    let (_, changes) = h.apply(FirewallOp::Upsert(icmp(3, 40)));
     assert!(changes.is_empty());
-    assert_eq!(report.flow_changes, 0);
 
     // Delete.
     let (report, changes) = h.apply(FirewallOp::Delete(3));
@@ -215,7 +242,62 @@ fn a_switch_that_goes_down_gets_nothing_until_it_returns() {
         dpid: 2,
         ports: &[],
         installed: &[],
+        groups: &[],
+        meters: &[],
     });
     assert!(changes.iter().any(|c| matches!(c,
         Change::InstallFlow { dpid: 2, entry } if entry.spec.cookie == rule_cookie(1))));
+}
+
+#[test]
+fn a_write_persists_itself_and_its_undo_restores_everything() {
+    let mut h = Harness::new(deny_by_default(vec![icmp(1, 10)]));
+    let mut ctx = Ctx::new(Instant::now());
+    let staged =
+        h.fw.stage(FirewallOp::Upsert(icmp(1, 15)), &Origin::rest(), &mut ctx)
+            .unwrap();
+    let changes = ctx.take_changes();
+    let persisted: Vec<&Change> = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Persist(ops) if ops.len() == 1))
+        .collect();
+    assert_eq!(persisted.len(), 1, "the rule's store write: {changes:?}");
+    h.land(&changes);
+    assert_eq!(h.fw.config().rules.get(1).unwrap().priority, 15);
+    let seen = h.undo(staged);
+    assert_eq!((installs(&seen), removes(&seen)), (2, 2));
+    assert_eq!(h.fw.config().rules.get(1), Some(&icmp(1, 10)));
+    h.assert_consistent();
+}
+
+#[test]
+fn a_rule_a_module_created_is_that_modules_to_change() {
+    let mut h = Harness::new(deny_by_default(vec![]));
+    let hostaware = Origin::module(Owner::HostAware, "quarantine-h3");
+    let mut quarantine = icmp(7, 100);
+    quarantine.origin = Some(hostaware.clone());
+    h.stage(FirewallOp::Upsert(quarantine.clone()), &hostaware)
+        .0
+        .unwrap();
+    for op in [FirewallOp::Upsert(icmp(7, 100)), FirewallOp::Delete(7)] {
+        let (refused, seen) = h.stage(op, &Origin::rest());
+        assert!(
+            matches!(&refused, Err(FirewallError::Owned(e)) if e.reason.contains("hostaware/quarantine-h3")),
+            "{:?}",
+            refused.err()
+        );
+        assert!(seen.is_empty());
+    }
+    // A bulk replace may keep it as it is, not drop it.
+    let keep = RuleSet::from_rules(vec![quarantine.clone()]).unwrap();
+    assert!(h
+        .stage(FirewallOp::ReplaceAll(keep), &Origin::rest())
+        .0
+        .is_ok());
+    let drop = RuleSet::from_rules(vec![]).unwrap();
+    assert!(h
+        .stage(FirewallOp::ReplaceAll(drop), &Origin::rest())
+        .0
+        .is_err());
+    assert!(h.stage(FirewallOp::Delete(7), &hostaware).0.is_ok());
 }

@@ -25,6 +25,8 @@ impl Harness {
             dpid: DPID,
             ports: &[],
             installed,
+            groups: &[],
+            meters: &[],
         });
         h
     }

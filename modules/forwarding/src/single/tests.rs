@@ -167,6 +167,8 @@ fn a_port_going_down_forgets_its_hosts_and_restarts_adopt_flows() {
             dpid: DPID,
             ports: &[desc],
             installed: std::slice::from_ref(&kept),
+            groups: &[],
+            meters: &[],
         },
         &mut ctx,
     );

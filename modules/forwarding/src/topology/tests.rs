@@ -47,23 +47,36 @@ impl Net {
     }
 
     fn up(&mut self, dpid: u64, installed: &[FlowStats]) {
-        self.switches.insert(dpid, FakeSwitch::new(dpid));
+        let mut switch = FakeSwitch::new(dpid);
+        switch.adopt(installed);
+        self.switches.insert(dpid, switch);
         self.event(&Event::SwitchUp {
             dpid,
             ports: &[],
             installed,
+            groups: &[],
+            meters: &[],
         });
     }
 
+    /// Runs the module on `event`; returns what the switches saw (flow
+    /// installs and removals) and the module's other changes (packet-outs).
     fn event(&mut self, event: &Event<'_>) -> Vec<Change> {
         let mut ctx = Ctx::new(std::time::Instant::now());
         self.module.handle(event, &mut ctx);
         let changes = ctx.take_changes();
+        let mut seen: Vec<Change> = Vec::new();
         for sw in self.switches.values_mut() {
-            sw.apply(&changes);
+            seen.extend(sw.apply(&changes));
         }
-        self.changes.extend(changes.iter().cloned());
-        changes
+        seen.extend(
+            changes
+                .iter()
+                .filter(|c| matches!(c, Change::PacketOut { .. }))
+                .cloned(),
+        );
+        self.changes.extend(seen.iter().cloned());
+        seen
     }
 
     /// The view the topology module would publish: wired ports are links,

@@ -23,9 +23,9 @@ struct App {
 
 async fn app() -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let modules: Vec<Box<dyn Module>> = vec![Box::new(Overlay::default())];
-    let runtime = Runtime::start(listener, RuntimeConfig::default(), modules);
+    let modules: Vec<Box<dyn Module>> = vec![Box::new(crate::Overlay::default())];
     let store = Arc::new(MemoryStore::new());
+    let runtime = Runtime::start(listener, RuntimeConfig::default(), modules, store.clone());
     let state = ApiState::new(Arc::new(runtime.clone()), store.clone(), None);
     let api = OverlayApi::new(
         runtime,
@@ -87,7 +87,7 @@ async fn networks_and_ports_lifecycle() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{net}");
     assert_eq!(net["vni"], 100);
-    assert!(net["applied"]["confirmed"].as_array().unwrap().is_empty());
+    assert!(net["applied"]["switches"].as_array().unwrap().is_empty());
     let (s, auto) = a
         .req("POST", "/networks", Some(json!({"tenant": "globex"})))
         .await;

@@ -116,6 +116,8 @@ impl Net {
                 dpid: d,
                 ports: &ports,
                 installed: &[],
+                groups: &[],
+                meters: &[],
             });
         }
         let topo: Arc<TopologyView> = Arc::new(view());

@@ -120,8 +120,11 @@ fn red_port(host: usize) -> Port {
 struct Cloud {
     module: Overlay,
     switches: BTreeMap<u64, FakeSwitch>,
-    /// Changes of the last event, for "what did it touch" checks.
+    /// What the switches saw of the last event, for "what did it touch"
+    /// checks.
     last: Vec<Change>,
+    /// Where the module's store writes go, if anywhere.
+    store: Option<Arc<dyn flowgate_controller::store::Store>>,
 }
 
 impl Cloud {
@@ -152,6 +155,7 @@ impl Cloud {
                 .map(|h| (dpid(h), FakeSwitch::new(dpid(h))))
                 .collect(),
             last: Vec::new(),
+            store: None,
         };
         for h in 1..=3 {
             let ports = of_ports(h);
@@ -159,16 +163,20 @@ impl Cloud {
                 dpid: dpid(h),
                 ports: &ports,
                 installed: &[],
+                groups: &[],
+                meters: &[],
             });
         }
         c
     }
 
     fn apply(&mut self, changes: Vec<Change>) {
-        for sw in self.switches.values_mut() {
-            sw.apply(&changes);
-        }
-        self.last = changes;
+        self.last = self
+            .switches
+            .values_mut()
+            .flat_map(|sw| sw.apply(&changes))
+            .collect();
+        persist(self.store.as_deref(), &changes);
     }
 
     fn event(&mut self, event: &Event<'_>) {
@@ -596,6 +604,15 @@ fn stats_of(sw: &FakeSwitch) -> Vec<FlowStats> {
         .collect()
 }
 
+/// Performs the store writes among `changes`, as the runtime does.
+fn persist(store: Option<&dyn flowgate_controller::store::Store>, changes: &[Change]) {
+    for change in changes {
+        if let (Some(store), Change::Persist(ops)) = (store, change) {
+            store.apply(ops.clone()).expect("store write");
+        }
+    }
+}
+
 fn flow_changes(changes: &[Change]) -> (usize, usize) {
     let installs = changes
         .iter()
@@ -612,14 +629,24 @@ fn flow_changes(changes: &[Change]) -> (usize, usize) {
 fn a_restart_rewrites_nothing_even_before_hosts_are_known_again() {
     let store: Arc<dyn flowgate_controller::store::Store> =
         Arc::new(flowgate_controller::store::MemoryStore::new());
-    let mut c = Cloud::with(Overlay::with_store(Config::default(), store.clone()).unwrap());
+    let mut c = Cloud::empty(Overlay::default());
+    c.store = Some(store.clone());
+    c.call(|m, ctx| {
+        m.set_chassis((1..=3).map(chassis).collect(), ctx);
+        m.put_network(network("blue", VNI_BLUE), ctx);
+        m.put_network(network("red", VNI_RED), ctx);
+        for h in 1..=3 {
+            m.put_port(blue_port(h), ctx);
+            m.put_port(red_port(h), ctx);
+        }
+    });
     learn_red(&mut c);
     let before: BTreeMap<u64, FakeSwitch> = c.switches.clone();
 
     // A restarted controller: configuration and learned addresses from the
     // store; switches reconnect before OVSDB tells which host is which.
-    let mut fresh = Overlay::with_store(c.module.config().clone(), store).unwrap();
-    let mut sent = Vec::new();
+    let mut fresh = Overlay::load(c.module.config().clone(), store.as_ref()).unwrap();
+    let mut restarted = BTreeMap::new();
     for h in 1..=3 {
         let installed = stats_of(&before[&dpid(h)]);
         let ports = of_ports(h);
@@ -629,20 +656,25 @@ fn a_restart_rewrites_nothing_even_before_hosts_are_known_again() {
                 dpid: dpid(h),
                 ports: &ports,
                 installed: &installed,
+                groups: &[],
+                meters: &[],
             },
             &mut ctx,
         );
-        let changes = ctx.take_changes();
-        assert_eq!(flow_changes(&changes).1, 0, "nothing removed on host {h}");
-        let mut sw = before[&dpid(h)].clone();
-        sw.apply(&changes);
+        let mut sw = FakeSwitch::new(dpid(h));
+        sw.adopt(&installed);
+        let seen = sw.apply(&ctx.take_changes());
+        assert_eq!(flow_changes(&seen), (0, 0), "host {h} untouched");
         assert_eq!(sw.flows, before[&dpid(h)].flows, "host {h} keeps its flows");
-        sent.extend(changes);
+        restarted.insert(dpid(h), sw);
     }
     // The hosts are known again: the compiled flows equal what is there.
     let mut ctx = Ctx::new(Instant::now());
     fresh.set_chassis((1..=3).map(chassis).collect(), &mut ctx);
-    assert_eq!(flow_changes(&ctx.take_changes()), (0, 0));
+    let changes = ctx.take_changes();
+    for sw in restarted.values_mut() {
+        assert_eq!(flow_changes(&sw.apply(&changes)), (0, 0));
+    }
     let w = fresh.world();
     let port = &w.config.ports[&("red".to_owned(), "red-h2".to_owned())];
     assert_eq!(w.mac(port), Some(red_mac(2)));
@@ -663,6 +695,8 @@ fn learned_addresses_are_taken_back_from_flows_without_a_store() {
             dpid: dpid(1),
             ports: &ports,
             installed: &installed,
+            groups: &[],
+            meters: &[],
         },
         &mut ctx,
     );
@@ -685,15 +719,19 @@ fn flows_of_a_host_that_never_returns_go_after_the_grace() {
             dpid: dpid(1),
             ports: &ports,
             installed: &installed,
+            groups: &[],
+            meters: &[],
         },
         &mut ctx,
     );
-    assert_eq!(flow_changes(&ctx.take_changes()).1, 0);
+    let mut sw = FakeSwitch::new(dpid(1));
+    sw.adopt(&installed);
+    assert_eq!(flow_changes(&sw.apply(&ctx.take_changes())), (0, 0));
     let mut ctx = Ctx::new(start + ADOPT_GRACE);
     fresh.handle(&Event::Tick, &mut ctx);
-    let changes = ctx.take_changes();
-    assert_eq!(flow_changes(&changes), (0, installed.len()));
-    c.apply(changes);
+    let seen = sw.apply(&ctx.take_changes());
+    assert_eq!(flow_changes(&seen), (0, installed.len()));
+    c.apply(seen);
 }
 
 #[test]

@@ -1,0 +1,133 @@
+//! What every module's write endpoints share: the `?dry_run=` query, the
+//! `applied` part of an answer, and the mapping of a service's
+//! [`WriteError`] to HTTP.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::dpid::format_dpid;
+use super::view::SwitchQueryError;
+use super::ApiError;
+use crate::service::{WriteError, Written};
+
+/// `?dry_run=true`: validate and answer with the object as it would be
+/// stored, changing nothing. No other query parameter is accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DryRun {
+    /// Validate only; store and send nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl DryRun {
+    /// Parses a query string strictly (`true`/`1`/`false`/`0`, no other
+    /// parameter), naming the parameter at fault.
+    pub fn parse(query: Option<&str>) -> Result<DryRun, ApiError> {
+        let mut dry = DryRun::default();
+        for pair in query.unwrap_or("").split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+            match key {
+                "" => {}
+                "dry_run" => {
+                    dry.dry_run = match value {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(ApiError::bad_field(
+                                "dry_run",
+                                format!("expected true or false, got {value:?}"),
+                            ))
+                        }
+                    }
+                }
+                other => {
+                    return Err(ApiError::bad_field(
+                        other,
+                        "unknown query parameter (only dry_run)",
+                    ))
+                }
+            }
+        }
+        Ok(dry)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for DryRun {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        DryRun::parse(parts.uri.query())
+    }
+}
+
+/// What a write did on the switches (`applied` in every write answer;
+/// null for a dry run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AppliedInfo {
+    /// Switches that confirmed the change (barrier reply), colon form, sorted.
+    pub switches: Vec<String>,
+    /// Switches that did not confirm in time; they get the change with the
+    /// next reconciliation (at the latest when they reconnect).
+    pub unconfirmed: Vec<String>,
+    /// Flow entries of the written resource on connected switches (of the
+    /// whole module for bulk and policy writes).
+    #[schema(minimum = 0)]
+    pub flows: u64,
+    /// Flow, group and meter changes sent (on all switches) by this
+    /// write; unchanged entries are not sent again.
+    #[schema(minimum = 0)]
+    pub flow_changes: u64,
+}
+
+impl AppliedInfo {
+    /// The answer's `applied` for a confirmed write whose resource has
+    /// `flows` entries on connected switches.
+    pub fn of<R>(written: &Written<R>, flows: usize) -> AppliedInfo {
+        let dpids = |v: &[u64]| v.iter().copied().map(format_dpid).collect();
+        AppliedInfo {
+            switches: dpids(&written.confirmed),
+            unconfirmed: dpids(&written.unconfirmed),
+            flows: flows as u64,
+            flow_changes: written.sent.total(),
+        }
+    }
+}
+
+impl<E: Into<ApiError>> From<WriteError<E>> for ApiError {
+    fn from(e: WriteError<E>) -> ApiError {
+        match e {
+            WriteError::Invalid(e) => e.into(),
+            WriteError::Rejected(rejections) => {
+                let list: Vec<String> = rejections.iter().map(ToString::to_string).collect();
+                ApiError::Switch(SwitchQueryError::SwitchError(format!(
+                    "the change was rolled back because a switch rejected it: {}",
+                    list.join("; ")
+                )))
+            }
+            WriteError::Store(e) => ApiError::internal(anyhow::anyhow!(e)),
+            WriteError::Stopped => {
+                ApiError::internal(anyhow::anyhow!("the controller is stopping"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dry_run_parses_strictly() {
+        assert!(!DryRun::parse(None).unwrap().dry_run);
+        assert!(DryRun::parse(Some("dry_run=true")).unwrap().dry_run);
+        assert!(DryRun::parse(Some("dry_run")).unwrap().dry_run);
+        assert!(!DryRun::parse(Some("dry_run=0")).unwrap().dry_run);
+        let bad = DryRun::parse(Some("dry_run=maybe")).unwrap_err();
+        assert!(matches!(bad, ApiError::BadRequest { field: Some(f), .. } if f == "dry_run"));
+        let unknown = DryRun::parse(Some("verbose=1")).unwrap_err();
+        assert!(matches!(unknown, ApiError::BadRequest { field: Some(f), .. } if f == "verbose"));
+    }
+}
