@@ -431,8 +431,10 @@ impl Core {
         // The tick is checked after every batch and only waited on when
         // the core is idle: polling a timer per batch registered its waker
         // every time, and a steady flood of events must not starve it.
-        let mut next_tick = Instant::now() + TICK;
-        let idle_tick = tokio::time::sleep_until(next_tick.into());
+        // Tokio's clock throughout, so tests can run the core on a paused,
+        // simulated one.
+        let mut next_tick = tokio::time::Instant::now() + TICK;
+        let idle_tick = tokio::time::sleep_until(next_tick);
         tokio::pin!(idle_tick);
         loop {
             let now = tokio::select! {
@@ -442,18 +444,18 @@ impl Core {
                         return;
                     }
                     // One clock read per batch: modules see the batch's time.
-                    let now = Instant::now();
+                    let now = tokio::time::Instant::now();
                     for event in batch.drain(..) {
-                        self.handle(event, now);
+                        self.handle(event, now.into_std());
                     }
                     now
                 }
-                _ = &mut idle_tick => Instant::now(),
+                _ = &mut idle_tick => tokio::time::Instant::now(),
             };
             if now >= next_tick {
-                self.tick(now);
+                self.tick(now.into_std());
                 next_tick = now + TICK;
-                idle_tick.as_mut().reset(next_tick.into());
+                idle_tick.as_mut().reset(next_tick);
             }
             self.flush();
         }

@@ -155,3 +155,73 @@ impl Runtime {
         self.tasks.shutdown(grace).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::module::{Ctx, Event, Module};
+    use crate::runtime::RuntimeConfig;
+    use crate::store::MemoryStore;
+
+    /// A module whose task reports every 10 s until the runtime stops.
+    #[derive(Default)]
+    struct Poller {
+        reports: Vec<u32>,
+    }
+
+    impl Module for Poller {
+        fn owner(&self) -> Owner {
+            Owner::HostAware
+        }
+
+        fn handle(&mut self, event: &Event<'_>, _ctx: &mut Ctx) {
+            if let Event::Task { payload } = event {
+                if let Some(n) = payload.downcast_ref::<u32>() {
+                    self.reports.push(*n);
+                }
+            }
+        }
+
+        fn tasks(&mut self) -> Vec<Task> {
+            vec![Task::new("poll", |mut ctx: TaskCtx| async move {
+                let mut interval = tokio::time::interval(Duration::from_secs(10));
+                for n in 0u32.. {
+                    tokio::select! {
+                        _ = interval.tick() => {}
+                        _ = ctx.stopped() => return,
+                    }
+                    if !ctx.send(n).await {
+                        return;
+                    }
+                }
+            })]
+        }
+    }
+
+    async fn reports(runtime: &Runtime) -> Vec<u32> {
+        runtime
+            .call::<Poller, _>(|p, _| p.reports.clone())
+            .await
+            .unwrap()
+            .value
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_modules_task_runs_on_the_simulated_clock_and_stops_at_shutdown() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let runtime = Runtime::start(
+            listener,
+            RuntimeConfig::default(),
+            vec![Box::new(Poller::default())],
+            Arc::new(MemoryStore::default()),
+        );
+        // An interval ticks at once, then every 10 s of simulated time.
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        assert_eq!(reports(&runtime).await, [0, 1, 2, 3]);
+        runtime.shutdown(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(reports(&runtime).await.len(), 4, "no report after shutdown");
+    }
+}
