@@ -157,5 +157,5 @@ if [ "$QUICK" -eq 0 ]; then
     echo
     echo "criterion: codec (target >= 5M/s each) and reconciler (target < 1 s for 100 x 1000)"
     (cd "$ROOT" && taskset -c 0 cargo bench -p flowgate-openflow --bench codec 2>&1 | grep -E '^codec|thrpt' | grep -v '^$')
-    (cd "$ROOT" && taskset -c 0 cargo bench -p flowgate-controller --bench reconcile 2>&1 | grep -E '^reconcile|time:')
+    (cd "$ROOT" && taskset -c 0 cargo bench -p flowgate-controller --features testing --bench reconcile 2>&1 | grep -E '^reconcile|time:')
 fi
