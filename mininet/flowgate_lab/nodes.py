@@ -27,18 +27,21 @@ class LabSwitch(OVSSwitch):
 
 
 class OffloadHost(Host):
-    """Host with tx checksum offload off on all interfaces and, by default,
+    """Host with tx checksum offload off on all interfaces and, unless it
+    has IPv6 addresses (`ipv6_addrs`, on its first interface) or `ipv6`,
     IPv6 off (router solicitations and MLD reports would otherwise add
     background packet-ins and flows that make tests less deterministic)."""
 
-    def config(self, ipv6=False, **params):  # pylint: disable=arguments-differ
+    def config(self, ipv6=False, ipv6_addrs=(), **params):  # pylint: disable=arguments-differ
         result = super().config(**params)
         for intf in self.intfList():
             if intf.name != "lo":
                 self.cmd("ethtool -K %s tx off >/dev/null 2>&1" % intf.name)
-        if not ipv6:
+        if not (ipv6 or ipv6_addrs):
             for key in ("all", "default", "lo"):
                 self.cmd("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1" % key)
+        for addr in ipv6_addrs:
+            self.cmd("ip -6 addr add %s dev %s nodad" % (addr, self.defaultIntf()))
         return result
 
 
