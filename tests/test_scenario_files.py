@@ -1,12 +1,14 @@
 """Scenario files (topologies/*.yaml, mininet/flowgate_lab/scenario.py) without
 a lab: parsing, validation errors naming file, line and field, the
-generators' shapes, the Mininet topology built from a scenario. No root,
-no Open vSwitch.
+generators' shapes, the Mininet topology built from a scenario, and the
+pusher reading a scenario's policies. No root, no Open vSwitch.
 
     /usr/bin/python3 -m pytest tests/test_scenario_files.py -v
 """
 
 import glob
+import importlib.machinery
+import importlib.util
 import os
 
 import pytest
@@ -351,3 +353,71 @@ def test_yaml_syntax_errors_and_duplicate_keys_point_at_the_line():
     assert message.startswith("t.yaml:3: invalid YAML: duplicate key 'switches' (first on line 1)"), message
     with pytest.raises(scn.ScenarioError, match="cannot read"):
         scn.load("/nonexistent/x.yaml")
+
+
+# ---------------------------------------------------------------------------
+# The pusher reads a scenario's policies, with the same YAML loader.
+
+def _load_push():
+    loader = importlib.machinery.SourceFileLoader("flowgate_push", os.path.join(ROOT, "tools", "flowgate-push"))
+    spec = importlib.util.spec_from_loader("flowgate_push", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+push = _load_push()
+
+OPENAPI = {"paths": {
+    "/api/v1/networks": {"get": {}, "post": {}},
+    "/api/v1/networks/{network}": {"get": {}, "put": {}, "delete": {}},
+    "/api/v1/firewall/rules": {"get": {}, "post": {}},
+    "/api/v1/firewall/rules/{id}": {"get": {}, "put": {}, "delete": {}},
+}}
+
+
+class FakeApi:
+    """GET answers for the pusher's planning; no writes."""
+
+    url = "http://fake"
+
+    def get(self, path):
+        return OPENAPI if path == "/openapi.json" else []
+
+
+def test_pusher_and_scenario_loaders_agree():
+    text = open(os.path.join(TOPOLOGIES, "campus.yaml"), encoding="utf-8").read()
+    ours = scn.parse_yaml(text)
+    theirs = push.parse_yaml(text, "campus.yaml")
+    assert ours == theirs
+    rules_ours, rules_theirs = ours["policies"]["firewall/rules"], theirs["policies"]["firewall/rules"]
+    assert rules_ours.item_lines == rules_theirs.item_lines and rules_ours.item_lines
+    assert ours["policies"].key_lines == theirs["policies"].key_lines
+    assert push.parse_yaml("mac: 52:54:00:12:34:56\n", "x.yaml") == {"mac": "52:54:00:12:34:56"}
+
+
+def test_pusher_uses_a_scenarios_policies_section(tmp_path):
+    doc = push.load_file(os.path.join(TOPOLOGIES, "campus.yaml"))
+    assert list(doc) == ["networks", "ports", "firewall/policy", "firewall/rules"]
+    assert push.load_file(os.path.join(TOPOLOGIES, "ring5.yaml")) == {}
+    plain = tmp_path / "p.yaml"
+    plain.write_text("firewall/rules: []\n")
+    assert push.load_file(str(plain)) == {"firewall/rules": []}
+
+
+def test_pusher_errors_name_the_yaml_line(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("generate: single 2\npolicies:\n  networks:\n    - {id: blue, vni: 100}\n"
+                    "    - {tenant: acme}\n  qos/policies: []\n")
+    pusher = push.Pusher(FakeApi())
+    with pytest.raises(push.PushError, match=r"s\.yaml:5: networks\[1\]: every item needs its 'network'"):
+        pusher.plan(push.load_file(str(path)))
+    path.write_text("policies:\n  networks: []\n  qos/policies: []\n")
+    with pytest.raises(push.PushError, match=r"s\.yaml:3: unknown kind 'qos/policies'; this controller offers"):
+        pusher.plan(push.load_file(str(path)))
+    path.write_text("firewall/rules:\n  - {id: 1\n")
+    with pytest.raises(push.PushError, match=r"s\.yaml:3:1: invalid YAML"):
+        push.load_file(str(path))
+    actions = pusher.plan(push.load_file(os.path.join(TOPOLOGIES, "campus.yaml")).__class__(
+        {"networks": [{"id": "blue", "vni": 100}]}))
+    assert [a.label() for a in actions] == ["create networks blue"]
