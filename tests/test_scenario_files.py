@@ -18,7 +18,7 @@ from mininet.topolib import TreeTopo
 
 from flowgate_lab import scenario as scn
 from flowgate_lab.__main__ import load_custom
-from flowgate_lab.bringup import Reachability, ping_many
+from flowgate_lab.bringup import Reachability, ping_round
 from flowgate_lab.topos import make_topo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -451,15 +451,21 @@ def test_stock_mininet_custom_files_are_read_like_mn_does(tmp_path):
         assert "LinearTestTopo" in load_custom(example)
 
 
-def test_ping_many_and_reachability_report():
-    outputs = []
+def test_ping_round_and_reachability_report():
+    class Shell:
+        def __init__(self, out):
+            self.out, self.scripts = out, []
 
-    def runner(script):
-        outputs.append(script)
-        return "REACH b\nNOREACH c\n"
+        def start(self, script):
+            self.scripts.append(script)
 
-    assert ping_many(runner, {"b": "10.0.0.2", "c": "10.0.0.3"}) == {"b": True, "c": False}
-    assert "b=10.0.0.2 c=10.0.0.3" in outputs[0] and "${t%%=*}" in outputs[0]
+        def finish(self):
+            return self.out
+
+    a, c = Shell("REACH b\nNOREACH c\n"), Shell("")
+    got = ping_round({a: {"b": "10.0.0.2", "c": "10.0.0.3"}, c: {"a": "10.0.0.1"}}, names={a: "a", c: "c"})
+    assert got == {("a", "b"): True, ("a", "c"): False, ("c", "a"): False}
+    assert "b=10.0.0.2 c=10.0.0.3" in a.scripts[0] and "${t%%=*}" in a.scripts[0]
     expected = {("a", "b"): True, ("a", "c"): False, ("b", "a"): True, ("b", "c"): False,
                 ("c", "a"): False, ("c", "b"): False}
     got = dict(expected)

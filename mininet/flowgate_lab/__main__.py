@@ -34,8 +34,7 @@ from mininet.topo import Topo
 from mininet.util import buildTopo
 
 from . import scenario as scn
-from .bringup import RemoteController, ScenarioLab
-from .checks import wait_controller_ready
+from .bringup import RemoteController, ScenarioLab, wait_network_ready
 from .controller import FlowgateController, OvsTestController
 from .net import LabNet
 from .rest import RestClient
@@ -248,7 +247,8 @@ def _run(args, network, commands):
         lab = LabNet(network, make("127.0.0.1"), switch_opts=switch_opts, log_level="info")
         with lab:
             if getattr(ctl, "rest", None) is not None:
-                wait_controller_ready(ctl, [int(sw.dpid, 16) for sw in lab.switches])
+                print("*** waiting for the controller to discover the network")
+                wait_network_ready(ctl, lab)
 
             def check():
                 result = lab.pingall()

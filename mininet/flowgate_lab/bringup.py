@@ -20,6 +20,7 @@ import importlib.machinery
 import importlib.util
 import io
 import os
+import subprocess
 
 from .checks import wait_rest_switches
 from .cloud import Cloud
@@ -27,7 +28,7 @@ from .controller import REPO_ROOT
 from .net import LabNet
 from .rest import RestClient
 from .topology import wait_topology
-from .util import LabError, run, wait_until
+from .util import LabError, wait_until
 
 PUSHER = os.path.join(REPO_ROOT, "tools", "flowgate-push")
 
@@ -165,12 +166,7 @@ class ScenarioLab:
         if rest is None:
             return
         if self.lab is not None:
-            dpids = [sw.dpid for sw in self.scenario.switches]
-            switches = wait_rest_switches(self.ctl, dpids, timeout=timeout)
-            versions = {sw["version"] for sw in switches if sw["dpid_int"] in dpids}
-            # Discovery (and its edge delay) runs on OpenFlow 1.3 switches.
-            if versions == {"1.3"} and rest.request("GET", "/api/v1/topology").status == 200:
-                wait_topology(self.ctl, self.lab, timeout=timeout)
+            wait_network_ready(self.ctl, self.lab, timeout)
         if self.cloud is not None and self.scenario.cloud.attach == "manager":
             n = len(self.cloud.hosts)
 
@@ -194,17 +190,15 @@ class ScenarioLab:
 
     # --- traffic -------------------------------------------------------------
     def endpoints(self):
-        """{name: (runner, IPv4)}: how to run a shell script as each host or
-        VM, and its address."""
+        """{name: (Shell, IPv4)}: where to run commands as each host or VM,
+        and its address."""
         out = {}
         for name, addr in self.scenario.endpoints().items():
             if self.lab is not None and self.scenario.host(name) is not None:
                 node = self.lab[name]
-                out[name] = (node.cmd, node.IP())
+                out[name] = (NodeShell(node), node.IP())
             else:
-                ns = self._vm_ns(name)
-                out[name] = (lambda script, ns=ns: run(["ip", "netns", "exec", ns, "sh", "-c", script],
-                                                       timeout=60, check=False), addr)
+                out[name] = (NamespaceShell(self._vm_ns(name)), addr)
         return out
 
     def _vm_ns(self, name):
@@ -218,39 +212,97 @@ class ScenarioLab:
         return {vm: ns for ch in (self.cloud.hosts if self.cloud else []) for vm, ns in ch.vms.items()}
 
     def reachability(self, retries=2):
-        """Ping every ordered pair of endpoints (each source pings all its
-        destinations at once; pairs with the same address are left out) and
-        compare with the scenario's `expect`.
-        A pair that should reach and does not is tried `retries` more times."""
+        """Ping every ordered pair of endpoints, all sources and all their
+        destinations at once (pairs with the same address are left out),
+        and compare with the scenario's `expect`. A pair that should reach
+        and does not is tried `retries` more times."""
         eps = self.endpoints()
         expected = self.scenario.expected()
-        got = {}
-        for src, (runner, _) in eps.items():
-            dsts = {dst: addr for dst, (_, addr) in eps.items() if (src, dst) in expected}
-            got.update(((src, d), ok) for d, ok in ping_many(runner, dsts, wait=1).items())
+        todo = {src: {d: eps[d][1] for d in eps if (src, d) in expected} for src in eps}
+        got = ping_round({eps[s][0]: dsts for s, dsts in todo.items()}, wait=1, names={eps[s][0]: s for s in eps})
         for _ in range(retries):
             again = {}
             for (src, dst), ok in got.items():
                 if expected[(src, dst)] and not ok:
-                    again.setdefault(src, {})[dst] = eps[dst][1]
-            for src, dsts in again.items():
-                got.update(((src, d), ok) for d, ok in ping_many(eps[src][0], dsts, wait=2).items())
+                    again.setdefault(eps[src][0], {})[dst] = eps[dst][1]
+            if not again:
+                break
+            got.update(ping_round(again, wait=2, names={eps[s][0]: s for s in eps}))
         return Reachability(list(eps), expected, got)
 
 
-def ping_many(runner, dsts, wait=1):
-    """{dst: replied?} for one ping from a source to each of `dsts`
-    ({name: IPv4}), all at once; `runner(script)` runs a shell script as
-    the source and returns its output."""
-    if not dsts:
-        return {}
+class NodeShell:
+    """A Mininet node's shell: start a script, collect its output later."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def start(self, script):
+        self.node.sendCmd(script)
+
+    def finish(self):
+        return self.node.waitOutput()
+
+
+class NamespaceShell:
+    """`sh` in a network namespace, started and collected the same way."""
+
+    def __init__(self, ns):
+        self.ns = ns
+        self.proc = None
+
+    def start(self, script):
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, "sh", "-c", script],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def finish(self, timeout=60):
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate(timeout=10)
+        return out
+
+
+def ping_round(todo, wait=1, names=None):
+    """One ping for every (source, destination) at once. `todo` maps a
+    shell (NodeShell, NamespaceShell) to {dst name: IPv4}; returns
+    {(source name, dst name): replied?}, naming sources by `names`."""
+    names = names or {}
+    started = [(shell, dsts) for shell, dsts in todo.items() if dsts]
+    for shell, dsts in started:
+        shell.start(ping_script(dsts, wait))
+    got = {}
+    for shell, dsts in started:
+        src = names.get(shell, shell)
+        got.update(((src, d), ok) for d, ok in parse_pings(shell.finish(), dsts).items())
+    return got
+
+
+def wait_network_ready(ctl, lab, timeout=120):
+    """Wait until the controller lists every switch of a started LabNet and,
+    when all of them speak OpenFlow 1.3 (discovery and its edge delay run
+    there), has discovered them and all their links."""
+    dpids = [int(sw.dpid, 16) for sw in lab.switches]
+    switches = wait_rest_switches(ctl, dpids, timeout=timeout)
+    versions = {sw["version"] for sw in switches if sw["dpid_int"] in dpids}
+    if versions == {"1.3"} and ctl.rest.request("GET", "/api/v1/topology").status == 200:
+        wait_topology(ctl, lab, timeout=timeout)
+
+
+def ping_script(dsts, wait=1):
+    """A shell script pinging each of `dsts` ({name: IPv4}) once, all at
+    once, printing `REACH name` or `NOREACH name` for each."""
     targets = " ".join("%s=%s" % (name, addr) for name, addr in dsts.items())
-    script = (
+    return (
         "for t in %s; do ( n=${t%%%%=*}; a=${t#*=}; "
         "if ping -n -q -c 1 -W %d $a >/dev/null 2>&1; then echo REACH $n; else echo NOREACH $n; fi ) & "
         "done; wait" % (targets, wait)
     )
-    out = runner(script)
+
+
+def parse_pings(out, dsts):
+    """{dst: replied?} from a ping_script's output."""
     result = {name: False for name in dsts}
     for line in out.splitlines():
         words = line.split()
@@ -307,4 +359,4 @@ class Reachability:
         return "Reachability(%s)" % self.summary()
 
 
-__all__ = ["Reachability", "RemoteController", "ScenarioLab", "load_pusher", "ping_many"]
+__all__ = ["Reachability", "RemoteController", "ScenarioLab", "load_pusher", "ping_round", "wait_network_ready"]
