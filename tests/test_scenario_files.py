@@ -181,7 +181,7 @@ def test_scenario_topo_carries_names_dpids_addresses_and_link_classes():
     assert "protocols" not in topo.nodeInfo("s2")  # the lab's default
     assert topo.nodeInfo("web1") == {"ip": "10.10.9.1/16", "mac": "02:00:0a:0a:09:01"}
     links = {frozenset([i["node1"], i["node2"]]): i for _, _, i in topo.links(withInfo=True)}
-    assert links[frozenset(["s1", "s2"])]["cls"] is TCLink and links[frozenset(["s1", "s2"])]["bw"] == 100
+    assert issubclass(links[frozenset(["s1", "s2"])]["cls"], TCLink) and links[frozenset(["s1", "s2"])]["bw"] == 100
     assert "cls" not in links[frozenset(["s2", "s3"])]
     of10 = make_topo(os.path.join(TOPOLOGIES, "linear3-of10.yaml"))
     assert of10.nodeInfo("s1")["protocols"] == "OpenFlow10"

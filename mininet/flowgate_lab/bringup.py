@@ -27,7 +27,7 @@ from .cloud import Cloud
 from .controller import REPO_ROOT
 from .net import LabNet
 from .rest import RestClient
-from .topology import wait_topology
+from .topology import discovered_links, switch_links
 from .util import LabError, wait_until
 
 PUSHER = os.path.join(REPO_ROOT, "tools", "flowgate-push")
@@ -149,7 +149,8 @@ class ScenarioLab:
         push = load_pusher()
         buf = io.StringIO()
         try:
-            push.Pusher(push.Api(self.ctl.rest.base_url), out=buf).apply(self.scenario.policies)
+            api = push.Api(self.ctl.rest.base_url, token=os.environ.get("FLOWGATE_API_TOKEN"))
+            push.Pusher(api, out=buf).apply(self.scenario.policies)
         except push.PushError as err:
             raise LabError("%s: policies: %s" % (self.scenario.path or self.scenario.name, err)) from None
         finally:
@@ -283,11 +284,22 @@ def wait_network_ready(ctl, lab, timeout=120):
     """Wait until the controller lists every switch of a started LabNet and,
     when all of them speak OpenFlow 1.3 (discovery and its edge delay run
     there), has discovered them and all their links."""
-    dpids = [int(sw.dpid, 16) for sw in lab.switches]
+    dpids = {int(sw.dpid, 16) for sw in lab.switches}
     switches = wait_rest_switches(ctl, dpids, timeout=timeout)
     versions = {sw["version"] for sw in switches if sw["dpid_int"] in dpids}
-    if versions == {"1.3"} and ctl.rest.request("GET", "/api/v1/topology").status == 200:
-        wait_topology(ctl, lab, timeout=timeout)
+    if versions != {"1.3"} or ctl.rest.request("GET", "/api/v1/topology").status != 200:
+        return
+    want = switch_links(lab)
+
+    def discovered():
+        # The controller may have other switches too (cloud hosts' br-int).
+        doc = ctl.rest.get("/api/v1/topology")
+        ready = {s["dpid_int"] for s in doc["switches"] if s["ready"]}
+        links = [link for link in doc["links"]
+                 if {int(link[end]["dpid"].replace(":", ""), 16) for end in ("src", "dst")} <= dpids]
+        return dpids <= ready and discovered_links({"links": links}) == want and len(links) == 2 * len(want)
+
+    wait_until(discovered, timeout, interval=1, what="the controller to discover %d links" % len(want))
 
 
 def ping_script(dsts, wait=1):

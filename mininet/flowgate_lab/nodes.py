@@ -7,10 +7,13 @@
   TCP through a userspace bridge arrives with bad checksums and is dropped.
 * LabRemoteController: a controller Mininet does not start and does not
   probe with telnet (that probe once hung for minutes).
+* LabTCLink: Mininet's TCLink without its "quantum of class is big"
+  warnings, which HTB prints for every link faster than about 16 Mbit/s.
 """
 
 import os
 
+from mininet.link import TCIntf, TCLink
 from mininet.node import Host, OVSSwitch, RemoteController
 
 OWNER_KEY = "flowgate-lab-owner"
@@ -51,3 +54,19 @@ class LabRemoteController(RemoteController):
 
     def checkListening(self):
         return None
+
+
+class _QuietTCIntf(TCIntf):
+    def tc(self, cmd, tc="tc"):
+        out = super().tc(cmd, tc)
+        return "\n".join(line for line in out.splitlines() if "quantum of class" not in line)
+
+
+class LabTCLink(TCLink):
+    """TCLink (bw, delay, jitter, loss, max_queue_size) with interfaces that
+    drop HTB's harmless r2q warning instead of logging it as an error."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("cls1", _QuietTCIntf)
+        kwargs.setdefault("cls2", _QuietTCIntf)
+        super().__init__(*args, **kwargs)

@@ -565,8 +565,6 @@ def _openflow(value):
 
 
 def _mac(value):
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise _Invalid("%r is a number, not a MAC address: quote it" % value)
     if not isinstance(value, str) or not MAC_RX.match(value):
         raise _Invalid("%r is not a MAC address (aa:bb:cc:dd:ee:ff)" % (value,))
     if int(value[:2], 16) & 1:
@@ -809,7 +807,7 @@ def _generate(ctx, doc, sc):
     except _Invalid as err:
         ctx.error(line, "generate", str(err))
         return _Wiring(), False
-    sc.generator = "%s %s" % (shape, " ".join("%s=%d" % kv for kv in params.items()))
+    sc.generator = ("%s %s" % (shape, " ".join("%s=%d" % kv for kv in params.items()))).strip()
     for link in wiring.links:
         if wiring.kind[link.a] == "switch" and wiring.kind[link.b] == "switch":
             link.params.update(link_params)

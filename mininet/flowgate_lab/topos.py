@@ -5,7 +5,8 @@ file in topologies/, or a short spec string such as `linear,3`,
 
 Switches keep the scenario's names and dpids, hosts its addresses (or
 Mininet's 10.0.0.N/8 when it gives none), and every link its port
-numbers; a link with bandwidth, delay or loss is a Mininet TCLink.
+numbers; a link with bandwidth, delay or loss is a Mininet TCLink
+(LabTCLink).
 `mesh`, `ring`, `fattree` and `diamond` contain loops: they need a
 controller that does loop-free flooding (spanning tree / topology module);
 plain L2 learning floods forever.
@@ -13,10 +14,10 @@ plain L2 learning floods forever.
 
 import os
 
-from mininet.link import TCLink
 from mininet.topo import Topo
 
 from . import scenario as scn
+from .nodes import LabTCLink
 from .util import LabError, run
 
 
@@ -43,7 +44,7 @@ class ScenarioTopo(Topo):
         for link in sc.links:
             opts = dict(link.params)
             if opts:
-                opts["cls"] = TCLink
+                opts["cls"] = LabTCLink
             self.addLink(link.a, link.b, port1=link.a_port, port2=link.b_port, **opts)
 
 
