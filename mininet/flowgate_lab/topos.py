@@ -81,7 +81,7 @@ def check_netem(sc):
     if not _NETEM:
         link = needs[0]
         raise LabError(
-            "%s line %s: link %s-%s asks for %s, but this kernel has no netem qdisc (sch_netem); "
+            "%s:%s: link %s-%s asks for %s, but this kernel has no netem qdisc (sch_netem); "
             "only bw works here" % (sc.path or sc.name, link.line, link.a, link.b,
                                    ", ".join(k for k in scn.NETEM_FIELDS if k in link.params))
         )
