@@ -283,3 +283,43 @@ def test_other_modules_resources_by_the_same_mechanism(ctl, tmp_path):
     _, out, _ = run(ctl, "delete", path, check=0)
     assert out.splitlines() == ["delete firewall/rules 8", "delete networks blue"]
     assert ctl.rest.get("/api/v1/networks") == []
+
+
+def test_a_scenario_files_policies_round_trip(ctl, tmp_path):
+    """topologies/campus.yaml: only its policies section is applied; ports of
+    the networks the same file creates are validated once those exist; then
+    the controller is in sync with the file, and `delete` undoes it."""
+    reset(ctl)
+    campus = os.path.join(ROOT, "topologies", "campus.yaml")
+    pytest.importorskip("yaml")
+    doc = push.load_file(campus)
+    _, out, _ = run(ctl, "apply", campus, check=0)
+    lines = out.splitlines()
+    assert lines[:2] == ["create networks blue", "create networks red"], lines
+    assert "create ports blue1" in lines and "create ports red2" in lines
+    assert "set firewall/policy (default_action)" in lines and "create firewall/rules 210" in lines
+    assert len(lines) == 2 + 5 + 1 + 7, lines
+    ports = {p["id"]: p for p in ctl.rest.get("/api/v1/ports")}
+    assert sorted(ports) == ["blue1", "blue2", "blue3", "red1", "red2"]
+    assert ports["blue2"]["mac"] == "02:00:00:00:01:02" and ports["red1"]["network"] == "red"
+    assert sorted(rules_on(ctl)) == [r["id"] for r in doc["firewall/rules"]]
+    assert rules_on(ctl)[210]["scope"]["tenant"] == 200
+    _, out, _ = run(ctl, "diff", campus, check=0)
+    assert out.strip() == "in sync"
+    # Drift is shown against the file's lines.
+    assert ctl.rest.request("DELETE", "/api/v1/firewall/rules/130").status == 200
+    code, out, _ = run(ctl, "diff", campus)
+    assert code == 1 and out.strip() == "create firewall/rules 130"
+    # A refused item names the file's line; nothing is written.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(open(campus, encoding="utf-8").read().replace("ip_dst: 10.10.9.0/24, ip_proto: icmp",
+                                                                  "ip_dst: 10.10.9.1/24, ip_proto: icmp"))
+    line = next(i for i, text in enumerate(open(campus, encoding="utf-8"), start=1) if "{id: 130," in text)
+    code, _, err = run(ctl, "apply", str(bad))
+    assert code == 2 and "bad.yaml:%d: create firewall/rules 130: match.ip_dst:" % line in err, err
+    assert "column" not in err, "the position in the pusher's own JSON body means nothing to the user"
+    assert 130 not in rules_on(ctl)
+    run(ctl, "delete", campus, check=0)
+    assert ctl.rest.get("/api/v1/networks") == [] and rules_on(ctl) == {}
+    assert ctl.rest.get("/api/v1/ports") == []
+    reset(ctl)
