@@ -52,6 +52,28 @@ pub struct PacketMatch {
 }
 
 impl PacketMatch {
+    /// Whether some packet matches both (`a`, `b`: their ethertypes as
+    /// validated): every field both constrain must admit a common value.
+    pub fn overlaps(&self, a: EthTypes, other: &PacketMatch, b: EthTypes) -> bool {
+        fn both<T>(x: &Option<T>, y: &Option<T>, common: impl Fn(&T, &T) -> bool) -> bool {
+            match (x, y) {
+                (Some(x), Some(y)) => common(x, y),
+                _ => true,
+            }
+        }
+        let (ma, mb) = (self, other);
+        both(&ma.eth_src, &mb.eth_src, PartialEq::eq)
+            && both(&ma.eth_dst, &mb.eth_dst, PartialEq::eq)
+            && a.intersects(b)
+            && both(&ma.ip_src, &mb.ip_src, |x, y| x.intersects(*y))
+            && both(&ma.ip_dst, &mb.ip_dst, |x, y| x.intersects(*y))
+            && both(&ma.ip_proto, &mb.ip_proto, PartialEq::eq)
+            && both(&ma.src_port, &mb.src_port, |x, y| x.intersects(*y))
+            && both(&ma.dst_port, &mb.dst_port, |x, y| x.intersects(*y))
+            && both(&ma.icmp_type, &mb.icmp_type, PartialEq::eq)
+            && both(&ma.icmp_code, &mb.icmp_code, PartialEq::eq)
+    }
+
     /// The ethertypes the match implies, or the field that contradicts.
     pub fn eth_types(&self) -> Result<EthTypes, FieldError> {
         // Each constraint narrows the set of possible IP versions.
