@@ -49,6 +49,10 @@ pub struct PacketMatch {
     pub icmp_type: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icmp_code: Option<u8>,
+    /// The IP DSCP (0..63); needs IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 63)]
+    pub dscp: Option<u8>,
 }
 
 impl PacketMatch {
@@ -72,6 +76,7 @@ impl PacketMatch {
             && both(&ma.dst_port, &mb.dst_port, |x, y| x.intersects(*y))
             && both(&ma.icmp_type, &mb.icmp_type, PartialEq::eq)
             && both(&ma.icmp_code, &mb.icmp_code, PartialEq::eq)
+            && both(&ma.dscp, &mb.dscp, PartialEq::eq)
     }
 
     /// The ethertypes the match implies, or the field that contradicts.
@@ -100,6 +105,15 @@ impl PacketMatch {
                 ip_needed.get_or_insert(field);
                 narrow(field, c.family())?;
             }
+        }
+        if let Some(dscp) = self.dscp {
+            if dscp > MAX_DSCP {
+                return Err(FieldError::new(
+                    "match.dscp",
+                    format!("{dscp} is not a DSCP (0..{MAX_DSCP})"),
+                ));
+            }
+            ip_needed.get_or_insert("match.dscp");
         }
         if let Some(proto) = self.ip_proto {
             ip_needed.get_or_insert("match.ip_proto");
@@ -189,6 +203,7 @@ impl PacketMatch {
         let mut out = Vec::new();
         for family in families {
             let mut fm = base.clone().with(Oxm::EthType(family.eth_type()));
+            fm.fields.extend(m.dscp.map(Oxm::IpDscp));
             for (cidr, src) in [(m.ip_src, true), (m.ip_dst, false)] {
                 let Some(c) = cidr.filter(|c| !c.is_any()) else {
                     continue;

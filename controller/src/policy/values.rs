@@ -21,6 +21,8 @@ pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 pub const PROTO_ICMPV6: u8 = 58;
+/// Highest DSCP (6 bits).
+pub const MAX_DSCP: u8 = 63;
 
 /// A policy that is invalid as a whole: the field at fault and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
