@@ -45,7 +45,7 @@ fn packet_in() -> Bytes {
         data: Bytes::from(frame),
     });
     let mut out = BytesMut::new();
-    of::encode(9, &message, &mut out);
+    of::encode(9, &message, &mut out).expect("fits");
     out.freeze()
 }
 
@@ -60,7 +60,7 @@ fn codec(c: &mut Criterion) {
             if out.len() > 1 << 19 {
                 out.clear();
             }
-            of::encode(7, black_box(&flow_mod), &mut out);
+            of::encode(7, black_box(&flow_mod), &mut out).expect("fits");
         })
     });
     let borrowed = owned.borrowed();
@@ -69,7 +69,7 @@ fn codec(c: &mut Criterion) {
             if out.len() > 1 << 19 {
                 out.clear();
             }
-            of::encode_flow_mod(7, black_box(&borrowed), &mut out);
+            of::encode_flow_mod(7, black_box(&borrowed), &mut out).expect("fits");
         })
     });
     let bytes = packet_in();

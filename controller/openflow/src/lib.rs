@@ -39,7 +39,7 @@ pub(crate) mod strategies;
 pub use action::{
     action_type, actions_len, emit_actions, parse_actions, Action, NX_EXPERIMENTER_ID,
 };
-pub use error::{DecodeError, Result};
+pub use error::{DecodeError, EncodeError, Result};
 pub use flow::{
     flow_mod_flags, flow_removed_reason, FlowMod, FlowModCommand, FlowModRef, FlowRemoved,
     DEFAULT_PRIORITY,

@@ -52,7 +52,7 @@ fn flow_mod(match_: Match, instructions: Vec<Instruction>) -> Message {
 /// OVS's text for `msg`, failing on any decode complaint.
 fn ofp_print(msg: &Message) -> String {
     let mut bytes = BytesMut::new();
-    encode(1, msg, &mut bytes);
+    encode(1, msg, &mut bytes).expect("test messages fit");
     let out = ovs_ofctl()
         .args(["ofp-print", &hex(&bytes)])
         .output()
@@ -178,7 +178,7 @@ fn serve(mut stream: TcpStream) -> Vec<(Vec<u8>, FlowMod)> {
             };
             if let Some(reply) = reply {
                 let mut out = BytesMut::new();
-                encode(header.xid, &reply, &mut out);
+                encode(header.xid, &reply, &mut out).expect("replies fit");
                 stream.write_all(&out).expect("fake switch write");
             }
             if let Message::FlowMod(fm) = msg {
@@ -231,7 +231,8 @@ fn captured(flow: &str) -> FlowMod {
         u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]),
         &Message::FlowMod(fm.clone()),
         &mut again,
-    );
+    )
+    .expect("a decoded flow-mod fits");
     assert_eq!(hex(&again), hex(&raw), "re-encoding is byte-exact");
     fm
 }

@@ -43,7 +43,7 @@ fn hex(b: &[u8]) -> String {
 
 fn encode_one(msg: &Message) -> BytesMut {
     let mut out = BytesMut::new();
-    encode(0x0102_0304, msg, &mut out);
+    encode(0x0102_0304, msg, &mut out).expect("test messages fit");
     out
 }
 
@@ -688,7 +688,8 @@ fn serve(mut stream: TcpStream, multipart: &MultipartAnswer) -> Vec<Received> {
             let (header, msg) = decode(&raw)
                 .unwrap_or_else(|e| panic!("our codec rejects OVS's message {}: {e}", hex(&raw)));
             let mut again = BytesMut::new();
-            encode_with_version(header.version, header.xid, &msg, &mut again);
+            encode_with_version(header.version, header.xid, &msg, &mut again)
+                .expect("a decoded message fits");
             assert_eq!(
                 hex(&again),
                 hex(&raw),
@@ -696,7 +697,7 @@ fn serve(mut stream: TcpStream, multipart: &MultipartAnswer) -> Vec<Received> {
             );
             for reply in answer(&msg, multipart) {
                 let mut out = BytesMut::new();
-                encode(header.xid, &reply, &mut out);
+                encode(header.xid, &reply, &mut out).expect("replies fit");
                 stream.write_all(&out).expect("fake switch write");
             }
             received.push(Received { raw, msg });

@@ -66,7 +66,7 @@ async fn fake_switch(addr: std::net::SocketAddr, table: Arc<Mutex<Table>>) {
 
 async fn send(stream: &mut TcpStream, xid: u32, m: &Message) {
     let mut out = BytesMut::new();
-    of::encode(xid, m, &mut out);
+    of::encode(xid, m, &mut out).expect("test messages fit");
     let _ = stream.write_all(&out).await;
 }
 
