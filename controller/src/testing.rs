@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use bytes::BytesMut;
 use flowgate_openflow::wire::Wire;
 use flowgate_openflow::{
-    ct_flags, ct_mark_match, ct_state, ct_state_match, ct_zone_match, nx_u32_value, nxm_nx_field,
-    port_no, Action, CtZone, FlowModCommand, FlowStats, Instruction, NxAction, Oxm,
+    ct_flags, ct_mark_match, ct_state, ct_zone_match, nx_u32_value, nxm_nx_field, port_no, Action,
+    CtZone, FlowModCommand, FlowStats, Instruction, NxAction, Oxm,
 };
 
 use crate::desired::{FlowEntry, FlowKey, FlowSpec, GroupSpec};
@@ -336,20 +336,7 @@ impl FakeSwitch {
 
 /// An unmasked `ct_state` field, as a packet carries it.
 fn ct_state_value(state: u32) -> Oxm {
-    match ct_state_match(state, u32::MAX) {
-        Oxm::Raw {
-            class,
-            field,
-            payload,
-            ..
-        } => Oxm::Raw {
-            class,
-            field,
-            hasmask: false,
-            payload: payload.slice(..4),
-        },
-        other => other,
-    }
+    Oxm::CtState(state, None)
 }
 
 /// The tracker's key for an IP packet: zone, addresses, protocol, ports.
@@ -431,7 +418,7 @@ mod tests {
     use super::*;
     use crate::cookie::Owner;
     use crate::desired::output_to;
-    use flowgate_openflow::{MacAddr, Match};
+    use flowgate_openflow::{ct_state_match, MacAddr, Match};
     use std::net::Ipv4Addr;
 
     #[test]

@@ -65,8 +65,10 @@ pub use multipart::{
     MultipartRequestBody, PortStats, QueueStats, TableStats,
 };
 pub use nicira::{
-    ct_flags, ct_mark_match, ct_state, ct_state_match, ct_zone_match, nat_flags, nx_action_subtype,
-    nx_u32_value, nxm_nx_field, set_ct_mark, Ct, CtZone, Nat, NxAction, NX_IN_PORT,
+    controller2_prop, ct_flags, ct_label_match, ct_mark_match, ct_state, ct_state_match,
+    ct_zone_match, learn_flags, nat_flags, nx_action_subtype, nx_u32_value, nxm_header,
+    nxm_nx_field, sample_direction, set_ct_mark, Controller2Prop, Ct, CtZone, FieldId, Learn,
+    LearnDst, LearnResult, LearnSpec, LearnSrc, Nat, NxAction, Sample, StackField, NX_IN_PORT,
 };
 pub use oxm::{
     oxm_field, Match, MatchFields, Oxm, OFPMT_OXM, OFPXMC_EXPERIMENTER, OFPXMC_NXM_0, OFPXMC_NXM_1,

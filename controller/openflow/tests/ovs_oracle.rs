@@ -873,9 +873,10 @@ fn ovs_flow_mods_decode() {
 }
 
 #[test]
-fn ovs_nicira_extensions_round_trip_raw() {
-    // Conntrack, registers, resubmit and IPv6: Nicira OXMs stay Oxm::Raw and
-    // Nicira actions stay Action::Experimenter, byte for byte.
+fn ovs_nicira_extensions_round_trip() {
+    // Conntrack, registers, resubmit and IPv6: Nicira OXMs decode to their
+    // typed NXM_NX variants and Nicira actions stay Action::Experimenter
+    // (typed on demand by NxAction), byte for byte.
     let r = run(&[
         "add-flow",
         "TARGET",
@@ -891,16 +892,18 @@ fn ovs_nicira_extensions_round_trip_raw() {
             Some("ffff:ffff::".parse().expect("v6"))
         ))
     );
-    let raw_classes: Vec<u16> = fm
+    let nxm: Vec<&Oxm> = fm
         .match_
         .fields
         .iter()
-        .filter(|f| matches!(f, Oxm::Raw { .. }))
-        .map(Oxm::class)
+        .filter(|f| f.class() == OFPXMC_NXM_1)
         .collect();
     assert_eq!(
-        raw_classes,
-        vec![0x0001, 0x0001],
+        nxm,
+        [
+            &Oxm::Reg(0, 5, Some(0xff)),
+            &ct_state_match(ct_state::TRK | ct_state::EST, ct_state::TRK | ct_state::EST),
+        ],
         "ct_state and reg0 are NXM_NX fields"
     );
     let Instruction::ApplyActions(actions) = &fm.instructions[0] else {
