@@ -13,7 +13,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::Result;
-use crate::wire::{pad8, put_zeros, Reader};
+use crate::wire::{len16, pad8, patch_u16, put_zeros, Reader};
 
 /// `nx_action_controller2_prop_type` numbers.
 pub mod controller2_prop {
@@ -75,11 +75,10 @@ impl Controller2Prop {
             Controller2Prop::Pause => {}
             Controller2Prop::MeterId(v) => out.put_u32(*v),
         }
-        // The length leaves out the padding; a value too long for it is
-        // cut by the message length check long before.
-        let len = u16::try_from(out.len() - start).unwrap_or(u16::MAX);
-        out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
-        put_zeros(out, pad8(len.into()));
+        // The length leaves out the padding.
+        let len = out.len() - start;
+        patch_u16(out, start + 2, len16(len));
+        put_zeros(out, pad8(len));
     }
 
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Controller2Prop> {
