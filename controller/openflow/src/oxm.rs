@@ -330,6 +330,7 @@ fn typed(field: u8, hasmask: bool, payload: &[u8]) -> Option<Oxm> {
 
 impl Oxm {
     /// OXM class: 0x8000 for the basic fields, 0x0001 for the `NXM_NX` ones.
+    #[inline]
     pub fn class(&self) -> u16 {
         use Oxm::*;
         match self {
@@ -341,6 +342,7 @@ impl Oxm {
     }
 
     /// OXM field number within its class (7 bits).
+    #[inline]
     pub fn field(&self) -> u8 {
         use oxm_field::*;
         use Oxm::*;
@@ -399,6 +401,7 @@ impl Oxm {
     }
 
     /// Whether a mask follows the value on the wire.
+    #[inline]
     pub fn hasmask(&self) -> bool {
         use Oxm::*;
         match self {
@@ -418,13 +421,39 @@ impl Oxm {
 
     /// The OXM header's length byte: value plus mask.
     pub fn payload_len(&self) -> usize {
-        let width = match self {
-            Oxm::Raw { payload, .. } => return payload.len(),
-            // Basic and NXM_NX field numbers overlap: the class decides.
-            other if other.class() == OFPXMC_NXM_1 => nxm_nx_width(other.field()).map(|w| w.0),
-            other => basic_width(other.field()),
-        };
-        width.unwrap_or(0) * (1 + usize::from(self.hasmask()))
+        use Oxm::*;
+        // `width` bytes of value, as many again of mask when there is one.
+        fn masked<T>(width: usize, mask: &Option<T>) -> usize {
+            width << usize::from(mask.is_some())
+        }
+        // One match straight to the length (not through `field()` and the
+        // parser's width tables): this runs for every field of every match
+        // encoded, twice (length, then emit).
+        match self {
+            VlanPcp(_) | IpDscp(_) | IpEcn(_) | IpProto(_) | Icmpv4Type(_) | Icmpv4Code(_)
+            | Icmpv6Type(_) | Icmpv6Code(_) | MplsTc(_) | MplsBos(_) => 1,
+            EthType(_) | TcpSrc(_) | TcpDst(_) | UdpSrc(_) | UdpDst(_) | SctpSrc(_)
+            | SctpDst(_) | ArpOp(_) | CtZone(_) => 2,
+            InPort(_) | InPhyPort(_) | MplsLabel(_) | ConjId(_) => 4,
+            Ipv6NdSll(_) | Ipv6NdTll(_) => 6,
+            Ipv6NdTarget(_) => 16,
+            VlanVid(_, m) | Ipv6Exthdr(_, m) => masked(2, m),
+            PbbIsid(_, m) => masked(3, m),
+            Ipv4Src(_, m)
+            | Ipv4Dst(_, m)
+            | ArpSpa(_, m)
+            | ArpTpa(_, m)
+            | TunIpv4Src(_, m)
+            | TunIpv4Dst(_, m) => masked(4, m),
+            Ipv6Flabel(_, m) | Reg(_, _, m) | PktMark(_, m) | CtState(_, m) | CtMark(_, m) => {
+                masked(4, m)
+            }
+            EthDst(_, m) | EthSrc(_, m) | ArpSha(_, m) | ArpTha(_, m) => masked(6, m),
+            Metadata(_, m) | TunnelId(_, m) => masked(8, m),
+            Ipv6Src(_, m) | Ipv6Dst(_, m) => masked(16, m),
+            CtLabel(_, m) => masked(16, m),
+            Raw { payload, .. } => payload.len(),
+        }
     }
 
     /// Sort key used to compare matches independently of field order.
