@@ -6,8 +6,10 @@
 //! re-emitted unchanged.
 //!
 //! Entry points: [`frame_len`] to cut a TCP stream into messages, [`decode`]
-//! and [`encode`] for one message. Every structure also implements
-//! [`wire::Wire`] (`parse` / `buffer_len` / `emit`) over its own bytes.
+//! and [`encode`] for one message ([`EncodeError`], appending nothing, for
+//! a message longer than its 16-bit length can say). Every structure also
+//! implements [`wire::Wire`] (`parse` / `buffer_len` / `emit`) over its own
+//! bytes.
 //!
 //! Round trips are byte-exact: a known TLV type with an unexpected length
 //! is kept raw rather than "repaired". Padding bytes are skipped on parse and
