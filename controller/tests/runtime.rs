@@ -48,7 +48,7 @@ impl FakeSwitch {
     async fn connect(addr: std::net::SocketAddr, dpid: u64) -> FakeSwitch {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         let mut out = BytesMut::new();
-        of::encode(1, &Message::Hello(Hello::with_versions(&[4])), &mut out);
+        of::encode(1, &Message::Hello(Hello::with_versions(&[4])), &mut out).unwrap();
         stream.write_all(&out).await.unwrap();
         FakeSwitch {
             stream,
@@ -77,7 +77,7 @@ impl FakeSwitch {
 
     async fn send(&mut self, xid: u32, m: &Message) {
         let mut out = BytesMut::new();
-        of::encode(xid, m, &mut out);
+        of::encode(xid, m, &mut out).expect("test messages fit");
         self.stream.write_all(&out).await.unwrap();
     }
 

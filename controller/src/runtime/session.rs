@@ -34,19 +34,28 @@ const OFPHFC_INCOMPATIBLE: u16 = 0;
 pub const SUPPORTED_VERSIONS: &[u8] = &[of::OFP_VERSION_1_3, of::OFP_VERSION_1_0];
 
 /// Encodes `message` in the dialect of `version`; false (nothing written)
-/// if OpenFlow 1.0 can not express it.
+/// if OpenFlow 1.0 can not express it or it is too long for any version.
 pub fn encode_for(version: u8, xid: u32, message: &Message, out: &mut BytesMut) -> bool {
-    if version == of::OFP_VERSION_1_0 {
-        match of::of10::encode(xid, message, out) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!(error = %e, "not sent to an OpenFlow 1.0 switch");
-                false
-            }
-        }
+    encoded(if version == of::OFP_VERSION_1_0 {
+        of::of10::encode(xid, message, out)
     } else {
-        of::encode(xid, message, out);
-        true
+        of::encode(xid, message, out)
+    })
+}
+
+/// Whether an encoder appended its message; logs why not (it appended
+/// nothing then).
+pub fn encoded(result: Result<(), of::EncodeError>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e @ of::EncodeError::Unsupported(_)) => {
+            tracing::debug!(error = %e, "not sent to an OpenFlow 1.0 switch");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "message dropped: it cannot be encoded");
+            false
+        }
     }
 }
 
@@ -284,7 +293,7 @@ impl Session {
         };
         let hello = Message::Hello(Hello::with_versions(SUPPORTED_VERSIONS));
         let xid = session.alloc_xid();
-        of::encode(xid, &hello, &mut session.tx);
+        encode_for(of::OFP_VERSION_1_3, xid, &hello, &mut session.tx);
         session
     }
 
@@ -604,7 +613,12 @@ impl Session {
                 data: Bytes::from(text),
             });
             // The error goes out in the peer's version so it can read it.
-            of::encode_with_version(header.version, header.xid, &error, &mut self.tx);
+            encoded(of::encode_with_version(
+                header.version,
+                header.xid,
+                &error,
+                &mut self.tx,
+            ));
             self.close(CloseReason::NoCommonVersion { offered });
             return;
         };

@@ -77,7 +77,7 @@ async fn fake_switch_with_dpid(addr: std::net::SocketAddr, table: Arc<Mutex<Tabl
 
 async fn send(stream: &mut TcpStream, xid: u32, m: &Message) {
     let mut out = BytesMut::new();
-    of::encode(xid, m, &mut out);
+    of::encode(xid, m, &mut out).expect("test messages fit");
     let _ = stream.write_all(&out).await;
 }
 

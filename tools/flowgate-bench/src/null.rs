@@ -45,7 +45,7 @@ impl Default for NullResponder {
             }])],
         };
         let mut out = BytesMut::new();
-        of::encode(0, &Message::FlowMod(fm), &mut out);
+        of::encode(0, &Message::FlowMod(fm), &mut out).expect("a one-output FLOW_MOD fits");
         NullResponder {
             flow_mod: out.to_vec(),
         }
@@ -57,8 +57,8 @@ impl NullResponder {
     pub fn greeting() -> Vec<u8> {
         let mut out = BytesMut::new();
         let hello = Message::Hello(Hello::with_versions(&[of::OFP_VERSION_1_3]));
-        of::encode(0, &hello, &mut out);
-        of::encode(1, &Message::FeaturesRequest, &mut out);
+        of::encode(0, &hello, &mut out).expect("a HELLO fits");
+        of::encode(1, &Message::FeaturesRequest, &mut out).expect("a header fits");
         out.to_vec()
     }
 
@@ -140,7 +140,8 @@ mod tests {
             9,
             &Message::EchoRequest(Bytes::from_static(b"hi")),
             &mut echo,
-        );
+        )
+        .unwrap();
         input.extend_from_slice(&echo);
         let partial = input.len();
         template.write(&mut input, 4, 1, wire::host_mac(0, 4), wire::host_mac(0, 0));

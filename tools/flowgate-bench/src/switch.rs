@@ -106,7 +106,7 @@ impl SwitchLogic {
     pub fn hello() -> Vec<u8> {
         let mut out = BytesMut::new();
         let hello = Message::Hello(Hello::with_versions(&[of::OFP_VERSION_1_3]));
-        of::encode(0, &hello, &mut out);
+        of::encode(0, &hello, &mut out).expect("a HELLO fits");
         out.to_vec()
     }
 
@@ -331,7 +331,7 @@ mod tests {
             match_: Match::new().with(Oxm::EthSrc(of::MacAddr(src), None)),
             instructions: Vec::new(),
         };
-        of::encode(7, &Message::FlowMod(fm), &mut out);
+        of::encode(7, &Message::FlowMod(fm), &mut out).unwrap();
         out.to_vec()
     }
 
@@ -409,12 +409,13 @@ mod tests {
     fn handshake_is_answered_and_programming_noticed() {
         let mut s = logic(1, false);
         let mut input = BytesMut::new();
-        of::encode(1, &Message::FeaturesRequest, &mut input);
+        of::encode(1, &Message::FeaturesRequest, &mut input).unwrap();
         of::encode(
             2,
             &Message::EchoRequest(Bytes::from_static(b"x")),
             &mut input,
-        );
+        )
+        .unwrap();
         let mut out = Vec::new();
         let (_, batch) = s.handle(&input, &mut out, false).unwrap();
         assert!(!batch.became_programmed);
@@ -429,7 +430,7 @@ mod tests {
         assert!(batch.became_programmed);
         assert_eq!(batch.responses, 0);
         let mut barrier = BytesMut::new();
-        of::encode(5, &Message::BarrierRequest, &mut barrier);
+        of::encode(5, &Message::BarrierRequest, &mut barrier).unwrap();
         out.clear();
         s.handle(&barrier, &mut out, false).unwrap();
         wire::for_each_frame(&out, |t, _| assert_eq!(t, msg_type::BARRIER_REPLY)).unwrap();

@@ -77,7 +77,7 @@ impl PacketInTemplate {
             data: Bytes::from(frame),
         };
         let mut out = BytesMut::new();
-        of::encode(0, &Message::PacketIn(packet_in), &mut out);
+        of::encode(0, &Message::PacketIn(packet_in), &mut out).expect("a 60-byte frame fits");
         let bytes = out.to_vec();
         // header 8 + fixed 16 + match header 4 + OXM header 4.
         let in_port_at = 32;
@@ -160,7 +160,8 @@ fn flow_mod_mac(frame: &[u8]) -> Option<&[u8]> {
 
 /// The emulated switch's answer to one controller message during the
 /// handshake or afterwards (echo, barrier, features, the sync dumps).
-/// Returns `None` for messages that need no answer.
+/// Returns `None` for messages that need no answer (or whose answer cannot
+/// be encoded).
 pub fn answer(dpid: u64, msg_type: u8, frame: &[u8], out: &mut BytesMut) -> Option<()> {
     let xid = xid(frame);
     let reply = match msg_type {
@@ -179,8 +180,7 @@ pub fn answer(dpid: u64, msg_type: u8, frame: &[u8], out: &mut BytesMut) -> Opti
         msg_type::MULTIPART_REQUEST => multipart_answer(dpid, frame),
         _ => return None,
     };
-    of::encode(xid, &reply, out);
-    Some(())
+    of::encode(xid, &reply, out).ok()
 }
 
 fn multipart_answer(dpid: u64, frame: &[u8]) -> Message {
@@ -239,14 +239,15 @@ mod tests {
     #[test]
     fn framing_counts_whole_messages_and_keeps_the_rest() {
         let mut buf = BytesMut::new();
-        of::encode(1, &Message::BarrierRequest, &mut buf);
+        of::encode(1, &Message::BarrierRequest, &mut buf).unwrap();
         of::encode(
             2,
             &Message::EchoRequest(Bytes::from_static(b"abc")),
             &mut buf,
-        );
+        )
+        .unwrap();
         let whole = buf.len();
-        of::encode(3, &Message::BarrierRequest, &mut buf);
+        of::encode(3, &Message::BarrierRequest, &mut buf).unwrap();
         let mut seen = Vec::new();
         let used = for_each_frame(&buf[..whole + 5], |t, f| seen.push((t, xid(f)))).unwrap();
         assert_eq!(used, whole);
@@ -297,7 +298,7 @@ mod tests {
 
     fn encoded(message: Message) -> Vec<u8> {
         let mut out = BytesMut::new();
-        of::encode(1, &message, &mut out);
+        of::encode(1, &message, &mut out).unwrap();
         out.to_vec()
     }
 

@@ -22,7 +22,7 @@ use thiserror::Error;
 pub use matching::{emit_match, parse_match, port_from_10, port_to_10, wildcards, MATCH_LEN};
 
 use crate::action::Action;
-use crate::error::{DecodeError, Result};
+use crate::error::{message_len16, DecodeError, EncodeError, Result};
 use crate::flow::{FlowMod, FlowModCommand, FlowRemoved};
 use crate::instruction::Instruction;
 use crate::message::{Header, Message};
@@ -410,17 +410,22 @@ fn instruction_actions(
     }
 }
 
-/// Appends `msg` as an OpenFlow 1.0 message; on error nothing is appended.
-pub fn encode(xid: u32, msg: &Message, out: &mut BytesMut) -> std::result::Result<(), Unsupported> {
+/// Appends `msg` as an OpenFlow 1.0 message; on error nothing is appended:
+/// [`EncodeError::Unsupported`] when 1.0 cannot express it,
+/// [`EncodeError::TooLong`] when it is longer than 65535 bytes.
+pub fn encode(xid: u32, msg: &Message, out: &mut BytesMut) -> std::result::Result<(), EncodeError> {
     let start = out.len();
     out.put_u8(OFP_VERSION_1_0);
     out.put_u8(0);
     out.put_u16(0);
     out.put_u32(xid);
-    match encode_body(msg, out) {
-        Ok(t) => {
+    let encoded = encode_body(msg, out)
+        .map_err(EncodeError::from)
+        // The 1.0 length is only known once the body is written.
+        .and_then(|t| Ok((t, message_len16(out.len() - start, || msg.name())?)));
+    match encoded {
+        Ok((t, len)) => {
             out[start + 1] = t;
-            let len = len16(out.len() - start);
             patch_u16(out, start + 2, len);
             Ok(())
         }

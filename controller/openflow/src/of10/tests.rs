@@ -107,11 +107,11 @@ fn flow_mod_layout() {
     let mut out = BytesMut::new();
     assert_eq!(
         encode(1, &Message::FlowMod(goto), &mut out),
-        Err(Unsupported::Instruction)
+        Err(EncodeError::Unsupported(Unsupported::Instruction))
     );
     assert_eq!(
         encode(1, &Message::FlowMod(table), &mut out),
-        Err(Unsupported::Table(4))
+        Err(EncodeError::Unsupported(Unsupported::Table(4)))
     );
     assert!(encode(
         1,

@@ -45,7 +45,7 @@ async fn ends_while_writing(task: JoinHandle<()>, write: impl Future<Output = ()
 
 fn wire(version: u8, xid: u32, message: &Message) -> BytesMut {
     let mut out = BytesMut::new();
-    of::encode_with_version(version, xid, message, &mut out);
+    of::encode_with_version(version, xid, message, &mut out).expect("test messages fit");
     out
 }
 

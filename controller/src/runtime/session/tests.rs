@@ -30,13 +30,13 @@ fn sent(s: &mut Session) -> Vec<(of::Header, Message)> {
 
 fn wire(xid: u32, m: &Message) -> Bytes {
     let mut b = BytesMut::new();
-    of::encode(xid, m, &mut b);
+    of::encode(xid, m, &mut b).expect("test messages fit");
     b.freeze()
 }
 
 fn wire_version(version: u8, xid: u32, m: &Message) -> Bytes {
     let mut b = BytesMut::new();
-    of::encode_with_version(version, xid, m, &mut b);
+    of::encode_with_version(version, xid, m, &mut b).expect("test messages fit");
     b.freeze()
 }
 
