@@ -273,7 +273,10 @@ impl SwitchState {
             t.flows.push(key);
         }
         for entry in delta.groups {
-            self.tables.desire_group(entry.id, Some(entry.spec));
+            // In canonical form whoever built it, so it compares with what
+            // the switch reports.
+            let spec = GroupSpec::new(entry.spec.group_type, entry.spec.buckets);
+            self.tables.desire_group(entry.id, Some(spec));
             t.groups.push(entry.id);
         }
         for id in delta.dropped_groups {
@@ -281,7 +284,8 @@ impl SwitchState {
             t.groups.push(id);
         }
         for entry in delta.meters {
-            self.tables.desire_meter(entry.id, Some(entry.spec));
+            let spec = MeterSpec::new(entry.spec.flags, entry.spec.bands);
+            self.tables.desire_meter(entry.id, Some(spec));
             t.meters.push(entry.id);
         }
         for id in delta.dropped_meters {

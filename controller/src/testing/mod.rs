@@ -296,10 +296,7 @@ impl FakeSwitch {
                     MeterModCommand::Add if exists => Err((error_type::METER_MOD_FAILED, 1)),
                     MeterModCommand::Modify if !exists => Err((error_type::METER_MOD_FAILED, 7)),
                     MeterModCommand::Add | MeterModCommand::Modify => {
-                        let spec = MeterSpec {
-                            flags: mm.flags,
-                            bands: mm.bands.clone(),
-                        };
+                        let spec = MeterSpec::new(mm.flags, mm.bands.clone());
                         self.meters.insert(mm.meter_id, spec);
                         Ok(())
                     }
