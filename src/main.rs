@@ -23,6 +23,7 @@ use flowgate_forwarding::{
 use flowgate_overlay::api::OverlayApi;
 use flowgate_overlay::provision::{self, ProvisionConfig, StatusBoard};
 use flowgate_overlay::Overlay;
+use flowgate_qos::{Qos, QosService};
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -83,6 +84,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let firewall = flowgate_firewall::load(store.as_ref(), config.firewall_rules.as_deref())
         .context("loading the firewall configuration")?;
     modules.push(Box::new(Firewall::new(firewall)));
+    modules.push(Box::new(Qos::new(
+        flowgate_qos::persist::load(store.as_ref()).context("loading the QoS configuration")?,
+    )));
     let mut runtime_config = RuntimeConfig::default();
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;
@@ -104,14 +108,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let runtime = Runtime::start(openflow, runtime_config, modules, store.clone());
     let overlay_routes = overlay(&config, &runtime, store.clone(), ovsdb)?;
     let firewall_routes = flowgate_firewall::routes(FirewallService::new(runtime.clone()));
+    let qos = QosService::new(runtime.clone());
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
         .with_metrics(runtime.metrics().clone());
     let module_routes = vec![
         topology::api::routes(runtime.clone()),
         overlay_routes,
         firewall_routes,
+        flowgate_qos::api::routes(qos.clone()),
     ];
-    let app = api::router_with_modules(state, module_routes);
+    let compat_routes = vec![flowgate_qos::floodlight::routes(qos)];
+    let app = api::router_with(state, module_routes, compat_routes);
     api::serve(rest, app, shutdown_signal()).await?;
     runtime.shutdown(Duration::from_secs(2)).await;
     info!("flowgate stopped");

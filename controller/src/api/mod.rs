@@ -156,13 +156,25 @@ pub fn router(state: ApiState) -> Router {
 /// them, JSON 404/405 fallbacks, the write-auth check, request counting and
 /// request tracing.
 pub fn router_with_modules(state: ApiState, modules: Vec<OpenApiRouter<ApiState>>) -> Router {
+    router_with(state, modules, Vec::new())
+}
+
+/// [`router_with_modules`] plus `root` routers mounted outside
+/// [`API_PREFIX`] (compatibility endpoints of other controllers' APIs,
+/// such as Floodlight's `/wm/qos/...`), under the same auth and counting.
+pub fn router_with(
+    state: ApiState,
+    modules: Vec<OpenApiRouter<ApiState>>,
+    root: Vec<OpenApiRouter<ApiState>>,
+) -> Router {
     let v1 = modules
         .into_iter()
         .fold(core_routes(), OpenApiRouter::merge);
-    let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(metrics::metrics))
-        .nest(API_PREFIX, v1)
-        .split_for_parts();
+    let top = root.into_iter().fold(
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(metrics::metrics)),
+        OpenApiRouter::merge,
+    );
+    let (app, doc) = top.nest(API_PREFIX, v1).split_for_parts();
     app.fallback(meta::no_route)
         .method_not_allowed_fallback(meta::wrong_method)
         .layer(middleware::from_fn_with_state(

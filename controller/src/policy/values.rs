@@ -186,6 +186,15 @@ impl PortRange {
 }
 
 impl Cidr {
+    /// The prefix of one address (/32 or /128).
+    pub fn host(addr: IpAddr) -> Cidr {
+        let len = match addr {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(_) => 128,
+        };
+        Cidr { addr, len }
+    }
+
     pub fn family(self) -> Family {
         match self.addr {
             IpAddr::V4(_) => Family::V4,
@@ -494,6 +503,21 @@ impl<'de> Deserialize<'de> for Dpid {
         })
     }
 }
+
+/// In the OpenAPI document a dpid is a string in any accepted form.
+impl utoipa::PartialSchema for Dpid {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A datapath id: `1`, `0x1` or `00:00:00:00:00:00:00:01`",
+            ))
+            .examples(["00:00:00:00:00:00:00:01"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Dpid {}
 
 impl Serialize for Dpid {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
