@@ -17,6 +17,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -116,6 +117,8 @@ pub struct Written<R> {
     pub unconfirmed: Vec<u64>,
     /// Mods sent, by kind (unchanged entries are not sent).
     pub sent: ReconcileCounts,
+    /// Core time of the write: validation, compiling, declaring, diffing.
+    pub core_time: Duration,
 }
 
 impl<R> Written<R> {
@@ -126,6 +129,7 @@ impl<R> Written<R> {
             confirmed: self.confirmed,
             unconfirmed: self.unconfirmed,
             sent: self.sent,
+            core_time: self.core_time,
         }
     }
 }
@@ -232,6 +236,7 @@ impl<M: Module> Service<M> {
                 confirmed: applied.confirmed,
                 unconfirmed: applied.unconfirmed,
                 sent: applied.sent,
+                core_time: applied.core_time,
             })
         });
         write.await.unwrap_or(Err(WriteError::Stopped))

@@ -80,6 +80,9 @@ pub struct AppliedInfo {
     /// write; unchanged entries are not sent again.
     #[schema(minimum = 0)]
     pub flow_changes: u64,
+    /// Controller time validating, compiling and diffing the write, in
+    /// milliseconds (the core's work; the switches' confirmation is not in it).
+    pub compile_ms: f64,
 }
 
 impl AppliedInfo {
@@ -92,6 +95,7 @@ impl AppliedInfo {
             unconfirmed: dpids(&written.unconfirmed),
             flows: flows as u64,
             flow_changes: written.sent.total(),
+            compile_ms: written.core_time.as_secs_f64() * 1000.0,
         }
     }
 }

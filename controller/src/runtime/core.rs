@@ -75,6 +75,9 @@ pub struct CallOutcome<R> {
     pub persist: Vec<Op>,
     /// Mods the call sent, by kind.
     pub sent: ReconcileCounts,
+    /// Core time the call took: the module's work (validation, compiling,
+    /// declaring) and the diff.
+    pub took: Duration,
 }
 
 /// What drivers, tasks and the API tell the core.
@@ -489,6 +492,7 @@ impl Core {
             .position(|m| (m.as_mut() as &mut dyn Any).is::<M>())?;
         let owner = self.modules[i].owner();
         let module = (self.modules[i].as_mut() as &mut dyn Any).downcast_mut::<M>()?;
+        let started = Instant::now();
         let mut ctx = Ctx::new(now);
         let value = f(module, &mut ctx);
         self.next_call = self.next_call.wrapping_add(1).max(1);
@@ -497,6 +501,7 @@ impl Core {
         let before = self.sent;
         self.apply_changes(owner, &mut ctx.take_changes(), true);
         let sent = self.sent.minus(&before);
+        let took = started.elapsed();
         self.call = None;
         let persist = std::mem::take(&mut self.call_persist);
         let sent_to = std::mem::take(&mut self.sent_to);
@@ -515,6 +520,7 @@ impl Core {
             acks,
             persist,
             sent,
+            took,
         })
     }
 

@@ -121,6 +121,8 @@ pub struct Applied<R> {
     /// The call's store writes ([`Ctx::persist`]), performed before this
     /// returns; `Ok` when it asked for none.
     pub persisted: Result<(), Arc<StoreError>>,
+    /// Core time of the call (the module's work and the diff).
+    pub core_time: Duration,
 }
 
 impl<R> Applied<R> {
@@ -210,6 +212,7 @@ impl Runtime {
             acks,
             persist,
             sent,
+            took,
         } = rx
             .await
             .map_err(|_| CallError::Stopped)?
@@ -232,6 +235,7 @@ impl Runtime {
             rejections: Vec::new(),
             sent,
             persisted,
+            core_time: took,
         };
         for (dpid, answer) in answers {
             match answer {
