@@ -24,6 +24,7 @@ fn iface(name: &str, kind: &str, ids: &[(&str, &str)], options: &[(&str, &str)])
             external_ids: map(ids),
             ..Default::default()
         }],
+        qos: None,
     }
 }
 
@@ -43,6 +44,7 @@ fn host(bridge: Option<BridgeView>) -> HostView {
         .into_iter()
         .flatten()
         .collect(),
+        ..Default::default()
     }
 }
 
