@@ -306,11 +306,7 @@ impl<'a> Planner<'a> {
                 }
             }
             if creating.contains(spec.bridge.as_str()) {
-                self.block(
-                    *owner,
-                    id,
-                    format!("bridge {} is being created", spec.bridge),
-                );
+                // Next round, on the bridge's uuid.
                 continue;
             }
             let Some(bridge) = view.bridge(&spec.bridge) else {

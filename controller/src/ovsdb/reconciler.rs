@@ -8,10 +8,11 @@
 //! host the task plans all owners' declarations against the host's view
 //! ([`plan()`]) and sends the difference as one transaction. It plans
 //! again when the view changes: a reconnect, an operator's edit, or the
-//! effect of its own transaction coming back through the monitor (it does
-//! not plan on a view its last transaction has not reached yet, so it
-//! never inserts a row twice). A failed transaction is retried with
-//! exponential backoff, at once when the declarations change.
+//! effect of its own transaction coming back through the monitor. It does
+//! not plan on a view that lacks a row its last transaction inserted (the
+//! monitor may report other changes first), so it never inserts a row
+//! twice; everything else it sends is idempotent. A failed transaction is
+//! retried with exponential backoff, at once when the declarations change.
 //!
 //! Adoption: after a controller restart an owner's rows are kept as they
 //! are until it settles the host ([`OwnerRows::settle`]); only then are
@@ -26,6 +27,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use serde_json::Value;
+
+use super::datum;
 use super::hosts::{Hosts, OvsdbError};
 use super::objects::{Object, ObjectId};
 use super::ops;
@@ -39,8 +43,8 @@ use crate::runtime::tasks::{Task, TaskCtx};
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 const RETRY_MAX: Duration = Duration::from_secs(30);
-/// How long a host whose transaction succeeded may take to report its
-/// effect before it is planned again anyway.
+/// How long a host whose transaction succeeded may take to show the rows
+/// it inserted before it is planned again anyway.
 const CONFIRM: Duration = Duration::from_secs(3);
 /// A burst of monitor updates settles into one round.
 const DEBOUNCE: Duration = Duration::from_millis(20);
@@ -166,7 +170,7 @@ impl Reconciler {
         tokio::pin!(stop);
         let mut changes = self.hosts.subscribe();
         let mut pacing: BTreeMap<String, Pacing> = BTreeMap::new();
-        let mut inflight: JoinSet<(String, u64, Result<(), OvsdbError>)> = JoinSet::new();
+        let mut inflight: JoinSet<(String, u64, Result<Vec<Value>, OvsdbError>)> = JoinSet::new();
         loop {
             let now = Instant::now();
             let present = self.hosts.by_host();
@@ -202,7 +206,7 @@ impl Reconciler {
                 let mut txn = vec![ops::comment("flowgate: OVSDB reconciler")];
                 txn.extend(planned.ops);
                 let (host, conn) = (host.clone(), snap.conn_id);
-                inflight.spawn(async move { (host, conn, handle.transact(txn).await.map(drop)) });
+                inflight.spawn(async move { (host, conn, handle.transact(txn).await) });
             }
             let wake = pacing
                 .values()
@@ -224,7 +228,7 @@ impl Reconciler {
                     }
                     self.set_error(&host, result.as_ref().err().map(ToString::to_string));
                     if let Some(pace) = pacing.get_mut(&host).filter(|p| p.conn == conn) {
-                        pace.done(Instant::now(), result.is_ok());
+                        pace.done(Instant::now(), result.ok().map(|r| inserted(&r)));
                     }
                 }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
@@ -276,6 +280,15 @@ impl Reconciler {
         let mut state = self.shared.lock();
         state.status.entry(host.to_owned()).or_default().last_error = error;
     }
+}
+
+/// The uuids of the rows a transaction inserted, from its results.
+fn inserted(results: &[Value]) -> Vec<String> {
+    results
+        .iter()
+        .filter_map(|r| datum::uuid(r.get("uuid")?))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn conflict(owner: Owner, id: ObjectId, holder: Owner) -> Blocked {
@@ -342,10 +355,11 @@ enum Phase {
         view: Arc<HostView>,
         generation: u64,
     },
-    /// It succeeded: wait for a view other than `view` (its effect), or
-    /// until `until`.
+    /// It succeeded: wait for a view other than `view` that has the rows
+    /// it inserted, or until `until`.
     Confirming {
         view: Arc<HostView>,
+        inserted: Vec<String>,
         until: Instant,
     },
     /// It failed: retry at `until`, or at once if the declarations change.
@@ -368,7 +382,14 @@ impl Pacing {
         match &self.phase {
             Phase::Idle => true,
             Phase::Sent { .. } => false,
-            Phase::Confirming { view: sent, until } => !Arc::ptr_eq(sent, view) || now >= *until,
+            Phase::Confirming {
+                view: sent,
+                inserted,
+                until,
+            } => {
+                let shown = !Arc::ptr_eq(sent, view) && inserted.iter().all(|u| view.has_row(u));
+                shown || now >= *until
+            }
             Phase::Backoff {
                 until,
                 generation: failed,
@@ -380,15 +401,17 @@ impl Pacing {
         self.phase = Phase::Sent { view, generation };
     }
 
-    fn done(&mut self, now: Instant, ok: bool) {
+    /// The transaction finished: `Some(inserted row uuids)` if it succeeded.
+    fn done(&mut self, now: Instant, inserted: Option<Vec<String>>) {
         let Phase::Sent { view, generation } = std::mem::replace(&mut self.phase, Phase::Idle)
         else {
             return;
         };
-        self.phase = if ok {
+        self.phase = if let Some(inserted) = inserted {
             self.failures = 0;
             Phase::Confirming {
                 view,
+                inserted,
                 until: now + CONFIRM,
             }
         } else {
@@ -417,6 +440,7 @@ mod tests {
 
     #[test]
     fn a_host_is_planned_again_once_its_last_transaction_shows() {
+        use crate::ovsdb::view::BridgeView;
         let now = Instant::now();
         let planned = Arc::new(HostView::default());
         let mut pace = Pacing::new(1);
@@ -427,13 +451,23 @@ mod tests {
             "one transaction at a time"
         );
         assert!(!pace.may_plan(now, &Arc::new(HostView::default()), 1));
-        pace.done(now, true);
-        assert!(
-            !pace.may_plan(now, &planned, 0),
-            "the monitor has not reported it yet"
-        );
-        assert!(pace.may_plan(now, &Arc::new(HostView::default()), 0));
-        assert!(pace.may_plan(now + CONFIRM, &planned, 0));
+        pace.done(now, Some(vec!["br1".into()]));
+        assert!(!pace.may_plan(now, &planned, 0), "nothing new reported yet");
+        // Someone else's change came first: the bridge is not there yet.
+        let other = Arc::new(HostView {
+            root_uuid: Some("root".into()),
+            ..HostView::default()
+        });
+        assert!(!pace.may_plan(now, &other, 0));
+        let shown = Arc::new(HostView {
+            bridges: vec![BridgeView {
+                uuid: "br1".into(),
+                ..BridgeView::default()
+            }],
+            ..HostView::default()
+        });
+        assert!(pace.may_plan(now, &shown, 0));
+        assert!(pace.may_plan(now + CONFIRM, &planned, 0), "not forever");
         assert_eq!(pace.wake_at(), Some(now + CONFIRM));
     }
 
@@ -445,7 +479,7 @@ mod tests {
         let mut delays = Vec::new();
         for _ in 0..7 {
             pace.sent(view.clone(), 4);
-            pace.done(now, false);
+            pace.done(now, None);
             delays.push(pace.wake_at().unwrap() - now);
             assert!(!pace.may_plan(now, &view, 4));
             assert!(
@@ -456,9 +490,9 @@ mod tests {
         let secs: Vec<u64> = delays.iter().map(Duration::as_secs).collect();
         assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30]);
         pace.sent(view.clone(), 4);
-        pace.done(now, true);
+        pace.done(now, Some(Vec::new()));
         pace.sent(view.clone(), 4);
-        pace.done(now, false);
+        pace.done(now, None);
         assert_eq!(pace.wake_at(), Some(now + RETRY_FIRST), "success resets");
     }
 

@@ -46,6 +46,7 @@ pub struct BridgeView {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ControllerView {
+    pub uuid: String,
     pub target: String,
     pub is_connected: bool,
 }
@@ -157,6 +158,18 @@ impl HostView {
             .find_map(|b| Some((b, b.ports.iter().find(|p| p.name == name)?)))
     }
 
+    /// True if a row with `uuid` is in the view (whatever its table).
+    pub fn has_row(&self, uuid: &str) -> bool {
+        self.bridges.iter().any(|b| {
+            b.uuid == uuid
+                || b.controllers.iter().any(|c| c.uuid == uuid)
+                || b.ports
+                    .iter()
+                    .any(|p| p.uuid == uuid || p.interfaces.iter().any(|i| i.uuid == uuid))
+        }) || self.qos.iter().any(|q| q.uuid == uuid)
+            || self.queues.iter().any(|q| q.uuid == uuid)
+    }
+
     pub fn qos_row(&self, uuid: &str) -> Option<&QosView> {
         self.qos.iter().find(|q| q.uuid == uuid)
     }
@@ -210,6 +223,7 @@ fn bridge(replica: &Replica, uuid: String, row: &Row) -> BridgeView {
         .filter_map(|u| {
             let c = replica.row("Controller", &u)?;
             Some(ControllerView {
+                uuid: u,
                 target: col_string(c, "target").unwrap_or_default(),
                 is_connected: c.get("is_connected").and_then(|v| v.as_bool()) == Some(true),
             })

@@ -138,6 +138,7 @@ fn previous_versions_host() -> HostView {
         fail_mode: Some("secure".into()),
         protocols: vec!["OpenFlow13".into()],
         controllers: vec![ControllerView {
+            uuid: "ctl".into(),
             target: CTL.unwrap().into(),
             is_connected: true,
         }],
