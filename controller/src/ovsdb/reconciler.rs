@@ -95,6 +95,9 @@ struct State {
     owners: BTreeMap<Owner, Registration>,
     hosts: BTreeMap<String, Declarations>,
     status: BTreeMap<String, HostStatus>,
+    /// Changes so far, across hosts: a host's declarations carry the
+    /// number of their last change.
+    changes: u64,
 }
 
 /// Everything declared for one host.
@@ -102,7 +105,8 @@ struct State {
 struct Declarations {
     scopes: BTreeMap<(Owner, Scope), Vec<Object>>,
     settled: BTreeSet<Owner>,
-    /// Bumped on every change, so a host in backoff is retried at once.
+    /// Which change made them what they are; a host in backoff is retried
+    /// at once when it moves.
     generation: u64,
 }
 
@@ -115,10 +119,17 @@ impl Shared {
     /// changed anything.
     fn update(&self, host: &str, change: impl FnOnce(&mut Declarations) -> bool) {
         let mut state = self.lock();
-        let declarations = state.hosts.entry(host.to_owned()).or_default();
-        if change(declarations) {
-            declarations.generation += 1;
-            drop(state);
+        let mut declarations = state.hosts.remove(host).unwrap_or_default();
+        let changed = change(&mut declarations);
+        if changed {
+            state.changes += 1;
+            declarations.generation = state.changes;
+        }
+        if !declarations.scopes.is_empty() || !declarations.settled.is_empty() {
+            state.hosts.insert(host.to_owned(), declarations);
+        }
+        drop(state);
+        if changed {
             self.wake.notify_one();
         }
     }
@@ -261,7 +272,8 @@ impl Reconciler {
                 }
             }
         }
-        (desired, conflicts, declared.map_or(0, |d| d.generation))
+        let generation = declared.map_or(state.changes, |d| d.generation);
+        (desired, conflicts, generation)
     }
 
     fn set_blocked(&self, host: &str, blocked: Vec<Blocked>) {
