@@ -102,9 +102,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let firewall = flowgate_firewall::load(store.as_ref(), config.firewall_rules.as_deref())
         .context("loading the firewall configuration")?;
     modules.push(Box::new(Firewall::new(firewall)));
-    modules.push(Box::new(Qos::new(
-        flowgate_qos::persist::load(store.as_ref()).context("loading the QoS configuration")?,
-    )));
+    modules.push(Box::new(
+        Qos::new(
+            flowgate_qos::persist::load(store.as_ref()).context("loading the QoS configuration")?,
+        )
+        .with_ovsdb(&reconciler, hosts.clone()),
+    ));
     let mut runtime_config = RuntimeConfig::default();
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;

@@ -128,8 +128,15 @@ impl QosConfig {
         Ok(())
     }
 
-    /// Whether `policy` may be added or replace its id.
-    pub fn check_policy(&self, policy: &Policy) -> Result<(), QosError> {
+    /// Whether `policy` may be added or replace its id. `provisioned` says
+    /// whether queues made outside Flowgate (an operator's `ovs-vsctl`, as
+    /// Floodlight users did) serve the policy's queue where its packets
+    /// leave.
+    pub fn check_policy(
+        &self,
+        policy: &Policy,
+        provisioned: &dyn Fn(&Policy, u32) -> bool,
+    ) -> Result<(), QosError> {
         policy.validate()?;
         if policy.id > MAX_ID {
             return Err(QosError::Invalid(FieldError::new(
@@ -137,7 +144,11 @@ impl QosConfig {
                 format!("must be at most {MAX_ID} (it numbers the policy's meter)"),
             )));
         }
-        self.check_queue(policy)?;
+        if let Some(queue) = &policy.actions.queue {
+            if !provisioned(policy, queue.id) {
+                self.check_queue(policy)?;
+            }
+        }
         for other in self
             .policies
             .values()

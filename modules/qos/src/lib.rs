@@ -8,6 +8,9 @@
 //!   queues a policy needs where its packets leave).
 //! - [`compile`]: the pure compiler, policy → `qos` table entries and a
 //!   meter per switch, and placement.
+//! - [`ports`]: profiles on ports over OVSDB — the hosts' ports, and the
+//!   QoS and Queue rows each binding declares to the shared OVSDB
+//!   reconciler.
 //! - [`module`]: the module owning the configuration, the `qos` table and
 //!   the meters; it stages every change.
 //! - [`service`]: [`QosService`], for REST and other modules
@@ -17,7 +20,8 @@
 //!
 //! Wiring:
 //! ```text
-//! modules.push(Box::new(Qos::new(flowgate_qos::persist::load(store.as_ref())?)));
+//! let qos = Qos::new(flowgate_qos::persist::load(store.as_ref())?).with_ovsdb(&reconciler, hosts);
+//! modules.push(Box::new(qos));
 //! // after Runtime::start:
 //! let qos = QosService::new(runtime.clone());
 //! api::router_with(state, vec![flowgate_qos::api::routes(qos.clone())],
@@ -31,6 +35,7 @@ pub mod floodlight;
 pub mod model;
 pub mod module;
 pub mod persist;
+pub mod ports;
 pub mod service;
 
 pub use config::QosConfig;

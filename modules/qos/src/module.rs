@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::module::{Adoption, Ctx, Desired, Event, Module, Scope};
+use flowgate_controller::ovsdb::hosts::Hosts;
+use flowgate_controller::ovsdb::{columns, OwnerRows, Reconciler, Registration};
+use flowgate_controller::runtime::tasks::Task;
 use flowgate_controller::service::{check_owner, Origin, Staged};
 use flowgate_controller::topology::TopologyView;
 use flowgate_openflow::{Port, PortReason};
@@ -15,8 +18,12 @@ use tracing::{info, warn};
 
 use crate::compile::{compile_policy, placement};
 use crate::config::{QosConfig, QosError};
-use crate::model::{Binding, Placement, Policy, Profile};
+use crate::model::{Binding, Placement, Policy, Profile, Target};
 use crate::persist;
+use crate::ports::{self, HostIndex};
+
+/// The scope of every QoS row the module declares on an OVSDB host.
+const ROWS: Scope = Scope::new("ports", 0);
 
 /// The scope of policy `id`'s entries and meter on a switch.
 fn policy_scope(id: u32) -> Scope {
@@ -44,6 +51,24 @@ struct SwitchState {
     settled: bool,
 }
 
+/// The module's OVSDB side: where its rows are declared, the hosts.
+struct Ovsdb {
+    rows: OwnerRows,
+    hosts: Hosts,
+    index: HostIndex,
+    /// Hosts whose rows of an earlier run were settled (dropped unless
+    /// declared again).
+    settled: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for Ovsdb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ovsdb")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The QoS module.
 #[derive(Debug, Default)]
 pub struct Qos {
@@ -52,6 +77,7 @@ pub struct Qos {
     switches: BTreeMap<u64, SwitchState>,
     /// Where each policy is, or why it is nowhere.
     placed: BTreeMap<u32, Result<Vec<u64>, String>>,
+    ovsdb: Option<Ovsdb>,
 }
 
 impl Qos {
@@ -59,6 +85,85 @@ impl Qos {
         Qos {
             config,
             ..Qos::default()
+        }
+    }
+
+    /// Puts profiles on ports through `reconciler` (the hosts' QoS and
+    /// Queue rows), knowing the hosts from `hosts`.
+    pub fn with_ovsdb(mut self, reconciler: &Reconciler, hosts: Hosts) -> Qos {
+        let registration = Registration {
+            watch: columns::QOS,
+            ..Registration::default()
+        };
+        self.ovsdb = Some(Ovsdb {
+            rows: reconciler.register(Owner::Qos, registration),
+            hosts,
+            index: HostIndex::default(),
+            settled: BTreeSet::new(),
+        });
+        self
+    }
+
+    /// Declares every host's QoS rows; settles a host once whatever its
+    /// edge bindings need of the topology is known.
+    fn declare_rows(&mut self) {
+        let Some(ovsdb) = &mut self.ovsdb else {
+            return;
+        };
+        let names: BTreeMap<u64, BTreeMap<u32, String>> = self
+            .switches
+            .iter()
+            .map(|(d, sw)| {
+                (
+                    *d,
+                    sw.ports.iter().map(|(n, no)| (*no, n.clone())).collect(),
+                )
+            })
+            .collect();
+        let edges: BTreeSet<u64> = self
+            .config
+            .bindings
+            .values()
+            .filter_map(|b| match b.target() {
+                Ok(Target::Edge { dpid }) => Some(dpid),
+                _ => None,
+            })
+            .collect();
+        for (chassis, objects) in ports::objects(&self.config, &ovsdb.index, &self.view, &names) {
+            ovsdb.rows.declare(&chassis, ROWS, objects);
+            let host = &ovsdb.index.hosts[&chassis];
+            let known = host
+                .dpids
+                .iter()
+                .filter(|d| edges.contains(d))
+                .all(|d| self.view.is_ready(*d));
+            if known && ovsdb.settled.insert(chassis.clone()) {
+                ovsdb.rows.settle(&chassis);
+            }
+        }
+    }
+
+    /// Whether queue `queue` exists, made by anyone, where `policy`'s
+    /// packets leave (as far as the OVSDB hosts show).
+    fn provisioned(&self, policy: &Policy, queue: u32) -> bool {
+        let Some(ovsdb) = &self.ovsdb else {
+            return false;
+        };
+        let index = &ovsdb.index;
+        let port = policy
+            .actions
+            .queue
+            .as_ref()
+            .and_then(|q| q.port.as_deref());
+        match (&policy.placement, port) {
+            (Placement::Switch(d), Some(port)) => index.queues_at(d.0, port).contains(&queue),
+            (Placement::Switch(d), None) => index
+                .host_of(d.0)
+                .is_some_and(|(_, h)| h.ports.values().any(|p| p.queues.contains(&queue))),
+            _ => index
+                .hosts
+                .values()
+                .any(|h| h.ports.values().any(|p| p.queues.contains(&queue))),
         }
     }
 
@@ -88,7 +193,7 @@ impl Qos {
                     c.policies.get(&p.id).and_then(|o| o.origin.as_ref()),
                     format!("policy {}", p.id),
                 )?;
-                c.check_policy(p)
+                c.check_policy(p, &|policy, queue| self.provisioned(policy, queue))
             }
             QosOp::DeletePolicy(id) => {
                 let p = c.policies.get(id).ok_or_else(|| no_such("policy", id))?;
@@ -242,9 +347,11 @@ impl Qos {
         self.settle_ready(ctx);
     }
 
-    /// The topology moved: path policies are placed again; switches the
-    /// topology now calls ready are settled.
+    /// The topology moved: path policies are placed again, edge bindings
+    /// follow the edge ports; switches the topology now calls ready are
+    /// settled.
     fn topology_changed(&mut self, ctx: &mut Ctx) {
+        self.declare_rows();
         let paths: Vec<u32> = self
             .config
             .policies
@@ -286,6 +393,7 @@ impl Qos {
         for id in named {
             self.declare_policy(id, ctx);
         }
+        self.declare_rows();
     }
 }
 
@@ -313,6 +421,7 @@ impl Module for Qos {
                     },
                 );
                 self.declare_all(ctx);
+                self.declare_rows();
             }
             Event::SwitchDown { dpid } => {
                 self.switches.remove(dpid);
@@ -329,14 +438,30 @@ impl Module for Qos {
                     self.topology_changed(ctx);
                 }
             }
+            Event::Task { payload } => {
+                if let (Some(index), Some(ovsdb)) =
+                    (payload.downcast_ref::<HostIndex>(), &mut self.ovsdb)
+                {
+                    ovsdb.index = index.clone();
+                    self.declare_rows();
+                }
+            }
             // Proactive: no packet-ins, no timeouts.
             Event::PacketIn { .. }
             | Event::FlowRemoved { .. }
             | Event::Tick
             | Event::Rejected { .. }
-            | Event::Task { .. }
             | Event::Bus { .. } => {}
         }
+    }
+
+    /// Keeps the module's view of the OVSDB hosts current.
+    fn tasks(&mut self) -> Vec<Task> {
+        self.ovsdb
+            .as_ref()
+            .map(|o| ports::index_task(o.hosts.clone()))
+            .into_iter()
+            .collect()
     }
 
     /// A restarted controller keeps every meter and entry as it is until

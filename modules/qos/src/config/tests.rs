@@ -29,6 +29,10 @@ fn with_queue(mut p: Policy, id: u32, port: Option<&str>) -> Policy {
     p
 }
 
+fn no_other_queues(_: &Policy, _: u32) -> bool {
+    false
+}
+
 fn config() -> QosConfig {
     let mut c = QosConfig::default();
     c.profiles.insert(
@@ -61,12 +65,12 @@ fn same_priority_policies_may_not_overlap_in_a_common_place() {
         Placement::Switch(Dpid(2)),
     );
     assert!(
-        matches!(c.check_policy(&overlapping), Err(QosError::Conflict(f)) if f.field == "priority")
+        matches!(c.check_policy(&overlapping, &no_other_queues), Err(QosError::Conflict(f)) if f.field == "priority")
     );
     let disjoint = policy(2, 10, json!({"ip_src": "10.0.1.0/24"}), Placement::All);
-    assert!(c.check_policy(&disjoint).is_ok());
+    assert!(c.check_policy(&disjoint, &no_other_queues).is_ok());
     let other_priority = policy(2, 11, json!({"ip_src": "10.0.0.5"}), Placement::All);
-    assert!(c.check_policy(&other_priority).is_ok());
+    assert!(c.check_policy(&other_priority, &no_other_queues).is_ok());
     let a_switch = policy(1, 10, json!({}), Placement::Switch(Dpid(1)));
     let other_switch = policy(3, 10, json!({}), Placement::Switch(Dpid(2)));
     assert!(!overlaps(&a_switch, &other_switch));
@@ -76,7 +80,10 @@ fn same_priority_policies_may_not_overlap_in_a_common_place() {
 fn a_queue_must_be_provisioned_where_the_packets_leave() {
     let c = config();
     let on = |p: Placement, port: Option<&str>, q: u32| {
-        c.check_policy(&with_queue(policy(5, 1, json!({}), p), q, port))
+        c.check_policy(
+            &with_queue(policy(5, 1, json!({}), p), q, port),
+            &no_other_queues,
+        )
     };
     assert!(on(Placement::Switch(Dpid(1)), Some("s1-eth2"), 1).is_ok());
     assert!(on(Placement::Switch(Dpid(1)), None, 1).is_ok());
@@ -138,4 +145,16 @@ fn bindings_need_their_profile_and_a_free_port() {
             json!({"id": "b", "profile": "p", "dpid": 1, "port": "s1-eth2"})
         ))
         .is_ok());
+}
+
+#[test]
+fn queues_made_outside_flowgate_count() {
+    let c = config();
+    let p = with_queue(
+        policy(5, 1, json!({}), Placement::Switch(Dpid(3))),
+        7,
+        Some("s3-eth1"),
+    );
+    assert!(c.check_policy(&p, &no_other_queues).is_err());
+    assert!(c.check_policy(&p, &|_, q| q == 7).is_ok());
 }
