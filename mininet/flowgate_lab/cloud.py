@@ -103,7 +103,9 @@ class CloudHost:
         _ns(self.ns, "ip", "addr", "add", "%s/24" % self.underlay_ip, "dev", "br-phy")
         _ns(self.ns, "ip", "link", "set", "br-phy", "up")
         _ns(self.ns, "ethtool", "-K", "br-phy", "tx", "off", check=False)
-        self.appctl("ovs/route/add", "%s.0/24" % self.cloud.subnet, "br-phy")
+        # ovs-vswitchd refuses the route until it has opened br-phy with its
+        # address, which takes a moment on a busy machine.
+        wait_until(self._add_underlay_route, 20, interval=0.2, what="the underlay route on %s" % self.name)
 
         if not self.with_br_int:
             return self
@@ -113,6 +115,11 @@ class CloudHost:
                    "other-config:disable-in-band=true")
         _ns(self.ns, "ip", "link", "set", "br-int", "up")
         return self
+
+    def _add_underlay_route(self):
+        prefix = "%s.0/24" % self.cloud.subnet
+        self.appctl("ovs/route/add", prefix, "br-phy", check=False)
+        return prefix in self.appctl("ovs/route/show", check=False)
 
     def set_manager(self, target):
         """Make this host's ovsdb-server dial `target` (tcp:CTRL:PORT)."""

@@ -332,6 +332,22 @@ impl OwnerRows {
         });
     }
 
+    /// What this owner declares on `host` now, scope by scope.
+    pub fn declared(&self, host: &str) -> BTreeMap<Scope, Vec<Object>> {
+        let state = self.shared.lock();
+        state
+            .hosts
+            .get(host)
+            .map(|d| {
+                d.scopes
+                    .iter()
+                    .filter(|((owner, _), _)| *owner == self.owner)
+                    .map(|((_, scope), objects)| (scope.clone(), objects.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Everything this owner wants on `host` is declared: its rows there
     /// that no declaration names are removed from now on.
     pub fn settle(&self, host: &str) {

@@ -267,8 +267,9 @@ impl Qos {
             Ok(ops) => ctx.persist(ops),
             Err(e) => warn!(error = %e, "could not encode a QoS change for the store"),
         }
+        let rows = !matches!(op, QosOp::PutPolicy(_) | QosOp::DeletePolicy(_));
         let c = &mut self.config;
-        match op {
+        let undo = match op {
             QosOp::PutPolicy(p) => {
                 let id = p.id;
                 let old = c.policies.insert(id, p);
@@ -302,7 +303,12 @@ impl Qos {
                 .map(QosOp::PutBinding)
                 .into_iter()
                 .collect(),
+        };
+        // Profiles and bindings are OVSDB rows: declared with the write.
+        if rows {
+            self.declare_rows();
         }
+        undo
     }
 
     /// Places policy `id` again and declares it on every switch (empty

@@ -36,6 +36,8 @@ pub struct PortInfo {
     pub dpid: Option<u64>,
     /// `external_ids:iface-id` of its interface (a VM port).
     pub iface_id: Option<String>,
+    /// Its OpenFlow port number, once the switch has given it one.
+    pub ofport: Option<u32>,
     /// Queue numbers of the port's QoS row, whoever made it.
     pub queues: BTreeSet<u32>,
 }
@@ -60,11 +62,16 @@ impl HostIndex {
                         .interfaces
                         .iter()
                         .find_map(|i| i.external_ids.get("iface-id").cloned());
+                    let ofport = port
+                        .interfaces
+                        .iter()
+                        .find_map(|i| i.ofport.and_then(|n| u32::try_from(n).ok()));
                     host.ports.insert(
                         port.name.clone(),
                         PortInfo {
                             dpid: bridge.datapath_id,
                             iface_id,
+                            ofport,
                             queues,
                         },
                     );
@@ -83,10 +90,24 @@ impl HostIndex {
             .map(|(c, h)| (c.as_str(), h))
     }
 
-    /// Queue numbers provisioned on port `name` of switch `dpid` (by anyone).
-    pub fn queues_at(&self, dpid: u64, name: &str) -> BTreeSet<u32> {
-        self.host_of(dpid)
-            .and_then(|(_, h)| h.ports.get(name))
+    /// Queue numbers provisioned on port `port` of switch `dpid` (by
+    /// anyone): a port name, or a port number when no port has that name
+    /// (Floodlight's `enqueue-port` is a number).
+    pub fn queues_at(&self, dpid: u64, port: &str) -> BTreeSet<u32> {
+        let Some((_, host)) = self.host_of(dpid) else {
+            return BTreeSet::new();
+        };
+        let on_switch = |p: &&PortInfo| p.dpid == Some(dpid);
+        host.ports
+            .get(port)
+            .filter(on_switch)
+            .or_else(|| {
+                let number: u32 = port.parse().ok()?;
+                host.ports
+                    .values()
+                    .filter(on_switch)
+                    .find(|p| p.ofport == Some(number))
+            })
             .map(|p| p.queues.clone())
             .unwrap_or_default()
     }

@@ -251,3 +251,60 @@ fn a_binding_to_a_port_the_switch_lacks_is_refused() {
         Err(QosError::Missing(f)) if f.field == "port"
     ));
 }
+
+/// Binding, changing and unbinding a profile are declared to the OVSDB
+/// reconciler with the write itself, not at the next host or topology event.
+#[test]
+fn a_binding_write_declares_the_hosts_rows_at_once() {
+    use crate::ports::{HostPorts, PortInfo};
+    use flowgate_controller::ovsdb::Object;
+
+    let hosts = Hosts::default();
+    let mut ring = Ring::new(Default::default());
+    ring.qos = std::mem::take(&mut ring.qos).with_ovsdb(&Reconciler::new(hosts.clone()), hosts);
+    let vm = PortInfo {
+        dpid: Some(1),
+        iface_id: Some("vm1".into()),
+        ..PortInfo::default()
+    };
+    let host = HostPorts {
+        dpids: [1].into(),
+        ports: [("tap1".to_owned(), vm)].into(),
+    };
+    let index = HostIndex {
+        hosts: [("a".to_owned(), host)].into(),
+    };
+    ring.event(&Event::Task { payload: &index });
+    let declared = |ring: &Ring| -> Vec<(String, Option<u64>)> {
+        let rows = &ring.qos.ovsdb.as_ref().unwrap().rows;
+        rows.declared("a")
+            .into_values()
+            .flatten()
+            .filter_map(|o| match o {
+                Object::Qos(q) => Some((q.port, q.max_rate)),
+                _ => None,
+            })
+            .collect()
+    };
+    let profile = |rate: u64| -> Profile {
+        serde_json::from_value(json!({"id": "p", "max_rate": rate})).unwrap()
+    };
+    ring.stage(QosOp::PutProfile(profile(1000)), &Origin::rest())
+        .unwrap();
+    assert!(declared(&ring).is_empty(), "a profile alone is no row");
+    let binding: Binding =
+        serde_json::from_value(json!({"id": "b", "profile": "p", "iface_id": "vm1"})).unwrap();
+    ring.stage(QosOp::PutBinding(binding), &Origin::rest())
+        .unwrap();
+    assert_eq!(declared(&ring), [("tap1".to_owned(), Some(1000))]);
+    ring.stage(QosOp::PutProfile(profile(2000)), &Origin::rest())
+        .unwrap();
+    assert_eq!(declared(&ring), [("tap1".to_owned(), Some(2000))]);
+    let undo = ring
+        .stage(QosOp::DeleteBinding("b".into()), &Origin::rest())
+        .unwrap();
+    assert!(declared(&ring).is_empty());
+    let mut ctx = Ctx::new(Instant::now());
+    undo.undo(&mut ring.qos, &mut ctx);
+    assert_eq!(declared(&ring), [("tap1".to_owned(), Some(2000))], "undone");
+}

@@ -10,6 +10,7 @@ fn index() -> HostIndex {
     let port = |dpid, iface: Option<&str>, queues: &[u32]| PortInfo {
         dpid: Some(dpid),
         iface_id: iface.map(str::to_owned),
+        ofport: Some(1),
         queues: queues.iter().copied().collect(),
     };
     let a = HostPorts {
@@ -127,6 +128,8 @@ fn a_host_without_bindings_is_declared_empty_and_unknown_ports_are_skipped() {
 fn queues_anyone_made_are_known_by_port() {
     let i = index();
     assert_eq!(i.queues_at(2, "s2-eth1"), [5].into());
+    assert_eq!(i.queues_at(2, "1"), [5].into(), "by port number");
+    assert!(i.queues_at(2, "7").is_empty());
     assert!(i.queues_at(1, "s1-eth1").is_empty());
     assert_eq!(i.host_of(2).map(|(c, _)| c), Some("b"));
 }
