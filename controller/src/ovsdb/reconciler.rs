@@ -342,7 +342,7 @@ impl OwnerRows {
                 d.scopes
                     .iter()
                     .filter(|((owner, _), _)| *owner == self.owner)
-                    .map(|((_, scope), objects)| (scope.clone(), objects.clone()))
+                    .map(|((_, scope), objects)| (*scope, objects.clone()))
                     .collect()
             })
             .unwrap_or_default()
