@@ -323,3 +323,33 @@ def test_a_scenario_files_policies_round_trip(ctl, tmp_path):
     assert ctl.rest.get("/api/v1/networks") == [] and rules_on(ctl) == {}
     assert ctl.rest.get("/api/v1/ports") == []
     reset(ctl)
+
+
+def test_qos_profiles_bindings_and_policies_by_the_same_mechanism(ctl, tmp_path):
+    """QoS kinds come from the OpenAPI document like the others: a profile,
+    a binding of it to an overlay VM port, a metered policy; applied in file
+    order, in sync afterwards, deleted in reverse order (the binding before
+    the profile it names). A policy naming an unprovisioned queue is refused
+    with its field, and nothing of that file is applied."""
+    _, out, _ = run(ctl, "kinds", check=0)
+    for kind in ("qos/policies", "qos/profiles", "qos/ports"):
+        assert kind + "\tcollection by id" in out, out
+    doc = {
+        "qos/profiles": [{"id": "vm-5m", "max_rate": 5000000, "queues": {"1": {"max_rate": 1000000}}}],
+        "qos/ports": [{"id": "vm1-cap", "profile": "vm-5m", "iface_id": "vm1"}],
+        "qos/policies": [{"id": 4, "priority": 300, "match": {"ip_src": "10.0.0.4"},
+                          "actions": {"meter": {"rate": 8000}, "dscp": 10}}],
+    }
+    path = write(tmp_path, doc)
+    _, out, _ = run(ctl, "apply", path, check=0)
+    assert out.splitlines() == ["create qos/profiles vm-5m", "create qos/ports vm1-cap", "create qos/policies 4"], out
+    _, out, _ = run(ctl, "diff", path, check=0)
+    assert out.strip() == "in sync"
+    bad = {"qos/policies": [{"id": 5, "priority": 10, "actions": {"queue": {"id": 9}}},
+                            {"id": 6, "priority": 20, "actions": {"dscp": 99}}]}
+    code, _, err = run(ctl, "apply", write(tmp_path, bad, "bad.json"))
+    assert code == 2 and "qos/policies 6: actions.dscp" in err, err
+    assert [p["id"] for p in ctl.rest.get("/api/v1/qos/policies")] == [4]
+    _, out, _ = run(ctl, "delete", path, check=0)
+    assert out.splitlines() == ["delete qos/policies 4", "delete qos/ports vm1-cap", "delete qos/profiles vm-5m"]
+    assert ctl.rest.get("/api/v1/qos/profiles") == []
