@@ -5,5 +5,9 @@
 //! and are undone when the host recovers.
 //!
 //! - [`sources`]: where metric values come from, and when they are stale.
+//! - [`model`]: monitored hosts, rules, actions, settings.
+//! - [`engine`]: the pure rule engine.
 
+pub mod engine;
+pub mod model;
 pub mod sources;
