@@ -8,6 +8,7 @@
 //! - [`model`]: monitored hosts, rules, actions, settings.
 //! - [`engine`]: the pure rule engine.
 
+pub mod actions;
 pub mod engine;
 pub mod model;
 pub mod sources;

@@ -303,8 +303,8 @@ pub enum Action {
 #[serde(rename_all = "snake_case")]
 pub enum Slot {
     Quarantine,
-    Rate,
-    Queue,
+    /// Rate limits and queues: one QoS entry per packet, so one of them.
+    Qos,
     LbWeight,
     /// Blocks add up; each rule's block is its own.
     Block(u32),
@@ -316,8 +316,7 @@ impl Action {
     pub fn slot(&self, rule: u32) -> Slot {
         match self {
             Action::Quarantine { .. } => Slot::Quarantine,
-            Action::RateLimit { .. } => Slot::Rate,
-            Action::Enqueue { .. } => Slot::Queue,
+            Action::RateLimit { .. } | Action::Enqueue { .. } => Slot::Qos,
             Action::LbDrain | Action::LbWeight { .. } => Slot::LbWeight,
             Action::Block { .. } => Slot::Block(rule),
             Action::Notify => Slot::Notify(rule),

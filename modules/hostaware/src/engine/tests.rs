@@ -182,7 +182,7 @@ fn the_higher_priority_wins_a_slot_then_the_lower_id_and_blocks_add_up() {
     let desired = e.desired(&rules);
     let host = |slot| ("web1".to_owned(), slot);
     assert_eq!(
-        desired[&host(Slot::Rate)],
+        desired[&host(Slot::Qos)],
         2,
         "priority 20 beats 10; id 2 beats 3"
     );
@@ -190,7 +190,7 @@ fn the_higher_priority_wins_a_slot_then_the_lower_id_and_blocks_add_up() {
     assert_eq!(desired[&host(Slot::Block(5))], 5);
     // The winner recovers: the next one takes the slot.
     feed(&mut e, &rules[&2], 10, &[1.0]);
-    assert_eq!(e.desired(&rules)[&host(Slot::Rate)], 3);
+    assert_eq!(e.desired(&rules)[&host(Slot::Qos)], 3);
 }
 
 #[test]
