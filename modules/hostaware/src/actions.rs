@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use crate::model::{Action, MonitoredHost, Rule, Slot};
 
 /// A resource another module holds for a reaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Resource {
     FirewallRule { id: u32 },
@@ -195,7 +195,7 @@ fn plan(rule: &Rule, host: &MonitoredHost) -> Result<Vec<Step>, String> {
         "host-aware rule {}: {} {} {} on {}",
         rule.id,
         rule.metric,
-        comparator_text(rule),
+        rule.comparator.symbol(),
         rule.threshold,
         host.id
     );
@@ -268,16 +268,6 @@ fn plan(rule: &Rule, host: &MonitoredHost) -> Result<Vec<Step>, String> {
         }
         Action::Notify => Vec::new(),
     })
-}
-
-fn comparator_text(rule: &Rule) -> &'static str {
-    use crate::model::Comparator::*;
-    match rule.comparator {
-        Above => ">",
-        AtLeast => ">=",
-        Below => "<",
-        AtMost => "<=",
-    }
 }
 
 impl Actuator for Modules {

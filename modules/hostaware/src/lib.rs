@@ -7,8 +7,16 @@
 //! - [`sources`]: where metric values come from, and when they are stale.
 //! - [`model`]: monitored hosts, rules, actions, settings.
 //! - [`engine`]: the pure rule engine.
+//! - [`actions`]: actions as resources of the firewall and QoS modules.
+//! - [`metrics`]: reading what rules ask for (Ganglia, switch counters).
+//! - [`runner`]: the background task: polls, engine, reactions, audit.
+//! - [`audit`]: the persisted audit trail; [`status`]: what REST shows.
 
 pub mod actions;
+pub mod audit;
 pub mod engine;
+pub mod metrics;
 pub mod model;
+pub mod runner;
 pub mod sources;
+pub mod status;

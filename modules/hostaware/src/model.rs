@@ -258,6 +258,15 @@ impl Comparator {
         }
     }
 
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Comparator::Above => ">",
+            Comparator::AtLeast => ">=",
+            Comparator::Below => "<",
+            Comparator::AtMost => "<=",
+        }
+    }
+
     /// Whether breaching means going up.
     pub fn upward(self) -> bool {
         matches!(self, Comparator::Above | Comparator::AtLeast)
@@ -299,7 +308,7 @@ pub enum Action {
 
 /// Actions that contradict each other on one host share a slot: of the
 /// active rules wanting a slot, the highest priority wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Slot {
     Quarantine,
