@@ -21,6 +21,8 @@ use flowgate_forwarding::{
     L2Learning, L2LearningConfig, L2Single, L2SingleConfig, TopologyForwarding,
     TopologyForwardingConfig,
 };
+use flowgate_hostaware::module::HostAware;
+use flowgate_hostaware::service::HostAwareService;
 use flowgate_overlay::api::OverlayApi;
 use flowgate_overlay::provision::{ProvisionConfig, Provisioning, StatusBoard};
 use flowgate_overlay::Overlay;
@@ -108,6 +110,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         )
         .with_ovsdb(&reconciler, hosts.clone()),
     ));
+    modules.push(Box::new(HostAware::new(
+        flowgate_hostaware::persist::load(store.as_ref())
+            .context("loading the host-aware configuration")?,
+    )));
     let mut runtime_config = RuntimeConfig::default();
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;
@@ -141,12 +147,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let firewall_routes = flowgate_firewall::routes(FirewallService::new(runtime.clone()));
     let qos = QosService::new(runtime.clone());
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
-        .with_metrics(runtime.metrics().clone());
+        .with_metrics(runtime.metrics().clone())
+        .with_bus(runtime.bus().clone());
     let module_routes = vec![
         topology::api::routes(runtime.clone()),
         overlay_routes,
         firewall_routes,
         flowgate_qos::api::routes(qos.clone()),
+        flowgate_hostaware::api::routes(HostAwareService::new(runtime.clone())),
     ];
     let compat_routes = vec![flowgate_qos::floodlight::routes(qos)];
     let app = api::router_with(state, module_routes, compat_routes);

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 use tracing::warn;
 use utoipa::ToSchema;
 
@@ -157,7 +156,6 @@ impl<E> From<CallError> for WriteError<E> {
 pub struct Service<M> {
     runtime: Runtime,
     owner: Owner,
-    writes: Arc<Mutex<()>>,
     module: PhantomData<fn() -> M>,
 }
 
@@ -166,7 +164,6 @@ impl<M> Clone for Service<M> {
         Service {
             runtime: self.runtime.clone(),
             owner: self.owner,
-            writes: self.writes.clone(),
             module: PhantomData,
         }
     }
@@ -178,7 +175,6 @@ impl<M: Module> Service<M> {
         Service {
             runtime,
             owner,
-            writes: Arc::default(),
             module: PhantomData,
         }
     }
@@ -205,7 +201,7 @@ impl<M: Module> Service<M> {
         R: Send + 'static,
         E: Send + 'static,
     {
-        let guard = self.writes.clone().lock_owned().await;
+        let guard = self.runtime.write_lock(self.owner).lock_owned().await;
         let runtime = self.runtime.clone();
         let write = tokio::spawn(async move {
             let _serialized = guard;

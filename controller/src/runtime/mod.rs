@@ -13,6 +13,7 @@ pub mod tasks;
 mod view;
 pub mod writer;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use self::reconcile::ReconcileCounts;
 use self::registry::Registry;
 use self::rejection::SwitchRejection;
 use self::tasks::Tasks;
+use crate::cookie::Owner;
 use crate::events::Bus;
 use crate::module::{Ctx, Module};
 use crate::store::{Op, Store, StoreError};
@@ -102,6 +104,8 @@ pub struct Runtime {
     store: Arc<dyn Store>,
     bus: Bus,
     tasks: Tasks,
+    /// One write lock per module, shared by every service handle of it.
+    write_locks: Arc<std::sync::Mutex<BTreeMap<Owner, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// The outcome of [`Runtime::call`].
@@ -176,6 +180,7 @@ impl Runtime {
             store,
             bus,
             tasks: Tasks::default(),
+            write_locks: Arc::default(),
         };
         for (owner, task) in tasks {
             runtime.spawn_task(owner, task);
@@ -279,6 +284,16 @@ impl Runtime {
     }
 
     /// The event bus.
+    /// The lock that serializes module `owner`'s service writes (a write
+    /// and its rollback), whichever handle of the service makes them.
+    pub fn write_lock(&self, owner: Owner) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .write_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(owner).or_default().clone()
+    }
+
     pub fn bus(&self) -> &Bus {
         &self.bus
     }

@@ -13,10 +13,14 @@
 //! - [`audit`]: the persisted audit trail; [`status`]: what REST shows.
 
 pub mod actions;
+pub mod api;
 pub mod audit;
 pub mod engine;
 pub mod metrics;
 pub mod model;
+pub mod module;
+pub mod persist;
 pub mod runner;
+pub mod service;
 pub mod sources;
 pub mod status;

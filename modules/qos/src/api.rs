@@ -11,7 +11,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use flowgate_controller::api::dpid::format_dpid;
 use flowgate_controller::api::{
-    ApiError, ApiJson, ApiPath, ApiState, AppliedInfo, DryRun, ErrorBody, OpenApiRouter,
+    no_origin, same_id, ApiError, ApiJson, ApiPath, ApiState, Deleted, DryRun, ErrorBody,
+    OpenApiRouter, WriteAnswer,
 };
 use flowgate_controller::pipeline::QOS;
 use flowgate_controller::service::{Origin, Written};
@@ -47,15 +48,6 @@ impl From<QosError> for ApiError {
     }
 }
 
-/// A written resource and what the write did on the switches (`applied`
-/// is null for a dry run).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct WriteAnswer<T> {
-    #[serde(flatten)]
-    pub value: T,
-    pub applied: Option<AppliedInfo>,
-}
-
 /// A policy with where it is placed now.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PolicyView {
@@ -66,13 +58,6 @@ pub struct PolicyView {
     /// Why it is on no switch (an unknown host of a path, no path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unplaced: Option<String>,
-}
-
-/// A deletion's answer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Deleted {
-    pub deleted: String,
-    pub applied: AppliedInfo,
 }
 
 /// `GET /qos/policies/{id}/stats`: the policy's flows and its meter.
@@ -107,56 +92,12 @@ pub struct MeterCounters {
     pub band_bytes: Vec<u64>,
 }
 
-fn status<T>(wrote: &Wrote<T>) -> StatusCode {
-    if wrote.created && wrote.written.is_some() {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    }
-}
-
 fn answer<T>(wrote: Wrote<T>) -> (StatusCode, Json<WriteAnswer<T>>) {
-    let status = status(&wrote);
-    let applied = wrote.written.as_ref().map(|w| AppliedInfo::of(w, 0));
-    (
-        status,
-        Json(WriteAnswer {
-            value: wrote.value,
-            applied,
-        }),
-    )
+    WriteAnswer::reply(wrote.value, wrote.created, wrote.written.as_ref())
 }
 
 fn deleted(id: String, written: &Written<()>) -> Json<Deleted> {
-    Json(Deleted {
-        deleted: id,
-        applied: AppliedInfo::of(written, 0),
-    })
-}
-
-/// A REST client may not claim a module's origin.
-fn from_rest(origin: &Option<Origin>) -> Result<(), ApiError> {
-    match origin {
-        Some(_) => Err(ApiError::bad_field(
-            "origin",
-            "set by the controller for resources modules create; leave it out",
-        )),
-        None => Ok(()),
-    }
-}
-
-fn same_id<T: PartialEq + std::fmt::Display + Default>(
-    body: &mut T,
-    path: T,
-) -> Result<(), ApiError> {
-    if *body != T::default() && *body != path {
-        return Err(ApiError::bad_field(
-            "id",
-            format!("the body's id {body} differs from the path's {path}"),
-        ));
-    }
-    *body = path;
-    Ok(())
+    Deleted::reply(id, written)
 }
 
 async fn policy_view(qos: &QosService, policy: Policy) -> Result<PolicyView, ApiError> {
@@ -200,7 +141,7 @@ async fn create_policy(
     dry: DryRun,
     ApiJson(policy): ApiJson<Policy>,
 ) -> Result<(StatusCode, Json<WriteAnswer<Policy>>), ApiError> {
-    from_rest(&policy.origin)?;
+    no_origin(&policy.origin)?;
     Ok(answer(
         qos.put_policy(policy, true, Origin::rest(), dry.dry_run)
             .await?,
@@ -244,7 +185,7 @@ async fn put_policy(
     dry: DryRun,
     ApiJson(mut policy): ApiJson<Policy>,
 ) -> Result<(StatusCode, Json<WriteAnswer<Policy>>), ApiError> {
-    from_rest(&policy.origin)?;
+    no_origin(&policy.origin)?;
     same_id(&mut policy.id, id)?;
     Ok(answer(
         qos.put_policy(policy, false, Origin::rest(), dry.dry_run)
@@ -370,7 +311,7 @@ async fn create_profile(
     dry: DryRun,
     ApiJson(profile): ApiJson<Profile>,
 ) -> Result<(StatusCode, Json<WriteAnswer<Profile>>), ApiError> {
-    from_rest(&profile.origin)?;
+    no_origin(&profile.origin)?;
     Ok(answer(
         qos.put_profile(profile, true, Origin::rest(), dry.dry_run)
             .await?,
@@ -412,7 +353,7 @@ async fn put_profile(
     dry: DryRun,
     ApiJson(mut profile): ApiJson<Profile>,
 ) -> Result<(StatusCode, Json<WriteAnswer<Profile>>), ApiError> {
-    from_rest(&profile.origin)?;
+    no_origin(&profile.origin)?;
     same_id(&mut profile.id, id)?;
     Ok(answer(
         qos.put_profile(profile, false, Origin::rest(), dry.dry_run)
@@ -460,7 +401,7 @@ async fn create_binding(
     dry: DryRun,
     ApiJson(binding): ApiJson<Binding>,
 ) -> Result<(StatusCode, Json<WriteAnswer<Binding>>), ApiError> {
-    from_rest(&binding.origin)?;
+    no_origin(&binding.origin)?;
     Ok(answer(
         qos.put_binding(binding, true, Origin::rest(), dry.dry_run)
             .await?,
@@ -503,7 +444,7 @@ async fn put_binding(
     dry: DryRun,
     ApiJson(mut binding): ApiJson<Binding>,
 ) -> Result<(StatusCode, Json<WriteAnswer<Binding>>), ApiError> {
-    from_rest(&binding.origin)?;
+    no_origin(&binding.origin)?;
     same_id(&mut binding.id, id)?;
     Ok(answer(
         qos.put_binding(binding, false, Origin::rest(), dry.dry_run)
