@@ -71,6 +71,7 @@ impl Engine {
         let track = self.tracks.entry(key.clone()).or_default();
         let mut out = Vec::new();
         let sample = match reading {
+            Err(SourceError::NotYet(_)) => return out,
             Err(e) => {
                 track.hits = 0;
                 track.clears = 0;

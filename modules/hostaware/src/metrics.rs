@@ -59,13 +59,13 @@ impl Rates {
     pub fn rate(&mut self, key: String, value: u64, now: SystemTime) -> Reading {
         let previous = self.last.insert(key, (value, now));
         let Some((before, then)) = previous else {
-            return Err(SourceError::Missing(
+            return Err(SourceError::NotYet(
                 "a rate needs two polls; the first was just taken".into(),
             ));
         };
         let elapsed = now.duration_since(then).unwrap_or_default().as_secs_f64();
         if elapsed <= 0.0 || value < before {
-            return Err(SourceError::Missing(
+            return Err(SourceError::NotYet(
                 "the counter restarted; a rate needs one more poll".into(),
             ));
         }
@@ -226,7 +226,7 @@ mod tests {
         let mut r = Rates::default();
         assert!(matches!(
             r.rate("a".into(), 100, t0),
-            Err(SourceError::Missing(_))
+            Err(SourceError::NotYet(_))
         ));
         let s = r
             .rate("a".into(), 1100, t0 + Duration::from_secs(10))

@@ -33,6 +33,9 @@ pub enum SourceError {
     /// No such host or metric at this source.
     #[error("missing: {0}")]
     Missing(String),
+    /// No value yet, and that is normal (a rate's first poll).
+    #[error("no value yet: {0}")]
+    NotYet(String),
     /// The source could not be read (I/O, connection, parse).
     #[error("unavailable: {0}")]
     Unavailable(String),

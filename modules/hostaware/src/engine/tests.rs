@@ -207,3 +207,17 @@ fn a_restored_activation_is_active_without_a_new_trigger() {
         [(30, Transition::Recovered { value: 1.0 })]
     );
 }
+
+#[test]
+fn a_rate_warming_up_is_not_a_failure() {
+    let r = rule(json!({"for": 2}));
+    let mut e = Engine::default();
+    feed(&mut e, &r, 0, &[5.0]);
+    let warming = SourceError::NotYet("first poll".into());
+    assert!(e.observe(&r, "web1", Err(warming), at(10)).is_empty());
+    assert_eq!(
+        feed(&mut e, &r, 20, &[5.0]),
+        [(20, Transition::ThresholdMet { value: 5.0 })],
+        "the run goes on"
+    );
+}
