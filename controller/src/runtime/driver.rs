@@ -150,9 +150,10 @@ impl Connection {
             // and the timer are served after every read as well (a busy
             // socket is always readable and must not starve them); they are
             // only waited on, registering wakers, when the socket is idle.
+            let reading = self.session.wants_bytes();
             tokio::select! {
                 biased;
-                read = self.reader.read_buf(self.session.recv_buffer()) => {
+                read = self.reader.read_buf(self.session.recv_buffer()), if reading => {
                     let now = Instant::now();
                     match read {
                         Ok(0) => self.session.close(CloseReason::Peer("connection closed by switch".into())),
@@ -243,6 +244,12 @@ impl Connection {
                         flows = sync.flows.len(),
                         "switch ready"
                     );
+                    if !sync.unknown.is_empty() {
+                        info!(
+                            unanswered = ?sync.unknown,
+                            "switch did not answer every sync dump; ready with what is known (an unknown flow table gets Flowgate's entries replaced)"
+                        );
+                    }
                     let _ = self
                         .core
                         .send(CoreEvent::SwitchUp { dpid, handle, sync })

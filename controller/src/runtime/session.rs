@@ -8,10 +8,16 @@
 //!
 //! Lifecycle: HELLO negotiation (version bitmaps, OF spec 1.3.5 §6.3.1) →
 //! FEATURES → SET_CONFIG → the sync dumps the reconciler needs (port desc,
-//! desc, all flows, group desc, meter config) → [`SessionEvent::Ready`].
-//! Afterwards asynchronous messages are passed up, requests made through
-//! [`Session::request`] are matched to their replies by xid (multipart replies
-//! reassembled), and echo keepalives run both ways.
+//! desc, all flows, group desc, meter config), closed by a BARRIER →
+//! [`SessionEvent::Ready`]. The dumps are optional: a switch that answers
+//! the barrier but not a dump (cbench answers only desc stats), or answers
+//! nothing within [`SessionConfig::sync_timeout`], becomes ready with what
+//! is known ([`SwitchSync::unknown`]). Asynchronous messages that arrive
+//! before that (packet-ins from the first millisecond) are held, bounded,
+//! and passed up right after Ready. Afterwards asynchronous messages are
+//! passed up, requests made through [`Session::request`] are matched to
+//! their replies by xid (multipart replies reassembled), and echo
+//! keepalives run both ways.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -63,6 +69,15 @@ pub struct SessionConfig {
     pub request_timeout: Duration,
     /// `miss_send_len` sent in SET_CONFIG.
     pub miss_send_len: u16,
+    /// A sync dump still unanswered this long after the last sync reply
+    /// (or the requests, if none came) is given up: the switch becomes
+    /// ready without it. The barrier after the dumps usually ends the wait
+    /// sooner; this covers switches that answer neither.
+    pub sync_timeout: Duration,
+    /// Most asynchronous messages held while the switch is not ready; at
+    /// the bound the session stops taking bytes until it is (the socket's
+    /// buffers and TCP flow control hold the rest, nothing is dropped).
+    pub held_limit: usize,
 }
 
 impl Default for SessionConfig {
@@ -73,6 +88,8 @@ impl Default for SessionConfig {
             handshake_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             miss_send_len: of::OFPCML_NO_BUFFER,
+            sync_timeout: Duration::from_secs(2),
+            held_limit: 4096,
         }
     }
 }
@@ -87,6 +104,46 @@ pub struct SwitchSync {
     pub flows: Vec<of::FlowStats>,
     pub groups: Vec<of::GroupDesc>,
     pub meters: Vec<of::MeterConfig>,
+    /// Dumps the switch did not answer (or refused, for flows): what they
+    /// would list is unknown, not empty.
+    pub unknown: Vec<SyncDump>,
+}
+
+/// One of the dumps of the sync phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncDump {
+    PortDesc,
+    Desc,
+    Flows,
+    Groups,
+    Meters,
+}
+
+impl SyncDump {
+    fn request(self) -> MultipartRequestBody {
+        match self {
+            SyncDump::PortDesc => MultipartRequestBody::PortDesc,
+            SyncDump::Desc => MultipartRequestBody::Desc,
+            SyncDump::Flows => MultipartRequestBody::Flow(FlowStatsRequest {
+                table_id: of::OFPTT_ALL,
+                out_port: of::port_no::ANY,
+                out_group: of::OFPG_ANY,
+                cookie: 0,
+                cookie_mask: 0,
+                match_: of::Match::default(),
+            }),
+            SyncDump::Groups => MultipartRequestBody::GroupDesc,
+            SyncDump::Meters => MultipartRequestBody::MeterConfig {
+                meter_id: of::OFPM_ALL,
+            },
+        }
+    }
+
+    /// Whether an error reply means "none of these": a switch without
+    /// groups or meters refuses those dumps.
+    fn refused_means_none(self) -> bool {
+        matches!(self, SyncDump::Groups | SyncDump::Meters)
+    }
 }
 
 /// Why a request made through [`Session::request`] failed.
@@ -213,7 +270,10 @@ enum State {
 #[derive(Debug)]
 struct SyncProgress {
     sync: SwitchSync,
-    outstanding: usize,
+    /// Dumps not answered yet, by xid.
+    waiting: Vec<(u32, SyncDump)>,
+    /// When to give up on the dumps still waiting.
+    deadline: Instant,
 }
 
 /// Who is waiting for the reply to an xid.
@@ -221,7 +281,9 @@ struct SyncProgress {
 enum Pending {
     Features,
     /// One of the sync dumps; replies fill the [`SwitchSync`].
-    Sync,
+    Sync(SyncDump),
+    /// The barrier closing the sync dumps.
+    SyncBarrier,
     Echo,
     User {
         token: u64,
@@ -261,6 +323,11 @@ pub struct Session {
     echo_sent: bool,
     /// Ports from an OpenFlow 1.0 FEATURES_REPLY (1.3 has a port-desc dump).
     of10_ports: Vec<of::Port>,
+    /// Asynchronous messages that arrived before the switch was ready, in
+    /// order; passed up right after [`SessionEvent::Ready`].
+    held: Vec<(u32, Message)>,
+    /// Bytes wait in `rx` because `held` is full: read no more until ready.
+    paused: bool,
 }
 
 impl Session {
@@ -281,6 +348,8 @@ impl Session {
             last_rx: now,
             echo_sent: false,
             of10_ports: Vec::new(),
+            held: Vec::new(),
+            paused: false,
         };
         let hello = Message::Hello(Hello::with_versions(SUPPORTED_VERSIONS));
         let xid = session.alloc_xid();
@@ -299,6 +368,13 @@ impl Session {
     /// The negotiated OpenFlow wire version.
     pub fn version(&self) -> u8 {
         self.version
+    }
+
+    /// False while the session holds as many early messages as it may and
+    /// leaves the rest in its buffer: the driver should not read until the
+    /// switch is ready (a timeout or the bytes already read get it there).
+    pub fn wants_bytes(&self) -> bool {
+        !self.paused
     }
 
     /// Feeds bytes read from the socket. One read is not one message: bytes
@@ -331,7 +407,17 @@ impl Session {
                 return;
             }
         }
+        self.handle_frames(now);
+    }
+
+    /// Handles every whole message in `rx`, unless it must wait there (see
+    /// [`Session::wants_bytes`]).
+    fn handle_frames(&mut self, now: Instant) {
         loop {
+            if self.must_wait(&self.rx) {
+                self.paused = true;
+                return;
+            }
             let len = match frame_len(&self.rx) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
@@ -357,6 +443,16 @@ impl Session {
         if !self.is_ready() && now >= self.started + self.config.handshake_timeout {
             self.close(CloseReason::HandshakeTimeout);
             return;
+        }
+        if matches!(&self.state, State::Syncing(p) if now >= p.deadline) {
+            self.finish_sync();
+        }
+        if self.paused && self.is_ready() {
+            self.paused = false;
+            self.handle_frames(now);
+            if self.is_closed() {
+                return;
+            }
         }
         if now >= self.last_rx + self.config.dead_after {
             self.close(CloseReason::EchoTimeout);
@@ -394,12 +490,13 @@ impl Session {
             return None;
         }
         let mut next = self.last_rx + self.config.dead_after;
-        if self.is_ready() {
-            if !self.echo_sent {
-                next = next.min(self.last_rx + self.config.echo_interval);
+        match &self.state {
+            State::Ready if !self.echo_sent => {
+                next = next.min(self.last_rx + self.config.echo_interval)
             }
-        } else {
-            next = next.min(self.started + self.config.handshake_timeout);
+            State::Ready => {}
+            State::Syncing(progress) => next = next.min(progress.deadline),
+            _ => next = next.min(self.started + self.config.handshake_timeout),
         }
         for o in self.outstanding.values() {
             if let Pending::User { deadline, .. } = o.pending {
@@ -437,8 +534,30 @@ impl Session {
         }
     }
 
-    /// Queues an asynchronous message, extending the last run of them.
+    /// Whether the frame at the start of `rx` must stay there: an
+    /// asynchronous message while the switch is not ready and the held
+    /// messages are at their bound.
+    fn must_wait(&self, rx: &[u8]) -> bool {
+        // PACKET_IN, FLOW_REMOVED and PORT_STATUS have the same type
+        // numbers in OpenFlow 1.0 and 1.3.
+        let asynchronous = matches!(
+            rx.get(1),
+            Some(
+                &(of::msg_type::PACKET_IN | of::msg_type::FLOW_REMOVED | of::msg_type::PORT_STATUS)
+            )
+        );
+        asynchronous
+            && matches!(self.state, State::AwaitFeatures | State::Syncing(_))
+            && self.held.len() >= self.config.held_limit
+    }
+
+    /// Queues an asynchronous message, extending the last run of them; held
+    /// until the switch is ready.
     fn push_message(&mut self, xid: u32, message: Message) {
+        if !self.is_ready() {
+            self.held.push((xid, message));
+            return;
+        }
         let open = matches!(self.events.back(), Some(SessionEvent::Messages))
             && self.runs.back().is_some_and(|run| run.len() < RUN_LEN);
         if !open {
@@ -505,7 +624,9 @@ impl Session {
         encode_for(self.version, xid, message, &mut self.tx).then_some(xid)
     }
 
-    fn send_tracked(&mut self, message: Message, pending: Pending) {
+    /// Sends a request whose reply goes to `pending`; its xid, or `None` if
+    /// the dialect can not express it (then answered at once with an error).
+    fn send_tracked(&mut self, message: Message, pending: Pending) -> Option<u32> {
         let Some(xid) = self.send(&message) else {
             // Answered as the switch would answer a request it can't parse.
             let error = Message::Error(ErrorMsg::Standard {
@@ -515,7 +636,7 @@ impl Session {
             });
             let now = self.last_rx;
             self.complete(now, pending, error);
-            return;
+            return None;
         };
         self.outstanding.insert(
             xid,
@@ -524,6 +645,7 @@ impl Session {
                 parts: None,
             },
         );
+        Some(xid)
     }
 
     fn handle_frame(&mut self, now: Instant, mut frame: Bytes) {
@@ -650,6 +772,9 @@ impl Session {
                     }
                     None => entry.parts = Some(reply.body),
                 }
+                if matches!(entry.pending, Pending::Sync(_)) {
+                    self.sync_progress(now);
+                }
                 self.outstanding.insert(header.xid, entry);
                 return;
             }
@@ -692,37 +817,28 @@ impl Session {
                     other.msg_type()
                 ))),
             },
-            Pending::Sync => self.record_sync(message),
+            Pending::Sync(dump) => self.record_sync(now, dump, message),
+            Pending::SyncBarrier => self.finish_sync(),
         }
     }
 
-    fn start_sync(&mut self, _now: Instant, features: of::SwitchFeatures) {
+    fn start_sync(&mut self, now: Instant, features: of::SwitchFeatures) {
         let config = SwitchConfig {
             flags: 0,
             miss_send_len: self.config.miss_send_len,
         };
         self.send(&Message::SetConfig(config));
-        let all_flows = MultipartRequestBody::Flow(FlowStatsRequest {
-            table_id: of::OFPTT_ALL,
-            out_port: of::port_no::ANY,
-            out_group: of::OFPG_ANY,
-            cookie: 0,
-            cookie_mask: 0,
-            match_: of::Match::default(),
-        });
         // OpenFlow 1.0 reported its ports with the features and has no
         // groups or meters.
-        let dumps = if self.version == of::OFP_VERSION_1_0 {
-            vec![MultipartRequestBody::Desc, all_flows]
+        let dumps: &[SyncDump] = if self.version == of::OFP_VERSION_1_0 {
+            &[SyncDump::Desc, SyncDump::Flows]
         } else {
-            vec![
-                MultipartRequestBody::PortDesc,
-                MultipartRequestBody::Desc,
-                all_flows,
-                MultipartRequestBody::GroupDesc,
-                MultipartRequestBody::MeterConfig {
-                    meter_id: of::OFPM_ALL,
-                },
+            &[
+                SyncDump::PortDesc,
+                SyncDump::Desc,
+                SyncDump::Flows,
+                SyncDump::Groups,
+                SyncDump::Meters,
             ]
         };
         self.state = State::Syncing(Box::new(SyncProgress {
@@ -734,19 +850,40 @@ impl Session {
                 flows: Vec::new(),
                 groups: Vec::new(),
                 meters: Vec::new(),
+                unknown: Vec::new(),
             },
-            outstanding: dumps.len(),
+            waiting: Vec::new(),
+            deadline: now + self.config.sync_timeout,
         }));
-        for body in dumps {
-            let request = Message::MultipartRequest(MultipartRequest { flags: 0, body });
-            self.send_tracked(request, Pending::Sync);
+        for &dump in dumps {
+            let request = Message::MultipartRequest(MultipartRequest {
+                flags: 0,
+                body: dump.request(),
+            });
+            let xid = self.send_tracked(request, Pending::Sync(dump));
+            if let (Some(xid), State::Syncing(progress)) = (xid, &mut self.state) {
+                progress.waiting.push((xid, dump));
+            }
+        }
+        // A switch processes messages in order (spec 7.3.8): once the
+        // barrier is answered, so is every dump it will ever answer.
+        self.send_tracked(Message::BarrierRequest, Pending::SyncBarrier);
+    }
+
+    /// A sync reply (part) arrived: the switch is answering, so the wait
+    /// for the rest starts again.
+    fn sync_progress(&mut self, now: Instant) {
+        if let State::Syncing(progress) = &mut self.state {
+            progress.deadline = now + self.config.sync_timeout;
         }
     }
 
-    fn record_sync(&mut self, message: Message) {
+    fn record_sync(&mut self, now: Instant, dump: SyncDump, message: Message) {
+        self.sync_progress(now);
         let State::Syncing(progress) = &mut self.state else {
             return;
         };
+        progress.waiting.retain(|(_, d)| *d != dump);
         match message {
             Message::MultipartReply(reply) => match reply.body {
                 MultipartReplyBody::PortDesc(ports) => progress.sync.ports = ports,
@@ -754,20 +891,32 @@ impl Session {
                 MultipartReplyBody::Flow(flows) => progress.sync.flows = flows,
                 MultipartReplyBody::GroupDesc(groups) => progress.sync.groups = groups,
                 MultipartReplyBody::MeterConfig(meters) => progress.sync.meters = meters,
-                _ => {}
+                _ => progress.sync.unknown.push(dump),
             },
-            // A switch without groups or meters answers those dumps with an
-            // error: there is simply nothing of that kind installed.
-            Message::Error(e) => tracing::debug!(error = ?e, "sync dump refused by switch"),
-            _ => {}
+            Message::Error(_) if dump.refused_means_none() => {
+                tracing::debug!(?dump, "sync dump refused by switch: none installed")
+            }
+            _ => progress.sync.unknown.push(dump),
         }
-        progress.outstanding -= 1;
-        if progress.outstanding == 0 {
-            let State::Syncing(progress) = std::mem::replace(&mut self.state, State::Ready) else {
-                return;
-            };
-            self.events
-                .push_back(SessionEvent::Ready(Box::new(progress.sync)));
+        if progress.waiting.is_empty() {
+            self.finish_sync();
+        }
+    }
+
+    /// Ends the sync phase with what is known: dumps still unanswered are
+    /// unknown. Their requests and the barrier stay outstanding, so late
+    /// replies are absorbed here instead of reaching the core. The
+    /// messages held meanwhile follow [`SessionEvent::Ready`].
+    fn finish_sync(&mut self) {
+        let State::Syncing(mut progress) = std::mem::replace(&mut self.state, State::Ready) else {
+            return;
+        };
+        let unanswered = progress.waiting.drain(..).map(|(_, dump)| dump);
+        progress.sync.unknown.extend(unanswered);
+        self.events
+            .push_back(SessionEvent::Ready(Box::new(progress.sync)));
+        for (xid, message) in std::mem::take(&mut self.held) {
+            self.push_message(xid, message);
         }
     }
 }

@@ -84,6 +84,7 @@ impl Rig {
             flows: installed,
             groups: vec![],
             meters: vec![],
+            unknown: vec![],
         };
         core.handle(
             CoreEvent::SwitchUp {
@@ -429,6 +430,7 @@ fn an_openflow_10_switch_gets_one_table_and_only_modules_that_support_it() {
         flows: vec![],
         groups: vec![],
         meters: vec![],
+        unknown: vec![],
     };
     let handle = SwitchHandle {
         conn_id: 1,
