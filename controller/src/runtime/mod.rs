@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod registry;
 pub mod session;
+mod unknown_table;
 mod view;
 pub mod writer;
 

@@ -56,6 +56,23 @@ pub fn encode_for(version: u8, xid: u32, message: &Message, out: &mut BytesMut) 
     }
 }
 
+/// Sets the `buffer_id` of an encoded FLOW_MOD (header first) of wire
+/// `version`: cached encodings are re-sent with the buffer of the packet-in
+/// they answer. Its place: after header, cookie, cookie mask, table,
+/// command, timeouts and priority in 1.3 (byte 32, spec 7.3.4.1); after
+/// header, 40-byte match, cookie, command, timeouts and priority in 1.0
+/// (byte 64). A buffer too short to hold it is left alone.
+pub fn set_flow_mod_buffer_id(version: u8, flow_mod: &mut [u8], buffer_id: u32) {
+    let at = if version == of::OFP_VERSION_1_0 {
+        64
+    } else {
+        32
+    };
+    if let Some(field) = flow_mod.get_mut(at..at + 4) {
+        field.copy_from_slice(&buffer_id.to_be_bytes());
+    }
+}
+
 /// Tunables of one session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {

@@ -182,8 +182,9 @@ impl Lab {
             store,
             table,
         };
-        // Up once the initial reconciliation was confirmed.
-        lab.wait(|t| t.barriers >= 1).await;
+        // Up once the initial reconciliation was confirmed: one barrier
+        // closes the sync dumps, the next the reconciliation.
+        lab.wait(|t| t.barriers >= 2).await;
         lab
     }
 

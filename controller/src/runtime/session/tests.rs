@@ -823,3 +823,50 @@ fn an_openflow_10_switch_answering_only_desc_stats_is_ready_with_its_table_unkno
         other => panic!("expected the early packet-in, got {other:?}"),
     }
 }
+
+#[test]
+fn a_flow_mods_buffer_id_is_set_in_place_in_both_dialects() {
+    let mut flow_mod = of::FlowMod {
+        cookie: 0xf002_0000_0000_0001,
+        cookie_mask: 0,
+        table_id: 0,
+        command: of::FlowModCommand::Add,
+        idle_timeout: 300,
+        hard_timeout: 0,
+        priority: 100,
+        buffer_id: of::NO_BUFFER,
+        out_port: of::port_no::ANY,
+        out_group: of::OFPG_ANY,
+        flags: 1,
+        match_: Match::new()
+            .with(of::Oxm::InPort(1))
+            .with(of::Oxm::EthDst(of::MacAddr([2, 0, 0, 0, 0, 1]), None)),
+        instructions: vec![of::Instruction::ApplyActions(vec![of::Action::Output {
+            port: 2,
+            max_len: 0,
+        }])],
+    };
+    for version in [of::OFP_VERSION_1_3, of::OFP_VERSION_1_0] {
+        let mut unbuffered = BytesMut::new();
+        assert!(encode_for(
+            version,
+            9,
+            &Message::FlowMod(flow_mod.clone()),
+            &mut unbuffered
+        ));
+        flow_mod.buffer_id = 0x0102_0304;
+        let mut buffered = BytesMut::new();
+        encode_for(
+            version,
+            9,
+            &Message::FlowMod(flow_mod.clone()),
+            &mut buffered,
+        );
+        flow_mod.buffer_id = of::NO_BUFFER;
+        set_flow_mod_buffer_id(version, &mut unbuffered, 0x0102_0304);
+        assert_eq!(unbuffered, buffered, "version {version}");
+    }
+    let mut short = [0u8; 20];
+    set_flow_mod_buffer_id(of::OFP_VERSION_1_3, &mut short, 7);
+    assert_eq!(short, [0; 20]);
+}

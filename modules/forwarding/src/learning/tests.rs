@@ -231,7 +231,7 @@ fn a_learned_host_whose_source_entry_is_missing_gets_it_again() {
     );
     let changes = ctx.take_changes();
     assert!(
-        matches!(&changes[..], [Change::ResendFlow { dpid: DPID, id }]
+        matches!(&changes[..], [Change::ResendFlow { dpid: DPID, id, .. }]
             if *id == h.module.macs[&DPID].get(&A).unwrap().learn.id()),
         "only the source entry, re-sent: {changes:?}"
     );
