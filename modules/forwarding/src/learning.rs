@@ -7,9 +7,12 @@ use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
 use flowgate_controller::module::{Ctx, Event, Module, PacketIns};
 use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN, MODULE_MISS_PRIORITY};
 use flowgate_openflow::{
-    port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PortReason, PortStatus,
+    port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PacketOut, PortReason,
+    PortStatus, NO_BUFFER,
 };
 use hosts::{HostHash, HostTable, Learned};
+
+use crate::miss::{self, awaits_us};
 
 /// Priority of learned host entries.
 const HOST_PRIORITY: u16 = 100;
@@ -44,12 +47,14 @@ pub struct L2Learning {
 }
 
 /// Where a packet-in's packet came from: its ingress port and source MAC,
-/// hashed for the switch's host table.
+/// hashed for the switch's host table; and the switch's buffer that the
+/// source entry's FLOW_MOD releases (`NO_BUFFER`: none).
 #[derive(Debug, Clone, Copy)]
 struct Source {
     in_port: u32,
     mac: MacAddr,
     hash: HostHash,
+    release: u32,
 }
 
 impl L2Learning {
@@ -121,13 +126,14 @@ impl L2Learning {
             in_port,
             mac: src,
             hash,
+            release,
         } = source;
         match table.get_hashed(&src, hash) {
             // Already learned here, yet the learn table missed: the switch
             // lacks the source entry (or the packet raced its flow-mod).
             // Re-send it; the forward entry is not in question.
             Some(known) if known.port == in_port => {
-                ctx.resend(dpid, &known.learn);
+                ctx.resend_releasing(dpid, &known.learn, release);
                 return;
             }
             // The host moved: its old source entry must stop matching.
@@ -150,7 +156,6 @@ impl L2Learning {
                 learn: learn.key.clone(),
             },
         );
-        ctx.install(dpid, learn);
         ctx.install(
             dpid,
             FlowEntry {
@@ -158,6 +163,21 @@ impl L2Learning {
                 spec: spec(output_to(in_port)),
             },
         );
+        if release == NO_BUFFER {
+            ctx.install(dpid, learn);
+        } else {
+            // Sent after the forward entry, so the released packet meets both.
+            ctx.reassert_releasing(dpid, learn, release);
+        }
+    }
+
+    /// Sends on the packets the switch holds for us ([`awaits_us`])
+    /// that no source entry's FLOW_MOD released: through the switch's
+    /// tables again, which now know their source.
+    fn release_rest<'a>(dpid: u64, batch: impl Iterator<Item = &'a PacketIn>, ctx: &mut Ctx) {
+        for packet_in in batch.filter(|p| awaits_us(p) && release_of(p) == NO_BUFFER) {
+            ctx.packet_out(dpid, resubmit(packet_in));
+        }
     }
 
     /// Forgets `mac` on `dpid` and removes both of its entries.
@@ -204,11 +224,18 @@ impl Module for L2Learning {
         run.extend(batch.iter().filter_map(|packet_in| {
             let (in_port, mac) = source(packet_in)?;
             let hash = table.prefetch(&mac);
-            Some(Source { in_port, mac, hash })
+            let release = release_of(packet_in);
+            Some(Source {
+                in_port,
+                mac,
+                hash,
+                release,
+            })
         }));
         for source in run.iter() {
             Self::learn(config, table, dpid, *source, ctx);
         }
+        Self::release_rest(dpid, batch.iter(), ctx);
     }
 
     fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {
@@ -223,9 +250,16 @@ impl Module for L2Learning {
                 if let Some((in_port, mac)) = source(packet_in) {
                     let table = self.macs.entry(*dpid).or_default();
                     let hash = table.hash(&mac);
-                    let source = Source { in_port, mac, hash };
+                    let release = release_of(packet_in);
+                    let source = Source {
+                        in_port,
+                        mac,
+                        hash,
+                        release,
+                    };
                     Self::learn(&self.config, table, *dpid, source, ctx);
                 }
+                Self::release_rest(*dpid, std::iter::once(*packet_in), ctx);
             }
             Event::FlowRemoved { dpid, removed } => {
                 let mac = eth_src_field(&removed.match_).or_else(|| eth_dst(&removed.match_));
@@ -270,7 +304,27 @@ fn mac_object(mac: MacAddr) -> u64 {
     mac.0.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
-/// Source MAC of an Ethernet frame.
+/// The buffer a packet's source entry releases with its FLOW_MOD: the
+/// switch's, for a packet that awaits us and has a source to learn.
+fn release_of(packet_in: &PacketIn) -> u32 {
+    if awaits_us(packet_in) && source(packet_in).is_some() {
+        packet_in.buffer_id
+    } else {
+        NO_BUFFER
+    }
+}
+
+/// The packet of `packet_in` sent through the switch's tables from the
+/// first.
+fn resubmit(packet_in: &PacketIn) -> PacketOut {
+    let in_port = packet_in.match_.in_port().unwrap_or(port_no::CONTROLLER);
+    let to_tables = Action::Output {
+        port: port_no::TABLE,
+        max_len: 0,
+    };
+    miss::release(packet_in, in_port, vec![to_tables])
+}
+
 /// The ingress port and source MAC of a packet to learn from: not a
 /// multicast or zero source.
 fn source(packet_in: &PacketIn) -> Option<(u32, MacAddr)> {

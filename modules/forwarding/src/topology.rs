@@ -36,9 +36,12 @@ use flowgate_controller::topology::graph::tree_ports;
 use flowgate_controller::topology::packet::{Arp, ARP_REQUEST, ETH_TYPE_ARP};
 use flowgate_controller::topology::{Endpoint, PortRole, TopologyView};
 use flowgate_openflow::{
-    port_no, Action, Instruction, Match, Oxm, PacketIn, PacketOut, NO_BUFFER, OFPCML_NO_BUFFER,
+    port_no, Action, Instruction, MacAddr, Match, Oxm, PacketIn, PacketOut, NO_BUFFER,
+    OFPCML_NO_BUFFER,
 };
 use tracing::debug;
+
+use crate::miss::{self, awaits_us};
 
 /// Priority of per-destination entries (T5) and flood entries (T6).
 const ROUTE_PRIORITY: u16 = 100;
@@ -122,6 +125,9 @@ impl TopologyForwarding {
             return;
         };
         let Some((arp, vlan)) = Arp::from_frame(&packet_in.data) else {
+            if awaits_us(packet_in) {
+                self.send_on(dpid, in_port, packet_in, ctx);
+            }
             return;
         };
         let gratuitous = arp.spa == arp.tpa;
@@ -156,6 +162,40 @@ impl TopologyForwarding {
                     data: packet_in.data.clone(),
                 },
             );
+        }
+    }
+
+    /// Sends a table miss's packet where this module's entries send its
+    /// kind: towards its destination if known, else along the tree. Never
+    /// back through the switch's tables: whatever missed there may miss
+    /// again.
+    fn send_on(&self, dpid: u64, in_port: u32, packet_in: &PacketIn, ctx: &mut Ctx) {
+        let route = packet_in
+            .data
+            .get(..6)
+            .and_then(|dst| self.route_actions(dpid, MacAddr(dst.try_into().ok()?)));
+        if let Some(actions) = route.or_else(|| self.flood_actions(dpid, in_port)) {
+            ctx.packet_out(dpid, miss::release(packet_in, in_port, actions.to_vec()));
+        }
+    }
+
+    /// The outputs of the switch's route entry towards `dst`, if any.
+    fn route_actions(&self, dpid: u64, dst: MacAddr) -> Option<&[Action]> {
+        let key = FlowKey::new(
+            FORWARD,
+            ROUTE_PRIORITY,
+            Match::new().with(Oxm::EthDst(dst, None)),
+        );
+        match self
+            .declared
+            .get(&dpid)?
+            .get(&key)?
+            .spec
+            .instructions
+            .as_slice()
+        {
+            [Instruction::ApplyActions(actions)] if !actions.is_empty() => Some(actions),
+            _ => None,
         }
     }
 
