@@ -8,11 +8,18 @@
 # (taskset). Each scenario alternates, in ROUNDS rounds, a run against the
 # null controller (the smallest possible responder: what the machine and
 # the tool allow) and one against a fresh Flowgate; the table gives the
-# mean of each side's runs and Flowgate's figure as a ratio to the null
-# one, with the range of the per-round ratios. Alternating keeps both
-# sides under the same machine load: on a shared VM the load drifts over
-# seconds, and two back-to-back blocks of runs measured that drift. Then 1000 switches connect to a fresh Flowgate
-# (handshake time, RSS), and the criterion benches run (codec, reconciler).
+# mean of each side's runs (flows installed per second, and how evenly the
+# switches were served: the slowest switch's rate over the mean) and
+# Flowgate's figure as a ratio to the null one, with the range of the
+# per-round ratios. Alternating keeps both sides under the same machine
+# load: on a shared VM the load drifts over seconds, and two back-to-back
+# blocks of runs measured that drift. Scenarios: Flowgate's own packet-ins
+# (OpenFlow 1.3, its learn table's miss), then switches shaped like the
+# stock tools (`--like cbench`: OpenFlow 1.0, buffered, only desc stats
+# answered, packet-ins from the first millisecond; `--like table-miss`:
+# OpenFlow 1.3 cookie-0 table misses), each compared with the own shape in
+# the same mode. Then 1000 switches connect to a fresh Flowgate (handshake
+# time, RSS), and the criterion benches run (codec, reconciler).
 #
 # Flowgate runs the reactive L2 learning module (forwarding.mode =
 # "learning"): flowgate-bench's packet-ins are those of its learn table's
@@ -105,36 +112,48 @@ run() {
     grep '^RESULT' "$WORK/runs.log" | tail -1
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+mean() { awk '{ s += $1 } END { printf "%.0f", s / NR }'; }
+mean2() { awk '{ s += $1 } END { printf "%.2f", s / NR }'; }
+percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else print 0 }'; }
 
 declare -a ROWS
+declare -A RATIO
+# scenario KEY NAME TARGET ARGS... : alternates null and Flowgate runs.
 scenario() {
-    local name=$1 target=$2
-    shift 2
-    local nulls=() fgs=() ratios=() result
+    local key=$1 name=$2 target=$3
+    shift 3
+    local nulls=() fgs=() ratios=() nfair=() ffair=() result
     for _ in $(seq "$ROUNDS"); do
         start_null
         result=$(run null "$NULL_PORT" "$@")
-        nulls+=("$(field avg "$result")")
+        nulls+=("$(field flows "$result")")
+        nfair+=("$(field fairness "$result")")
         stop_controller
         start_flowgate
         result=$(run flowgate "$OF_PORT" "$@")
-        fgs+=("$(field avg "$result")")
+        fgs+=("$(field flows "$result")")
+        ffair+=("$(field fairness "$result")")
         stop_controller
-        ratios+=("$(awk -v a="${fgs[-1]}" -v b="${nulls[-1]}" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else print 0 }')")
+        ratios+=("$(percent "${fgs[-1]}" "${nulls[-1]}")")
     done
-    local n f
-    n=$(printf '%s\n' "${nulls[@]}" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
-    f=$(printf '%s\n' "${fgs[@]}" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
-    local spread
+    local n f spread
+    n=$(printf '%s\n' "${nulls[@]}" | mean)
+    f=$(printf '%s\n' "${fgs[@]}" | mean)
+    RATIO[$key]=$(percent "$f" "$n")
     spread=$(printf '%s\n' "${ratios[@]}" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s%%", lo, hi }')
-    ROWS+=("$(printf '| %-32s | %12s | %12s | %6s | %-9s | %-26s |' "$name" "$n" "$f" \
-        "$(awk -v a="$f" -v b="$n" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')" \
-        "$spread" "$target")")
+    ROWS+=("$(printf '| %-34s | %11s | %11s | %5s%% | %-9s | %4s / %4s | %-26s |' "$name" "$n" "$f" \
+        "${RATIO[$key]}" "$spread" "$(printf '%s\n' "${nfair[@]}" | mean2)" \
+        "$(printf '%s\n' "${ffair[@]}" | mean2)" "$target")")
 }
 
-scenario "throughput, 16 sw x 1000 MACs" ">= 2,000,000/s and >= 25%" --mode throughput --switches 16 --macs 1000
-scenario "latency, 16 switches" ">= 85%" --mode latency --switches 16 --macs 1000
-scenario "latency, 1 switch" ">= 90%" --mode latency --switches 1 --macs 1000
+OWN=(--switches 16 --macs 1000)
+scenario own-tp "throughput, 16 sw x 1000 MACs" ">= 2,000,000/s, >= 25%, fair >= 0.8" --mode throughput "${OWN[@]}"
+scenario own-lat "latency, 16 switches" ">= 85%" --mode latency "${OWN[@]}"
+scenario own-lat1 "latency, 1 switch" ">= 90%" --mode latency --switches 1 --macs 1000
+scenario cbench-tp "cbench-shaped throughput, 16 sw" "own ratio +- 10%" --mode throughput --like cbench "${OWN[@]}"
+scenario cbench-lat "cbench-shaped latency, 16 sw" "own ratio +- 10%" --mode latency --like cbench "${OWN[@]}"
+scenario miss-tp "1.3 table-miss throughput, 16 sw" "own ratio +- 10%" --mode throughput --like table-miss "${OWN[@]}"
+scenario miss-lat "1.3 table-miss latency, 16 sw" "own ratio +- 10%, >= 85%" --mode latency --like table-miss "${OWN[@]}"
 
 start_flowgate
 echo "--- flowgate: flowgate-bench scale --switches 1000" >&2
@@ -143,13 +162,20 @@ SCALE=$(taskset -c 1 "$BENCH" scale --controller "127.0.0.1:$OF_PORT" --switches
 stop_controller
 
 echo
-echo "Flow-setup responses per second (flowgate-bench; controller on CPU 0, bench on CPU 1;"
-echo "$ROUNDS rounds alternating null and Flowgate, each run $LOOPS loops of $DURATION_MS ms; means of the runs)"
+echo "Flows installed per second (flowgate-bench; controller on CPU 0, bench on CPU 1;"
+echo "$ROUNDS rounds alternating null and Flowgate, each run $LOOPS loops of $DURATION_MS ms; means of the runs;"
+echo "fair: the slowest switch's rate over the mean, null / Flowgate)"
 echo
-printf '| %-32s | %12s | %12s | %6s | %-9s | %-26s |\n' "scenario" "null" "flowgate" "ratio" "per round" "target"
-printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..34})" "$(printf -- '-%.0s' {1..14})" \
-    "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..28})"
+printf '| %-34s | %11s | %11s | %6s | %-9s | %-11s | %-26s |\n' "scenario" "null" "flowgate" "ratio" "per round" "fair" "target"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "$(printf -- '-%.0s' {1..13})" \
+    "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..11})" \
+    "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..28})"
 printf '%s\n' "${ROWS[@]}"
+echo
+for pair in "cbench-tp own-tp" "cbench-lat own-lat" "miss-tp own-tp" "miss-lat own-lat"; do
+    set -- $pair
+    echo "$1 vs $2: ${RATIO[$1]}% vs ${RATIO[$2]}% of null (stock-shaped / own: $(awk -v a="${RATIO[$1]}" -v b="${RATIO[$2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'), target 0.90-1.10)"
+done
 echo
 echo "1000 switches: handshake $(field handshake_ms "$SCALE") ms (target < 2000), controller RSS $(field rss_mib "$SCALE") MiB (target < 100)"
 

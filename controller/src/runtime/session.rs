@@ -673,7 +673,7 @@ impl Session {
                         self.of10_ports = ports;
                     }
                 }
-                of::of10::decode(&frame)
+                of::of10::decode_shared(&mut frame)
             } else {
                 of::decode_shared(&mut frame)
             };

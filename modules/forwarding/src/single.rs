@@ -14,19 +14,18 @@
 use std::collections::HashMap;
 
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
-use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::desired::{output_to, FlowEntry, FlowSpec};
+use flowgate_controller::module::{Ctx, Event, Module, PacketIns};
 use flowgate_openflow::{
     port_no, Action, FlowRemoved, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn,
     PortReason, PortStatus, NO_BUFFER, OFP_VERSION_1_0,
 };
+use hosts::{Flow, HostHash, HostTable};
 
 use crate::miss;
 
 /// Priority of the learned (in_port, source, destination) entries.
 const PAIR_PRIORITY: u16 = 100;
-
-type FastMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 
 #[derive(Debug, Clone)]
 pub struct L2SingleConfig {
@@ -44,31 +43,22 @@ impl Default for L2SingleConfig {
 #[derive(Debug, Default)]
 pub struct L2Single {
     config: L2SingleConfig,
-    switches: FastMap<u64, Switch>,
+    /// dpid → the switch's hosts.
+    switches: HashMap<u64, HostTable, foldhash::quality::RandomState>,
+    /// What the packet-ins of the run being handled carry (a buffer every
+    /// run reuses).
+    run: Vec<Option<Seen>>,
 }
 
-/// What the module knows of one switch.
-#[derive(Debug, Default)]
-struct Switch {
-    /// Host MAC → port it was learned on.
-    ports: FastMap<MacAddr, u32>,
-    /// The flows declared for (in_port, source, destination), by the very
-    /// key they were declared with: a re-send names the entry by that key.
-    flows: FastMap<Pair, Declared>,
-}
-
-/// The match of a learned flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Pair {
+/// A packet-in's packet: where it came from and where it goes, its MACs
+/// hashed for the switch's host table.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
     in_port: u32,
     src: MacAddr,
     dst: MacAddr,
-}
-
-#[derive(Debug)]
-struct Declared {
-    key: FlowKey,
-    out_port: u32,
+    src_hash: HostHash,
+    dst_hash: HostHash,
 }
 
 /// Where a packet goes.
@@ -84,39 +74,48 @@ impl L2Single {
     pub fn new(config: L2SingleConfig) -> Self {
         L2Single {
             config,
-            switches: FastMap::default(),
+            ..L2Single::default()
         }
     }
 
     /// Where `mac` was learned on `dpid`.
     pub fn port_of(&self, dpid: u64, mac: MacAddr) -> Option<u32> {
-        self.switches.get(&dpid)?.ports.get(&mac).copied()
+        let hosts = self.switches.get(&dpid)?;
+        hosts.get(&mac, hosts.hash(&mac)).map(|h| h.port)
     }
 
-    fn packet_in(&mut self, dpid: u64, packet_in: &PacketIn, ctx: &mut Ctx) {
-        let Some(in_port) = packet_in.in_port() else {
-            return;
-        };
-        let (Some(dst), Some(src)) = (mac_at(&packet_in.data, 0), mac_at(&packet_in.data, 6))
-        else {
-            return;
-        };
-        let switch = self.switches.entry(dpid).or_default();
-        if !src.is_multicast() && src != MacAddr::ZERO {
-            switch.ports.insert(src, in_port);
+    /// Learns the source of one packet-in and answers it with one message:
+    /// the flow towards a known destination (carrying the switch's buffer,
+    /// or followed by the packet when there is none), else the packet
+    /// flooded.
+    fn answer(
+        config: &L2SingleConfig,
+        hosts: &mut HostTable,
+        dpid: u64,
+        packet_in: &PacketIn,
+        seen: Seen,
+        ctx: &mut Ctx,
+    ) {
+        let Seen {
+            in_port, src, dst, ..
+        } = seen;
+        let learnable = !src.is_multicast() && src != MacAddr::ZERO;
+        if learnable {
+            hosts.learn(src, seen.src_hash, in_port);
         }
-        let out_port = match switch.forward(in_port, dst) {
+        let out_port = match forward(hosts, in_port, dst, seen.dst_hash) {
             Forward::Drop => return,
-            Forward::Flood => port_no::FLOOD,
-            Forward::Port(port) => {
-                let pair = Pair { in_port, src, dst };
-                switch.install(&self.config, dpid, pair, port, packet_in.buffer_id, ctx);
-                if packet_in.buffer_id != NO_BUFFER {
+            Forward::Port(port) if learnable => {
+                let buffer_id = packet_in.buffer_id;
+                Self::install(config, hosts, dpid, seen, port, buffer_id, ctx);
+                if buffer_id != NO_BUFFER {
                     // The FLOW_MOD releases the packet: nothing more to send.
                     return;
                 }
                 port
             }
+            Forward::Port(port) => port,
+            Forward::Flood => port_no::FLOOD,
         };
         let output = Action::Output {
             port: out_port,
@@ -125,81 +124,130 @@ impl L2Single {
         ctx.packet_out(dpid, miss::release(packet_in, in_port, vec![output]));
     }
 
+    /// Sends the flow of `seen`'s packets towards `out_port`, releasing
+    /// `buffer_id`: a miss for a flow we declared means the switch lacks
+    /// it, so it is re-sent as it is, or declared anew if it is new or its
+    /// port changed.
+    fn install(
+        config: &L2SingleConfig,
+        hosts: &mut HostTable,
+        dpid: u64,
+        seen: Seen,
+        out_port: u32,
+        buffer_id: u32,
+        ctx: &mut Ctx,
+    ) {
+        let Some(host) = hosts.get_mut(&seen.src, seen.src_hash) else {
+            return;
+        };
+        match host.flow(seen.in_port, seen.dst) {
+            Some(flow) if flow.out_port == out_port => {
+                ctx.resend_releasing(dpid, &flow.key, buffer_id)
+            }
+            _ => {
+                let entry = pair_entry(config, seen.in_port, seen.src, seen.dst, out_port);
+                host.declare(Flow {
+                    in_port: seen.in_port,
+                    dst: seen.dst,
+                    out_port,
+                    key: entry.key.clone(),
+                });
+                ctx.reassert_releasing(dpid, entry, buffer_id);
+            }
+        }
+    }
+
     fn flow_removed(&mut self, dpid: u64, removed: &FlowRemoved) {
-        if let (Some(switch), Some(pair)) = (self.switches.get_mut(&dpid), pair_of(&removed.match_))
-        {
-            switch.flows.remove(&pair);
+        let Some((in_port, src, dst)) = pair_of(&removed.match_) else {
+            return;
+        };
+        let Some(hosts) = self.switches.get_mut(&dpid) else {
+            return;
+        };
+        if let Some(host) = hosts.get_mut(&src, hosts.hash(&src)) {
+            host.flows
+                .retain(|f| !(f.in_port == in_port && f.dst == dst));
         }
     }
 
     fn port_status(&mut self, dpid: u64, status: &PortStatus) {
         let down = status.reason == PortReason::Delete
             || status.desc.state & flowgate_openflow::port_state::LINK_DOWN != 0;
-        if let (true, Some(switch)) = (down, self.switches.get_mut(&dpid)) {
-            switch.ports.retain(|_, port| *port != status.desc.port_no);
+        if let (true, Some(hosts)) = (down, self.switches.get_mut(&dpid)) {
+            hosts.forget_port(status.desc.port_no);
         }
     }
 
-    /// Keeps learned flows that survived a controller restart.
+    /// Keeps learned flows that survived a controller restart: their
+    /// sources are known on their in_port again, the flows by the keys
+    /// they are adopted with.
     fn switch_up(&mut self, dpid: u64, installed: &[FlowStats], ctx: &mut Ctx) {
-        let switch = self.switches.entry(dpid).or_default();
-        *switch = Switch::default();
+        let hosts = self.switches.entry(dpid).or_default();
+        *hosts = HostTable::default();
         for flow in installed.iter().filter(|f| f.priority == PAIR_PRIORITY) {
             let entry = FlowEntry::from_stats(flow);
-            if let (Some(pair), Some(out_port)) = (pair_of(&flow.match_), output_port(flow)) {
-                let key = entry.key.clone();
-                switch.flows.insert(pair, Declared { key, out_port });
+            if let (Some((in_port, src, dst)), Some(out_port)) =
+                (pair_of(&flow.match_), output_port(flow))
+            {
+                let hash = hosts.hash(&src);
+                hosts.learn(src, hash, in_port).declare(Flow {
+                    in_port,
+                    dst,
+                    out_port,
+                    key: entry.key.clone(),
+                });
             }
             ctx.install(dpid, entry);
         }
     }
 }
 
-impl Switch {
-    fn forward(&self, in_port: u32, dst: MacAddr) -> Forward {
-        if dst.is_multicast() {
-            return Forward::Flood;
-        }
-        match self.ports.get(&dst) {
-            Some(port) if *port == in_port => Forward::Drop,
-            Some(port) => Forward::Port(*port),
-            None => Forward::Flood,
-        }
+/// Where a packet for `dst` arriving on `in_port` goes.
+fn forward(hosts: &HostTable, in_port: u32, dst: MacAddr, dst_hash: HostHash) -> Forward {
+    if dst.is_multicast() {
+        return Forward::Flood;
     }
-
-    /// Sends the flow of `pair` towards `out_port`, releasing `buffer_id`:
-    /// a miss for a flow we declared means the switch lacks it, so it is
-    /// re-sent as it is, or declared anew if it is new or its port changed.
-    fn install(
-        &mut self,
-        config: &L2SingleConfig,
-        dpid: u64,
-        pair: Pair,
-        out_port: u32,
-        buffer_id: u32,
-        ctx: &mut Ctx,
-    ) {
-        match self.flows.get(&pair) {
-            Some(declared) if declared.out_port == out_port => {
-                ctx.resend_releasing(dpid, &declared.key, buffer_id)
-            }
-            _ => {
-                let entry = pair_entry(config, pair, out_port);
-                let key = entry.key.clone();
-                self.flows.insert(pair, Declared { key, out_port });
-                ctx.reassert_releasing(dpid, entry, buffer_id);
-            }
-        }
+    match hosts.get(&dst, dst_hash) {
+        Some(host) if host.port == in_port => Forward::Drop,
+        Some(host) => Forward::Port(host.port),
+        None => Forward::Flood,
     }
 }
 
-fn pair_entry(config: &L2SingleConfig, pair: Pair, out_port: u32) -> FlowEntry {
+/// What a packet-in carries, its MACs hashed (and their entries
+/// prefetched, with `prefetch`) in `hosts`.
+fn seen(hosts: &HostTable, packet_in: &PacketIn, prefetch: bool) -> Option<Seen> {
+    let in_port = packet_in.in_port()?;
+    let (dst, src) = (mac_at(&packet_in.data, 0)?, mac_at(&packet_in.data, 6)?);
+    let hash = |mac: &MacAddr| {
+        if prefetch {
+            hosts.prefetch(mac)
+        } else {
+            hosts.hash(mac)
+        }
+    };
+    Some(Seen {
+        in_port,
+        src,
+        dst,
+        src_hash: hash(&src),
+        dst_hash: hash(&dst),
+    })
+}
+
+fn pair_entry(
+    config: &L2SingleConfig,
+    in_port: u32,
+    src: MacAddr,
+    dst: MacAddr,
+    out_port: u32,
+) -> FlowEntry {
     let key = Match::new()
-        .with(Oxm::InPort(pair.in_port))
-        .with(Oxm::EthSrc(pair.src, None))
-        .with(Oxm::EthDst(pair.dst, None));
+        .with(Oxm::InPort(in_port))
+        .with(Oxm::EthSrc(src, None))
+        .with(Oxm::EthDst(dst, None));
     let spec = FlowSpec::new(
-        Owner::Forwarding.cookie(mac_object(pair.dst)),
+        Owner::Forwarding.cookie(mac_object(dst)),
         output_to(out_port),
     )
     .idle_timeout(config.idle_timeout)
@@ -216,6 +264,24 @@ impl Module for L2Single {
         version == OFP_VERSION_1_0
     }
 
+    /// Starts every packet's host lookups before making the first: a run's
+    /// misses then overlap, where thousands of hosts outgrow the cache.
+    fn handle_packet_ins(&mut self, dpid: u64, batch: PacketIns<'_>, ctx: &mut Ctx) {
+        let L2Single {
+            config,
+            switches,
+            run,
+        } = self;
+        let hosts = switches.entry(dpid).or_default();
+        run.clear();
+        run.extend(batch.iter().map(|p| seen(hosts, p, true)));
+        for (packet_in, seen) in batch.iter().zip(run.iter()) {
+            if let Some(seen) = seen {
+                Self::answer(config, hosts, dpid, packet_in, *seen, ctx);
+            }
+        }
+    }
+
     fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {
         match event {
             Event::SwitchUp {
@@ -224,7 +290,12 @@ impl Module for L2Single {
             Event::SwitchDown { dpid } => {
                 self.switches.remove(dpid);
             }
-            Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
+            Event::PacketIn { dpid, packet_in } => {
+                let hosts = self.switches.entry(*dpid).or_default();
+                if let Some(seen) = seen(hosts, packet_in, false) {
+                    Self::answer(&self.config, hosts, *dpid, packet_in, seen, ctx);
+                }
+            }
             Event::PortStatus { dpid, status } => self.port_status(*dpid, status),
             Event::FlowRemoved { dpid, removed } => self.flow_removed(*dpid, removed),
             Event::Tick | Event::Notice { .. } => {}
@@ -233,7 +304,7 @@ impl Module for L2Single {
 }
 
 /// The (in_port, source, destination) a learned flow matches.
-fn pair_of(m: &Match) -> Option<Pair> {
+fn pair_of(m: &Match) -> Option<(u32, MacAddr, MacAddr)> {
     let (mut in_port, mut src, mut dst) = (None, None, None);
     for field in m.fields.iter() {
         match field {
@@ -243,11 +314,7 @@ fn pair_of(m: &Match) -> Option<Pair> {
             _ => return None,
         }
     }
-    Some(Pair {
-        in_port: in_port?,
-        src: src?,
-        dst: dst?,
-    })
+    Some((in_port?, src?, dst?))
 }
 
 fn output_port(flow: &FlowStats) -> Option<u32> {
@@ -268,5 +335,6 @@ fn mac_object(mac: MacAddr) -> u64 {
     mac.0.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
+mod hosts;
 #[cfg(test)]
 mod tests;

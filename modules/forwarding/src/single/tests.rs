@@ -272,3 +272,50 @@ fn an_adopted_flow_is_re_sent_by_the_key_it_was_adopted_with() {
     assert!(flows(&changes).is_empty(), "{changes:?}");
     assert_eq!(resends(&changes), vec![(adopted, 9)]);
 }
+
+#[test]
+fn a_run_of_packet_ins_is_answered_as_one_by_one() {
+    let packet_in = |in_port: u32, src, dst, buffer_id| {
+        flowgate_openflow::Message::PacketIn(PacketIn {
+            buffer_id,
+            total_len: 60,
+            reason: PacketInReason::NoMatch,
+            table_id: 0,
+            cookie: 0,
+            match_: Match::new().with(Oxm::InPort(in_port)),
+            data: frame(src, dst),
+        })
+    };
+    let messages = vec![
+        (1, packet_in(1, A, B, NO_BUFFER)),
+        (2, packet_in(2, B, A, 5)),
+        (3, packet_in(2, B, A, 6)),
+    ];
+    let mut batched = L2Single::default();
+    let mut ctx = Ctx::new(std::time::Instant::now());
+    batched.handle_packet_ins(
+        DPID,
+        flowgate_controller::module::PacketIns::new(&messages),
+        &mut ctx,
+    );
+    let run = ctx.take_changes();
+    let mut single = L2Single::default();
+    let mut one_by_one = miss(&mut single, 1, A, B, NO_BUFFER);
+    one_by_one.extend(miss(&mut single, 2, B, A, 5));
+    one_by_one.extend(miss(&mut single, 2, B, A, 6));
+    // Alike but for the key allocations a re-send names.
+    let shown = |changes: &[Change]| -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::ResendFlow { buffer_id, .. } => format!("re-send releasing {buffer_id}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(shown(&run), shown(&one_by_one));
+    assert_eq!(
+        resends(&run).iter().map(|r| r.1).collect::<Vec<_>>(),
+        [5, 6]
+    );
+}
