@@ -122,28 +122,31 @@ declare -A RATIO
 scenario() {
     local key=$1 name=$2 target=$3
     shift 3
-    local nulls=() fgs=() ratios=() nfair=() ffair=() result
+    local nulls=() fgs=() flows=() per=() ratios=() nfair=() ffair=() result
     for _ in $(seq "$ROUNDS"); do
         start_null
         result=$(run null "$NULL_PORT" "$@")
-        nulls+=("$(field flows "$result")")
+        nulls+=("$(field avg "$result")")
         nfair+=("$(field fairness "$result")")
         stop_controller
         start_flowgate
         result=$(run flowgate "$OF_PORT" "$@")
-        fgs+=("$(field flows "$result")")
+        fgs+=("$(field avg "$result")")
+        flows+=("$(field flows "$result")")
+        per+=("$(field per_packet_in "$result")")
         ffair+=("$(field fairness "$result")")
         stop_controller
         ratios+=("$(percent "${fgs[-1]}" "${nulls[-1]}")")
     done
-    local n f spread
+    local n f fl spread
     n=$(printf '%s\n' "${nulls[@]}" | mean)
     f=$(printf '%s\n' "${fgs[@]}" | mean)
+    fl=$(printf '%s\n' "${flows[@]}" | mean)
     RATIO[$key]=$(percent "$f" "$n")
     spread=$(printf '%s\n' "${ratios[@]}" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s%%", lo, hi }')
-    ROWS+=("$(printf '| %-34s | %11s | %11s | %5s%% | %-9s | %4s / %4s | %-26s |' "$name" "$n" "$f" \
-        "${RATIO[$key]}" "$spread" "$(printf '%s\n' "${nfair[@]}" | mean2)" \
-        "$(printf '%s\n' "${ffair[@]}" | mean2)" "$target")")
+    ROWS+=("$(printf '| %-34s | %11s | %11s | %5s%% | %-9s | %11s %5s | %4s | %4s / %4s | %-24s |' "$name" "$n" "$f" \
+        "${RATIO[$key]}" "$spread" "$fl" "($(percent "$fl" "$n")%)" "$(printf '%s\n' "${per[@]}" | mean2)" \
+        "$(printf '%s\n' "${nfair[@]}" | mean2)" "$(printf '%s\n' "${ffair[@]}" | mean2)" "$target")")
 }
 
 OWN=(--switches 16 --macs 1000)
@@ -162,14 +165,17 @@ SCALE=$(taskset -c 1 "$BENCH" scale --controller "127.0.0.1:$OF_PORT" --switches
 stop_controller
 
 echo
-echo "Flows installed per second (flowgate-bench; controller on CPU 0, bench on CPU 1;"
-echo "$ROUNDS rounds alternating null and Flowgate, each run $LOOPS loops of $DURATION_MS ms; means of the runs;"
-echo "fair: the slowest switch's rate over the mean, null / Flowgate)"
+echo "Responses per second (flowgate-bench; controller on CPU 0, bench on CPU 1; $ROUNDS rounds"
+echo "alternating null and Flowgate, each run $LOOPS loops of $DURATION_MS ms; means of the runs). The null"
+echo "responder answers each packet-in with one FLOW_MOD; flows: Flowgate's FLOW_MOD adds per second (and as"
+echo "a share of the null's); per pi: Flowgate's responses per packet-in; fair: the slowest switch's rate over"
+echo "the mean, null / Flowgate."
 echo
-printf '| %-34s | %11s | %11s | %6s | %-9s | %-11s | %-26s |\n' "scenario" "null" "flowgate" "ratio" "per round" "fair" "target"
-printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "$(printf -- '-%.0s' {1..13})" \
+printf '| %-34s | %11s | %11s | %6s | %-9s | %-17s | %-6s | %-11s | %-24s |\n' "scenario" "null" "flowgate" "ratio" "per round" "flows" "per pi" "fair" "target"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "$(printf -- '-%.0s' {1..13})" \
     "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..11})" \
-    "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..28})"
+    "$(printf -- '-%.0s' {1..19})" "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..13})" \
+    "$(printf -- '-%.0s' {1..26})"
 printf '%s\n' "${ROWS[@]}"
 echo
 for pair in "cbench-tp own-tp" "cbench-lat own-lat" "miss-tp own-tp" "miss-lat own-lat"; do

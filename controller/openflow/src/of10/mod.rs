@@ -165,7 +165,10 @@ pub fn decode_shared(frame: &mut bytes::Bytes) -> Result<(Header, Message)> {
         reason: PacketInReason::from(reason),
         table_id: 0,
         cookie: 0,
-        match_: crate::oxm::Match::new().with(crate::oxm::Oxm::InPort(in_port)),
+        // Built in place: the field stays inline, nothing is moved twice.
+        match_: crate::oxm::Match {
+            fields: smallvec::smallvec![crate::oxm::Oxm::InPort(in_port)],
+        },
         data,
     };
     Ok((header, Message::PacketIn(packet_in)))
