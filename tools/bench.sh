@@ -8,9 +8,10 @@
 # (taskset). Each scenario alternates, in ROUNDS rounds, a run against the
 # null controller (the smallest possible responder: what the machine and
 # the tool allow) and one against a fresh Flowgate; the table gives the
-# mean of each side's runs (flows installed per second, and how evenly the
+# mean of each side's runs (responses per second; Flowgate's flows
+# installed per second and responses per packet-in; how evenly the
 # switches were served: the slowest switch's rate over the mean) and
-# Flowgate's figure as a ratio to the null one, with the range of the
+# Flowgate's figures as a ratio to the null one, with the range of the
 # per-round ratios. Alternating keeps both sides under the same machine
 # load: on a shared VM the load drifts over seconds, and two back-to-back
 # blocks of runs measured that drift. Scenarios: Flowgate's own packet-ins

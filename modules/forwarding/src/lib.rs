@@ -27,7 +27,11 @@
 //! Every forwarding module also answers table misses that carry no Flowgate
 //! cookie (`miss.rs`): a 1.3 switch's table-miss entry installed by someone
 //! else, and benchmark tools, send them; the switch holds such a packet
-//! until told what to do with it.
+//! until told what to do with it. L2 learning learns the source and sends
+//! the packet back through the tables (in the FLOW_MOD of a new source's
+//! entry when the switch buffered it, else by PACKET_OUT to TABLE: a known
+//! source's miss in a table before ours installs nothing); topology
+//! forwarding sends it where its entries send its kind.
 
 mod learning;
 mod miss;
