@@ -150,10 +150,9 @@ impl Connection {
             // and the timer are served after every read as well (a busy
             // socket is always readable and must not starve them); they are
             // only waited on, registering wakers, when the socket is idle.
-            let reading = self.session.wants_bytes();
             tokio::select! {
                 biased;
-                read = self.reader.read_buf(self.session.recv_buffer()), if reading => {
+                read = self.reader.read_buf(self.session.recv_buffer()) => {
                     let now = Instant::now();
                     match read {
                         Ok(0) => self.session.close(CloseReason::Peer("connection closed by switch".into())),

@@ -13,8 +13,10 @@
 //! the barrier but not a dump (cbench answers only desc stats), or answers
 //! nothing within [`SessionConfig::sync_timeout`], becomes ready with what
 //! is known ([`SwitchSync::unknown`]). Asynchronous messages that arrive
-//! before that (packet-ins from the first millisecond) are held, bounded,
-//! and passed up right after Ready. Afterwards asynchronous messages are
+//! before that (packet-ins from the first millisecond) are held and passed
+//! up right after Ready; a switch that sends more of them than the session
+//! holds before answering its dumps is taken as one that does not answer
+//! them. Afterwards asynchronous messages are
 //! passed up, requests made through [`Session::request`] are matched to
 //! their replies by xid (multipart replies reassembled), and echo
 //! keepalives run both ways.
@@ -91,9 +93,10 @@ pub struct SessionConfig {
     /// ready without it. The barrier after the dumps usually ends the wait
     /// sooner; this covers switches that answer neither.
     pub sync_timeout: Duration,
-    /// Most asynchronous messages held while the switch is not ready; at
-    /// the bound the session stops taking bytes until it is (the socket's
-    /// buffers and TCP flow control hold the rest, nothing is dropped).
+    /// Most asynchronous messages held while the switch is not ready. One
+    /// more during the sync dumps makes the switch ready with what is known
+    /// (the dumps still unanswered are unknown); before FEATURES_REPLY it
+    /// closes the connection, as a switch that does not do the handshake.
     pub held_limit: usize,
 }
 
@@ -343,8 +346,6 @@ pub struct Session {
     /// Asynchronous messages that arrived before the switch was ready, in
     /// order; passed up right after [`SessionEvent::Ready`].
     held: Vec<(u32, Message)>,
-    /// Bytes wait in `rx` because `held` is full: read no more until ready.
-    paused: bool,
 }
 
 impl Session {
@@ -366,7 +367,6 @@ impl Session {
             echo_sent: false,
             of10_ports: Vec::new(),
             held: Vec::new(),
-            paused: false,
         };
         let hello = Message::Hello(Hello::with_versions(SUPPORTED_VERSIONS));
         let xid = session.alloc_xid();
@@ -385,13 +385,6 @@ impl Session {
     /// The negotiated OpenFlow wire version.
     pub fn version(&self) -> u8 {
         self.version
-    }
-
-    /// False while the session holds as many early messages as it may and
-    /// leaves the rest in its buffer: the driver should not read until the
-    /// switch is ready (a timeout or the bytes already read get it there).
-    pub fn wants_bytes(&self) -> bool {
-        !self.paused
     }
 
     /// Feeds bytes read from the socket. One read is not one message: bytes
@@ -424,17 +417,7 @@ impl Session {
                 return;
             }
         }
-        self.handle_frames(now);
-    }
-
-    /// Handles every whole message in `rx`, unless it must wait there (see
-    /// [`Session::wants_bytes`]).
-    fn handle_frames(&mut self, now: Instant) {
         loop {
-            if self.must_wait(&self.rx) {
-                self.paused = true;
-                return;
-            }
             let len = match frame_len(&self.rx) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
@@ -463,13 +446,6 @@ impl Session {
         }
         if matches!(&self.state, State::Syncing(p) if now >= p.deadline) {
             self.finish_sync();
-        }
-        if self.paused && self.is_ready() {
-            self.paused = false;
-            self.handle_frames(now);
-            if self.is_closed() {
-                return;
-            }
         }
         if now >= self.last_rx + self.config.dead_after {
             self.close(CloseReason::EchoTimeout);
@@ -551,29 +527,37 @@ impl Session {
         }
     }
 
-    /// Whether the frame at the start of `rx` must stay there: an
-    /// asynchronous message while the switch is not ready and the held
-    /// messages are at their bound.
-    fn must_wait(&self, rx: &[u8]) -> bool {
-        // PACKET_IN, FLOW_REMOVED and PORT_STATUS have the same type
-        // numbers in OpenFlow 1.0 and 1.3.
-        let asynchronous = matches!(
-            rx.get(1),
-            Some(
-                &(of::msg_type::PACKET_IN | of::msg_type::FLOW_REMOVED | of::msg_type::PORT_STATUS)
-            )
-        );
-        asynchronous
-            && matches!(self.state, State::AwaitFeatures | State::Syncing(_))
-            && self.held.len() >= self.config.held_limit
+    /// At the bound of held messages, a syncing switch becomes ready with
+    /// what is known (so messages go straight up again), and one that has
+    /// not answered FEATURES is closed.
+    fn check_held_bound(&mut self) {
+        if self.held.len() < self.config.held_limit {
+            return;
+        }
+        if matches!(self.state, State::Syncing(_)) {
+            tracing::info!(
+                held = self.held.len(),
+                "switch sent this many messages before answering its sync dumps; ready with what is known"
+            );
+            self.finish_sync();
+        } else {
+            let why = format!("{} messages before FEATURES_REPLY", self.held.len());
+            self.close(CloseReason::Protocol(why));
+        }
     }
 
     /// Queues an asynchronous message, extending the last run of them; held
     /// until the switch is ready.
     fn push_message(&mut self, xid: u32, message: Message) {
         if !self.is_ready() {
-            self.held.push((xid, message));
-            return;
+            self.check_held_bound();
+            if self.is_closed() {
+                return;
+            }
+            if !self.is_ready() {
+                self.held.push((xid, message));
+                return;
+            }
         }
         let open = matches!(self.events.back(), Some(SessionEvent::Messages))
             && self.runs.back().is_some_and(|run| run.len() < RUN_LEN);

@@ -147,7 +147,6 @@ async fn packet_ins_of_a_switch_that_never_syncs_reach_the_core_once_it_is_ready
     let config = DriverConfig {
         session: SessionConfig {
             sync_timeout: Duration::from_millis(50),
-            held_limit: 8,
             ..SessionConfig::default()
         },
         ..DriverConfig::default()
@@ -165,8 +164,8 @@ async fn packet_ins_of_a_switch_that_never_syncs_reach_the_core_once_it_is_ready
         capabilities: 0,
         reserved: 0,
     };
-    // Packet-ins right after the features, far more than are held; no
-    // dump and no barrier is ever answered.
+    // Packet-ins right after the features; no dump and no barrier is ever
+    // answered.
     let mut input = wire(4, xid, &Message::FeaturesReply(features));
     let sent = 100u32;
     for n in 0..sent {

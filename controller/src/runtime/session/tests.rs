@@ -754,33 +754,51 @@ fn packet_ins_during_the_handshake_follow_ready_in_order() {
 }
 
 #[test]
-fn held_packet_ins_are_bounded_and_the_rest_waits_in_the_buffer() {
+fn a_switch_flooding_packet_ins_before_its_dumps_are_answered_is_ready_at_the_bound() {
     let now = Instant::now();
     let config = SessionConfig {
         held_limit: 2,
         ..SessionConfig::default()
     };
-    let (mut s, _, barrier) = syncing_session(now, config.clone());
+    let (mut s, _, barrier) = syncing_session(now, config);
     let mut bytes = BytesMut::new();
     for port in 1..=5 {
         bytes.extend_from_slice(&wire(port, &packet_in(port)));
     }
-    // The barrier's reply is stuck behind the packet-ins that do not fit.
     bytes.extend_from_slice(&wire(barrier, &Message::BarrierReply));
     s.handle_bytes(now, &bytes);
-    assert!(!s.wants_bytes());
-    assert!(s.poll_event().is_none());
-    // The sync deadline makes it ready, and the waiting bytes are taken
-    // at once.
-    s.handle_timeout(now + config.sync_timeout);
-    ready_sync(&mut s);
-    assert!(s.wants_bytes());
+    // The third packet-in finds two held: ready with nothing answered.
+    let sync = ready_sync(&mut s);
+    assert_eq!(sync.unknown.len(), 5, "{:?}", sync.unknown);
     let xids: Vec<u32> = next_messages(&mut s).iter().map(|(x, _)| *x).collect();
     assert_eq!(xids, [1, 2, 3, 4, 5], "none lost, in order");
     assert!(
         s.poll_event().is_none(),
         "the late barrier reply is absorbed"
     );
+}
+
+#[test]
+fn a_switch_flooding_packet_ins_before_its_features_is_closed() {
+    let now = Instant::now();
+    let config = SessionConfig {
+        held_limit: 2,
+        ..SessionConfig::default()
+    };
+    let mut s = Session::new(now, config);
+    sent(&mut s);
+    s.handle_bytes(now, &wire(1, &Message::Hello(Hello::with_versions(&[4]))));
+    let mut bytes = BytesMut::new();
+    for port in 1..=3 {
+        bytes.extend_from_slice(&wire(port, &packet_in(port)));
+    }
+    s.handle_bytes(now, &bytes);
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Closed {
+            reason: CloseReason::Protocol(_)
+        })
+    ));
 }
 
 #[test]
