@@ -262,6 +262,9 @@ impl Core {
                     if n == 0 {
                         return;
                     }
+                    if self.switches.len() > 1 {
+                        gather(&mut events, &mut batch).await;
+                    }
                     // One clock read per batch: modules see the batch's time.
                     let now = Instant::now();
                     for event in batch.drain(..) {
@@ -801,6 +804,27 @@ impl Core {
             }
         }
         self.dirty = dirty;
+    }
+}
+
+/// Below this many events, a batch waits for the other ready connections.
+const GATHER_BELOW: usize = 64;
+
+/// Lets the connections that are ready take their turn before a small
+/// batch is handled (the core yields), then takes what they queued: the
+/// core woke for the first switch's packet-in, and with many switches
+/// sending one each (latency mode) it was woken, ran and flushed once per
+/// switch. Now one pass answers them all.
+async fn gather(events: &mut mpsc::Receiver<CoreEvent>, batch: &mut Vec<CoreEvent>) {
+    if batch.len() >= GATHER_BELOW {
+        return;
+    }
+    tokio::task::yield_now().await;
+    while batch.len() < BATCH {
+        match events.try_recv() {
+            Ok(event) => batch.push(event),
+            Err(_) => break,
+        }
     }
 }
 
