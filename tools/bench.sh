@@ -25,7 +25,10 @@
 # Flowgate runs the reactive L2 learning module (forwarding.mode =
 # "learning"): flowgate-bench's packet-ins are those of its learn table's
 # miss entry. Environment: CARGO_TARGET_DIR, ROUNDS (default 5), LOOPS
-# per run (2), DURATION_MS (1000), BENCH_PORT_BASE (16650).
+# per run (2), DURATION_MS (1000), BENCH_PORT_BASE (16650), BENCH_RT=1 to
+# run controller and bench at real-time priority (chrt -f 10, root): far
+# steadier figures on a shared VM, but other work on both CPUs gets only
+# the kernel's 5 % real-time reserve while it runs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,7 +57,11 @@ if [ "$BUILD" -eq 1 ]; then
     (cd "$ROOT" && cargo build --release -p flowgate -p flowgate-bench)
 fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-
+# Real-time priority for controller and bench with BENCH_RT=1.
+RT=()
+if [ "${BENCH_RT:-0}" = 1 ]; then
+    RT=(chrt -f 10)
+fi
 WORK="$(mktemp -d /tmp/flowgate-bench.XXXXXX)"
 PIDS=()
 cleanup() {
@@ -84,14 +91,14 @@ wait_port() {
 
 # Starts a controller on CPU 0; sets CTL_PID.
 start_null() {
-    taskset -c 0 "$BENCH" null --listen "127.0.0.1:$NULL_PORT" 2>>"$WORK/null.log" &
+    "${RT[@]}" taskset -c 0 "$BENCH" null --listen "127.0.0.1:$NULL_PORT" 2>>"$WORK/null.log" &
     CTL_PID=$!
     PIDS+=("$CTL_PID")
     wait_port "$NULL_PORT"
 }
 start_flowgate() {
     rm -rf "$WORK/data"
-    taskset -c 0 "$FLOWGATE" --config "$WORK/flowgate.toml" --log warn \
+    "${RT[@]}" taskset -c 0 "$FLOWGATE" --config "$WORK/flowgate.toml" --log warn \
         --openflow-listen "127.0.0.1:$OF_PORT" --rest-listen "127.0.0.1:$REST_PORT" \
         --data-dir "$WORK/data" "${OVSDB_ARGS[@]}" 2>>"$WORK/flowgate.log" &
     CTL_PID=$!
@@ -108,7 +115,7 @@ run() {
     local label=$1 port=$2
     shift 2
     echo "--- $label: flowgate-bench run $*" >&2
-    taskset -c 1 "$BENCH" run --controller "127.0.0.1:$port" --label "$label" \
+    "${RT[@]}" taskset -c 1 "$BENCH" run --controller "127.0.0.1:$port" --label "$label" \
         --loops "$LOOPS" --duration-ms "$DURATION_MS" "$@" | tee -a "$WORK/runs.log" >&2
     grep '^RESULT' "$WORK/runs.log" | tail -1
 }
@@ -161,7 +168,7 @@ scenario miss-lat "1.3 table-miss latency, 16 sw" "own ratio +- 10%, >= 85%" --m
 
 start_flowgate
 echo "--- flowgate: flowgate-bench scale --switches 1000" >&2
-SCALE=$(taskset -c 1 "$BENCH" scale --controller "127.0.0.1:$OF_PORT" --switches 1000 \
+SCALE=$("${RT[@]}" taskset -c 1 "$BENCH" scale --controller "127.0.0.1:$OF_PORT" --switches 1000 \
     --controller-pid "$CTL_PID" --label flowgate | tee -a "$WORK/runs.log" | grep '^RESULT')
 stop_controller
 
