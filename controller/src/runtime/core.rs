@@ -170,6 +170,16 @@ impl SwitchState {
         true
     }
 
+    fn packet_out(&mut self, packet_out: of::PacketOut) {
+        let xid = self.xid();
+        encode_for(
+            self.version,
+            xid,
+            &Message::PacketOut(packet_out),
+            &mut self.out,
+        );
+    }
+
     /// Deletes Flowgate's share of the tables the switch did not report
     /// (see [`unknown_table::clearing`]), ahead of the full reconciliation,
     /// which then finds nothing installed there and sends every entry.
@@ -626,10 +636,10 @@ impl Core {
     /// `self.sent_to`.
     fn apply_changes(&mut self, owner: Owner, changes: &mut Vec<Change>, reconcile: bool) {
         self.sent_to.clear();
-        // Re-sends to one switch only (known hosts' repeated misses, the
-        // commonest packet-in answer) have nothing to diff: send them
-        // straight away.
-        if let Some(dpid) = resends_to_one_switch(changes).filter(|_| reconcile) {
+        // Re-sends and packet-outs to one switch only (known hosts' repeated
+        // misses, the commonest packet-in answers) have nothing to diff:
+        // send them straight away, packet-outs last.
+        if let Some(dpid) = direct_to_one_switch(changes).filter(|_| reconcile) {
             let ids = changes.iter().filter_map(|c| match c {
                 Change::ResendFlow { id, buffer_id, .. } => Some((*id, *buffer_id)),
                 _ => None,
@@ -638,6 +648,12 @@ impl Core {
                 if state.resend_all(ids, &mut self.sent) {
                     self.sent_to.push(dpid);
                     mark_dirty(&mut self.dirty, dpid, state);
+                }
+                for change in changes.drain(..) {
+                    if let Change::PacketOut { packet_out, .. } = change {
+                        state.packet_out(packet_out);
+                        mark_dirty(&mut self.dirty, dpid, state);
+                    }
                 }
             }
             changes.clear();
@@ -745,9 +761,7 @@ impl Core {
         // packet already finds its flows.
         for (dpid, packet_out) in packet_outs {
             if let Some(state) = self.switches.get_mut(&dpid) {
-                let xid = state.xid();
-                let message = Message::PacketOut(packet_out);
-                encode_for(state.version, xid, &message, &mut state.out);
+                state.packet_out(packet_out);
                 mark_dirty(&mut self.dirty, dpid, state);
             }
         }
@@ -949,10 +963,11 @@ fn packet_in_run(messages: &[(u32, Message)]) -> Option<(Route, usize)> {
     Some((route, len))
 }
 
-/// The switch, if `changes` are all re-sends to that one switch.
-fn resends_to_one_switch(changes: &[Change]) -> Option<u64> {
+/// The switch, if `changes` are all re-sends and packet-outs to that one
+/// switch.
+fn direct_to_one_switch(changes: &[Change]) -> Option<u64> {
     let mut dpids = changes.iter().map(|change| match change {
-        Change::ResendFlow { dpid, .. } => Some(*dpid),
+        Change::ResendFlow { dpid, .. } | Change::PacketOut { dpid, .. } => Some(*dpid),
         _ => None,
     });
     let first = dpids.next()??;

@@ -20,7 +20,7 @@ use flowgate_openflow::{
     port_no, Action, FlowRemoved, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn,
     PortReason, PortStatus, NO_BUFFER, OFP_VERSION_1_0,
 };
-use hosts::{Flow, HostHash, HostTable};
+use hosts::{Flow, Host, HostHash, HostTable};
 
 use crate::miss;
 
@@ -99,23 +99,28 @@ impl L2Single {
         let Seen {
             in_port, src, dst, ..
         } = seen;
+        // Where it goes, as if its source were learned first: a packet to
+        // itself stays behind its port.
+        let forward = if dst == src {
+            Forward::Drop
+        } else {
+            forward(hosts, in_port, dst, seen.dst_hash)
+        };
         let learnable = !src.is_multicast() && src != MacAddr::ZERO;
-        if learnable {
-            hosts.learn(src, seen.src_hash, in_port);
-        }
-        let out_port = match forward(hosts, in_port, dst, seen.dst_hash) {
-            Forward::Drop => return,
-            Forward::Port(port) if learnable => {
+        let source = learnable.then(|| hosts.learn(src, seen.src_hash, in_port));
+        let out_port = match (forward, source) {
+            (Forward::Drop, _) => return,
+            (Forward::Port(port), Some(source)) => {
                 let buffer_id = packet_in.buffer_id;
-                Self::install(config, hosts, dpid, seen, port, buffer_id, ctx);
+                Self::install(config, source, dpid, seen, port, buffer_id, ctx);
                 if buffer_id != NO_BUFFER {
                     // The FLOW_MOD releases the packet: nothing more to send.
                     return;
                 }
                 port
             }
-            Forward::Port(port) => port,
-            Forward::Flood => port_no::FLOOD,
+            (Forward::Port(port), None) => port,
+            (Forward::Flood, _) => port_no::FLOOD,
         };
         let output = Action::Output {
             port: out_port,
@@ -124,29 +129,26 @@ impl L2Single {
         ctx.packet_out(dpid, miss::release(packet_in, in_port, vec![output]));
     }
 
-    /// Sends the flow of `seen`'s packets towards `out_port`, releasing
-    /// `buffer_id`: a miss for a flow we declared means the switch lacks
-    /// it, so it is re-sent as it is, or declared anew if it is new or its
-    /// port changed.
+    /// Sends the flow of `seen`'s packets (from `source`) towards
+    /// `out_port`, releasing `buffer_id`: a miss for a flow we declared
+    /// means the switch lacks it, so it is re-sent as it is, or declared
+    /// anew if it is new or its port changed.
     fn install(
         config: &L2SingleConfig,
-        hosts: &mut HostTable,
+        source: &mut Host,
         dpid: u64,
         seen: Seen,
         out_port: u32,
         buffer_id: u32,
         ctx: &mut Ctx,
     ) {
-        let Some(host) = hosts.get_mut(&seen.src, seen.src_hash) else {
-            return;
-        };
-        match host.flow(seen.in_port, seen.dst) {
+        match source.flow(seen.in_port, seen.dst) {
             Some(flow) if flow.out_port == out_port => {
                 ctx.resend_releasing(dpid, &flow.key, buffer_id)
             }
             _ => {
                 let entry = pair_entry(config, seen.in_port, seen.src, seen.dst, out_port);
-                host.declare(Flow {
+                source.declare(Flow {
                     in_port: seen.in_port,
                     dst: seen.dst,
                     out_port,

@@ -809,19 +809,57 @@ fn packet_ins_reach_their_module_in_runs_and_are_answered_in_order() {
 }
 
 #[test]
-fn only_resends_to_one_switch_skip_the_diff() {
+fn only_resends_and_packet_outs_to_one_switch_skip_the_diff() {
     let id = rule(1).key.id();
     let resend = |dpid| Change::ResendFlow {
         dpid,
         id,
         buffer_id: of::NO_BUFFER,
     };
-    assert_eq!(resends_to_one_switch(&[resend(1), resend(1)]), Some(1));
-    assert_eq!(resends_to_one_switch(&[resend(1), resend(2)]), None);
-    assert_eq!(resends_to_one_switch(&[]), None);
+    assert_eq!(direct_to_one_switch(&[resend(1), resend(1)]), Some(1));
+    assert_eq!(direct_to_one_switch(&[resend(1), resend(2)]), None);
+    assert_eq!(direct_to_one_switch(&[]), None);
     let install = Change::InstallFlow {
         dpid: 1,
         entry: rule(1),
     };
-    assert_eq!(resends_to_one_switch(&[resend(1), install]), None);
+    assert_eq!(direct_to_one_switch(&[resend(1), install]), None);
+    let packet_out = |dpid| Change::PacketOut {
+        dpid,
+        packet_out: of::PacketOut::with_data(Vec::new(), Bytes::new()),
+    };
+    assert_eq!(
+        direct_to_one_switch(&[resend(1), packet_out(1), packet_out(1)]),
+        Some(1)
+    );
+    assert_eq!(direct_to_one_switch(&[packet_out(1), packet_out(2)]), None);
+}
+
+#[test]
+fn a_direct_answer_sends_its_re_sends_before_its_packet_outs() {
+    let mut rig = Rig::new(vec![]);
+    rig.sent();
+    // A re-send names the entry by the key it was declared with.
+    let entry = rule(1);
+    let id = entry.key.id();
+    rig.core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, entry))
+        .unwrap();
+    rig.core.flush();
+    rig.sent();
+    let mut changes = vec![
+        Change::PacketOut {
+            dpid: DPID,
+            packet_out: of::PacketOut::with_data(Vec::new(), Bytes::from_static(b"x")),
+        },
+        Change::ResendFlow {
+            dpid: DPID,
+            id,
+            buffer_id: of::NO_BUFFER,
+        },
+    ];
+    rig.core.apply_changes(Owner::Firewall, &mut changes, true);
+    rig.core.flush();
+    let kinds: Vec<u8> = rig.sent().iter().map(|(_, m)| m.msg_type()).collect();
+    assert_eq!(kinds, [of::msg_type::FLOW_MOD, of::msg_type::PACKET_OUT]);
 }
