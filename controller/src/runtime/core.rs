@@ -170,6 +170,7 @@ impl SwitchState {
         true
     }
 
+    /// Appends a PACKET_OUT to the output.
     fn packet_out(&mut self, packet_out: of::PacketOut) {
         let xid = self.xid();
         encode_for(
