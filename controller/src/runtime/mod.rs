@@ -10,6 +10,7 @@ pub mod registry;
 pub mod rejection;
 pub mod session;
 pub mod tasks;
+mod unknown_table;
 mod view;
 pub mod writer;
 

@@ -198,7 +198,7 @@ impl FakeSwitch {
                     self.lost.remove(key);
                     self.take(key, &mut seen);
                 }
-                Change::ResendFlow { dpid, id } if *dpid == self.dpid => {
+                Change::ResendFlow { dpid, id, .. } if *dpid == self.dpid => {
                     let lost = self.lost.keys().find(|k| k.id() == *id).cloned();
                     if let Some((key, spec)) = lost.and_then(|k| self.lost.remove_entry(&k)) {
                         self.flows.insert(key, spec);

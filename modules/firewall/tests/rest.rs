@@ -213,8 +213,9 @@ impl Lab {
             table,
             addr,
         };
-        // Up once the initial reconciliation was confirmed.
-        lab.wait(|t| t.barriers >= 1).await;
+        // Up once the initial reconciliation was confirmed: one barrier
+        // closes the sync dumps, the next the reconciliation.
+        lab.wait(|t| t.barriers >= 2).await;
         lab
     }
 

@@ -131,6 +131,49 @@ pub fn decode(buf: &[u8]) -> Result<(Header, Message)> {
     Ok((header, message))
 }
 
+/// Bytes of a 1.0 PACKET_IN before its frame: header, buffer_id,
+/// total_len, in_port, reason, pad.
+const PACKET_IN_HEAD: usize = 18;
+
+/// [`decode`], taking `frame` over as a PACKET_IN's packet data instead of
+/// copying it (the bytes of the frame are shared); other messages decode
+/// as [`decode`] does. `frame` is left empty after a PACKET_IN.
+pub fn decode_shared(frame: &mut bytes::Bytes) -> Result<(Header, Message)> {
+    let head: [u8; PACKET_IN_HEAD] = match frame.get(..PACKET_IN_HEAD) {
+        Some(head) if head[0] == OFP_VERSION_1_0 && head[1] == msg_type::PACKET_IN => {
+            head.try_into().unwrap_or([0; PACKET_IN_HEAD])
+        }
+        _ => return decode(frame),
+    };
+    let [_, _, l0, l1, x0, x1, x2, x3, b0, b1, b2, b3, t0, t1, p0, p1, reason, _] = head;
+    let length = u16::from_be_bytes([l0, l1]);
+    if usize::from(length) != frame.len() {
+        return decode(frame);
+    }
+    let header = Header {
+        version: OFP_VERSION_1_0,
+        msg_type: msg_type::PACKET_IN,
+        length,
+        xid: u32::from_be_bytes([x0, x1, x2, x3]),
+    };
+    let mut data = std::mem::take(frame);
+    bytes::Buf::advance(&mut data, PACKET_IN_HEAD);
+    let in_port = port_from_10(u16::from_be_bytes([p0, p1]));
+    let packet_in = PacketIn {
+        buffer_id: u32::from_be_bytes([b0, b1, b2, b3]),
+        total_len: u16::from_be_bytes([t0, t1]),
+        reason: PacketInReason::from(reason),
+        table_id: 0,
+        cookie: 0,
+        // Built in place: the field stays inline, nothing is moved twice.
+        match_: crate::oxm::Match {
+            fields: smallvec::smallvec![crate::oxm::Oxm::InPort(in_port)],
+        },
+        data,
+    };
+    Ok((header, Message::PacketIn(packet_in)))
+}
+
 fn parse_body(t: u8, r: &mut Reader<'_>) -> Result<Message> {
     use msg_type::*;
     Ok(match t {
