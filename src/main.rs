@@ -62,7 +62,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         edge_delay: Duration::from_secs(config.topology.edge_delay),
         host_idle_timeout: config.topology.host_idle_timeout,
         controller_id: instance_id(),
-    });
+    })
+    .with_addresses(store.as_ref())
+    .context("loading host addresses from the store")?;
     let forwarding: Box<dyn Module> = match config.forwarding.mode {
         ForwardingMode::Topology => Box::new(TopologyForwarding::new(TopologyForwardingConfig {
             proxy_arp: config.forwarding.proxy_arp,

@@ -27,7 +27,22 @@ pub struct Host {
     pub at: Endpoint,
 }
 
+/// A host's addresses, kept in the store so that a restarted controller
+/// knows the hosts it adopts from the switches by IP too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Addresses {
+    pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
+}
+
 impl Host {
+    pub fn addresses(&self) -> Addresses {
+        Addresses {
+            ipv4: self.ipv4.clone(),
+            ipv6: self.ipv6.clone(),
+        }
+    }
+
     pub fn has_ip(&self, ip: IpAddr) -> bool {
         match ip {
             IpAddr::V4(v4) => self.ipv4.contains(&v4),
@@ -124,17 +139,20 @@ impl HostTable {
 
     /// Adds a host known only by MAC and place (adopted from a switch's
     /// flows after a restart), unless it is already known.
-    pub fn adopt(&mut self, mac: MacAddr, at: Endpoint) -> bool {
+    /// A host found as an entry a previous run left on a switch, with the
+    /// addresses that run knew it by; false if it is known already.
+    pub fn adopt(&mut self, mac: MacAddr, at: Endpoint, known: Option<&Addresses>) -> bool {
         if self.hosts.contains_key(&mac) {
             return false;
         }
+        let known = known.cloned().unwrap_or_default();
         self.hosts.insert(
             mac,
             Host {
                 mac,
                 vlan: None,
-                ipv4: Vec::new(),
-                ipv6: Vec::new(),
+                ipv4: known.ipv4,
+                ipv6: known.ipv6,
                 at,
             },
         );
@@ -262,8 +280,8 @@ mod tests {
     #[test]
     fn adopt_and_remove() {
         let mut t = HostTable::default();
-        assert!(t.adopt(A, P1));
-        assert!(!t.adopt(A, P2), "a known host keeps its place");
+        assert!(t.adopt(A, P1, None));
+        assert!(!t.adopt(A, P2, None), "a known host keeps its place");
         t.learn(P2, &seen(B, None));
         let gone = t.remove_where(|h| h.at.dpid == 2);
         assert_eq!(gone.len(), 1);

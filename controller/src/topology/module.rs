@@ -25,10 +25,10 @@ use flowgate_openflow::{
     port_no, port_state, Action, FlowRemoved, FlowStats, Instruction, MacAddr, Match, Oxm,
     PacketIn, PacketOut, Port, PortReason, PortStatus, NO_BUFFER, OFPCML_NO_BUFFER,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::graph::Endpoint;
-use super::hosts::{HostTable, Learned};
+use super::hosts::{Addresses, HostTable, Learned};
 use super::lldp::{Probe, ETH_TYPE_LLDP};
 use super::packet::{Sighting, ETH_TYPE_ARP, ETH_TYPE_IPV6, ICMPV6_NA, ICMPV6_NS, IP_PROTO_ICMPV6};
 use super::view::{PortRole, PortView, SwitchView, TopologyView};
@@ -37,6 +37,7 @@ use crate::desired::{FlowEntry, FlowSpec};
 use crate::events::{BusEvent, HostChange};
 use crate::module::{Adoption, Ctx, Event, Module, Scope};
 use crate::pipeline::{ACL, CLASSIFY, MODULE_MISS_PRIORITY};
+use crate::store::{Op, Store, StoreExt};
 
 pub const LLDP_PRIORITY: u16 = 1000;
 pub const LINK_PORT_PRIORITY: u16 = 500;
@@ -117,6 +118,17 @@ pub struct Topology {
     view: Arc<TopologyView>,
     /// Link and host events for the bus, emitted at the end of the event.
     events: Vec<BusEvent>,
+    /// Hosts' addresses as stored (see [`Topology::with_addresses`]).
+    addresses: BTreeMap<MacAddr, Addresses>,
+    /// Store writes for those addresses, made at the end of the event.
+    address_ops: Vec<Op>,
+}
+
+/// Where host addresses are kept: `topology/hosts/<mac>`.
+pub const ADDRESSES: &str = "topology/hosts/";
+
+fn address_key(mac: MacAddr) -> String {
+    format!("{ADDRESSES}{mac}")
 }
 
 impl Topology {
@@ -130,7 +142,36 @@ impl Topology {
             dirty: false,
             view: Arc::default(),
             events: Vec::new(),
+            addresses: BTreeMap::new(),
+            address_ops: Vec::new(),
         }
+    }
+
+    /// Knows the addresses of the hosts an earlier run learned (kept in
+    /// `store` from then on), so hosts adopted from a switch's entries
+    /// after a restart are found by IP at once, not at their next ARP.
+    pub fn with_addresses(mut self, store: &dyn Store) -> anyhow::Result<Self> {
+        for (key, addresses) in store.list_json::<Addresses>(ADDRESSES)? {
+            if let Ok(mac) = key[ADDRESSES.len()..].parse::<MacAddr>() {
+                self.addresses.insert(mac, addresses);
+            }
+        }
+        Ok(self)
+    }
+
+    /// Queues a store write if `mac`'s addresses changed.
+    fn remember(&mut self, mac: MacAddr) {
+        let Some(addresses) = self.hosts.get(mac).map(|h| h.addresses()) else {
+            return;
+        };
+        if self.addresses.get(&mac) == Some(&addresses) {
+            return;
+        }
+        match Op::put_json(address_key(mac), &addresses) {
+            Ok(op) => self.address_ops.push(op),
+            Err(e) => warn!(error = %e, "could not encode a host's addresses"),
+        }
+        self.addresses.insert(mac, addresses);
     }
 
     /// The last published view.
@@ -168,7 +209,8 @@ impl Topology {
         {
             if let (Some(port), Some((mac, None))) = (flow.match_.in_port(), flow.match_.eth_src())
             {
-                self.hosts.adopt(mac, Endpoint::new(dpid, port));
+                self.hosts
+                    .adopt(mac, Endpoint::new(dpid, port), self.addresses.get(&mac));
             }
         }
         self.switches.insert(dpid, state);
@@ -323,6 +365,7 @@ impl Topology {
             Learned::New => {
                 info!(mac = %sighting.mac, dpid = format_args!("{dpid:016x}"), port = in_port, "host found");
                 self.host_event(sighting.mac, here, HostChange::Appeared);
+                self.remember(sighting.mac);
                 self.dirty = true;
             }
             Learned::Moved { from } => {
@@ -331,7 +374,10 @@ impl Topology {
                 self.host_event(sighting.mac, here, HostChange::Moved);
                 self.dirty = true;
             }
-            Learned::Updated => self.dirty = true,
+            Learned::Updated => {
+                self.remember(sighting.mac);
+                self.dirty = true;
+            }
             Learned::Unchanged => {}
         }
     }
@@ -382,6 +428,9 @@ impl Topology {
         {
             info!(%mac, "host expired");
             self.hosts.remove(mac);
+            if self.addresses.remove(&mac).is_some() {
+                self.address_ops.push(Op::delete(address_key(mac)));
+            }
             self.host_event(mac, Endpoint::new(dpid, port), HostChange::Gone);
             self.dirty = true;
         }
@@ -586,6 +635,9 @@ impl Module for Topology {
         }
         for event in self.events.drain(..) {
             ctx.emit(event);
+        }
+        if !self.address_ops.is_empty() {
+            ctx.persist(std::mem::take(&mut self.address_ops));
         }
     }
 

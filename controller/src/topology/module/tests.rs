@@ -429,3 +429,46 @@ fn a_restarted_controller_adopts_hosts_and_rewrites_nothing() {
         }
     }
 }
+
+#[test]
+fn host_addresses_are_stored_and_given_back_to_the_hosts_a_restart_adopts() {
+    use crate::store::MemoryStore;
+
+    let store = MemoryStore::new();
+    let mut lab = Lab::new();
+    lab.up(1, &[1], &[]);
+    lab.tick(4);
+    lab.host_sends((1, 1), H1, [10, 0, 0, 1]);
+    let ops: Vec<Op> = lab
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Persist(ops) => Some(ops.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(ops.len(), 1, "one write for the new host");
+    store.apply(ops).unwrap();
+    // The same address again writes nothing.
+    lab.changes.clear();
+    lab.host_sends((1, 1), H1, [10, 0, 0, 1]);
+    assert!(!lab.changes.iter().any(|c| matches!(c, Change::Persist(_))));
+
+    // A restarted controller: the host entry is all the switch shows.
+    let mut again = Lab::new();
+    again.topo = Topology::new(TopologyConfig {
+        controller_id: ID,
+        ..TopologyConfig::default()
+    })
+    .with_addresses(&store)
+    .unwrap();
+    let installed = [reported_stats(&host_entry(H1, 1, 300))];
+    again.up(1, &[1], &installed);
+    again.tick(1);
+    let found = again
+        .view()
+        .host_by_ip("10.0.0.1".parse().unwrap())
+        .cloned();
+    assert_eq!(found.map(|h| h.mac), Some(H1), "known by IP before any ARP");
+}
