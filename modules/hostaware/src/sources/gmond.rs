@@ -186,7 +186,7 @@ pub fn parse_gmond(xml: &str) -> Result<GmondDoc, SourceError> {
             }
             Event::Empty(e) => (e, true),
             Event::End(e) => {
-                depth -= 1;
+                depth = depth.saturating_sub(1);
                 match e.name().as_ref() {
                     "CLUSTER" => (cluster, host) = (None, None),
                     "HOST" => host = None,

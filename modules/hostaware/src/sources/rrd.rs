@@ -202,22 +202,22 @@ impl RrdRead for LibRrd {
             let value = *row.first()?;
             (at > start && at <= end && !value.is_nan()).then_some((at, value))
         });
-        let mut consolidated: Option<(SystemTime, f64, usize)> = None;
+        let (mut newest, mut n) = (None, 0u32);
+        let mut acc = match cf {
+            Consolidation::Average => 0.0,
+            Consolidation::Max => f64::NEG_INFINITY,
+            Consolidation::Min => f64::INFINITY,
+        };
         for (at, value) in known {
-            consolidated = Some(match consolidated {
-                None => (at, value, 1),
-                Some((newest, acc, n)) => (
-                    newest.max(at),
-                    match cf {
-                        Consolidation::Average => acc + value,
-                        Consolidation::Max => acc.max(value),
-                        Consolidation::Min => acc.min(value),
-                    },
-                    n + 1,
-                ),
-            });
+            newest = newest.max(Some(at));
+            n += 1;
+            acc = match cf {
+                Consolidation::Average => acc + value,
+                Consolidation::Max => acc.max(value),
+                Consolidation::Min => acc.min(value),
+            };
         }
-        let (at, acc, n) = consolidated.ok_or_else(|| {
+        let at = newest.ok_or_else(|| {
             SourceError::Missing(format!(
                 "no known value in {} over the {}s before {}",
                 path.display(),
@@ -226,7 +226,7 @@ impl RrdRead for LibRrd {
             ))
         })?;
         let value = match cf {
-            Consolidation::Average => acc / n as f64,
+            Consolidation::Average => acc / f64::from(n),
             Consolidation::Max | Consolidation::Min => acc,
         };
         Ok(RrdValue {
