@@ -5,8 +5,9 @@
 #   tools/test-all.sh --quick  everything except the end-to-end lab tests (the lab's own
 #                              unit tests, which need no root, still run)
 #
-# It installs missing lab packages (apt-get update once, only if something is
-# missing), starts Open vSwitch when it is not running, then runs
+# It installs missing build and lab packages (apt-get update once, only if
+# something is missing), starts Open vSwitch when it is not running, points
+# the rrd crate at librrd (LIBRRD), then runs
 #   cargo fmt --check, cargo clippy -D warnings, cargo test, cargo build --release,
 #   the lab's unit tests (scenario files, harness), then
 #   /usr/bin/python3 -m pytest tests/ -v   (FLOWGATE_BIN = the release binary).
@@ -30,11 +31,13 @@ cd "$ROOT"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Packages the lab needs: Open vSwitch (userspace datapath), Mininet's Python
-# API, traffic tools, pytest and PyYAML (scenario files, the pusher) for
-# Debian's /usr/bin/python3.
-PACKAGES=(openvswitch-switch mininet iperf3 ethtool tcpdump python3-pytest python3-yaml
-          netcat-openbsd iputils-ping iproute2)
+# Packages the build and the lab need: librrd (the host-aware module reads
+# Ganglia's RRD files; its tests make files with rrdtool), Open vSwitch
+# (userspace datapath), Mininet's Python API, Ganglia's daemons, traffic
+# tools, pytest and PyYAML (scenario files, the pusher) for Debian's
+# /usr/bin/python3.
+PACKAGES=(librrd-dev rrdtool openvswitch-switch mininet ganglia-monitor gmetad iperf3 ethtool
+          tcpdump python3-pytest python3-yaml netcat-openbsd iputils-ping iproute2)
 
 install_missing() {
     local missing=() pkg
@@ -80,6 +83,11 @@ ensure_rust() {
 install_missing
 start_ovs
 ensure_rust
+# The rrd crate's pregenerated bindings: no bindgen run, no libclang needed.
+if [ -z "${LIBRRD:-}" ]; then
+    LIBRRD="$(dpkg -L librrd-dev | grep '/librrd\.so$')"
+    export LIBRRD
+fi
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check

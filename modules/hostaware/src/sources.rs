@@ -1,6 +1,12 @@
 //! Metric sources. Each answers "the value of metric M of host H, now",
 //! or says why it cannot (stale, missing, unreachable): a source that
 //! stops updating never triggers or reverts anything by itself.
+//!
+//! - [`rrd`]: Ganglia's RRD files (written by gmetad), through librrd;
+//! - [`gmond`]: live values in gmond's (or gmetad's) XML.
+
+pub mod gmond;
+pub mod rrd;
 
 use std::time::{Duration, SystemTime};
 
