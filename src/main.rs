@@ -20,6 +20,7 @@ use flowgate_forwarding::{
     L2Learning, L2LearningConfig, L2Single, L2SingleConfig, TopologyForwarding,
     TopologyForwardingConfig,
 };
+use flowgate_loadbalancer::{LoadBalancer, LoadBalancerService};
 use flowgate_overlay::api::OverlayApi;
 use flowgate_overlay::provision::{self, ProvisionConfig, StatusBoard};
 use flowgate_overlay::Overlay;
@@ -83,6 +84,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let firewall = flowgate_firewall::load(store.as_ref(), config.firewall_rules.as_deref())
         .context("loading the firewall configuration")?;
     modules.push(Box::new(Firewall::new(firewall)));
+    let lb = flowgate_loadbalancer::persist::load(store.as_ref())
+        .context("loading the load balancer configuration")?;
+    modules.push(Box::new(LoadBalancer::new(lb_settings(&config)?, lb)));
     let mut runtime_config = RuntimeConfig::default();
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;
@@ -104,18 +108,35 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let runtime = Runtime::start(openflow, runtime_config, modules, store.clone());
     let overlay_routes = overlay(&config, &runtime, store.clone(), ovsdb)?;
     let firewall_routes = flowgate_firewall::routes(FirewallService::new(runtime.clone()));
+    let lb_routes = flowgate_loadbalancer::routes(LoadBalancerService::new(runtime.clone()));
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
         .with_metrics(runtime.metrics().clone());
     let module_routes = vec![
         topology::api::routes(runtime.clone()),
         overlay_routes,
         firewall_routes,
+        lb_routes,
     ];
     let app = api::router_with_modules(state, module_routes);
     api::serve(rest, app, shutdown_signal()).await?;
     runtime.shutdown(Duration::from_secs(2)).await;
     info!("flowgate stopped");
     Ok(())
+}
+
+/// The load balancer's settings from `[loadbalancer]` and the flags.
+fn lb_settings(config: &Config) -> anyhow::Result<flowgate_loadbalancer::Settings> {
+    let lb = &config.loadbalancer;
+    Ok(flowgate_loadbalancer::Settings {
+        virtual_mac: lb
+            .virtual_mac
+            .parse()
+            .map_err(|e| anyhow::anyhow!("loadbalancer.virtual_mac: {e}"))?,
+        monitor_source_v4: lb.monitor_source.map(std::net::IpAddr::V4),
+        monitor_source_v6: lb.monitor_source_v6.map(std::net::IpAddr::V6),
+        leastconn_interval: Duration::from_secs_f64(lb.leastconn_interval),
+        ..flowgate_loadbalancer::Settings::default()
+    })
 }
 
 /// A random id for this controller process, carried in its LLDP probes so
