@@ -128,7 +128,9 @@ impl Tracker {
                     }
                     let reply = conn_key(zone, &tracked)
                         .map(|k| (k.0, k.2, k.1, k.3, k.5, k.4))
-                        .unwrap_or_else(|| (zone, key.2.clone(), key.1.clone(), key.3, key.5, key.4));
+                        .unwrap_or_else(|| {
+                            (zone, key.2.clone(), key.1.clone(), key.3, key.5, key.4)
+                        });
                     let mut conns = self.conns.borrow_mut();
                     conns.push(Conn {
                         mark: new_mark,

@@ -104,9 +104,9 @@ impl WireSwitch {
                 self.barriers += 1;
                 Some(Message::BarrierReply)
             }
-            Message::MultipartRequest(req) => self.multipart(&req.body).map(|body| {
-                Message::MultipartReply(Box::new(MultipartReply { flags: 0, body }))
-            }),
+            Message::MultipartRequest(req) => self
+                .multipart(&req.body)
+                .map(|body| Message::MultipartReply(Box::new(MultipartReply { flags: 0, body }))),
             Message::FlowMod(_) | Message::GroupMod(_) | Message::MeterMod(_) => self
                 .switch
                 .handle_message(&message)
