@@ -276,6 +276,16 @@ impl Prober {
         }
     }
 
+    /// Forgets `key`'s probe in flight without a result: it could not be
+    /// sent (the member is not located yet, e.g. right after a restart),
+    /// which says nothing about the member's health.
+    pub fn abandon(&mut self, key: &TargetKey) {
+        if let Some(mut state) = self.targets.remove(key) {
+            self.cancel(&mut state);
+            self.targets.insert(key.clone(), state);
+        }
+    }
+
     /// The health of `key`, if it is probed.
     pub fn status(&self, key: &TargetKey) -> Option<&Status> {
         self.targets.get(key).map(|s| &s.status)

@@ -774,7 +774,11 @@ impl LoadBalancer {
         let mut changed = false;
         for out in outs {
             match out {
-                Out::Send { key, packet } => self.send_probe(&key, &packet, ctx),
+                Out::Send { key, packet } => {
+                    if !self.send_probe(&key, &packet, ctx) {
+                        self.prober.abandon(&key);
+                    }
+                }
                 Out::Changed {
                     key,
                     from,
@@ -838,19 +842,22 @@ impl LoadBalancer {
             .find_map(|v| v.network.clone())
     }
 
-    fn send_probe(&self, key: &TargetKey, packet: &ProbePacket, ctx: &mut Ctx) {
+    /// Sends a probe toward its member; false when the member is not
+    /// located (yet), so nothing could be sent.
+    fn send_probe(&self, key: &TargetKey, packet: &ProbePacket, ctx: &mut Ctx) -> bool {
         let network = self.pool_network(&key.pool);
         let ip = key.member.address;
         let (Some(mac), Some((dpid, port))) = (
             self.mac_of(network.as_deref(), ip),
             self.location(network.as_deref(), ip),
         ) else {
-            return;
+            return false;
         };
         let Some(frame) = probe::frame(packet, self.settings.virtual_mac, mac) else {
-            return;
+            return false;
         };
         ctx.packet_out(dpid, out_of(port, frame));
+        true
     }
 
     /// Asks for members nobody has located yet: an ARP request from the

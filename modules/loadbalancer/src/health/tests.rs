@@ -338,3 +338,16 @@ fn targets_keep_their_health_across_updates_and_restore_it() {
     assert_eq!(sim.prober.health(&key(2)), None);
     assert_eq!(sim.prober.next_deadline(), None);
 }
+
+#[test]
+fn a_probe_that_could_not_be_sent_counts_for_nothing() {
+    let mut sim = Sim::new(vec![target(2, CheckKind::Tcp { port: 80 })]);
+    for second in 0..5u64 {
+        let out = sim.until(250 + second * 1000);
+        assert_eq!(sent(&out).len(), 1);
+        // The member is not located: the module sends nothing.
+        sim.prober.abandon(&key(2));
+    }
+    assert_eq!(sim.prober.health(&key(2)), Some(Health::Unknown));
+    assert!(sim.prober.status(&key(2)).unwrap().transitions.is_empty());
+}
