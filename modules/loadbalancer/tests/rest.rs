@@ -74,12 +74,16 @@ impl Lab {
     /// A runtime with the load balancer over `store`, and `switch`
     /// connected to it.
     async fn start(store: Arc<MemoryStore>, switch: SharedSwitch) -> Lab {
+        Lab::start_with(store, switch, Settings::default()).await
+    }
+
+    async fn start_with(store: Arc<MemoryStore>, switch: SharedSwitch, settings: Settings) -> Lab {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let loaded = flowgate_loadbalancer::persist::load(store.as_ref()).expect("load");
         let modules: Vec<Box<dyn Module>> = vec![
             Box::new(Hosts),
-            Box::new(LoadBalancer::new(Settings::default(), loaded)),
+            Box::new(LoadBalancer::new(settings, loaded)),
         ];
         let dyn_store: Arc<dyn Store> = store;
         let runtime = Runtime::start(
@@ -457,4 +461,113 @@ async fn a_restarted_controller_rewrites_nothing() {
         .received
         .iter()
         .any(|m| matches!(m, Message::GroupMod(g) if g.command != GroupModCommand::Modify)));
+}
+
+/// A TCP packet with its flags (as the switch sees them: `tcp_flags`).
+fn with_flags(mut p: Packet, flags: u16) -> Packet {
+    let mut payload = vec![0x4f, 0x4e, 0x46, 0x00];
+    payload.extend_from_slice(&flags.to_be_bytes());
+    p.fields.push(Oxm::Raw {
+        class: 0xffff,
+        field: 42,
+        hasmask: false,
+        payload: payload.into(),
+    });
+    p
+}
+
+fn reply(member: u8, sport: u16) -> Packet {
+    Packet::new(vec![
+        Oxm::EthSrc(mac(member), None),
+        Oxm::EthDst(mac(1), None),
+        Oxm::EthType(0x0800),
+        Oxm::Ipv4Src(Ipv4Addr::new(10, 0, 0, member), None),
+        Oxm::Ipv4Dst(Ipv4Addr::new(10, 0, 0, 1), None),
+        Oxm::IpProto(6),
+        Oxm::TcpSrc(8080),
+        Oxm::TcpDst(sport),
+    ])
+}
+
+#[tokio::test]
+async fn leastconn_weights_follow_live_connections_counted_in_the_switch() {
+    let switch = WireSwitch::shared(1);
+    {
+        let mut s = switch.lock().unwrap();
+        for n in 1..=4u8 {
+            s.switch.install(FlowEntry::new(
+                FORWARD,
+                100,
+                Match::new().with(Oxm::EthDst(mac(n), None)),
+                FlowSpec::new(0x42_0000 + u64::from(n), output_to(u32::from(n))),
+            ));
+        }
+    }
+    let lab = Lab::start_with(
+        Arc::new(MemoryStore::default()),
+        switch,
+        Settings {
+            leastconn_interval: Duration::from_millis(100),
+            ..Settings::default()
+        },
+    )
+    .await;
+    lab.web().await;
+    let mut vip = lab.call(Method::GET, "/api/v1/lb/vips/web", None).await.1;
+    vip["method"] = json!("leastconn");
+    lab.ok(Method::PUT, "/api/v1/lb/vips/web", vip).await;
+    let weights = |lab: &Lab| -> Vec<u16> {
+        let s = lab.switch.lock().unwrap();
+        s.switch.groups[&0x0500_0001]
+            .buckets
+            .iter()
+            .map(|b| b.weight)
+            .collect()
+    };
+    // Twenty connections: each SYN balanced, answered with SYN-ACK.
+    let mut conns = Vec::new();
+    for sport in 3000..3020u16 {
+        let member = port_of(&lab.process(1, &with_flags(to_vip(sport), 0x002))) as u8;
+        lab.process(u32::from(member), &with_flags(reply(member, sport), 0x012));
+        conns.push((sport, member));
+    }
+    let on = |m: u8| conns.iter().filter(|(_, x)| *x == m).count();
+    let (busy, idle) = if on(2) >= on(3) { (2u8, 3u8) } else { (3, 2) };
+    // The busier member gets the lower weight.
+    let want = |live_busy: usize, live_idle: usize| -> Vec<u16> {
+        let least = live_busy.min(live_idle) as f64;
+        let w = |live: usize| ((100.0 * (1.0 + least) / (1.0 + live as f64)).round() as u16).max(1);
+        let mut by_member = [(2u8, 0u16), (3, 0)];
+        for (m, weight) in &mut by_member {
+            *weight = w(if *m == busy { live_busy } else { live_idle });
+        }
+        by_member.iter().map(|(_, w)| *w).collect()
+    };
+    let expected = want(on(busy), on(idle));
+    tokio::time::timeout(WAIT, async {
+        while weights(&lab) != expected {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("weights {:?}, expected {expected:?}", weights(&lab)));
+    if on(busy) > on(idle) {
+        assert!(weights(&lab)[usize::from(busy - 2)] < 100);
+    }
+    // Every client closes (FIN): nobody is loaded, the weights are even.
+    for (sport, _) in &conns {
+        lab.process(1, &with_flags(to_vip(*sport), 0x011));
+    }
+    tokio::time::timeout(WAIT, async {
+        while weights(&lab) != vec![100, 100] {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("weights {:?} after every close", weights(&lab)));
+    let mods = lab.lb_mods();
+    assert!(mods
+        .iter()
+        .filter(|m| m.starts_with("group"))
+        .all(|m| m == "group Modify" || m == "group Add"));
 }

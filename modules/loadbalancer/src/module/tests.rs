@@ -683,3 +683,90 @@ fn a_tenant_vip_balances_only_its_tenants_traffic() {
     let plain = rig.sw.process(1, &to_vip(5001));
     assert!(plain.buckets.is_empty() && plain.dropped(), "{plain:?}");
 }
+
+#[test]
+fn an_ipv6_udp_vip_balances_and_answers_neighbour_solicitations() {
+    use std::net::Ipv6Addr;
+    let v6 = |n: u8| Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n));
+    let mut c = config(Method::Hash, vec![]);
+    c.pools.get_mut("web").unwrap().members = (2..=3)
+        .map(|n| Member {
+            address: IpAddr::V6(v6(n)),
+            port: 5353,
+            weight: 1,
+            admin_state: AdminState::Enabled,
+            origin: None,
+        })
+        .collect();
+    let vip = c.vips.get_mut("web").unwrap();
+    vip.address = IpAddr::V6(v6(100));
+    vip.protocol = Protocol::Udp;
+    vip.port = 53;
+    let mut rig = Rig::new(c);
+    let mut view = (*topology()).clone();
+    for host in &mut view.hosts {
+        host.ipv6 = vec![v6(host.mac.0[5])];
+    }
+    let view = Arc::new(view);
+    rig.event(&Event::Notice {
+        from: Owner::Topology,
+        payload: &view,
+    });
+    let udp = |sport: u16| {
+        Packet::new(vec![
+            Oxm::EthSrc(mac(1), None),
+            Oxm::EthDst(vmac(), None),
+            Oxm::EthType(0x86dd),
+            Oxm::Ipv6Src(v6(1), None),
+            Oxm::Ipv6Dst(v6(100), None),
+            Oxm::IpProto(17),
+            Oxm::UdpSrc(sport),
+            Oxm::UdpDst(53),
+        ])
+    };
+    let mut used = BTreeSet::new();
+    for sport in 3000..3040u16 {
+        let (port, p) = delivered(&rig.sw.process(1, &udp(sport)));
+        assert_eq!(field(&p, 27), Some(Oxm::Ipv6Dst(v6(port as u8), None)));
+        assert_eq!(field(&p, 16), Some(Oxm::UdpDst(5353)));
+        assert_eq!(delivered(&rig.sw.process(1, &udp(sport))).0, port, "sticky");
+        used.insert(port);
+    }
+    assert_eq!(used, BTreeSet::from([2, 3]));
+    // A neighbour solicitation for the VIP goes to the controller, which
+    // answers with the virtual MAC out of the asking port.
+    let ns = Packet::new(vec![
+        Oxm::EthType(0x86dd),
+        Oxm::IpProto(58),
+        Oxm::Icmpv6Type(135),
+        Oxm::Ipv6NdTarget(v6(100)),
+    ]);
+    assert!(rig.sw.process(1, &ns).to_controller());
+    let mut frame = vec![0x33, 0x33, 0xff, 0, 0, 0x64];
+    frame.extend_from_slice(&mac(1).0);
+    frame.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 32, 58, 255]);
+    frame.extend_from_slice(&v6(1).octets());
+    frame.extend_from_slice(&"ff02::1:ff00:64".parse::<Ipv6Addr>().unwrap().octets());
+    frame.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
+    frame.extend_from_slice(&v6(100).octets());
+    frame.extend_from_slice(&[1, 1]);
+    frame.extend_from_slice(&mac(1).0);
+    let pi = PacketIn {
+        buffer_id: NO_BUFFER,
+        total_len: frame.len() as u16,
+        reason: PacketInReason::Action,
+        table_id: flowgate_controller::pipeline::LB,
+        cookie: compile::cookie(Kind::Nd, 0),
+        match_: Match::new().with(Oxm::InPort(1)),
+        data: Bytes::from(frame),
+    };
+    rig.packet_outs.clear();
+    rig.event(&Event::PacketIn {
+        dpid: DPID,
+        packet_in: &pi,
+    });
+    let (_, na) = rig.packet_outs.last().expect("an NA");
+    assert_eq!(&na.data[0..6], &mac(1).0, "to the asker");
+    assert_eq!(&na.data[6..12], &vmac().0, "from the virtual MAC");
+    assert_eq!(na.data[54], 136, "a neighbour advertisement");
+}
