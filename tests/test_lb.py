@@ -209,6 +209,27 @@ def test_weights_3_1_1_split_60_20_20(lab):
         assert abs(shares[backend] - want) <= 0.10, shares
 
 
+def test_leastconn_counts_connections_in_the_switches(lab):
+    vip = lab.rest("GET", "/vips/web")
+    vip["method"] = "leastconn"
+    lab.rest("PUT", "/vips/web", vip)
+    results = lab.requests("h2", 24000, 150) + lab.requests("h5", 34000, 150)
+    shares, failed = lab.shares(results)
+    assert not failed, failed[:5]
+    # The counting entries (tcp_flags) saw the connections open and close.
+    counting = [f for sw in SWITCHES for f in dump_flows(sw, ["table=3"])
+                if f.owner == "loadbalancer" and (f.cookie >> 32) & 0xFF == 8]
+    assert counting and sum(f.n_packets for f in counting) >= 600, counting
+    # Every connection closed: no member is loaded, the weights are even.
+    def even():
+        weights = [m["bucket_weights"].get("web") for m in lab.rest("GET", "/pools/web/members")]
+        return weights if len(set(weights)) == 1 and weights[0] else None
+
+    weights = wait_until(even, 15, what="leastconn weights even once connections closed")
+    print("\nleastconn, 300 short connections: %s, weights %s"
+          % ({b: "%.1f%%" % (100 * s) for b, s in shares.items()}, weights))
+
+
 def test_a_killed_backend_leaves_and_comes_back(lab):
     lab.rest("POST", "/monitors", {"id": "web-tcp", "pool": "web", "type": "tcp", "interval": INTERVAL,
                                    "timeout": 0.5, "rise": RISE, "fall": FALL, "source_ip": SOURCE})
@@ -313,6 +334,10 @@ def test_a_long_stream_survives_member_changes_and_a_controller_restart(lab):
 
 
 def test_bad_input_is_refused_and_changes_nothing(lab):
+    # h2 speaks (topology, restarted with the controller, knows a host once
+    # it has sent something): its address is taken.
+    assert lab.net.ping("h2", "h1", count=1)
+    wait_until(lambda: lab.ctl.rest.request("GET", "/api/v1/hosts?ip=10.0.0.2").json, 10, what="h2 known")
     before = lb_flows()
     for method, path, body, status, field in (
         ("POST", "/vips", {"id": "x", "address": "10.0.0.102", "port": 80, "pool": "nope"}, 400, "pool"),
