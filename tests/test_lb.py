@@ -209,6 +209,22 @@ def test_weights_3_1_1_split_60_20_20(lab):
         assert abs(shares[backend] - want) <= 0.10, shares
 
 
+def test_affinity_keeps_a_clients_connections_on_one_backend(lab):
+    lab.rest("POST", "/vips", {"id": "sticky", "address": "10.0.0.102", "port": 80, "pool": "web",
+                               "affinity_timeout": 30})
+    backends = {}
+    for client, first in (("h2", 25000), ("h3", 25000), ("h5", 35000), ("h6", 35000), ("h9", 35000)):
+        results = lab.requests(client, first, 20, vip="10.0.0.102")
+        names = {name for _, name in results}
+        assert len(names) == 1 and names <= set(BACKENDS), (client, results[:5])
+        backends[client] = names.pop()
+    print("\naffinity: each client's 20 connections on one backend: %s" % backends)
+    pins = [f for sw in SWITCHES for f in dump_flows(sw, ["table=3"])
+            if f.owner == "loadbalancer" and (f.cookie >> 32) & 0xFF == 5]
+    assert len(pins) == 5 and all(f.idle_timeout == 30 for f in pins), pins
+    lab.rest("DELETE", "/vips/sticky")
+
+
 def test_leastconn_counts_connections_in_the_switches(lab):
     vip = lab.rest("GET", "/vips/web")
     vip["method"] = "leastconn"

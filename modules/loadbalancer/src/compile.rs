@@ -39,7 +39,7 @@ use std::net::IpAddr;
 
 use bytes::{BufMut, BytesMut};
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::desired::{FlowEntry, FlowSpec, GroupEntry, GroupSpec};
+use flowgate_controller::desired::{FlowEntry, FlowKey, FlowSpec, GroupEntry, GroupSpec};
 use flowgate_controller::module::Desired;
 use flowgate_controller::neighbor::arp;
 use flowgate_controller::pipeline::{metadata, LB, LEARN};
@@ -467,6 +467,18 @@ pub fn compile_shared(shared: &Shared, vmac: MacAddr) -> Vec<FlowEntry> {
     flows
 }
 
+/// Where the affinity entry of `client` sits (its key).
+pub fn affinity_key(vip: &PlannedVip, client: IpAddr) -> FlowKey {
+    let m = tracked(vip.vni)
+        .with(state(ct_state::TRK | ct_state::NEW, 0))
+        .with(Oxm::EthType(eth_type(vip.address)))
+        .with(Oxm::IpProto(vip.protocol.ip_proto()))
+        .with(ip_src(client))
+        .with(ip_dst(vip.address))
+        .with(l4_dst(vip.protocol, vip.port));
+    FlowKey::new(LB, PRIO_AFFINITY, m)
+}
+
 /// The affinity entry pinning `client`'s new connections to `member`
 /// (reactive: it lives while the client opens connections, `timeout`
 /// seconds idle at most).
@@ -477,13 +489,6 @@ pub fn affinity_entry(
     mac: MacAddr,
     timeout: u16,
 ) -> FlowEntry {
-    let m = tracked(vip.vni)
-        .with(state(ct_state::TRK | ct_state::NEW, 0))
-        .with(Oxm::EthType(eth_type(vip.address)))
-        .with(Oxm::IpProto(vip.protocol.ip_proto()))
-        .with(ip_src(client))
-        .with(ip_dst(vip.address))
-        .with(l4_dst(vip.protocol, vip.port));
     let mut spec = FlowSpec::new(
         cookie(Kind::Affinity, vip.index),
         vec![Instruction::ApplyActions(to_member(vip.index, member, mac))],
@@ -491,7 +496,7 @@ pub fn affinity_entry(
     spec.idle_timeout = timeout;
     spec.flags = flowgate_openflow::flow_mod_flags::SEND_FLOW_REM;
     FlowEntry {
-        key: flowgate_controller::desired::FlowKey::new(LB, PRIO_AFFINITY, m),
+        key: affinity_key(vip, client),
         spec,
     }
 }

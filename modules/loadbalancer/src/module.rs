@@ -126,10 +126,12 @@ pub struct Loaded {
     pub health: HashMap<TargetKey, (Health, SystemTime)>,
 }
 
-/// A client pinned to a member (session affinity).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A client pinned to a member (session affinity), and the switches
+/// holding the pin entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Pin {
     member: MemberKey,
+    at: BTreeSet<u64>,
 }
 
 /// The load balancer module (see the crate docs).
@@ -368,7 +370,6 @@ impl LoadBalancer {
                 let old = self.config.vips.remove(&id);
                 if let Some(old) = &old {
                     self.weights.remove(&old.index);
-                    self.pins.retain(|(i, _), _| *i != old.index);
                 }
                 match old {
                     Some(old) => LbOp::PutVip(old),
@@ -543,6 +544,7 @@ impl LoadBalancer {
             .filter_map(|v| self.plan_vip(v).map(|p| (v.index, p)))
             .collect();
         let shared = self.plan_shared();
+        self.unpin_stale(&plans, ctx);
         let vmac = self.settings.virtual_mac;
         for &dpid in &self.switches {
             if shared != self.shared {
@@ -600,11 +602,15 @@ impl LoadBalancer {
         for flow in installed {
             if compile::kind_of(flow.cookie) == Kind::Affinity as u64 {
                 let entry = flowgate_controller::desired::FlowEntry::from_stats(flow);
-                if let Some(pin) = affinity_pin(flow) {
-                    self.pins.insert(
-                        (compile::index_of(flow.cookie), pin.0),
-                        Pin { member: pin.1 },
-                    );
+                if let Some((client, member)) = affinity_pin(flow) {
+                    let pin = self
+                        .pins
+                        .entry((compile::index_of(flow.cookie), client))
+                        .or_insert(Pin {
+                            member,
+                            at: BTreeSet::new(),
+                        });
+                    pin.at.insert(dpid);
                 }
                 ctx.install(dpid, entry);
             }
@@ -689,7 +695,12 @@ impl LoadBalancer {
         };
         let key = member.key;
         let entry = compile::affinity_entry(plan, client, key, mac, timeout);
-        self.pins.insert((index, client), Pin { member: key });
+        let pin = self.pins.entry((index, client)).or_insert(Pin {
+            member: key,
+            at: BTreeSet::new(),
+        });
+        pin.member = key;
+        pin.at.insert(dpid);
         ctx.install(dpid, entry);
         ctx.packet_out(
             dpid,
@@ -705,13 +716,54 @@ impl LoadBalancer {
         );
     }
 
-    fn flow_removed(&mut self, removed: &FlowRemoved) {
+    fn flow_removed(&mut self, dpid: u64, removed: &FlowRemoved) {
         if compile::kind_of(removed.cookie) != Kind::Affinity as u64 {
             return;
         }
-        if let Some(client) = affinity_client(&removed.match_) {
-            self.pins
-                .remove(&(compile::index_of(removed.cookie), client));
+        let Some(client) = affinity_client(&removed.match_) else {
+            return;
+        };
+        let key = (compile::index_of(removed.cookie), client);
+        if let Some(pin) = self.pins.get_mut(&key) {
+            pin.at.remove(&dpid);
+            if pin.at.is_empty() {
+                self.pins.remove(&key);
+            }
+        }
+    }
+
+    /// Withdraws pins that no longer hold: their VIP is gone or changed,
+    /// or their member left the rotation (its clients pin again on their
+    /// next connection).
+    fn unpin_stale(&mut self, plans: &BTreeMap<u32, PlannedVip>, ctx: &mut Ctx) {
+        let stale: Vec<(u32, IpAddr)> = self
+            .pins
+            .iter()
+            .filter(|((index, _), pin)| {
+                let (Some(old), Some(new)) = (self.plans.get(index), plans.get(index)) else {
+                    return true;
+                };
+                let same_vip = (old.address, old.protocol, old.port, old.vni, old.affinity)
+                    == (new.address, new.protocol, new.port, new.vni, new.affinity);
+                !same_vip
+                    || !new
+                        .members
+                        .iter()
+                        .any(|m| m.key == pin.member && m.in_rotation)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for (index, client) in stale {
+            let Some(pin) = self.pins.remove(&(index, client)) else {
+                continue;
+            };
+            let Some(old) = self.plans.get(&index) else {
+                continue;
+            };
+            let key = compile::affinity_key(old, client);
+            for dpid in pin.at {
+                ctx.remove(dpid, key.clone());
+            }
         }
     }
 
@@ -1043,7 +1095,7 @@ impl Module for LoadBalancer {
                 self.switches.remove(dpid);
             }
             Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
-            Event::FlowRemoved { removed, .. } => self.flow_removed(removed),
+            Event::FlowRemoved { dpid, removed } => self.flow_removed(*dpid, removed),
             Event::Notice { from, payload } => {
                 if *from == Owner::Topology {
                     if let Some(view) = payload.downcast_ref::<Arc<TopologyView>>() {

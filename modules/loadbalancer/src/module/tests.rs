@@ -631,6 +631,18 @@ fn affinity_pins_a_clients_connections_with_one_packet_in_per_client() {
         &pin.1.instructions[..],
         [Instruction::ApplyActions(a)] if a.iter().any(is_ct)
     ));
+    // The pinned member is drained: the pin goes, the client pins again.
+    let mut pool = rig.pool();
+    for m in pool.members.iter_mut().filter(|m| m.key() == key(pinned)) {
+        m.admin_state = AdminState::Drain;
+    }
+    rig.write(LbOp::PutPool(pool));
+    assert!(!rig
+        .sw
+        .flows
+        .values()
+        .any(|s| compile::kind_of(s.cookie) == Kind::Affinity as u64));
+    assert!(rig.sw.process(1, &to_vip(1100)).to_controller());
 }
 
 #[test]
