@@ -399,8 +399,12 @@ pub fn compile_vip(vip: &PlannedVip, vmac: MacAddr) -> Desired {
     }
 }
 
-/// The entries VIPs share on a switch.
+/// The entries VIPs share on a switch; none without VIPs (a switch of a
+/// controller with no VIP has no load-balancer entry at all).
 pub fn compile_shared(shared: &Shared, vmac: MacAddr) -> Vec<FlowEntry> {
+    if *shared == Shared::default() {
+        return Vec::new();
+    }
     let mut flows = vec![entry(
         PRIO_TRACKED_OTHER,
         Match::new()

@@ -124,3 +124,8 @@ fn cookies_name_kind_and_vip() {
     assert_eq!(index_of(c), 0x12_3456);
     assert_eq!(c >> 48, 0xf005);
 }
+
+#[test]
+fn without_vips_there_is_no_entry() {
+    assert!(compile_shared(&Shared::default(), VMAC).is_empty());
+}
