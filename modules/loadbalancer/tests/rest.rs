@@ -106,7 +106,15 @@ impl Lab {
             switch,
             link,
         };
-        lab.wait(|s| s.barriers >= 1).await;
+        // Up once the runtime lists it (its sync dumps were answered; the
+        // initial reconciliation may have nothing to send).
+        tokio::time::timeout(WAIT, async {
+            while lab.runtime.registry().list().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the switch did not connect");
         lab
     }
 
