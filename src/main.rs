@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use flowgate_controller::api::{self, ApiState};
+use flowgate_controller::cookie::Owner;
 use flowgate_controller::module::Module;
-use flowgate_controller::ovsdb::Hosts;
+use flowgate_controller::ovsdb::{Hosts, Reconciler};
 use flowgate_controller::runtime::{Runtime, RuntimeConfig};
 use flowgate_controller::store::RedbStore;
 use flowgate_controller::topology::{self, Topology, TopologyConfig};
@@ -20,10 +21,13 @@ use flowgate_forwarding::{
     L2Learning, L2LearningConfig, L2Single, L2SingleConfig, TopologyForwarding,
     TopologyForwardingConfig,
 };
+use flowgate_hostaware::module::HostAware;
+use flowgate_hostaware::service::HostAwareService;
 use flowgate_loadbalancer::{LoadBalancer, LoadBalancerService};
 use flowgate_overlay::api::OverlayApi;
-use flowgate_overlay::provision::{self, ProvisionConfig, StatusBoard};
+use flowgate_overlay::provision::{ProvisionConfig, Provisioning, StatusBoard};
 use flowgate_overlay::Overlay;
+use flowgate_qos::{Qos, QosService};
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -74,12 +78,29 @@ async fn run(config: Config) -> anyhow::Result<()> {
     modules.push(Box::new(L2Single::new(L2SingleConfig {
         idle_timeout: config.forwarding.idle_timeout,
     })));
+    // OVSDB: the hosts, and the reconciler of every module's rows there.
+    let hosts = Hosts::default();
+    let reconciler = Reconciler::new(hosts.clone());
+    let board = StatusBoard::default();
+    let provisioning = Provisioning::new(
+        hosts.clone(),
+        &reconciler,
+        ProvisionConfig {
+            bridge: config.overlay.integration_bridge.clone(),
+            tunnel_type: config.overlay.tunnel_type,
+            openflow_port: config.openflow_listen.port(),
+            controller: config.overlay.controller.clone(),
+            grace: Duration::from_secs(config.overlay.host_grace),
+        },
+        board.clone(),
+    );
     modules.push(Box::new(
         Overlay::load(
             flowgate_overlay::api::load_config(store.as_ref())?,
             store.as_ref(),
         )
-        .context("loading overlay networks from the store")?,
+        .context("loading overlay networks from the store")?
+        .with_provisioning(provisioning),
     ));
     let firewall = flowgate_firewall::load(store.as_ref(), config.firewall_rules.as_deref())
         .context("loading the firewall configuration")?;
@@ -87,6 +108,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let lb = flowgate_loadbalancer::persist::load(store.as_ref())
         .context("loading the load balancer configuration")?;
     modules.push(Box::new(LoadBalancer::new(lb_settings(&config)?, lb)));
+    modules.push(Box::new(
+        Qos::new(
+            flowgate_qos::persist::load(store.as_ref()).context("loading the QoS configuration")?,
+        )
+        .with_ovsdb(&reconciler, hosts.clone()),
+    ));
+    modules.push(Box::new(HostAware::new(
+        flowgate_hostaware::persist::load(store.as_ref())
+            .context("loading the host-aware configuration")?,
+    )));
     let mut runtime_config = RuntimeConfig::default();
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;
@@ -106,18 +137,33 @@ async fn run(config: Config) -> anyhow::Result<()> {
     info!(ovsdb = %config.ovsdb.listen, "accepting OVSDB hosts");
 
     let runtime = Runtime::start(openflow, runtime_config, modules, store.clone());
-    let overlay_routes = overlay(&config, &runtime, store.clone(), ovsdb)?;
+    runtime.spawn_task(Owner::Core, reconciler.task());
+    tokio::spawn(hosts.clone().listen(ovsdb));
+    for target in flowgate_overlay::api::load_targets(store.as_ref())? {
+        hosts.connect(&target)?;
+    }
+    let overlay_routes = flowgate_overlay::api::routes(OverlayApi::new(
+        runtime.clone(),
+        store.clone(),
+        hosts,
+        board,
+    ));
     let firewall_routes = flowgate_firewall::routes(FirewallService::new(runtime.clone()));
     let lb_routes = flowgate_loadbalancer::routes(LoadBalancerService::new(runtime.clone()));
+    let qos = QosService::new(runtime.clone());
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
-        .with_metrics(runtime.metrics().clone());
+        .with_metrics(runtime.metrics().clone())
+        .with_bus(runtime.bus().clone());
     let module_routes = vec![
         topology::api::routes(runtime.clone()),
         overlay_routes,
         firewall_routes,
         lb_routes,
+        flowgate_qos::api::routes(qos.clone()),
+        flowgate_hostaware::api::routes(HostAwareService::new(runtime.clone())),
     ];
-    let app = api::router_with_modules(state, module_routes);
+    let compat_routes = vec![flowgate_qos::floodlight::routes(qos)];
+    let app = api::router_with(state, module_routes, compat_routes);
     api::serve(rest, app, shutdown_signal()).await?;
     runtime.shutdown(Duration::from_secs(2)).await;
     info!("flowgate stopped");
@@ -145,40 +191,6 @@ fn instance_id() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new()
         .hash_one((std::process::id(), std::time::SystemTime::now()))
-}
-
-/// Starts the overlay's OVSDB side (listener, registered hosts, the
-/// provisioner) and returns its REST routes.
-fn overlay(
-    config: &Config,
-    runtime: &Runtime,
-    store: Arc<RedbStore>,
-    ovsdb: TcpListener,
-) -> anyhow::Result<api::OpenApiRouter<ApiState>> {
-    let hosts = Hosts::default();
-    tokio::spawn(hosts.clone().listen(ovsdb));
-    for target in flowgate_overlay::api::load_targets(store.as_ref())? {
-        hosts.connect(&target)?;
-    }
-    let board = StatusBoard::default();
-    tokio::spawn(provision::run(
-        hosts.clone(),
-        runtime.clone(),
-        ProvisionConfig {
-            bridge: config.overlay.integration_bridge.clone(),
-            tunnel_type: config.overlay.tunnel_type,
-            openflow_port: config.openflow_listen.port(),
-            controller: config.overlay.controller.clone(),
-            grace: Duration::from_secs(config.overlay.host_grace),
-        },
-        board.clone(),
-    ));
-    Ok(flowgate_overlay::api::routes(OverlayApi::new(
-        runtime.clone(),
-        store,
-        hosts,
-        board,
-    )))
 }
 
 async fn shutdown_signal() {

@@ -34,6 +34,14 @@ except ImportError:  # pragma: no cover - wrong interpreter
 from flowgate_lab import FlowgateController, LabNet  # noqa: E402
 from flowgate_lab.checks import wait_controller_ready  # noqa: E402
 
+TOPOLOGIES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "topologies")
+
+
+def topology(name):
+    """Path of a shipped scenario, topologies/<name>.yaml."""
+    return os.path.join(TOPOLOGIES, name + ".yaml")
+
+
 # Controllers started by fixtures, so a failing test can show their logs.
 _CONTROLLERS = []
 
@@ -148,8 +156,9 @@ def controller():
 
 @pytest.fixture(scope="module")
 def linear3(controller):
-    """linear,3 connected to this module's controller: (controller, LabNet)."""
-    lab = LabNet("linear,3", controller)
+    """topologies/linear3.yaml connected to this module's controller:
+    (controller, LabNet)."""
+    lab = LabNet(topology("linear3"), controller)
     lab.start(connect_timeout=90)
     try:
         wait_controller_ready(controller, [1, 2, 3])

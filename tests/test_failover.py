@@ -1,4 +1,4 @@
-"""Failover on a ring of 5: a continuous ping (20 per second) from h1 to
+"""Failover on a ring of 5 (topologies/ring5.yaml): a continuous ping (20 per second) from h1 to
 h3 while the first link of its path goes down. The controller learns the
 failure from PORT_STATUS, recomputes paths and the spanning tree, and
 traffic resumes over the other side of the ring. The test records the
@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import new_controller, release_controller
+from conftest import new_controller, release_controller, topology
 from flowgate_lab import LabNet
 from flowgate_lab.topology import TEST_CONFIG, discovered_links, switch_name, wait_topology
 
@@ -30,7 +30,7 @@ def ring5(tmp_path_factory):
     config.write_text(TEST_CONFIG)
     ctl = new_controller(config=str(config))
     try:
-        lab = LabNet("ring,5", ctl)
+        lab = LabNet(topology("ring5"), ctl)
         lab.start(connect_timeout=90)
         try:
             yield ctl, lab

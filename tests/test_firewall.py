@@ -3,7 +3,7 @@ moment their REST call returns, stateful rules use OVS conntrack, rules come
 from a bootstrap file and the pusher, counters follow traffic, and a
 controller restart leaves the firewall's flows untouched.
 
-linear,3: h1-s1-s2-s3-h3, h2 on s2; h1=10.0.0.1, h2=10.0.0.2, h3=10.0.0.3.
+topologies/linear3.yaml: h1-s1-s2-s3-h3, h2 on s2; h1=10.0.0.1, h2=10.0.0.2, h3=10.0.0.3.
 """
 
 import json
@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import new_controller, release_controller
+from conftest import new_controller, release_controller, topology
 from flowgate_lab import LabNet, wait_until
 from flowgate_lab.checks import compare_flow_snapshots, wait_rest_switches
 from flowgate_lab.ovs import bridges_connected, dump_flows
@@ -40,7 +40,7 @@ def fw():
     with open(rules_file, "w", encoding="utf-8") as f:
         json.dump(BOOTSTRAP, f)
     ctl = new_controller(extra_args=["--firewall-rules", rules_file])
-    lab = LabNet("linear,3", ctl)
+    lab = LabNet(topology("linear3"), ctl)
     servers = []
     try:
         lab.start(connect_timeout=90)

@@ -356,7 +356,7 @@ def test_bad_input_is_refused_and_changes_nothing(lab):
     wait_until(lambda: lab.ctl.rest.request("GET", "/api/v1/hosts?ip=10.0.0.2").json, 10, what="h2 known")
     before = lb_flows()
     for method, path, body, status, field in (
-        ("POST", "/vips", {"id": "x", "address": "10.0.0.102", "port": 80, "pool": "nope"}, 400, "pool"),
+        ("POST", "/vips", {"id": "x", "address": "10.0.0.102", "port": 80, "pool": "nope"}, 404, "pool"),
         ("POST", "/vips", {"id": "x", "address": VIP, "port": 80, "pool": "web"}, 409, "address"),
         ("POST", "/vips", {"id": "x", "address": "10.0.0.2", "port": 80, "pool": "web"}, 409, "address"),
         ("POST", "/pools/web/members", {"address": "10.0.0.9", "port": 8080, "weight": 0}, 400, "weight"),

@@ -1,9 +1,10 @@
-"""OpenFlow 1.0 switches: a linear topology whose bridges only speak
+"""OpenFlow 1.0 switches: a linear topology (topologies/linear3-of10.yaml) whose bridges only speak
 OpenFlow10 forwards traffic through Flowgate's single-table learning, and
 the REST API says which modules do not run on them."""
 
 import pytest
 
+from conftest import topology
 from flowgate_lab import LabNet
 from flowgate_lab.checks import wait_rest_switches
 from flowgate_lab.util import run, wait_until
@@ -15,7 +16,7 @@ FORWARDING = 0xF002
 
 @pytest.fixture(scope="module")
 def linear3_of10(controller):
-    lab = LabNet("linear,3", controller, switch_opts={"protocols": "OpenFlow10"})
+    lab = LabNet(topology("linear3-of10"), controller)
     lab.start(connect_timeout=90)
     try:
         wait_rest_switches(controller, DPIDS, timeout=60)

@@ -1,7 +1,8 @@
 """Private overlays end to end (issue 4): three emulated cloud hosts whose
 Open vSwitch only points at Flowgate (`ovs-vsctl set-manager`); Flowgate
 creates br-int, its controller setting and the VXLAN tunnels over OVSDB.
-Two tenants use the same addresses (10.0.0.1-3) on all three hosts.
+Two tenants use the same addresses (10.0.0.1-3) on all three hosts
+(topologies/overlay3.yaml: hosts h1-h3, VMs bN, rN, xN on host N).
 
 Blue ports are bound with configured MAC and IP; red ports with neither
 (Flowgate learns them from traffic)."""
@@ -15,13 +16,14 @@ import time
 
 import pytest
 
-from flowgate_lab import parse_dump_flows, wait_until
+from flowgate_lab import parse_dump_flows, scenario, wait_until
 from flowgate_lab.checks import compare_flow_snapshots
 from flowgate_lab.cloud import Capture, Cloud, _ns, iperf_ns, ping_ns
 
-from conftest import new_controller, release_controller
+from conftest import new_controller, release_controller, topology
 
-N_HOSTS = 3
+SCENARIO = scenario.load(topology("overlay3"))
+N_HOSTS = len(SCENARIO.cloud.hosts)
 VNI = {"blue": 100, "red": 200}
 PUSH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "flowgate-push")
 GRACE = 3  # seconds a host without OVSDB keeps its tunnels (flag below)
@@ -76,7 +78,7 @@ def _chassis_ready(lab):
 
 @pytest.fixture(scope="module")
 def lab():
-    cloud = Cloud(n_hosts=N_HOSTS, prefix="fgo", subnet="198.19.0", br_int=False)
+    cloud = Cloud.from_scenario(SCENARIO.cloud, prefix="fgo")
     cloud.start()
     ctl = None
     try:
@@ -88,12 +90,9 @@ def lab():
         for host in cloud.hosts:
             host.set_manager(lab.manager)
         wait_until(lambda: _chassis_ready(lab), 60, interval=0.5, what="3 hosts with br-int and tunnels")
-        for host in cloud.hosts:
-            n = host.index
-            host.add_vm("b%d" % n, "%s/24" % ip(n), mac=blue_mac(n))
-            host.add_vm("r%d" % n, "%s/24" % ip(n))
-            # An interface on br-int that no network binds.
-            host.add_vm("x%d" % n, "10.0.0.%d/24" % (50 + n))
+        # On each host n: bn (blue_mac(n), ip(n)), rn (ip(n)) and xn, an
+        # interface on br-int that no network binds (10.0.0.5n).
+        cloud.add_vms(SCENARIO.cloud)
         for name in ("blue", "red"):
             r = lab.rest("POST", "/networks", {"id": name, "tenant": "tenant-" + name, "vni": VNI[name],
                                                "subnet": "10.0.0.0/24"})

@@ -1,5 +1,5 @@
 """Private networks across plain OpenFlow switches (no tunnels, issue 4):
-Mininet tree,2,2 — s1 joins s2 (h1, h2) and s3 (h3, h4). Blue = h1, h3;
+topologies/tree22.yaml — s1 joins s2 (h1, h2) and s3 (h3, h4). Blue = h1, h3;
 red = h2, h4, with the same addresses (10.0.0.1 and 10.0.0.3). Links carry
 each network under its own VLAN on the topology's spanning tree."""
 
@@ -8,7 +8,7 @@ import pytest
 from flowgate_lab import LabNet, wait_until
 from flowgate_lab.cloud import Capture
 
-from conftest import new_controller, release_controller
+from conftest import new_controller, release_controller, topology
 
 VNI = {"blue": 100, "red": 200}
 
@@ -20,7 +20,7 @@ def fabric_vlan(vni):
 @pytest.fixture(scope="module")
 def tree():
     ctl = new_controller()
-    lab = LabNet("tree,2,2", ctl)
+    lab = LabNet(topology("tree22"), ctl)
     try:
         lab.start(connect_timeout=90)
         wait_until(lambda: len(ctl.rest.get("/api/v1/topology")["links"]) >= 2, 60, interval=0.5,

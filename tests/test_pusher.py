@@ -285,6 +285,76 @@ def test_other_modules_resources_by_the_same_mechanism(ctl, tmp_path):
     assert ctl.rest.get("/api/v1/networks") == []
 
 
+def test_a_scenario_files_policies_round_trip(ctl, tmp_path):
+    """topologies/campus.yaml: only its policies section is applied; ports of
+    the networks the same file creates are validated once those exist; then
+    the controller is in sync with the file, and `delete` undoes it."""
+    reset(ctl)
+    campus = os.path.join(ROOT, "topologies", "campus.yaml")
+    pytest.importorskip("yaml")
+    doc = push.load_file(campus)
+    _, out, _ = run(ctl, "apply", campus, check=0)
+    lines = out.splitlines()
+    assert lines[:2] == ["create networks blue", "create networks red"], lines
+    assert "create ports blue1" in lines and "create ports red2" in lines
+    assert "set firewall/policy (default_action)" in lines and "create firewall/rules 210" in lines
+    assert len(lines) == 2 + 5 + 1 + 7, lines
+    ports = {p["id"]: p for p in ctl.rest.get("/api/v1/ports")}
+    assert sorted(ports) == ["blue1", "blue2", "blue3", "red1", "red2"]
+    assert ports["blue2"]["mac"] == "02:00:00:00:01:02" and ports["red1"]["network"] == "red"
+    assert sorted(rules_on(ctl)) == [r["id"] for r in doc["firewall/rules"]]
+    assert rules_on(ctl)[210]["scope"]["tenant"] == 200
+    _, out, _ = run(ctl, "diff", campus, check=0)
+    assert out.strip() == "in sync"
+    # Drift is shown against the file's lines.
+    assert ctl.rest.request("DELETE", "/api/v1/firewall/rules/130").status == 200
+    code, out, _ = run(ctl, "diff", campus)
+    assert code == 1 and out.strip() == "create firewall/rules 130"
+    # A refused item names the file's line; nothing is written.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(open(campus, encoding="utf-8").read().replace("ip_dst: 10.10.9.0/24, ip_proto: icmp",
+                                                                  "ip_dst: 10.10.9.1/24, ip_proto: icmp"))
+    line = next(i for i, text in enumerate(open(campus, encoding="utf-8"), start=1) if "{id: 130," in text)
+    code, _, err = run(ctl, "apply", str(bad))
+    assert code == 2 and "bad.yaml:%d: create firewall/rules 130: match.ip_dst:" % line in err, err
+    assert "column" not in err, "the position in the pusher's own JSON body means nothing to the user"
+    assert 130 not in rules_on(ctl)
+    run(ctl, "delete", campus, check=0)
+    assert ctl.rest.get("/api/v1/networks") == [] and rules_on(ctl) == {}
+    assert ctl.rest.get("/api/v1/ports") == []
+    reset(ctl)
+
+
+def test_qos_profiles_bindings_and_policies_by_the_same_mechanism(ctl, tmp_path):
+    """QoS kinds come from the OpenAPI document like the others: a profile,
+    a binding of it to an overlay VM port, a metered policy; applied in file
+    order, in sync afterwards, deleted in reverse order (the binding before
+    the profile it names). A policy naming an unprovisioned queue is refused
+    with its field, and nothing of that file is applied."""
+    _, out, _ = run(ctl, "kinds", check=0)
+    for kind in ("qos/policies", "qos/profiles", "qos/ports"):
+        assert kind + "\tcollection by id" in out, out
+    doc = {
+        "qos/profiles": [{"id": "vm-5m", "max_rate": 5000000, "queues": {"1": {"max_rate": 1000000}}}],
+        "qos/ports": [{"id": "vm1-cap", "profile": "vm-5m", "iface_id": "vm1"}],
+        "qos/policies": [{"id": 4, "priority": 300, "match": {"ip_src": "10.0.0.4"},
+                          "actions": {"meter": {"rate": 8000}, "dscp": 10}}],
+    }
+    path = write(tmp_path, doc)
+    _, out, _ = run(ctl, "apply", path, check=0)
+    assert out.splitlines() == ["create qos/profiles vm-5m", "create qos/ports vm1-cap", "create qos/policies 4"], out
+    _, out, _ = run(ctl, "diff", path, check=0)
+    assert out.strip() == "in sync"
+    bad = {"qos/policies": [{"id": 5, "priority": 10, "actions": {"queue": {"id": 9}}},
+                            {"id": 6, "priority": 20, "actions": {"dscp": 99}}]}
+    code, _, err = run(ctl, "apply", write(tmp_path, bad, "bad.json"))
+    assert code == 2 and "qos/policies 6: actions.dscp" in err, err
+    assert [p["id"] for p in ctl.rest.get("/api/v1/qos/policies")] == [4]
+    _, out, _ = run(ctl, "delete", path, check=0)
+    assert out.splitlines() == ["delete qos/policies 4", "delete qos/ports vm1-cap", "delete qos/profiles vm-5m"]
+    assert ctl.rest.get("/api/v1/qos/profiles") == []
+
+
 def test_load_balancer_resources_apply_in_file_order(ctl, tmp_path):
     """lb/pools, lb/vips and lb/monitors are collections like the others; a
     VIP may name a pool the same file creates (kinds go in file order)."""
@@ -308,13 +378,15 @@ def test_load_balancer_resources_apply_in_file_order(ctl, tmp_path):
     bad = {"lb/vips": [{"id": "x", "address": "10.0.0.101", "port": 80, "pool": "nope"}]}
     code, _, err = run(ctl, "apply", write(tmp_path, bad, "bad.json"))
     assert code == 2 and "lb/vips x: pool:" in err and "nothing applied" in err, err
-    # A refused later kind stops there, saying what was applied before it.
+    # A VIP refused once its pool exists stops the file there, saying what
+    # was applied before it.
     staged = {
         "lb/pools": [{"id": "api", "members": [{"address": "10.0.0.4", "port": 80}]}],
         "lb/vips": [{"id": "api", "address": "10.0.0.100", "port": 80, "pool": "api"}],
     }
     code, _, err = run(ctl, "apply", write(tmp_path, staged, "staged.json"))
-    assert code == 2 and "applied before it: lb/pools" in err and "address" in err, err
+    assert code == 2 and "stopped after 1 of 2 changes (create lb/pools api)" in err, err
+    assert "lb/vips api: address:" in err, err
     _, out, _ = run(ctl, "delete", path, check=0)
     assert out.splitlines() == ["delete lb/monitors web", "delete lb/vips web", "delete lb/pools web"]
     ctl.rest.request("DELETE", "/api/v1/lb/pools/api")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from conftest import topology
 from flowgate_lab import LabNet
 from flowgate_lab.checks import wait_controller_ready, wait_rest_switches
 
@@ -9,7 +10,7 @@ from flowgate_lab.checks import wait_controller_ready, wait_rest_switches
 @pytest.fixture(scope="module")
 def tree23(controller):
     """tree,2,3: s1 above s2..s4, three hosts under each (9 hosts)."""
-    lab = LabNet("tree,2,3", controller)
+    lab = LabNet(topology("tree23"), controller)
     lab.start(connect_timeout=90)
     try:
         wait_controller_ready(controller, [1, 2, 3, 4])

@@ -1,5 +1,5 @@
 """Topology discovery and topology-aware forwarding on real OVS: every
-lab topology (trees and meshes with loops) is discovered, pings all pairs
+lab topology (topologies/*.yaml: trees and meshes with loops) is discovered, pings all pairs
 without loss and without a broadcast storm; REST reports links, hosts and
 paths; TCP crosses the fat-tree end to end.
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import new_controller, release_controller
+from conftest import new_controller, release_controller, topology
 from flowgate_lab import LabNet
 from flowgate_lab.topology import (
     TEST_CONFIG,
@@ -44,7 +44,7 @@ class _Labs:
             self.close()
             self.ctl = new_controller(config=self.config)
             self.spec = spec
-            self.lab = LabNet(spec, self.ctl)
+            self.lab = LabNet(topology(spec), self.ctl)
             self.lab.start(connect_timeout=180)
         return self.ctl, self.lab
 
@@ -67,7 +67,7 @@ def labs(tmp_path_factory):
         holder.close()
 
 
-@pytest.mark.parametrize("spec", ["ring,5"])
+@pytest.mark.parametrize("spec", ["ring5"])
 def test_rest_reports_links_hosts_and_paths(labs, spec):
     ctl, lab = labs.get(spec)
     doc = wait_topology(ctl, lab, timeout=240)
@@ -107,11 +107,11 @@ def test_rest_reports_links_hosts_and_paths(labs, spec):
 # Ordered so that neighbouring tests share a network: the ring with the
 # REST test above, the fat-tree with the iperf test below.
 SPECS = [
-    "ring,5",
-    "linear,4",
-    "tree,2,3",
+    "ring5",
+    "linear4",
+    "tree23",
     "diamond",
-    pytest.param("fattree,4", marks=pytest.mark.timeout_secs(900)),
+    pytest.param("fattree4", marks=pytest.mark.timeout_secs(900)),
 ]
 
 
@@ -144,7 +144,7 @@ def test_pingall_without_storm(labs, spec):
 
 @pytest.mark.timeout_secs(900)
 def test_iperf_between_the_farthest_fat_tree_hosts(labs):
-    ctl, lab = labs.get("fattree,4")
+    ctl, lab = labs.get("fattree4")
     wait_topology(ctl, lab, timeout=240)
     assert lab.ping("h1", "h16", count=3) == 3
     # h1 (pod 0) and h16 (pod 3): edge - aggregation - core - aggregation - edge.

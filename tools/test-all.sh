@@ -2,11 +2,13 @@
 # The one command that runs every Flowgate test, on a fresh Debian 12 machine
 # as root:
 #   tools/test-all.sh          lint, unit/fixture/oracle tests, release build, e2e lab tests
-#   tools/test-all.sh --quick  everything except the end-to-end lab tests
+#   tools/test-all.sh --quick  everything except the end-to-end lab tests (the lab's own
+#                              unit tests, which need no root, still run)
 #
 # It installs missing lab packages (apt-get update once, only if something is
 # missing), starts Open vSwitch when it is not running, then runs
 #   cargo fmt --check, cargo clippy -D warnings, cargo test, cargo build --release,
+#   the lab's unit tests (scenario files, harness), then
 #   /usr/bin/python3 -m pytest tests/ -v   (FLOWGATE_BIN = the release binary).
 # Any failure exits non-zero; the last line printed is pytest's summary.
 #
@@ -29,9 +31,10 @@ cd "$ROOT"
 step() { printf '\n==> %s\n' "$*"; }
 
 # Packages the lab needs: Open vSwitch (userspace datapath), Mininet's Python
-# API, traffic tools, pytest for Debian's /usr/bin/python3.
-PACKAGES=(openvswitch-switch mininet iperf3 ethtool tcpdump python3-pytest netcat-openbsd
-          iputils-ping iproute2)
+# API, traffic tools, pytest and PyYAML (scenario files, the pusher) for
+# Debian's /usr/bin/python3.
+PACKAGES=(openvswitch-switch mininet iperf3 ethtool tcpdump python3-pytest python3-yaml
+          netcat-openbsd iputils-ping iproute2)
 
 install_missing() {
     local missing=() pkg
@@ -89,6 +92,10 @@ cargo test --workspace
 
 step "cargo build --release --bin flowgate --bin flowgate-bench"
 cargo build --release -p flowgate -p flowgate-bench
+
+step "lab unit tests (scenario files, harness; no root)"
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -p no:cacheprovider -q \
+    tests/test_scenario_files.py tests/test_harness.py </dev/null
 
 if [ "$QUICK" -eq 1 ]; then
     echo "test-all.sh --quick: all checks passed (end-to-end lab tests skipped)"

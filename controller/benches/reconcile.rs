@@ -56,6 +56,7 @@ fn sync_with(entries: &[FlowEntry]) -> SwitchSync {
         flows,
         groups: Vec::new(),
         meters: Vec::new(),
+        unknown: Vec::new(),
     }
 }
 

@@ -311,12 +311,18 @@ pub struct MeterSpec {
 }
 
 impl MeterSpec {
+    /// A meter in canonical form: bands as Open vSwitch reports them back
+    /// (its userspace datapath reports a drop band's burst 0 as the rate).
+    pub fn new(flags: u16, bands: Vec<MeterBand>) -> MeterSpec {
+        MeterSpec {
+            flags,
+            bands: bands.iter().map(MeterBand::canonical).collect(),
+        }
+    }
+
     /// The meter as a switch reported it.
     pub fn from_config(config: &MeterConfig) -> MeterSpec {
-        MeterSpec {
-            flags: config.flags,
-            bands: config.bands.clone(),
-        }
+        MeterSpec::new(config.flags, config.bands.clone())
     }
 }
 
@@ -354,6 +360,13 @@ fn drop_exact_mask(field: Oxm) -> Oxm {
         Oxm::Ipv6Src(v, m) if exact(&m, full_v6) => Oxm::Ipv6Src(v, None),
         Oxm::Ipv6Dst(v, m) if exact(&m, full_v6) => Oxm::Ipv6Dst(v, None),
         Oxm::TunnelId(v, m) if exact(&m, u64::MAX) => Oxm::TunnelId(v, None),
+        Oxm::Reg(n, v, m) if exact(&m, u32::MAX) => Oxm::Reg(n, v, None),
+        Oxm::TunIpv4Src(v, m) if exact(&m, full_v4) => Oxm::TunIpv4Src(v, None),
+        Oxm::TunIpv4Dst(v, m) if exact(&m, full_v4) => Oxm::TunIpv4Dst(v, None),
+        Oxm::PktMark(v, m) if exact(&m, u32::MAX) => Oxm::PktMark(v, None),
+        Oxm::CtState(v, m) if exact(&m, u32::MAX) => Oxm::CtState(v, None),
+        Oxm::CtMark(v, m) if exact(&m, u32::MAX) => Oxm::CtMark(v, None),
+        Oxm::CtLabel(v, m) if exact(&m, [0xff; 16]) => Oxm::CtLabel(v, None),
         other => other,
     }
 }
@@ -402,6 +415,41 @@ mod tests {
             Oxm::Ipv4Dst(Ipv4Addr::new(10, 0, 0, 1), None),
         ]);
         assert_eq!(FlowKey::new(1, 10, a), FlowKey::new(1, 10, b));
+    }
+
+    #[test]
+    fn exact_masks_of_nicira_fields_do_not_matter_either() {
+        let masked = Match::from_iter([
+            Oxm::Reg(3, 7, Some(u32::MAX)),
+            Oxm::CtMark(9, Some(u32::MAX)),
+            Oxm::CtLabel([1; 16], Some([0xff; 16])),
+        ]);
+        let exact = Match::from_iter([
+            Oxm::Reg(3, 7, None),
+            Oxm::CtMark(9, None),
+            Oxm::CtLabel([1; 16], None),
+        ]);
+        assert_eq!(FlowKey::new(1, 1, masked), FlowKey::new(1, 1, exact));
+    }
+
+    #[test]
+    fn a_meter_compares_as_the_switch_reports_it() {
+        let declared = MeterSpec::new(
+            flowgate_openflow::meter_flags::KBPS,
+            vec![MeterBand::Drop {
+                rate: 2000,
+                burst_size: 0,
+            }],
+        );
+        let reported = MeterConfig {
+            flags: flowgate_openflow::meter_flags::KBPS,
+            meter_id: 1,
+            bands: vec![MeterBand::Drop {
+                rate: 2000,
+                burst_size: 2000,
+            }],
+        };
+        assert_eq!(MeterSpec::from_config(&reported), declared);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`runtime`]: per-switch sessions (sans-IO) and their tokio drivers, the
 //!   switch registry, event dispatch to modules, and the reconciler.
 //! - [`pipeline`]: the fixed multi-table map every switch gets.
+//! - [`policy`]: the match language policies share (firewall, QoS).
 //! - [`cookie`]: the cookie scheme naming each flow's owner module and object.
 //! - [`module`]: the trait application modules implement.
 //! - [`api`]: the axum REST server.
@@ -30,6 +31,7 @@ pub mod module;
 pub mod neighbor;
 pub mod ovsdb;
 pub mod pipeline;
+pub mod policy;
 pub mod runtime;
 pub mod service;
 pub mod store;

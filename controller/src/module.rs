@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use flowgate_openflow::{
     FlowRemoved, FlowStats, GroupDesc, Message, MeterConfig, PacketIn, PacketOut, Port, PortStatus,
+    NO_BUFFER,
 };
 
 use crate::cookie::Owner;
@@ -52,7 +53,8 @@ pub enum Event<'a> {
         dpid: u64,
         status: &'a PortStatus,
     },
-    /// A packet sent to the controller by a flow this module owns.
+    /// A packet sent to the controller by a flow this module owns (or one
+    /// with no Flowgate cookie, see [`Module::wants_foreign_packet_ins`]).
     PacketIn {
         dpid: u64,
         packet_in: &'a PacketIn,
@@ -170,10 +172,13 @@ pub enum Change {
         key: FlowKey,
     },
     /// Send the desired entry of the key `id` names again, even if the
-    /// switch is believed to have it (see [`Ctx::resend`]).
+    /// switch is believed to have it (see [`Ctx::resend`]); with a
+    /// `buffer_id` other than `NO_BUFFER`, the FLOW_MOD also releases that
+    /// buffered packet (see [`Ctx::resend_releasing`]).
     ResendFlow {
         dpid: u64,
         id: FlowId,
+        buffer_id: u32,
     },
     PacketOut {
         dpid: u64,
@@ -266,9 +271,22 @@ impl Ctx {
     /// packet-in that the entry would have absorbed). The ADD is idempotent
     /// on a switch that does have it.
     pub fn reassert(&mut self, dpid: u64, entry: FlowEntry) {
+        self.reassert_releasing(dpid, entry, NO_BUFFER);
+    }
+
+    /// [`Ctx::reassert`], and the FLOW_MOD carries `buffer_id`: the switch
+    /// then runs the packet it buffered (a packet-in's) through its tables
+    /// after installing the entry. One message answers the packet-in, where
+    /// a FLOW_MOD and a PACKET_OUT would take two. `NO_BUFFER` releases
+    /// nothing.
+    pub fn reassert_releasing(&mut self, dpid: u64, entry: FlowEntry, buffer_id: u32) {
         let id = entry.key.id();
         self.install(dpid, entry);
-        self.changes.push(Change::ResendFlow { dpid, id });
+        self.changes.push(Change::ResendFlow {
+            dpid,
+            id,
+            buffer_id,
+        });
     }
 
     /// Sends the entry this module declared with `key` (that very key or a
@@ -276,7 +294,17 @@ impl Ctx {
     /// restating it: the cheapest answer to a packet-in for a known host,
     /// and a no-op if nothing is desired there any more.
     pub fn resend(&mut self, dpid: u64, key: &FlowKey) {
-        self.changes.push(Change::ResendFlow { dpid, id: key.id() });
+        self.resend_releasing(dpid, key, NO_BUFFER);
+    }
+
+    /// [`Ctx::resend`], releasing the buffered packet `buffer_id` as
+    /// [`Ctx::reassert_releasing`] does.
+    pub fn resend_releasing(&mut self, dpid: u64, key: &FlowKey, buffer_id: u32) {
+        self.changes.push(Change::ResendFlow {
+            dpid,
+            id: key.id(),
+            buffer_id,
+        });
     }
 
     /// Withdraws a reactive entry.
@@ -355,5 +383,14 @@ pub trait Module: Any + Send {
     /// Which bus events reach [`Event::Bus`].
     fn subscriptions(&self) -> crate::events::Topics {
         crate::events::Topics::NONE
+    }
+
+    /// Whether packet-ins that carry no Flowgate cookie reach this module:
+    /// table misses (cookie 0 or all-ones, from any table; every OpenFlow
+    /// 1.0 packet-in) and packets an operator's flow sends to the
+    /// controller. Forwarding answers them, on every version; a module that
+    /// needs to see them too says so here.
+    fn wants_foreign_packet_ins(&self) -> bool {
+        self.owner() == Owner::Forwarding
     }
 }

@@ -17,9 +17,9 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 use tracing::warn;
 use utoipa::ToSchema;
 
@@ -116,6 +116,8 @@ pub struct Written<R> {
     pub unconfirmed: Vec<u64>,
     /// Mods sent, by kind (unchanged entries are not sent).
     pub sent: ReconcileCounts,
+    /// Core time of the write: validation, compiling, declaring, diffing.
+    pub core_time: Duration,
 }
 
 impl<R> Written<R> {
@@ -126,6 +128,7 @@ impl<R> Written<R> {
             confirmed: self.confirmed,
             unconfirmed: self.unconfirmed,
             sent: self.sent,
+            core_time: self.core_time,
         }
     }
 }
@@ -153,7 +156,6 @@ impl<E> From<CallError> for WriteError<E> {
 pub struct Service<M> {
     runtime: Runtime,
     owner: Owner,
-    writes: Arc<Mutex<()>>,
     module: PhantomData<fn() -> M>,
 }
 
@@ -162,7 +164,6 @@ impl<M> Clone for Service<M> {
         Service {
             runtime: self.runtime.clone(),
             owner: self.owner,
-            writes: self.writes.clone(),
             module: PhantomData,
         }
     }
@@ -174,7 +175,6 @@ impl<M: Module> Service<M> {
         Service {
             runtime,
             owner,
-            writes: Arc::default(),
             module: PhantomData,
         }
     }
@@ -201,7 +201,7 @@ impl<M: Module> Service<M> {
         R: Send + 'static,
         E: Send + 'static,
     {
-        let guard = self.writes.clone().lock_owned().await;
+        let guard = self.runtime.write_lock(self.owner).lock_owned().await;
         let runtime = self.runtime.clone();
         let write = tokio::spawn(async move {
             let _serialized = guard;
@@ -232,6 +232,7 @@ impl<M: Module> Service<M> {
                 confirmed: applied.confirmed,
                 unconfirmed: applied.unconfirmed,
                 sent: applied.sent,
+                core_time: applied.core_time,
             })
         });
         write.await.unwrap_or(Err(WriteError::Stopped))

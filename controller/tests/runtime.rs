@@ -48,7 +48,7 @@ impl FakeSwitch {
     async fn connect(addr: std::net::SocketAddr, dpid: u64) -> FakeSwitch {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         let mut out = BytesMut::new();
-        of::encode(1, &Message::Hello(Hello::with_versions(&[4])), &mut out);
+        of::encode(1, &Message::Hello(Hello::with_versions(&[4])), &mut out).unwrap();
         stream.write_all(&out).await.unwrap();
         FakeSwitch {
             stream,
@@ -77,7 +77,7 @@ impl FakeSwitch {
 
     async fn send(&mut self, xid: u32, m: &Message) {
         let mut out = BytesMut::new();
-        of::encode(xid, m, &mut out);
+        of::encode(xid, m, &mut out).expect("test messages fit");
         self.stream.write_all(&out).await.unwrap();
     }
 
@@ -92,6 +92,12 @@ impl FakeSwitch {
             };
             self.answer(xid, m).await;
         }
+    }
+
+    /// Answers requests until the switch is reconciled: a barrier closes
+    /// the sync dumps, another the full reconciliation.
+    async fn serve_until_reconciled(&mut self) {
+        self.serve_until_barriers(2).await;
     }
 
     async fn answer(&mut self, xid: u32, m: Message) {
@@ -152,7 +158,7 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
 async fn a_switch_is_handshaken_listed_and_given_the_pipeline() {
     let (runtime, addr) = start().await;
     let mut sw = FakeSwitch::connect(addr, 0xa1).await;
-    sw.serve_until_barriers(1).await;
+    sw.serve_until_reconciled().await;
     assert_eq!(
         sw.flow_mods,
         flowgate_controller::pipeline::core_entries().len()
@@ -167,9 +173,9 @@ async fn a_switch_is_handshaken_listed_and_given_the_pipeline() {
 async fn a_reconnecting_dpid_replaces_the_old_connection() {
     let (runtime, addr) = start().await;
     let mut first = FakeSwitch::connect(addr, 7).await;
-    first.serve_until_barriers(1).await;
+    first.serve_until_reconciled().await;
     let mut second = FakeSwitch::connect(addr, 7).await;
-    second.serve_until_barriers(1).await;
+    second.serve_until_reconciled().await;
     // The old connection is closed by the controller.
     let closed = timeout(WAIT, async {
         while let Some((xid, m)) = first.recv().await {
@@ -192,7 +198,7 @@ async fn a_reconnecting_dpid_replaces_the_old_connection() {
 async fn garbage_closes_only_that_connection() {
     let (runtime, addr) = start().await;
     let mut good = FakeSwitch::connect(addr, 1).await;
-    good.serve_until_barriers(1).await;
+    good.serve_until_reconciled().await;
 
     let mut bad = TcpStream::connect(addr).await.unwrap();
     bad.write_all(&[0xff, 0x00, 0x00, 0x03, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3])

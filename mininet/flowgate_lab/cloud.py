@@ -42,14 +42,15 @@ def _ns(ns, *argv, timeout=30, check=True):
 class CloudHost:
     """One emulated hypervisor: a namespace with its own Open vSwitch."""
 
-    def __init__(self, cloud, index, br_int=True):
+    def __init__(self, cloud, index, br_int=True, name=None, underlay_ip=None, dpid=None):
         self.cloud = cloud
         self.with_br_int = br_int
         self.index = index
-        self.name = "h%d" % index
+        self.name = name or "h%d" % index
         self.ns = "%s-%s" % (cloud.prefix, self.name)
         self.dir = os.path.join(cloud.run_dir, self.name)
-        self.underlay_ip = "%s.%d" % (cloud.subnet, 10 + index)
+        self.underlay_ip = underlay_ip or "%s.%d" % (cloud.subnet, 10 + index)
+        self.dpid = dpid or 0xC000 + index
         self.vms = {}
 
     # --- Open vSwitch in the namespace ---------------------------------
@@ -102,16 +103,23 @@ class CloudHost:
         _ns(self.ns, "ip", "addr", "add", "%s/24" % self.underlay_ip, "dev", "br-phy")
         _ns(self.ns, "ip", "link", "set", "br-phy", "up")
         _ns(self.ns, "ethtool", "-K", "br-phy", "tx", "off", check=False)
-        self.appctl("ovs/route/add", "%s.0/24" % self.cloud.subnet, "br-phy")
+        # ovs-vswitchd refuses the route until it has opened br-phy with its
+        # address, which takes a moment on a busy machine.
+        wait_until(self._add_underlay_route, 20, interval=0.2, what="the underlay route on %s" % self.name)
 
         if not self.with_br_int:
             return self
         self.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev",
                    "protocols=OpenFlow13", "fail_mode=secure",
-                   "other-config:datapath-id=%016x" % (0xC000 + self.index),
+                   "other-config:datapath-id=%016x" % self.dpid,
                    "other-config:disable-in-band=true")
         _ns(self.ns, "ip", "link", "set", "br-int", "up")
         return self
+
+    def _add_underlay_route(self):
+        prefix = "%s.0/24" % self.cloud.subnet
+        self.appctl("ovs/route/add", prefix, "br-phy", check=False)
+        return prefix in self.appctl("ovs/route/show", check=False)
 
     def set_manager(self, target):
         """Make this host's ovsdb-server dial `target` (tcp:CTRL:PORT)."""
@@ -129,9 +137,10 @@ class CloudHost:
         out = self.vsctl("--bare", "--columns=is_connected", "list", "controller")
         return out.split() != [] and all(v == "true" for v in out.split())
 
-    def add_vm(self, vm, ip, mac=None, mtu=1450):
-        """A namespace `<prefix>-<host>-<vm>` with eth0 (ip in CIDR form), its
-        peer `vm` a port of br-int tagged external_ids:iface-id=<vm>."""
+    def add_vm(self, vm, ip, mac=None, mtu=1450, iface_id=None, ipv6=()):
+        """A namespace `<prefix>-<host>-<vm>` with eth0 (ip in CIDR form, or
+        None; IPv6 addresses `ipv6` turn IPv6 on), its peer `vm` a port of
+        br-int tagged external_ids:iface-id=<iface_id> (default: vm)."""
         vm_ns = "%s-%s" % (self.ns, vm)
         run(["ip", "netns", "add", vm_ns])
         self.cloud.record("netns", vm_ns)
@@ -143,10 +152,15 @@ class CloudHost:
         if mac:
             _ns(vm_ns, "ip", "link", "set", "eth0", "address", mac)
         _ns(vm_ns, "ip", "link", "set", "lo", "up")
-        _ns(vm_ns, "ip", "addr", "add", ip, "dev", "eth0")
-        _ns(vm_ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        if ip:
+            _ns(vm_ns, "ip", "addr", "add", ip, "dev", "eth0")
+        if ipv6:
+            for addr in ipv6:
+                _ns(vm_ns, "ip", "-6", "addr", "add", addr, "dev", "eth0", "nodad")
+        else:
+            _ns(vm_ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
         self.vsctl("add-port", "br-int", vm, "--", "set", "interface", vm,
-                   "external_ids:iface-id=%s" % vm)
+                   "external_ids:iface-id=%s" % (iface_id or vm))
         self.vms[vm] = vm_ns
         return vm_ns
 
@@ -186,7 +200,9 @@ class Cloud:
     """An underlay namespace with a Linux bridge, a management veth from the
     root namespace, and `n_hosts` CloudHosts."""
 
-    def __init__(self, n_hosts=2, prefix="fgc", subnet="198.18.0", run_dir=None, br_int=True):
+    def __init__(self, n_hosts=2, prefix="fgc", subnet="198.18.0", run_dir=None, br_int=True, hosts=None):
+        """`hosts`, when given, replaces `n_hosts`: a list of CloudHost
+        keyword dicts (name, underlay_ip, dpid) in index order."""
         if len(prefix) > 6:
             raise ValueError("prefix too long for interface names: %r" % prefix)
         self.prefix = prefix
@@ -196,10 +212,27 @@ class Cloud:
         self.run_dir = run_dir or tempfile.mkdtemp(prefix="flowgate-cloud-", dir="/tmp")
         self.under_ns = "%s-under" % prefix
         self.mgmt_if = "%s-mgmt" % prefix
-        self.hosts = [CloudHost(self, i, br_int=br_int) for i in range(1, n_hosts + 1)]
+        specs = hosts if hosts is not None else [{} for _ in range(n_hosts)]
+        self.hosts = [CloudHost(self, i, br_int=br_int, **spec) for i, spec in enumerate(specs, start=1)]
         self.manifest_path = os.path.join(MANIFEST_DIR, "%s.json" % prefix)
         self._locks = []
         self.manifest = {"pid": os.getpid(), "run_dir": self.run_dir, "netns": [], "link": []}
+
+    @classmethod
+    def from_scenario(cls, cloud, prefix="fgc", run_dir=None):
+        """The cloud of a scenario (`Scenario.cloud`), VMs not yet added
+        (`add_vms`): with attach "manager" the hosts have no br-int until a
+        controller creates it over OVSDB."""
+        return cls(prefix=prefix, subnet=cloud.prefix24, run_dir=run_dir, br_int=cloud.attach == "controller",
+                   hosts=[{"name": h.name, "underlay_ip": h.underlay_ip, "dpid": h.dpid} for h in cloud.hosts])
+
+    def add_vms(self, cloud):
+        """Add the VMs of a scenario's cloud to the hosts of the same names."""
+        by_name = {h.name: h for h in self.hosts}
+        for spec in cloud.hosts:
+            for vm in spec.vms:
+                by_name[spec.name].add_vm(vm.name, vm.ip, mac=vm.mac, mtu=vm.mtu, iface_id=vm.iface_id,
+                                          ipv6=vm.ipv6)
 
     def record(self, kind, name):
         """Remember something we created, persistently, for cleanup."""

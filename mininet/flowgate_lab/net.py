@@ -1,5 +1,6 @@
 """LabNet: a Mininet network wired to a controller process, with safe
-start-up and teardown.
+start-up and teardown. The network is a scenario (a topologies/ file or
+a spec such as "linear,3", see scenario.py) or any Mininet Topo.
 
 * Before building, bridges whose names the topology needs are checked: a
   bridge left by an earlier harness run whose process is gone is removed; any
@@ -20,7 +21,7 @@ from mininet.net import Mininet
 
 from . import ovs
 from .nodes import OWNER_KEY, LabRemoteController, LabSwitch, OffloadHost
-from .topos import make_topo
+from .topos import check_netem, make_topo
 from .util import LabError, acquire_lock, lock_wait, pid_alive, run, wait_until
 
 
@@ -57,7 +58,9 @@ class LabNet:
     (anything with `of_host` and `of_port`, e.g. FlowgateController)."""
 
     def __init__(self, topo, controller, switch_opts=None, log_level="warning"):
-        self.topo = make_topo(topo) if isinstance(topo, str) else topo
+        # A spec ("linear,3"), a scenario file or Scenario, or a Mininet Topo.
+        self.topo = make_topo(topo)
+        self.scenario = getattr(self.topo, "scenario", None)
         self.controller = controller
         self.switch_opts = switch_opts or {}
         self.log_level = log_level
@@ -71,6 +74,8 @@ class LabNet:
         is_connected=true in ovsdb."""
         setLogLevel(self.log_level)
         ovs.vsctl("show")  # fails fast when ovsdb-server is not running
+        if self.scenario is not None:
+            check_netem(self.scenario)
         # Mininet networks use fixed names (s1, h1-eth0, ...): one per machine.
         self._lock = acquire_lock(LOCK_PATH, lock_wait())
         try:

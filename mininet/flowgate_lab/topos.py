@@ -1,125 +1,87 @@
-"""Topologies for the lab, named by a short spec string such as
-`linear,3`, `tree,2,2`, `mesh,4`, `ring,4`, `single,3`, `fattree,4` or
-`diamond`.
+"""Mininet topologies of the lab, built from scenarios (scenario.py): a
+file in topologies/, or a short spec string such as `linear,3`,
+`tree,2,2`, `mesh,4`, `ring,4`, `single,3`, `fattree,4` or `diamond`
+(the generators' shorthands).
 
-Switches are s1..sN (Mininet derives datapath id N from the name), hosts
-h1..hM; port numbers follow link order, as in Mininet's own topologies.
+Switches keep the scenario's names and dpids, hosts its addresses (or
+Mininet's 10.0.0.N/8 when it gives none), and every link its port
+numbers; a link with bandwidth, delay or loss is a Mininet TCLink
+(LabTCLink).
 `mesh`, `ring`, `fattree` and `diamond` contain loops: they need a
 controller that does loop-free flooding (spanning tree / topology module);
 plain L2 learning floods forever.
 """
 
-from mininet.topo import LinearTopo, SingleSwitchTopo, Topo
-from mininet.topolib import TreeTopo
+import os
+
+from mininet.topo import Topo
+
+from . import scenario as scn
+from .nodes import LabTCLink
+from .util import LabError, run
 
 
-class MeshTopo(Topo):
-    """n switches, every pair linked (loops), `hosts` hosts per switch."""
+class ScenarioTopo(Topo):
+    """The Mininet side of a Scenario: its switches, hosts and links (cloud
+    hosts are built by cloud.py)."""
 
-    def build(self, n=3, hosts=1):  # pylint: disable=arguments-differ
-        switches = [self.addSwitch("s%d" % i) for i in range(1, n + 1)]
-        hnum = 1
-        for sw in switches:
-            for _ in range(hosts):
-                self.addLink(self.addHost("h%d" % hnum), sw)
-                hnum += 1
-        for i, a in enumerate(switches):
-            for b in switches[i + 1 :]:
-                self.addLink(a, b)
-
-
-class RingTopo(Topo):
-    """n switches in a ring (one loop), `hosts` hosts per switch."""
-
-    def build(self, n=4, hosts=1):  # pylint: disable=arguments-differ
-        switches = [self.addSwitch("s%d" % i) for i in range(1, n + 1)]
-        hnum = 1
-        for sw in switches:
-            for _ in range(hosts):
-                self.addLink(self.addHost("h%d" % hnum), sw)
-                hnum += 1
-        for i, sw in enumerate(switches):
-            if n > 2 or i == 0:
-                self.addLink(sw, switches[(i + 1) % n])
+    def build(self, sc):  # pylint: disable=arguments-differ
+        self.scenario = sc
+        for sw in sc.switches:
+            opts = {"dpid": "%016x" % sw.dpid}
+            if sw.protocols:
+                opts["protocols"] = sw.protocols
+            self.addSwitch(sw.name, **opts)
+        for host in sc.hosts:
+            opts = {}
+            if host.ip:
+                opts["ip"] = host.ip
+            if host.mac:
+                opts["mac"] = host.mac
+            if host.ipv6:
+                opts["ipv6_addrs"] = list(host.ipv6)
+            self.addHost(host.name, **opts)
+        for link in sc.links:
+            opts = dict(link.params)
+            if opts:
+                opts["cls"] = LabTCLink
+            self.addLink(link.a, link.b, port1=link.a_port, port2=link.b_port, **opts)
 
 
-class FatTreeTopo(Topo):
-    """The k-ary fat-tree (k even): (k/2)^2 core switches, k pods of k/2
-    aggregation and k/2 edge switches, k/2 hosts per edge switch; k=4 gives
-    20 switches and 16 hosts.
-
-    Numbering (dpid = switch number): cores s1..s(k/2)^2, then pod by pod
-    its aggregation switches and then its edge switches. Edge ports 1..k/2
-    face hosts and k/2+1..k go up to the pod's aggregation switches in
-    order; aggregation ports 1..k/2 face its edge switches, k/2+1..k its
-    cores (aggregation switch a of a pod reaches cores a*k/2+1..(a+1)*k/2);
-    core port p+1 faces pod p."""
-
-    def build(self, k=4):  # pylint: disable=arguments-differ
-        if k < 2 or k % 2:
-            raise ValueError("fat-tree k must be even and at least 2")
-        half = k // 2
-        cores = [self.addSwitch("s%d" % (i + 1)) for i in range(half * half)]
-        num = len(cores) + 1
-        hnum = 1
-        pods = []
-        for _ in range(k):
-            aggs = [self.addSwitch("s%d" % (num + a)) for a in range(half)]
-            edges = [self.addSwitch("s%d" % (num + half + e)) for e in range(half)]
-            num += k
-            pods.append((aggs, edges))
-        # Host links first so that edge ports 1..k/2 are hosts.
-        for aggs, edges in pods:
-            for edge in edges:
-                for _ in range(half):
-                    self.addLink(self.addHost("h%d" % hnum), edge)
-                    hnum += 1
-        for aggs, edges in pods:
-            for edge in edges:
-                for agg in aggs:
-                    self.addLink(edge, agg)
-        # Pods in order, so core port p+1 faces pod p.
-        for aggs, _ in pods:
-            for a, agg in enumerate(aggs):
-                for c in range(half):
-                    self.addLink(agg, cores[a * half + c])
+def make_topo(what):
+    """A Mininet Topo from a spec ("tree,2,3"), a scenario file path, a
+    Scenario, or a Topo (returned as it is)."""
+    if isinstance(what, Topo):
+        return what
+    if isinstance(what, str):
+        what = scn.load(what) if scn.is_scenario_path(what) else scn.from_spec(what)
+    return ScenarioTopo(what)
 
 
-class DiamondTopo(Topo):
-    """Four switches in a diamond (s1 top, s2 and s3 in the middle, s4
-    bottom) with cross links s2-s3 and s1-s4, so every pair of switches has
-    several paths and there are loops of every length; `hosts` hosts per
-    switch."""
-
-    def build(self, hosts=1):  # pylint: disable=arguments-differ
-        s = [self.addSwitch("s%d" % i) for i in range(1, 5)]
-        hnum = 1
-        for sw in s:
-            for _ in range(hosts):
-                self.addLink(self.addHost("h%d" % hnum), sw)
-                hnum += 1
-        for a, b in [(0, 1), (0, 2), (1, 3), (2, 3), (1, 2), (0, 3)]:
-            self.addLink(s[a], s[b])
+_NETEM = None
 
 
-TOPOS = {
-    "single": lambda k=2: SingleSwitchTopo(k=k),
-    "linear": lambda k=2, n=1: LinearTopo(k=k, n=n),
-    "tree": lambda depth=2, fanout=2: TreeTopo(depth=depth, fanout=fanout),
-    "mesh": lambda n=3, hosts=1: MeshTopo(n=n, hosts=hosts),
-    "ring": lambda n=4, hosts=1: RingTopo(n=n, hosts=hosts),
-    "fattree": lambda k=4: FatTreeTopo(k=k),
-    "diamond": lambda hosts=1: DiamondTopo(hosts=hosts),
-}
-
-
-def make_topo(spec):
-    """Build a Topo from `name[,int...]`, e.g. "linear,3" or "tree,2,3"."""
-    name, *args = [part.strip() for part in spec.split(",")]
-    if name not in TOPOS:
-        raise ValueError("unknown topology %r (known: %s)" % (name, ", ".join(sorted(TOPOS))))
-    try:
-        ints = [int(a) for a in args]
-    except ValueError as exc:
-        raise ValueError("topology arguments must be integers: %r" % spec) from exc
-    return TOPOS[name](*ints)
+def check_netem(sc):
+    """Raise LabError when links of `sc` need netem (delay, jitter, loss,
+    queue size) and this kernel has no netem qdisc: Mininet would only log
+    an error and build the link without them."""
+    global _NETEM  # pylint: disable=global-statement
+    needs = [link for link in sc.links if any(k in link.params for k in scn.NETEM_FIELDS)]
+    if not needs:
+        return
+    if _NETEM is None:
+        ns = "fgl-netem-%d" % os.getpid()
+        run(["ip", "netns", "add", ns], check=False)
+        try:
+            out = run(["ip", "netns", "exec", ns, "sh", "-c",
+                       "tc qdisc add dev lo root netem delay 1ms 2>&1 && echo NETEM_OK"], check=False)
+            _NETEM = "NETEM_OK" in out
+        finally:
+            run(["ip", "netns", "del", ns], check=False)
+    if not _NETEM:
+        link = needs[0]
+        raise LabError(
+            "%s:%s: link %s-%s asks for %s, but this kernel has no netem qdisc (sch_netem); "
+            "only bw works here" % (sc.path or sc.name, link.line, link.a, link.b,
+                                   ", ".join(k for k in scn.NETEM_FIELDS if k in link.params))
+        )

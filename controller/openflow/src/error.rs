@@ -1,5 +1,6 @@
-//! Typed decode errors. Every parse failure names what was being parsed so a
-//! live connection can log it and answer with the matching OpenFlow error.
+//! Typed decode and encode errors. Every parse failure names what was being
+//! parsed so a live connection can log it and answer with the matching
+//! OpenFlow error; every encode failure names the message.
 
 use thiserror::Error;
 
@@ -39,3 +40,35 @@ impl DecodeError {
 }
 
 pub type Result<T> = core::result::Result<T, DecodeError>;
+
+/// Why a message was not encoded. The encoders append nothing on error.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EncodeError {
+    /// The message is longer than `ofp_header.length` (16 bits) can say,
+    /// so no switch could frame it (e.g. thousands of actions).
+    #[error("{msg_type} of {len} bytes is longer than an OpenFlow message can be (65535)")]
+    TooLong { msg_type: &'static str, len: usize },
+    /// The OpenFlow 1.0 dialect cannot express the message.
+    #[error(transparent)]
+    Unsupported(#[from] crate::of10::Unsupported),
+}
+
+/// Checks a whole message's length (header included) against the 16-bit
+/// length field; `msg_type` names the message, asked only on error.
+#[inline]
+pub(crate) fn message_len16(
+    len: usize,
+    msg_type: impl FnOnce() -> &'static str,
+) -> core::result::Result<u16, EncodeError> {
+    match u16::try_from(len) {
+        Ok(len) => Ok(len),
+        Err(_) => Err(too_long(msg_type(), len)),
+    }
+}
+
+// Out of line: the encoders inline the check into every caller.
+#[cold]
+#[inline(never)]
+fn too_long(msg_type: &'static str, len: usize) -> EncodeError {
+    EncodeError::TooLong { msg_type, len }
+}

@@ -4,6 +4,19 @@
 //! ofp_group_mod body: | command: u16 | type: u8 | pad: 1 | group_id: u32 | buckets... |
 //! ofp_bucket:         | len: u16 | weight: u16 | watch_port: u32 | watch_group: u32 | pad: 4 | actions |
 //! ```
+//!
+//! OpenFlow 1.3 has no group properties, and Open vSwitch adds none to it:
+//! its select-group `selection_method` (`hash`, `dp_hash`),
+//! `selection_method_param` and `fields(...)` travel only in OpenFlow 1.5
+//! group mods and GROUP_DESC replies (a Netronome experimenter property,
+//! NTR_VENDOR_ID 0x0000154d / NTRT_SELECTION_METHOD, after the bucket list)
+//! and in its OpenFlow 1.0 `NXT_GROUP_MOD` (`ofp-group.c`,
+//! `ofputil_encode_ofp11_group_mod` vs `ofputil_encode_ofp15_group_mod`).
+//! Over 1.3, `ovs-ofctl add-group` drops them and the switch's GROUP_DESC
+//! reply leaves them out, even for a group given them over 1.5
+//! (`tests/ovs_bridge_oracle.rs`). A 1.3 select group gets OVS's default
+//! method: `dp_hash` over the 5-tuple (2.10 and later, while the bucket
+//! weights map onto at most 256 hash values), else `hash`.
 
 use bytes::{BufMut, BytesMut};
 

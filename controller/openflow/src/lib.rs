@@ -6,8 +6,10 @@
 //! re-emitted unchanged.
 //!
 //! Entry points: [`frame_len`] to cut a TCP stream into messages, [`decode`]
-//! and [`encode`] for one message. Every structure also implements
-//! [`wire::Wire`] (`parse` / `buffer_len` / `emit`) over its own bytes.
+//! and [`encode`] for one message ([`EncodeError`], appending nothing, for
+//! a message longer than its 16-bit length can say). Every structure also
+//! implements [`wire::Wire`] (`parse` / `buffer_len` / `emit`) over its own
+//! bytes.
 //!
 //! Round trips are byte-exact: a known TLV type with an unexpected length
 //! is kept raw rather than "repaired". Padding bytes are skipped on parse and
@@ -39,7 +41,7 @@ pub(crate) mod strategies;
 pub use action::{
     action_type, actions_len, emit_actions, parse_actions, Action, NX_EXPERIMENTER_ID,
 };
-pub use error::{DecodeError, Result};
+pub use error::{DecodeError, EncodeError, Result};
 pub use flow::{
     flow_mod_flags, flow_removed_reason, FlowMod, FlowModCommand, FlowModRef, FlowRemoved,
     DEFAULT_PRIORITY,
@@ -65,8 +67,10 @@ pub use multipart::{
     MultipartRequestBody, PortStats, QueueStats, TableStats,
 };
 pub use nicira::{
-    ct_flags, ct_mark_match, ct_state, ct_state_match, ct_zone_match, nat_flags, nx_action_subtype,
-    nx_u32_value, nxm_nx_field, set_ct_mark, Ct, CtZone, Nat, NxAction, NX_IN_PORT,
+    controller2_prop, ct_flags, ct_label_match, ct_mark_match, ct_state, ct_state_match,
+    ct_zone_match, learn_flags, nat_flags, nx_action_subtype, nx_u32_value, nxm_header,
+    nxm_nx_field, sample_direction, set_ct_mark, Controller2Prop, Ct, CtZone, FieldId, Learn,
+    LearnDst, LearnResult, LearnSpec, LearnSrc, Nat, NxAction, Sample, StackField, NX_IN_PORT,
 };
 pub use oxm::{
     oxm_field, Match, MatchFields, Oxm, OFPMT_OXM, OFPXMC_EXPERIMENTER, OFPXMC_NXM_0, OFPXMC_NXM_1,

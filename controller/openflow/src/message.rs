@@ -7,7 +7,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::{DecodeError, Result};
+use crate::error::{message_len16, DecodeError, EncodeError, Result};
 use crate::flow::{FlowMod, FlowModRef, FlowRemoved};
 use crate::group::GroupMod;
 use crate::meter::MeterMod;
@@ -19,7 +19,7 @@ use crate::switch::{
     RoleMsg, SwitchConfig, SwitchFeatures, TableMod,
 };
 use crate::types::OFP_VERSION_1_3;
-use crate::wire::{len16, Reader, Wire};
+use crate::wire::{Reader, Wire};
 
 /// `ofp_type` numbers for OpenFlow 1.3.
 pub mod msg_type {
@@ -296,8 +296,7 @@ impl Message {
     }
 
     /// Encoded length including the header. OpenFlow lengths are 16-bit:
-    /// callers building large messages (packet-outs with big frames, long
-    /// bucket lists) check this against `u16::MAX` before [`encode`].
+    /// [`encode`] refuses a message longer than 65535 bytes.
     pub fn encoded_len(&self) -> usize {
         Header::LEN + self.body_len()
     }
@@ -415,14 +414,29 @@ pub fn decode_shared(frame: &mut Bytes) -> Result<(Header, Message)> {
 }
 
 /// Appends one message with version 4 and the given xid. Length is computed.
-pub fn encode(xid: u32, msg: &Message, out: &mut BytesMut) {
+///
+/// A message longer than 65535 bytes is [`EncodeError::TooLong`] and
+/// nothing is appended.
+pub fn encode(
+    xid: u32,
+    msg: &Message,
+    out: &mut BytesMut,
+) -> core::result::Result<(), EncodeError> {
     encode_with_version(OFP_VERSION_1_3, xid, msg, out)
 }
 
 /// Appends one OpenFlow 1.3 FLOW_MOD from borrowed parts; the same bytes as
-/// [`encode`] of the owned message.
-pub fn encode_flow_mod(xid: u32, flow_mod: &FlowModRef<'_>, out: &mut BytesMut) {
-    let length = len16(Header::LEN + flow_mod.body_len());
+/// [`encode`] of the owned message, and the same error when it is too long.
+pub fn encode_flow_mod(
+    xid: u32,
+    flow_mod: &FlowModRef<'_>,
+    out: &mut BytesMut,
+) -> core::result::Result<(), EncodeError> {
+    // The length is computed before anything is written anyway (it goes in
+    // the header), so checking it costs one comparison per message.
+    let length = message_len16(Header::LEN + flow_mod.body_len(), || {
+        msg_type_name(msg_type::FLOW_MOD)
+    })?;
     out.reserve(usize::from(length));
     Header {
         version: OFP_VERSION_1_3,
@@ -432,19 +446,25 @@ pub fn encode_flow_mod(xid: u32, flow_mod: &FlowModRef<'_>, out: &mut BytesMut) 
     }
     .emit(out);
     flow_mod.emit_body(out);
+    Ok(())
 }
 
 /// Appends one message with an explicit header version (a HELLO offering
 /// other versions, or HELLO_FAILED sent to a peer in its own version).
 ///
-/// A message longer than 65535 bytes can not be framed; its length field
-/// saturates at 65535, so callers must check [`Message::encoded_len`] and
-/// split big requests.
-pub fn encode_with_version(version: u8, xid: u32, msg: &Message, out: &mut BytesMut) {
+/// A message longer than 65535 bytes can not be framed: it is
+/// [`EncodeError::TooLong`] and nothing is appended. Every length field
+/// nested inside a message that fits fits too.
+pub fn encode_with_version(
+    version: u8,
+    xid: u32,
+    msg: &Message,
+    out: &mut BytesMut,
+) -> core::result::Result<(), EncodeError> {
     let header = Header {
         version,
         msg_type: msg.msg_type(),
-        length: len16(msg.encoded_len()),
+        length: message_len16(msg.encoded_len(), || msg.name())?,
         xid,
     };
     out.reserve(usize::from(header.length));
@@ -452,6 +472,7 @@ pub fn encode_with_version(version: u8, xid: u32, msg: &Message, out: &mut Bytes
     if let Some(body) = msg.body() {
         body.put(out);
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -466,7 +487,7 @@ mod tests {
 
     fn enc(xid: u32, m: &Message) -> Vec<u8> {
         let mut out = BytesMut::new();
-        encode(xid, m, &mut out);
+        encode(xid, m, &mut out).expect("test messages fit");
         assert_eq!(out.len(), Header::LEN + m.body_len());
         out.to_vec()
     }
@@ -520,7 +541,7 @@ mod tests {
         };
         assert_eq!(hello.versions(), Some(vec![4, 6]));
         let mut out = BytesMut::new();
-        encode_with_version(6, 2, &m, &mut out);
+        encode_with_version(6, 2, &m, &mut out).expect("fits");
         assert_eq!(out.to_vec(), bytes);
         // Other messages in another version are refused.
         assert_eq!(
@@ -643,7 +664,7 @@ mod tests {
             }
             let (h, m) = decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let mut out = BytesMut::new();
-            encode_with_version(h.version, h.xid, &m, &mut out);
+            encode_with_version(h.version, h.xid, &m, &mut out).expect("a decoded message fits");
             assert_eq!(out.to_vec(), bytes, "{}: {m:?}", path.display());
             checked += 1;
         }
@@ -690,9 +711,74 @@ mod tests {
             )
         };
         let mut borrowed = BytesMut::new();
-        encode_flow_mod(9, &fm.borrowed(), &mut borrowed);
+        encode_flow_mod(9, &fm.borrowed(), &mut borrowed).expect("fits");
         assert_eq!(borrowed, enc(9, &Message::FlowMod(fm.clone())));
         assert_eq!(fm.borrowed().to_owned(), fm);
+    }
+
+    /// Thousands of outputs: more than a 16-bit length can say, even in
+    /// OpenFlow 1.0's 8-byte output actions.
+    fn oversized_actions() -> Vec<Action> {
+        (0..9000).map(Action::output).collect()
+    }
+
+    #[test]
+    fn a_message_too_long_for_its_length_field_is_refused_and_nothing_is_written() {
+        let fm = FlowMod::add(
+            0,
+            1,
+            Match::new(),
+            vec![crate::Instruction::ApplyActions(oversized_actions())],
+        );
+        let group = Message::GroupMod(crate::GroupMod {
+            command: crate::GroupModCommand::Add,
+            group_type: crate::GroupType::All,
+            group_id: 1,
+            buckets: vec![crate::Bucket::new(oversized_actions())],
+        });
+        let before = BytesMut::from(&b"earlier messages"[..]);
+        let flow = Message::FlowMod(fm.clone());
+        for (msg, name) in [(&flow, "OFPT_FLOW_MOD"), (&group, "OFPT_GROUP_MOD")] {
+            let mut out = before.clone();
+            assert_eq!(
+                encode(1, msg, &mut out),
+                Err(EncodeError::TooLong {
+                    msg_type: name,
+                    len: msg.encoded_len()
+                })
+            );
+            assert_eq!(out, before);
+        }
+        let mut out = before.clone();
+        assert_eq!(
+            encode_flow_mod(1, &fm.borrowed(), &mut out),
+            Err(EncodeError::TooLong {
+                msg_type: "OFPT_FLOW_MOD",
+                len: flow.encoded_len()
+            })
+        );
+        assert_eq!(out, before);
+        // The OpenFlow 1.0 encoder learns the length only once the body is
+        // written, and takes it back.
+        let mut out = before.clone();
+        assert!(matches!(
+            crate::of10::encode(1, &flow, &mut out),
+            Err(EncodeError::TooLong {
+                msg_type: "OFPT_FLOW_MOD",
+                ..
+            })
+        ));
+        assert_eq!(out, before);
+    }
+
+    #[test]
+    fn the_longest_message_that_fits_is_encoded() {
+        // Exactly 65535 bytes with its header.
+        let data = Bytes::from(vec![7u8; usize::from(u16::MAX) - Header::LEN]);
+        let m = Message::EchoRequest(data);
+        let bytes = enc(1, &m);
+        assert_eq!(bytes.len(), 65535);
+        assert_eq!(decode(&bytes).unwrap().1, m);
     }
 
     #[test]

@@ -101,6 +101,23 @@ impl MeterBand {
         }
     }
 
+    /// This band as Open vSwitch's userspace datapath installs and reports
+    /// it (see [`crate::MeterConfig`]): a drop band with a zero
+    /// `burst_size` gets its rate as burst. Other bands (which that
+    /// datapath refuses) are returned unchanged.
+    pub fn canonical(&self) -> MeterBand {
+        match *self {
+            MeterBand::Drop {
+                rate,
+                burst_size: 0,
+            } => MeterBand::Drop {
+                rate,
+                burst_size: rate,
+            },
+            _ => self.clone(),
+        }
+    }
+
     /// (rate, burst_size), common to all bands.
     pub fn rate_burst(&self) -> (u32, u32) {
         match self {
@@ -285,6 +302,26 @@ mod tests {
         assert!(parse_bands(&mut Reader::new(&unaligned, "t")).is_err());
         let past_end = [0u8, 1, 0, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         assert!(parse_bands(&mut Reader::new(&past_end, "t")).is_err());
+    }
+
+    #[test]
+    fn a_drop_band_without_burst_is_canonically_bursting_at_its_rate() {
+        let drop = |rate, burst_size| MeterBand::Drop { rate, burst_size };
+        assert_eq!(drop(1000, 0).canonical(), drop(1000, 1000));
+        assert_eq!(drop(1000, 300).canonical(), drop(1000, 300));
+        let remark = MeterBand::DscpRemark {
+            rate: 5,
+            burst_size: 0,
+            prec_level: 1,
+        };
+        assert_eq!(remark.canonical(), remark);
+        let other = MeterBand::Unknown {
+            band_type: 7,
+            rate: 5,
+            burst_size: 0,
+            data: Bytes::new(),
+        };
+        assert_eq!(other.canonical(), other);
     }
 
     #[test]

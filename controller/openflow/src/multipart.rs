@@ -17,9 +17,9 @@
 //! for every accepted `b` whose padding bytes are zero.
 
 use crate::error::{DecodeError, Result};
-use crate::group::{buckets_len, emit_buckets, parse_buckets, Bucket, GroupType};
+use crate::group::{buckets_len, emit_buckets, parse_buckets, Bucket, GroupMod, GroupType};
 use crate::instruction::{emit_instructions, instructions_len, parse_instructions, Instruction};
-use crate::meter::{bands_len, emit_bands, parse_bands, MeterBand};
+use crate::meter::{bands_len, emit_bands, parse_bands, MeterBand, MeterMod};
 use crate::oxm::Match;
 use crate::port::{put_fixed_str, read_fixed_str, Port};
 use crate::wire::{len16, put_zeros, Reader, Wire};
@@ -280,11 +280,28 @@ pub struct BucketCounter {
 }
 
 /// `ofp_group_desc` (spec 7.3.5.10): `length u16 | type u8 | pad 1 | group_id u32 | buckets`.
+///
+/// Open vSwitch reports a group exactly as the GROUP_MOD that made it sent
+/// it: type, id and every bucket's weight, watch port, watch group and
+/// actions (`tests/ovs_bridge_oracle.rs`), so [`GroupDesc::from`] a
+/// [`GroupMod`] is what the switch will report. Select-group properties are
+/// not part of it in OpenFlow 1.3 (see [`crate::group`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupDesc {
     pub group_type: GroupType,
     pub group_id: u32,
     pub buckets: Vec<Bucket>,
+}
+
+impl From<&GroupMod> for GroupDesc {
+    /// The group `group_mod` installs, as the switch reports it.
+    fn from(group_mod: &GroupMod) -> GroupDesc {
+        GroupDesc {
+            group_type: group_mod.group_type,
+            group_id: group_mod.group_id,
+            buckets: group_mod.buckets.clone(),
+        }
+    }
 }
 
 /// `ofp_group_features` (spec 7.3.5.11), 40 bytes. Arrays are indexed by group type.
@@ -320,11 +337,33 @@ pub struct MeterBandStats {
 }
 
 /// `ofp_meter_config` (spec 7.3.5.13): `length u16 | flags u16 | meter_id u32 | bands`.
+///
+/// Open vSwitch reports `flags` as the METER_MOD sent them (it adds no
+/// OFPMF_STATS; flags it does not support are refused) and the bands in
+/// their order, with one change: its userspace (netdev) datapath gives a
+/// band whose `burst_size` is 0 a burst of its rate and reports that,
+/// whatever OFPMF_BURST says (`dpif-netdev.c`, `dp_netdev_meter_set`); the
+/// kernel datapath reports the 0. So a desired meter compares equal to the
+/// installed one band by band as [`MeterBand::canonical`]
+/// (`tests/ovs_bridge_oracle.rs`). The userspace datapath refuses bands
+/// other than drop (OFPMMFC_BAD_BAND).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MeterConfig {
     pub flags: u16,
     pub meter_id: u32,
     pub bands: Vec<MeterBand>,
+}
+
+impl From<&MeterMod> for MeterConfig {
+    /// The meter `meter_mod` installs, as sent (see [`MeterConfig`] for
+    /// what a switch may change).
+    fn from(meter_mod: &MeterMod) -> MeterConfig {
+        MeterConfig {
+            flags: meter_mod.flags,
+            meter_id: meter_mod.meter_id,
+            bands: meter_mod.bands.clone(),
+        }
+    }
 }
 
 /// `ofp_meter_features` (spec 7.3.5.14), 16 bytes.

@@ -4,15 +4,18 @@
 //! OXM TLV:  | class: u16 | field: 7 bits | hasmask: 1 bit | length: u8 | value [mask] |
 //! ofp_match:| type: u16 = OFPMT_OXM (1) | length: u16 (excl. padding) | OXM TLVs... | pad to 8 |
 //! ```
-//! Basic-class (0x8000) fields whose width and mask flag fit are typed;
-//! everything else (Nicira NXM classes, experimenter OXMs, odd widths) is kept
-//! as [`Oxm::Raw`] so a switch's match re-emits byte for byte.
+//! Basic-class (0x8000) fields and the Nicira `NXM_NX` (class 0x0001) fields
+//! Flowgate uses (registers, tunnel addresses, packet mark, conjunction id,
+//! conntrack state/zone/mark/label) are typed when their width and mask flag
+//! fit; everything else (other NXM fields, experimenter OXMs, odd widths) is
+//! kept as [`Oxm::Raw`] so a switch's match re-emits byte for byte.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, Result};
+use crate::nicira::nxm_nx_field;
 use crate::types::MacAddr;
 use crate::wire::{pad8, put_zeros, round8, Reader, Wire};
 
@@ -116,17 +119,80 @@ pub enum Oxm {
     PbbIsid(u32, Option<u32>),
     TunnelId(u64, Option<u64>),
     Ipv6Exthdr(u16, Option<u16>),
-    /// Any other class/field (Nicira NXM_NX_* such as ct_state/reg0,
-    /// experimenter 0xffff with its 4-byte experimenter id inside payload) or
-    /// a basic field whose hasmask/length does not fit the typed form: kept
-    /// byte-exact. `payload` = everything after the 4-byte OXM header
-    /// (at most 255 bytes; `field` is 7 bits).
+    /// `NXM_NX_REG0..15` (`reg0`..`reg15`): register `n` (0..=15), 32 bits.
+    Reg(u8, u32, Option<u32>),
+    /// `NXM_NX_TUN_IPV4_SRC` (`tun_src`): outer source of the tunnel the
+    /// packet arrived on, or to set for its next encapsulation.
+    TunIpv4Src(Ipv4Addr, Option<Ipv4Addr>),
+    /// `NXM_NX_TUN_IPV4_DST` (`tun_dst`).
+    TunIpv4Dst(Ipv4Addr, Option<Ipv4Addr>),
+    /// `NXM_NX_PKT_MARK` (`pkt_mark`): the datapath's packet mark (skb mark).
+    PktMark(u32, Option<u32>),
+    /// `NXM_NX_CONJ_ID` (`conj_id`): the id of the `conjunction` that matched.
+    ConjId(u32),
+    /// `NXM_NX_CT_STATE` (`ct_state`), bits in [`crate::nicira::ct_state`].
+    CtState(u32, Option<u32>),
+    /// `NXM_NX_CT_ZONE` (`ct_zone`).
+    CtZone(u16),
+    /// `NXM_NX_CT_MARK` (`ct_mark`).
+    CtMark(u32, Option<u32>),
+    /// `NXM_NX_CT_LABEL` (`ct_label`): 128 bits, big-endian as on the wire
+    /// (see [`crate::nicira::ct_label_match`] for a `u128`).
+    CtLabel([u8; 16], Option<[u8; 16]>),
+    /// Any other class/field (other Nicira NXM fields, experimenter 0xffff
+    /// with its 4-byte experimenter id inside payload) or a field whose
+    /// hasmask/length does not fit the typed form: kept byte-exact.
+    /// `payload` = everything after the 4-byte OXM header (at most 255
+    /// bytes; `field` is 7 bits).
     Raw {
         class: u16,
         field: u8,
         hasmask: bool,
         payload: Bytes,
     },
+}
+
+/// Value width in bytes of a typed `NXM_NX` field (without mask), and
+/// whether it is maskable (Open vSwitch `meta-flow.h`).
+fn nxm_nx_width(field: u8) -> Option<(usize, bool)> {
+    use nxm_nx_field::*;
+    Some(match field {
+        REG0..=REG15 | TUN_IPV4_SRC | TUN_IPV4_DST | PKT_MARK | CT_STATE | CT_MARK => (4, true),
+        CONJ_ID => (4, false),
+        CT_ZONE => (2, false),
+        CT_LABEL => (16, true),
+        _ => return None,
+    })
+}
+
+/// Builds the typed form of an `NXM_NX` field, or `None` when it is not
+/// one of those typed or its width or mask flag does not fit.
+fn typed_nxm_nx(field: u8, hasmask: bool, payload: &[u8]) -> Option<Oxm> {
+    use nxm_nx_field::*;
+    use Oxm::*;
+    let (width, maskable) = nxm_nx_width(field)?;
+    if (hasmask && !maskable) || payload.len() != width * (1 + usize::from(hasmask)) {
+        return None;
+    }
+    let r = &mut Reader::new(payload, "nxm value");
+    let m = hasmask;
+    let oxm = match field {
+        REG0..=REG15 => masked(r, m, Reader::u32)
+            .map(|(v, k)| Reg(field, v, k))
+            .ok()?,
+        TUN_IPV4_SRC => masked(r, m, ipv4).map(|(v, k)| TunIpv4Src(v, k)).ok()?,
+        TUN_IPV4_DST => masked(r, m, ipv4).map(|(v, k)| TunIpv4Dst(v, k)).ok()?,
+        PKT_MARK => masked(r, m, Reader::u32).map(|(v, k)| PktMark(v, k)).ok()?,
+        CONJ_ID => ConjId(r.u32().ok()?),
+        CT_STATE => masked(r, m, Reader::u32).map(|(v, k)| CtState(v, k)).ok()?,
+        CT_ZONE => CtZone(r.u16().ok()?),
+        CT_MARK => masked(r, m, Reader::u32).map(|(v, k)| CtMark(v, k)).ok()?,
+        CT_LABEL => masked(r, m, Reader::array::<16>)
+            .map(|(v, k)| CtLabel(v, k))
+            .ok()?,
+        _ => return None,
+    };
+    Some(oxm)
 }
 
 /// Value width in bytes of a typed basic field (without mask).
@@ -263,15 +329,20 @@ fn typed(field: u8, hasmask: bool, payload: &[u8]) -> Option<Oxm> {
 }
 
 impl Oxm {
-    /// OXM class (0x8000 for every typed variant).
+    /// OXM class: 0x8000 for the basic fields, 0x0001 for the `NXM_NX` ones.
+    #[inline]
     pub fn class(&self) -> u16 {
+        use Oxm::*;
         match self {
-            Oxm::Raw { class, .. } => *class,
+            Raw { class, .. } => *class,
+            Reg(..) | TunIpv4Src(..) | TunIpv4Dst(..) | PktMark(..) | ConjId(_) | CtState(..)
+            | CtZone(_) | CtMark(..) | CtLabel(..) => OFPXMC_NXM_1,
             _ => OFPXMC_OPENFLOW_BASIC,
         }
     }
 
     /// OXM field number within its class (7 bits).
+    #[inline]
     pub fn field(&self) -> u8 {
         use oxm_field::*;
         use Oxm::*;
@@ -316,11 +387,21 @@ impl Oxm {
             PbbIsid(..) => PBB_ISID,
             TunnelId(..) => TUNNEL_ID,
             Ipv6Exthdr(..) => IPV6_EXTHDR,
+            Reg(n, ..) => *n & 0x7f,
+            TunIpv4Src(..) => nxm_nx_field::TUN_IPV4_SRC,
+            TunIpv4Dst(..) => nxm_nx_field::TUN_IPV4_DST,
+            PktMark(..) => nxm_nx_field::PKT_MARK,
+            ConjId(_) => nxm_nx_field::CONJ_ID,
+            CtState(..) => nxm_nx_field::CT_STATE,
+            CtZone(_) => nxm_nx_field::CT_ZONE,
+            CtMark(..) => nxm_nx_field::CT_MARK,
+            CtLabel(..) => nxm_nx_field::CT_LABEL,
             Raw { field, .. } => *field & 0x7f,
         }
     }
 
     /// Whether a mask follows the value on the wire.
+    #[inline]
     pub fn hasmask(&self) -> bool {
         use Oxm::*;
         match self {
@@ -330,6 +411,9 @@ impl Oxm {
             Ipv4Src(_, m) | Ipv4Dst(_, m) | ArpSpa(_, m) | ArpTpa(_, m) => m.is_some(),
             Ipv6Src(_, m) | Ipv6Dst(_, m) => m.is_some(),
             Ipv6Flabel(_, m) | PbbIsid(_, m) => m.is_some(),
+            Reg(_, _, m) | PktMark(_, m) | CtState(_, m) | CtMark(_, m) => m.is_some(),
+            TunIpv4Src(_, m) | TunIpv4Dst(_, m) => m.is_some(),
+            CtLabel(_, m) => m.is_some(),
             Raw { hasmask, .. } => *hasmask,
             _ => false,
         }
@@ -337,12 +421,38 @@ impl Oxm {
 
     /// The OXM header's length byte: value plus mask.
     pub fn payload_len(&self) -> usize {
+        use Oxm::*;
+        // `width` bytes of value, as many again of mask when there is one.
+        fn masked<T>(width: usize, mask: &Option<T>) -> usize {
+            width << usize::from(mask.is_some())
+        }
+        // One match straight to the length (not through `field()` and the
+        // parser's width tables): this runs for every field of every match
+        // encoded, twice (length, then emit).
         match self {
-            Oxm::Raw { payload, .. } => payload.len(),
-            other => {
-                let width = basic_width(other.field()).unwrap_or(0);
-                width * (1 + usize::from(other.hasmask()))
+            VlanPcp(_) | IpDscp(_) | IpEcn(_) | IpProto(_) | Icmpv4Type(_) | Icmpv4Code(_)
+            | Icmpv6Type(_) | Icmpv6Code(_) | MplsTc(_) | MplsBos(_) => 1,
+            EthType(_) | TcpSrc(_) | TcpDst(_) | UdpSrc(_) | UdpDst(_) | SctpSrc(_)
+            | SctpDst(_) | ArpOp(_) | CtZone(_) => 2,
+            InPort(_) | InPhyPort(_) | MplsLabel(_) | ConjId(_) => 4,
+            Ipv6NdSll(_) | Ipv6NdTll(_) => 6,
+            Ipv6NdTarget(_) => 16,
+            VlanVid(_, m) | Ipv6Exthdr(_, m) => masked(2, m),
+            PbbIsid(_, m) => masked(3, m),
+            Ipv4Src(_, m)
+            | Ipv4Dst(_, m)
+            | ArpSpa(_, m)
+            | ArpTpa(_, m)
+            | TunIpv4Src(_, m)
+            | TunIpv4Dst(_, m) => masked(4, m),
+            Ipv6Flabel(_, m) | Reg(_, _, m) | PktMark(_, m) | CtState(_, m) | CtMark(_, m) => {
+                masked(4, m)
             }
+            EthDst(_, m) | EthSrc(_, m) | ArpSha(_, m) | ArpTha(_, m) => masked(6, m),
+            Metadata(_, m) | TunnelId(_, m) => masked(8, m),
+            Ipv6Src(_, m) | Ipv6Dst(_, m) => masked(16, m),
+            CtLabel(_, m) => masked(16, m),
+            Raw { payload, .. } => payload.len(),
         }
     }
 
@@ -372,7 +482,21 @@ impl Oxm {
             }
         }
         match self {
-            InPort(v) | InPhyPort(v) | MplsLabel(v) => out.put_u32(*v),
+            InPort(v) | InPhyPort(v) | MplsLabel(v) | ConjId(v) => out.put_u32(*v),
+            Reg(_, v, m) | PktMark(v, m) | CtState(v, m) | CtMark(v, m) => {
+                out.put_u32(*v);
+                if let Some(m) = m {
+                    out.put_u32(*m);
+                }
+            }
+            TunIpv4Src(v, m) | TunIpv4Dst(v, m) => put_v4(out, v, m),
+            CtZone(v) => out.put_u16(*v),
+            CtLabel(v, m) => {
+                out.put_slice(v);
+                if let Some(m) = m {
+                    out.put_slice(m);
+                }
+            }
             Metadata(v, m) | TunnelId(v, m) => {
                 out.put_u64(*v);
                 if let Some(m) = m {
@@ -424,10 +548,13 @@ impl Wire for Oxm {
             return Err(DecodeError::BadLength { what: "oxm", len });
         }
         let payload = r.bytes(len)?;
-        if class == OFPXMC_OPENFLOW_BASIC {
-            if let Some(oxm) = typed(field, hasmask, payload) {
-                return Ok(oxm);
-            }
+        let typed = match class {
+            OFPXMC_OPENFLOW_BASIC => typed(field, hasmask, payload),
+            OFPXMC_NXM_1 => typed_nxm_nx(field, hasmask, payload),
+            _ => None,
+        };
+        if let Some(oxm) = typed {
+            return Ok(oxm);
         }
         Ok(Oxm::Raw {
             class,
@@ -690,20 +817,55 @@ mod tests {
     }
 
     #[test]
-    fn nicira_reg_kept_raw() {
-        // NXM_NX_REG0 (class 1, field 0), 4 bytes.
+    fn nicira_fields_typed_by_class_and_field() {
+        // NXM_NX_REG0 (class 1, field 0), 4 bytes: not the basic IN_PORT.
         let bytes = [0x00, 0x01, 0x00, 0x04, 0xde, 0xad, 0xbe, 0xef];
         let oxm: Oxm = parse_all(&bytes).unwrap();
-        assert_eq!(
-            oxm,
-            Oxm::Raw {
-                class: OFPXMC_NXM_1,
-                field: 0,
-                hasmask: false,
-                payload: Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef]),
-            }
-        );
+        assert_eq!(oxm, Oxm::Reg(0, 0xdead_beef, None));
         assert_eq!(emit(&oxm), bytes);
+        // NXM_NX_REG15 masked (field 15 << 1 | 1).
+        let bytes = [0x00, 0x01, 0x1f, 0x08, 0, 0, 0, 5, 0, 0, 0, 0xff];
+        let oxm: Oxm = parse_all(&bytes).unwrap();
+        assert_eq!(oxm, Oxm::Reg(15, 5, Some(0xff)));
+        assert_eq!(emit(&oxm), bytes);
+        // NXM_NX_TUN_IPV4_DST (field 32).
+        let bytes = [0x00, 0x01, 0x40, 0x04, 192, 0, 2, 1];
+        let oxm: Oxm = parse_all(&bytes).unwrap();
+        assert_eq!(oxm, Oxm::TunIpv4Dst(Ipv4Addr::new(192, 0, 2, 1), None));
+        assert_eq!(emit(&oxm), bytes);
+    }
+
+    #[test]
+    fn nicira_fields_of_odd_shape_or_unknown_kept_raw() {
+        let cases: [&[u8]; 4] = [
+            // ct_zone with a mask: not maskable.
+            &[0x00, 0x01, 0xd5, 0x04, 0, 7, 0xff, 0xff],
+            // conj_id with a mask.
+            &[0x00, 0x01, 0x4b, 0x08, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff],
+            // reg1 of 2 bytes.
+            &[0x00, 0x01, 0x02, 0x02, 0, 1],
+            // NXM_NX_TUN_ID (field 16), not typed here.
+            &[0x00, 0x01, 0x20, 0x08, 0, 0, 0, 0, 0, 0, 0, 9],
+        ];
+        for bytes in cases {
+            let oxm: Oxm = parse_all(bytes).unwrap();
+            assert!(
+                matches!(
+                    oxm,
+                    Oxm::Raw {
+                        class: OFPXMC_NXM_1,
+                        ..
+                    }
+                ),
+                "{oxm:?}"
+            );
+            assert_eq!(emit(&oxm), bytes);
+        }
+        // The basic class's field 0 stays IN_PORT.
+        assert_eq!(
+            parse_all::<Oxm>(&[0x80, 0x00, 0x00, 0x04, 0, 0, 0, 1]).unwrap(),
+            Oxm::InPort(1)
+        );
     }
 
     #[test]

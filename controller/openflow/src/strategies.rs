@@ -18,7 +18,11 @@ use crate::instruction::Instruction;
 use crate::message::Message;
 use crate::meter::{MeterBand, MeterMod, MeterModCommand};
 use crate::multipart::{MultipartRequest, MultipartRequestBody};
-use crate::oxm::{Match, Oxm, OFPXMC_EXPERIMENTER, OFPXMC_OPENFLOW_BASIC};
+use crate::nicira::{
+    learn_flags, set_ct_mark, Controller2Prop, Ct, CtZone, FieldId, Learn, LearnDst, LearnResult,
+    LearnSpec, LearnSrc, Nat, NxAction, Sample, StackField,
+};
+use crate::oxm::{Match, Oxm, OFPXMC_EXPERIMENTER, OFPXMC_NXM_1, OFPXMC_OPENFLOW_BASIC};
 use crate::packet::{PacketIn, PacketInReason, PacketOut};
 use crate::port::{Port, PortMod, PortReason, PortStatus};
 use crate::switch::{
@@ -55,7 +59,7 @@ fn opt<S: Strategy>(s: S) -> impl Strategy<Value = Option<S::Value>> {
     proptest::option::of(s)
 }
 
-/// Typed OXM fields, every variant.
+/// Typed OXM fields (basic and NXM_NX), every variant.
 fn arb_typed_oxm() -> BoxedStrategy<Oxm> {
     use Oxm::*;
     let u24 = 0u32..0x0100_0000;
@@ -132,16 +136,41 @@ fn arb_typed_oxm() -> BoxedStrategy<Oxm> {
         (any::<u16>(), opt(any::<u16>()))
             .prop_map(|(v, m)| Ipv6Exthdr(v, m))
             .boxed(),
+        (0u8..16, any::<u32>(), opt(any::<u32>()))
+            .prop_map(|(n, v, m)| Reg(n, v, m))
+            .boxed(),
+        (arb_v4(), opt(arb_v4()))
+            .prop_map(|(v, m)| TunIpv4Src(v, m))
+            .boxed(),
+        (arb_v4(), opt(arb_v4()))
+            .prop_map(|(v, m)| TunIpv4Dst(v, m))
+            .boxed(),
+        (any::<u32>(), opt(any::<u32>()))
+            .prop_map(|(v, m)| PktMark(v, m))
+            .boxed(),
+        any::<u32>().prop_map(ConjId).boxed(),
+        (any::<u32>(), opt(any::<u32>()))
+            .prop_map(|(v, m)| CtState(v, m))
+            .boxed(),
+        any::<u16>().prop_map(CtZone).boxed(),
+        (any::<u32>(), opt(any::<u32>()))
+            .prop_map(|(v, m)| CtMark(v, m))
+            .boxed(),
+        (any::<[u8; 16]>(), opt(any::<[u8; 16]>()))
+            .prop_map(|(v, m)| CtLabel(v, m))
+            .boxed(),
     ])
     .boxed()
 }
 
 /// Raw OXMs the parser keeps raw: other classes, experimenter OXMs (with
-/// room for the id), unknown basic fields and basic fields of odd shape.
+/// room for the id), unknown basic or NXM_NX fields and typed ones of odd
+/// shape.
 fn arb_raw_oxm() -> impl Strategy<Value = Oxm> {
     let class = prop_oneof![
         any::<u16>(),
         Just(OFPXMC_OPENFLOW_BASIC),
+        Just(OFPXMC_NXM_1),
         Just(OFPXMC_EXPERIMENTER)
     ];
     (class, 0u8..128, any::<bool>(), arb_bytes(4..40))
@@ -164,6 +193,222 @@ pub(crate) fn arb_oxm() -> impl Strategy<Value = Oxm> {
 
 pub(crate) fn arb_match() -> impl Strategy<Value = Match> {
     vec(arb_oxm(), 0..6).prop_map(Match::from_iter)
+}
+
+fn arb_field_id() -> impl Strategy<Value = FieldId> {
+    prop_oneof![
+        any::<u32>()
+            .prop_filter("experimenter class takes 8 bytes", |h| h >> 16 != 0xffff)
+            .prop_map(FieldId::Header),
+        (any::<u16>(), any::<u32>()).prop_map(|(low, experimenter)| FieldId::Experimenter {
+            header: 0xffff_0000 | u32::from(low),
+            experimenter,
+        }),
+    ]
+}
+
+fn arb_nat() -> impl Strategy<Value = Nat> {
+    (
+        any::<u16>(),
+        opt(arb_v4()),
+        opt(arb_v4()),
+        opt(arb_v6()),
+        opt(arb_v6()),
+        opt(any::<u16>()),
+        opt(any::<u16>()),
+    )
+        .prop_map(|(flags, a, b, c, d, lo, hi)| Nat {
+            flags,
+            ipv4_min: a,
+            ipv4_max: b,
+            ipv6_min: c,
+            ipv6_max: d,
+            proto_min: lo,
+            proto_max: hi,
+        })
+}
+
+fn arb_ct() -> impl Strategy<Value = Ct> {
+    let zone = prop_oneof![
+        any::<u16>().prop_map(CtZone::Immediate),
+        (1u32.., 0u16..1024, 1u8..=64).prop_map(|(header, ofs, n_bits)| CtZone::Field {
+            header,
+            ofs,
+            n_bits
+        }),
+    ];
+    (
+        any::<u16>(),
+        zone,
+        opt(0u8..0xff),
+        any::<u16>(),
+        opt(any::<u32>()),
+        opt(arb_nat()),
+    )
+        .prop_map(|(flags, zone, recirc_table, alg, mark, nat)| {
+            let mut actions = Vec::new();
+            actions.extend(mark.map(set_ct_mark));
+            actions.extend(nat.map(|n| NxAction::Nat(n).to_action()));
+            Ct {
+                flags,
+                zone,
+                recirc_table,
+                alg,
+                actions,
+            }
+        })
+}
+
+fn arb_learn_spec() -> impl Strategy<Value = LearnSpec> {
+    let field = || (arb_field_id(), any::<u16>());
+    // A zero spec header ends the list: n_bits is at least 1.
+    (1u16..0x800).prop_flat_map(move |n_bits| {
+        let value_len = usize::from(n_bits.div_ceil(16)) * 2;
+        let src = prop_oneof![
+            field().prop_map(|(field, ofs)| LearnSrc::Field { field, ofs }),
+            vec(any::<u8>(), value_len).prop_map(|v| LearnSrc::Value(Bytes::from(v))),
+        ];
+        let dst = prop_oneof![
+            field().prop_map(|(field, ofs)| LearnDst::Match { field, ofs }),
+            field().prop_map(|(field, ofs)| LearnDst::Load { field, ofs }),
+            Just(LearnDst::Output),
+        ];
+        (src, dst).prop_map(move |(src, dst)| LearnSpec { n_bits, src, dst })
+    })
+}
+
+fn arb_learn() -> impl Strategy<Value = Learn> {
+    let flags = any::<u16>().prop_map(|f| f & !learn_flags::WRITE_RESULT);
+    let result =
+        opt((arb_field_id(), any::<u16>()).prop_map(|(field, ofs)| LearnResult { field, ofs }));
+    (
+        (any::<[u16; 5]>(), any::<u64>(), flags, any::<u8>()),
+        any::<u32>(),
+        result,
+        vec(arb_learn_spec(), 0..4),
+    )
+        .prop_map(
+            |(
+                ([idle, hard, priority, fin_idle, fin_hard], cookie, flags, table_id),
+                limit,
+                result_dst,
+                specs,
+            )| Learn {
+                idle_timeout: idle,
+                hard_timeout: hard,
+                priority,
+                cookie,
+                flags,
+                table_id,
+                fin_idle_timeout: fin_idle,
+                fin_hard_timeout: fin_hard,
+                limit,
+                result_dst,
+                specs,
+            },
+        )
+}
+
+/// Controller2 properties, typed and raw in the shapes the parser keeps raw.
+fn arb_controller2_prop() -> impl Strategy<Value = Controller2Prop> {
+    prop_oneof![
+        any::<u16>().prop_map(Controller2Prop::MaxLen),
+        any::<u16>().prop_map(Controller2Prop::ControllerId),
+        any::<u8>().prop_map(Controller2Prop::Reason),
+        arb_bytes(0..12).prop_map(Controller2Prop::Userdata),
+        Just(Controller2Prop::Pause),
+        any::<u32>().prop_map(Controller2Prop::MeterId),
+        (any::<u16>(), arb_bytes(0..12))
+            .prop_map(|(prop_type, data)| Controller2Prop::Unknown { prop_type, data })
+            .prop_filter("shape would parse as a typed property", |p| {
+                let mut b = BytesMut::new();
+                p.emit(&mut b);
+                matches!(
+                    Controller2Prop::parse(&mut Reader::new(&b, "prop")),
+                    Ok(Controller2Prop::Unknown { .. })
+                )
+            }),
+    ]
+}
+
+/// Nicira actions, every variant, in shapes that re-encode byte for byte.
+pub(crate) fn arb_nx_action() -> impl Strategy<Value = NxAction> {
+    let sample = (1u16.., any::<[u32; 3]>(), opt(0u16..0xffff), 0u8..3).prop_map(
+        |(probability, [set, domain, point], sampling_port, direction)| Sample {
+            probability,
+            collector_set_id: set,
+            obs_domain_id: domain,
+            obs_point_id: point,
+            sampling_port,
+            direction,
+        },
+    );
+    let stack =
+        || {
+            (arb_field_id(), any::<u16>(), any::<u16>())
+                .prop_map(|(field, ofs, n_bits)| StackField { field, ofs, n_bits })
+        };
+    Union::new(vec![
+        (any::<u16>(), any::<u8>())
+            .prop_map(|(in_port, table)| NxAction::ResubmitTable { in_port, table })
+            .boxed(),
+        Just(NxAction::CtClear).boxed(),
+        arb_nat().prop_map(NxAction::Nat).boxed(),
+        arb_ct().prop_map(NxAction::Ct).boxed(),
+        arb_learn().prop_map(NxAction::Learn).boxed(),
+        (any::<u32>(), any::<u8>(), any::<u8>())
+            .prop_map(|(id, clause, n_clauses)| NxAction::Conjunction {
+                id,
+                clause,
+                n_clauses,
+            })
+            .boxed(),
+        (any::<u32>(), 0u16..1024, 1u8..=64, any::<u64>())
+            .prop_map(|(dst, ofs, n_bits, value)| NxAction::RegLoad {
+                dst,
+                ofs,
+                n_bits,
+                value,
+            })
+            .boxed(),
+        arb_oxm().prop_map(NxAction::RegLoad2).boxed(),
+        (any::<[u16; 3]>(), arb_field_id(), arb_field_id())
+            .prop_map(|([n_bits, src_ofs, dst_ofs], src, dst)| NxAction::RegMove {
+                n_bits,
+                src,
+                src_ofs,
+                dst,
+                dst_ofs,
+            })
+            .boxed(),
+        vec(arb_controller2_prop(), 0..4)
+            .prop_map(NxAction::Controller2)
+            .boxed(),
+        (any::<u16>(), any::<u32>())
+            .prop_map(|(port, max_len)| NxAction::OutputTrunc { port, max_len })
+            .boxed(),
+        vec(any::<u8>(), 0..20)
+            .prop_map(|mut note| {
+                // Trailing zeros are the wire's padding, not the note.
+                while note.last() == Some(&0) {
+                    note.pop();
+                }
+                NxAction::Note(Bytes::from(note))
+            })
+            .boxed(),
+        sample.prop_map(NxAction::Sample).boxed(),
+        vec(any::<u16>(), 0..6)
+            .prop_map(NxAction::DecTtlCntIds)
+            .boxed(),
+        (any::<u16>(), any::<u16>())
+            .prop_map(|(idle_timeout, hard_timeout)| NxAction::FinTimeout {
+                idle_timeout,
+                hard_timeout,
+            })
+            .boxed(),
+        stack().prop_map(NxAction::StackPush).boxed(),
+        stack().prop_map(NxAction::StackPop).boxed(),
+    ])
 }
 
 /// Action type numbers OF1.3 does not define.
@@ -194,6 +439,7 @@ pub(crate) fn arb_action() -> impl Strategy<Value = Action> {
         (any::<u32>(), arb_aligned_bytes(0))
             .prop_map(|(experimenter, data)| Action::Experimenter { experimenter, data })
             .boxed(),
+        arb_nx_action().prop_map(Action::from).boxed(),
         (unknown_action_type(), arb_aligned_bytes(4))
             .prop_map(|(action_type, data)| Action::Unknown { action_type, data })
             .boxed(),

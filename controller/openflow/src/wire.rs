@@ -195,10 +195,12 @@ pub const fn round8(len: usize) -> usize {
     len + pad8(len)
 }
 
-/// Converts an encoded length to its u16 wire field. Every OpenFlow length
-/// field is 16 bits; a larger structure is a caller bug (the message could
-/// not be framed either), so this saturates rather than wrapping silently
-/// or panicking inside a connection task.
+/// Converts a nested structure's encoded length to its u16 wire field.
+///
+/// The message encoders ([`crate::encode`] and friends) refuse a message
+/// longer than 65535 bytes before writing it, and everything nested in a
+/// message that fits fits too; so this only saturates (rather than wrap or
+/// panic) for a structure emitted on its own through [`Wire::emit`].
 pub fn len16(len: usize) -> u16 {
     u16::try_from(len).unwrap_or(u16::MAX)
 }

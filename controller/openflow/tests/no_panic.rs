@@ -175,7 +175,7 @@ fn seeds() -> Vec<Vec<u8>> {
         .iter()
         .map(|m| {
             let mut out = BytesMut::new();
-            encode(7, m, &mut out);
+            encode(7, m, &mut out).expect("seeds fit");
             out.to_vec()
         })
         .collect()
@@ -186,7 +186,8 @@ fn seeds() -> Vec<Vec<u8>> {
 fn exercise(buf: &[u8]) {
     if let Ok((header, msg)) = decode(buf) {
         let mut out = BytesMut::new();
-        encode_with_version(header.version, header.xid, &msg, &mut out);
+        encode_with_version(header.version, header.xid, &msg, &mut out)
+            .expect("a decoded message fits");
         let (h2, _) = decode(&out).expect("our encoding of a decoded message decodes");
         assert_eq!(h2.msg_type, header.msg_type);
     }
@@ -256,7 +257,7 @@ fn seeds_are_valid_messages() {
     for s in seeds() {
         let (_, msg) = decode(&s).expect("seed decodes");
         let mut out = BytesMut::new();
-        encode(7, &msg, &mut out);
+        encode(7, &msg, &mut out).expect("seeds fit");
         assert_eq!(out.to_vec(), s);
     }
 }

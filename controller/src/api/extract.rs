@@ -145,6 +145,31 @@ where
     }
 }
 
+/// Query parameters with the API's error shape: a bad or unknown
+/// parameter is a 400 naming it.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let reason = e.inner().to_string();
+                let field = field_of(&path, &reason);
+                ApiError::BadRequest { field, reason }
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +209,31 @@ mod tests {
         assert!(!with("text/plain"));
         assert!(!with("application/jsonx"));
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[tokio::test]
+    async fn query_errors_name_the_parameter() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Q {
+            window: Option<u64>,
+        }
+        let parts = |uri: &str| {
+            axum::http::Request::builder()
+                .uri(uri)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        let ok = ApiQuery::<Q>::from_request_parts(&mut parts("/x?window=60"), &()).await;
+        assert_eq!(ok.unwrap().0.window, Some(60));
+        let bad = ApiQuery::<Q>::from_request_parts(&mut parts("/x?window=soon"), &()).await;
+        assert!(matches!(bad, Err(ApiError::BadRequest { field: Some(f), .. }) if f == "window"));
+        let unknown = ApiQuery::<Q>::from_request_parts(&mut parts("/x?windw=1"), &()).await;
+        assert!(
+            matches!(unknown, Err(ApiError::BadRequest { field: Some(f), .. }) if f == "windw")
+        );
     }
 }

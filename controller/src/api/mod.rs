@@ -28,6 +28,7 @@
 mod auth;
 pub mod dpid;
 pub mod error;
+mod events;
 pub mod extract;
 mod meta;
 pub mod metrics;
@@ -42,11 +43,11 @@ pub mod write;
 mod tests;
 
 pub use error::{ApiError, ErrorBody};
-pub use extract::{ApiJson, ApiPath};
+pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use serve::{serve, MAX_CONNECTIONS};
 pub use utoipa_axum::router::OpenApiRouter;
 pub use view::{ControllerView, QueryFuture, SwitchQueryError, SwitchSnapshot};
-pub use write::{AppliedInfo, DryRun};
+pub use write::{no_origin, same_id, AppliedInfo, Deleted, DryRun, WriteAnswer};
 
 use crate::runtime::metrics::Metrics;
 use crate::store::Store;
@@ -77,6 +78,8 @@ pub struct ApiState {
     pub metrics: Option<Arc<Metrics>>,
     /// The API's own request counters.
     pub rest_metrics: Arc<RestMetrics>,
+    /// The runtime's event bus, for `GET /events`, when wired.
+    pub bus: Option<crate::events::Bus>,
 }
 
 impl ApiState {
@@ -94,7 +97,14 @@ impl ApiState {
             auth_token: auth_token.filter(|t| !t.is_empty()),
             metrics: None,
             rest_metrics: Arc::default(),
+            bus: None,
         }
+    }
+
+    /// Streams the runtime's events on `GET /events`.
+    pub fn with_bus(mut self, bus: crate::events::Bus) -> ApiState {
+        self.bus = Some(bus);
+        self
     }
 
     /// Exports the runtime's counters on `/metrics`.
@@ -140,6 +150,7 @@ fn core_routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(meta::health))
         .routes(routes!(meta::openapi_json))
+        .routes(routes!(events::stream))
         .routes(routes!(switches::list_switches))
         .routes(routes!(switches::get_switch))
         .routes(routes!(switches::switch_ports))
@@ -156,13 +167,25 @@ pub fn router(state: ApiState) -> Router {
 /// them, JSON 404/405 fallbacks, the write-auth check, request counting and
 /// request tracing.
 pub fn router_with_modules(state: ApiState, modules: Vec<OpenApiRouter<ApiState>>) -> Router {
+    router_with(state, modules, Vec::new())
+}
+
+/// [`router_with_modules`] plus `root` routers mounted outside
+/// [`API_PREFIX`] (compatibility endpoints of other controllers' APIs,
+/// such as Floodlight's `/wm/qos/...`), under the same auth and counting.
+pub fn router_with(
+    state: ApiState,
+    modules: Vec<OpenApiRouter<ApiState>>,
+    root: Vec<OpenApiRouter<ApiState>>,
+) -> Router {
     let v1 = modules
         .into_iter()
         .fold(core_routes(), OpenApiRouter::merge);
-    let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(metrics::metrics))
-        .nest(API_PREFIX, v1)
-        .split_for_parts();
+    let top = root.into_iter().fold(
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(metrics::metrics)),
+        OpenApiRouter::merge,
+    );
+    let (app, doc) = top.nest(API_PREFIX, v1).split_for_parts();
     app.fallback(meta::no_route)
         .method_not_allowed_fallback(meta::wrong_method)
         .layer(middleware::from_fn_with_state(

@@ -167,6 +167,21 @@ pub fn oxm_text(oxm: &Oxm) -> (String, String) {
         Oxm::PbbIsid(v, m) => ("pbb_isid", masked_hex((*v).into(), m.map(u64::from))),
         Oxm::TunnelId(v, m) => ("tunnel_id", masked_hex(*v, *m)),
         Oxm::Ipv6Exthdr(v, m) => ("ipv6_exthdr", masked_hex((*v).into(), m.map(u64::from))),
+        Oxm::Reg(n, v, m) => return (format!("reg{n}"), masked_hex((*v).into(), m.map(u64::from))),
+        Oxm::TunIpv4Src(v, m) => ("tun_src", masked_ipv4(*v, *m)),
+        Oxm::TunIpv4Dst(v, m) => ("tun_dst", masked_ipv4(*v, *m)),
+        Oxm::PktMark(v, m) => ("pkt_mark", masked_hex((*v).into(), m.map(u64::from))),
+        Oxm::ConjId(v) => ("conj_id", v.to_string()),
+        Oxm::CtState(v, m) => ("ct_state", masked_hex((*v).into(), m.map(u64::from))),
+        Oxm::CtZone(v) => ("ct_zone", v.to_string()),
+        Oxm::CtMark(v, m) => ("ct_mark", masked_hex((*v).into(), m.map(u64::from))),
+        Oxm::CtLabel(v, m) => (
+            "ct_label",
+            match m {
+                None => hex_bytes(v),
+                Some(m) => format!("{}/{}", hex_bytes(v), hex_bytes(m)),
+            },
+        ),
         Oxm::Raw {
             class,
             field,

@@ -498,6 +498,7 @@ async fn openapi_document_lists_every_route_and_schema() {
         .map(String::as_str)
         .collect();
     let mut expected = vec![
+        "/api/v1/events",
         "/api/v1/health",
         "/api/v1/openapi.json",
         "/api/v1/switches",
@@ -515,7 +516,7 @@ async fn openapi_document_lists_every_route_and_schema() {
     // Every documented GET path answers (no doc-only routes).
     for path in paths
         .iter()
-        .filter(|p| !p.contains("echo") && **p != "/metrics")
+        .filter(|p| !p.contains("echo") && **p != "/metrics" && **p != "/api/v1/events")
     {
         let uri = path.replace("{dpid}", "1");
         let (status, _) = get(app(), &uri).await;
@@ -717,4 +718,45 @@ async fn metrics_without_runtime_still_reports_rest() {
     let text = String::from_utf8_lossy(&bytes);
     assert!(!text.contains("flowgate_switches"), "{text}");
     assert!(text.contains("flowgate_rest_requests_total"), "{text}");
+}
+
+#[tokio::test]
+async fn events_stream_as_server_sent_events_filtered_by_topic() {
+    use crate::events::{Bus, BusEvent};
+    use http_body_util::BodyExt;
+
+    let bus = Bus::default();
+    let app = router_with_modules(state_with_token(None).with_bus(bus.clone()), extra());
+    let req = Request::get("/api/v1/events?topics=switch")
+        .body(Body::empty())
+        .expect("request");
+    let response = app
+        .clone()
+        .oneshot(req)
+        .await
+        .expect("router is infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    bus.send(BusEvent::Port {
+        dpid: 1,
+        port: 2,
+        name: "s1-eth2".into(),
+        change: crate::events::PortChange::Up,
+    });
+    bus.send(BusEvent::SwitchDown { dpid: 1 });
+    let mut body = response.into_body();
+    let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("an event within 5 s")
+        .expect("a frame")
+        .expect("no error");
+    let text = String::from_utf8(frame.into_data().expect("data").to_vec()).unwrap();
+    assert!(text.starts_with("event: switch\nid: 2\n"), "{text}");
+    assert!(text.contains("\"type\":\"switch_down\""), "{text}");
+    let (status, body) = get(app, "/api/v1/events?topics=links").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, "bad_request", Some("topics"));
 }

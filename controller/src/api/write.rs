@@ -4,13 +4,15 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::dpid::format_dpid;
 use super::view::SwitchQueryError;
 use super::ApiError;
-use crate::service::{WriteError, Written};
+use crate::service::{Origin, WriteError, Written};
 
 /// `?dry_run=true`: validate and answer with the object as it would be
 /// stored, changing nothing. No other query parameter is accepted.
@@ -80,6 +82,9 @@ pub struct AppliedInfo {
     /// write; unchanged entries are not sent again.
     #[schema(minimum = 0)]
     pub flow_changes: u64,
+    /// Controller time validating, compiling and diffing the write, in
+    /// milliseconds (the core's work; the switches' confirmation is not in it).
+    pub compile_ms: f64,
 }
 
 impl AppliedInfo {
@@ -92,8 +97,77 @@ impl AppliedInfo {
             unconfirmed: dpids(&written.unconfirmed),
             flows: flows as u64,
             flow_changes: written.sent.total(),
+            compile_ms: written.core_time.as_secs_f64() * 1000.0,
         }
     }
+}
+
+/// A written resource and what the write did on the switches (`applied`
+/// is null for a dry run).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WriteAnswer<T> {
+    #[serde(flatten)]
+    pub value: T,
+    pub applied: Option<AppliedInfo>,
+}
+
+impl<T> WriteAnswer<T> {
+    /// 201 for a resource a (non-dry-run) write created, else 200.
+    pub fn reply(
+        value: T,
+        created: bool,
+        written: Option<&Written<()>>,
+    ) -> (StatusCode, Json<WriteAnswer<T>>) {
+        let status = if created && written.is_some() {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let applied = written.map(|w| AppliedInfo::of(w, 0));
+        (status, Json(WriteAnswer { value, applied }))
+    }
+}
+
+/// A deletion's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: String,
+    pub applied: AppliedInfo,
+}
+
+impl Deleted {
+    pub fn reply(id: impl ToString, written: &Written<()>) -> Json<Deleted> {
+        Json(Deleted {
+            deleted: id.to_string(),
+            applied: AppliedInfo::of(written, 0),
+        })
+    }
+}
+
+/// A REST client may not claim a module's origin (`origin` is read-only).
+pub fn no_origin(origin: &Option<Origin>) -> Result<(), ApiError> {
+    match origin {
+        Some(_) => Err(ApiError::bad_field(
+            "origin",
+            "set by the controller for resources modules create; leave it out",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A body's id must be absent (default) or the path's; it becomes the path's.
+pub fn same_id<T: PartialEq + std::fmt::Display + Default>(
+    body: &mut T,
+    path: T,
+) -> Result<(), ApiError> {
+    if *body != T::default() && *body != path {
+        return Err(ApiError::bad_field(
+            "id",
+            format!("the body's id {body} differs from the path's {path}"),
+        ));
+    }
+    *body = path;
+    Ok(())
 }
 
 impl<E: Into<ApiError>> From<WriteError<E>> for ApiError {

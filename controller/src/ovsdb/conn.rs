@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use super::columns::Columns;
 use super::session::{Session, SessionConfig, SessionError, SessionEvent, TransactError};
 use super::view::HostView;
 
@@ -39,17 +40,19 @@ pub enum ConnError {
 
 /// Runs the connection until it fails or every command sender is gone.
 /// `on_view` gets the host's typed view after the initial monitor reply and
-/// after every batch of updates.
+/// after every batch of updates. The monitored columns follow `columns`.
 pub async fn drive<S>(
     stream: S,
     config: SessionConfig,
+    mut columns: watch::Receiver<Columns>,
     mut commands: mpsc::Receiver<Command>,
     mut on_view: impl FnMut(Arc<HostView>),
 ) -> ConnError
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut session: Session<Waiter> = Session::new(Instant::now(), config);
+    let first = columns.borrow_and_update().clone();
+    let mut session: Session<Waiter> = Session::new(Instant::now(), config, first);
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = vec![0u8; 64 * 1024];
     let result: Result<(), ConnError> = async {
@@ -73,6 +76,12 @@ where
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     session.handle_timeout(Instant::now())?;
+                }
+                // The registry lives as long as the hosts; an error means
+                // Flowgate is stopping, and the commands end the loop.
+                Ok(()) = columns.changed() => {
+                    let wanted = columns.borrow_and_update().clone();
+                    session.monitor(wanted);
                 }
             }
             let mut changed = false;

@@ -67,6 +67,24 @@ pub fn string_map(value: &Value) -> BTreeMap<String, String> {
     out
 }
 
+/// An integer→uuid map column (`QoS.queues`); other pairs are skipped.
+pub fn uuid_by_int(value: &Value) -> BTreeMap<u32, String> {
+    let mut out = BTreeMap::new();
+    if let Some([tag, Value::Array(pairs)]) = value.as_array().map(Vec::as_slice) {
+        if tag == "map" {
+            for pair in pairs {
+                if let Some([k, v]) = pair.as_array().map(Vec::as_slice) {
+                    let key = k.as_u64().and_then(|k| u32::try_from(k).ok());
+                    if let (Some(key), Some(u)) = (key, uuid(v)) {
+                        out.insert(key, u.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Encodes a string→string map.
 pub fn map_of<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
     let pairs: Vec<Value> = pairs.into_iter().map(|(k, v)| json!([k, v])).collect();
@@ -113,5 +131,15 @@ mod tests {
         assert_eq!(m["iface-id"], "vm1");
         assert_eq!(map_of([("key", "flow")]), json!(["map", [["key", "flow"]]]));
         assert!(string_map(&json!(["set", []])).is_empty());
+        let queues = uuid_by_int(&json!([
+            "map",
+            [
+                [0, ["uuid", "q0"]],
+                [7, ["uuid", "q7"]],
+                [-1, ["uuid", "x"]]
+            ]
+        ]));
+        assert_eq!(queues.len(), 2);
+        assert_eq!(queues[&7], "q7");
     }
 }

@@ -1,7 +1,8 @@
 //! Connected OVSDB hosts: the listener for hosts that dial in
 //! (`set-manager tcp:CTRL:6640`), active connections to hosts that listen
 //! (`ptcp:6640`, registered by REST), and the registry everything else
-//! reads: typed snapshots, a change counter to wait on, and `transact`.
+//! reads: typed snapshots, a change counter to wait on, `transact`, and
+//! the columns every connection monitors ([`Hosts::watch`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::columns::Columns;
 use super::conn::{self, Command, ConnError};
 use super::session::{SessionConfig, TransactError};
 use super::view::HostView;
@@ -107,6 +109,7 @@ struct Inner {
     active: Mutex<BTreeMap<String, JoinHandle<()>>>,
     next_id: AtomicU64,
     changed: watch::Sender<u64>,
+    columns: watch::Sender<Columns>,
 }
 
 /// The registry of OVSDB hosts; cheap to clone.
@@ -135,8 +138,17 @@ impl Hosts {
                 active: Mutex::new(BTreeMap::new()),
                 next_id: AtomicU64::new(1),
                 changed: watch::channel(0).0,
+                columns: watch::channel(Columns::default()).0,
             }),
         }
+    }
+
+    /// Monitors `tables` (table, columns) on every connection from now on,
+    /// besides the base set and what others registered; connections
+    /// already up monitor again, and their views show the new columns
+    /// once the host sent them.
+    pub fn watch(&self, tables: &[(&str, &[&str])]) {
+        self.inner.columns.send_if_modified(|c| c.add(tables));
     }
 
     /// Hosts whose initial monitor contents arrived, by connection id.
@@ -154,6 +166,24 @@ impl Hosts {
                 })
             })
             .collect()
+    }
+
+    /// Connected hosts by chassis id ([`HostView::host_id`]); of two
+    /// connections of one host the newer wins.
+    pub fn by_host(&self) -> BTreeMap<String, HostSnapshot> {
+        let mut out: BTreeMap<String, HostSnapshot> = BTreeMap::new();
+        for snap in self.snapshots() {
+            let Some(id) = snap.view.host_id() else {
+                continue;
+            };
+            match out.get(&id) {
+                Some(old) if old.conn_id > snap.conn_id => {}
+                _ => {
+                    out.insert(id, snap);
+                }
+            }
+        }
+        out
     }
 
     /// The transaction endpoint of connection `conn_id`.
@@ -279,7 +309,8 @@ impl Hosts {
             },
         );
         let hosts = self.clone();
-        let why = conn::drive(stream, self.inner.config, commands, move |view| {
+        let columns = self.inner.columns.subscribe();
+        let why = conn::drive(stream, self.inner.config, columns, commands, move |view| {
             if let Some(c) = lock(&hosts.inner.conns).get_mut(&id) {
                 c.view = Some(view);
             }

@@ -12,8 +12,11 @@
 //! - [`datum`]: OVSDB's JSON encoding of atoms, sets and maps (§5.1).
 //! - [`replica`]: a local copy of the monitored tables kept current by
 //!   `monitor` updates (§4.1.5–4.1.6).
+//! - [`columns`]: which tables and columns connections monitor: a base set
+//!   plus what modules register ([`Hosts::watch`]).
 //! - [`view`]: typed reading of that copy: bridges with their datapath ids,
-//!   ports and interfaces (`ofport`, `external_ids:iface-id`).
+//!   ports and interfaces (`ofport`, `external_ids:iface-id`), QoS and
+//!   Queue rows.
 //! - [`ops`]: builders for `transact` operations (§5.2).
 //! - [`session`]: the sans-IO protocol core: echo, monitor, transact
 //!   bookkeeping. Unit-tested with captured `ovsdb-server` JSON.
@@ -21,15 +24,25 @@
 //! - [`hosts`]: connected hosts, the listener and active connections, and
 //!   what other parts of Flowgate use: snapshots, change notification,
 //!   `transact`.
+//! - [`objects`], [`plan`], [`reconciler`]: desired state for OVSDB rows.
+//!   Modules declare typed objects (bridge settings, ports, QoS with
+//!   queues) per host, owner and scope; the pure planner diffs all owners'
+//!   declarations against a host's view into one transaction; the
+//!   reconciler task runs it for every connected host, retries with
+//!   backoff and re-applies when the host's rows change.
 //!
 //! We write our own client (STYLE.md): the `ovsdb` crate panics on a
 //! server-initiated echo, and we need only a small part of the protocol.
 
+pub mod columns;
 pub mod conn;
 pub mod datum;
 pub mod framing;
 pub mod hosts;
+pub mod objects;
 pub mod ops;
+pub mod plan;
+pub mod reconciler;
 pub mod replica;
 pub mod rpc;
 pub mod session;
@@ -38,8 +51,11 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
+pub use columns::Columns;
 pub use hosts::{HostHandle, HostSnapshot, Hosts, OvsdbError};
-pub use view::{BridgeView, HostView, InterfaceView, PortView};
+pub use objects::{BridgeSpec, Object, PortSpec, QosSpec, QosType, QueueSpec};
+pub use reconciler::{OwnerRows, Reconciler, Registration};
+pub use view::{BridgeView, HostView, InterfaceView, PortView, QosView, QueueView};
 
 /// The database every Open vSwitch host serves.
 pub const DATABASE: &str = "Open_vSwitch";

@@ -33,6 +33,27 @@ pub fn set_delete(table: &str, uuid: &str, column: &str, values: Vec<Value>) -> 
            "mutations": [[column, "delete", datum::set_of(values)]]})
 }
 
+/// Sets `pairs` in the string→string map column `column` of the row with
+/// `uuid`, leaving its other keys alone (a map `insert` never overwrites a
+/// key, so the keys are deleted first).
+pub fn map_put(
+    table: &str,
+    uuid: &str,
+    column: &str,
+    pairs: &std::collections::BTreeMap<String, String>,
+) -> Value {
+    let keys = datum::set_of(pairs.keys().map(|k| json!(k)));
+    let map = datum::map_of(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    json!({"op": "mutate", "table": table, "where": by_uuid(uuid),
+           "mutations": [[column, "delete", keys], [column, "insert", map]]})
+}
+
+/// Deletes the row with `uuid` (it must not be referenced any more when
+/// the transaction commits).
+pub fn delete(table: &str, uuid: &str) -> Value {
+    json!({"op": "delete", "table": table, "where": by_uuid(uuid)})
+}
+
 /// A comment recorded in the server's log with the transaction.
 pub fn comment(text: &str) -> Value {
     json!({"op": "comment", "comment": text})
@@ -55,6 +76,14 @@ mod tests {
             set_insert("Bridge", "u1", "ports", vec![datum::named_ref("p")]),
             json!({"op":"mutate","table":"Bridge","where":[["_uuid","==",["uuid","u1"]]],
                    "mutations":[["ports","insert",["set",[["named-uuid","p"]]]]]})
+        );
+        let pairs = [("a".to_owned(), "1".to_owned())].into_iter().collect();
+        assert_eq!(
+            map_put("Port", "u1", "external_ids", &pairs)["mutations"],
+            json!([
+                ["external_ids", "delete", ["set", ["a"]]],
+                ["external_ids", "insert", ["map", [["a", "1"]]]]
+            ])
         );
         assert_eq!(
             transaction(vec![comment("x")]),

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::columns::Columns;
 use super::rpc::RpcError;
 
 /// One row: column name → OVSDB datum.
@@ -19,9 +20,20 @@ pub type Row = Map<String, Value>;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Replica {
     pub tables: BTreeMap<String, BTreeMap<String, Row>>,
+    /// What the monitor asked for: a column missing from a row is empty
+    /// only if it is monitored.
+    pub columns: Columns,
 }
 
 impl Replica {
+    /// An empty copy of a monitor of `columns`.
+    pub fn new(columns: Columns) -> Replica {
+        Replica {
+            tables: BTreeMap::new(),
+            columns,
+        }
+    }
+
     /// Applies a `<table-updates>` object.
     pub fn apply(&mut self, updates: &Value) -> Result<(), RpcError> {
         let Value::Object(tables) = updates else {

@@ -3,24 +3,28 @@
 //! events out ([`Session::poll_event`]), time in
 //! ([`Session::handle_timeout`]). No sockets, no clock of its own.
 //!
-//! On creation it asks to `monitor` the tables of [`view::MONITORED`]; the
-//! reply fills the [`Replica`] and later `update` notifications keep it
-//! current. It answers the server's `echo` (ovsdb-server probes managers
-//! every 5 s by default) and probes a silent server itself. `transact`
-//! requests carry a caller token `W` that comes back with the result.
+//! On creation it asks to `monitor` the given [`Columns`]; the reply fills
+//! the [`Replica`] and later `update` notifications keep it current. When
+//! modules register more columns ([`Session::monitor`]) it monitors again
+//! under a new id: the new reply replaces the replica whole, and the old
+//! monitor is cancelled. It answers the server's `echo` (ovsdb-server
+//! probes managers every 5 s by default) and probes a silent server itself.
+//! `transact` requests carry a caller token `W` that comes back with the
+//! result.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use thiserror::Error;
 
+use super::columns::Columns;
 use super::framing::{FrameError, Framer};
 use super::replica::Replica;
 use super::rpc::{self, Incoming, RpcError};
-use super::view::MONITORED;
 
-/// Our id for the monitor, echoed in every `update` notification.
+/// Our id for the first monitor, echoed in every `update` notification;
+/// later ones get a number appended.
 const MONITOR_ID: &str = "flowgate";
 
 #[derive(Debug, Clone, Copy)]
@@ -79,8 +83,12 @@ pub enum SessionEvent<W> {
 
 #[derive(Debug)]
 enum Pending<W> {
-    Monitor,
-    Echo,
+    Monitor {
+        id: String,
+        columns: Columns,
+    },
+    /// Echo probes and monitor cancellations: any answer will do.
+    Ignored,
     Transact(W),
 }
 
@@ -91,6 +99,11 @@ pub struct Session<W> {
     next_id: u64,
     pending: HashMap<u64, Pending<W>>,
     replica: Replica,
+    /// The monitor whose updates the replica follows.
+    monitor_id: String,
+    /// The monitor requested last, and the columns it asked for.
+    requested: (String, Columns),
+    monitors: u64,
     ready: bool,
     out: Vec<u8>,
     events: VecDeque<SessionEvent<W>>,
@@ -99,30 +112,45 @@ pub struct Session<W> {
 }
 
 impl<W> Session<W> {
-    /// A session that has queued its monitor request.
-    pub fn new(now: Instant, config: SessionConfig) -> Self {
+    /// A session that has queued its request to monitor `columns`.
+    pub fn new(now: Instant, config: SessionConfig, columns: Columns) -> Self {
         let mut s = Session {
             config,
             framer: Framer::default(),
             next_id: 0,
             pending: HashMap::new(),
             replica: Replica::default(),
+            monitor_id: String::new(),
+            requested: (String::new(), Columns::default()),
+            monitors: 0,
             ready: false,
             out: Vec::new(),
             events: VecDeque::new(),
             last_rx: now,
             probe_sent: false,
         };
-        let tables: Map<String, Value> = MONITORED
-            .iter()
-            .map(|(table, columns)| (table.to_string(), json!({ "columns": columns })))
-            .collect();
-        s.request(
-            "monitor",
-            json!([super::DATABASE, MONITOR_ID, tables]),
-            Pending::Monitor,
-        );
+        s.send_monitor(columns);
         s
+    }
+
+    /// Monitors `columns` from now on, if they differ from the columns
+    /// asked for last. The replica keeps following the current monitor
+    /// until the new one's contents arrive.
+    pub fn monitor(&mut self, columns: Columns) {
+        if columns != self.requested.1 {
+            self.send_monitor(columns);
+        }
+    }
+
+    fn send_monitor(&mut self, columns: Columns) {
+        self.monitors += 1;
+        let id = match self.monitors {
+            1 => MONITOR_ID.to_owned(),
+            n => format!("{MONITOR_ID}-{n}"),
+        };
+        self.requested = (id.clone(), columns.clone());
+        let params = json!([super::DATABASE, id, columns.monitor_requests()]);
+        self.request("monitor", params, Pending::Monitor { id, columns });
     }
 
     /// The monitored tables as last reported.
@@ -183,7 +211,7 @@ impl<W> Session<W> {
         }
         if silent >= self.config.echo_interval && !self.probe_sent {
             self.probe_sent = true;
-            self.request("echo", json!([]), Pending::Echo);
+            self.request("echo", json!([]), Pending::Ignored);
         }
         Ok(())
     }
@@ -215,6 +243,11 @@ impl<W> Session<W> {
                     let Some(updates) = params.get(1) else {
                         return Err(RpcError("update without table-updates".into()).into());
                     };
+                    // A replaced monitor's last updates, before its cancel
+                    // took effect: the current one reports the same changes.
+                    if params.get(0).and_then(Value::as_str) != Some(self.monitor_id.as_str()) {
+                        return Ok(());
+                    }
                     self.replica.apply(updates)?;
                     self.events.push_back(SessionEvent::Changed);
                 }
@@ -224,12 +257,23 @@ impl<W> Session<W> {
                     return Ok(());
                 };
                 match pending {
-                    Pending::Echo => {}
-                    Pending::Monitor => {
+                    Pending::Ignored => {}
+                    Pending::Monitor { id, columns } => {
                         if !error.is_null() {
                             return Err(SessionError::MonitorRefused(error.to_string()));
                         }
-                        self.replica.apply(&result)?;
+                        if id != self.requested.0 {
+                            // Superseded before it answered.
+                            self.request("monitor_cancel", json!([id]), Pending::Ignored);
+                            return Ok(());
+                        }
+                        let mut replica = Replica::new(columns);
+                        replica.apply(&result)?;
+                        self.replica = replica;
+                        let old = std::mem::replace(&mut self.monitor_id, id);
+                        if self.ready {
+                            self.request("monitor_cancel", json!([old]), Pending::Ignored);
+                        }
                         self.ready = true;
                         self.events.push_back(SessionEvent::Changed);
                     }

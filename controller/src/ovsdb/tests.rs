@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::columns::{self, Columns};
 use super::session::{Session, SessionConfig, SessionEvent, TransactError};
 use super::view::HostView;
 
@@ -28,7 +29,7 @@ fn events(session: &mut Session<u32>) -> Vec<SessionEvent<u32>> {
 
 /// A session that sent its monitor request (id 1) and got the captured reply.
 fn monitored(now: Instant) -> Session<u32> {
-    let mut s = Session::new(now, SessionConfig::default());
+    let mut s = Session::new(now, SessionConfig::default(), Columns::default());
     let out = sent(&mut s);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["method"], json!("monitor"));
@@ -99,6 +100,48 @@ fn update_split_anywhere_adds_the_tunnel() {
 }
 
 #[test]
+fn registered_columns_are_monitored_again_and_replace_the_replica() {
+    let now = Instant::now();
+    let mut s = monitored(now);
+    events(&mut s);
+    let mut wanted = Columns::default();
+    wanted.add(columns::QOS);
+    s.monitor(wanted.clone());
+    let out = sent(&mut s);
+    assert_eq!(out[0]["method"], json!("monitor"));
+    assert_eq!(out[0]["params"][1], json!("flowgate-2"));
+    assert!(out[0]["params"][2]["QoS"].is_object());
+    s.monitor(wanted.clone());
+    assert!(sent(&mut s).is_empty(), "asked once");
+    // Until the new contents arrive the old monitor is followed.
+    s.handle_bytes(now, UPDATE_ADD_TUNNEL).unwrap();
+    assert!(matches!(events(&mut s)[..], [SessionEvent::Changed]));
+    let reply = json!({"id": 2, "error": null, "result": {
+        "Open_vSwitch": {"root": {"new": {"bridges": ["set", []],
+            "external_ids": ["map", [["system-id", "h1"]]]}}},
+        "QoS": {"q1": {"new": {"type": "linux-htb",
+            "other_config": ["map", [["max-rate", "1000"]]],
+            "queues": ["map", [[0, ["uuid", "u0"]]]], "external_ids": ["map", []]}}}}});
+    s.handle_bytes(now, reply.to_string().as_bytes()).unwrap();
+    assert!(matches!(events(&mut s)[..], [SessionEvent::Changed]));
+    let view = HostView::from_replica(s.replica());
+    assert!(view.columns.covers(columns::QOS));
+    assert!(view.bridges.is_empty(), "replaced whole, not merged");
+    assert_eq!(view.qos[0].queues[&0], "u0");
+    assert_eq!(view.qos[0].other_config["max-rate"], "1000");
+    let cancel = sent(&mut s);
+    assert_eq!(cancel[0]["method"], json!("monitor_cancel"));
+    assert_eq!(cancel[0]["params"], json!(["flowgate"]));
+    // The old monitor's late updates are ignored; the new one's applied.
+    s.handle_bytes(now, UPDATE_ADD_TUNNEL).unwrap();
+    assert!(events(&mut s).is_empty());
+    let update = json!({"id": null, "method": "update", "params": ["flowgate-2",
+        {"QoS": {"q1": {"old": {}}}}]});
+    s.handle_bytes(now, update.to_string().as_bytes()).unwrap();
+    assert!(HostView::from_replica(s.replica()).qos.is_empty());
+}
+
+#[test]
 fn server_echo_is_answered_with_its_params() {
     let now = Instant::now();
     let mut s = monitored(now);
@@ -159,17 +202,18 @@ fn silent_server_is_probed_then_declared_dead() {
 #[test]
 fn refused_monitor_and_garbage_end_the_session() {
     let now = Instant::now();
-    let mut s: Session<u32> = Session::new(now, SessionConfig::default());
+    let mut s: Session<u32> = Session::new(now, SessionConfig::default(), Columns::default());
     assert!(s
         .handle_bytes(now, br#"{"id":1,"result":null,"error":"unknown database"}"#)
         .is_err());
-    let mut s: Session<u32> = Session::new(now, SessionConfig::default());
+    let mut s: Session<u32> = Session::new(now, SessionConfig::default(), Columns::default());
     assert!(s.handle_bytes(now, b"HTTP/1.1 200 OK\r\n").is_err());
 }
 
 #[test]
 fn waiters_are_returned_on_close() {
-    let mut s: Session<u32> = Session::new(Instant::now(), SessionConfig::default());
+    let mut s: Session<u32> =
+        Session::new(Instant::now(), SessionConfig::default(), Columns::default());
     s.transact(vec![], 7);
     assert_eq!(s.take_waiters(), vec![7]);
 }
@@ -273,6 +317,211 @@ async fn live_ovsdb_server_active_and_passive() {
         h.iter().all(|s| s.mode == Mode::Passive)
     })
     .await;
+}
+
+/// The reconciler against a live ovsdb-server (skipped where none is
+/// installed): it creates what owners declare, converges (planning the
+/// result again gives nothing), removes a previous run's orphans, updates
+/// QoS without leaving a Queue row behind, recreates a port an operator
+/// deleted and, withdrawn, removes every QoS and Queue row of ours; it
+/// never touches the operator's rows.
+#[tokio::test]
+async fn live_reconciler_converges_and_leaves_no_orphans() {
+    use std::collections::BTreeMap;
+
+    use super::hosts::{HostSnapshot, Hosts};
+    use super::objects::{BridgeSpec, Object, PortSpec, QosSpec, QosType, QueueSpec};
+    use super::plan::plan;
+    use super::reconciler::{Reconciler, Registration};
+    use super::{datum, ops};
+    use crate::cookie::Owner;
+    use crate::module::Scope;
+
+    let Some(server) = live::Server::start() else {
+        eprintln!("ovsdb-server not installed; skipping the live reconciler test");
+        return;
+    };
+    let hosts = Hosts::default();
+    let mut changes = hosts.subscribe();
+    hosts.connect(&format!("unix:{}", server.socket())).unwrap();
+    let first = live::wait_for(&hosts, &mut changes, |h| !h.is_empty()).await;
+    let handle = hosts.handle(first[0].conn_id).unwrap();
+    let root = first[0].view.root_uuid.clone().unwrap();
+    let host = first[0].view.host_id().unwrap();
+    // The operator's bridge with a port to shape, and a QoS row of theirs;
+    // a previous run's orphans: an unattached QoS row and a lone queue.
+    let orphan_ids = datum::map_of([("flowgate-owner", "qos"), ("flowgate-key", "eth7")]);
+    handle
+        .transact(vec![
+            ops::insert("Queue", json!({"external_ids": orphan_ids.clone()}), "q"),
+            ops::insert("Queue", json!({"external_ids": orphan_ids.clone()}), "lone"),
+            ops::insert(
+                "QoS",
+                json!({"type": "linux-htb", "external_ids": orphan_ids,
+                "queues": ["map", [[0, datum::named_ref("q")]]]}),
+                "o",
+            ),
+            ops::insert("Interface", json!({"name": "eth1"}), "i"),
+            ops::insert(
+                "Port",
+                json!({"name": "eth1", "interfaces": datum::named_ref("i")}),
+                "p",
+            ),
+            ops::insert(
+                "Bridge",
+                json!({"name": "br-phy", "datapath_type": "netdev",
+                "ports": datum::named_ref("p")}),
+                "b",
+            ),
+            ops::set_insert(
+                "Open_vSwitch",
+                &root,
+                "bridges",
+                vec![datum::named_ref("b")],
+            ),
+            ops::insert("QoS", json!({"type": "linux-htb"}), "theirs"),
+        ])
+        .await
+        .unwrap();
+
+    let reconciler = Reconciler::new(hosts.clone());
+    let overlay = reconciler.register(Owner::Overlay, Registration::default());
+    let qos = reconciler.register(
+        Owner::Qos,
+        Registration {
+            watch: columns::QOS,
+            ..Registration::default()
+        },
+    );
+    let running = tokio::spawn(reconciler.clone().run(std::future::pending()));
+    let tunnel = |remote: &str| {
+        Object::Port(PortSpec {
+            bridge: "br-int".into(),
+            name: "fgt-1".into(),
+            kind: "geneve".into(),
+            options: [("remote_ip".to_owned(), remote.to_owned())].into(),
+            external_ids: BTreeMap::new(),
+        })
+    };
+    let shaping = |queues: &[u32]| {
+        let queues = queues
+            .iter()
+            .map(|n| {
+                let queue = QueueSpec {
+                    max_rate: Some(u64::from(*n + 1) * 1_000_000),
+                    ..QueueSpec::default()
+                };
+                (*n, queue)
+            })
+            .collect();
+        vec![Object::Qos(QosSpec {
+            port: "eth1".into(),
+            kind: QosType::LinuxHtb,
+            max_rate: Some(20_000_000),
+            queues,
+        })]
+    };
+    let bridge = Object::Bridge(BridgeSpec {
+        name: "br-int".into(),
+        controller: Some("tcp:127.0.0.1:6653".into()),
+    });
+    overlay.declare(&host, Scope::new("bridge", 0), vec![bridge]);
+    overlay.declare(&host, Scope::new("tunnels", 0), vec![tunnel("192.0.2.1")]);
+    overlay.settle(&host);
+    qos.declare(&host, Scope::new("policy", 0), shaping(&[0, 1]));
+    qos.settle(&host);
+
+    // Converged: the view shows it all and planning it again gives nothing.
+    fn converged<'a>(
+        reconciler: &'a Reconciler,
+        host: &'a str,
+        want: impl Fn(&HostSnapshot) -> bool + 'a,
+    ) -> impl Fn(&[HostSnapshot]) -> bool + 'a {
+        move |snaps| {
+            let (desired, _, _) = reconciler.desired(host);
+            snaps
+                .iter()
+                .any(|s| want(s) && plan(&s.view, &desired).ops.is_empty())
+        }
+    }
+    let queues_of = |s: &HostSnapshot| -> Vec<u32> {
+        let (_, eth1) = s.view.port("eth1").unwrap();
+        let row = eth1.qos.as_ref().and_then(|u| s.view.qos_row(u));
+        row.map(|q| q.queues.keys().copied().collect())
+            .unwrap_or_default()
+    };
+    let remote_of = |s: &HostSnapshot| {
+        let (_, port) = s.view.port("fgt-1")?;
+        port.interfaces.first()?.options.get("remote_ip").cloned()
+    };
+    let snaps = live::wait_for(
+        &hosts,
+        &mut changes,
+        converged(&reconciler, &host, |s| {
+            queues_of(s) == [0, 1] && remote_of(s).as_deref() == Some("192.0.2.1")
+        }),
+    )
+    .await;
+    // The orphans were inserted before: this view has seen them go.
+    let view = &snaps[0].view;
+    let br = view.bridge("br-int").unwrap();
+    assert_eq!(br.datapath_type, "netdev");
+    assert_eq!(br.external_ids["flowgate-owner"], "overlay");
+    assert_eq!(view.queues.len(), 2);
+    assert_eq!(view.qos.len(), 2, "ours and the operator's");
+
+    // Changes apply in place; the queue dropped is deleted.
+    overlay.declare(&host, Scope::new("tunnels", 0), vec![tunnel("192.0.2.2")]);
+    qos.declare(&host, Scope::new("policy", 0), shaping(&[0, 2]));
+    let snaps = live::wait_for(
+        &hosts,
+        &mut changes,
+        converged(&reconciler, &host, |s| {
+            queues_of(s) == [0, 2] && remote_of(s).as_deref() == Some("192.0.2.2")
+        }),
+    )
+    .await;
+    assert_eq!(snaps[0].view.queues.len(), 2, "no orphan queue");
+
+    // An operator deletes the tunnel port: it comes back.
+    let (br, port) = snaps[0]
+        .view
+        .port("fgt-1")
+        .map(|(b, p)| (b.uuid.clone(), p.uuid.clone()))
+        .unwrap();
+    handle
+        .transact(vec![ops::set_delete(
+            "Bridge",
+            &br,
+            "ports",
+            vec![datum::uuid_ref(&port)],
+        )])
+        .await
+        .unwrap();
+    live::wait_for(&hosts, &mut changes, |h| {
+        h.iter()
+            .any(|s| s.view.port("fgt-1").is_some_and(|(_, p)| p.uuid != port))
+    })
+    .await;
+
+    // Withdrawn: the port is detached and no QoS or Queue row of ours is left.
+    qos.declare(&host, Scope::new("policy", 0), Vec::new());
+    let snaps = live::wait_for(
+        &hosts,
+        &mut changes,
+        converged(&reconciler, &host, |s| {
+            s.view.queues.is_empty() && s.view.qos.len() == 1
+        }),
+    )
+    .await;
+    let view = &snaps[0].view;
+    assert!(
+        view.qos[0].external_ids.is_empty(),
+        "the operator's QoS stays"
+    );
+    assert_eq!(view.port("eth1").unwrap().1.qos, None);
+    assert!(reconciler.status(&host).last_error.is_none());
+    running.abort();
 }
 
 mod live {

@@ -1,50 +1,15 @@
 //! Typed reading of a host's replica: the Open_vSwitch row, bridges with
-//! datapath ids, their ports and interfaces. These are what the rest of
-//! Flowgate reasons about; the raw JSON stays inside this module.
+//! datapath ids, their ports and interfaces, and QoS and Queue rows when
+//! they are monitored. These are what the rest of Flowgate reasons about;
+//! the raw JSON stays inside this module.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::columns::Columns;
 use super::datum;
 use super::replica::{Replica, Row};
-
-/// Columns we monitor, per table. Every column named here exists in every
-/// Open_vSwitch schema since OVS 2.0.
-pub const MONITORED: &[(&str, &[&str])] = &[
-    (
-        "Open_vSwitch",
-        &["bridges", "external_ids", "manager_options"],
-    ),
-    (
-        "Bridge",
-        &[
-            "name",
-            "datapath_id",
-            "datapath_type",
-            "fail_mode",
-            "protocols",
-            "controller",
-            "ports",
-            "external_ids",
-        ],
-    ),
-    ("Port", &["name", "interfaces", "external_ids"]),
-    (
-        "Interface",
-        &[
-            "name",
-            "type",
-            "ofport",
-            "options",
-            "external_ids",
-            "mac_in_use",
-            "link_state",
-            "error",
-        ],
-    ),
-    ("Controller", &["target", "is_connected"]),
-];
 
 /// One host as its OVSDB shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -54,6 +19,14 @@ pub struct HostView {
     /// `Open_vSwitch.external_ids`, e.g. `system-id`, `hostname`.
     pub external_ids: BTreeMap<String, String>,
     pub bridges: Vec<BridgeView>,
+    /// Every QoS row, attached to a port or not (QoS is a root table: an
+    /// unreferenced row stays), by uuid. Empty unless monitored.
+    pub qos: Vec<QosView>,
+    /// Every Queue row (a root table too), by uuid.
+    pub queues: Vec<QueueView>,
+    /// The columns this view was read from.
+    #[serde(skip)]
+    pub columns: Columns,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -73,6 +46,7 @@ pub struct BridgeView {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ControllerView {
+    pub uuid: String,
     pub target: String,
     pub is_connected: bool,
 }
@@ -83,6 +57,8 @@ pub struct PortView {
     pub name: String,
     pub external_ids: BTreeMap<String, String>,
     pub interfaces: Vec<InterfaceView>,
+    /// `qos`: the uuid of the QoS row attached, if any (and monitored).
+    pub qos: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -98,6 +74,25 @@ pub struct InterfaceView {
     pub mac_in_use: Option<String>,
     pub link_state: Option<String>,
     pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QosView {
+    pub uuid: String,
+    /// `type`: "linux-htb", "linux-hfsc", ...
+    pub kind: String,
+    pub other_config: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+    /// Queue number → Queue row uuid.
+    pub queues: BTreeMap<u32, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueueView {
+    pub uuid: String,
+    /// `min-rate`, `max-rate`, `burst`, `priority`, ...
+    pub other_config: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
 }
 
 impl InterfaceView {
@@ -116,8 +111,28 @@ impl HostView {
         let root = replica.table("Open_vSwitch").and_then(|t| t.iter().next());
         let mut view = HostView {
             root_uuid: root.map(|(u, _)| u.clone()),
+            columns: replica.columns.clone(),
             ..Default::default()
         };
+        for (uuid, row) in replica.table("QoS").into_iter().flatten() {
+            view.qos.push(QosView {
+                uuid: uuid.clone(),
+                kind: col_string(row, "type").unwrap_or_default(),
+                other_config: col_map(row, "other_config"),
+                external_ids: col_map(row, "external_ids"),
+                queues: row
+                    .get("queues")
+                    .map(datum::uuid_by_int)
+                    .unwrap_or_default(),
+            });
+        }
+        for (uuid, row) in replica.table("Queue").into_iter().flatten() {
+            view.queues.push(QueueView {
+                uuid: uuid.clone(),
+                other_config: col_map(row, "other_config"),
+                external_ids: col_map(row, "external_ids"),
+            });
+        }
         let Some((_, root)) = root else {
             return view;
         };
@@ -133,6 +148,34 @@ impl HostView {
 
     pub fn bridge(&self, name: &str) -> Option<&BridgeView> {
         self.bridges.iter().find(|b| b.name == name)
+    }
+
+    /// The port named `name` on any bridge (port names are unique on a
+    /// host), with its bridge.
+    pub fn port(&self, name: &str) -> Option<(&BridgeView, &PortView)> {
+        self.bridges
+            .iter()
+            .find_map(|b| Some((b, b.ports.iter().find(|p| p.name == name)?)))
+    }
+
+    /// True if a row with `uuid` is in the view (whatever its table).
+    pub fn has_row(&self, uuid: &str) -> bool {
+        self.bridges.iter().any(|b| {
+            b.uuid == uuid
+                || b.controllers.iter().any(|c| c.uuid == uuid)
+                || b.ports
+                    .iter()
+                    .any(|p| p.uuid == uuid || p.interfaces.iter().any(|i| i.uuid == uuid))
+        }) || self.qos.iter().any(|q| q.uuid == uuid)
+            || self.queues.iter().any(|q| q.uuid == uuid)
+    }
+
+    pub fn qos_row(&self, uuid: &str) -> Option<&QosView> {
+        self.qos.iter().find(|q| q.uuid == uuid)
+    }
+
+    pub fn queue_row(&self, uuid: &str) -> Option<&QueueView> {
+        self.queues.iter().find(|q| q.uuid == uuid)
     }
 
     /// `external_ids:system-id`, falling back to the database's root uuid:
@@ -170,6 +213,7 @@ fn bridge(replica: &Replica, uuid: String, row: &Row) -> BridgeView {
                 name: col_string(prow, "name").unwrap_or_default(),
                 external_ids: col_map(prow, "external_ids"),
                 interfaces,
+                qos: col_uuids(prow, "qos").into_iter().next(),
             })
         })
         .collect();
@@ -179,6 +223,7 @@ fn bridge(replica: &Replica, uuid: String, row: &Row) -> BridgeView {
         .filter_map(|u| {
             let c = replica.row("Controller", &u)?;
             Some(ControllerView {
+                uuid: u,
                 target: col_string(c, "target").unwrap_or_default(),
                 is_connected: c.get("is_connected").and_then(|v| v.as_bool()) == Some(true),
             })

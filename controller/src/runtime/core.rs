@@ -32,7 +32,8 @@ use crate::runtime::metrics::Metrics;
 use crate::runtime::reconcile::{Plan, Planned, ReconcileCounts, SwitchTables};
 use crate::runtime::registry::{SwitchCmd, SwitchHandle};
 use crate::runtime::rejection::{Rejected, SwitchRejection};
-use crate::runtime::session::{encode_for, SwitchSync};
+use crate::runtime::session::{encode_for, set_flow_mod_buffer_id, SwitchSync};
+use crate::runtime::unknown_table;
 use crate::runtime::writer::SendError;
 use crate::store::Op;
 
@@ -75,6 +76,9 @@ pub struct CallOutcome<R> {
     pub persist: Vec<Op>,
     /// Mods the call sent, by kind.
     pub sent: ReconcileCounts,
+    /// Core time the call took: the module's work (validation, compiling,
+    /// declaring) and the diff.
+    pub took: Duration,
 }
 
 /// What drivers, tasks and the API tell the core.
@@ -189,34 +193,41 @@ impl SwitchState {
         self.next_xid
     }
 
-    /// [`SwitchState::resend`] of each id, in order, with the table lookups
-    /// done in stages over the whole run (see [`SwitchTables::probe_flow`]).
+    /// [`SwitchState::resend`] of each (id, buffer id), in order, with the
+    /// table lookups done in stages over the whole run (see
+    /// [`SwitchTables::probe_flow`]).
     fn resend_all(
         &mut self,
-        ids: impl Iterator<Item = FlowId> + Clone,
+        ids: impl Iterator<Item = (FlowId, u32)> + Clone,
         call: Option<CallId>,
         sent: &mut ReconcileCounts,
     ) -> bool {
         let mut rest = ids.clone().skip(1);
         if rest.next().is_some() {
-            for id in ids.clone() {
+            for (id, _) in ids.clone() {
                 self.tables.probe_flow(id);
             }
-            for id in ids.clone() {
+            for (id, _) in ids.clone() {
                 self.tables.prefetch_flow(id);
             }
         }
         let mut sent_any = false;
-        for id in ids {
-            sent_any |= self.resend(id, call, sent);
+        for (id, buffer_id) in ids {
+            sent_any |= self.resend(id, buffer_id, call, sent);
         }
         sent_any
     }
 
     /// Re-sends the desired entry of the key `id` names as an ADD, copying
-    /// its cached encoding ([`SwitchTables::resend_flow`]); false if none
-    /// is desired.
-    fn resend(&mut self, id: FlowId, call: Option<CallId>, sent: &mut ReconcileCounts) -> bool {
+    /// its cached encoding ([`SwitchTables::resend_flow`]), releasing the
+    /// packet in `buffer_id`; false if none is desired.
+    fn resend(
+        &mut self,
+        id: FlowId,
+        buffer_id: u32,
+        call: Option<CallId>,
+        sent: &mut ReconcileCounts,
+    ) -> bool {
         let xid = self.xid();
         let Some(encoded) = self.tables.resend_flow(id, self.version) else {
             return false;
@@ -225,6 +236,9 @@ impl SwitchState {
         self.out.extend_from_slice(encoded);
         // Every OpenFlow header has the xid at bytes 4..8.
         self.out[start + 4..start + 8].copy_from_slice(&xid.to_be_bytes());
+        if buffer_id != of::NO_BUFFER {
+            set_flow_mod_buffer_id(self.version, &mut self.out[start..], buffer_id);
+        }
         self.inflight.push_back(Inflight {
             xid,
             call,
@@ -233,6 +247,28 @@ impl SwitchState {
         self.needs_barrier = true;
         sent.flow_adds += 1;
         true
+    }
+
+    /// Appends a PACKET_OUT to the output.
+    fn packet_out(&mut self, packet_out: of::PacketOut) {
+        let xid = self.xid();
+        encode_for(
+            self.version,
+            xid,
+            &Message::PacketOut(packet_out),
+            &mut self.out,
+        );
+    }
+
+    /// Deletes Flowgate's share of the tables the switch did not report
+    /// (see [`unknown_table::clearing`]), ahead of the full reconciliation,
+    /// which then finds nothing installed there and sends every entry.
+    fn clear_unknown(&mut self, sync: &SwitchSync) {
+        for message in unknown_table::clearing(sync) {
+            let xid = self.xid();
+            encode_for(self.version, xid, &message, &mut self.out);
+            self.needs_barrier = true;
+        }
     }
 
     /// Encodes `plan` (emptied, its buffer kept for reuse) into the output
@@ -273,7 +309,10 @@ impl SwitchState {
             t.flows.push(key);
         }
         for entry in delta.groups {
-            self.tables.desire_group(entry.id, Some(entry.spec));
+            // In canonical form whoever built it, so it compares with what
+            // the switch reports.
+            let spec = GroupSpec::new(entry.spec.group_type, entry.spec.buckets);
+            self.tables.desire_group(entry.id, Some(spec));
             t.groups.push(entry.id);
         }
         for id in delta.dropped_groups {
@@ -281,7 +320,8 @@ impl SwitchState {
             t.groups.push(id);
         }
         for entry in delta.meters {
-            self.tables.desire_meter(entry.id, Some(entry.spec));
+            let spec = MeterSpec::new(entry.spec.flags, entry.spec.bands);
+            self.tables.desire_meter(entry.id, Some(spec));
             t.meters.push(entry.id);
         }
         for id in delta.dropped_meters {
@@ -443,6 +483,9 @@ impl Core {
                     if n == 0 {
                         return;
                     }
+                    if self.switches.len() > 1 {
+                        gather(&mut events, &mut batch).await;
+                    }
                     // One clock read per batch: modules see the batch's time.
                     let now = tokio::time::Instant::now();
                     for event in batch.drain(..) {
@@ -485,6 +528,7 @@ impl Core {
             .position(|m| (m.as_mut() as &mut dyn Any).is::<M>())?;
         let owner = self.modules[i].owner();
         let module = (self.modules[i].as_mut() as &mut dyn Any).downcast_mut::<M>()?;
+        let started = Instant::now();
         let mut ctx = Ctx::new(now);
         let value = f(module, &mut ctx);
         self.next_call = self.next_call.wrapping_add(1).max(1);
@@ -493,6 +537,7 @@ impl Core {
         let before = self.sent;
         self.apply_changes(owner, &mut ctx.take_changes(), true);
         let sent = self.sent.minus(&before);
+        let took = started.elapsed();
         self.call = None;
         let persist = std::mem::take(&mut self.call_persist);
         let sent_to = std::mem::take(&mut self.sent_to);
@@ -511,6 +556,7 @@ impl Core {
             acks,
             persist,
             sent,
+            took,
         })
     }
 
@@ -551,38 +597,12 @@ impl Core {
                 conn_id,
                 xid,
                 message,
-            } => {
-                if self.is_current(dpid, conn_id) {
-                    self.message(dpid, xid, &message, now);
-                }
-            }
+            } => self.messages(dpid, conn_id, &[(xid, message)], now),
             CoreEvent::Messages {
                 dpid,
                 conn_id,
                 messages,
-            } => {
-                // Handled in place (a message moved out of the batch is a
-                // 128-byte copy); consecutive packet-ins for one module go
-                // to it as a run.
-                let mut rest = messages.as_slice();
-                while let Some(((xid, message), tail)) = rest.split_first() {
-                    // The switch may go (or be replaced) between two messages.
-                    let Some(version) = self.current_version(dpid, conn_id) else {
-                        break;
-                    };
-                    match packet_in_run(version, rest) {
-                        Some((owner, len)) => {
-                            self.packet_ins(dpid, version, owner, &rest[..len], now);
-                            rest = &rest[len..];
-                        }
-                        None => {
-                            self.message(dpid, *xid, message, now);
-                            rest = tail;
-                        }
-                    }
-                    self.deliver_notices(now);
-                }
-            }
+            } => self.messages(dpid, conn_id, &messages, now),
             CoreEvent::Call(call) => call(self, now),
             CoreEvent::Emit(event) => self.emit(event),
             CoreEvent::Task { owner, payload } => {
@@ -595,6 +615,30 @@ impl Core {
             }
         }
         self.deliver_notices(now);
+    }
+
+    /// Handles consecutive messages of one switch in place (a message moved
+    /// out of the batch is a 120-byte copy); consecutive packet-ins for one
+    /// module go to it as a run.
+    fn messages(&mut self, dpid: u64, conn_id: u64, messages: &[(u32, Message)], now: Instant) {
+        let mut rest = messages;
+        while let Some(((xid, message), tail)) = rest.split_first() {
+            // The switch may go (or be replaced) between two messages.
+            let Some(version) = self.current_version(dpid, conn_id) else {
+                break;
+            };
+            match packet_in_run(rest) {
+                Some((route, len)) => {
+                    self.packet_ins(dpid, version, route, &rest[..len], now);
+                    rest = &rest[len..];
+                }
+                None => {
+                    self.message(dpid, *xid, message, now);
+                    rest = tail;
+                }
+            }
+            self.deliver_notices(now);
+        }
     }
 
     /// Puts `event` on the bus and queues it for subscribed modules.
@@ -680,6 +724,7 @@ impl Core {
         };
         mark_dirty(&mut self.dirty, dpid, state);
         let started = Instant::now();
+        state.clear_unknown(sync);
         let mut plan = state.tables.reconcile_all();
         info!(
             dpid = format_args!("{dpid:016x}"),
@@ -696,45 +741,37 @@ impl Core {
         self.metrics.record_reconcile(started.elapsed());
     }
 
-    /// Hands a run of `dpid`'s packet-ins to the module `owner` at once
-    /// ([`Module::handle_packet_ins`]) and applies their changes together.
+    /// Hands a run of `dpid`'s packet-ins to the modules `route` names, each
+    /// at once ([`Module::handle_packet_ins`]), and applies each one's
+    /// changes together.
     fn packet_ins(
         &mut self,
         dpid: u64,
         version: u8,
-        owner: Owner,
+        route: Route,
         run: &[(u32, Message)],
         now: Instant,
     ) {
         self.packet_ins += run.len() as u64;
-        let Some(module) = self
-            .modules
-            .iter_mut()
-            .find(|m| m.owner() == owner && m.supports(version))
-        else {
-            return;
-        };
-        let mut ctx = Ctx::with_buffer(now, std::mem::take(&mut self.spare_changes));
-        module.handle_packet_ins(dpid, PacketIns::new(run), &mut ctx);
-        let mut changes = ctx.take_changes();
-        self.apply_changes(owner, &mut changes, true);
-        self.spare_changes = changes;
+        for i in 0..self.modules.len() {
+            let module = &mut self.modules[i];
+            if !route.reaches(module.as_ref(), version) {
+                continue;
+            }
+            let owner = module.owner();
+            let mut ctx = Ctx::with_buffer(now, std::mem::take(&mut self.spare_changes));
+            module.handle_packet_ins(dpid, PacketIns::new(run), &mut ctx);
+            let mut changes = ctx.take_changes();
+            self.apply_changes(owner, &mut changes, true);
+            self.spare_changes = changes;
+            if matches!(route, Route::Owner(_)) {
+                break;
+            }
+        }
     }
 
     fn message(&mut self, dpid: u64, xid: u32, message: &Message, now: Instant) {
         match message {
-            Message::PacketIn(packet_in) => {
-                self.packet_ins += 1;
-                let Some(owner) = self
-                    .switches
-                    .get(&dpid)
-                    .and_then(|s| packet_in_owner(s.version, packet_in))
-                else {
-                    return;
-                };
-                let event = Event::PacketIn { dpid, packet_in };
-                self.dispatch_to(dpid, owner, &event, now);
-            }
             Message::PortStatus(status) => {
                 if let Some(version) = self.switches.get(&dpid).map(|s| s.version) {
                     self.emit(BusEvent::Port {
@@ -906,18 +943,24 @@ impl Core {
     fn apply_changes(&mut self, owner: Owner, changes: &mut Vec<Change>, reconcile: bool) {
         self.sent_to.clear();
         let call = self.call;
-        // Re-sends to one switch only (known hosts' repeated misses, the
-        // commonest packet-in answer) have nothing to diff: send them
-        // straight away.
-        if let Some(dpid) = resends_to_one_switch(changes).filter(|_| reconcile) {
+        // Re-sends and packet-outs to one switch only (known hosts' repeated
+        // misses, the commonest packet-in answers) have nothing to diff:
+        // send them straight away, packet-outs last.
+        if let Some(dpid) = direct_to_one_switch(changes).filter(|_| reconcile) {
             let ids = changes.iter().filter_map(|c| match c {
-                Change::ResendFlow { id, .. } => Some(*id),
+                Change::ResendFlow { id, buffer_id, .. } => Some((*id, *buffer_id)),
                 _ => None,
             });
             if let Some(state) = self.switches.get_mut(&dpid) {
                 if state.resend_all(ids, call, &mut self.sent) {
                     self.sent_to.push(dpid);
                     mark_dirty(&mut self.dirty, dpid, state);
+                }
+                for change in changes.drain(..) {
+                    if let Change::PacketOut { packet_out, .. } = change {
+                        state.packet_out(packet_out);
+                        mark_dirty(&mut self.dirty, dpid, state);
+                    }
                 }
             }
             changes.clear();
@@ -990,7 +1033,7 @@ impl Core {
                         t.flows.push(key);
                     }
                 }
-                Change::ResendFlow { id, .. } => t.resend.push(id),
+                Change::ResendFlow { id, buffer_id, .. } => t.resend.push((id, buffer_id)),
                 Change::Publish(_)
                 | Change::Persist(_)
                 | Change::Emit(_)
@@ -1005,7 +1048,8 @@ impl Core {
             };
             // A re-sent entry goes out anyway: no diff for it.
             if !t.resend.is_empty() {
-                t.flows.retain(|k| !t.resend.contains(&k.id()));
+                t.flows
+                    .retain(|k| !t.resend.iter().any(|(id, _)| *id == k.id()));
             }
             let plan = &mut self.spare_plan;
             state
@@ -1027,9 +1071,7 @@ impl Core {
         // packet already finds its flows.
         for (dpid, packet_out) in packet_outs {
             if let Some(state) = self.switches.get_mut(&dpid) {
-                let xid = state.xid();
-                let message = Message::PacketOut(packet_out);
-                encode_for(state.version, xid, &message, &mut state.out);
+                state.packet_out(packet_out);
                 mark_dirty(&mut self.dirty, dpid, state);
             }
         }
@@ -1103,6 +1145,27 @@ impl Core {
     }
 }
 
+/// Below this many events, a batch waits for the other ready connections.
+const GATHER_BELOW: usize = 64;
+
+/// Lets the connections that are ready take their turn before a small
+/// batch is handled (the core yields), then takes what they queued: the
+/// core woke for the first switch's packet-in, and with many switches
+/// sending one each (latency mode) it was woken, ran and flushed once per
+/// switch. Now one pass answers them all.
+async fn gather(events: &mut mpsc::Receiver<CoreEvent>, batch: &mut Vec<CoreEvent>) {
+    if batch.len() >= GATHER_BELOW {
+        return;
+    }
+    tokio::task::yield_now().await;
+    while batch.len() < BATCH {
+        match events.try_recv() {
+            Ok(event) => batch.push(event),
+            Err(_) => break,
+        }
+    }
+}
+
 /// Lists `state` (of `dpid`) for the next flush, once.
 fn mark_dirty(dirty: &mut Vec<u64>, dpid: u64, state: &mut SwitchState) {
     if !state.dirty {
@@ -1164,8 +1227,9 @@ fn check_flow(owner: Owner, version: u8, entry: &FlowEntry) -> Result<(), String
 #[derive(Default)]
 struct Touched {
     flows: Vec<FlowKey>,
-    /// Entries to send even if believed installed ([`Ctx::resend`]).
-    resend: Vec<FlowId>,
+    /// Entries to send even if believed installed ([`Ctx::resend`]), with
+    /// the buffered packet each releases.
+    resend: Vec<(FlowId, u32)>,
     groups: Vec<u32>,
     meters: Vec<u32>,
 }
@@ -1227,36 +1291,55 @@ fn check_of10(entry: &FlowEntry) -> Result<(), String> {
     of::of10::encode(0, &flow_mod, &mut BytesMut::new()).map_err(|e| e.to_string())
 }
 
-/// The module owner a packet-in goes to. OpenFlow 1.0 packet-ins carry no
-/// cookie: they are table misses, which forwarding answers.
-fn packet_in_owner(version: u8, packet_in: &of::PacketIn) -> Option<Owner> {
-    match cookie::owner_of(packet_in.cookie) {
-        None if version == of::OFP_VERSION_1_0 => Some(Owner::Forwarding),
-        owner => owner,
+/// Which modules a packet-in goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The module that owns the cookie of the flow that sent it.
+    Owner(Owner),
+    /// No Flowgate cookie: a table miss (cookie 0 or all-ones, any table,
+    /// every OpenFlow 1.0 packet-in) or an operator's flow. It goes to
+    /// every module that wants such packet-ins: forwarding, on any version.
+    Foreign,
+}
+
+impl Route {
+    fn of(packet_in: &of::PacketIn) -> Route {
+        cookie::owner_of(packet_in.cookie).map_or(Route::Foreign, Route::Owner)
+    }
+
+    /// Whether a packet-in routed so reaches `module` on a switch of
+    /// `version`.
+    fn reaches(self, module: &dyn Module, version: u8) -> bool {
+        module.supports(version)
+            && match self {
+                Route::Owner(owner) => module.owner() == owner,
+                Route::Foreign => module.wants_foreign_packet_ins(),
+            }
     }
 }
 
-/// The owner of the packet-ins that start `messages`, and how many in a row
-/// (at most [`PACKET_IN_RUN`]) go to it; `None` if the first message is no
-/// packet-in a module owns.
-fn packet_in_run(version: u8, messages: &[(u32, Message)]) -> Option<(Owner, usize)> {
-    let owner_of = |message: &Message| match message {
-        Message::PacketIn(packet_in) => packet_in_owner(version, packet_in),
+/// The route of the packet-ins that start `messages`, and how many in a row
+/// (at most [`PACKET_IN_RUN`]) share it; `None` if the first message is no
+/// packet-in.
+fn packet_in_run(messages: &[(u32, Message)]) -> Option<(Route, usize)> {
+    let route_of = |message: &Message| match message {
+        Message::PacketIn(packet_in) => Some(Route::of(packet_in)),
         _ => None,
     };
-    let owner = owner_of(&messages.first()?.1)?;
+    let route = route_of(&messages.first()?.1)?;
     let len = messages
         .iter()
         .take(PACKET_IN_RUN)
-        .take_while(|(_, m)| owner_of(m) == Some(owner))
+        .take_while(|(_, m)| route_of(m) == Some(route))
         .count();
-    Some((owner, len))
+    Some((route, len))
 }
 
-/// The switch, if `changes` are all re-sends to that one switch.
-fn resends_to_one_switch(changes: &[Change]) -> Option<u64> {
+/// The switch, if `changes` are all re-sends and packet-outs to that one
+/// switch.
+fn direct_to_one_switch(changes: &[Change]) -> Option<u64> {
     let mut dpids = changes.iter().map(|change| match change {
-        Change::ResendFlow { dpid, .. } => Some(*dpid),
+        Change::ResendFlow { dpid, .. } | Change::PacketOut { dpid, .. } => Some(*dpid),
         _ => None,
     });
     let first = dpids.next()??;

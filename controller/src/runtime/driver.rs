@@ -243,6 +243,12 @@ impl Connection {
                         flows = sync.flows.len(),
                         "switch ready"
                     );
+                    if !sync.unknown.is_empty() {
+                        info!(
+                            unanswered = ?sync.unknown,
+                            "switch did not answer every sync dump; ready with what is known (an unknown flow table gets Flowgate's entries replaced)"
+                        );
+                    }
                     let _ = self
                         .core
                         .send(CoreEvent::SwitchUp { dpid, handle, sync })

@@ -10,9 +10,11 @@ pub mod registry;
 pub mod rejection;
 pub mod session;
 pub mod tasks;
+mod unknown_table;
 mod view;
 pub mod writer;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +30,7 @@ use self::reconcile::ReconcileCounts;
 use self::registry::Registry;
 use self::rejection::SwitchRejection;
 use self::tasks::Tasks;
+use crate::cookie::Owner;
 use crate::events::Bus;
 use crate::module::{Ctx, Module};
 use crate::store::{Op, Store, StoreError};
@@ -102,6 +105,8 @@ pub struct Runtime {
     store: Arc<dyn Store>,
     bus: Bus,
     tasks: Tasks,
+    /// One write lock per module, shared by every service handle of it.
+    write_locks: Arc<std::sync::Mutex<BTreeMap<Owner, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// The outcome of [`Runtime::call`].
@@ -121,6 +126,8 @@ pub struct Applied<R> {
     /// The call's store writes ([`Ctx::persist`]), performed before this
     /// returns; `Ok` when it asked for none.
     pub persisted: Result<(), Arc<StoreError>>,
+    /// Core time of the call (the module's work and the diff).
+    pub core_time: Duration,
 }
 
 impl<R> Applied<R> {
@@ -174,6 +181,7 @@ impl Runtime {
             store,
             bus,
             tasks: Tasks::default(),
+            write_locks: Arc::default(),
         };
         for (owner, task) in tasks {
             runtime.spawn_task(owner, task);
@@ -210,6 +218,7 @@ impl Runtime {
             acks,
             persist,
             sent,
+            took,
         } = rx
             .await
             .map_err(|_| CallError::Stopped)?
@@ -232,6 +241,7 @@ impl Runtime {
             rejections: Vec::new(),
             sent,
             persisted,
+            core_time: took,
         };
         for (dpid, answer) in answers {
             match answer {
@@ -275,6 +285,16 @@ impl Runtime {
     }
 
     /// The event bus.
+    /// The lock that serializes module `owner`'s service writes (a write
+    /// and its rollback), whichever handle of the service makes them.
+    pub fn write_lock(&self, owner: Owner) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .write_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(owner).or_default().clone()
+    }
+
     pub fn bus(&self) -> &Bus {
         &self.bus
     }

@@ -29,7 +29,7 @@ use crate::cookie;
 use crate::desired::{
     delete_strict, flow_mod, FlowEntry, FlowId, FlowKey, FlowSpec, GroupSpec, MeterSpec,
 };
-use crate::runtime::session::{encode_for, SwitchSync};
+use crate::runtime::session::{encode_for, encoded, SwitchSync};
 
 /// One entry's two sides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,16 +350,16 @@ impl Planned {
         }
     }
 
-    /// Appends the mod encoded for wire `version`; false if that version
-    /// can not express it (see [`encode_for`]).
+    /// Appends the mod encoded for wire `version`; false (nothing written)
+    /// if that version can not express it or it is too long (see
+    /// [`encode_for`]).
     pub fn encode(&self, version: u8, xid: u32, out: &mut BytesMut) -> bool {
         match self {
             Planned::Flow { command, key, spec } => {
                 encode_flow(version, xid, key, spec, *command, out)
             }
             Planned::DeleteFlow { key, cookie } if version == OFP_VERSION_1_3 => {
-                of::encode_flow_mod(xid, &delete_strict(key, *cookie), out);
-                true
+                encoded(of::encode_flow_mod(xid, &delete_strict(key, *cookie), out))
             }
             _ => encode_for(version, xid, &self.to_message(), out),
         }
@@ -368,7 +368,7 @@ impl Planned {
 
 /// Appends the FLOW_MOD for `key` → `spec` encoded for wire `version`
 /// (OpenFlow 1.3 straight from the borrowed entry); false if that version
-/// can not express it.
+/// can not express it or it is too long.
 fn encode_flow(
     version: u8,
     xid: u32,
@@ -379,8 +379,7 @@ fn encode_flow(
 ) -> bool {
     let flow_mod = flow_mod(key, spec, command);
     if version == OFP_VERSION_1_3 {
-        of::encode_flow_mod(xid, &flow_mod, out);
-        true
+        encoded(of::encode_flow_mod(xid, &flow_mod, out))
     } else {
         encode_for(version, xid, &Message::FlowMod(flow_mod.to_owned()), out)
     }

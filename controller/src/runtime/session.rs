@@ -8,10 +8,18 @@
 //!
 //! Lifecycle: HELLO negotiation (version bitmaps, OF spec 1.3.5 §6.3.1) →
 //! FEATURES → SET_CONFIG → the sync dumps the reconciler needs (port desc,
-//! desc, all flows, group desc, meter config) → [`SessionEvent::Ready`].
-//! Afterwards asynchronous messages are passed up, requests made through
-//! [`Session::request`] are matched to their replies by xid (multipart replies
-//! reassembled), and echo keepalives run both ways.
+//! desc, all flows, group desc, meter config), closed by a BARRIER →
+//! [`SessionEvent::Ready`]. The dumps are optional: a switch that answers
+//! the barrier but not a dump (cbench answers only desc stats), or answers
+//! nothing within [`SessionConfig::sync_timeout`], becomes ready with what
+//! is known ([`SwitchSync::unknown`]). Asynchronous messages that arrive
+//! before that (packet-ins from the first millisecond) are held and passed
+//! up right after Ready; a switch that sends more of them than the session
+//! holds before answering its dumps is taken as one that does not answer
+//! them. Afterwards asynchronous messages are
+//! passed up, requests made through [`Session::request`] are matched to
+//! their replies by xid (multipart replies reassembled), and echo
+//! keepalives run both ways.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -34,19 +42,45 @@ const OFPHFC_INCOMPATIBLE: u16 = 0;
 pub const SUPPORTED_VERSIONS: &[u8] = &[of::OFP_VERSION_1_3, of::OFP_VERSION_1_0];
 
 /// Encodes `message` in the dialect of `version`; false (nothing written)
-/// if OpenFlow 1.0 can not express it.
+/// if OpenFlow 1.0 can not express it or it is too long for any version.
 pub fn encode_for(version: u8, xid: u32, message: &Message, out: &mut BytesMut) -> bool {
-    if version == of::OFP_VERSION_1_0 {
-        match of::of10::encode(xid, message, out) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!(error = %e, "not sent to an OpenFlow 1.0 switch");
-                false
-            }
-        }
+    encoded(if version == of::OFP_VERSION_1_0 {
+        of::of10::encode(xid, message, out)
     } else {
-        of::encode(xid, message, out);
-        true
+        of::encode(xid, message, out)
+    })
+}
+
+/// Whether an encoder appended its message; logs why not (it appended
+/// nothing then).
+pub fn encoded(result: Result<(), of::EncodeError>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e @ of::EncodeError::Unsupported(_)) => {
+            tracing::debug!(error = %e, "not sent to an OpenFlow 1.0 switch");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "message dropped: it cannot be encoded");
+            false
+        }
+    }
+}
+
+/// Sets the `buffer_id` of an encoded FLOW_MOD (header first) of wire
+/// `version`: cached encodings are re-sent with the buffer of the packet-in
+/// they answer. Its place: after header, cookie, cookie mask, table,
+/// command, timeouts and priority in 1.3 (byte 32, spec 7.3.4.1); after
+/// header, 40-byte match, cookie, command, timeouts and priority in 1.0
+/// (byte 64). A buffer too short to hold it is left alone.
+pub fn set_flow_mod_buffer_id(version: u8, flow_mod: &mut [u8], buffer_id: u32) {
+    let at = if version == of::OFP_VERSION_1_0 {
+        64
+    } else {
+        32
+    };
+    if let Some(field) = flow_mod.get_mut(at..at + 4) {
+        field.copy_from_slice(&buffer_id.to_be_bytes());
     }
 }
 
@@ -63,6 +97,16 @@ pub struct SessionConfig {
     pub request_timeout: Duration,
     /// `miss_send_len` sent in SET_CONFIG.
     pub miss_send_len: u16,
+    /// A sync dump still unanswered this long after the last sync reply
+    /// (or the requests, if none came) is given up: the switch becomes
+    /// ready without it. The barrier after the dumps usually ends the wait
+    /// sooner; this covers switches that answer neither.
+    pub sync_timeout: Duration,
+    /// Most asynchronous messages held while the switch is not ready. One
+    /// more during the sync dumps makes the switch ready with what is known
+    /// (the dumps still unanswered are unknown); before FEATURES_REPLY it
+    /// closes the connection, as a switch that does not do the handshake.
+    pub held_limit: usize,
 }
 
 impl Default for SessionConfig {
@@ -73,6 +117,8 @@ impl Default for SessionConfig {
             handshake_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             miss_send_len: of::OFPCML_NO_BUFFER,
+            sync_timeout: Duration::from_secs(2),
+            held_limit: 4096,
         }
     }
 }
@@ -87,6 +133,46 @@ pub struct SwitchSync {
     pub flows: Vec<of::FlowStats>,
     pub groups: Vec<of::GroupDesc>,
     pub meters: Vec<of::MeterConfig>,
+    /// Dumps the switch did not answer (or refused, for flows): what they
+    /// would list is unknown, not empty.
+    pub unknown: Vec<SyncDump>,
+}
+
+/// One of the dumps of the sync phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncDump {
+    PortDesc,
+    Desc,
+    Flows,
+    Groups,
+    Meters,
+}
+
+impl SyncDump {
+    fn request(self) -> MultipartRequestBody {
+        match self {
+            SyncDump::PortDesc => MultipartRequestBody::PortDesc,
+            SyncDump::Desc => MultipartRequestBody::Desc,
+            SyncDump::Flows => MultipartRequestBody::Flow(FlowStatsRequest {
+                table_id: of::OFPTT_ALL,
+                out_port: of::port_no::ANY,
+                out_group: of::OFPG_ANY,
+                cookie: 0,
+                cookie_mask: 0,
+                match_: of::Match::default(),
+            }),
+            SyncDump::Groups => MultipartRequestBody::GroupDesc,
+            SyncDump::Meters => MultipartRequestBody::MeterConfig {
+                meter_id: of::OFPM_ALL,
+            },
+        }
+    }
+
+    /// Whether an error reply means "none of these": a switch without
+    /// groups or meters refuses those dumps.
+    fn refused_means_none(self) -> bool {
+        matches!(self, SyncDump::Groups | SyncDump::Meters)
+    }
 }
 
 /// Why a request made through [`Session::request`] failed.
@@ -213,7 +299,10 @@ enum State {
 #[derive(Debug)]
 struct SyncProgress {
     sync: SwitchSync,
-    outstanding: usize,
+    /// Dumps not answered yet, by xid.
+    waiting: Vec<(u32, SyncDump)>,
+    /// When to give up on the dumps still waiting.
+    deadline: Instant,
 }
 
 /// Who is waiting for the reply to an xid.
@@ -221,7 +310,9 @@ struct SyncProgress {
 enum Pending {
     Features,
     /// One of the sync dumps; replies fill the [`SwitchSync`].
-    Sync,
+    Sync(SyncDump),
+    /// The barrier closing the sync dumps.
+    SyncBarrier,
     Echo,
     User {
         token: u64,
@@ -261,6 +352,9 @@ pub struct Session {
     echo_sent: bool,
     /// Ports from an OpenFlow 1.0 FEATURES_REPLY (1.3 has a port-desc dump).
     of10_ports: Vec<of::Port>,
+    /// Asynchronous messages that arrived before the switch was ready, in
+    /// order; passed up right after [`SessionEvent::Ready`].
+    held: Vec<(u32, Message)>,
 }
 
 impl Session {
@@ -281,10 +375,11 @@ impl Session {
             last_rx: now,
             echo_sent: false,
             of10_ports: Vec::new(),
+            held: Vec::new(),
         };
         let hello = Message::Hello(Hello::with_versions(SUPPORTED_VERSIONS));
         let xid = session.alloc_xid();
-        of::encode(xid, &hello, &mut session.tx);
+        encode_for(of::OFP_VERSION_1_3, xid, &hello, &mut session.tx);
         session
     }
 
@@ -358,6 +453,9 @@ impl Session {
             self.close(CloseReason::HandshakeTimeout);
             return;
         }
+        if matches!(&self.state, State::Syncing(p) if now >= p.deadline) {
+            self.finish_sync();
+        }
         if now >= self.last_rx + self.config.dead_after {
             self.close(CloseReason::EchoTimeout);
             return;
@@ -394,12 +492,13 @@ impl Session {
             return None;
         }
         let mut next = self.last_rx + self.config.dead_after;
-        if self.is_ready() {
-            if !self.echo_sent {
-                next = next.min(self.last_rx + self.config.echo_interval);
+        match &self.state {
+            State::Ready if !self.echo_sent => {
+                next = next.min(self.last_rx + self.config.echo_interval)
             }
-        } else {
-            next = next.min(self.started + self.config.handshake_timeout);
+            State::Ready => {}
+            State::Syncing(progress) => next = next.min(progress.deadline),
+            _ => next = next.min(self.started + self.config.handshake_timeout),
         }
         for o in self.outstanding.values() {
             if let Pending::User { deadline, .. } = o.pending {
@@ -437,8 +536,38 @@ impl Session {
         }
     }
 
-    /// Queues an asynchronous message, extending the last run of them.
+    /// At the bound of held messages, a syncing switch becomes ready with
+    /// what is known (so messages go straight up again), and one that has
+    /// not answered FEATURES is closed.
+    fn check_held_bound(&mut self) {
+        if self.held.len() < self.config.held_limit {
+            return;
+        }
+        if matches!(self.state, State::Syncing(_)) {
+            tracing::info!(
+                held = self.held.len(),
+                "switch sent this many messages before answering its sync dumps; ready with what is known"
+            );
+            self.finish_sync();
+        } else {
+            let why = format!("{} messages before FEATURES_REPLY", self.held.len());
+            self.close(CloseReason::Protocol(why));
+        }
+    }
+
+    /// Queues an asynchronous message, extending the last run of them; held
+    /// until the switch is ready.
     fn push_message(&mut self, xid: u32, message: Message) {
+        if !self.is_ready() {
+            self.check_held_bound();
+            if self.is_closed() {
+                return;
+            }
+            if !self.is_ready() {
+                self.held.push((xid, message));
+                return;
+            }
+        }
         let open = matches!(self.events.back(), Some(SessionEvent::Messages))
             && self.runs.back().is_some_and(|run| run.len() < RUN_LEN);
         if !open {
@@ -505,7 +634,9 @@ impl Session {
         encode_for(self.version, xid, message, &mut self.tx).then_some(xid)
     }
 
-    fn send_tracked(&mut self, message: Message, pending: Pending) {
+    /// Sends a request whose reply goes to `pending`; its xid, or `None` if
+    /// the dialect can not express it (then answered at once with an error).
+    fn send_tracked(&mut self, message: Message, pending: Pending) -> Option<u32> {
         let Some(xid) = self.send(&message) else {
             // Answered as the switch would answer a request it can't parse.
             let error = Message::Error(ErrorMsg::Standard {
@@ -515,7 +646,7 @@ impl Session {
             });
             let now = self.last_rx;
             self.complete(now, pending, error);
-            return;
+            return None;
         };
         self.outstanding.insert(
             xid,
@@ -524,6 +655,7 @@ impl Session {
                 parts: None,
             },
         );
+        Some(xid)
     }
 
     fn handle_frame(&mut self, now: Instant, mut frame: Bytes) {
@@ -534,7 +666,7 @@ impl Session {
                         self.of10_ports = ports;
                     }
                 }
-                of::of10::decode(&frame)
+                of::of10::decode_shared(&mut frame)
             } else {
                 of::decode_shared(&mut frame)
             };
@@ -604,7 +736,12 @@ impl Session {
                 data: Bytes::from(text),
             });
             // The error goes out in the peer's version so it can read it.
-            of::encode_with_version(header.version, header.xid, &error, &mut self.tx);
+            encoded(of::encode_with_version(
+                header.version,
+                header.xid,
+                &error,
+                &mut self.tx,
+            ));
             self.close(CloseReason::NoCommonVersion { offered });
             return;
         };
@@ -650,6 +787,9 @@ impl Session {
                     }
                     None => entry.parts = Some(reply.body),
                 }
+                if matches!(entry.pending, Pending::Sync(_)) {
+                    self.sync_progress(now);
+                }
                 self.outstanding.insert(header.xid, entry);
                 return;
             }
@@ -692,37 +832,28 @@ impl Session {
                     other.msg_type()
                 ))),
             },
-            Pending::Sync => self.record_sync(message),
+            Pending::Sync(dump) => self.record_sync(now, dump, message),
+            Pending::SyncBarrier => self.finish_sync(),
         }
     }
 
-    fn start_sync(&mut self, _now: Instant, features: of::SwitchFeatures) {
+    fn start_sync(&mut self, now: Instant, features: of::SwitchFeatures) {
         let config = SwitchConfig {
             flags: 0,
             miss_send_len: self.config.miss_send_len,
         };
         self.send(&Message::SetConfig(config));
-        let all_flows = MultipartRequestBody::Flow(FlowStatsRequest {
-            table_id: of::OFPTT_ALL,
-            out_port: of::port_no::ANY,
-            out_group: of::OFPG_ANY,
-            cookie: 0,
-            cookie_mask: 0,
-            match_: of::Match::default(),
-        });
         // OpenFlow 1.0 reported its ports with the features and has no
         // groups or meters.
-        let dumps = if self.version == of::OFP_VERSION_1_0 {
-            vec![MultipartRequestBody::Desc, all_flows]
+        let dumps: &[SyncDump] = if self.version == of::OFP_VERSION_1_0 {
+            &[SyncDump::Desc, SyncDump::Flows]
         } else {
-            vec![
-                MultipartRequestBody::PortDesc,
-                MultipartRequestBody::Desc,
-                all_flows,
-                MultipartRequestBody::GroupDesc,
-                MultipartRequestBody::MeterConfig {
-                    meter_id: of::OFPM_ALL,
-                },
+            &[
+                SyncDump::PortDesc,
+                SyncDump::Desc,
+                SyncDump::Flows,
+                SyncDump::Groups,
+                SyncDump::Meters,
             ]
         };
         self.state = State::Syncing(Box::new(SyncProgress {
@@ -734,19 +865,40 @@ impl Session {
                 flows: Vec::new(),
                 groups: Vec::new(),
                 meters: Vec::new(),
+                unknown: Vec::new(),
             },
-            outstanding: dumps.len(),
+            waiting: Vec::new(),
+            deadline: now + self.config.sync_timeout,
         }));
-        for body in dumps {
-            let request = Message::MultipartRequest(MultipartRequest { flags: 0, body });
-            self.send_tracked(request, Pending::Sync);
+        for &dump in dumps {
+            let request = Message::MultipartRequest(MultipartRequest {
+                flags: 0,
+                body: dump.request(),
+            });
+            let xid = self.send_tracked(request, Pending::Sync(dump));
+            if let (Some(xid), State::Syncing(progress)) = (xid, &mut self.state) {
+                progress.waiting.push((xid, dump));
+            }
+        }
+        // A switch processes messages in order (spec 7.3.8): once the
+        // barrier is answered, so is every dump it will ever answer.
+        self.send_tracked(Message::BarrierRequest, Pending::SyncBarrier);
+    }
+
+    /// A sync reply (part) arrived: the switch is answering, so the wait
+    /// for the rest starts again.
+    fn sync_progress(&mut self, now: Instant) {
+        if let State::Syncing(progress) = &mut self.state {
+            progress.deadline = now + self.config.sync_timeout;
         }
     }
 
-    fn record_sync(&mut self, message: Message) {
+    fn record_sync(&mut self, now: Instant, dump: SyncDump, message: Message) {
+        self.sync_progress(now);
         let State::Syncing(progress) = &mut self.state else {
             return;
         };
+        progress.waiting.retain(|(_, d)| *d != dump);
         match message {
             Message::MultipartReply(reply) => match reply.body {
                 MultipartReplyBody::PortDesc(ports) => progress.sync.ports = ports,
@@ -754,20 +906,32 @@ impl Session {
                 MultipartReplyBody::Flow(flows) => progress.sync.flows = flows,
                 MultipartReplyBody::GroupDesc(groups) => progress.sync.groups = groups,
                 MultipartReplyBody::MeterConfig(meters) => progress.sync.meters = meters,
-                _ => {}
+                _ => progress.sync.unknown.push(dump),
             },
-            // A switch without groups or meters answers those dumps with an
-            // error: there is simply nothing of that kind installed.
-            Message::Error(e) => tracing::debug!(error = ?e, "sync dump refused by switch"),
-            _ => {}
+            Message::Error(_) if dump.refused_means_none() => {
+                tracing::debug!(?dump, "sync dump refused by switch: none installed")
+            }
+            _ => progress.sync.unknown.push(dump),
         }
-        progress.outstanding -= 1;
-        if progress.outstanding == 0 {
-            let State::Syncing(progress) = std::mem::replace(&mut self.state, State::Ready) else {
-                return;
-            };
-            self.events
-                .push_back(SessionEvent::Ready(Box::new(progress.sync)));
+        if progress.waiting.is_empty() {
+            self.finish_sync();
+        }
+    }
+
+    /// Ends the sync phase with what is known: dumps still unanswered are
+    /// unknown. Their requests and the barrier stay outstanding, so late
+    /// replies are absorbed here instead of reaching the core. The
+    /// messages held meanwhile follow [`SessionEvent::Ready`].
+    fn finish_sync(&mut self) {
+        let State::Syncing(mut progress) = std::mem::replace(&mut self.state, State::Ready) else {
+            return;
+        };
+        let unanswered = progress.waiting.drain(..).map(|(_, dump)| dump);
+        progress.sync.unknown.extend(unanswered);
+        self.events
+            .push_back(SessionEvent::Ready(Box::new(progress.sync)));
+        for (xid, message) in std::mem::take(&mut self.held) {
+            self.push_message(xid, message);
         }
     }
 }

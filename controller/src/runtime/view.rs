@@ -106,12 +106,42 @@ impl Runtime {
         Box::pin(async move {
             match reply.await? {
                 MultipartReplyBody::Group(stats) => Ok(stats),
-                _ => Err(SwitchQueryError::SwitchError(
-                    "unexpected multipart reply".into(),
-                )),
+                _ => Err(unexpected()),
             }
         })
     }
+
+    /// OFPMP_METER for one meter (or `OFPM_ALL`), live from the switch.
+    pub fn meter_stats(&self, dpid: u64, meter_id: u32) -> QueryFuture<Vec<of::MeterStats>> {
+        let reply = self.multipart(dpid, MultipartRequestBody::Meter { meter_id });
+        Box::pin(async move {
+            match reply.await? {
+                MultipartReplyBody::Meter(stats) => Ok(stats),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+
+    /// OFPMP_QUEUE for one port's queue (`port_no::ANY` / `OFPQ_ALL` for
+    /// all), live from the switch.
+    pub fn queue_stats(
+        &self,
+        dpid: u64,
+        port_no: u32,
+        queue_id: u32,
+    ) -> QueryFuture<Vec<of::QueueStats>> {
+        let reply = self.multipart(dpid, MultipartRequestBody::Queue { port_no, queue_id });
+        Box::pin(async move {
+            match reply.await? {
+                MultipartReplyBody::Queue(stats) => Ok(stats),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+}
+
+fn unexpected() -> SwitchQueryError {
+    SwitchQueryError::SwitchError("unexpected multipart reply".into())
 }
 
 impl ControllerView for Runtime {

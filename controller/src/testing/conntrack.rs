@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use flowgate_openflow::{
-    ct_flags, ct_mark_match, ct_state, ct_state_match, ct_zone_match, nat_flags, nx_u32_value,
-    nxm_nx_field, Action, Ct, CtZone, Nat, NxAction, Oxm,
+    ct_flags, ct_mark_match, ct_state, ct_zone_match, nat_flags, nx_u32_value, nxm_nx_field,
+    Action, Ct, CtZone, Nat, NxAction, Oxm,
 };
 
 use super::Packet;
@@ -233,20 +233,7 @@ fn set_port(packet: &mut Packet, port: u16, src: bool) {
 
 /// An unmasked `ct_state` field, as a packet carries it.
 pub(super) fn ct_state_value(state: u32) -> Oxm {
-    match ct_state_match(state, u32::MAX) {
-        Oxm::Raw {
-            class,
-            field,
-            payload,
-            ..
-        } => Oxm::Raw {
-            class,
-            field,
-            hasmask: false,
-            payload: payload.slice(..4),
-        },
-        other => other,
-    }
+    Oxm::CtState(state, None)
 }
 
 /// The tracker's key for an IP packet: zone, addresses, protocol, ports.

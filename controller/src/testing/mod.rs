@@ -209,7 +209,7 @@ impl FakeSwitch {
                     self.lost.remove(key);
                     self.take(key, &mut seen);
                 }
-                Change::ResendFlow { dpid, id } if *dpid == self.dpid => {
+                Change::ResendFlow { dpid, id, .. } if *dpid == self.dpid => {
                     let lost = self.lost.keys().find(|k| k.id() == *id).cloned();
                     if let Some((key, spec)) = lost.and_then(|k| self.lost.remove_entry(&k)) {
                         self.flows.insert(key, spec);
@@ -307,10 +307,7 @@ impl FakeSwitch {
                     MeterModCommand::Add if exists => Err((error_type::METER_MOD_FAILED, 1)),
                     MeterModCommand::Modify if !exists => Err((error_type::METER_MOD_FAILED, 7)),
                     MeterModCommand::Add | MeterModCommand::Modify => {
-                        let spec = MeterSpec {
-                            flags: mm.flags,
-                            bands: mm.bands.clone(),
-                        };
+                        let spec = MeterSpec::new(mm.flags, mm.bands.clone());
                         self.meters.insert(mm.meter_id, spec);
                         Ok(())
                     }

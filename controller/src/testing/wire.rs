@@ -222,6 +222,8 @@ pub fn spawn(addr: SocketAddr, switch: SharedSwitch) -> JoinHandle<()> {
 
 async fn send(stream: &mut TcpStream, xid: u32, message: &Message) -> bool {
     let mut out = BytesMut::new();
-    of::encode(xid, message, &mut out);
+    if of::encode(xid, message, &mut out).is_err() {
+        return false;
+    }
     stream.write_all(&out).await.is_ok()
 }

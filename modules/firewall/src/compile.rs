@@ -22,18 +22,16 @@
 //! tuple that collides in the shared zone can never borrow another tenant's
 //! connection.
 
-use bytes::Bytes;
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::desired::{FlowEntry, FlowSpec};
 use flowgate_controller::pipeline::{metadata, ACL, MODULE_MISS_PRIORITY, QOS};
 use flowgate_openflow::{
-    ct_mark_match, ct_state, ct_state_match, oxm_field, set_ct_mark, Ct, Instruction, Match,
-    NxAction, Oxm, OFPXMC_OPENFLOW_BASIC,
+    ct_mark_match, ct_state, ct_state_match, set_ct_mark, Ct, Instruction, Match, NxAction, Oxm,
 };
 
 use crate::config::{DefaultAction, FirewallConfig};
 use crate::rule::{
-    Family, Rule, RuleAction, ETH_TYPE_ARP, ETH_TYPE_IPV6, ETH_TYPE_LLDP, PROTO_ICMPV6, PROTO_TCP,
+    Family, Rule, RuleAction, ETH_TYPE_ARP, ETH_TYPE_IPV6, ETH_TYPE_LLDP, PROTO_ICMPV6,
 };
 
 /// Priority of the entries that always pass (ARP, LLDP, ND).
@@ -176,7 +174,9 @@ pub fn compile_rule(rule: &Rule, dpid: u64) -> Vec<FlowEntry> {
             )),
         ),
     };
-    let mut entries: Vec<FlowEntry> = rule_matches(rule, &scope)
+    let mut entries: Vec<FlowEntry> = rule
+        .match_
+        .to_matches(rule.eth_types(), &scope)
         .into_iter()
         .map(|m| {
             let m = match &extra {
@@ -217,108 +217,6 @@ pub fn compile_rule(rule: &Rule, dpid: u64) -> Vec<FlowEntry> {
         }
     }
     entries
-}
-
-/// The matches of a rule's own entries: one per IP version and port block
-/// (or one without an ethertype when the rule constrains none).
-fn rule_matches(rule: &Rule, scope: &Match) -> Vec<Match> {
-    let m = &rule.match_;
-    let mut base = scope.clone();
-    if let Some(mac) = m.eth_src {
-        base = base.with(Oxm::EthSrc(mac.0, None));
-    }
-    if let Some(mac) = m.eth_dst {
-        base = base.with(Oxm::EthDst(mac.0, None));
-    }
-    let families = rule.eth_types().families();
-    if families.is_empty() {
-        if let Some(t) = m.eth_type {
-            base = base.with(Oxm::EthType(t.0));
-        }
-        return vec![base];
-    }
-    let mut out = Vec::new();
-    for family in families {
-        let mut fm = base.clone().with(Oxm::EthType(family.eth_type()));
-        for (cidr, src) in [(m.ip_src, true), (m.ip_dst, false)] {
-            let Some(c) = cidr.filter(|c| !c.is_any()) else {
-                continue;
-            };
-            let field = match (family, src) {
-                (Family::V4, true) => c.v4().map(|(a, k)| Oxm::Ipv4Src(a, k)),
-                (Family::V4, false) => c.v4().map(|(a, k)| Oxm::Ipv4Dst(a, k)),
-                (Family::V6, true) => c.v6().map(|(a, k)| Oxm::Ipv6Src(a, k)),
-                (Family::V6, false) => c.v6().map(|(a, k)| Oxm::Ipv6Dst(a, k)),
-            };
-            fm.fields.extend(field);
-        }
-        let Some(proto) = m.ip_proto else {
-            out.push(fm);
-            continue;
-        };
-        fm = fm.with(Oxm::IpProto(proto.0));
-        match family {
-            Family::V4 => {
-                fm.fields.extend(m.icmp_type.map(Oxm::Icmpv4Type));
-                fm.fields.extend(m.icmp_code.map(Oxm::Icmpv4Code));
-            }
-            Family::V6 => {
-                fm.fields.extend(m.icmp_type.map(Oxm::Icmpv6Type));
-                fm.fields.extend(m.icmp_code.map(Oxm::Icmpv6Code));
-            }
-        }
-        let tcp = proto.0 == PROTO_TCP;
-        let blocks = |range: Option<crate::rule::PortRange>, src: bool| -> Vec<Option<Oxm>> {
-            match range {
-                None => vec![None],
-                Some(r) => r
-                    .blocks()
-                    .into_iter()
-                    .map(|(value, mask)| port_field(tcp, src, value, mask))
-                    .collect(),
-            }
-        };
-        for s in blocks(m.src_port, true) {
-            for d in blocks(m.dst_port, false) {
-                let mut pm = fm.clone();
-                pm.fields.extend(s.clone());
-                pm.fields.extend(d);
-                out.push(pm);
-            }
-        }
-    }
-    out
-}
-
-/// A TCP/UDP port match: exact as the typed field, a block as a masked
-/// OXM (Open vSwitch accepts masks on L4 ports), none for all ports.
-fn port_field(tcp: bool, src: bool, value: u16, mask: u16) -> Option<Oxm> {
-    let exact = match (tcp, src) {
-        (true, true) => Oxm::TcpSrc(value),
-        (true, false) => Oxm::TcpDst(value),
-        (false, true) => Oxm::UdpSrc(value),
-        (false, false) => Oxm::UdpDst(value),
-    };
-    match mask {
-        0 => None,
-        0xffff => Some(exact),
-        _ => {
-            let mut payload = Vec::with_capacity(4);
-            payload.extend_from_slice(&value.to_be_bytes());
-            payload.extend_from_slice(&mask.to_be_bytes());
-            Some(Oxm::Raw {
-                class: OFPXMC_OPENFLOW_BASIC,
-                field: match (tcp, src) {
-                    (true, true) => oxm_field::TCP_SRC,
-                    (true, false) => oxm_field::TCP_DST,
-                    (false, true) => oxm_field::UDP_SRC,
-                    (false, false) => oxm_field::UDP_DST,
-                },
-                hasmask: true,
-                payload: Bytes::from(payload),
-            })
-        }
-    }
 }
 
 /// "Tenant network `vni`" in the metadata layout classify writes.

@@ -176,30 +176,20 @@ pub struct FirewallConfig {
     pub rules: RuleSet,
 }
 
-/// Whether some packet, in some place, matches both rules: every field
-/// both constrain must admit a common value.
+/// Whether some packet, in some place, matches both rules: their scopes
+/// share a place and their matches a packet.
 pub fn overlaps(a: &Rule, b: &Rule) -> bool {
-    fn both<T>(x: &Option<T>, y: &Option<T>, common: impl Fn(&T, &T) -> bool) -> bool {
+    fn both<T: PartialEq>(x: &Option<T>, y: &Option<T>) -> bool {
         match (x, y) {
-            (Some(x), Some(y)) => common(x, y),
+            (Some(x), Some(y)) => x == y,
             _ => true,
         }
     }
     let (sa, sb) = (&a.scope, &b.scope);
-    let (ma, mb) = (&a.match_, &b.match_);
-    both(&sa.tenant, &sb.tenant, PartialEq::eq)
-        && both(&sa.dpid, &sb.dpid, PartialEq::eq)
-        && both(&sa.in_port, &sb.in_port, PartialEq::eq)
-        && both(&ma.eth_src, &mb.eth_src, PartialEq::eq)
-        && both(&ma.eth_dst, &mb.eth_dst, PartialEq::eq)
-        && a.eth_types().intersects(b.eth_types())
-        && both(&ma.ip_src, &mb.ip_src, |x, y| x.intersects(*y))
-        && both(&ma.ip_dst, &mb.ip_dst, |x, y| x.intersects(*y))
-        && both(&ma.ip_proto, &mb.ip_proto, PartialEq::eq)
-        && both(&ma.src_port, &mb.src_port, |x, y| x.intersects(*y))
-        && both(&ma.dst_port, &mb.dst_port, |x, y| x.intersects(*y))
-        && both(&ma.icmp_type, &mb.icmp_type, PartialEq::eq)
-        && both(&ma.icmp_code, &mb.icmp_code, PartialEq::eq)
+    both(&sa.tenant, &sb.tenant)
+        && both(&sa.dpid, &sb.dpid)
+        && both(&sa.in_port, &sb.in_port)
+        && a.match_.overlaps(a.eth_types(), &b.match_, b.eth_types())
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ async fn fake_switch_with_dpid(addr: std::net::SocketAddr, table: Arc<Mutex<Tabl
 
 async fn send(stream: &mut TcpStream, xid: u32, m: &Message) {
     let mut out = BytesMut::new();
-    of::encode(xid, m, &mut out);
+    of::encode(xid, m, &mut out).expect("test messages fit");
     let _ = stream.write_all(&out).await;
 }
 
@@ -213,8 +213,9 @@ impl Lab {
             table,
             addr,
         };
-        // Up once the initial reconciliation was confirmed.
-        lab.wait(|t| t.barriers >= 1).await;
+        // Up once the initial reconciliation was confirmed: one barrier
+        // closes the sync dumps, the next the reconciliation.
+        lab.wait(|t| t.barriers >= 2).await;
         lab
     }
 

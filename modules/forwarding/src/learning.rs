@@ -7,9 +7,12 @@ use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
 use flowgate_controller::module::{Ctx, Event, Module, PacketIns, Scope};
 use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN, MODULE_MISS_PRIORITY};
 use flowgate_openflow::{
-    port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PortReason, PortStatus,
+    port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PacketOut, PortReason,
+    PortStatus, NO_BUFFER,
 };
 use hosts::{HostHash, HostTable, Learned};
+
+use crate::miss::{self, awaits_us};
 
 /// Priority of learned host entries.
 const HOST_PRIORITY: u16 = 100;
@@ -40,18 +43,41 @@ pub struct L2Learning {
     config: L2LearningConfig,
     /// dpid → the switch's host table.
     macs: HashMap<u64, HostTable, foldhash::quality::RandomState>,
-    /// The sources of the packet-in run being handled, with their hashes
-    /// (a buffer every run reuses).
-    run: Vec<Source>,
+    /// The sources of the packet-in run being handled, one per packet-in,
+    /// with their hashes (a buffer every run reuses).
+    run: Vec<Option<Source>>,
 }
 
 /// Where a packet-in's packet came from: its ingress port and source MAC,
-/// hashed for the switch's host table.
+/// hashed for the switch's host table; and whether the switch holds the
+/// packet for us ([`awaits_us`]), in which buffer.
 #[derive(Debug, Clone, Copy)]
 struct Source {
     in_port: u32,
     mac: MacAddr,
     hash: HostHash,
+    awaits: bool,
+    buffer_id: u32,
+}
+
+impl Source {
+    /// The source of `packet_in`, hashed in `table` (and its entry
+    /// prefetched, with `prefetch`).
+    fn of(table: &HostTable, packet_in: &PacketIn, prefetch: bool) -> Option<Source> {
+        let (in_port, mac) = source(packet_in)?;
+        let hash = if prefetch {
+            table.prefetch(&mac)
+        } else {
+            table.hash(&mac)
+        };
+        Some(Source {
+            in_port,
+            mac,
+            hash,
+            awaits: awaits_us(packet_in),
+            buffer_id: packet_in.buffer_id,
+        })
+    }
 }
 
 impl L2Learning {
@@ -111,26 +137,31 @@ impl L2Learning {
         }
     }
 
-    /// Learns from a packet of `dpid`, whose hosts are `table`.
+    /// Learns from a packet of `dpid`, whose hosts are `table`; true if a
+    /// FLOW_MOD released the packet the switch holds.
     fn learn(
         config: &L2LearningConfig,
         table: &mut HostTable,
         dpid: u64,
         source: Source,
         ctx: &mut Ctx,
-    ) {
+    ) -> bool {
         let Source {
             in_port,
             mac: src,
             hash,
+            ..
         } = source;
         match table.get_hashed(&src, hash) {
+            // A table miss elsewhere says nothing of the source entry: the
+            // packet never reached the learn table.
+            Some(known) if known.port == in_port && source.awaits => return false,
             // Already learned here, yet the learn table missed: the switch
             // lacks the source entry (or the packet raced its flow-mod).
             // Re-send it; the forward entry is not in question.
             Some(known) if known.port == in_port => {
                 ctx.resend(dpid, &known.learn);
-                return;
+                return false;
             }
             // The host moved: its old source entry must stop matching.
             Some(known) => ctx.remove(dpid, known.learn.clone()),
@@ -152,7 +183,6 @@ impl L2Learning {
                 learn: learn.key.clone(),
             },
         );
-        ctx.install(dpid, learn);
         ctx.install(
             dpid,
             FlowEntry {
@@ -160,6 +190,31 @@ impl L2Learning {
                 spec: spec(output_to(in_port)),
             },
         );
+        if source.awaits && source.buffer_id != NO_BUFFER {
+            // Sent after the forward entry, so the released packet meets both.
+            ctx.reassert_releasing(dpid, learn, source.buffer_id);
+            true
+        } else {
+            ctx.install(dpid, learn);
+            false
+        }
+    }
+
+    /// Learns from one packet-in and, if the switch holds its packet and
+    /// no FLOW_MOD released it, sends it through the switch's tables
+    /// again, which now know its source.
+    fn answer(
+        config: &L2LearningConfig,
+        table: &mut HostTable,
+        dpid: u64,
+        packet_in: &PacketIn,
+        source: Option<Source>,
+        ctx: &mut Ctx,
+    ) {
+        let released = source.is_some_and(|s| Self::learn(config, table, dpid, s, ctx));
+        if awaits_us(packet_in) && !released {
+            ctx.packet_out(dpid, resubmit(packet_in));
+        }
     }
 
     /// Forgets `mac` on `dpid` and removes both of its entries.
@@ -203,13 +258,9 @@ impl Module for L2Learning {
         let L2Learning { config, macs, run } = self;
         let table = macs.entry(dpid).or_default();
         run.clear();
-        run.extend(batch.iter().filter_map(|packet_in| {
-            let (in_port, mac) = source(packet_in)?;
-            let hash = table.prefetch(&mac);
-            Some(Source { in_port, mac, hash })
-        }));
-        for source in run.iter() {
-            Self::learn(config, table, dpid, *source, ctx);
+        run.extend(batch.iter().map(|p| Source::of(table, p, true)));
+        for (packet_in, source) in batch.iter().zip(run.iter()) {
+            Self::answer(config, table, dpid, packet_in, *source, ctx);
         }
     }
 
@@ -222,12 +273,9 @@ impl Module for L2Learning {
                 self.macs.remove(dpid);
             }
             Event::PacketIn { dpid, packet_in } => {
-                if let Some((in_port, mac)) = source(packet_in) {
-                    let table = self.macs.entry(*dpid).or_default();
-                    let hash = table.hash(&mac);
-                    let source = Source { in_port, mac, hash };
-                    Self::learn(&self.config, table, *dpid, source, ctx);
-                }
+                let table = self.macs.entry(*dpid).or_default();
+                let source = Source::of(table, packet_in, false);
+                Self::answer(&self.config, table, *dpid, packet_in, source, ctx);
             }
             Event::FlowRemoved { dpid, removed } => {
                 let mac = eth_src_field(&removed.match_).or_else(|| eth_dst(&removed.match_));
@@ -276,7 +324,17 @@ fn mac_object(mac: MacAddr) -> u64 {
     mac.0.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
-/// Source MAC of an Ethernet frame.
+/// The packet of `packet_in` sent through the switch's tables from the
+/// first.
+fn resubmit(packet_in: &PacketIn) -> PacketOut {
+    let in_port = packet_in.match_.in_port().unwrap_or(port_no::CONTROLLER);
+    let to_tables = Action::Output {
+        port: port_no::TABLE,
+        max_len: 0,
+    };
+    miss::release(packet_in, in_port, vec![to_tables])
+}
+
 /// The ingress port and source MAC of a packet to learn from: not a
 /// multicast or zero source.
 fn source(packet_in: &PacketIn) -> Option<(u32, MacAddr)> {

@@ -21,9 +21,20 @@
 //!
 //! [`L2Single`] serves OpenFlow 1.0 switches (which have one table and no
 //! pipeline): reactive learning with a flow per (in_port, source,
-//! destination) and a PACKET_OUT answering every packet-in.
+//! destination), one message per packet-in (a FLOW_MOD carrying the
+//! switch's buffer, or a PACKET_OUT where there is no flow or no buffer).
+//!
+//! Every forwarding module also answers table misses that carry no Flowgate
+//! cookie (`miss.rs`): a 1.3 switch's table-miss entry installed by someone
+//! else, and benchmark tools, send them; the switch holds such a packet
+//! until told what to do with it. L2 learning learns the source and sends
+//! the packet back through the tables (in the FLOW_MOD of a new source's
+//! entry when the switch buffered it, else by PACKET_OUT to TABLE: a known
+//! source's miss in a table before ours installs nothing); topology
+//! forwarding sends it where its entries send its kind.
 
 mod learning;
+mod miss;
 mod single;
 mod topology;
 

@@ -36,10 +36,12 @@ use flowgate_controller::topology::graph::tree_ports;
 use flowgate_controller::topology::packet::{Arp, ARP_REQUEST, ETH_TYPE_ARP};
 use flowgate_controller::topology::{Endpoint, PortRole, TopologyView};
 use flowgate_openflow::{
-    port_no, Action, FlowStats, Instruction, Match, Oxm, PacketIn, PacketOut, NO_BUFFER,
+    port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PacketOut, NO_BUFFER,
     OFPCML_NO_BUFFER,
 };
 use tracing::debug;
+
+use crate::miss::{self, awaits_us};
 
 /// Priority of per-destination entries (T5) and flood entries (T6).
 const ROUTE_PRIORITY: u16 = 100;
@@ -83,6 +85,21 @@ struct Flooding {
     /// The switch was recomputed once: what was adopted is settled.
     settled: bool,
     outputs: HashMap<u32, Vec<Action>>,
+    /// The outputs of its route entries by destination MAC (adopted, then
+    /// computed), for table misses sent on where the entries would send them.
+    routes: HashMap<MacAddr, Vec<Action>>,
+}
+
+/// The destination and outputs of a route entry.
+fn route_outputs(e: &FlowEntry) -> Option<(MacAddr, Vec<Action>)> {
+    let dst = e.key.match_().fields.iter().find_map(|f| match *f {
+        Oxm::EthDst(mac, None) => Some(mac),
+        _ => None,
+    })?;
+    match e.spec.instructions.as_slice() {
+        [Instruction::ApplyActions(actions)] if !actions.is_empty() => Some((dst, actions.clone())),
+        _ => None,
+    }
 }
 
 impl TopologyForwarding {
@@ -102,11 +119,18 @@ impl TopologyForwarding {
             .filter(|e| e.key.table_id == FLOOD && e.key.priority == FLOOD_PRIORITY)
             .filter_map(|e| Some((e.key.match_().in_port()?, flood_outputs(&e)?.to_vec())))
             .collect();
+        let routes = installed
+            .iter()
+            .map(FlowEntry::from_stats)
+            .filter(|e| e.key.table_id == FORWARD && e.key.priority == ROUTE_PRIORITY)
+            .filter_map(|e| route_outputs(&e))
+            .collect();
         self.flooding.insert(
             dpid,
             Flooding {
                 settled: false,
                 outputs,
+                routes,
             },
         );
     }
@@ -127,6 +151,7 @@ impl TopologyForwarding {
                 .iter()
                 .filter_map(|e| Some((e.key.match_().in_port()?, flood_outputs(e)?.to_vec())))
                 .collect();
+            flooding.routes = flows.routes.iter().filter_map(route_outputs).collect();
             ctx.declare_flows(dpid, ROUTES, flows.routes);
             ctx.declare_flows(dpid, FLOODING, flows.flood);
             ctx.declare_flows(dpid, ARP_TRAPS, flows.arp_traps);
@@ -142,6 +167,9 @@ impl TopologyForwarding {
             return;
         };
         let Some((arp, vlan)) = Arp::from_frame(&packet_in.data) else {
+            if awaits_us(packet_in) {
+                self.send_on(dpid, in_port, packet_in, ctx);
+            }
             return;
         };
         let gratuitous = arp.spa == arp.tpa;
@@ -177,6 +205,25 @@ impl TopologyForwarding {
                 },
             );
         }
+    }
+
+    /// Sends a table miss's packet where this module's entries send its
+    /// kind: towards its destination if known, else along the tree. Never
+    /// back through the switch's tables: whatever missed there may miss
+    /// again.
+    fn send_on(&self, dpid: u64, in_port: u32, packet_in: &PacketIn, ctx: &mut Ctx) {
+        let route = packet_in
+            .data
+            .get(..6)
+            .and_then(|dst| self.route_actions(dpid, MacAddr(dst.try_into().ok()?)));
+        if let Some(actions) = route.or_else(|| self.flood_actions(dpid, in_port)) {
+            ctx.packet_out(dpid, miss::release(packet_in, in_port, actions.to_vec()));
+        }
+    }
+
+    /// The outputs of the switch's route entry towards `dst`, if any.
+    fn route_actions(&self, dpid: u64, dst: MacAddr) -> Option<&[Action]> {
+        Some(self.flooding.get(&dpid)?.routes.get(&dst)?.as_slice())
     }
 
     /// The outputs of the switch's flood entry for `in_port`: computed once

@@ -203,7 +203,8 @@ async fn list_vips(State(lb): State<LoadBalancerService>) -> Result<Json<Vec<Vip
     responses(
         (status = 201, description = "Stored and confirmed by the switches", body = VipWrite),
         (status = 200, description = "Dry run: the VIP as it would be stored", body = VipWrite),
-        (status = 400, description = "Invalid (field named), unknown pool or network, member outside the tenant", body = ErrorBody),
+        (status = 400, description = "Invalid (field named), a member outside the VIP's tenant", body = ErrorBody),
+        (status = 404, description = "Unknown pool or tenant network", body = ErrorBody),
         (status = 409, description = "Id exists; address taken by another VIP or a host", body = ErrorBody),
         (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     ))]

@@ -299,7 +299,8 @@ pub struct Config {
 pub enum Invalid {
     /// 400: the request is wrong.
     Bad { field: String, reason: String },
-    /// 404: the resource the path names does not exist.
+    /// 404: a resource the request names (in its path or body) does not
+    /// exist.
     Missing { field: String, reason: String },
     /// 409: it conflicts with what exists.
     Conflict { field: String, reason: String },
@@ -440,12 +441,12 @@ impl Config {
             ));
         }
         let Some(pool) = self.pools.get(&vip.pool) else {
-            return Err(Invalid::bad("pool", format!("no pool {:?}", vip.pool)));
+            return Err(Invalid::missing("pool", format!("no pool {:?}", vip.pool)));
         };
         if let Some(network) = &vip.network {
             let known = cx.tenants.and_then(|t| t.network(network));
             if known.is_none() {
-                return Err(Invalid::bad(
+                return Err(Invalid::missing(
                     "network",
                     format!("no tenant network {network:?}"),
                 ));
@@ -553,7 +554,10 @@ impl Config {
     pub fn check_monitor(&self, monitor: &Monitor, cx: &Context<'_>) -> Result<(), Invalid> {
         check_id(&monitor.id, "id")?;
         if !self.pools.contains_key(&monitor.pool) {
-            return Err(Invalid::bad("pool", format!("no pool {:?}", monitor.pool)));
+            return Err(Invalid::missing(
+                "pool",
+                format!("no pool {:?}", monitor.pool),
+            ));
         }
         if let Some(other) = self
             .monitors

@@ -317,7 +317,7 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
             Method::POST,
             "/api/v1/lb/vips",
             json!({"id": "x", "address": "10.0.0.101", "port": 80, "pool": "nope"}),
-            400,
+            404,
             "pool",
         ),
         (
@@ -361,7 +361,7 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
             "/api/v1/lb/vips",
             json!({"id": "t", "address": "10.0.0.101", "port": 80, "pool": "web",
                    "network": "blue"}),
-            400,
+            404,
             "network",
         ),
         (

@@ -12,8 +12,10 @@
 //!   `flowgate_controller::neighbor`.
 //! - [`fabric`]: tenant traffic between plain OpenFlow switches, one VLAN
 //!   per network on the topology's spanning-tree links.
-//! - [`provision`]: the OVSDB side: integration bridge settings, one tunnel
-//!   port per peer host, and the [`Chassis`] list the module works from.
+//! - [`provision`]: the OVSDB side, the module's background task: declares
+//!   integration bridge settings and one tunnel port per peer host to the
+//!   shared OVSDB reconciler, and sends the module the [`Chassis`] list it
+//!   works from.
 //! - [`service`]: [`service::OverlayService`], the one way to read and
 //!   change networks and ports (REST and other modules).
 //! - [`api`]: `/networks`, `/networks/{id}/ports`, `/chassis`.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::module::{Adoption, Ctx, Event, Module, Scope};
 use flowgate_controller::pipeline::metadata;
+use flowgate_controller::runtime::tasks::Task;
 use flowgate_controller::store::{Op, Store, StoreExt};
 use flowgate_controller::tenants::TenantNetworks;
 use flowgate_controller::topology::TopologyView;
@@ -22,6 +23,7 @@ use crate::compile::{self, compile, Kind, Networks};
 use crate::fabric::Fabric;
 use crate::model::{Config, Network, Port};
 use crate::nd;
+use crate::provision::{ChassisList, Provisioning};
 use crate::world::{key, Chassis, Learned, PortKey, World};
 
 /// Most addresses learned per port (a VM spraying sources cannot grow
@@ -69,6 +71,8 @@ pub struct Overlay {
     fabric: Fabric,
     /// The tenant networks as last published to other modules.
     published: Option<Arc<TenantNetworks>>,
+    /// The OVSDB side, until the runtime starts it as a task.
+    provisioning: Option<Provisioning>,
 }
 
 #[derive(Debug)]
@@ -112,6 +116,13 @@ impl Overlay {
             }
         }
         Ok(m)
+    }
+
+    /// Runs `provisioning` as the module's task: the hosts the module
+    /// works with come from it.
+    pub fn with_provisioning(mut self, provisioning: Provisioning) -> Self {
+        self.provisioning = Some(provisioning);
+        self
     }
 
     /// Writes (or removes) a port's learned addresses in the store.
@@ -227,7 +238,7 @@ impl Overlay {
         Some(port)
     }
 
-    /// Replaces the set of known hosts (from the OVSDB provisioner).
+    /// Replaces the set of known hosts (from the provisioning task).
     pub fn set_chassis(&mut self, chassis: Vec<Chassis>, ctx: &mut Ctx) {
         let chassis: BTreeMap<String, Chassis> =
             chassis.into_iter().map(|c| (c.id.clone(), c)).collect();
@@ -601,12 +612,22 @@ impl Module for Overlay {
                     self.sync(ctx);
                 }
             }
-            Event::FlowRemoved { .. }
-            | Event::Rejected { .. }
-            | Event::Task { .. }
-            | Event::Bus { .. } => {}
+            Event::Task { payload } => {
+                if let Some(ChassisList(list)) = payload.downcast_ref::<ChassisList>() {
+                    self.set_chassis(list.clone(), ctx);
+                }
+            }
+            Event::FlowRemoved { .. } | Event::Rejected { .. } | Event::Bus { .. } => {}
         }
         self.publish(ctx);
+    }
+
+    fn tasks(&mut self) -> Vec<Task> {
+        self.provisioning
+            .take()
+            .map(Provisioning::task)
+            .into_iter()
+            .collect()
     }
 
     /// A switch's overlay flows stay as they are until its host is known

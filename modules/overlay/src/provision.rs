@@ -1,40 +1,50 @@
-//! The OVSDB side of the overlay. For every connected host it makes the
-//! integration bridge what the overlay needs (created if missing; our
-//! controller, `fail_mode=secure`, OpenFlow 1.3) and keeps one tunnel port
-//! per peer host (`key=flow`, local/remote underlay addresses); it hands
-//! the module the resulting [`Chassis`] list.
+//! The OVSDB side of the overlay, a background task of the module. For
+//! every connected host it declares to the shared OVSDB reconciler
+//! ([`Reconciler`]) the integration bridge the overlay needs (created if
+//! missing; our controller, `fail_mode=secure`, OpenFlow 1.3) and one
+//! tunnel port per peer host (`key=flow`, local/remote underlay addresses,
+//! `external_ids:flowgate-peer=<peer>`); it hands the module the
+//! resulting [`Chassis`] list ([`ChassisList`], a task message) and
+//! publishes a [`StatusBoard`] for `GET /chassis`.
 //!
 //! A host is "present" while its OVSDB connection is up. A host that
 //! disconnects keeps its tunnels and its place in the chassis list for a
 //! grace period (a controller or ovsdb-server restart is not a host
 //! leaving); after that its peers lose their tunnels to it. Right after
-//! Flowgate starts, tunnels to hosts not yet reconnected are kept for the
-//! same period.
+//! Flowgate starts, a host's tunnels to hosts not yet reconnected are kept
+//! for the same period: the task settles a host with the reconciler only
+//! once every peer its tunnels lead to is known again, or the period ends.
+//!
+//! Tunnel ports of Flowgate versions before the reconciler carry
+//! `flowgate-peer` only; the reconciler adopts them as the overlay's
+//! (registered as its legacy mark) and tags them in place.
 //!
 //! The underlay address of a host (its "encap IP") is
 //! `Open_vSwitch external_ids:flowgate-encap-ip`, else `ovn-encap-ip`, else
 //! the address its OVSDB connection comes from.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use flowgate_controller::cookie::Owner;
+use flowgate_controller::module::Scope;
 use flowgate_controller::ovsdb::hosts::{HostSnapshot, Hosts, Mode};
-use flowgate_controller::ovsdb::{datum, ops, BridgeView, HostView};
-use flowgate_controller::runtime::Runtime;
+use flowgate_controller::ovsdb::{
+    BridgeSpec, Object, OwnerRows, PortSpec, Reconciler, Registration,
+};
+use flowgate_controller::runtime::tasks::{Task, TaskCtx};
 use serde::Serialize;
-use serde_json::{json, Value};
-use tracing::{info, warn};
+use tracing::info;
 use utoipa::ToSchema;
 
-use crate::module::Overlay;
 use crate::world::Chassis;
 
-/// `external_ids` key marking the tunnel ports Flowgate manages.
+/// `external_ids` key naming the peer chassis a tunnel port leads to.
 pub const PEER_KEY: &str = "flowgate-peer";
-/// How long a failed transaction waits before it is tried again.
-const RETRY: Duration = Duration::from_secs(5);
+/// The reconciler scope of everything the overlay wants on a host.
+const SCOPE: Scope = Scope::new("chassis", 0);
 
 /// Tunnel encapsulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize, ToSchema)]
@@ -206,24 +216,79 @@ impl Presence {
     }
 }
 
-/// Runs forever: reacts to OVSDB changes (and a 1 s clock for grace expiry).
-pub async fn run(hosts: Hosts, runtime: Runtime, config: ProvisionConfig, board: StatusBoard) {
+/// What the provisioning task works with.
+pub struct Provisioning {
+    hosts: Hosts,
+    reconciler: Reconciler,
+    rows: OwnerRows,
+    config: ProvisionConfig,
+    board: StatusBoard,
+}
+
+impl std::fmt::Debug for Provisioning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provisioning")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provisioning {
+    /// Registers the overlay's rows with `reconciler`.
+    pub fn new(
+        hosts: Hosts,
+        reconciler: &Reconciler,
+        config: ProvisionConfig,
+        board: StatusBoard,
+    ) -> Provisioning {
+        let registration = Registration {
+            legacy_mark: Some(PEER_KEY),
+            ..Registration::default()
+        };
+        Provisioning {
+            rows: reconciler.register(Owner::Overlay, registration),
+            reconciler: reconciler.clone(),
+            hosts,
+            config,
+            board,
+        }
+    }
+
+    /// The task that runs it, stopped at shutdown.
+    pub fn task(self) -> Task {
+        Task::new("provision", move |ctx| run(ctx, self))
+    }
+}
+
+/// The hosts the overlay works with, from its provisioning task to the
+/// module ([`flowgate_controller::module::Event::Task`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChassisList(pub Vec<Chassis>);
+
+/// Reacts to OVSDB changes (and a 1 s clock for grace expiry) until the
+/// runtime stops.
+async fn run(mut ctx: TaskCtx, p: Provisioning) {
+    let config = &p.config;
     let started = Instant::now();
-    let mut changes = hosts.subscribe();
+    let mut changes = p.hosts.subscribe();
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
-    let mut failed: BTreeMap<String, (Instant, String)> = BTreeMap::new();
     let mut pushed: Option<Vec<Chassis>> = None;
     loop {
         let now = Instant::now();
-        let snapshots = present_hosts(hosts.snapshots());
-        for s in seen.values_mut() {
+        let snapshots = p.hosts.by_host();
+        for (id, s) in &mut seen {
             s.presence = s.presence.unconfirmed(now);
             s.status.connected = false;
+            if !snapshots.contains_key(id) {
+                // Declared again when it is back: until then the reconciler
+                // has nothing stale to apply to it.
+                p.rows.forget(id);
+            }
         }
         for (id, snap) in &snapshots {
-            let chassis = chassis_of(id, snap, &config);
-            let mut status = status_of(id, snap, &chassis, &config);
-            status.last_error = failed.get(id).map(|(_, e)| e.clone());
+            let chassis = chassis_of(id, snap, config);
+            let mut status = status_of(id, snap, &chassis, config);
+            status.last_error = p.reconciler.status(id).last_error;
             seen.insert(
                 id.clone(),
                 Seen {
@@ -246,43 +311,23 @@ pub async fn run(hosts: Hosts, runtime: Runtime, config: ProvisionConfig, board:
             .collect();
         let keep_unknown = now.duration_since(started) < config.grace;
         for (id, snap) in &snapshots {
-            if failed
-                .get(id)
-                .is_some_and(|(at, _)| now.duration_since(*at) < RETRY)
-            {
-                continue;
-            }
             let Some(me) = seen.get(id) else { continue };
-            let target = controller_target(snap, &config);
-            let plan = plan(
-                &snap.view,
-                id,
-                me.chassis.encap_ip,
-                &peers,
-                target.as_deref(),
-                &config,
-                keep_unknown,
-            );
-            if plan.is_empty() {
-                failed.remove(id);
-                continue;
-            }
-            let Some(handle) = hosts.handle(snap.conn_id) else {
-                continue;
-            };
-            let mut txn = vec![ops::comment("flowgate: overlay provisioning")];
-            txn.extend(plan);
-            match handle.transact(txn).await {
-                Ok(_) => {
-                    failed.remove(id);
-                }
-                Err(e) => {
-                    warn!(chassis = %id, error = %e, "OVSDB provisioning failed; will retry");
-                    failed.insert(id.clone(), (Instant::now(), e.to_string()));
-                }
+            let target = controller_target(snap, config);
+            let wanted = objects(id, me.chassis.encap_ip, &peers, target.as_deref(), config);
+            p.rows.declare(id, SCOPE, wanted);
+            // Its tunnels to hosts not back yet stay until they are.
+            if !keep_unknown
+                || me
+                    .chassis
+                    .tunnels
+                    .keys()
+                    .all(|peer| peers.contains_key(peer))
+            {
+                p.rows.settle(id);
             }
         }
-        board.set(seen.values().map(|s| s.status.clone()).collect());
+        p.board
+            .set(seen.values().map(|s| s.status.clone()).collect());
         let chassis: Vec<Chassis> = seen.values().map(|s| s.chassis.clone()).collect();
         // Right after a start, wait until every host that present hosts
         // have tunnels to is back, so the module compiles once, with the
@@ -293,16 +338,13 @@ pub async fn run(hosts: Hosts, runtime: Runtime, config: ProvisionConfig, board:
                 .flat_map(|c| c.tunnels.keys())
                 .all(|peer| seen.contains_key(peer));
         if settled && pushed.as_ref() != Some(&chassis) {
-            let list = chassis.clone();
-            match runtime
-                .call::<Overlay, _>(move |m, ctx| m.set_chassis(list, ctx))
-                .await
-            {
-                Ok(_) => pushed = Some(chassis),
-                Err(e) => warn!(error = %e, "overlay module unavailable"),
+            if !ctx.send(ChassisList(chassis.clone())).await {
+                return;
             }
+            pushed = Some(chassis);
         }
         tokio::select! {
+            _ = ctx.stopped() => return,
             r = changes.changed() => {
                 if r.is_err() {
                     return;
@@ -313,24 +355,6 @@ pub async fn run(hosts: Hosts, runtime: Runtime, config: ProvisionConfig, board:
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
-}
-
-/// Connected hosts by chassis id; of two connections of one host the
-/// newer wins.
-fn present_hosts(snapshots: Vec<HostSnapshot>) -> BTreeMap<String, HostSnapshot> {
-    let mut out: BTreeMap<String, HostSnapshot> = BTreeMap::new();
-    for snap in snapshots {
-        let Some(id) = snap.view.host_id() else {
-            continue;
-        };
-        match out.get(&id) {
-            Some(old) if old.conn_id > snap.conn_id => {}
-            _ => {
-                out.insert(id, snap);
-            }
-        }
-    }
-    out
 }
 
 fn encap_ip(snap: &HostSnapshot) -> Option<IpAddr> {
@@ -461,182 +485,43 @@ pub fn tunnel_name(remote: IpAddr) -> String {
     }
 }
 
-/// The operations that bring one host's OVSDB to what the overlay needs;
-/// empty when it is already there.
-pub fn plan(
-    view: &HostView,
+/// What the overlay wants on host `me`: its integration bridge and, once
+/// the host's underlay address is known, a tunnel to every peer of the
+/// same address family.
+pub fn objects(
     me: &str,
     my_ip: Option<IpAddr>,
     peers: &BTreeMap<String, IpAddr>,
     controller: Option<&str>,
     config: &ProvisionConfig,
-    keep_unknown: bool,
-) -> Vec<Value> {
-    let Some(bridge) = view.bridge(&config.bridge) else {
-        return create_bridge(view, controller, config);
-    };
-    let mut out = bridge_settings(bridge, controller);
+) -> Vec<Object> {
+    let mut out = vec![Object::Bridge(BridgeSpec {
+        name: config.bridge.clone(),
+        controller: controller.map(str::to_owned),
+    })];
     let Some(my_ip) = my_ip else {
         return out;
     };
-    // Desired tunnels: peer id → (name, options).
-    let mut want: BTreeMap<&str, (String, BTreeMap<String, String>)> = BTreeMap::new();
     for (peer, ip) in peers {
         if peer == me || ip.is_ipv4() != my_ip.is_ipv4() {
             continue;
         }
-        let options: BTreeMap<String, String> = [
+        let options = [
             ("key", "flow".to_owned()),
             ("local_ip", my_ip.to_string()),
             ("remote_ip", ip.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        want.insert(peer, (tunnel_name(*ip), options));
+        ];
+        out.push(Object::Port(PortSpec {
+            bridge: config.bridge.clone(),
+            name: tunnel_name(*ip),
+            kind: config.tunnel_type.as_str().to_owned(),
+            options: options
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            external_ids: [(PEER_KEY.to_owned(), peer.clone())].into(),
+        }));
     }
-    let mut have: BTreeSet<&str> = BTreeSet::new();
-    for port in &bridge.ports {
-        let Some(iface) = port
-            .interfaces
-            .iter()
-            .find(|i| i.external_ids.contains_key(PEER_KEY))
-        else {
-            continue;
-        };
-        let peer = iface
-            .external_ids
-            .get(PEER_KEY)
-            .map(String::as_str)
-            .unwrap_or("");
-        let keep = match want.get(peer) {
-            Some((name, options)) => {
-                iface.name == *name
-                    && iface.kind == config.tunnel_type.as_str()
-                    && iface.options == *options
-                    && !have.contains(peer)
-            }
-            None => keep_unknown && !peers.contains_key(peer),
-        };
-        if keep {
-            have.insert(peer);
-        } else {
-            out.push(ops::set_delete(
-                "Bridge",
-                &bridge.uuid,
-                "ports",
-                vec![datum::uuid_ref(&port.uuid)],
-            ));
-        }
-    }
-    for (i, (peer, (name, options))) in want.iter().enumerate() {
-        if have.contains(peer) {
-            continue;
-        }
-        let (iface, port) = (format!("ti{i}"), format!("tp{i}"));
-        let ids = datum::map_of([(PEER_KEY, *peer)]);
-        out.push(ops::insert(
-            "Interface",
-            json!({
-                "name": name,
-                "type": config.tunnel_type.as_str(),
-                "options": datum::map_of(options.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-                "external_ids": ids.clone(),
-            }),
-            &iface,
-        ));
-        out.push(ops::insert(
-            "Port",
-            json!({"name": name, "interfaces": datum::named_ref(&iface), "external_ids": ids}),
-            &port,
-        ));
-        out.push(ops::set_insert(
-            "Bridge",
-            &bridge.uuid,
-            "ports",
-            vec![datum::named_ref(&port)],
-        ));
-    }
-    out
-}
-
-/// Controller, fail mode and protocols of an existing bridge.
-fn bridge_settings(bridge: &BridgeView, controller: Option<&str>) -> Vec<Value> {
-    let mut row = serde_json::Map::new();
-    let mut out = Vec::new();
-    if bridge.fail_mode.as_deref() != Some("secure") {
-        row.insert("fail_mode".into(), json!("secure"));
-    }
-    if !bridge.protocols.iter().any(|p| p == "OpenFlow13") {
-        let mut protocols: Vec<Value> = bridge.protocols.iter().map(|p| json!(p)).collect();
-        protocols.push(json!("OpenFlow13"));
-        row.insert("protocols".into(), datum::set_of(protocols));
-    }
-    if let Some(target) = controller {
-        let targets: Vec<&str> = bridge
-            .controllers
-            .iter()
-            .map(|c| c.target.as_str())
-            .collect();
-        if targets != [target] {
-            out.push(ops::insert("Controller", json!({"target": target}), "ctl"));
-            row.insert("controller".into(), datum::named_ref("ctl"));
-        }
-    }
-    if !row.is_empty() {
-        out.push(ops::update("Bridge", &bridge.uuid, Value::Object(row)));
-    }
-    out
-}
-
-/// Creates the integration bridge, with the datapath type the host's other
-/// bridges use (so a userspace-datapath host gets a userspace bridge).
-fn create_bridge(
-    view: &HostView,
-    controller: Option<&str>,
-    config: &ProvisionConfig,
-) -> Vec<Value> {
-    let Some(root) = &view.root_uuid else {
-        return Vec::new();
-    };
-    let types: BTreeSet<&str> = view
-        .bridges
-        .iter()
-        .map(|b| b.datapath_type.as_str())
-        .collect();
-    let datapath_type = match types.into_iter().collect::<Vec<_>>()[..] {
-        [only] => only.to_owned(),
-        _ => String::new(),
-    };
-    let name = config.bridge.as_str();
-    let mut bridge = json!({
-        "name": name,
-        "datapath_type": datapath_type,
-        "fail_mode": "secure",
-        "protocols": "OpenFlow13",
-        "ports": datum::named_ref("lp"),
-        "other_config": datum::map_of([("disable-in-band", "true")]),
-    });
-    let mut out = vec![
-        ops::insert("Interface", json!({"name": name, "type": "internal"}), "li"),
-        ops::insert(
-            "Port",
-            json!({"name": name, "interfaces": datum::named_ref("li")}),
-            "lp",
-        ),
-    ];
-    if let Some(target) = controller {
-        out.push(ops::insert("Controller", json!({"target": target}), "ctl"));
-        bridge["controller"] = datum::named_ref("ctl");
-    }
-    out.push(ops::insert("Bridge", bridge, "br"));
-    out.push(ops::set_insert(
-        "Open_vSwitch",
-        root,
-        "bridges",
-        vec![datum::named_ref("br")],
-    ));
-    info!(bridge = name, datapath_type = %datapath_type, "creating the integration bridge");
     out
 }
 

@@ -1,10 +1,14 @@
-//! `flowgate-bench`: flow-setup rate of an OpenFlow 1.3 controller, the
-//! cbench way. Emulated switches connect (full handshake), send packet-ins
-//! for their hosts' MACs and count the FLOW_MOD / PACKET_OUT answers.
+//! `flowgate-bench`: flow-setup rate of an OpenFlow controller, the cbench
+//! way. Emulated switches connect (full handshake), send packet-ins for
+//! their hosts' MACs and count the FLOW_MOD / PACKET_OUT answers.
 //!
 //! - `run`: latency mode (one packet-in outstanding per switch) or
 //!   throughput mode (a window of packet-ins in flight per switch), L loops
-//!   after warm-up, min/max/avg per loop and over loops.
+//!   after warm-up, min/max/avg per loop and over loops, flows installed
+//!   per second and how evenly switches were served. By default OpenFlow
+//!   1.3 switches sending the packet-ins of Flowgate's own pipeline;
+//!   `--like cbench` and `--like table-miss` shape them like the stock
+//!   tools (see [`Like`]).
 //! - `null`: the null controller, the baseline every figure is divided by.
 //! - `scale`: connect K switches, report handshake time and controller RSS.
 //!
@@ -12,6 +16,7 @@
 //! (tools/bench.sh).
 
 mod null;
+mod of10;
 mod stats;
 mod switch;
 mod wire;
@@ -29,13 +34,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::stats::{LoopResult, Summary};
-use crate::switch::{Phase, SwitchSpec, SwitchStats};
-use crate::wire::{PacketInShape, PacketInTemplate};
+use crate::switch::{Phase, SwitchKind, SwitchSpec, SwitchStats};
+use crate::wire::{Handshake, PacketInShape, PacketInTemplate};
 
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Flow-setup benchmark for OpenFlow 1.3 controllers (cbench methodology)"
+    about = "Flow-setup benchmark for OpenFlow controllers (cbench methodology; OpenFlow 1.3, or shaped like stock cbench)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,6 +74,28 @@ enum Reason {
     Action,
 }
 
+/// Switches shaped like a stock tool's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Like {
+    /// oflops cbench: OpenFlow 1.0, buffered packet-ins from right after
+    /// FEATURES_REPLY, only description stats answered (never the flow
+    /// dump), a broadcast from the destination host first, then every
+    /// packet from port 1 to it.
+    Cbench,
+    /// An OpenFlow 1.3 cbench-style tool: table-miss packet-ins (cookie 0,
+    /// table 0, reason no-match, unbuffered) from right after
+    /// FEATURES_REPLY, only description stats answered.
+    TableMiss,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Version {
+    #[value(name = "1.3")]
+    V13,
+    #[value(name = "1.0")]
+    V10,
+}
+
 #[derive(Debug, clap::Args)]
 struct Common {
     /// The controller's OpenFlow address.
@@ -80,7 +107,8 @@ struct Common {
     /// Delay between two switch connections (connection pacing).
     #[arg(long, default_value_t = 0)]
     connect_delay_us: u64,
-    /// Seconds allowed for every switch to be programmed.
+    /// Seconds allowed for every switch to be ready (programmed, or for
+    /// `--early` switches, past FEATURES).
     #[arg(long, default_value_t = 30)]
     handshake_timeout_s: u64,
     /// First datapath id; switch i gets dpid_base + i.
@@ -123,6 +151,29 @@ struct RunArgs {
     table: u8,
     #[arg(long, value_enum, default_value_t = Reason::Action)]
     reason: Reason,
+    /// OpenFlow version the switches speak (1.0 implies `--early`: a 1.0
+    /// controller programs nothing the switch could wait for).
+    #[arg(long, value_enum, default_value_t = Version::V13)]
+    openflow: Version,
+    /// Packet-ins carry buffer ids (the switch keeps the packet).
+    #[arg(long)]
+    buffered: bool,
+    /// Answer only description stats (and barriers, echo): the flow dump
+    /// and the other sync dumps are never answered.
+    #[arg(long)]
+    desc_only: bool,
+    /// Send packet-ins from right after FEATURES_REPLY, counting from then,
+    /// instead of once the controller has programmed the switch.
+    #[arg(long)]
+    early: bool,
+    /// cbench's traffic: a broadcast from one host first, then every
+    /// packet goes to it.
+    #[arg(long)]
+    learn_dst: bool,
+    /// Shape the switches like a stock tool's; sets the options above (and
+    /// cookie, table, reason) as that tool has them.
+    #[arg(long, value_enum)]
+    like: Option<Like>,
     /// Name of the controller in the RESULT line.
     #[arg(long, default_value = "controller")]
     label: String,
@@ -174,7 +225,7 @@ struct Fleet {
     stats: Vec<Arc<SwitchStats>>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
     phase: watch::Sender<Phase>,
-    /// Time from the first connection to the last switch programmed.
+    /// Time from the first connection to the last switch ready.
     handshake: Duration,
 }
 
@@ -184,11 +235,12 @@ impl Fleet {
         macs: u32,
         window: u32,
         verify: bool,
-        shape: PacketInShape,
+        kind: SwitchKind,
+        template: PacketInTemplate,
     ) -> anyhow::Result<Fleet> {
-        let template = Arc::new(PacketInTemplate::new(shape));
+        let template = Arc::new(template);
         let (phase, phase_rx) = watch::channel(Phase::Idle);
-        let (programmed_tx, mut programmed) = mpsc::unbounded_channel();
+        let (ready_tx, mut ready) = mpsc::unbounded_channel();
         let mut fleet = Fleet {
             stats: Vec::new(),
             tasks: Vec::new(),
@@ -203,6 +255,7 @@ impl Fleet {
                 macs: macs.max(1),
                 window: window.max(1),
                 verify,
+                kind,
             };
             let stats = Arc::new(SwitchStats::default());
             fleet.stats.push(stats.clone());
@@ -212,7 +265,7 @@ impl Fleet {
                 template.clone(),
                 stats,
                 phase_rx.clone(),
-                programmed_tx.clone(),
+                ready_tx.clone(),
             )));
             if common.connect_delay_us > 0 {
                 tokio::time::sleep(Duration::from_micros(common.connect_delay_us)).await;
@@ -223,7 +276,7 @@ impl Fleet {
         let mut done = 0;
         let mut last = start;
         while done < common.switches {
-            match tokio::time::timeout_at(deadline, programmed.recv()).await {
+            match tokio::time::timeout_at(deadline, ready.recv()).await {
                 Ok(Some((_, at))) => {
                     done += 1;
                     last = last.max(at);
@@ -231,7 +284,7 @@ impl Fleet {
                 _ => {
                     fleet.check()?;
                     bail!(
-                        "only {done} of {} switches were programmed in time",
+                        "only {done} of {} switches were ready in time",
                         common.switches
                     )
                 }
@@ -258,6 +311,10 @@ impl Fleet {
             .collect()
     }
 
+    fn flows(&self) -> u64 {
+        self.total(|s| s.flows.load(Ordering::Relaxed))
+    }
+
     fn total(&self, f: impl Fn(&SwitchStats) -> u64) -> u64 {
         self.stats.iter().map(|s| f(s)).sum()
     }
@@ -271,30 +328,110 @@ impl Drop for Fleet {
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
+impl RunArgs {
+    /// Applies `--like`: the options the stock tool has.
+    fn apply_like(&mut self) {
+        let Some(like) = self.like else {
+            return;
+        };
+        self.cookie = 0;
+        self.table = 0;
+        self.reason = Reason::NoMatch;
+        self.desc_only = true;
+        self.early = true;
+        if like == Like::Cbench {
+            self.openflow = Version::V10;
+            self.buffered = true;
+            self.learn_dst = true;
+        }
+    }
+
+    fn kind(&self) -> SwitchKind {
+        let version = match self.openflow {
+            Version::V13 => flowgate_openflow::OFP_VERSION_1_3,
+            Version::V10 => of10::VERSION,
+        };
+        SwitchKind {
+            handshake: Handshake {
+                version,
+                n_buffers: if self.buffered { 256 } else { 0 },
+                desc_only: self.desc_only,
+            },
+            buffered: self.buffered,
+            early: self.early || self.openflow == Version::V10,
+            learn_dst: self.learn_dst,
+        }
+    }
+
+    fn template(&self) -> PacketInTemplate {
+        match self.openflow {
+            Version::V10 => PacketInTemplate::of10(),
+            Version::V13 => PacketInTemplate::new(PacketInShape {
+                cookie: self.cookie,
+                table_id: self.table,
+                reason: match self.reason {
+                    Reason::NoMatch => PacketInReason::NoMatch,
+                    Reason::Action => PacketInReason::Action,
+                },
+            }),
+        }
+    }
+
+    /// How the switches look, for the first line of the output.
+    fn describe(&self, kind: SwitchKind) -> String {
+        let mut words = vec![format!(
+            "OpenFlow {}",
+            if kind.handshake.version == of10::VERSION {
+                "1.0"
+            } else {
+                "1.3"
+            }
+        )];
+        if kind.handshake.version != of10::VERSION {
+            words.push(format!(
+                "cookie {:#x} table {} {:?}",
+                self.cookie, self.table, self.reason
+            ));
+        }
+        for (on, what) in [
+            (kind.buffered, "buffered"),
+            (kind.handshake.desc_only, "only desc stats answered"),
+            (kind.early, "packet-ins from the first millisecond"),
+            (kind.learn_dst, "to one learned destination"),
+        ] {
+            if on {
+                words.push(what.to_string());
+            }
+        }
+        words.join(", ")
+    }
+}
+
+async fn run(mut args: RunArgs) -> anyhow::Result<()> {
+    args.apply_like();
     let window = match args.mode {
         Mode::Latency => 1,
         Mode::Throughput => args.window,
     };
-    let shape = PacketInShape {
-        cookie: args.cookie,
-        table_id: args.table,
-        reason: match args.reason {
-            Reason::NoMatch => PacketInReason::NoMatch,
-            Reason::Action => PacketInReason::Action,
-        },
-    };
+    let kind = args.kind();
+    let template = args.template();
     let mode = format!("{:?}", args.mode).to_lowercase();
-    let packet_in_len = PacketInTemplate::new(shape).len();
     println!(
-        "flowgate-bench: {} switches x {} MACs, {mode} mode (window {window}), {} loops of {} ms after {} warm-up, {packet_in_len}-byte packet-ins, controller {}",
-        args.common.switches, args.macs, args.loops, args.duration_ms, args.warmup, args.common.controller
+        "flowgate-bench: {} switches x {} MACs, {mode} mode (window {window}), {} loops of {} ms after {} warm-up, {}-byte packet-ins ({}), controller {}",
+        args.common.switches,
+        args.macs,
+        args.loops,
+        args.duration_ms,
+        args.warmup,
+        template.len(),
+        args.describe(kind),
+        args.common.controller
     );
-    let mut fleet = Fleet::connect(&args.common, args.macs, window, args.verify, shape)
+    let mut fleet = Fleet::connect(&args.common, args.macs, window, args.verify, kind, template)
         .await
         .context("connecting the switches")?;
     println!(
-        "all {} switches programmed in {:.1} ms",
+        "all {} switches ready in {:.1} ms",
         args.common.switches,
         fleet.handshake.as_secs_f64() * 1e3
     );
@@ -302,24 +439,28 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut measured = Vec::new();
     for n in 0..args.warmup + args.loops {
         let before = fleet.responses();
+        let flows_before = fleet.flows();
         let ins_before = fleet.total(|s| s.packet_ins.load(Ordering::Relaxed));
         let started = Instant::now();
         tokio::time::sleep(Duration::from_millis(args.duration_ms)).await;
         let secs = started.elapsed().as_secs_f64();
         let after = fleet.responses();
         let deltas: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        let flows = fleet.flows() - flows_before;
         let ins = fleet.total(|s| s.packet_ins.load(Ordering::Relaxed)) - ins_before;
         fleet.check()?;
-        let result = LoopResult::new(&deltas, ins, secs);
+        let result = LoopResult::new(&deltas, flows, ins, secs);
         let (min, max, avg) = result.spread();
         let warm = if n < args.warmup { " (warm-up)" } else { "" };
         println!(
-            "loop {:>3}: {:>12.0} responses/s   per switch min {:.0} max {:.0} avg {:.0}{warm}",
+            "loop {:>3}: {:>12.0} responses/s {:>12.0} flows/s   per switch min {:.0} max {:.0} avg {:.0} (min/mean {:.2}){warm}",
             n + 1,
             result.total(),
+            result.flows,
             min,
             max,
-            avg
+            avg,
+            result.fairness()
         );
         if n >= args.warmup {
             measured.push(result);
@@ -333,8 +474,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let s = Summary::of(&measured);
     println!(
-        "{} switches, {mode}: min/max/avg/stdev = {:.0}/{:.0}/{:.0}/{:.0} responses/s, {:.3} responses per packet-in",
-        args.common.switches, s.min, s.max, s.avg, s.stdev, s.per_packet_in
+        "{} switches, {mode}: min/max/avg/stdev = {:.0}/{:.0}/{:.0}/{:.0} responses/s, {:.0} flows/s, {:.3} responses per packet-in, slowest switch {:.2} x the mean",
+        args.common.switches, s.min, s.max, s.avg, s.stdev, s.flows, s.per_packet_in, s.fairness
     );
     if let Some(n) = unanswered {
         println!(
@@ -342,8 +483,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             fleet.total(|s| s.packet_ins.load(Ordering::Relaxed))
         );
     }
+    let like = args
+        .like
+        .and_then(|l| l.to_possible_value())
+        .map_or_else(|| "own".to_string(), |v| v.get_name().to_string());
     println!(
-        "RESULT label={} mode={mode} switches={} macs={} window={window} avg={:.0} min={:.0} max={:.0} stdev={:.0} per_packet_in={:.3} unanswered={}",
+        "RESULT label={} mode={mode} like={like} switches={} macs={} window={window} avg={:.0} min={:.0} max={:.0} stdev={:.0} flows={:.0} fairness={:.3} per_packet_in={:.3} unanswered={}",
         args.label,
         args.common.switches,
         args.macs,
@@ -351,6 +496,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         s.min,
         s.max,
         s.stdev,
+        s.flows,
+        s.fairness,
         s.per_packet_in,
         unanswered.map_or("-".to_string(), |n| n.to_string())
     );
@@ -372,13 +519,23 @@ async fn drain(fleet: &Fleet) -> u64 {
 }
 
 async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
-    let shape = PacketInShape {
+    let template = PacketInTemplate::new(PacketInShape {
         cookie: 0,
         table_id: 0,
         reason: PacketInReason::NoMatch,
+    });
+    let kind = SwitchKind {
+        handshake: Handshake {
+            version: flowgate_openflow::OFP_VERSION_1_3,
+            n_buffers: 0,
+            desc_only: false,
+        },
+        buffered: false,
+        early: false,
+        learn_dst: false,
     };
     let rss_before = args.controller_pid.and_then(rss_kib);
-    let mut fleet = Fleet::connect(&args.common, 1, 1, false, shape)
+    let mut fleet = Fleet::connect(&args.common, 1, 1, false, kind, template)
         .await
         .context("connecting the switches")?;
     tokio::time::sleep(Duration::from_millis(args.hold_ms)).await;

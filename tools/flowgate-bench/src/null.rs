@@ -1,8 +1,9 @@
 //! The null controller: the smallest responder that plays the controller's
 //! part of a run (HELLO, FEATURES_REQUEST, echo, one fixed FLOW_MOD per
-//! PACKET_IN, one write per read batch). Whatever it reaches is what the
-//! machine and the bench tool allow; controllers are reported as a ratio
-//! to it.
+//! PACKET_IN, one write per read batch), in the version the switch's HELLO
+//! names (OpenFlow 1.3, or 1.0 for cbench-shaped switches). Whatever it
+//! reaches is what the machine and the bench tool allow; controllers are
+//! reported as a ratio to it.
 
 use std::io;
 
@@ -13,7 +14,7 @@ use flowgate_openflow::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::wire;
+use crate::{of10, wire};
 
 /// The responder's fixed bytes and its per-batch logic (no sockets).
 #[derive(Debug, Clone)]
@@ -21,8 +22,9 @@ pub struct NullResponder {
     flow_mod: Vec<u8>,
 }
 
-impl Default for NullResponder {
-    fn default() -> Self {
+impl NullResponder {
+    /// The responder for switches speaking `version` (1.0 or 1.3).
+    pub fn new(version: u8) -> Self {
         // The size of a learned-host entry: two match fields, one instruction.
         let fm = FlowMod {
             cookie: 1,
@@ -45,26 +47,39 @@ impl Default for NullResponder {
             }])],
         };
         let mut out = BytesMut::new();
-        of::encode(0, &Message::FlowMod(fm), &mut out);
+        if version == of10::VERSION {
+            // A FLOW_MOD with a match and an output always has a 1.0 form.
+            let _ = of::of10::encode(0, &Message::FlowMod(fm), &mut out);
+        } else {
+            of::encode(0, &Message::FlowMod(fm), &mut out).expect("the message fits");
+        }
         NullResponder {
             flow_mod: out.to_vec(),
         }
     }
-}
 
-impl NullResponder {
-    /// HELLO and FEATURES_REQUEST, sent on accept.
-    pub fn greeting() -> Vec<u8> {
-        let mut out = BytesMut::new();
-        let hello = Message::Hello(Hello::with_versions(&[of::OFP_VERSION_1_3]));
-        of::encode(0, &hello, &mut out);
-        of::encode(1, &Message::FeaturesRequest, &mut out);
-        out.to_vec()
+    /// HELLO and FEATURES_REQUEST, sent once the switch's HELLO names its
+    /// version.
+    pub fn greeting(version: u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        if version == of10::VERSION {
+            of10::message(of10::msg_type::HELLO, 0, &[], &mut out);
+            of10::message(of10::msg_type::FEATURES_REQUEST, 1, &[], &mut out);
+        } else {
+            let mut b = BytesMut::new();
+            let hello = Message::Hello(Hello::with_versions(&[of::OFP_VERSION_1_3]));
+            of::encode(0, &hello, &mut b).expect("the message fits");
+            of::encode(1, &Message::FeaturesRequest, &mut b).expect("the message fits");
+            out.extend_from_slice(&b);
+        }
+        out
     }
 
     /// Answers every whole message of `buf` into `out`; returns the bytes
     /// consumed.
     pub fn handle(&self, buf: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
+        // ECHO, FEATURES_REPLY and PACKET_IN have the same type numbers in
+        // OpenFlow 1.0 and 1.3.
         wire::for_each_frame(buf, |t, frame| match t {
             msg_type::ECHO_REQUEST => {
                 let at = out.len();
@@ -92,17 +107,17 @@ pub async fn serve(listener: TcpListener) -> io::Result<()> {
 
 async fn connection(mut stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let responder = NullResponder::default();
-    stream.write_all(&NullResponder::greeting()).await?;
     let mut inbuf = vec![0u8; 256 * 1024];
-    let mut filled = 0;
+    // The switch's HELLO names the version to speak.
+    let mut filled = stream.read(&mut inbuf).await?;
+    if filled == 0 {
+        return Ok(());
+    }
+    let version = inbuf[0];
+    let responder = NullResponder::new(version);
+    stream.write_all(&NullResponder::greeting(version)).await?;
     let mut out = Vec::with_capacity(256 * 1024);
     loop {
-        let n = stream.read(&mut inbuf[filled..]).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        filled += n;
         out.clear();
         let used = responder.handle(&inbuf[..filled], &mut out)?;
         inbuf.copy_within(used..filled, 0);
@@ -113,19 +128,33 @@ async fn connection(mut stream: TcpStream) -> io::Result<()> {
         if !out.is_empty() {
             stream.write_all(&out).await?;
         }
+        let n = stream.read(&mut inbuf[filled..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        filled += n;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{PacketInShape, PacketInTemplate};
+    use crate::wire::{Packet, PacketInShape, PacketInTemplate};
     use bytes::Bytes;
     use flowgate_openflow::PacketInReason;
 
+    fn packet(i: u32) -> Packet {
+        Packet {
+            in_port: 1,
+            src: wire::host_mac(0, i),
+            dst: wire::host_mac(0, 0),
+            buffer_id: of::NO_BUFFER,
+        }
+    }
+
     #[test]
     fn one_flow_mod_per_packet_in_and_echo_answered() {
-        let r = NullResponder::default();
+        let r = NullResponder::new(of::OFP_VERSION_1_3);
         let template = PacketInTemplate::new(PacketInShape {
             cookie: 0,
             table_id: 0,
@@ -133,17 +162,18 @@ mod tests {
         });
         let mut input = Vec::new();
         for i in 0..3 {
-            template.write(&mut input, i, 1, wire::host_mac(0, i), wire::host_mac(0, 0));
+            template.write(&mut input, i, packet(i));
         }
         let mut echo = BytesMut::new();
         of::encode(
             9,
             &Message::EchoRequest(Bytes::from_static(b"hi")),
             &mut echo,
-        );
+        )
+        .unwrap();
         input.extend_from_slice(&echo);
         let partial = input.len();
-        template.write(&mut input, 4, 1, wire::host_mac(0, 4), wire::host_mac(0, 0));
+        template.write(&mut input, 4, packet(4));
         let mut out = Vec::new();
         let used = r.handle(&input[..input.len() - 1], &mut out).unwrap();
         assert_eq!(used, partial, "the cut packet-in waits for its last byte");
@@ -160,5 +190,18 @@ mod tests {
             of::decode(&r.flow_mod),
             Ok((_, Message::FlowMod(_)))
         ));
+    }
+
+    #[test]
+    fn an_openflow_10_switch_is_answered_in_10() {
+        let greeting = NullResponder::greeting(of10::VERSION);
+        assert_eq!((greeting[0], greeting[1]), (1, of10::msg_type::HELLO));
+        let r = NullResponder::new(of10::VERSION);
+        let mut input = Vec::new();
+        PacketInTemplate::of10().write(&mut input, 1, packet(1));
+        let mut out = Vec::new();
+        r.handle(&input, &mut out).unwrap();
+        assert_eq!((out[0], out[1]), (1, msg_type::FLOW_MOD));
+        assert!(of::frame_len(&out).unwrap() == Some(out.len()));
     }
 }

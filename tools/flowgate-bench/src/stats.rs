@@ -7,15 +7,19 @@ pub struct LoopResult {
     pub per_switch: Vec<f64>,
     pub packet_ins: u64,
     pub responses: u64,
+    /// Flows installed (FLOW_MOD adds) per second, all switches.
+    pub flows: f64,
 }
 
 impl LoopResult {
-    /// From counter deltas (`responses` per switch) over `secs` seconds.
-    pub fn new(responses: &[u64], packet_ins: u64, secs: f64) -> Self {
+    /// From counter deltas (`responses` per switch, `flows` in all) over
+    /// `secs` seconds.
+    pub fn new(responses: &[u64], flows: u64, packet_ins: u64, secs: f64) -> Self {
         LoopResult {
             per_switch: responses.iter().map(|r| *r as f64 / secs).collect(),
             packet_ins,
             responses: responses.iter().sum(),
+            flows: flows as f64 / secs,
         }
     }
 
@@ -26,6 +30,17 @@ impl LoopResult {
     /// (min, max, avg) over switches.
     pub fn spread(&self) -> (f64, f64, f64) {
         spread(&self.per_switch)
+    }
+
+    /// How evenly the switches were served: the slowest one's rate as a
+    /// share of the mean (1.0: all alike; 0 if nothing was answered).
+    pub fn fairness(&self) -> f64 {
+        let (min, _, avg) = self.spread();
+        if avg > 0.0 {
+            min / avg
+        } else {
+            0.0
+        }
     }
 }
 
@@ -38,6 +53,10 @@ pub struct Summary {
     pub stdev: f64,
     /// Responses per packet-in over the measured loops.
     pub per_packet_in: f64,
+    /// Flows installed per second, the mean over loops.
+    pub flows: f64,
+    /// [`LoopResult::fairness`], the mean over loops.
+    pub fairness: f64,
 }
 
 impl Summary {
@@ -56,12 +75,21 @@ impl Summary {
         } else {
             responses as f64 / packet_ins as f64
         };
+        let mean = |f: fn(&LoopResult) -> f64| {
+            if loops.is_empty() {
+                0.0
+            } else {
+                loops.iter().map(f).sum::<f64>() / loops.len() as f64
+            }
+        };
         Summary {
             min,
             max,
             avg,
             stdev: var.sqrt(),
             per_packet_in,
+            flows: mean(|l| l.flows),
+            fairness: mean(LoopResult::fairness),
         }
     }
 }
@@ -82,22 +110,30 @@ mod tests {
 
     #[test]
     fn loop_rates_per_switch() {
-        let l = LoopResult::new(&[100, 300], 200, 0.5);
+        let l = LoopResult::new(&[100, 300], 150, 200, 0.5);
         assert_eq!(l.per_switch, vec![200.0, 600.0]);
         assert_eq!(l.total(), 800.0);
+        assert_eq!(l.flows, 300.0);
         assert_eq!(l.spread(), (200.0, 600.0, 400.0));
+        assert_eq!(l.fairness(), 0.5);
+        assert_eq!(LoopResult::new(&[0, 0], 0, 0, 1.0).fairness(), 0.0);
     }
 
     #[test]
     fn summary_over_loops() {
         let loops = [
-            LoopResult::new(&[10, 10], 10, 1.0),
-            LoopResult::new(&[20, 20], 20, 1.0),
+            LoopResult::new(&[10, 10], 10, 10, 1.0),
+            LoopResult::new(&[20, 40], 30, 20, 1.0),
         ];
         let s = Summary::of(&loops);
-        assert_eq!((s.min, s.max, s.avg, s.stdev), (20.0, 40.0, 30.0, 10.0));
-        assert_eq!(s.per_packet_in, 2.0);
+        assert_eq!((s.min, s.max, s.avg, s.stdev), (20.0, 60.0, 40.0, 20.0));
+        assert_eq!(s.per_packet_in, 80.0 / 30.0);
+        assert_eq!(s.flows, 20.0);
+        assert_eq!(s.fairness, (1.0 + 20.0 / 30.0) / 2.0);
         let empty = Summary::of(&[]);
-        assert_eq!((empty.avg, empty.per_packet_in), (0.0, 0.0));
+        assert_eq!(
+            (empty.avg, empty.per_packet_in, empty.fairness),
+            (0.0, 0.0, 0.0)
+        );
     }
 }

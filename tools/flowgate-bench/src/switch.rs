@@ -1,7 +1,9 @@
-//! One emulated OpenFlow 1.3 switch: it does the full handshake a real
-//! switch does (HELLO, FEATURES, PORT_DESC and the other sync dumps, echo,
-//! barrier), reports when the controller has programmed it, and then sends
-//! packet-ins for its hosts and counts the FLOW_MOD / PACKET_OUT responses.
+//! One emulated switch: it does the handshake a real switch does (HELLO,
+//! FEATURES, the sync dumps it answers, echo, barrier), reports when it is
+//! ready, and then sends packet-ins for its hosts and counts the FLOW_MOD /
+//! PACKET_OUT responses. OpenFlow 1.3 by default; shaped like the stock
+//! tools on demand ([`SwitchKind`]): OpenFlow 1.0, buffered packets, only
+//! description stats answered, packet-ins from the first millisecond.
 //!
 //! The protocol logic lives in [`SwitchLogic`] (no sockets, unit-tested);
 //! [`run`] is the thin task that moves bytes for it. One task serves both
@@ -20,7 +22,8 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use crate::wire::{self, PacketInTemplate, PORTS};
+use crate::of10;
+use crate::wire::{self, Handshake, Packet, PacketInTemplate, PORTS};
 
 /// What the switches should be doing; the driver of the run moves it on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +41,24 @@ pub enum Phase {
 pub struct SwitchStats {
     pub packet_ins: AtomicU64,
     pub responses: AtomicU64,
+    /// FLOW_MODs that add a flow: flows installed.
+    pub flows: AtomicU64,
     /// Packet-ins whose host a response named (`--verify` only).
     pub answered: AtomicU64,
+}
+
+/// What kind of switch to emulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchKind {
+    pub handshake: Handshake,
+    /// Packet-ins carry a buffer id (the host's index + 1).
+    pub buffered: bool,
+    /// Packet-ins start right after FEATURES_REPLY and are counted from
+    /// then on, instead of once the controller has programmed the switch.
+    pub early: bool,
+    /// cbench's traffic: first a gratuitous ARP from one more host on
+    /// port 2, then every packet from a host on port 1 to that one.
+    pub learn_dst: bool,
 }
 
 /// Settings of one emulated switch.
@@ -54,34 +73,39 @@ pub struct SwitchSpec {
     pub window: u32,
     /// Track which packet-in each response answers, by host MAC.
     pub verify: bool,
+    pub kind: SwitchKind,
 }
 
 /// Most packet-ins appended per write, so a wide window still interleaves
 /// reads and writes.
 const SEND_BURST: u32 = 256;
+/// The host index of the learned destination (`learn_dst`): beyond any
+/// host's, so nothing credits it.
+const GATEWAY: u32 = 0xff_ffff;
 
 /// The emulated switch's state, fed with the controller's bytes.
 #[derive(Debug)]
 pub struct SwitchLogic {
     spec: SwitchSpec,
     template: Arc<PacketInTemplate>,
-    /// The controller has answered FEATURES and sent its first FLOW_MOD or
-    /// BARRIER: the switch is programmed.
-    pub programmed: bool,
+    /// Ready to count: the controller has programmed the switch (its
+    /// first FLOW_MOD or PACKET_OUT), or, for an early switch, FEATURES
+    /// was answered.
+    pub ready: bool,
     next: u64,
     outstanding: u32,
     /// Per host: packet-ins not yet named by a response (`verify`).
     unanswered: Vec<u32>,
-    answers: BytesMut,
 }
 
 /// What one batch of controller bytes amounted to.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Batch {
     pub responses: u64,
+    pub flows: u64,
     pub answered: u64,
-    /// The batch completed the handshake.
-    pub became_programmed: bool,
+    /// The batch made the switch ready.
+    pub became_ready: bool,
 }
 
 impl SwitchLogic {
@@ -94,25 +118,36 @@ impl SwitchLogic {
         SwitchLogic {
             spec,
             template,
-            programmed: false,
+            ready: false,
             next: 0,
             outstanding: 0,
             unanswered,
-            answers: BytesMut::new(),
         }
     }
 
-    /// The switch's HELLO, offering OpenFlow 1.3.
-    pub fn hello() -> Vec<u8> {
-        let mut out = BytesMut::new();
-        let hello = Message::Hello(Hello::with_versions(&[of::OFP_VERSION_1_3]));
-        of::encode(0, &hello, &mut out);
-        out.to_vec()
+    /// The switch's HELLO: OpenFlow 1.3 offered by bitmap, or a plain 1.0
+    /// header as cbench sends it.
+    pub fn hello(version: u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        if version == of10::VERSION {
+            of10::message(of10::msg_type::HELLO, 0, &[], &mut out);
+        } else {
+            let mut hello = BytesMut::new();
+            let message = Message::Hello(Hello::with_versions(&[of::OFP_VERSION_1_3]));
+            of::encode(0, &message, &mut hello).expect("the message fits");
+            out.extend_from_slice(&hello);
+        }
+        out
+    }
+
+    fn version(&self) -> u8 {
+        self.spec.kind.handshake.version
     }
 
     /// Handles every whole message in `buf`, appending answers (echo,
     /// barrier, handshake) to `out`; returns the bytes consumed, or an error
-    /// if the stream can not be framed.
+    /// if the stream can not be framed. Responses count only once the
+    /// switch is ready and `counting`.
     pub fn handle(
         &mut self,
         buf: &[u8],
@@ -120,24 +155,31 @@ impl SwitchLogic {
         counting: bool,
     ) -> io::Result<(usize, Batch)> {
         let mut batch = Batch::default();
-        let programmed = self.programmed;
+        let was_ready = self.ready;
+        let version = self.version();
         let used = wire::for_each_frame(buf, |t, frame| match t {
             msg_type::FLOW_MOD | msg_type::PACKET_OUT => {
-                self.programmed = true;
+                self.ready = true;
                 if counting {
                     batch.responses += 1;
+                    if t == msg_type::FLOW_MOD && wire::is_flow_add(version, frame) {
+                        batch.flows += 1;
+                    }
                     if self.spec.verify && self.credit(t, frame) {
                         batch.answered += 1;
                     }
                 }
             }
             _ => {
-                if t == msg_type::BARRIER_REQUEST {
-                    self.programmed = true;
-                }
-                if wire::answer(self.spec.dpid, t, frame, &mut self.answers).is_some() {
-                    out.extend_from_slice(&self.answers);
-                    self.answers.clear();
+                let kind = self.spec.kind;
+                if wire::answer(kind.handshake, self.spec.dpid, t, frame, out).is_some()
+                    && t == msg_type::FEATURES_REQUEST
+                    && kind.early
+                {
+                    self.ready = true;
+                    if kind.learn_dst {
+                        self.teach_destination(out);
+                    }
                 }
             }
         })
@@ -150,15 +192,21 @@ impl SwitchLogic {
         self.outstanding = self
             .outstanding
             .saturating_sub(answered.min(u64::from(u32::MAX)) as u32);
-        batch.became_programmed = self.programmed && !programmed;
+        batch.became_ready = self.ready && !was_ready;
         Ok((used, batch))
     }
 
-    /// Marks the packet-in of the host a response names as answered.
+    /// Marks the packet-in of the host a response names (by the buffer it
+    /// releases, else by MAC) as answered.
     fn credit(&mut self, t: u8, frame: &[u8]) -> bool {
-        let Some(index) =
-            wire::response_mac(t, frame).and_then(|m| wire::host_index(self.spec.index, m))
-        else {
+        let version = self.version();
+        let by_buffer = wire::response_buffer(version, t, frame)
+            .filter(|b| *b != of::NO_BUFFER)
+            .map(|b| b.wrapping_sub(1));
+        let by_mac = || {
+            wire::response_mac(version, t, frame).and_then(|m| wire::host_index(self.spec.index, m))
+        };
+        let Some(index) = by_buffer.or_else(by_mac) else {
             return false;
         };
         match self.unanswered.get_mut(index as usize) {
@@ -167,6 +215,42 @@ impl SwitchLogic {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// cbench's first packet-in: a gratuitous ARP reply from the host every
+    /// later packet goes to, so the controller knows where it is.
+    fn teach_destination(&self, out: &mut Vec<u8>) {
+        let gateway = wire::host_mac(self.spec.index, GATEWAY);
+        let packet = Packet {
+            in_port: 2,
+            src: gateway,
+            dst: [0xff; 6],
+            buffer_id: of::NO_BUFFER,
+        };
+        self.template.write(out, 0, packet);
+    }
+
+    /// The packet host `index` sends.
+    fn packet(&self, index: u32) -> Packet {
+        let kind = self.spec.kind;
+        let src = wire::host_mac(self.spec.index, index);
+        let (in_port, dst) = if kind.learn_dst {
+            (1, wire::host_mac(self.spec.index, GATEWAY))
+        } else {
+            let peer = (index + 1) % self.spec.macs;
+            (1 + index % PORTS, wire::host_mac(self.spec.index, peer))
+        };
+        let buffer_id = if kind.buffered {
+            index + 1
+        } else {
+            of::NO_BUFFER
+        };
+        Packet {
+            in_port,
+            src,
+            dst,
+            buffer_id,
         }
     }
 
@@ -180,11 +264,8 @@ impl SwitchLogic {
             .min(SEND_BURST);
         for _ in 0..room {
             let index = (self.next % u64::from(self.spec.macs)) as u32;
-            let peer = (index + 1) % self.spec.macs;
-            let src = wire::host_mac(self.spec.index, index);
-            let dst = wire::host_mac(self.spec.index, peer);
             self.template
-                .write(out, self.next as u32, 1 + index % PORTS, src, dst);
+                .write(out, self.next as u32, self.packet(index));
             if let Some(n) = self.unanswered.get_mut(index as usize) {
                 *n += 1;
             }
@@ -204,30 +285,45 @@ impl SwitchLogic {
     pub fn can_send(&self) -> bool {
         self.outstanding < self.spec.window
     }
+
+    /// Whether the switch sends packet-ins in `phase`: an early switch from
+    /// the moment it is ready, others in the run phase.
+    fn sends(&self, phase: Phase) -> bool {
+        if self.spec.kind.early {
+            self.ready && phase != Phase::Drain
+        } else {
+            phase == Phase::Run
+        }
+    }
+
+    /// Whether responses count in `phase`: an early switch counts all.
+    fn counts(&self, phase: Phase) -> bool {
+        self.spec.kind.early || phase != Phase::Idle
+    }
 }
 
 /// Runs one emulated switch until the connection fails or the task is
-/// aborted. `programmed` hears the switch's index once the controller has
-/// programmed it.
+/// aborted. `ready` hears the switch's index once it is ready.
 pub async fn run(
     controller: SocketAddr,
     spec: SwitchSpec,
     template: Arc<PacketInTemplate>,
     stats: Arc<SwitchStats>,
     mut phase: watch::Receiver<Phase>,
-    programmed: mpsc::UnboundedSender<(u16, Instant)>,
+    ready: mpsc::UnboundedSender<(u16, Instant)>,
 ) -> io::Result<()> {
     let index = spec.index;
     let stream = TcpStream::connect(controller).await?;
     stream.set_nodelay(true)?;
-    let mut logic = SwitchLogic::new(spec, template);
-    let mut out = SwitchLogic::hello();
+    let early = spec.kind.early;
+    let mut logic = SwitchLogic::new(spec.clone(), template);
+    let mut out = SwitchLogic::hello(spec.kind.handshake.version);
     let mut written = 0;
     let mut inbuf = vec![0u8; 256 * 1024];
     let mut filled = 0;
     let mut current = *phase.borrow();
     loop {
-        if current == Phase::Run && written == out.len() && logic.can_send() {
+        if logic.sends(current) && written == out.len() && logic.can_send() {
             out.clear();
             written = 0;
             let sent = logic.fill(&mut out);
@@ -239,9 +335,9 @@ pub async fn run(
             Interest::READABLE
         };
         tokio::select! {
-            ready = stream.ready(interest) => {
-                let ready = ready?;
-                if ready.is_readable() {
+            ready_io = stream.ready(interest) => {
+                let ready_io = ready_io?;
+                if ready_io.is_readable() {
                     match stream.try_read(&mut inbuf[filled..]) {
                         Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "controller closed the connection")),
                         Ok(n) => {
@@ -250,7 +346,7 @@ pub async fn run(
                                 out.clear();
                                 written = 0;
                             }
-                            let counting = current != Phase::Idle;
+                            let counting = logic.counts(current);
                             let (used, batch) = logic.handle(&inbuf[..filled], &mut out, counting)?;
                             inbuf.copy_within(used..filled, 0);
                             filled -= used;
@@ -258,16 +354,17 @@ pub async fn run(
                                 inbuf.resize(inbuf.len() * 2, 0);
                             }
                             stats.responses.fetch_add(batch.responses, Ordering::Relaxed);
+                            stats.flows.fetch_add(batch.flows, Ordering::Relaxed);
                             stats.answered.fetch_add(batch.answered, Ordering::Relaxed);
-                            if batch.became_programmed {
-                                let _ = programmed.send((index, Instant::now()));
+                            if batch.became_ready {
+                                let _ = ready.send((index, Instant::now()));
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(e) => return Err(e),
                     }
                 }
-                if ready.is_writable() && written < out.len() {
+                if ready_io.is_writable() && written < out.len() {
                     match stream.try_write(&out[written..]) {
                         Ok(n) => written += n,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -280,7 +377,7 @@ pub async fn run(
                     return Ok(());
                 }
                 let next = *phase.borrow();
-                if current == Phase::Idle && next != Phase::Idle {
+                if current == Phase::Idle && next != Phase::Idle && !early {
                     logic.start_counting();
                 }
                 current = next;
@@ -296,12 +393,43 @@ mod tests {
     use bytes::Bytes;
     use flowgate_openflow::{FlowMod, FlowModCommand, Match, Oxm, PacketInReason};
 
+    const OWN: SwitchKind = SwitchKind {
+        handshake: Handshake {
+            version: 4,
+            n_buffers: 0,
+            desc_only: false,
+        },
+        buffered: false,
+        early: false,
+        learn_dst: false,
+    };
+
+    /// A cbench-shaped switch.
+    const CBENCH: SwitchKind = SwitchKind {
+        handshake: Handshake {
+            version: 1,
+            n_buffers: 256,
+            desc_only: true,
+        },
+        buffered: true,
+        early: true,
+        learn_dst: true,
+    };
+
     fn logic(window: u32, verify: bool) -> SwitchLogic {
-        let template = PacketInTemplate::new(PacketInShape {
-            cookie: 0,
-            table_id: 0,
-            reason: PacketInReason::NoMatch,
-        });
+        logic_of(OWN, window, verify)
+    }
+
+    fn logic_of(kind: SwitchKind, window: u32, verify: bool) -> SwitchLogic {
+        let template = if kind.handshake.version == of10::VERSION {
+            PacketInTemplate::of10()
+        } else {
+            PacketInTemplate::new(PacketInShape {
+                cookie: 0,
+                table_id: 0,
+                reason: PacketInReason::NoMatch,
+            })
+        };
         SwitchLogic::new(
             SwitchSpec {
                 index: 3,
@@ -309,6 +437,7 @@ mod tests {
                 macs: 10,
                 window,
                 verify,
+                kind,
             },
             Arc::new(template),
         )
@@ -331,7 +460,7 @@ mod tests {
             match_: Match::new().with(Oxm::EthSrc(of::MacAddr(src), None)),
             instructions: Vec::new(),
         };
-        of::encode(7, &Message::FlowMod(fm), &mut out);
+        of::encode(7, &Message::FlowMod(fm), &mut out).unwrap();
         out.to_vec()
     }
 
@@ -409,29 +538,103 @@ mod tests {
     fn handshake_is_answered_and_programming_noticed() {
         let mut s = logic(1, false);
         let mut input = BytesMut::new();
-        of::encode(1, &Message::FeaturesRequest, &mut input);
+        of::encode(1, &Message::FeaturesRequest, &mut input).unwrap();
         of::encode(
             2,
             &Message::EchoRequest(Bytes::from_static(b"x")),
             &mut input,
-        );
+        )
+        .expect("the message fits");
+        of::encode(3, &Message::BarrierRequest, &mut input).expect("the message fits");
         let mut out = Vec::new();
         let (_, batch) = s.handle(&input, &mut out, false).unwrap();
-        assert!(!batch.became_programmed);
+        assert!(!batch.became_ready, "a barrier closes the sync dumps too");
         let mut kinds = Vec::new();
         wire::for_each_frame(&out, |t, f| kinds.push((t, wire::xid(f)))).unwrap();
         assert_eq!(
             kinds,
-            vec![(msg_type::FEATURES_REPLY, 1), (msg_type::ECHO_REPLY, 2)]
+            vec![
+                (msg_type::FEATURES_REPLY, 1),
+                (msg_type::ECHO_REPLY, 2),
+                (msg_type::BARRIER_REPLY, 3)
+            ]
         );
         // Setup flow-mods before counting starts are not responses.
         let (_, batch) = s.handle(&flow_mod_for([0; 6]), &mut out, false).unwrap();
-        assert!(batch.became_programmed);
-        assert_eq!(batch.responses, 0);
-        let mut barrier = BytesMut::new();
-        of::encode(5, &Message::BarrierRequest, &mut barrier);
+        assert!(batch.became_ready);
+        assert_eq!((batch.responses, batch.flows), (0, 0));
+        let (_, batch) = s.handle(&flow_mod_for([0; 6]), &mut out, true).unwrap();
+        assert_eq!((batch.responses, batch.flows), (1, 1));
+    }
+
+    /// An OpenFlow 1.0 FLOW_MOD releasing `buffer_id`, for `src`.
+    fn of10_flow_mod(src: [u8; 6], buffer_id: u32) -> Vec<u8> {
+        let fm = FlowMod {
+            cookie: 0,
+            cookie_mask: 0,
+            table_id: 0,
+            command: FlowModCommand::Add,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority: 1,
+            buffer_id,
+            out_port: of::port_no::ANY,
+            out_group: of::OFPG_ANY,
+            flags: 0,
+            match_: Match::new().with(Oxm::EthSrc(of::MacAddr(src), None)),
+            instructions: Vec::new(),
+        };
+        let mut out = BytesMut::new();
+        of::of10::encode(9, &Message::FlowMod(fm), &mut out).unwrap();
+        out.to_vec()
+    }
+
+    #[test]
+    fn a_cbench_shaped_switch_starts_right_after_its_features() {
+        let mut s = logic_of(CBENCH, 1, true);
+        let mut request = Vec::new();
+        of10::message(of10::msg_type::FEATURES_REQUEST, 1, &[], &mut request);
+        let mut out = Vec::new();
+        let (_, batch) = s.handle(&request, &mut out, false).unwrap();
+        assert!(batch.became_ready && s.sends(Phase::Idle) && s.counts(Phase::Idle));
+        // FEATURES_REPLY, then the broadcast that teaches the destination.
+        let mut seen = Vec::new();
+        wire::for_each_frame(&out, |t, f| seen.push((f[0], t, f.to_vec()))).unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!((seen[0].0, seen[0].1), (1, of10::msg_type::FEATURES_REPLY));
+        let (_, message) = of::of10::decode(&seen[1].2).unwrap();
+        let Message::PacketIn(teach) = message else {
+            panic!("{message:?}")
+        };
+        let gateway = wire::host_mac(3, GATEWAY);
+        assert_eq!(
+            (teach.in_port(), &teach.data[6..12]),
+            (Some(2), &gateway[..])
+        );
+        // Every later packet goes from port 1 to it, buffered.
         out.clear();
-        s.handle(&barrier, &mut out, false).unwrap();
-        wire::for_each_frame(&out, |t, _| assert_eq!(t, msg_type::BARRIER_REPLY)).unwrap();
+        s.fill(&mut out);
+        let (_, message) = of::of10::decode(&out).unwrap();
+        let Message::PacketIn(p) = message else {
+            panic!("{message:?}")
+        };
+        assert_eq!((p.in_port(), p.buffer_id), (Some(1), 1));
+        assert_eq!(&p.data[..6], &gateway[..]);
+        // A FLOW_MOD releasing the buffer answers it.
+        let (_, batch) = s
+            .handle(&of10_flow_mod([0; 6], 1), &mut Vec::new(), true)
+            .unwrap();
+        assert_eq!((batch.responses, batch.flows, batch.answered), (1, 1, 1));
+        assert!(s.can_send());
+    }
+
+    #[test]
+    fn a_desc_only_switch_ignores_the_flow_dump() {
+        let mut s = logic_of(CBENCH, 1, false);
+        let mut dump = Vec::new();
+        of10::message(of10::msg_type::STATS_REQUEST, 2, &[0, 1, 0, 0], &mut dump);
+        let mut out = Vec::new();
+        s.handle(&dump, &mut out, false).unwrap();
+        assert!(out.is_empty());
     }
 }

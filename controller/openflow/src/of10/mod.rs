@@ -22,7 +22,7 @@ use thiserror::Error;
 pub use matching::{emit_match, parse_match, port_from_10, port_to_10, wildcards, MATCH_LEN};
 
 use crate::action::Action;
-use crate::error::{DecodeError, Result};
+use crate::error::{message_len16, DecodeError, EncodeError, Result};
 use crate::flow::{FlowMod, FlowModCommand, FlowRemoved};
 use crate::instruction::Instruction;
 use crate::message::{Header, Message};
@@ -129,6 +129,49 @@ pub fn decode(buf: &[u8]) -> Result<(Header, Message)> {
     let message = parse_body(header.msg_type, &mut body)?;
     body.finish()?;
     Ok((header, message))
+}
+
+/// Bytes of a 1.0 PACKET_IN before its frame: header, buffer_id,
+/// total_len, in_port, reason, pad.
+const PACKET_IN_HEAD: usize = 18;
+
+/// [`decode`], taking `frame` over as a PACKET_IN's packet data instead of
+/// copying it (the bytes of the frame are shared); other messages decode
+/// as [`decode`] does. `frame` is left empty after a PACKET_IN.
+pub fn decode_shared(frame: &mut bytes::Bytes) -> Result<(Header, Message)> {
+    let head: [u8; PACKET_IN_HEAD] = match frame.get(..PACKET_IN_HEAD) {
+        Some(head) if head[0] == OFP_VERSION_1_0 && head[1] == msg_type::PACKET_IN => {
+            head.try_into().unwrap_or([0; PACKET_IN_HEAD])
+        }
+        _ => return decode(frame),
+    };
+    let [_, _, l0, l1, x0, x1, x2, x3, b0, b1, b2, b3, t0, t1, p0, p1, reason, _] = head;
+    let length = u16::from_be_bytes([l0, l1]);
+    if usize::from(length) != frame.len() {
+        return decode(frame);
+    }
+    let header = Header {
+        version: OFP_VERSION_1_0,
+        msg_type: msg_type::PACKET_IN,
+        length,
+        xid: u32::from_be_bytes([x0, x1, x2, x3]),
+    };
+    let mut data = std::mem::take(frame);
+    bytes::Buf::advance(&mut data, PACKET_IN_HEAD);
+    let in_port = port_from_10(u16::from_be_bytes([p0, p1]));
+    let packet_in = PacketIn {
+        buffer_id: u32::from_be_bytes([b0, b1, b2, b3]),
+        total_len: u16::from_be_bytes([t0, t1]),
+        reason: PacketInReason::from(reason),
+        table_id: 0,
+        cookie: 0,
+        // Built in place: the field stays inline, nothing is moved twice.
+        match_: crate::oxm::Match {
+            fields: smallvec::smallvec![crate::oxm::Oxm::InPort(in_port)],
+        },
+        data,
+    };
+    Ok((header, Message::PacketIn(packet_in)))
 }
 
 fn parse_body(t: u8, r: &mut Reader<'_>) -> Result<Message> {
@@ -410,17 +453,22 @@ fn instruction_actions(
     }
 }
 
-/// Appends `msg` as an OpenFlow 1.0 message; on error nothing is appended.
-pub fn encode(xid: u32, msg: &Message, out: &mut BytesMut) -> std::result::Result<(), Unsupported> {
+/// Appends `msg` as an OpenFlow 1.0 message; on error nothing is appended:
+/// [`EncodeError::Unsupported`] when 1.0 cannot express it,
+/// [`EncodeError::TooLong`] when it is longer than 65535 bytes.
+pub fn encode(xid: u32, msg: &Message, out: &mut BytesMut) -> std::result::Result<(), EncodeError> {
     let start = out.len();
     out.put_u8(OFP_VERSION_1_0);
     out.put_u8(0);
     out.put_u16(0);
     out.put_u32(xid);
-    match encode_body(msg, out) {
-        Ok(t) => {
+    let encoded = encode_body(msg, out)
+        .map_err(EncodeError::from)
+        // The 1.0 length is only known once the body is written.
+        .and_then(|t| Ok((t, message_len16(out.len() - start, || msg.name())?)));
+    match encoded {
+        Ok((t, len)) => {
             out[start + 1] = t;
-            let len = len16(out.len() - start);
             patch_u16(out, start + 2, len);
             Ok(())
         }

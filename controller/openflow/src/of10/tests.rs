@@ -40,8 +40,26 @@ fn packet_in_becomes_a_table_miss_with_in_port() {
         match_: Match::new().with(Oxm::InPort(3)),
         data: bytes::Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef]),
     };
-    assert_eq!(m, Message::PacketIn(want));
+    assert_eq!(m, Message::PacketIn(want.clone()));
     assert!(decode(&frame(msg_type::PACKET_IN, 9, &body[..9])).is_err());
+    // Sharing the frame gives the same message, its data a view of it.
+    let mut shared = bytes::Bytes::from(frame(msg_type::PACKET_IN, 9, &body));
+    let at = shared.as_ptr() as usize;
+    let (h, m) = decode_shared(&mut shared).unwrap();
+    assert_eq!((h.version, h.xid, h.length), (1, 9, 8 + 14));
+    let Message::PacketIn(p) = &m else {
+        panic!("{m:?}")
+    };
+    assert_eq!(p.data.as_ptr() as usize, at + 18, "not copied");
+    assert_eq!(m, Message::PacketIn(want));
+    // Anything else, or a short packet-in, decodes as `decode` does.
+    let mut short = bytes::Bytes::from(frame(msg_type::PACKET_IN, 9, &body[..9]));
+    assert!(decode_shared(&mut short).is_err());
+    let mut echo = bytes::Bytes::from(frame(msg_type::ECHO_REQUEST, 2, b"x"));
+    assert!(matches!(
+        decode_shared(&mut echo),
+        Ok((_, Message::EchoRequest(_)))
+    ));
 }
 
 #[test]
@@ -107,11 +125,11 @@ fn flow_mod_layout() {
     let mut out = BytesMut::new();
     assert_eq!(
         encode(1, &Message::FlowMod(goto), &mut out),
-        Err(Unsupported::Instruction)
+        Err(EncodeError::Unsupported(Unsupported::Instruction))
     );
     assert_eq!(
         encode(1, &Message::FlowMod(table), &mut out),
-        Err(Unsupported::Table(4))
+        Err(EncodeError::Unsupported(Unsupported::Table(4)))
     );
     assert!(encode(
         1,

@@ -94,6 +94,7 @@ fn sync(flows: Vec<FlowStats>, groups: Vec<GroupDesc>, meters: Vec<MeterConfig>)
         flows,
         groups,
         meters,
+        unknown: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@ use flowgate_openflow::{self as of, FlowModCommand, FlowStats, Match, Oxm, Switc
 use super::*;
 use crate::desired::{output_to, FlowEntry, FlowSpec};
 use crate::module::{Change, Ctx};
+use crate::runtime::session::SyncDump;
 use crate::runtime::writer::SwitchWriter;
 use crate::testing::reported_stats;
 
@@ -66,6 +67,15 @@ struct Rig {
 impl Rig {
     fn new(installed: Vec<FlowStats>) -> Rig {
         let modules: Vec<Box<dyn Module>> = vec![Box::new(Probe::default()), Box::new(Publisher)];
+        Rig::with(modules, installed, vec![])
+    }
+
+    /// A rig whose switch did not report the tables of `unknown`.
+    fn with(
+        modules: Vec<Box<dyn Module>>,
+        installed: Vec<FlowStats>,
+        unknown: Vec<SyncDump>,
+    ) -> Rig {
         let mut core = Core::new(modules, Arc::new(Metrics::default()));
         let writer = SwitchWriter::detached(usize::MAX);
         let (cmd, cmd_rx) = mpsc::channel(16);
@@ -84,6 +94,7 @@ impl Rig {
             flows: installed,
             groups: vec![],
             meters: vec![],
+            unknown,
         };
         core.handle(
             CoreEvent::SwitchUp {
@@ -295,6 +306,126 @@ fn a_reasserted_entry_is_sent_again_as_an_add() {
 }
 
 #[test]
+fn a_reasserted_entry_can_release_a_buffered_packet_in_the_same_flow_mod() {
+    let mut rig = Rig::new(vec![]);
+    rig.sent();
+    rig.core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| {
+            ctx.reassert_releasing(DPID, rule(1), 42)
+        })
+        .unwrap();
+    rig.core.flush();
+    let sent = rig.sent();
+    let flow_mods: Vec<&of::FlowMod> = sent
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::FlowMod(fm) => Some(fm),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(flow_mods.len(), 1, "{sent:?}");
+    assert_eq!(flow_mods[0].buffer_id, 42);
+    assert!(!sent.iter().any(|(_, m)| matches!(m, Message::PacketOut(_))));
+    // The cached encoding keeps no buffer: the next re-send carries none.
+    rig.core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.reassert(DPID, rule(1)))
+        .unwrap();
+    rig.core.flush();
+    let again = rig.sent();
+    assert!(matches!(&again[..], [(_, Message::FlowMod(fm)), ..] if fm.buffer_id == of::NO_BUFFER));
+}
+
+#[test]
+fn an_unknown_flow_table_gets_flowgates_entries_deleted_then_sent_in_full() {
+    let modules: Vec<Box<dyn Module>> = vec![Box::new(Probe::default())];
+    let mut rig = Rig::with(modules, vec![], vec![SyncDump::Flows]);
+    let sent = rig.sent();
+    let commands = flow_mods(&sent);
+    let deletes = Owner::ALL.len();
+    assert!(commands[..deletes]
+        .iter()
+        .all(|(_, c)| *c == FlowModCommand::Delete));
+    assert_eq!(
+        commands[deletes..].len(),
+        pipeline::core_entries().len(),
+        "then every desired entry"
+    );
+    assert!(commands[deletes..]
+        .iter()
+        .all(|(_, c)| *c == FlowModCommand::Add));
+    assert!(barrier_xid(&sent) > 0);
+}
+
+/// A module that only watches the packet-ins without a Flowgate cookie.
+#[derive(Default)]
+struct Watcher {
+    runs: Vec<usize>,
+}
+
+impl Module for Watcher {
+    fn owner(&self) -> Owner {
+        Owner::Topology
+    }
+
+    fn handle(&mut self, _event: &Event<'_>, _ctx: &mut Ctx) {}
+
+    fn handle_packet_ins(&mut self, _dpid: u64, batch: PacketIns<'_>, _ctx: &mut Ctx) {
+        self.runs.push(batch.iter().count());
+    }
+
+    fn wants_foreign_packet_ins(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn table_miss_packet_ins_go_to_forwarding_on_openflow_13_and_to_modules_that_ask() {
+    let forwarding = Probe {
+        owner: Some(Owner::Forwarding),
+        keys: vec![rule(1).key],
+        ..Probe::default()
+    };
+    let modules: Vec<Box<dyn Module>> = vec![Box::new(forwarding), Box::new(Watcher::default())];
+    let mut rig = Rig::with(modules, vec![], vec![]);
+    let packet_in = |cookie, table_id| {
+        Message::PacketIn(of::PacketIn {
+            buffer_id: 0,
+            total_len: 0,
+            reason: of::PacketInReason::NoMatch,
+            table_id,
+            cookie,
+            match_: Match::new().with(Oxm::InPort(1)),
+            data: Bytes::new(),
+        })
+    };
+    // Cookie 0 from table 0, all-ones from table 3, then one of forwarding's
+    // own entries: a run of two table misses, then a run of one.
+    let messages = vec![
+        (1, packet_in(0, 0)),
+        (2, packet_in(u64::MAX, 3)),
+        (3, packet_in(Owner::Forwarding.cookie(1), 4)),
+    ];
+    rig.core.handle(
+        CoreEvent::Messages {
+            dpid: DPID,
+            conn_id: 1,
+            messages,
+        },
+        Instant::now(),
+    );
+    // A lone table miss takes the same way.
+    rig.reply(4, packet_in(0, 0));
+    let probe = rig.core.modules[0].as_mut() as &mut dyn Any;
+    assert_eq!(probe.downcast_mut::<Probe>().unwrap().runs, [2, 1, 1]);
+    let watcher = rig.core.modules[1].as_mut() as &mut dyn Any;
+    assert_eq!(
+        watcher.downcast_mut::<Watcher>().unwrap().runs,
+        [2, 1],
+        "only the packet-ins without a Flowgate cookie"
+    );
+}
+
+#[test]
 fn a_module_cannot_remove_another_modules_flow() {
     let mut rig = Rig::new(vec![]);
     rig.core
@@ -431,6 +562,7 @@ fn an_openflow_10_switch_gets_one_table_and_only_modules_that_support_it() {
         flows: vec![],
         groups: vec![],
         meters: vec![],
+        unknown: vec![],
     };
     let handle = SwitchHandle {
         conn_id: 1,
@@ -681,15 +813,57 @@ fn packet_ins_reach_their_module_in_runs_and_are_answered_in_order() {
 }
 
 #[test]
-fn only_resends_to_one_switch_skip_the_diff() {
+fn only_resends_and_packet_outs_to_one_switch_skip_the_diff() {
     let id = rule(1).key.id();
-    let resend = |dpid| Change::ResendFlow { dpid, id };
-    assert_eq!(resends_to_one_switch(&[resend(1), resend(1)]), Some(1));
-    assert_eq!(resends_to_one_switch(&[resend(1), resend(2)]), None);
-    assert_eq!(resends_to_one_switch(&[]), None);
+    let resend = |dpid| Change::ResendFlow {
+        dpid,
+        id,
+        buffer_id: of::NO_BUFFER,
+    };
+    assert_eq!(direct_to_one_switch(&[resend(1), resend(1)]), Some(1));
+    assert_eq!(direct_to_one_switch(&[resend(1), resend(2)]), None);
+    assert_eq!(direct_to_one_switch(&[]), None);
     let install = Change::InstallFlow {
         dpid: 1,
         entry: rule(1),
     };
-    assert_eq!(resends_to_one_switch(&[resend(1), install]), None);
+    assert_eq!(direct_to_one_switch(&[resend(1), install]), None);
+    let packet_out = |dpid| Change::PacketOut {
+        dpid,
+        packet_out: of::PacketOut::with_data(Vec::new(), Bytes::new()),
+    };
+    assert_eq!(
+        direct_to_one_switch(&[resend(1), packet_out(1), packet_out(1)]),
+        Some(1)
+    );
+    assert_eq!(direct_to_one_switch(&[packet_out(1), packet_out(2)]), None);
+}
+
+#[test]
+fn a_direct_answer_sends_its_re_sends_before_its_packet_outs() {
+    let mut rig = Rig::new(vec![]);
+    rig.sent();
+    // A re-send names the entry by the key it was declared with.
+    let entry = rule(1);
+    let id = entry.key.id();
+    rig.core
+        .call_module::<Probe, _>(Instant::now(), |_, ctx| ctx.install(DPID, entry))
+        .unwrap();
+    rig.core.flush();
+    rig.sent();
+    let mut changes = vec![
+        Change::PacketOut {
+            dpid: DPID,
+            packet_out: of::PacketOut::with_data(Vec::new(), Bytes::from_static(b"x")),
+        },
+        Change::ResendFlow {
+            dpid: DPID,
+            id,
+            buffer_id: of::NO_BUFFER,
+        },
+    ];
+    rig.core.apply_changes(Owner::Firewall, &mut changes, true);
+    rig.core.flush();
+    let kinds: Vec<u8> = rig.sent().iter().map(|(_, m)| m.msg_type()).collect();
+    assert_eq!(kinds, [of::msg_type::FLOW_MOD, of::msg_type::PACKET_OUT]);
 }

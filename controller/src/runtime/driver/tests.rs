@@ -1,6 +1,6 @@
-//! The driver's close path over real loopback sockets: last words reach the
-//! peer before EOF, and a peer that stops reading cannot hold a connection
-//! task open.
+//! The driver over real loopback sockets: last words reach the peer before
+//! EOF, a peer that stops reading cannot hold a connection task open, and a
+//! switch that floods packet-ins before it is ready loses none of them.
 
 use std::future::Future;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 
 use super::*;
+use crate::runtime::session::SyncDump;
 
 /// Starts one connection task for a peer connecting to it; the peer's end
 /// has a small receive buffer, so output that it does not read piles up on
@@ -45,7 +46,7 @@ async fn ends_while_writing(task: JoinHandle<()>, write: impl Future<Output = ()
 
 fn wire(version: u8, xid: u32, message: &Message) -> BytesMut {
     let mut out = BytesMut::new();
-    of::encode_with_version(version, xid, message, &mut out);
+    of::encode_with_version(version, xid, message, &mut out).expect("test messages fit");
     out
 }
 
@@ -123,4 +124,82 @@ async fn a_full_backlog_disconnects_the_switch() {
         let _ = peer.write_all(&input).await;
     };
     ends_while_writing(task, write, "a switch that reads nothing stays connected").await;
+}
+
+/// Reads whole messages from `peer` until one of type `msg_type` arrives;
+/// returns its xid.
+async fn xid_of_next(peer: &mut TcpStream, msg_type: u8) -> u32 {
+    let mut buf = BytesMut::new();
+    loop {
+        while let Ok(Some(len)) = of::frame_len(&buf) {
+            let frame = buf.split_to(len);
+            if frame[1] == msg_type {
+                return u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+            }
+        }
+        let read = tokio::time::timeout(Duration::from_secs(5), peer.read_buf(&mut buf));
+        assert!(read.await.expect("the controller goes on").unwrap() > 0);
+    }
+}
+
+#[tokio::test]
+async fn packet_ins_of_a_switch_that_never_syncs_reach_the_core_once_it_is_ready() {
+    let config = DriverConfig {
+        session: SessionConfig {
+            sync_timeout: Duration::from_millis(50),
+            ..SessionConfig::default()
+        },
+        ..DriverConfig::default()
+    };
+    let (mut peer, _task, mut core) = connect(config).await;
+    peer.write_all(&wire(4, 1, &Message::Hello(Hello::with_versions(&[4]))))
+        .await
+        .unwrap();
+    let xid = xid_of_next(&mut peer, of::msg_type::FEATURES_REQUEST).await;
+    let features = of::SwitchFeatures {
+        datapath_id: 7,
+        n_buffers: 0,
+        n_tables: 254,
+        auxiliary_id: 0,
+        capabilities: 0,
+        reserved: 0,
+    };
+    // Packet-ins right after the features; no dump and no barrier is ever
+    // answered.
+    let mut input = wire(4, xid, &Message::FeaturesReply(features));
+    let sent = 100u32;
+    for n in 0..sent {
+        let packet_in = of::PacketIn {
+            buffer_id: of::NO_BUFFER,
+            total_len: 14,
+            reason: of::PacketInReason::NoMatch,
+            table_id: 0,
+            cookie: 0,
+            match_: of::Match::new().with(of::Oxm::InPort(1)),
+            data: Bytes::from_static(&[0xff; 14]),
+        };
+        input.extend_from_slice(&wire(4, n, &Message::PacketIn(packet_in)));
+    }
+    peer.write_all(&input).await.unwrap();
+    let mut xids = Vec::new();
+    let mut up = false;
+    while xids.len() < sent as usize {
+        let event = tokio::time::timeout(Duration::from_secs(5), core.recv());
+        match event.await.expect("every packet-in reaches the core") {
+            Some(CoreEvent::SwitchUp { sync, .. }) => {
+                assert!(sync.unknown.contains(&SyncDump::Flows));
+                up = true;
+            }
+            Some(CoreEvent::Message { xid, .. }) => {
+                assert!(up, "a packet-in before the switch was up");
+                xids.push(xid);
+            }
+            Some(CoreEvent::Messages { messages, .. }) => {
+                assert!(up, "packet-ins before the switch was up");
+                xids.extend(messages.iter().map(|(x, _)| *x));
+            }
+            _ => panic!("unexpected core event"),
+        }
+    }
+    assert_eq!(xids, (0..sent).collect::<Vec<_>>(), "none lost, in order");
 }

@@ -199,7 +199,8 @@ fn a_resent_entry_is_encoded_once_and_recorded_installed() {
             0,
             &Message::FlowMod(entry.to_flow_mod(FlowModCommand::Add)),
             &mut out,
-        );
+        )
+        .unwrap();
         out.to_vec()
     };
     let declared = host(1, 1);
@@ -274,7 +275,7 @@ fn planned_flow_mods_encode_like_their_messages() {
         let mut direct = BytesMut::new();
         assert!(planned.encode(of::OFP_VERSION_1_3, 7, &mut direct));
         let mut owned = BytesMut::new();
-        of::encode(7, &planned.to_message(), &mut owned);
+        of::encode(7, &planned.to_message(), &mut owned).unwrap();
         assert_eq!(direct, owned);
     }
 }

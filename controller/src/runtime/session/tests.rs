@@ -30,13 +30,13 @@ fn sent(s: &mut Session) -> Vec<(of::Header, Message)> {
 
 fn wire(xid: u32, m: &Message) -> Bytes {
     let mut b = BytesMut::new();
-    of::encode(xid, m, &mut b);
+    of::encode(xid, m, &mut b).expect("test messages fit");
     b.freeze()
 }
 
 fn wire_version(version: u8, xid: u32, m: &Message) -> Bytes {
     let mut b = BytesMut::new();
-    of::encode_with_version(version, xid, m, &mut b);
+    of::encode_with_version(version, xid, m, &mut b).expect("test messages fit");
     b.freeze()
 }
 
@@ -98,7 +98,13 @@ fn ready_session(now: Instant) -> Session {
     s.handle_bytes(now, &wire(h.xid, &Message::FeaturesReply(features())));
     let out = sent(&mut s);
     assert!(matches!(out[0].1, Message::SetConfig(_)));
-    for (h, m) in &out[1..] {
+    let (last, dumps) = out[1..].split_last().unwrap();
+    assert_eq!(
+        last.1,
+        Message::BarrierRequest,
+        "a barrier closes the dumps"
+    );
+    for (h, m) in dumps {
         let Message::MultipartRequest(req) = m else {
             panic!("expected a sync dump, got {m:?}")
         };
@@ -118,8 +124,11 @@ fn ready_session(now: Instant) -> Session {
         };
         s.handle_bytes(now, &wire(h.xid, &reply(body, false)));
     }
+    // Every dump answered: ready before the barrier's reply, which is
+    // absorbed when it comes.
     match s.poll_event() {
         Some(SessionEvent::Ready(sync)) => {
+            assert!(sync.unknown.is_empty(), "{:?}", sync.unknown);
             assert_eq!(sync.features.datapath_id, DPID);
             assert_eq!(sync.flows.len(), 1);
             assert_eq!(sync.desc.as_ref().unwrap().dp_desc, "s1");
@@ -127,6 +136,11 @@ fn ready_session(now: Instant) -> Session {
         other => panic!("expected Ready, got {other:?}"),
     }
     assert!(s.is_ready());
+    s.handle_bytes(now, &wire(last.0.xid, &Message::BarrierReply));
+    assert!(
+        s.poll_event().is_none(),
+        "the sync barrier's reply stays here"
+    );
     s
 }
 
@@ -259,7 +273,8 @@ fn an_openflow_10_switch_is_synced_in_its_own_dialect() {
         vec![
             (1, t10::SET_CONFIG),
             (1, t10::STATS_REQUEST),
-            (1, t10::STATS_REQUEST)
+            (1, t10::STATS_REQUEST),
+            (1, t10::BARRIER_REQUEST)
         ]
     );
     let mut desc = BytesMut::from(&[0u8, 0, 0, 0][..]);
@@ -587,4 +602,289 @@ fn a_packet_in_sharing_a_request_xid_answers_nothing() {
             result: Ok(Message::BarrierReply)
         })
     ));
+}
+
+fn packet_in(port: u32) -> Message {
+    Message::PacketIn(of::PacketIn {
+        buffer_id: of::NO_BUFFER,
+        total_len: 14,
+        reason: of::PacketInReason::NoMatch,
+        table_id: 0,
+        cookie: 0,
+        match_: Match::new().with(of::Oxm::InPort(port)),
+        data: Bytes::from_static(&[0xff; 14]),
+    })
+}
+
+/// A 1.3 session that has sent its sync dumps; returns them (xid, dump
+/// request) and the barrier's xid.
+fn syncing_session(now: Instant, config: SessionConfig) -> (Session, Vec<(u32, Message)>, u32) {
+    let mut s = Session::new(now, config);
+    sent(&mut s);
+    s.handle_bytes(now, &wire(1, &Message::Hello(Hello::with_versions(&[4]))));
+    let xid = sent(&mut s)[0].0.xid;
+    s.handle_bytes(now, &wire(xid, &Message::FeaturesReply(features())));
+    let out = sent(&mut s);
+    let (barrier, dumps) = out[1..].split_last().unwrap();
+    assert_eq!(barrier.1, Message::BarrierRequest);
+    let dumps = dumps.iter().map(|(h, m)| (h.xid, m.clone())).collect();
+    (s, dumps, barrier.0.xid)
+}
+
+fn ready_sync(s: &mut Session) -> Box<SwitchSync> {
+    match s.poll_event() {
+        Some(SessionEvent::Ready(sync)) => sync,
+        other => panic!("expected Ready, got {other:?}"),
+    }
+}
+
+fn is_flow_dump(m: &Message) -> bool {
+    matches!(m, Message::MultipartRequest(r) if matches!(r.body, MultipartRequestBody::Flow(_)))
+}
+
+#[test]
+fn a_switch_that_answers_the_barrier_but_not_the_flow_dump_is_ready_at_once() {
+    // cbench's way: description stats only, every other dump ignored.
+    let now = Instant::now();
+    let (mut s, dumps, barrier) = syncing_session(now, SessionConfig::default());
+    for (xid, m) in &dumps {
+        let Message::MultipartRequest(req) = m else {
+            panic!("{m:?}")
+        };
+        if let MultipartRequestBody::Desc = req.body {
+            let desc = MultipartReplyBody::Desc(DescStats {
+                mfr_desc: "Cbench - controller I/O benchmark".into(),
+                hw_desc: String::new(),
+                sw_desc: String::new(),
+                serial_num: String::new(),
+                dp_desc: String::new(),
+            });
+            s.handle_bytes(now, &wire(*xid, &reply(desc, false)));
+        }
+    }
+    assert!(s.poll_event().is_none(), "still waiting");
+    s.handle_bytes(now, &wire(barrier, &Message::BarrierReply));
+    let sync = ready_sync(&mut s);
+    assert!(sync.desc.is_some());
+    assert_eq!(
+        sync.unknown,
+        [
+            SyncDump::PortDesc,
+            SyncDump::Flows,
+            SyncDump::Groups,
+            SyncDump::Meters
+        ]
+    );
+    // A late flow dump is absorbed, never passed up.
+    let (flows_xid, _) = dumps.iter().find(|(_, m)| is_flow_dump(m)).unwrap();
+    s.handle_bytes(
+        now,
+        &wire(*flows_xid, &reply(MultipartReplyBody::Flow(vec![]), false)),
+    );
+    assert!(s.poll_event().is_none());
+}
+
+#[test]
+fn a_switch_that_never_answers_its_flow_stats_becomes_ready_after_the_deadline() {
+    let now = Instant::now();
+    let config = SessionConfig::default();
+    let (mut s, dumps, _) = syncing_session(now, config.clone());
+    assert_eq!(s.poll_timeout(), Some(now + config.sync_timeout));
+    // A reply part is progress: the wait starts again from it.
+    let later = now + config.sync_timeout / 2;
+    let (flows_xid, _) = dumps.iter().find(|(_, m)| is_flow_dump(m)).unwrap();
+    s.handle_bytes(
+        later,
+        &wire(
+            *flows_xid,
+            &reply(MultipartReplyBody::Flow(vec![flow(5)]), true),
+        ),
+    );
+    s.handle_timeout(now + config.sync_timeout);
+    assert!(s.poll_event().is_none() && !s.is_ready());
+    assert_eq!(s.poll_timeout(), Some(later + config.sync_timeout));
+    s.handle_timeout(later + config.sync_timeout);
+    let sync = ready_sync(&mut s);
+    assert_eq!(sync.unknown.len(), 5, "{:?}", sync.unknown);
+    assert!(sync.flows.is_empty(), "a partial dump is no dump");
+    assert!(s.is_ready() && !s.is_closed());
+}
+
+#[test]
+fn a_refused_flow_dump_is_unknown_and_refused_groups_are_none() {
+    let now = Instant::now();
+    let (mut s, dumps, _) = syncing_session(now, SessionConfig::default());
+    let refusal = Message::Error(ErrorMsg::Standard {
+        err_type: error_type::BAD_REQUEST,
+        code: of::error_code::bad_request::BAD_MULTIPART,
+        data: Bytes::new(),
+    });
+    for (xid, m) in &dumps {
+        let Message::MultipartRequest(req) = m else {
+            panic!("{m:?}")
+        };
+        let answer = match req.body {
+            MultipartRequestBody::PortDesc => reply(MultipartReplyBody::PortDesc(vec![]), false),
+            MultipartRequestBody::MeterConfig { .. } => {
+                reply(MultipartReplyBody::MeterConfig(vec![]), false)
+            }
+            _ => refusal.clone(),
+        };
+        s.handle_bytes(now, &wire(*xid, &answer));
+    }
+    let sync = ready_sync(&mut s);
+    assert_eq!(sync.unknown, [SyncDump::Desc, SyncDump::Flows]);
+}
+
+#[test]
+fn packet_ins_during_the_handshake_follow_ready_in_order() {
+    let now = Instant::now();
+    let (mut s, _, barrier) = syncing_session(now, SessionConfig::default());
+    let mut bytes = BytesMut::new();
+    for port in 1..=3 {
+        bytes.extend_from_slice(&wire(port, &packet_in(port)));
+    }
+    bytes.extend_from_slice(&wire(barrier, &Message::BarrierReply));
+    bytes.extend_from_slice(&wire(4, &packet_in(4)));
+    s.handle_bytes(now, &bytes);
+    ready_sync(&mut s);
+    let xids: Vec<u32> = next_messages(&mut s).iter().map(|(x, _)| *x).collect();
+    assert_eq!(xids, [1, 2, 3, 4]);
+    assert!(s.poll_event().is_none());
+}
+
+#[test]
+fn a_switch_flooding_packet_ins_before_its_dumps_are_answered_is_ready_at_the_bound() {
+    let now = Instant::now();
+    let config = SessionConfig {
+        held_limit: 2,
+        ..SessionConfig::default()
+    };
+    let (mut s, _, barrier) = syncing_session(now, config);
+    let mut bytes = BytesMut::new();
+    for port in 1..=5 {
+        bytes.extend_from_slice(&wire(port, &packet_in(port)));
+    }
+    bytes.extend_from_slice(&wire(barrier, &Message::BarrierReply));
+    s.handle_bytes(now, &bytes);
+    // The third packet-in finds two held: ready with nothing answered.
+    let sync = ready_sync(&mut s);
+    assert_eq!(sync.unknown.len(), 5, "{:?}", sync.unknown);
+    let xids: Vec<u32> = next_messages(&mut s).iter().map(|(x, _)| *x).collect();
+    assert_eq!(xids, [1, 2, 3, 4, 5], "none lost, in order");
+    assert!(
+        s.poll_event().is_none(),
+        "the late barrier reply is absorbed"
+    );
+}
+
+#[test]
+fn a_switch_flooding_packet_ins_before_its_features_is_closed() {
+    let now = Instant::now();
+    let config = SessionConfig {
+        held_limit: 2,
+        ..SessionConfig::default()
+    };
+    let mut s = Session::new(now, config);
+    sent(&mut s);
+    s.handle_bytes(now, &wire(1, &Message::Hello(Hello::with_versions(&[4]))));
+    let mut bytes = BytesMut::new();
+    for port in 1..=3 {
+        bytes.extend_from_slice(&wire(port, &packet_in(port)));
+    }
+    s.handle_bytes(now, &bytes);
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Closed {
+            reason: CloseReason::Protocol(_)
+        })
+    ));
+}
+
+#[test]
+fn an_openflow_10_switch_answering_only_desc_stats_is_ready_with_its_table_unknown() {
+    use flowgate_openflow::of10::msg_type as t10;
+    use flowgate_openflow::wire::Wire;
+    let now = Instant::now();
+    let mut s = Session::new(now, SessionConfig::default());
+    sent(&mut s);
+    s.handle_bytes(now, &raw10(t10::HELLO, 1, &[]));
+    let features_xid = headers(&s.poll_transmit().unwrap())[0].xid;
+    let mut body = DPID.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0xc7, 0, 0, 0x0f, 0xff]);
+    s.handle_bytes(now, &raw10(t10::FEATURES_REPLY, features_xid, &body));
+    // cbench sends its first packet-in right after FEATURES_REPLY.
+    let early = raw10(
+        t10::PACKET_IN,
+        7,
+        &[0, 0, 1, 1, 0, 2, 0, 2, 0, 0, 0xab, 0xcd],
+    );
+    s.handle_bytes(now, &early);
+    let out = headers(&s.poll_transmit().unwrap());
+    let mut desc = BytesMut::from(&[0u8, 0, 0, 0][..]);
+    DescStats {
+        mfr_desc: "Cbench - controller I/O benchmark".into(),
+        hw_desc: String::new(),
+        sw_desc: String::new(),
+        serial_num: String::new(),
+        dp_desc: String::new(),
+    }
+    .emit(&mut desc);
+    s.handle_bytes(now, &raw10(t10::STATS_REPLY, out[1].xid, &desc));
+    s.handle_bytes(now, &raw10(t10::BARRIER_REPLY, out[3].xid, &[]));
+    let sync = ready_sync(&mut s);
+    assert_eq!(sync.unknown, [SyncDump::Flows]);
+    match next_messages(&mut s).as_slice() {
+        [(7, Message::PacketIn(p))] => {
+            assert_eq!((p.buffer_id, p.in_port()), (0x101, Some(2)))
+        }
+        other => panic!("expected the early packet-in, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_flow_mods_buffer_id_is_set_in_place_in_both_dialects() {
+    let mut flow_mod = of::FlowMod {
+        cookie: 0xf002_0000_0000_0001,
+        cookie_mask: 0,
+        table_id: 0,
+        command: of::FlowModCommand::Add,
+        idle_timeout: 300,
+        hard_timeout: 0,
+        priority: 100,
+        buffer_id: of::NO_BUFFER,
+        out_port: of::port_no::ANY,
+        out_group: of::OFPG_ANY,
+        flags: 1,
+        match_: Match::new()
+            .with(of::Oxm::InPort(1))
+            .with(of::Oxm::EthDst(of::MacAddr([2, 0, 0, 0, 0, 1]), None)),
+        instructions: vec![of::Instruction::ApplyActions(vec![of::Action::Output {
+            port: 2,
+            max_len: 0,
+        }])],
+    };
+    for version in [of::OFP_VERSION_1_3, of::OFP_VERSION_1_0] {
+        let mut unbuffered = BytesMut::new();
+        assert!(encode_for(
+            version,
+            9,
+            &Message::FlowMod(flow_mod.clone()),
+            &mut unbuffered
+        ));
+        flow_mod.buffer_id = 0x0102_0304;
+        let mut buffered = BytesMut::new();
+        encode_for(
+            version,
+            9,
+            &Message::FlowMod(flow_mod.clone()),
+            &mut buffered,
+        );
+        flow_mod.buffer_id = of::NO_BUFFER;
+        set_flow_mod_buffer_id(version, &mut unbuffered, 0x0102_0304);
+        assert_eq!(unbuffered, buffered, "version {version}");
+    }
+    let mut short = [0u8; 20];
+    set_flow_mod_buffer_id(of::OFP_VERSION_1_3, &mut short, 7);
+    assert_eq!(short, [0; 20]);
 }

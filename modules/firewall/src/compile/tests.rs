@@ -1,9 +1,10 @@
 use super::*;
 use crate::config::{Policy, RuleSet};
+use bytes::Bytes;
 use flowgate_controller::desired::output_to;
 use flowgate_controller::pipeline::{self, FLOOD};
 use flowgate_controller::testing::{FakeSwitch, Packet};
-use flowgate_openflow::MacAddr;
+use flowgate_openflow::{oxm_field, MacAddr, OFPXMC_OPENFLOW_BASIC};
 use serde_json::json;
 use std::net::{Ipv4Addr, Ipv6Addr};
 

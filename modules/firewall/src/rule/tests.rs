@@ -2,6 +2,7 @@ use super::*;
 use flowgate_controller::api::extract::decode_json;
 use flowgate_controller::api::ApiError;
 use serde_json::json;
+use std::net::Ipv4Addr;
 
 /// Decodes a rule as the REST API does; `Err((field, reason))` on failure.
 fn parse(v: serde_json::Value) -> Result<Rule, (Option<String>, String)> {
@@ -64,7 +65,7 @@ fn full_rule_round_trips_in_canonical_form() {
 fn minimal_rule_and_alternative_spellings() {
     let rule = valid(json!({"id": 1, "priority": 1, "action": "deny"}));
     assert!(rule.scope.is_empty());
-    assert_eq!(rule.match_, RuleMatch::default());
+    assert_eq!(rule.match_, PacketMatch::default());
     assert_eq!(
         serde_json::to_value(&rule).expect("json"),
         json!({"id": 1, "priority": 1, "match": {}, "action": "deny"})

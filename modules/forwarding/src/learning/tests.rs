@@ -233,7 +233,7 @@ fn a_learned_host_whose_source_entry_is_missing_gets_it_again() {
     );
     let changes = ctx.take_changes();
     assert!(
-        matches!(&changes[..], [Change::ResendFlow { dpid: DPID, id }]
+        matches!(&changes[..], [Change::ResendFlow { dpid: DPID, id, .. }]
             if *id == h.module.macs[&DPID].get(&A).unwrap().learn.id()),
         "only the source entry, re-sent: {changes:?}"
     );
@@ -315,4 +315,104 @@ fn a_run_of_packet_ins_is_answered_as_one_at_a_time_would_be() {
         matches!(batched.last(), Some(Change::ResendFlow { id, .. }) if *id == learned),
         "{batched:?}"
     );
+}
+
+/// A table miss as a 1.3 switch sends it from a table-miss entry someone
+/// else installed: cookie 0, table 0, reason no-match.
+fn table_miss(in_port: u32, src: MacAddr, dst: MacAddr, buffer_id: u32) -> PacketIn {
+    PacketIn {
+        buffer_id,
+        total_len: 60,
+        reason: PacketInReason::NoMatch,
+        table_id: 0,
+        cookie: 0,
+        match_: Match::new().with(Oxm::InPort(in_port)),
+        data: frame(src, dst),
+    }
+}
+
+fn packet_outs(changes: &[Change]) -> Vec<&PacketOut> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::PacketOut { packet_out, .. } => Some(packet_out),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_unbuffered_table_miss_is_learned_and_sent_on_through_the_tables() {
+    let mut h = Harness::up(&[]);
+    let miss = table_miss(1, A, B, flowgate_openflow::NO_BUFFER);
+    let changes = h.event(&Event::PacketIn {
+        dpid: DPID,
+        packet_in: &miss,
+    });
+    assert_eq!(h.module.port_of(DPID, A), Some(1));
+    let outs = packet_outs(&changes);
+    assert_eq!(outs.len(), 1, "{changes:?}");
+    assert_eq!(outs[0].data, miss.data);
+    assert_eq!((outs[0].buffer_id, outs[0].in_port), (miss.buffer_id, 1));
+    assert!(matches!(
+        outs[0].actions[..],
+        [Action::Output {
+            port: port_no::TABLE,
+            ..
+        }]
+    ));
+    // A known host's miss: only the packet. The miss happened in a table
+    // before ours, so it says nothing of the source entry.
+    let changes = h.event(&Event::PacketIn {
+        dpid: DPID,
+        packet_in: &miss,
+    });
+    assert!(
+        matches!(&changes[..], [Change::PacketOut { .. }]),
+        "{changes:?}"
+    );
+}
+
+#[test]
+fn a_buffered_table_miss_of_a_new_host_is_released_by_its_source_entry() {
+    let mut h = Harness::up(&[]);
+    let first = h.event(&Event::PacketIn {
+        dpid: DPID,
+        packet_in: &table_miss(1, A, B, 11),
+    });
+    assert!(packet_outs(&first).is_empty(), "{first:?}");
+    let learned = h.module.macs[&DPID].get(&A).unwrap().learn.id();
+    assert!(first
+        .iter()
+        .any(|c| matches!(c, Change::ResendFlow { id, buffer_id: 11, .. } if *id == learned)));
+    // In a run, each known host's packet is released by one PACKET_OUT.
+    let messages: Vec<(u32, Message)> = [12, 13]
+        .into_iter()
+        .map(|b| (b, Message::PacketIn(table_miss(1, A, B, b))))
+        .collect();
+    let mut ctx = Ctx::new(std::time::Instant::now());
+    h.module
+        .handle_packet_ins(DPID, PacketIns::new(&messages), &mut ctx);
+    let buffers: Vec<u32> = ctx
+        .take_changes()
+        .iter()
+        .map(|c| match c {
+            Change::PacketOut { packet_out, .. } => packet_out.buffer_id,
+            other => panic!("only packet-outs: {other:?}"),
+        })
+        .collect();
+    assert_eq!(buffers, [12, 13]);
+}
+
+#[test]
+fn a_table_miss_with_no_source_to_learn_is_still_sent_on() {
+    let mut h = Harness::up(&[]);
+    let changes = h.event(&Event::PacketIn {
+        dpid: DPID,
+        packet_in: &table_miss(1, MacAddr::BROADCAST, B, 21),
+    });
+    let outs = packet_outs(&changes);
+    assert_eq!(outs.len(), 1, "{changes:?}");
+    assert_eq!(outs[0].buffer_id, 21);
+    assert!(outs[0].data.is_empty(), "the switch has the packet");
 }

@@ -533,3 +533,57 @@ fn without_proxy_arp_there_is_no_trap() {
         .all(|k| k.table_id != LEARN || k.priority == 0));
     assert_exact_delivery(&net);
 }
+
+/// A table miss from a table-miss entry someone else installed: cookie 0,
+/// table 0, the switch's buffer `buffer_id`.
+fn table_miss(at: Endpoint, dst: MacAddr, buffer_id: u32) -> PacketIn {
+    let mut frame = vec![0u8; 60];
+    frame[..6].copy_from_slice(&dst.0);
+    frame[6..12].copy_from_slice(&mac(at.dpid as u8).0);
+    frame[12..14].copy_from_slice(&[0x08, 0x00]);
+    PacketIn {
+        buffer_id,
+        total_len: 60,
+        reason: PacketInReason::NoMatch,
+        table_id: 0,
+        cookie: 0,
+        match_: Match::new().with(Oxm::InPort(at.port)),
+        data: frame.into(),
+    }
+}
+
+#[test]
+fn a_table_miss_goes_where_the_entries_send_its_kind_by_one_packet_out() {
+    let mut net = ring(3);
+    net.publish(net.view());
+    let at = Endpoint::new(1, 1);
+    let answer = |net: &mut Net, dst, buffer_id| {
+        let miss = table_miss(at, dst, buffer_id);
+        let changes = net.event(&Event::PacketIn {
+            dpid: 1,
+            packet_in: &miss,
+        });
+        let outs = packet_outs(&changes);
+        assert_eq!(outs.len(), 1, "{changes:?}");
+        assert_eq!(changes.len(), 1, "nothing but the packet-out");
+        outs[0].1.clone()
+    };
+    // Towards a known host: its route's port; the buffer is released.
+    let known = answer(&mut net, mac(3), 9);
+    let route = net.switches[&1].process(1, &Packet::new(vec![Oxm::EthDst(mac(3), None)]));
+    let port = |a: &Action| match a {
+        Action::Output { port, .. } => *port,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        known.actions.iter().map(port).collect::<Vec<_>>(),
+        route.outputs
+    );
+    assert_eq!((known.buffer_id, known.data.len()), (9, 0));
+    // Unknown or broadcast: along the tree, with the bytes if unbuffered.
+    for dst in [mac(77), MacAddr::BROADCAST] {
+        let flooded = answer(&mut net, dst, NO_BUFFER);
+        assert_eq!(flooded.actions, switch_flood(&net.switches[&1], 1));
+        assert_eq!(flooded.data.len(), 60);
+    }
+}

@@ -146,7 +146,7 @@ fn bad_vips_are_refused_naming_the_field() {
     );
     assert_eq!(
         refused(vip("x", "10.0.0.101", 80, "nope")),
-        (400, "pool".into())
+        (404, "pool".into())
     );
     assert_eq!(
         refused(vip("x y", "10.0.0.101", 80, "web")),
@@ -173,7 +173,7 @@ fn bad_vips_are_refused_naming_the_field() {
         "members 10.0.0.x are outside blue"
     );
     tenant.network = Some("red".into());
-    assert_eq!(refused(tenant), (400, "network".into()));
+    assert_eq!(refused(tenant), (404, "network".into()));
     let mut sticky = vip("s", "10.0.0.101", 80, "web");
     sticky.affinity_timeout = Some(0);
     assert_eq!(refused(sticky), (400, "affinity_timeout".into()));
@@ -247,7 +247,7 @@ fn monitors_need_a_timeout_below_the_interval() {
     assert_eq!(refused(slow), (400, "timeout".into()));
     let mut nowhere = monitor("m", "nope");
     nowhere.timeout = 0.1;
-    assert_eq!(refused(nowhere), (400, "pool".into()));
+    assert_eq!(refused(nowhere), (404, "pool".into()));
     let mut rise = monitor("m", "web");
     rise.rise = 0;
     assert_eq!(refused(rise), (400, "rise".into()));

@@ -1,66 +1,10 @@
 use super::*;
-use flowgate_controller::ovsdb::{InterfaceView, PortView};
+use flowgate_controller::ovsdb::plan::{plan, HostDesired, OwnerPolicy, Plan};
+use flowgate_controller::ovsdb::view::ControllerView;
+use flowgate_controller::ovsdb::{BridgeView, HostView, InterfaceView, PortView};
 
 fn config() -> ProvisionConfig {
     ProvisionConfig::default()
-}
-
-fn iface(name: &str, kind: &str, ids: &[(&str, &str)], options: &[(&str, &str)]) -> PortView {
-    let map = |kv: &[(&str, &str)]| {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    PortView {
-        uuid: format!("port-{name}"),
-        name: name.into(),
-        external_ids: Default::default(),
-        interfaces: vec![InterfaceView {
-            uuid: format!("iface-{name}"),
-            name: name.into(),
-            kind: kind.into(),
-            ofport: Some(1),
-            options: map(options),
-            external_ids: map(ids),
-            ..Default::default()
-        }],
-    }
-}
-
-fn host(bridge: Option<BridgeView>) -> HostView {
-    HostView {
-        root_uuid: Some("root".into()),
-        external_ids: Default::default(),
-        bridges: [
-            Some(BridgeView {
-                uuid: "phy".into(),
-                name: "br-phy".into(),
-                datapath_type: "netdev".into(),
-                ..Default::default()
-            }),
-            bridge,
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
-    }
-}
-
-fn ready_bridge(ports: Vec<PortView>) -> BridgeView {
-    BridgeView {
-        uuid: "int".into(),
-        name: "br-int".into(),
-        datapath_id: Some(0xc001),
-        datapath_type: "netdev".into(),
-        fail_mode: Some("secure".into()),
-        protocols: vec!["OpenFlow13".into()],
-        controllers: vec![flowgate_controller::ovsdb::view::ControllerView {
-            target: "tcp:198.18.0.254:6653".into(),
-            is_connected: true,
-        }],
-        ports,
-        ..Default::default()
-    }
 }
 
 const CTL: Option<&str> = Some("tcp:198.18.0.254:6653");
@@ -80,183 +24,218 @@ fn peers() -> BTreeMap<String, IpAddr> {
     .collect()
 }
 
-fn tunnel(peer: &str, remote: &str) -> PortView {
-    iface(
-        &tunnel_name(ip(remote)),
-        "vxlan",
-        &[(PEER_KEY, peer)],
-        &[
-            ("key", "flow"),
-            ("local_ip", "198.18.0.11"),
-            ("remote_ip", remote),
-        ],
-    )
+fn wanted(peers: &BTreeMap<String, IpAddr>, config: &ProvisionConfig) -> Vec<Object> {
+    objects("h1", Some(ip("198.18.0.11")), peers, CTL, config)
 }
 
-fn ops_of(plan: &[Value]) -> Vec<String> {
-    plan.iter()
+fn tunnels(objects: &[Object]) -> Vec<&PortSpec> {
+    objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::Port(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_integration_bridge_and_a_tunnel_per_peer() {
+    let objects = wanted(&peers(), &config());
+    assert_eq!(
+        objects[0],
+        Object::Bridge(BridgeSpec {
+            name: "br-int".into(),
+            controller: CTL.map(str::to_owned),
+        })
+    );
+    let tunnels = tunnels(&objects);
+    let names: Vec<&str> = tunnels.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["fgt-c612000c", "fgt-c612000d"], "none to itself");
+    let to_h2 = tunnels[0];
+    assert_eq!(
+        (to_h2.bridge.as_str(), to_h2.kind.as_str()),
+        ("br-int", "vxlan")
+    );
+    assert_eq!(to_h2.external_ids[PEER_KEY], "h2");
+    let options: Vec<(&str, &str)> = to_h2
+        .options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        options,
+        [
+            ("key", "flow"),
+            ("local_ip", "198.18.0.11"),
+            ("remote_ip", "198.18.0.12")
+        ]
+    );
+}
+
+#[test]
+fn tunnels_need_an_underlay_address_of_the_same_family() {
+    let objects = objects("h1", None, &peers(), CTL, &config());
+    assert_eq!(objects.len(), 1, "the bridge only");
+    let mut mixed = peers();
+    mixed.insert("h6".into(), ip("fd00::6"));
+    assert_eq!(tunnels(&wanted(&mixed, &config())).len(), 2);
+}
+
+#[test]
+fn geneve_is_declared_when_selected() {
+    let geneve = ProvisionConfig {
+        tunnel_type: TunnelType::Geneve,
+        ..config()
+    };
+    assert!(tunnels(&wanted(&peers(), &geneve))
+        .iter()
+        .all(|t| t.kind == "geneve"));
+}
+
+/// br-int as the previous Flowgate version left it: created untagged,
+/// tunnels marked `flowgate-peer` only, a VM port.
+fn previous_versions_host() -> HostView {
+    let port = |name: &str, kind: &str, ids: &[(&str, &str)], options: Vec<(&str, String)>| {
+        let map = |kv: Vec<(&str, String)>| {
+            kv.into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let ids = map(ids.iter().map(|(k, v)| (*k, v.to_string())).collect());
+        PortView {
+            uuid: format!("port-{name}"),
+            name: name.into(),
+            external_ids: ids.clone(),
+            interfaces: vec![InterfaceView {
+                uuid: format!("iface-{name}"),
+                name: name.into(),
+                kind: kind.into(),
+                ofport: Some(1),
+                options: map(options),
+                external_ids: ids,
+                ..Default::default()
+            }],
+            qos: None,
+        }
+    };
+    let tunnel = |peer: &str, remote: &str| {
+        port(
+            &tunnel_name(ip(remote)),
+            "vxlan",
+            &[(PEER_KEY, peer)],
+            vec![
+                ("key", "flow".into()),
+                ("local_ip", "198.18.0.11".into()),
+                ("remote_ip", remote.into()),
+            ],
+        )
+    };
+    let br_int = BridgeView {
+        uuid: "int".into(),
+        name: "br-int".into(),
+        datapath_id: Some(0xc001),
+        datapath_type: "netdev".into(),
+        fail_mode: Some("secure".into()),
+        protocols: vec!["OpenFlow13".into()],
+        controllers: vec![ControllerView {
+            uuid: "ctl".into(),
+            target: CTL.unwrap().into(),
+            is_connected: true,
+        }],
+        ports: vec![
+            port("br-int", "internal", &[], vec![]),
+            tunnel("h2", "198.18.0.12"),
+            tunnel("h3", "198.18.0.13"),
+            port("vm1", "", &[("iface-id", "vm1")], vec![]),
+        ],
+        ..Default::default()
+    };
+    HostView {
+        root_uuid: Some("root".into()),
+        bridges: vec![br_int],
+        ..Default::default()
+    }
+}
+
+fn desired(objects: Vec<Object>, settled: bool) -> HostDesired {
+    let mut desired = HostDesired::default();
+    for object in objects {
+        desired
+            .objects
+            .insert(object.id(), (Owner::Overlay, object));
+    }
+    let policy = OwnerPolicy {
+        settled,
+        legacy_mark: Some(PEER_KEY),
+    };
+    desired.owners.insert(Owner::Overlay, policy);
+    desired
+}
+
+fn shape(plan: &Plan) -> Vec<String> {
+    plan.ops
+        .iter()
         .map(|o| {
             format!(
                 "{} {}",
                 o["op"].as_str().unwrap(),
-                o["table"].as_str().unwrap_or("")
+                o["table"].as_str().unwrap()
             )
         })
         .collect()
 }
 
 #[test]
-fn a_missing_integration_bridge_is_created_like_the_others() {
-    let plan = plan(
-        &host(None),
-        "h1",
-        Some(ip("198.18.0.11")),
-        &peers(),
-        CTL,
-        &config(),
-        false,
-    );
+fn an_upgraded_controller_adopts_the_previous_versions_tunnels_in_place() {
+    let view = previous_versions_host();
+    let plan = plan(&view, &desired(wanted(&peers(), &config()), true));
+    // Tags added to the two tunnels' rows; nothing recreated, the bridge
+    // and the VM port untouched.
     assert_eq!(
-        ops_of(&plan),
+        shape(&plan),
         [
-            "insert Interface",
-            "insert Port",
-            "insert Controller",
-            "insert Bridge",
-            "mutate Open_vSwitch"
+            "mutate Interface",
+            "mutate Port",
+            "mutate Interface",
+            "mutate Port"
         ]
     );
-    let bridge = &plan[3]["row"];
-    assert_eq!(bridge["datapath_type"], "netdev");
-    assert_eq!(bridge["fail_mode"], "secure");
-    assert_eq!(bridge["protocols"], "OpenFlow13");
-    assert_eq!(plan[2]["row"]["target"], "tcp:198.18.0.254:6653");
-}
-
-#[test]
-fn bridge_settings_are_fixed_and_tunnels_added_per_peer() {
-    let mut br = ready_bridge(vec![iface("vm1", "", &[("iface-id", "vm1")], &[])]);
-    br.fail_mode = None;
-    br.protocols = vec!["OpenFlow10".into()];
-    br.controllers.clear();
-    let plan = plan(
-        &host(Some(br)),
-        "h1",
-        Some(ip("198.18.0.11")),
-        &peers(),
-        CTL,
-        &config(),
-        false,
-    );
-    let kinds = ops_of(&plan);
-    assert_eq!(kinds[0], "insert Controller");
-    assert_eq!(kinds[1], "update Bridge");
-    let row = &plan[1]["row"];
-    assert_eq!(row["fail_mode"], "secure");
+    let touched: Vec<&str> = plan
+        .ops
+        .iter()
+        .map(|o| o["where"][0][2][1].as_str().unwrap())
+        .collect();
     assert_eq!(
-        row["protocols"],
-        serde_json::json!(["set", ["OpenFlow10", "OpenFlow13"]])
-    );
-    // Two peers: interface, port, bridge mutation each.
-    assert_eq!(kinds.len(), 2 + 6);
-    let tun = &plan[2]["row"];
-    assert_eq!(tun["name"], "fgt-c612000c");
-    assert_eq!(tun["type"], "vxlan");
-    assert_eq!(
-        tun["options"],
-        serde_json::json!([
-            "map",
-            [
-                ["key", "flow"],
-                ["local_ip", "198.18.0.11"],
-                ["remote_ip", "198.18.0.12"]
-            ]
-        ])
-    );
-}
-
-#[test]
-fn nothing_to_do_when_everything_is_in_place() {
-    let br = ready_bridge(vec![
-        tunnel("h2", "198.18.0.12"),
-        tunnel("h3", "198.18.0.13"),
-    ]);
-    assert!(plan(
-        &host(Some(br)),
-        "h1",
-        Some(ip("198.18.0.11")),
-        &peers(),
-        CTL,
-        &config(),
-        false
-    )
-    .is_empty());
-}
-
-#[test]
-fn departed_and_changed_peers_lose_their_tunnels() {
-    let br = ready_bridge(vec![
-        tunnel("h2", "198.18.0.12"),
-        tunnel("h3", "198.18.0.13"),
-    ]);
-    let mut peers = peers();
-    peers.remove("h3");
-    peers.insert("h2".into(), ip("198.18.0.22"));
-    let plan = plan(
-        &host(Some(br.clone())),
-        "h1",
-        Some(ip("198.18.0.11")),
-        &peers,
-        CTL,
-        &config(),
-        false,
-    );
-    let kinds = ops_of(&plan);
-    assert_eq!(
-        kinds,
+        touched,
         [
-            "mutate Bridge",
-            "mutate Bridge",
-            "insert Interface",
-            "insert Port",
-            "mutate Bridge"
+            "iface-fgt-c612000c",
+            "port-fgt-c612000c",
+            "iface-fgt-c612000d",
+            "port-fgt-c612000d"
         ]
     );
-    assert_eq!(plan[0]["mutations"][0][1], "delete");
-    // Right after a controller start, unknown peers keep their tunnels.
-    let mut only_h2 = BTreeMap::new();
-    only_h2.insert("h2".to_owned(), ip("198.18.0.12"));
-    assert!(plan_keep(&br, &only_h2).is_empty());
-    // Geneve selected: every tunnel is replaced.
-    let geneve = ProvisionConfig {
-        tunnel_type: TunnelType::Geneve,
-        ..config()
-    };
-    let plan = super::plan(
-        &host(Some(br)),
-        "h1",
-        Some(ip("198.18.0.11")),
-        &super::tests::peers(),
-        CTL,
-        &geneve,
-        false,
-    );
-    assert_eq!(
-        plan.iter().filter(|o| o["row"]["type"] == "geneve").count(),
-        2
-    );
+    assert!(plan.blocked.is_empty());
 }
 
-fn plan_keep(br: &BridgeView, peers: &BTreeMap<String, IpAddr>) -> Vec<Value> {
-    plan(
-        &host(Some(br.clone())),
-        "h1",
-        Some(ip("198.18.0.11")),
-        peers,
-        CTL,
-        &config(),
-        true,
-    )
+#[test]
+fn a_departed_peers_tunnel_goes_once_the_host_is_settled() {
+    let view = previous_versions_host();
+    let mut without_h3 = peers();
+    without_h3.remove("h3");
+    let objects = wanted(&without_h3, &config());
+    // Unsettled (h3 may still come back after a restart): kept.
+    let kept = plan(&view, &desired(objects.clone(), false));
+    assert!(kept
+        .ops
+        .iter()
+        .all(|o| o["op"] == "mutate" && o["table"] != "Bridge"));
+    let gone = plan(&view, &desired(objects, true));
+    let last = gone.ops.last().unwrap();
+    assert_eq!(last["table"], "Bridge");
+    assert_eq!(
+        last["mutations"][0],
+        serde_json::json!(["ports", "delete", ["set", [["uuid", "port-fgt-c612000d"]]]])
+    );
 }
 
 #[test]

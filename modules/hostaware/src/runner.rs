@@ -1,0 +1,444 @@
+//! The module's background task: polls what the rules need when they are
+//! due, runs the engine, and converges the reactions in place on what the
+//! engine wants — applying and reverting through the owning modules,
+//! recording each in the store and the audit trail.
+//!
+//! Restart: reactions in place are read back (the store's records, checked
+//! against the resources the modules hold; resources whose record was lost
+//! in a crash are adopted by their origin) and marked active in the engine,
+//! so nothing is applied again and nothing reverts until the metric says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use flowgate_controller::store::{Op, Store, StoreExt};
+use flowgate_controller::topology::TopologyView;
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::actions::{self, Actuator, Resource};
+use crate::audit::{AuditEvent, AuditLog, Kind};
+use crate::engine::{Engine, Reading, Transition};
+use crate::metrics::{Metrics, Want};
+use crate::model::{Config, MonitoredHost, Rule, Slot};
+use crate::status::{Board, Reaction};
+
+pub const REACTIONS: &str = "hostaware/reactions/";
+
+/// How often the runner wakes to see what is due.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How long a failed action waits before it is tried again.
+pub const RETRY: Duration = Duration::from_secs(30);
+
+/// What the runner works from; the module publishes a new one whenever
+/// its configuration or the topology changes.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub config: Config,
+    pub view: Arc<TopologyView>,
+}
+
+fn reaction_key(host: &str, slot: Slot) -> String {
+    let slot = actions::origin(0, host, slot);
+    // The origin's last segment names the slot.
+    let name = slot.as_str().rsplit('/').next().unwrap_or_default();
+    format!("{REACTIONS}{host}/{name}")
+}
+
+pub struct Runner<M: Metrics, A: Actuator> {
+    metrics: M,
+    actuator: A,
+    store: Arc<dyn Store>,
+    audit: AuditLog,
+    board: Board,
+    engine: Engine,
+    plan: Plan,
+    /// Reactions in place, by (host, slot).
+    applied: BTreeMap<(String, Slot), Reaction>,
+    /// Rule → when it is polled next.
+    due: BTreeMap<u32, SystemTime>,
+    /// (host, slot) → no new attempt before this (a failed apply).
+    backoff: BTreeMap<(String, Slot), SystemTime>,
+}
+
+impl<M: Metrics, A: Actuator> Runner<M, A> {
+    pub fn new(
+        metrics: M,
+        actuator: A,
+        store: Arc<dyn Store>,
+        audit: AuditLog,
+        board: Board,
+    ) -> Self {
+        Runner {
+            metrics,
+            actuator,
+            store,
+            audit,
+            board,
+            engine: Engine::default(),
+            plan: Plan::default(),
+            applied: BTreeMap::new(),
+            due: BTreeMap::new(),
+            backoff: BTreeMap::new(),
+        }
+    }
+
+    /// Reads back the reactions in place (see the module docs).
+    pub async fn restore(&mut self, now: SystemTime) {
+        let mut records: BTreeMap<(String, Slot), Reaction> =
+            match self.store.list_json::<Reaction>(REACTIONS) {
+                Ok(list) => list
+                    .into_iter()
+                    .map(|(_, r)| ((r.host.clone(), r.slot), r))
+                    .collect(),
+                Err(e) => {
+                    warn!(error = %e, "could not read host-aware reactions");
+                    BTreeMap::new()
+                }
+            };
+        let existing = match self.actuator.existing().await {
+            Ok(existing) => existing,
+            Err(e) => {
+                // Without the modules' view, trust the records.
+                warn!(error = %e, "could not list host-aware resources; keeping the records");
+                self.install(records);
+                return;
+            }
+        };
+        let held: BTreeSet<&Resource> = existing.iter().map(|(_, r)| r).collect();
+        // A record whose resources are all gone was reverted before a crash.
+        records
+            .retain(|_, r| r.resources.is_empty() || r.resources.iter().any(|x| held.contains(x)));
+        let recorded: BTreeSet<Resource> = records
+            .values()
+            .flat_map(|r| r.resources.iter().cloned())
+            .collect();
+        for (origin, resource) in existing {
+            if recorded.contains(&resource) {
+                continue;
+            }
+            let Some((rule, host, slot)) = actions::parse_origin(&origin) else {
+                continue;
+            };
+            let adopted = records
+                .entry((host.clone(), slot))
+                .or_insert_with(|| Reaction {
+                    rule,
+                    host: host.clone(),
+                    slot,
+                    action: "adopted".into(),
+                    since: now,
+                    resources: Vec::new(),
+                });
+            adopted.resources.push(resource);
+        }
+        self.install(records);
+    }
+
+    fn install(&mut self, records: BTreeMap<(String, Slot), Reaction>) {
+        for (key, reaction) in records {
+            self.engine
+                .restore(reaction.rule, &reaction.host, reaction.since);
+            self.persist(&reaction);
+            self.applied.insert(key, reaction);
+        }
+        self.publish();
+    }
+
+    /// Takes a new plan: forgets rules and hosts that went away.
+    pub fn set_plan(&mut self, plan: Plan) {
+        self.audit.set_keep(plan.config.settings.keep_events);
+        let config = &plan.config;
+        let enabled = config.settings.enabled;
+        self.engine.retain(|(rule, host)| {
+            enabled
+                && config.rules.get(rule).is_some_and(|r| {
+                    r.enabled && config.hosts.get(host).is_some_and(|h| r.hosts.matches(h))
+                })
+        });
+        self.due.retain(|id, _| config.rules.contains_key(id));
+        self.plan = plan;
+    }
+
+    /// One round: poll the due rules, expire, converge.
+    pub async fn tick(&mut self, now: SystemTime) {
+        let config = self.plan.config.clone();
+        if config.settings.enabled {
+            self.poll(&config, now).await;
+            for ((rule, host), t) in self.engine.expire(&config.rules, now) {
+                if let Some(rule) = config.rules.get(&rule) {
+                    self.transition(rule, &host, t, now);
+                }
+            }
+        }
+        self.converge(&config, now).await;
+        self.publish();
+    }
+
+    fn rules_due(&mut self, config: &Config, now: SystemTime) -> Vec<Rule> {
+        let mut out = Vec::new();
+        for rule in config.rules.values().filter(|r| r.enabled) {
+            let next = self.due.entry(rule.id).or_insert(now);
+            if *next <= now {
+                *next = now + rule.interval();
+                out.push(rule.clone());
+            }
+        }
+        out
+    }
+
+    async fn poll(&mut self, config: &Config, now: SystemTime) {
+        let mut asked: Vec<(Rule, MonitoredHost)> = Vec::new();
+        for rule in self.rules_due(config, now) {
+            for host in config.hosts.values().filter(|h| rule.hosts.matches(h)) {
+                asked.push((rule.clone(), host.clone()));
+            }
+        }
+        if asked.is_empty() {
+            return;
+        }
+        let wants = asked
+            .iter()
+            .map(|(rule, host)| Want {
+                host: host.clone(),
+                metric: rule.metric.clone(),
+                consolidation: rule.consolidation,
+                window: rule.window(),
+            })
+            .collect();
+        let readings = self
+            .metrics
+            .read(wants, config.settings.clone(), self.plan.view.clone(), now)
+            .await;
+        for ((rule, host), reading) in asked.iter().zip(readings) {
+            self.board_record(&host.id, &rule.metric.to_string(), &reading);
+            for t in self.engine.observe(rule, &host.id, reading, now) {
+                self.transition(rule, &host.id, t, now);
+            }
+        }
+    }
+
+    fn board_record(&self, host: &str, metric: &str, reading: &Reading) {
+        if let Ok(mut board) = self.board.write() {
+            board.record(host, metric, reading);
+        }
+    }
+
+    /// Puts an engine transition in the audit trail.
+    fn transition(&mut self, rule: &Rule, host: &str, t: Transition, now: SystemTime) {
+        let metric = rule.metric.to_string();
+        let event = match t {
+            Transition::ThresholdMet { value } => AuditEvent::new(
+                Kind::ThresholdMet,
+                format!(
+                    "{metric} of {host} is {value} ({} {} for {} poll(s))",
+                    rule.comparator.symbol(),
+                    rule.threshold,
+                    rule.for_polls
+                ),
+            )
+            .reading(metric, Some(value), rule.threshold),
+            Transition::Recovered { value } => AuditEvent::new(
+                Kind::Info,
+                format!(
+                    "{metric} of {host} recovered: {value} (clear threshold {})",
+                    rule.clear_threshold()
+                ),
+            )
+            .reading(metric, Some(value), rule.clear_threshold()),
+            Transition::Expired => AuditEvent::new(
+                Kind::Info,
+                format!("rule {}'s action on {host} ran its time", rule.id),
+            ),
+            Transition::HeldByCooldown { value, until } => AuditEvent::new(
+                Kind::Info,
+                format!(
+                    "{metric} of {host} is {value} again; rule {} is cooling down until {}",
+                    rule.id,
+                    humantime::format_rfc3339_seconds(until)
+                ),
+            )
+            .reading(metric, Some(value), rule.threshold),
+            Transition::SourceFailing(e) => AuditEvent::new(
+                match e {
+                    crate::sources::SourceError::Missing(_) => Kind::Warn,
+                    _ => Kind::SourceStale,
+                },
+                format!(
+                    "{metric} of {host}: {e}; rule {} neither acts nor reverts",
+                    rule.id
+                ),
+            )
+            .reading(metric, None, rule.threshold),
+            Transition::SourceBack => {
+                AuditEvent::new(Kind::Info, format!("{metric} of {host} is reported again"))
+            }
+        };
+        self.audit.record(event.host(host).rule(rule.id), now);
+    }
+
+    /// Makes the reactions in place those the engine wants.
+    async fn converge(&mut self, config: &Config, now: SystemTime) {
+        let desired = if config.settings.enabled {
+            self.engine.desired(&config.rules)
+        } else {
+            BTreeMap::new()
+        };
+        let stale: Vec<(String, Slot)> = self
+            .applied
+            .iter()
+            .filter(|(key, r)| desired.get(*key) != Some(&r.rule))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stale {
+            let reaction = self.applied[&key].clone();
+            let by = actions::origin(reaction.rule, &reaction.host, reaction.slot);
+            match self.actuator.revert(&reaction.resources, &by).await {
+                Ok(()) => {
+                    self.applied.remove(&key);
+                    self.unpersist(&reaction);
+                    let why = if desired.contains_key(&key) {
+                        "a higher-priority rule takes its place"
+                    } else {
+                        "the rule no longer applies"
+                    };
+                    let event = AuditEvent::new(
+                        Kind::Reverted,
+                        format!(
+                            "{} of rule {} on {} reverted: {why}",
+                            reaction.action, reaction.rule, reaction.host
+                        ),
+                    )
+                    .host(&reaction.host)
+                    .rule(reaction.rule)
+                    .resources(reaction.resources);
+                    self.audit.record(event, now);
+                }
+                Err(e) => self.warn_once(
+                    &key,
+                    &reaction.host,
+                    reaction.rule,
+                    format!("could not revert {}: {e}", reaction.action),
+                    now,
+                ),
+            }
+        }
+        for ((host_id, slot), rule_id) in desired {
+            let key = (host_id.clone(), slot);
+            if self.applied.contains_key(&key) {
+                continue;
+            }
+            if self.backoff.get(&key).is_some_and(|until| now < *until) {
+                continue;
+            }
+            let (Some(rule), Some(host)) = (config.rules.get(&rule_id), config.hosts.get(&host_id))
+            else {
+                continue;
+            };
+            match self.actuator.apply(rule, host).await {
+                Ok(resources) => {
+                    self.backoff.remove(&key);
+                    let reaction = Reaction {
+                        rule: rule.id,
+                        host: host.id.clone(),
+                        slot,
+                        action: rule.action.kind().into(),
+                        since: now,
+                        resources: resources.clone(),
+                    };
+                    self.persist(&reaction);
+                    self.applied.insert(key, reaction);
+                    let event = AuditEvent::new(
+                        Kind::ActionApplied,
+                        format!(
+                            "{} applied to {} by rule {}",
+                            rule.action.kind(),
+                            host.id,
+                            rule.id
+                        ),
+                    )
+                    .host(&host.id)
+                    .rule(rule.id)
+                    .resources(resources);
+                    self.audit.record(event, now);
+                }
+                Err(e) => self.warn_once(
+                    &key,
+                    &host.id,
+                    rule.id,
+                    format!("could not apply {}: {e}", rule.action.kind()),
+                    now,
+                ),
+            }
+        }
+    }
+
+    /// A failed apply or revert: reported, and not tried again for a while.
+    fn warn_once(
+        &mut self,
+        key: &(String, Slot),
+        host: &str,
+        rule: u32,
+        message: String,
+        now: SystemTime,
+    ) {
+        self.backoff.insert(key.clone(), now + RETRY);
+        let event = AuditEvent::new(Kind::Warn, message).host(host).rule(rule);
+        self.audit.record(event, now);
+    }
+
+    fn persist(&self, reaction: &Reaction) {
+        let key = reaction_key(&reaction.host, reaction.slot);
+        if let Err(e) = self.store.put_json(&key, reaction) {
+            warn!(error = %e, key, "could not record a host-aware reaction");
+        }
+    }
+
+    fn unpersist(&self, reaction: &Reaction) {
+        let key = reaction_key(&reaction.host, reaction.slot);
+        if let Err(e) = self.store.apply(vec![Op::delete(key.clone())]) {
+            warn!(error = %e, key, "could not drop a host-aware reaction record");
+        }
+    }
+
+    fn publish(&self) {
+        if let Ok(mut board) = self.board.write() {
+            board.reactions = self.applied.values().cloned().collect();
+            let mut active: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            for ((rule, host), _) in self.engine.active() {
+                active.entry(host.clone()).or_default().push(*rule);
+            }
+            board.active = active;
+        }
+    }
+
+    /// Runs until `stopped` resolves: a tick a second, a new plan whenever
+    /// the module publishes one.
+    pub async fn run(
+        mut self,
+        mut plans: watch::Receiver<Plan>,
+        stopped: impl std::future::Future<Output = ()>,
+    ) {
+        self.set_plan(plans.borrow_and_update().clone());
+        self.restore(SystemTime::now()).await;
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                changed = plans.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.set_plan(plans.borrow_and_update().clone());
+                }
+                _ = ticks.tick() => self.tick(SystemTime::now()).await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
