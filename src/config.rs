@@ -49,6 +49,11 @@ pub struct Cli {
     /// replace stored rules with the same id and are stored.
     #[arg(long, value_name = "FILE")]
     pub firewall_rules: Option<PathBuf>,
+    /// Default address load-balancer health probes of IPv4 members come
+    /// from (an unused address of the members' subnet) [default: none;
+    /// monitors then name their `source_ip`].
+    #[arg(long, value_name = "IP")]
+    pub lb_monitor_source: Option<std::net::Ipv4Addr>,
 }
 
 /// The effective configuration.
@@ -67,6 +72,33 @@ pub struct Config {
     pub topology: TopologySection,
     /// See `--firewall-rules`.
     pub firewall_rules: Option<PathBuf>,
+    pub loadbalancer: LoadBalancerConfig,
+}
+
+/// The load balancer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadBalancerConfig {
+    /// The MAC VIPs and probe sources answer ARP and neighbour discovery
+    /// with.
+    pub virtual_mac: String,
+    /// Default probe source for IPv4 members (see `--lb-monitor-source`).
+    pub monitor_source: Option<std::net::Ipv4Addr>,
+    /// Default probe source for IPv6 members.
+    pub monitor_source_v6: Option<std::net::Ipv6Addr>,
+    /// Seconds between leastconn weight updates.
+    pub leastconn_interval: f64,
+}
+
+impl Default for LoadBalancerConfig {
+    fn default() -> Self {
+        LoadBalancerConfig {
+            virtual_mac: "02:f0:05:00:00:01".into(),
+            monitor_source: None,
+            monitor_source_v6: None,
+            leastconn_interval: 2.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -177,6 +209,7 @@ impl Default for Config {
             overlay: OverlayConfig::default(),
             topology: TopologySection::default(),
             firewall_rules: None,
+            loadbalancer: LoadBalancerConfig::default(),
         }
     }
 }
@@ -218,6 +251,9 @@ impl Config {
         if let Some(v) = &cli.firewall_rules {
             config.firewall_rules = Some(v.clone());
         }
+        if let Some(v) = cli.lb_monitor_source {
+            config.loadbalancer.monitor_source = Some(v);
+        }
         anyhow::ensure!(
             config.echo_interval > 0,
             "echo_interval must be at least 1 second"
@@ -226,6 +262,16 @@ impl Config {
             config.topology.lldp_interval > 0,
             "topology.lldp_interval must be at least 1 second"
         );
+        anyhow::ensure!(
+            config.loadbalancer.leastconn_interval.is_finite()
+                && config.loadbalancer.leastconn_interval >= 0.1,
+            "loadbalancer.leastconn_interval must be at least 0.1 seconds"
+        );
+        config
+            .loadbalancer
+            .virtual_mac
+            .parse::<flowgate_openflow::MacAddr>()
+            .map_err(|e| anyhow::anyhow!("loadbalancer.virtual_mac: {e}"))?;
         Ok(config)
     }
 
@@ -326,6 +372,30 @@ mod tests {
         assert_eq!(Config::load(&cli(&[])).unwrap().firewall_rules, None);
         let c = Config::load(&cli(&["--firewall-rules", "/etc/fw.json"])).unwrap();
         assert_eq!(c.firewall_rules, Some(PathBuf::from("/etc/fw.json")));
+    }
+
+    #[test]
+    fn load_balancer_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(
+            &path,
+            "[loadbalancer]\nvirtual_mac = \"02:00:00:00:00:64\"\nleastconn_interval = 0.5\n",
+        )
+        .unwrap();
+        let c = Config::load(&cli(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--lb-monitor-source",
+            "10.0.0.250",
+        ]))
+        .unwrap();
+        assert_eq!(c.loadbalancer.virtual_mac, "02:00:00:00:00:64");
+        assert_eq!(c.loadbalancer.leastconn_interval, 0.5);
+        assert_eq!(c.loadbalancer.monitor_source, Some([10, 0, 0, 250].into()));
+        std::fs::write(&path, "[loadbalancer]\nvirtual_mac = \"nope\"\n").unwrap();
+        let err = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(format!("{err:#}").contains("virtual_mac"), "{err:#}");
     }
 
     #[test]

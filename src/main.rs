@@ -23,6 +23,7 @@ use flowgate_forwarding::{
 };
 use flowgate_hostaware::module::HostAware;
 use flowgate_hostaware::service::HostAwareService;
+use flowgate_loadbalancer::{LoadBalancer, LoadBalancerService};
 use flowgate_overlay::api::OverlayApi;
 use flowgate_overlay::provision::{ProvisionConfig, Provisioning, StatusBoard};
 use flowgate_overlay::Overlay;
@@ -106,6 +107,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let firewall = flowgate_firewall::load(store.as_ref(), config.firewall_rules.as_deref())
         .context("loading the firewall configuration")?;
     modules.push(Box::new(Firewall::new(firewall)));
+    let lb = flowgate_loadbalancer::persist::load(store.as_ref())
+        .context("loading the load balancer configuration")?;
+    modules.push(Box::new(LoadBalancer::new(lb_settings(&config)?, lb)));
     modules.push(Box::new(
         Qos::new(
             flowgate_qos::persist::load(store.as_ref()).context("loading the QoS configuration")?,
@@ -147,6 +151,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         board,
     ));
     let firewall_routes = flowgate_firewall::routes(FirewallService::new(runtime.clone()));
+    let lb_routes = flowgate_loadbalancer::routes(LoadBalancerService::new(runtime.clone()));
     let qos = QosService::new(runtime.clone());
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
         .with_metrics(runtime.metrics().clone())
@@ -155,6 +160,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         topology::api::routes(runtime.clone()),
         overlay_routes,
         firewall_routes,
+        lb_routes,
         flowgate_qos::api::routes(qos.clone()),
         flowgate_hostaware::api::routes(HostAwareService::new(runtime.clone())),
     ];
@@ -164,6 +170,21 @@ async fn run(config: Config) -> anyhow::Result<()> {
     runtime.shutdown(Duration::from_secs(2)).await;
     info!("flowgate stopped");
     Ok(())
+}
+
+/// The load balancer's settings from `[loadbalancer]` and the flags.
+fn lb_settings(config: &Config) -> anyhow::Result<flowgate_loadbalancer::Settings> {
+    let lb = &config.loadbalancer;
+    Ok(flowgate_loadbalancer::Settings {
+        virtual_mac: lb
+            .virtual_mac
+            .parse()
+            .map_err(|e| anyhow::anyhow!("loadbalancer.virtual_mac: {e}"))?,
+        monitor_source_v4: lb.monitor_source.map(std::net::IpAddr::V4),
+        monitor_source_v6: lb.monitor_source_v6.map(std::net::IpAddr::V6),
+        leastconn_interval: Duration::from_secs_f64(lb.leastconn_interval),
+        ..flowgate_loadbalancer::Settings::default()
+    })
 }
 
 /// A random id for this controller process, carried in its LLDP probes so

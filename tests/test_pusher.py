@@ -353,3 +353,40 @@ def test_qos_profiles_bindings_and_policies_by_the_same_mechanism(ctl, tmp_path)
     _, out, _ = run(ctl, "delete", path, check=0)
     assert out.splitlines() == ["delete qos/policies 4", "delete qos/ports vm1-cap", "delete qos/profiles vm-5m"]
     assert ctl.rest.get("/api/v1/qos/profiles") == []
+
+
+def test_load_balancer_resources_apply_in_file_order(ctl, tmp_path):
+    """lb/pools, lb/vips and lb/monitors are collections like the others; a
+    VIP may name a pool the same file creates (kinds go in file order)."""
+    doc = {
+        "lb/pools": [{"id": "web", "members": [{"address": "10.0.0.2", "port": 8080, "weight": 3},
+                                               {"address": "10.0.0.3", "port": 8080}]}],
+        "lb/vips": [{"id": "web", "address": "10.0.0.100", "port": 80, "pool": "web", "method": "weighted"}],
+        "lb/monitors": [{"id": "web", "pool": "web", "type": "http", "interval": 2, "timeout": 1,
+                         "source_ip": "10.0.0.250"}],
+    }
+    _, out, _ = run(ctl, "kinds", check=0)
+    for kind in ("lb/pools", "lb/vips", "lb/monitors"):
+        assert "%s\tcollection by id" % kind in out, out
+    path = write(tmp_path, doc, "lb.json")
+    _, out, _ = run(ctl, "apply", path, check=0)
+    assert out.splitlines() == ["create lb/pools web", "create lb/vips web", "create lb/monitors web"], out
+    _, out, _ = run(ctl, "diff", path, check=0)
+    assert out.strip() == "in sync"
+    assert ctl.rest.get("/api/v1/lb/monitors/web")["http_path"] == "/"
+    # A file whose VIP names a pool nobody creates changes nothing.
+    bad = {"lb/vips": [{"id": "x", "address": "10.0.0.101", "port": 80, "pool": "nope"}]}
+    code, _, err = run(ctl, "apply", write(tmp_path, bad, "bad.json"))
+    assert code == 2 and "lb/vips x: pool:" in err and "nothing applied" in err, err
+    # A VIP refused once its pool exists stops the file there, saying what
+    # was applied before it.
+    staged = {
+        "lb/pools": [{"id": "api", "members": [{"address": "10.0.0.4", "port": 80}]}],
+        "lb/vips": [{"id": "api", "address": "10.0.0.100", "port": 80, "pool": "api"}],
+    }
+    code, _, err = run(ctl, "apply", write(tmp_path, staged, "staged.json"))
+    assert code == 2 and "stopped after 1 of 2 changes (create lb/pools api)" in err, err
+    assert "lb/vips api: address:" in err, err
+    _, out, _ = run(ctl, "delete", path, check=0)
+    assert out.splitlines() == ["delete lb/monitors web", "delete lb/vips web", "delete lb/pools web"]
+    ctl.rest.request("DELETE", "/api/v1/lb/pools/api")

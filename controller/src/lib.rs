@@ -15,6 +15,8 @@
 //! - [`events`]: the typed event bus.
 //! - [`service`]: module services, the one write path to a module's
 //!   resources (validate, persist, apply, confirm or roll back).
+//! - [`neighbor`]: ARP and IPv6 neighbour-discovery responders.
+//! - [`tenants`]: the tenant networks notice (what the overlay publishes).
 //! - [`testing`] (tests and the `testing` feature only): a fake switch for
 //!   module tests.
 //! - [`topology`]: LLDP discovery, link graph, hosts, paths, spanning tree.
@@ -26,12 +28,14 @@ pub mod declare;
 pub mod desired;
 pub mod events;
 pub mod module;
+pub mod neighbor;
 pub mod ovsdb;
 pub mod pipeline;
 pub mod policy;
 pub mod runtime;
 pub mod service;
 pub mod store;
+pub mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod topology;

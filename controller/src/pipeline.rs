@@ -69,7 +69,9 @@ pub struct Field {
 pub mod field {
     use super::Field;
     use flowgate_openflow::oxm_field as f;
-    use flowgate_openflow::{nxm_nx_field as nx, OFPXMC_NXM_1, OFPXMC_OPENFLOW_BASIC};
+    use flowgate_openflow::{
+        nxm_nx_field as nx, OFPXMC_EXPERIMENTER, OFPXMC_NXM_1, OFPXMC_OPENFLOW_BASIC,
+    };
 
     const fn of(field: u8) -> Field {
         Field {
@@ -119,6 +121,13 @@ pub mod field {
     pub const CT_STATE: Field = nx(nx::CT_STATE);
     pub const CT_ZONE: Field = nx(nx::CT_ZONE);
     pub const CT_MARK: Field = nx(nx::CT_MARK);
+    /// TCP flags, as OpenFlow 1.3 carries them: the ONF experimenter OXM
+    /// `ONFOXM_ET_TCP_FLAGS` (experimenter 0x4f4e4600, field 42), the form
+    /// Open vSwitch accepts and reports in 1.3.
+    pub const TCP_FLAGS: Field = Field {
+        class: OFPXMC_EXPERIMENTER,
+        field: 42,
+    };
 
     /// What an L2-L4 policy can look at (firewall, QoS, load balancer).
     pub const POLICY: &[Field] = &[
@@ -154,6 +163,7 @@ pub mod field {
         CT_STATE,
         CT_ZONE,
         CT_MARK,
+        TCP_FLAGS,
     ];
 }
 

@@ -97,6 +97,20 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// OFPMP_GROUP for one group (`of::OFPG_ALL` for all), live from the
+    /// switch: its packet and byte counters and one counter per bucket (for
+    /// a select group, how many packets, hence new connections, each bucket
+    /// took). Open vSwitch folds datapath counters in about once a second.
+    pub fn group_stats(&self, dpid: u64, group_id: u32) -> QueryFuture<Vec<of::GroupStats>> {
+        let reply = self.multipart(dpid, MultipartRequestBody::Group { group_id });
+        Box::pin(async move {
+            match reply.await? {
+                MultipartReplyBody::Group(stats) => Ok(stats),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+
     /// OFPMP_METER for one meter (or `OFPM_ALL`), live from the switch.
     pub fn meter_stats(&self, dpid: u64, meter_id: u32) -> QueryFuture<Vec<of::MeterStats>> {
         let reply = self.multipart(dpid, MultipartRequestBody::Meter { meter_id });

@@ -12,18 +12,25 @@
 //! one bucket chosen by a hash of the packet's 5-tuple weighted by bucket
 //! weight, `indirect` its bucket, `ff` the first live one. Meters are
 //! recorded in the trace. `ct` actions go through a small connection
-//! tracker ([`conntrack`]).
+//! tracker ([`conntrack`], with NAT). Groups count the packets each bucket
+//! took and flows the packets they matched, as a switch's stats do.
+//!
+//! [`wire`] puts a fake switch behind a real OpenFlow connection, for
+//! tests of a module together with the runtime and its REST API.
 
 mod conntrack;
+pub mod wire;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use bytes::BytesMut;
 use flowgate_openflow::wire::Wire;
 use flowgate_openflow::{
-    ct_mark_match, ct_zone_match, error_type, port_no, Action, FlowModCommand, FlowStats,
-    GroupModCommand, GroupType, Instruction, Message, MeterModCommand, NxAction, Oxm,
+    ct_mark_match, ct_zone_match, error_type, port_no, Action, BucketCounter, FlowModCommand,
+    FlowStats, GroupModCommand, GroupStats, GroupType, Instruction, Message, MeterModCommand,
+    NxAction, Oxm,
 };
 
 use crate::cookie::{self, Owner};
@@ -107,6 +114,10 @@ pub struct FakeSwitch {
     /// fake switch is fed by one module at a time).
     declared: Declarations,
     tracker: Tracker,
+    /// Packets each bucket of each group took.
+    bucket_hits: RefCell<HashMap<u32, Vec<u64>>>,
+    /// Packets each flow entry matched.
+    flow_hits: RefCell<HashMap<FlowKey, u64>>,
 }
 
 /// What a switch reports in flow stats for `entry` once it is installed
@@ -388,6 +399,64 @@ impl FakeSwitch {
         trace
     }
 
+    /// The connection tracker the switch's `ct` actions use.
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Group statistics as the switch reports them: packets per bucket
+    /// (bytes counted as 64 per packet), for every group it has.
+    pub fn group_stats(&self) -> Vec<GroupStats> {
+        let hits = self.bucket_hits.borrow();
+        let mut out: Vec<GroupStats> = self
+            .groups
+            .iter()
+            .map(|(id, group)| {
+                let mut counts = hits.get(id).cloned().unwrap_or_default();
+                counts.resize(group.buckets.len(), 0);
+                let bucket_stats: Vec<BucketCounter> = counts
+                    .iter()
+                    .map(|n| BucketCounter {
+                        packet_count: *n,
+                        byte_count: n * 64,
+                    })
+                    .collect();
+                GroupStats {
+                    group_id: *id,
+                    ref_count: 0,
+                    packet_count: counts.iter().sum(),
+                    byte_count: counts.iter().sum::<u64>() * 64,
+                    duration_sec: 60,
+                    duration_nsec: 0,
+                    bucket_stats,
+                }
+            })
+            .collect();
+        out.sort_by_key(|g| g.group_id);
+        out
+    }
+
+    /// Packets the entry at `key` matched so far.
+    pub fn flow_packets(&self, key: &FlowKey) -> u64 {
+        self.flow_hits.borrow().get(key).copied().unwrap_or(0)
+    }
+
+    /// Flow statistics as the switch reports them, counters included.
+    pub fn flow_stats(&self) -> Vec<FlowStats> {
+        self.flows
+            .iter()
+            .map(|(key, spec)| {
+                let mut stats = reported_stats(&FlowEntry {
+                    key: key.clone(),
+                    spec: spec.clone(),
+                });
+                stats.packet_count = self.flow_packets(key);
+                stats.byte_count = stats.packet_count * 64;
+                stats
+            })
+            .collect()
+    }
+
     fn walk(
         &self,
         mut table: u8,
@@ -398,7 +467,7 @@ impl FakeSwitch {
     ) {
         loop {
             trace.tables.push(table);
-            let Some((_, spec)) = self
+            let Some((key, spec)) = self
                 .flows
                 .iter()
                 .filter(|(k, _)| k.table_id == table && matches(k, &packet))
@@ -406,6 +475,7 @@ impl FakeSwitch {
             else {
                 return;
             };
+            *self.flow_hits.borrow_mut().entry(key.clone()).or_default() += 1;
             trace.cookies.push(spec.cookie);
             let mut next = None;
             for instruction in &spec.instructions {
@@ -463,6 +533,13 @@ impl FakeSwitch {
                     };
                     for i in self.chosen_buckets(group, packet) {
                         trace.buckets.push((*id, i));
+                        let mut hits = self.bucket_hits.borrow_mut();
+                        let counts = hits.entry(*id).or_default();
+                        if counts.len() < group.buckets.len() {
+                            counts.resize(group.buckets.len(), 0);
+                        }
+                        counts[i] += 1;
+                        drop(hits);
                         let mut copy = packet.clone();
                         self.run_actions(
                             &group.buckets[i].actions,
@@ -600,7 +677,32 @@ fn value_and_mask(field: &Oxm) -> (Vec<u8>, Option<Vec<u8>>) {
     let mut out = BytesMut::new();
     field.emit(&mut out);
     let hasmask = out.get(2).is_some_and(|b| b & 1 == 1);
-    let payload = out.get(4..).unwrap_or_default();
+    // An experimenter field carries its experimenter id before the value;
+    // it must be equal, and is compared with the value.
+    let class = out.get(..2).map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
+    let skip = if class == flowgate_openflow::OFPXMC_EXPERIMENTER {
+        8
+    } else {
+        4
+    };
+    let payload = out.get(skip..).unwrap_or_default();
+    if class == flowgate_openflow::OFPXMC_EXPERIMENTER {
+        let id = out.get(4..8).unwrap_or_default().to_vec();
+        let (value, mask) = if hasmask {
+            let half = payload.len() / 2;
+            (&payload[..half], Some(payload[half..].to_vec()))
+        } else {
+            (payload, None)
+        };
+        let mut with_id = id.clone();
+        with_id.extend_from_slice(value);
+        let mask = mask.map(|m| {
+            let mut full = vec![0xff; id.len()];
+            full.extend_from_slice(&m);
+            full
+        });
+        return (with_id, mask);
+    }
     if hasmask {
         let half = payload.len() / 2;
         (payload[..half].to_vec(), Some(payload[half..].to_vec()))

@@ -6,9 +6,10 @@
 //! - [`compile`]: the pure compiler, world → one switch's flows (table
 //!   layout in its docs).
 //! - [`module`]: the [`Overlay`] module, declaring only differences.
-//! - [`arp`]: the in-switch ARP responder (Nicira `move` actions).
-//! - [`nd`]: the IPv6 neighbour-discovery responder (NS → NA from the
-//!   controller, out of the ingress port).
+//! - [`arp`], [`nd`]: the in-switch ARP responder (Nicira `move` actions)
+//!   and the IPv6 neighbour-discovery responder (NS → NA from the
+//!   controller, out of the ingress port), shared with other modules in
+//!   `flowgate_controller::neighbor`.
 //! - [`fabric`]: tenant traffic between plain OpenFlow switches, one VLAN
 //!   per network on the topology's spanning-tree links.
 //! - [`provision`]: the OVSDB side, the module's background task: declares
@@ -30,15 +31,15 @@
 //! match the tenant metadata at priorities far above forwarding's.
 
 pub mod api;
-pub mod arp;
 pub mod compile;
 pub mod fabric;
 pub mod model;
 pub mod module;
-pub mod nd;
 pub mod provision;
 pub mod service;
 pub mod world;
+
+pub use flowgate_controller::neighbor::{arp, nd};
 
 pub use model::{Binding, Config, Network, Port};
 pub use module::Overlay;

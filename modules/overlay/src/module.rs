@@ -13,6 +13,7 @@ use flowgate_controller::module::{Adoption, Ctx, Event, Module, Scope};
 use flowgate_controller::pipeline::metadata;
 use flowgate_controller::runtime::tasks::Task;
 use flowgate_controller::store::{Op, Store, StoreExt};
+use flowgate_controller::tenants::TenantNetworks;
 use flowgate_controller::topology::TopologyView;
 use flowgate_openflow::{FlowStats, MacAddr, Oxm, PacketIn, PacketOut, Port as OfPort, PortReason};
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,8 @@ pub struct Overlay {
     unsettled: BTreeSet<u64>,
     /// The fabric as last compiled.
     fabric: Fabric,
+    /// The tenant networks as last published to other modules.
+    published: Option<Arc<TenantNetworks>>,
     /// The OVSDB side, until the runtime starts it as a task.
     provisioning: Option<Provisioning>,
 }
@@ -245,6 +248,18 @@ impl Overlay {
         }
     }
 
+    /// Publishes the tenant networks (`Arc<TenantNetworks>`) when they
+    /// changed since the last time, so other modules (the load balancer)
+    /// scope their entries to tenants without depending on this crate.
+    fn publish(&mut self, ctx: &mut Ctx) {
+        let now = self.world.tenants();
+        if self.published.as_deref() != Some(&now) {
+            let now = Arc::new(now);
+            self.published = Some(now.clone());
+            ctx.publish(now);
+        }
+    }
+
     /// Recompiles and declares every network on every connected switch.
     fn sync(&mut self, ctx: &mut Ctx) {
         self.fabric = Fabric::compute(&self.world);
@@ -260,6 +275,7 @@ impl Overlay {
             }
             self.settle(dpid, ctx);
         }
+        self.publish(ctx);
     }
 
     /// Recompiles and declares networks `vnis` (and the switches' own
@@ -282,6 +298,7 @@ impl Overlay {
             }
             self.settle(dpid, ctx);
         }
+        self.publish(ctx);
     }
 
     /// Connected switches to compile for, in order: not those whose flows
@@ -602,6 +619,7 @@ impl Module for Overlay {
             }
             Event::FlowRemoved { .. } | Event::Rejected { .. } | Event::Bus { .. } => {}
         }
+        self.publish(ctx);
     }
 
     fn tasks(&mut self) -> Vec<Task> {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use flowgate_controller::tenants::{TenantNetwork, TenantNetworks, TenantPort};
 use flowgate_controller::topology::TopologyView;
 use flowgate_openflow::MacAddr;
 use serde::Serialize;
@@ -128,6 +129,41 @@ impl World {
             .get(&key(port))
             .map(|l| l.ips.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// Networks and ports as other modules see them (the notice the
+    /// overlay publishes): VNI, subnet, each port's addresses in effect
+    /// and location.
+    pub fn tenants(&self) -> TenantNetworks {
+        let mut out = TenantNetworks::default();
+        for network in self.config.networks.values() {
+            let ports = self
+                .config
+                .ports
+                .values()
+                .filter(|p| p.network == network.id)
+                .map(|p| {
+                    let loc = self.locate(p);
+                    TenantPort {
+                        id: p.id.clone(),
+                        mac: self.mac(p),
+                        ips: self.ips(p),
+                        dpid: loc.dpid,
+                        port_no: loc.port_no,
+                    }
+                })
+                .collect();
+            out.networks.insert(
+                network.id.clone(),
+                TenantNetwork {
+                    id: network.id.clone(),
+                    vni: network.vni,
+                    subnet: network.subnet.map(|c| (c.addr, c.prefix)),
+                    ports,
+                },
+            );
+        }
+        out
     }
 
     /// Connected switches the overlay programs: integration bridges of

@@ -827,3 +827,40 @@ fn neighbor_solicitation_for_a_known_address_is_answered_by_the_controller() {
     assert_eq!(&po.data[6..12], &blue_mac(3).0, "from the owner's MAC");
     assert_eq!(po.data[54], 136);
 }
+
+#[test]
+fn tenant_networks_are_published_when_they_change() {
+    let mut c = Cloud::new();
+    let published = |m: &mut Overlay, f: &dyn Fn(&mut Overlay, &mut Ctx)| {
+        let mut ctx = Ctx::new(Instant::now());
+        f(m, &mut ctx);
+        ctx.take_changes()
+            .into_iter()
+            .filter_map(|change| match change {
+                Change::Publish(p) => p.downcast_ref::<Arc<TenantNetworks>>().cloned(),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let view = c.module.published.clone().expect("published at start");
+    let blue = &view.networks["blue"];
+    assert_eq!(
+        (blue.vni, blue.subnet),
+        (VNI_BLUE, Some((IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 24)))
+    );
+    let port = blue.ports.iter().find(|p| p.id == "blue-h2").unwrap();
+    assert_eq!(port.mac, Some(blue_mac(2)));
+    assert_eq!(port.ips, vec![IpAddr::V4(ip(2))]);
+    assert_eq!((port.dpid, port.port_no), (Some(dpid(2)), Some(BLUE_VM)));
+    // Nothing changed: nothing published.
+    assert!(published(&mut c.module, &|m, ctx| m.handle(&Event::Tick, ctx)).is_empty());
+    // A port goes: the next notice lacks it.
+    let again = published(&mut c.module, &|m, ctx| {
+        m.delete_port("blue", "blue-h2", ctx);
+    });
+    assert_eq!(again.len(), 1);
+    assert!(again[0].networks["blue"]
+        .ports
+        .iter()
+        .all(|p| p.id != "blue-h2"));
+}

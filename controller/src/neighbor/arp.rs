@@ -1,6 +1,7 @@
-//! The in-switch ARP responder: an ARP request for an address of a port
-//! Flowgate knows is turned into the reply right there and sent back out
-//! of the ingress port, so ARP never crosses hosts for known addresses.
+//! The in-switch ARP responder: an ARP request for an address Flowgate
+//! answers for (a tenant port it knows, a load-balancer VIP) is turned into
+//! the reply right there and sent back out of the ingress port, so such ARP
+//! never reaches the controller or crosses hosts.
 //!
 //! Turning a request into a reply needs "copy field A to field B", which
 //! OpenFlow 1.3 lacks; Open vSwitch's Nicira extension `NXAST_REG_MOVE`

@@ -1,6 +1,6 @@
 //! The IPv6 neighbour-discovery responder. A Neighbor Solicitation for an
-//! address of a port Flowgate knows is sent to the controller by a
-//! forward-table entry (never flooded across hosts), and the controller
+//! address Flowgate answers for is sent to the controller by a flow entry
+//! of the answering module (never flooded across hosts), and the controller
 //! answers with the Neighbor Advertisement (RFC 4861 §4.4, §7.2.4) out of
 //! the ingress port. (The switch cannot build an NA itself: OpenFlow 1.3
 //! has no way to set the NA flags or turn the source link-layer option
