@@ -1,12 +1,13 @@
 //! The switch registry: connected switches by dpid, shared by the drivers
 //! (which add, update and remove their own entry), the core and the REST API.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use dashmap::DashMap;
-use flowgate_openflow::{DescStats, Message, Port, SwitchFeatures};
+use flowgate_openflow::{DescStats, Message, Port, PortReason, PortStatus, SwitchFeatures};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::runtime::session::RequestError;
@@ -44,13 +45,25 @@ pub struct SwitchInfo {
     pub version: u8,
     pub features: SwitchFeatures,
     pub desc: Option<DescStats>,
-    pub ports: Vec<Port>,
+    /// By port number: a port status is one map operation, not a scan.
+    pub ports: BTreeMap<u32, Port>,
 }
 
 #[derive(Debug, Clone)]
 pub struct SwitchEntry {
     pub handle: SwitchHandle,
     pub info: SwitchInfo,
+}
+
+/// What [`Registry::port_status`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortUpdate {
+    Applied,
+    /// About a port the list does not hold (or a connection that is not
+    /// the switch's current one): nothing to do.
+    Ignored,
+    /// A new port past the limit: not added.
+    OverLimit,
 }
 
 #[derive(Debug, Default)]
@@ -77,11 +90,33 @@ impl Registry {
             .is_some()
     }
 
-    pub fn update_ports(&self, dpid: u64, conn_id: u64, update: impl FnOnce(&mut Vec<Port>)) {
-        if let Some(mut e) = self.switches.get_mut(&dpid) {
-            if e.handle.conn_id == conn_id {
-                update(&mut e.info.ports);
+    /// Applies a switch's PORT_STATUS to its port list, unless it adds a
+    /// port beyond `max_ports`.
+    pub fn port_status(
+        &self,
+        dpid: u64,
+        conn_id: u64,
+        status: &PortStatus,
+        max_ports: usize,
+    ) -> PortUpdate {
+        let Some(mut e) = self.switches.get_mut(&dpid) else {
+            return PortUpdate::Ignored;
+        };
+        if e.handle.conn_id != conn_id {
+            return PortUpdate::Ignored;
+        }
+        let ports = &mut e.info.ports;
+        let port_no = status.desc.port_no;
+        if status.reason == PortReason::Delete {
+            match ports.remove(&port_no) {
+                Some(_) => PortUpdate::Applied,
+                None => PortUpdate::Ignored,
             }
+        } else if ports.len() < max_ports || ports.contains_key(&port_no) {
+            ports.insert(port_no, status.desc.clone());
+            PortUpdate::Applied
+        } else {
+            PortUpdate::OverLimit
         }
     }
 
