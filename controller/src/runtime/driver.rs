@@ -92,6 +92,8 @@ struct Connection {
     max_ports: usize,
     /// Port additions ignored for being past `max_ports`.
     ports_ignored: u64,
+    /// Another connection claimed this dpid; this one waits aside.
+    set_aside: bool,
 }
 
 impl Connection {
@@ -127,6 +129,7 @@ impl Connection {
             dpid: None,
             max_ports: config.max_ports,
             ports_ignored: 0,
+            set_aside: false,
         }
     }
 
@@ -199,6 +202,15 @@ impl Connection {
                     .request(Instant::now(), message, self.next_token);
             }
             SwitchCmd::Close(why) => self.session.close(CloseReason::Requested(why)),
+            SwitchCmd::SetAside => {
+                warn!("another connection claims this switch's dpid; this one waits aside");
+                self.set_aside = true;
+            }
+            SwitchCmd::Restore => {
+                if self.session.resync(Instant::now()) {
+                    info!("the connection that claimed this dpid is gone: restoring this one");
+                }
+            }
         }
     }
 
@@ -246,18 +258,22 @@ impl Connection {
                         desc: sync.desc.clone(),
                         ports: sync.ports.iter().map(|p| (p.port_no, p.clone())).collect(),
                     };
+                    self.set_aside = false;
                     if let Some(old) = self.registry.insert(SwitchEntry {
                         handle: handle.clone(),
                         info,
                     }) {
-                        info!(
+                        // Not closed: if this newcomer is an impostor (or
+                        // fails), the old connection is restored. A switch
+                        // that really reconnected leaves the old one dead:
+                        // it times out.
+                        warn!(
                             old_conn = old.handle.conn_id,
-                            "switch reconnected: replacing old connection"
+                            old_peer = %old.info.peer,
+                            "a new connection claims this dpid: it takes over, the old one is set aside"
                         );
-                        let _ = old
-                            .handle
-                            .cmd
-                            .try_send(SwitchCmd::Close("replaced by a newer connection".into()));
+                        let _ = old.handle.cmd.try_send(SwitchCmd::SetAside);
+                        self.registry.set_aside(dpid, old.handle);
                     }
                     info!(
                         ports = sync.ports.len(),
@@ -277,8 +293,9 @@ impl Connection {
                 }
                 SessionEvent::Messages => {
                     let mut run = self.session.take_messages();
-                    // Nothing goes to the core before the switch is ready.
-                    let Some(dpid) = self.dpid else {
+                    // Nothing goes to the core before the switch is ready,
+                    // nor while this connection is set aside.
+                    let Some(dpid) = self.dpid.filter(|_| !self.set_aside) else {
                         self.session.recycle_run(run);
                         continue;
                     };
@@ -384,7 +401,9 @@ impl Connection {
         }
         self.writer.shutdown();
         if let Some(dpid) = self.dpid {
-            if self.registry.remove_if_current(dpid, self.conn_id) {
+            if self.set_aside {
+                self.registry.drop_set_aside(dpid, self.conn_id);
+            } else if self.registry.remove_if_current(dpid, self.conn_id) {
                 let _ = self
                     .core
                     .send(CoreEvent::SwitchDown {
@@ -392,6 +411,11 @@ impl Connection {
                         conn_id: self.conn_id,
                     })
                     .await;
+                // The connection this one replaced, if it is still there,
+                // is the switch's again.
+                if let Some(previous) = self.registry.take_set_aside(dpid) {
+                    let _ = previous.cmd.try_send(SwitchCmd::Restore);
+                }
             }
         }
     }

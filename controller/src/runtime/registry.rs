@@ -23,6 +23,12 @@ pub enum SwitchCmd {
     },
     /// Close the connection, logging why.
     Close(String),
+    /// Another connection claimed this one's dpid: stay connected but set
+    /// aside (nothing goes to the core), in case the newcomer fails.
+    SetAside,
+    /// The connection that replaced this one is gone: sync again and be
+    /// the switch's connection once more.
+    Restore,
 }
 
 /// How to reach one connection's tasks.
@@ -69,6 +75,9 @@ pub enum PortUpdate {
 #[derive(Debug, Default)]
 pub struct Registry {
     switches: DashMap<u64, SwitchEntry>,
+    /// Connections set aside by a newer one claiming their dpid, newest
+    /// last: the next to restore when the current connection goes.
+    set_aside: DashMap<u64, Vec<SwitchHandle>>,
     next_conn_id: AtomicU64,
 }
 
@@ -81,6 +90,25 @@ impl Registry {
     /// older connection) so the caller can close it.
     pub fn insert(&self, entry: SwitchEntry) -> Option<SwitchEntry> {
         self.switches.insert(entry.info.dpid, entry)
+    }
+
+    /// Keeps `handle` (replaced for `dpid`) to restore later.
+    pub fn set_aside(&self, dpid: u64, handle: SwitchHandle) {
+        self.set_aside.entry(dpid).or_default().push(handle);
+    }
+
+    /// Forgets a set-aside connection that closed.
+    pub fn drop_set_aside(&self, dpid: u64, conn_id: u64) {
+        self.set_aside.remove_if_mut(&dpid, |_, handles| {
+            handles.retain(|h| h.conn_id != conn_id);
+            handles.is_empty()
+        });
+    }
+
+    /// The most recently set-aside connection of `dpid`, taken.
+    pub fn take_set_aside(&self, dpid: u64) -> Option<SwitchHandle> {
+        let mut handles = self.set_aside.get_mut(&dpid)?;
+        handles.pop()
     }
 
     /// Removes the entry only if it still belongs to connection `conn_id`.

@@ -373,6 +373,8 @@ pub struct Session {
     echo_sent: bool,
     /// Ports from an OpenFlow 1.0 FEATURES_REPLY (1.3 has a port-desc dump).
     of10_ports: Vec<of::Port>,
+    /// The switch's FEATURES_REPLY, once it came (for [`Session::resync`]).
+    features: Option<of::SwitchFeatures>,
     /// Asynchronous messages that arrived before the switch was ready, in
     /// order; passed up right after [`SessionEvent::Ready`].
     held: Vec<(u32, Message)>,
@@ -400,6 +402,7 @@ impl Session {
             last_rx: now,
             echo_sent: false,
             of10_ports: Vec::new(),
+            features: None,
             held: Vec::new(),
             held_bytes: 0,
             reply_bytes: 0,
@@ -920,7 +923,22 @@ impl Session {
         }
     }
 
+    /// Runs the sync dumps again on a ready session, ending in a new
+    /// [`SessionEvent::Ready`]: a connection that was set aside (another
+    /// connection claimed its dpid) and is the switch's again reports what
+    /// the switch holds now. False if the session is not ready.
+    pub fn resync(&mut self, now: Instant) -> bool {
+        match (&self.state, self.features.clone()) {
+            (State::Ready, Some(features)) => {
+                self.start_sync(now, features);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn start_sync(&mut self, now: Instant, features: of::SwitchFeatures) {
+        self.features = Some(features.clone());
         let config = SwitchConfig {
             flags: 0,
             miss_send_len: self.config.miss_send_len,

@@ -1099,3 +1099,19 @@ fn the_receive_buffer_never_holds_more_than_one_partial_message() {
     }
     assert!(s.recv_buffer().is_empty());
 }
+
+#[test]
+fn a_ready_session_syncs_again_on_request() {
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    while s.poll_event().is_some() {}
+    assert!(s.resync(now));
+    let out = sent(&mut s);
+    let (barrier, dumps) = out[1..].split_last().unwrap();
+    assert!(matches!(out[0].1, Message::SetConfig(_)));
+    assert_eq!(dumps.len(), 5, "every dump again");
+    s.handle_bytes(now, &wire(barrier.0.xid, &Message::BarrierReply));
+    let sync = ready_sync(&mut s);
+    assert_eq!(sync.features.datapath_id, DPID);
+    assert_eq!(sync.unknown.len(), 5, "none answered this time");
+}
