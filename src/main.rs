@@ -63,6 +63,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         edge_delay: Duration::from_secs(config.topology.edge_delay),
         host_idle_timeout: config.topology.host_idle_timeout,
         controller_id: instance_id(),
+        // The overlay's integration bridges hold VM ports and tunnels only.
+        unprobed_bridges: vec![config.overlay.integration_bridge.clone()],
     })
     .with_addresses(store.as_ref())
     .context("loading host addresses from the store")?;

@@ -349,6 +349,13 @@ pub trait Module: Any + Send {
 
     fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx);
 
+    /// Called once after each batch of events (what was queued when the
+    /// core woke), before the output goes to the switches. A module that
+    /// coalesces work does it here once per batch instead of once per
+    /// event: the topology module publishes its view here, so ten thousand
+    /// port changes arriving together make one view, not ten thousand.
+    fn batch_end(&mut self, _ctx: &mut Ctx) {}
+
     /// Handles a run of one switch's packet-ins, in order, all owned by this
     /// module; the runtime applies the changes of the whole run together.
     /// The default hands them to [`Module::handle`] one at a time. A module

@@ -466,7 +466,16 @@ impl Core {
     }
 
     /// Runs until every driver and the runtime have dropped their senders.
-    pub async fn run(mut self, mut events: mpsc::Receiver<CoreEvent>) {
+    /// `events` carries the switches' events; `control` module calls, task
+    /// messages and bus events from outside, which are served ahead of
+    /// switch events and between any two of them: a backlog of switch
+    /// events (a port storm, a packet-in flood) never makes a REST call
+    /// wait for more than one event.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<CoreEvent>,
+        mut control: mpsc::Receiver<CoreEvent>,
+    ) {
         let mut batch = Vec::with_capacity(BATCH);
         // The tick is checked after every batch and only waited on when
         // the core is idle: polling a timer per batch registered its waker
@@ -479,6 +488,12 @@ impl Core {
         loop {
             let now = tokio::select! {
                 biased;
+                Some(event) = control.recv() => {
+                    let now = tokio::time::Instant::now();
+                    self.handle(event, now.into_std());
+                    self.serve_control(&mut control, now.into_std());
+                    now
+                }
                 n = events.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
                         return;
@@ -490,6 +505,7 @@ impl Core {
                     let now = tokio::time::Instant::now();
                     for event in batch.drain(..) {
                         self.handle(event, now.into_std());
+                        self.serve_control(&mut control, now.into_std());
                     }
                     now
                 }
@@ -500,8 +516,31 @@ impl Core {
                 next_tick = now + TICK;
                 idle_tick.as_mut().reset(next_tick);
             }
+            self.batch_end(now.into_std());
             self.flush();
         }
+    }
+
+    /// Handles what waits on the control lane (module calls first).
+    fn serve_control(&mut self, control: &mut mpsc::Receiver<CoreEvent>, now: Instant) {
+        while let Ok(event) = control.try_recv() {
+            self.handle(event, now);
+        }
+    }
+
+    /// [`Module::batch_end`] of every module, then what they published.
+    pub fn batch_end(&mut self, now: Instant) {
+        for i in 0..self.modules.len() {
+            let mut ctx = Ctx::with_buffer(now, std::mem::take(&mut self.spare_changes));
+            self.modules[i].batch_end(&mut ctx);
+            let owner = self.modules[i].owner();
+            let mut changes = ctx.take_changes();
+            if !changes.is_empty() {
+                self.apply_changes(owner, &mut changes, true);
+            }
+            self.spare_changes = changes;
+        }
+        self.deliver_notices(now);
     }
 
     /// Once a second: [`Event::Tick`] to every module, and a barrier to

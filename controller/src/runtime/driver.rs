@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use flowgate_openflow::{Message, PortReason, PortStatus};
+use flowgate_openflow::{Message, PortStatus};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::runtime::core::CoreEvent;
-use crate::runtime::registry::{Registry, SwitchCmd, SwitchEntry, SwitchHandle, SwitchInfo};
+use crate::runtime::registry::{
+    PortUpdate, Registry, SwitchCmd, SwitchEntry, SwitchHandle, SwitchInfo,
+};
 use crate::runtime::session::{CloseReason, RequestError, Session, SessionConfig, SessionEvent};
 use crate::runtime::writer::{SendError, SwitchWriter};
 
@@ -40,6 +42,11 @@ pub struct DriverConfig {
     /// switch that its socket has not taken yet); beyond it the switch is
     /// disconnected as too slow.
     pub send_backlog: usize,
+    /// Most ports of one switch the controller tracks. A switch reporting
+    /// more keeps working on the first ones; the rest are ignored (logged).
+    /// Topology forwarding lists a switch's flooding ports in one flow
+    /// entry, which one OpenFlow message fits for about 4000 of them.
+    pub max_ports: usize,
 }
 
 impl Default for DriverConfig {
@@ -47,6 +54,7 @@ impl Default for DriverConfig {
         DriverConfig {
             session: SessionConfig::default(),
             send_backlog: 64 << 20,
+            max_ports: 4096,
         }
     }
 }
@@ -81,6 +89,11 @@ struct Connection {
     replies: HashMap<u64, oneshot::Sender<Result<Message, RequestError>>>,
     next_token: u64,
     dpid: Option<u64>,
+    max_ports: usize,
+    /// Port additions ignored for being past `max_ports`.
+    ports_ignored: u64,
+    /// Another connection claimed this dpid; this one waits aside.
+    set_aside: bool,
 }
 
 impl Connection {
@@ -114,6 +127,9 @@ impl Connection {
             replies: HashMap::new(),
             next_token: 0,
             dpid: None,
+            max_ports: config.max_ports,
+            ports_ignored: 0,
+            set_aside: false,
         }
     }
 
@@ -186,6 +202,15 @@ impl Connection {
                     .request(Instant::now(), message, self.next_token);
             }
             SwitchCmd::Close(why) => self.session.close(CloseReason::Requested(why)),
+            SwitchCmd::SetAside => {
+                warn!("another connection claims this switch's dpid; this one waits aside");
+                self.set_aside = true;
+            }
+            SwitchCmd::Restore => {
+                if self.session.resync(Instant::now()) {
+                    info!("the connection that claimed this dpid is gone: restoring this one");
+                }
+            }
         }
     }
 
@@ -207,8 +232,16 @@ impl Connection {
     async fn dispatch_events(&mut self) -> bool {
         while let Some(event) = self.session.poll_event() {
             match event {
-                SessionEvent::Ready(sync) => {
+                SessionEvent::Ready(mut sync) => {
                     let dpid = sync.features.datapath_id;
+                    if sync.ports.len() > self.max_ports {
+                        warn!(
+                            ports = sync.ports.len(),
+                            max_ports = self.max_ports,
+                            "switch reports more ports than the limit; the rest are ignored"
+                        );
+                        sync.ports.truncate(self.max_ports);
+                    }
                     self.dpid = Some(dpid);
                     tracing::Span::current().record("dpid", format_args!("{dpid:016x}"));
                     let handle = SwitchHandle {
@@ -223,20 +256,24 @@ impl Connection {
                         version: sync.version,
                         features: sync.features.clone(),
                         desc: sync.desc.clone(),
-                        ports: sync.ports.clone(),
+                        ports: sync.ports.iter().map(|p| (p.port_no, p.clone())).collect(),
                     };
+                    self.set_aside = false;
                     if let Some(old) = self.registry.insert(SwitchEntry {
                         handle: handle.clone(),
                         info,
                     }) {
-                        info!(
+                        // Not closed: if this newcomer is an impostor (or
+                        // fails), the old connection is restored. A switch
+                        // that really reconnected leaves the old one dead:
+                        // it times out.
+                        warn!(
                             old_conn = old.handle.conn_id,
-                            "switch reconnected: replacing old connection"
+                            old_peer = %old.info.peer,
+                            "a new connection claims this dpid: it takes over, the old one is set aside"
                         );
-                        let _ = old
-                            .handle
-                            .cmd
-                            .try_send(SwitchCmd::Close("replaced by a newer connection".into()));
+                        let _ = old.handle.cmd.try_send(SwitchCmd::SetAside);
+                        self.registry.set_aside(dpid, old.handle);
                     }
                     info!(
                         ports = sync.ports.len(),
@@ -256,15 +293,19 @@ impl Connection {
                 }
                 SessionEvent::Messages => {
                     let mut run = self.session.take_messages();
-                    // Nothing goes to the core before the switch is ready.
-                    let Some(dpid) = self.dpid else {
+                    // Nothing goes to the core before the switch is ready,
+                    // nor while this connection is set aside.
+                    let Some(dpid) = self.dpid.filter(|_| !self.set_aside) else {
                         self.session.recycle_run(run);
                         continue;
                     };
-                    for (_, message) in &run {
-                        if let Message::PortStatus(status) = message {
-                            self.note_port_status(dpid, status);
-                        }
+                    run.retain(|(_, message)| match message {
+                        Message::PortStatus(status) => self.note_port_status(dpid, status),
+                        _ => true,
+                    });
+                    if run.is_empty() {
+                        self.session.recycle_run(run);
+                        continue;
                     }
                     let conn_id = self.conn_id;
                     let event = match run.as_slice() {
@@ -297,7 +338,9 @@ impl Connection {
                 }
                 SessionEvent::Closed { reason } => {
                     match &reason {
-                        CloseReason::NoCommonVersion { .. } | CloseReason::Protocol(_) => {
+                        CloseReason::NoCommonVersion { .. }
+                        | CloseReason::Protocol(_)
+                        | CloseReason::LimitExceeded(_) => {
                             warn!("closing connection: {reason}")
                         }
                         _ => info!("disconnected: {reason}"),
@@ -309,15 +352,31 @@ impl Connection {
         self.session.is_closed()
     }
 
-    /// Keeps the registry's port list current (the REST API reads it).
-    fn note_port_status(&self, dpid: u64, status: &PortStatus) {
-        self.registry.update_ports(dpid, self.conn_id, |ports| {
-            ports.retain(|p| p.port_no != status.desc.port_no);
-            if status.reason != PortReason::Delete {
-                ports.push(status.desc.clone());
-                ports.sort_by_key(|p| p.port_no);
+    /// Keeps the registry's port list current (the REST API reads it);
+    /// false if the status is to go no further: about a port that is not
+    /// tracked, or adding one past the limit.
+    fn note_port_status(&mut self, dpid: u64, status: &PortStatus) -> bool {
+        match self
+            .registry
+            .port_status(dpid, self.conn_id, status, self.max_ports)
+        {
+            PortUpdate::Applied => true,
+            PortUpdate::Ignored => false,
+            PortUpdate::OverLimit => {
+                self.ports_ignored += 1;
+                // The first, then every thousandth: a port storm must not
+                // become a log storm.
+                if self.ports_ignored % 1000 == 1 {
+                    warn!(
+                        port = status.desc.port_no,
+                        max_ports = self.max_ports,
+                        ignored = self.ports_ignored,
+                        "switch has more ports than the limit; new port ignored"
+                    );
+                }
+                false
             }
-        });
+        }
     }
 
     /// Hands a run of the switch's messages, in order, to the core: one
@@ -342,7 +401,9 @@ impl Connection {
         }
         self.writer.shutdown();
         if let Some(dpid) = self.dpid {
-            if self.registry.remove_if_current(dpid, self.conn_id) {
+            if self.set_aside {
+                self.registry.drop_set_aside(dpid, self.conn_id);
+            } else if self.registry.remove_if_current(dpid, self.conn_id) {
                 let _ = self
                     .core
                     .send(CoreEvent::SwitchDown {
@@ -350,6 +411,11 @@ impl Connection {
                         conn_id: self.conn_id,
                     })
                     .await;
+                // The connection this one replaced, if it is still there,
+                // is the switch's again.
+                if let Some(previous) = self.registry.take_set_aside(dpid) {
+                    let _ = previous.cmd.try_send(SwitchCmd::Restore);
+                }
             }
         }
     }

@@ -37,6 +37,8 @@ use crate::store::{Op, Store, StoreError};
 
 /// Queue from drivers to the core, in events.
 const CORE_QUEUE: usize = 65536;
+/// Queue of module calls, task messages and bus events to the core.
+const CONTROL_QUEUE: usize = 4096;
 
 /// Settings of the OpenFlow side.
 #[derive(Debug, Clone)]
@@ -101,6 +103,8 @@ pub struct Runtime {
     catalog: Arc<ModuleCatalog>,
     metrics: Arc<Metrics>,
     config: Arc<RuntimeConfig>,
+    /// The core's control lane (calls, task messages, bus events), served
+    /// ahead of switch events.
     core: mpsc::Sender<CoreEvent>,
     store: Arc<dyn Store>,
     bus: Bus,
@@ -158,6 +162,7 @@ impl Runtime {
         let metrics = Arc::new(Metrics::default());
         let bus = Bus::default();
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
+        let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
         let catalog = Arc::new(ModuleCatalog::new(&modules));
         let tasks: Vec<_> = modules
             .iter_mut()
@@ -171,13 +176,13 @@ impl Runtime {
         let core = Core::new(modules, metrics.clone())
             .with_bus(bus.clone())
             .with_persister(persist_tx);
-        tokio::spawn(core.run(core_rx));
+        tokio::spawn(core.run(core_rx, control_rx));
         let runtime = Runtime {
             registry,
             catalog,
             metrics,
             config: Arc::new(config),
-            core: core_tx.clone(),
+            core: control_tx,
             store,
             bus,
             tasks: Tasks::default(),

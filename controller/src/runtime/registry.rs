@@ -1,12 +1,13 @@
 //! The switch registry: connected switches by dpid, shared by the drivers
 //! (which add, update and remove their own entry), the core and the REST API.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use dashmap::DashMap;
-use flowgate_openflow::{DescStats, Message, Port, SwitchFeatures};
+use flowgate_openflow::{DescStats, Message, Port, PortReason, PortStatus, SwitchFeatures};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::runtime::session::RequestError;
@@ -22,6 +23,12 @@ pub enum SwitchCmd {
     },
     /// Close the connection, logging why.
     Close(String),
+    /// Another connection claimed this one's dpid: stay connected but set
+    /// aside (nothing goes to the core), in case the newcomer fails.
+    SetAside,
+    /// The connection that replaced this one is gone: sync again and be
+    /// the switch's connection once more.
+    Restore,
 }
 
 /// How to reach one connection's tasks.
@@ -44,7 +51,8 @@ pub struct SwitchInfo {
     pub version: u8,
     pub features: SwitchFeatures,
     pub desc: Option<DescStats>,
-    pub ports: Vec<Port>,
+    /// By port number: a port status is one map operation, not a scan.
+    pub ports: BTreeMap<u32, Port>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,9 +61,23 @@ pub struct SwitchEntry {
     pub info: SwitchInfo,
 }
 
+/// What [`Registry::port_status`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortUpdate {
+    Applied,
+    /// About a port the list does not hold (or a connection that is not
+    /// the switch's current one): nothing to do.
+    Ignored,
+    /// A new port past the limit: not added.
+    OverLimit,
+}
+
 #[derive(Debug, Default)]
 pub struct Registry {
     switches: DashMap<u64, SwitchEntry>,
+    /// Connections set aside by a newer one claiming their dpid, newest
+    /// last: the next to restore when the current connection goes.
+    set_aside: DashMap<u64, Vec<SwitchHandle>>,
     next_conn_id: AtomicU64,
 }
 
@@ -70,6 +92,25 @@ impl Registry {
         self.switches.insert(entry.info.dpid, entry)
     }
 
+    /// Keeps `handle` (replaced for `dpid`) to restore later.
+    pub fn set_aside(&self, dpid: u64, handle: SwitchHandle) {
+        self.set_aside.entry(dpid).or_default().push(handle);
+    }
+
+    /// Forgets a set-aside connection that closed.
+    pub fn drop_set_aside(&self, dpid: u64, conn_id: u64) {
+        self.set_aside.remove_if_mut(&dpid, |_, handles| {
+            handles.retain(|h| h.conn_id != conn_id);
+            handles.is_empty()
+        });
+    }
+
+    /// The most recently set-aside connection of `dpid`, taken.
+    pub fn take_set_aside(&self, dpid: u64) -> Option<SwitchHandle> {
+        let mut handles = self.set_aside.get_mut(&dpid)?;
+        handles.pop()
+    }
+
     /// Removes the entry only if it still belongs to connection `conn_id`.
     pub fn remove_if_current(&self, dpid: u64, conn_id: u64) -> bool {
         self.switches
@@ -77,11 +118,33 @@ impl Registry {
             .is_some()
     }
 
-    pub fn update_ports(&self, dpid: u64, conn_id: u64, update: impl FnOnce(&mut Vec<Port>)) {
-        if let Some(mut e) = self.switches.get_mut(&dpid) {
-            if e.handle.conn_id == conn_id {
-                update(&mut e.info.ports);
+    /// Applies a switch's PORT_STATUS to its port list, unless it adds a
+    /// port beyond `max_ports`.
+    pub fn port_status(
+        &self,
+        dpid: u64,
+        conn_id: u64,
+        status: &PortStatus,
+        max_ports: usize,
+    ) -> PortUpdate {
+        let Some(mut e) = self.switches.get_mut(&dpid) else {
+            return PortUpdate::Ignored;
+        };
+        if e.handle.conn_id != conn_id {
+            return PortUpdate::Ignored;
+        }
+        let ports = &mut e.info.ports;
+        let port_no = status.desc.port_no;
+        if status.reason == PortReason::Delete {
+            match ports.remove(&port_no) {
+                Some(_) => PortUpdate::Applied,
+                None => PortUpdate::Ignored,
             }
+        } else if ports.len() < max_ports || ports.contains_key(&port_no) {
+            ports.insert(port_no, status.desc.clone());
+            PortUpdate::Applied
+        } else {
+            PortUpdate::OverLimit
         }
     }
 

@@ -107,6 +107,16 @@ pub struct SessionConfig {
     /// (the dumps still unanswered are unknown); before FEATURES_REPLY it
     /// closes the connection, as a switch that does not do the handshake.
     pub held_limit: usize,
+    /// Wire bytes one multipart reply may span, all its parts together.
+    pub max_reply_bytes: usize,
+    /// Parts one multipart reply may span (tiny parts cost more decoded
+    /// than on the wire).
+    pub max_reply_parts: usize,
+    /// Wire bytes the session may hold for a connection at once: the parts
+    /// of unfinished multipart replies and the messages held until ready.
+    /// (The receive buffer holds at most one partial message besides: a
+    /// frame is at most 65535 bytes.)
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for SessionConfig {
@@ -119,6 +129,9 @@ impl Default for SessionConfig {
             miss_send_len: of::OFPCML_NO_BUFFER,
             sync_timeout: Duration::from_secs(2),
             held_limit: 4096,
+            max_reply_bytes: 32 << 20,
+            max_reply_parts: 4096,
+            max_buffered_bytes: 64 << 20,
         }
     }
 }
@@ -222,6 +235,9 @@ pub enum CloseReason {
     HandshakeTimeout,
     /// The driver asked to close (replaced by a newer connection, shutdown).
     Requested(String),
+    /// The switch made the session hold more than its limits allow (see
+    /// [`SessionConfig::max_reply_bytes`] and the fields after it).
+    LimitExceeded(String),
     /// The switch closed the connection or the socket failed.
     Peer(String),
 }
@@ -239,6 +255,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::EchoTimeout => write!(f, "switch stopped answering echo requests"),
             CloseReason::HandshakeTimeout => write!(f, "handshake did not complete in time"),
             CloseReason::Requested(why) => write!(f, "closed by controller: {why}"),
+            CloseReason::LimitExceeded(why) => write!(f, "limit exceeded: {why}"),
             CloseReason::Peer(why) => write!(f, "{why}"),
         }
     }
@@ -325,6 +342,10 @@ struct Outstanding {
     pending: Pending,
     /// Parts of a multipart reply received so far (REPLY_MORE).
     parts: Option<MultipartReplyBody>,
+    /// How many parts, and their wire bytes (counted in
+    /// [`Session::buffered`] until the reply completes).
+    part_count: usize,
+    part_bytes: usize,
 }
 
 /// Most messages in one [`SessionEvent::Messages`] run: a run's vector is
@@ -352,9 +373,15 @@ pub struct Session {
     echo_sent: bool,
     /// Ports from an OpenFlow 1.0 FEATURES_REPLY (1.3 has a port-desc dump).
     of10_ports: Vec<of::Port>,
+    /// The switch's FEATURES_REPLY, once it came (for [`Session::resync`]).
+    features: Option<of::SwitchFeatures>,
     /// Asynchronous messages that arrived before the switch was ready, in
     /// order; passed up right after [`SessionEvent::Ready`].
     held: Vec<(u32, Message)>,
+    /// Wire bytes of `held`.
+    held_bytes: usize,
+    /// Wire bytes of unfinished multipart replies, all requests together.
+    reply_bytes: usize,
 }
 
 impl Session {
@@ -375,7 +402,10 @@ impl Session {
             last_rx: now,
             echo_sent: false,
             of10_ports: Vec::new(),
+            features: None,
             held: Vec::new(),
+            held_bytes: 0,
+            reply_bytes: 0,
         };
         let hello = Message::Hello(Hello::with_versions(SUPPORTED_VERSIONS));
         let xid = session.alloc_xid();
@@ -555,15 +585,20 @@ impl Session {
         }
     }
 
-    /// Queues an asynchronous message, extending the last run of them; held
-    /// until the switch is ready.
-    fn push_message(&mut self, xid: u32, message: Message) {
+    /// Queues an asynchronous message of `len` wire bytes, extending the
+    /// last run of them; held until the switch is ready.
+    fn push_message(&mut self, xid: u32, message: Message, len: u16) {
         if !self.is_ready() {
             self.check_held_bound();
             if self.is_closed() {
                 return;
             }
             if !self.is_ready() {
+                self.held_bytes += usize::from(len);
+                if let Err(why) = self.check_buffered() {
+                    self.close(CloseReason::LimitExceeded(why));
+                    return;
+                }
                 self.held.push((xid, message));
                 return;
             }
@@ -610,7 +645,13 @@ impl Session {
             return;
         }
         self.state = State::Closed;
-        for (_, o) in self.outstanding.drain() {
+        // What the peer made us hold goes now, not when the driver drops
+        // the session.
+        self.held = Vec::new();
+        self.held_bytes = 0;
+        self.reply_bytes = 0;
+        self.rx = BytesMut::new();
+        for (_, o) in std::mem::take(&mut self.outstanding) {
             if let Pending::User { token, .. } = o.pending {
                 self.events.push_back(SessionEvent::Reply {
                     token,
@@ -653,6 +694,8 @@ impl Session {
             Outstanding {
                 pending,
                 parts: None,
+                part_count: 0,
+                part_bytes: 0,
             },
         );
         Some(xid)
@@ -773,12 +816,18 @@ impl Session {
             .then(|| self.outstanding.remove(&header.xid))
             .flatten();
         let Some(mut entry) = entry else {
-            self.push_message(header.xid, message);
+            self.push_message(header.xid, message, header.length);
             return;
         };
         // Reassemble multipart replies until the last part.
         let message = match message {
             Message::MultipartReply(reply) if reply.flags & REPLY_MORE != 0 => {
+                if let Err(why) = self.count_part(&mut entry, header.length) {
+                    // Put back, so closing fails its request too.
+                    self.outstanding.insert(header.xid, entry);
+                    self.close(CloseReason::LimitExceeded(why));
+                    return;
+                }
                 match entry.parts.as_mut() {
                     Some(parts) => {
                         if let Err(e) = parts.merge(reply.body) {
@@ -794,6 +843,7 @@ impl Session {
                 return;
             }
             Message::MultipartReply(mut reply) => {
+                self.reply_bytes -= entry.part_bytes;
                 if let Some(mut parts) = entry.parts.take() {
                     if let Err(e) = parts.merge(reply.body) {
                         tracing::warn!(error = ?e, "inconsistent multipart reply parts");
@@ -805,6 +855,42 @@ impl Session {
             other => other,
         };
         self.complete(now, entry.pending, message);
+    }
+
+    /// Counts one more part of `entry`'s multipart reply against the
+    /// limits; why not, if it breaks one.
+    fn count_part(&mut self, entry: &mut Outstanding, len: u16) -> Result<(), String> {
+        let len = usize::from(len);
+        entry.part_count += 1;
+        entry.part_bytes += len;
+        self.reply_bytes += len;
+        let limits = &self.config;
+        if entry.part_count > limits.max_reply_parts {
+            return Err(format!(
+                "a multipart reply of more than {} parts",
+                limits.max_reply_parts
+            ));
+        }
+        if entry.part_bytes > limits.max_reply_bytes {
+            return Err(format!(
+                "a multipart reply of more than {} bytes",
+                limits.max_reply_bytes
+            ));
+        }
+        self.check_buffered()
+    }
+
+    /// Whether what the session holds for this connection is within
+    /// [`SessionConfig::max_buffered_bytes`].
+    fn check_buffered(&self) -> Result<(), String> {
+        let buffered = self.reply_bytes + self.held_bytes;
+        if buffered > self.config.max_buffered_bytes {
+            return Err(format!(
+                "{buffered} bytes of unfinished replies and held messages (limit {})",
+                self.config.max_buffered_bytes
+            ));
+        }
+        Ok(())
     }
 
     fn complete(&mut self, now: Instant, pending: Pending, message: Message) {
@@ -837,7 +923,22 @@ impl Session {
         }
     }
 
+    /// Runs the sync dumps again on a ready session, ending in a new
+    /// [`SessionEvent::Ready`]: a connection that was set aside (another
+    /// connection claimed its dpid) and is the switch's again reports what
+    /// the switch holds now. False if the session is not ready.
+    pub fn resync(&mut self, now: Instant) -> bool {
+        match (&self.state, self.features.clone()) {
+            (State::Ready, Some(features)) => {
+                self.start_sync(now, features);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn start_sync(&mut self, now: Instant, features: of::SwitchFeatures) {
+        self.features = Some(features.clone());
         let config = SwitchConfig {
             flags: 0,
             miss_send_len: self.config.miss_send_len,
@@ -930,8 +1031,10 @@ impl Session {
         progress.sync.unknown.extend(unanswered);
         self.events
             .push_back(SessionEvent::Ready(Box::new(progress.sync)));
+        self.held_bytes = 0;
         for (xid, message) in std::mem::take(&mut self.held) {
-            self.push_message(xid, message);
+            // Ready now: nothing is held any more.
+            self.push_message(xid, message, 0);
         }
     }
 }

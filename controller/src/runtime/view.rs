@@ -23,7 +23,7 @@ fn snapshot(entry: SwitchEntry, catalog: &ModuleCatalog) -> SwitchSnapshot {
         version: info.version,
         features: info.features,
         desc: info.desc,
-        ports: info.ports,
+        ports: info.ports.into_values().collect(),
     }
 }
 

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use super::graph::{tree_ports, Endpoint, Hop};
 use super::hosts::Host;
-use super::module::Topology;
+use super::module::{SuspectLink, Topology};
 use super::view::{PortRole, TopologyView};
 use crate::api::dpid::{format_dpid, parse_dpid};
 use crate::api::{ApiError, ApiState, ErrorBody};
@@ -30,6 +30,17 @@ pub fn routes(runtime: Runtime) -> OpenApiRouter<ApiState> {
         .routes(routes!(get_hosts))
         .routes(routes!(get_paths))
         .with_state(runtime)
+}
+
+/// The view and the suspect links, read together on the core.
+async fn current_view_and_suspects(
+    runtime: &Runtime,
+) -> Result<(Arc<TopologyView>, Vec<SuspectLink>), ApiError> {
+    runtime
+        .call::<Topology, _>(|m, _| (m.view(), m.suspect_links()))
+        .await
+        .map(|applied| applied.value)
+        .map_err(ApiError::internal)
 }
 
 async fn current_view(runtime: &Runtime) -> Result<Arc<TopologyView>, ApiError> {
@@ -45,6 +56,20 @@ pub struct TopologyDoc {
     pub switches: Vec<SwitchDoc>,
     /// Links as discovered, one entry per direction seen.
     pub links: Vec<LinkDoc>,
+    /// Links that valid probes claimed between ports where hosts live:
+    /// not taken (hosts relaying probes would otherwise become a link).
+    /// They are taken once no host lives at either end any more.
+    pub suspect_links: Vec<SuspectLinkDoc>,
+}
+
+#[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
+pub struct SuspectLinkDoc {
+    /// The port the probe left from.
+    pub src: EndpointDoc,
+    /// The port it arrived on.
+    pub dst: EndpointDoc,
+    /// Hosts behind either end when it was last claimed.
+    pub hosts: usize,
 }
 
 #[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
@@ -137,8 +162,9 @@ fn hop_doc(h: &Hop) -> HopDoc {
     }
 }
 
-/// Switches with port roles, and links marked with the spanning tree.
-pub fn topology_doc(view: &TopologyView) -> TopologyDoc {
+/// Switches with port roles, links marked with the spanning tree, and the
+/// suspect links.
+pub fn topology_doc(view: &TopologyView, suspects: &[SuspectLink]) -> TopologyDoc {
     let tree = view.graph().spanning_tree();
     let floods: BTreeSet<Endpoint> = tree_ports(&tree);
     let switches = view
@@ -171,7 +197,19 @@ pub fn topology_doc(view: &TopologyView) -> TopologyDoc {
             tree: tree.contains(&super::graph::Link::new(*s, *d)),
         })
         .collect();
-    TopologyDoc { switches, links }
+    let suspect_links = suspects
+        .iter()
+        .map(|s| SuspectLinkDoc {
+            src: endpoint(s.from),
+            dst: endpoint(s.to),
+            hosts: s.hosts,
+        })
+        .collect();
+    TopologyDoc {
+        switches,
+        links,
+        suspect_links,
+    }
 }
 
 /// Hosts matching every given filter (`mac`, `ip`, `dpid`); unknown
@@ -282,8 +320,8 @@ fn parse_ip(field: &str, value: &str) -> Result<IpAddr, ApiError> {
     responses((status = 200, description = "The discovered network", body = TopologyDoc))
 )]
 async fn get_topology(State(runtime): State<Runtime>) -> Result<Json<TopologyDoc>, ApiError> {
-    let view = current_view(&runtime).await?;
-    Ok(Json(topology_doc(&view)))
+    let (view, suspects) = current_view_and_suspects(&runtime).await?;
+    Ok(Json(topology_doc(&view, &suspects)))
 }
 
 /// Known hosts, sorted by MAC, optionally filtered.

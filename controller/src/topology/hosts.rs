@@ -3,7 +3,7 @@
 //! sightings from edge ports only and decides when hosts expire (their
 //! classify entry's idle timeout on the switch).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use flowgate_openflow::MacAddr;
@@ -67,6 +67,9 @@ pub enum Learned {
 #[derive(Debug, Clone, Default)]
 pub struct HostTable {
     hosts: BTreeMap<MacAddr, Host>,
+    /// Hosts by attachment point: what a port or switch going away takes
+    /// with it is found without a scan.
+    by_port: BTreeMap<Endpoint, BTreeSet<MacAddr>>,
 }
 
 impl HostTable {
@@ -76,6 +79,7 @@ impl HostTable {
     pub fn learn(&mut self, at: Endpoint, sighting: &Sighting) -> Learned {
         let mut learned = match self.hosts.get_mut(&sighting.mac) {
             None => {
+                self.by_port.entry(at).or_default().insert(sighting.mac);
                 self.hosts.insert(
                     sighting.mac,
                     Host {
@@ -92,6 +96,8 @@ impl HostTable {
                 let mut learned = Learned::Unchanged;
                 if host.at != at {
                     learned = Learned::Moved { from: host.at };
+                    unindex(&mut self.by_port, host.at, host.mac);
+                    self.by_port.entry(at).or_default().insert(host.mac);
                     host.at = at;
                 }
                 if host.vlan != sighting.vlan {
@@ -146,6 +152,7 @@ impl HostTable {
             return false;
         }
         let known = known.cloned().unwrap_or_default();
+        self.by_port.entry(at).or_default().insert(mac);
         self.hosts.insert(
             mac,
             Host {
@@ -164,19 +171,34 @@ impl HostTable {
     }
 
     pub fn remove(&mut self, mac: MacAddr) -> Option<Host> {
-        self.hosts.remove(&mac)
+        let host = self.hosts.remove(&mac)?;
+        unindex(&mut self.by_port, host.at, mac);
+        Some(host)
     }
 
-    /// Removes every host that `pred` selects; returns them.
-    pub fn remove_where(&mut self, pred: impl Fn(&Host) -> bool) -> Vec<Host> {
-        let gone: Vec<MacAddr> = self
-            .hosts
-            .values()
-            .filter(|h| pred(h))
-            .map(|h| h.mac)
-            .collect();
-        gone.into_iter()
+    /// How many hosts sit behind `at`.
+    pub fn count_at(&self, at: Endpoint) -> usize {
+        self.by_port.get(&at).map_or(0, BTreeSet::len)
+    }
+
+    /// Removes the hosts behind `at`; returns them.
+    pub fn remove_at(&mut self, at: Endpoint) -> Vec<Host> {
+        let macs = self.by_port.remove(&at).unwrap_or_default();
+        macs.into_iter()
             .filter_map(|mac| self.hosts.remove(&mac))
+            .collect()
+    }
+
+    /// Removes the hosts behind any port of switch `dpid`; returns them.
+    pub fn remove_on_switch(&mut self, dpid: u64) -> Vec<Host> {
+        let ports: Vec<Endpoint> = self
+            .by_port
+            .range(Endpoint::new(dpid, 0)..=Endpoint::new(dpid, u32::MAX))
+            .map(|(at, _)| *at)
+            .collect();
+        ports
+            .into_iter()
+            .flat_map(|at| self.remove_at(at))
             .collect()
     }
 
@@ -191,6 +213,15 @@ impl HostTable {
 
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty()
+    }
+}
+
+fn unindex(by_port: &mut BTreeMap<Endpoint, BTreeSet<MacAddr>>, at: Endpoint, mac: MacAddr) {
+    if let Some(macs) = by_port.get_mut(&at) {
+        macs.remove(&mac);
+        if macs.is_empty() {
+            by_port.remove(&at);
+        }
     }
 }
 
@@ -283,11 +314,26 @@ mod tests {
         assert!(t.adopt(A, P1, None));
         assert!(!t.adopt(A, P2, None), "a known host keeps its place");
         t.learn(P2, &seen(B, None));
-        let gone = t.remove_where(|h| h.at.dpid == 2);
+        let gone = t.remove_on_switch(2);
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].mac, B);
         assert_eq!(t.len(), 1);
         assert!(t.remove(A).is_some());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn hosts_are_indexed_by_port_through_moves_and_removals() {
+        let mut t = HostTable::default();
+        t.learn(P1, &seen(A, None));
+        t.learn(P1, &seen(B, None));
+        assert_eq!(t.count_at(P1), 2);
+        t.learn(P2, &seen(B, None));
+        assert_eq!((t.count_at(P1), t.count_at(P2)), (1, 1), "B moved");
+        assert_eq!(t.remove_at(P1).len(), 1);
+        assert_eq!(t.count_at(P1), 0);
+        t.remove(B);
+        assert_eq!(t.count_at(P2), 0);
         assert!(t.is_empty());
     }
 }

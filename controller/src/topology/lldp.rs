@@ -7,6 +7,7 @@
 //! TLV 2  Port ID     subtype 2 (port component)    port number, u32 big-endian
 //! TLV 3  TTL         u16 seconds
 //! TLV 127 org.       OUI 02:66:67, subtype 1       controller id, u64 big-endian
+//! TLV 127 org.       OUI 02:66:67, subtype 2       time stamp u64 (ms), tag (16 bytes)
 //! TLV 0  End
 //! ```
 //!
@@ -14,11 +15,15 @@
 //! Flowgate TLV names the controller instance that sent the probe, so a
 //! probe from another controller (or from this one before a restart) is not
 //! mistaken for one of ours. Its OUI has the locally-administered bit set:
-//! it is ours by convention, not a registered identifier.
+//! it is ours by convention, not a registered identifier. The second
+//! Flowgate TLV authenticates the probe: a tag over chassis, port and time
+//! stamp under the instance's secret (see [`super::auth`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use flowgate_openflow::MacAddr;
 use thiserror::Error;
+
+use super::auth::TAG_LEN;
 
 /// LLDP's EtherType.
 pub const ETH_TYPE_LLDP: u16 = 0x88cc;
@@ -28,6 +33,8 @@ pub const LLDP_DST: MacAddr = MacAddr([0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e]);
 pub const FLOWGATE_OUI: [u8; 3] = [0x02, 0x66, 0x67];
 /// Subtype of the Flowgate TLV carrying the controller id.
 const FLOWGATE_SUBTYPE_CONTROLLER: u8 = 1;
+/// Subtype of the Flowgate TLV carrying the time stamp and tag.
+const FLOWGATE_SUBTYPE_AUTH: u8 = 2;
 
 const TLV_END: u8 = 0;
 const TLV_CHASSIS_ID: u8 = 1;
@@ -49,6 +56,16 @@ pub struct Probe {
     pub ttl: u16,
     /// The controller instance that sent it; `None` for foreign LLDP.
     pub controller: Option<u64>,
+    /// When it was sent and the tag vouching for it; `None` if absent.
+    pub auth: Option<ProbeAuth>,
+}
+
+/// A probe's time stamp and tag (see [`super::auth::ProbeKey`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeAuth {
+    /// Milliseconds since the sending instance's epoch.
+    pub stamp: u64,
+    pub tag: [u8; TAG_LEN],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -97,6 +114,18 @@ impl Probe {
                 ],
             );
         }
+        if let Some(auth) = &self.auth {
+            put_tlv(
+                &mut out,
+                TLV_ORG,
+                &[
+                    &FLOWGATE_OUI,
+                    &[FLOWGATE_SUBTYPE_AUTH],
+                    &auth.stamp.to_be_bytes(),
+                    &auth.tag,
+                ],
+            );
+        }
         put_tlv(&mut out, TLV_END, &[]);
         // Pad to the Ethernet minimum (60 bytes without FCS).
         if out.len() < 60 {
@@ -130,9 +159,22 @@ impl Probe {
             _ => return Err(LldpError::Missing("ttl")),
         };
         let mut controller = None;
+        let mut auth = None;
         while let Some((tlv_type, value)) = tlvs.next_tlv()? {
             match (tlv_type, value) {
                 (TLV_END, _) => break,
+                (TLV_ORG, [o1, o2, o3, FLOWGATE_SUBTYPE_AUTH, rest @ ..])
+                    if [*o1, *o2, *o3] == FLOWGATE_OUI =>
+                {
+                    if let (Some(stamp), Some(tag)) = (rest.get(..8), rest.get(8..)) {
+                        if let (Ok(stamp), Ok(tag)) =
+                            (<[u8; 8]>::try_from(stamp), <[u8; TAG_LEN]>::try_from(tag))
+                        {
+                            let stamp = u64::from_be_bytes(stamp);
+                            auth = Some(ProbeAuth { stamp, tag });
+                        }
+                    }
+                }
                 (TLV_ORG, [o1, o2, o3, FLOWGATE_SUBTYPE_CONTROLLER, id @ ..])
                     if [*o1, *o2, *o3] == FLOWGATE_OUI =>
                 {
@@ -148,6 +190,7 @@ impl Probe {
             port,
             ttl,
             controller,
+            auth,
         })
     }
 }
@@ -221,6 +264,10 @@ mod tests {
             port: 3,
             ttl: 15,
             controller: Some(0xfeed_f00d_0000_0001),
+            auth: Some(ProbeAuth {
+                stamp: 0x0102_0304_0506_0708,
+                tag: [0xa5; TAG_LEN],
+            }),
         }
     }
 
@@ -230,7 +277,7 @@ mod tests {
         assert_eq!(Probe::from_frame(&frame), Ok(probe()));
         assert_eq!(&frame[0..6], &LLDP_DST.0);
         assert_eq!(&frame[6..12], &SRC.0);
-        assert_eq!(frame.len(), 65);
+        assert_eq!(frame.len(), 95);
     }
 
     #[test]
@@ -247,14 +294,20 @@ mod tests {
         // Flowgate TLV: type 127, length 12.
         assert_eq!(&frame[49..51], &[0xfe, 12]);
         assert_eq!(&frame[51..55], &[0x02, 0x66, 0x67, 1]);
+        // Authentication TLV: type 127, length 4 + 8 + 16.
+        assert_eq!(&frame[63..65], &[0xfe, 28]);
+        assert_eq!(&frame[65..69], &[0x02, 0x66, 0x67, 2]);
+        assert_eq!(&frame[69..77], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&frame[77..93], &[0xa5; TAG_LEN]);
         // End TLV.
-        assert_eq!(&frame[63..65], &[0, 0]);
+        assert_eq!(&frame[93..95], &[0, 0]);
     }
 
     #[test]
     fn probe_without_flowgate_tlv_has_no_controller() {
         let p = Probe {
             controller: None,
+            auth: None,
             ..probe()
         };
         let frame = p.to_frame(SRC);

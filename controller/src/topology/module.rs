@@ -17,7 +17,7 @@
 //! resolution traffic is always copied, which keeps IP addresses current.
 //! A host's entry expiring on the switch (idle timeout) expires the host.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,10 +27,12 @@ use flowgate_openflow::{
 };
 use tracing::{debug, info, warn};
 
+use super::auth::{ProbeKey, Refusal};
 use super::graph::Endpoint;
 use super::hosts::{Addresses, HostTable, Learned};
-use super::lldp::{Probe, ETH_TYPE_LLDP};
+use super::lldp::{Probe, ProbeAuth, ETH_TYPE_LLDP};
 use super::packet::{Sighting, ETH_TYPE_ARP, ETH_TYPE_IPV6, ICMPV6_NA, ICMPV6_NS, IP_PROTO_ICMPV6};
+use super::prober::ProbeQueue;
 use super::view::{PortRole, PortView, SwitchView, TopologyView};
 use crate::cookie::{self, Owner};
 use crate::desired::{FlowEntry, FlowSpec};
@@ -72,6 +74,10 @@ pub struct TopologyConfig {
     pub host_idle_timeout: u16,
     /// This controller instance, carried in every probe.
     pub controller_id: u64,
+    /// Bridges that are never probed and never have links, by name (a
+    /// switch's LOCAL port carries its bridge's name): the overlay's
+    /// integration bridges, whose ports are VMs and tunnels.
+    pub unprobed_bridges: Vec<String>,
 }
 
 impl Default for TopologyConfig {
@@ -81,6 +87,7 @@ impl Default for TopologyConfig {
             edge_delay: Duration::from_secs(3),
             host_idle_timeout: 300,
             controller_id: 0,
+            unprobed_bridges: Vec::new(),
         }
     }
 }
@@ -102,15 +109,36 @@ struct SwitchState {
     /// What a previous run left on the switch was settled (dropped unless
     /// declared again): done at the first publish after it is ready.
     settled: bool,
+    /// An integration bridge: no probes out of it, no links to it.
+    unprobed: bool,
+    probes: ProbeQueue,
+}
+
+/// A link a valid probe claimed between ports where hosts live: not taken
+/// (a pair of hosts relaying probes would otherwise splice themselves into
+/// the network), but shown to the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuspectLink {
+    pub from: Endpoint,
+    pub to: Endpoint,
+    /// Hosts behind either end when it was last claimed.
+    pub hosts: usize,
+    pub last_seen: Instant,
 }
 
 /// LLDP discovery, port roles and host tracking.
 #[derive(Debug)]
 pub struct Topology {
     config: TopologyConfig,
+    key: ProbeKey,
     switches: BTreeMap<u64, SwitchState>,
     /// Directed links (sender port, receiver port) and when last seen.
     links: BTreeMap<(Endpoint, Endpoint), Instant>,
+    /// How many links touch each port: a port's role without a scan.
+    link_ends: HashMap<Endpoint, usize>,
+    suspects: BTreeMap<(Endpoint, Endpoint), SuspectLink>,
+    /// Probes refused (forged, stale, another instance's), for the log.
+    refused: u64,
     hosts: HostTable,
     next_round: Option<Instant>,
     /// Something changed since the last published view.
@@ -135,8 +163,12 @@ impl Topology {
     pub fn new(config: TopologyConfig) -> Self {
         Topology {
             config,
+            key: ProbeKey::generate(Instant::now()),
             switches: BTreeMap::new(),
             links: BTreeMap::new(),
+            link_ends: HashMap::new(),
+            suspects: BTreeMap::new(),
+            refused: 0,
             hosts: HostTable::default(),
             next_round: None,
             dirty: false,
@@ -179,9 +211,17 @@ impl Topology {
         self.view.clone()
     }
 
+    /// Links claimed by valid probes between ports where hosts live.
+    pub fn suspect_links(&self) -> Vec<SuspectLink> {
+        self.suspects.values().cloned().collect()
+    }
+
     fn switch_up(&mut self, dpid: u64, ports: &[Port], installed: &[FlowStats], ctx: &mut Ctx) {
         let now = ctx.now();
         self.forget_switch(dpid, now);
+        let unprobed = ports
+            .iter()
+            .any(|p| p.port_no == port_no::LOCAL && self.config.unprobed_bridges.contains(&p.name));
         let ports = ports
             .iter()
             .filter(|p| is_up(p))
@@ -194,12 +234,20 @@ impl Topology {
                 (p.port_no, state)
             })
             .collect();
-        let state = SwitchState {
+        let mut state = SwitchState {
             up_since: now,
             ready: false,
             ports,
             settled: false,
+            unprobed,
+            probes: ProbeQueue::default(),
         };
+        if unprobed {
+            info!(
+                dpid = format_args!("{dpid:016x}"),
+                "integration bridge: no discovery probes"
+            );
+        }
         ctx.declare_flows(dpid, FIXED, fixed_entries());
         // What a previous run left stays as it is until the switch is ready
         // (adopted, see `Module::adoption`); host entries bring their hosts.
@@ -213,8 +261,13 @@ impl Topology {
                     .adopt(mac, Endpoint::new(dpid, port), self.addresses.get(&mac));
             }
         }
+        if !unprobed {
+            for &no in state.ports.keys() {
+                state.probes.push(no);
+            }
+        }
         self.switches.insert(dpid, state);
-        self.probe(dpid, None, ctx);
+        self.send_probes(dpid, ctx);
         self.dirty = true;
     }
 
@@ -224,20 +277,24 @@ impl Topology {
             self.dirty = true;
         }
         self.drop_links(|s, d| s.dpid == dpid || d.dpid == dpid, now);
-        if self.forget_hosts(|h| h.at.dpid == dpid) {
+        self.suspects
+            .retain(|(s, d), _| s.dpid != dpid && d.dpid != dpid);
+        let gone = self.hosts.remove_on_switch(dpid);
+        self.hosts_gone(gone);
+    }
+
+    fn hosts_gone(&mut self, gone: Vec<super::hosts::Host>) {
+        for host in &gone {
+            self.host_event(host.mac, host.at, HostChange::Gone);
+        }
+        if !gone.is_empty() {
             self.dirty = true;
         }
     }
 
-    /// Removes the hosts `pred` selects; true if there were any.
-    fn forget_hosts(&mut self, pred: impl Fn(&super::hosts::Host) -> bool) -> bool {
-        let gone = self.hosts.remove_where(pred);
-        for host in &gone {
-            self.host_event(host.mac, host.at, HostChange::Gone);
-        }
-        !gone.is_empty()
-    }
-
+    /// One port's change: a few map operations, whatever the number of
+    /// ports, links and hosts (a switch may report thousands of changes
+    /// in a row).
     fn port_status(&mut self, dpid: u64, status: &PortStatus, ctx: &mut Ctx) {
         let port = &status.desc;
         if port.port_no > port_no::MAX {
@@ -249,11 +306,14 @@ impl Topology {
         let up = status.reason != PortReason::Delete && is_up(port);
         match (up, switch.ports.get_mut(&port.port_no)) {
             (true, Some(known)) => {
-                known.name.clone_from(&port.name);
-                known.hw_addr = port.hw_addr;
+                if known.name != port.name || known.hw_addr != port.hw_addr {
+                    known.name.clone_from(&port.name);
+                    known.hw_addr = port.hw_addr;
+                    self.dirty = true;
+                }
             }
             (true, None) => {
-                info!(
+                debug!(
                     dpid = format_args!("{dpid:016x}"),
                     port = port.port_no,
                     "port up"
@@ -266,22 +326,43 @@ impl Topology {
                         pending_since: Some(ctx.now()),
                     },
                 );
-                self.probe(dpid, Some(port.port_no), ctx);
+                if !switch.unprobed {
+                    switch.probes.push(port.port_no);
+                    self.send_probes(dpid, ctx);
+                }
                 self.dirty = true;
             }
             (false, Some(_)) => {
-                info!(
+                debug!(
                     dpid = format_args!("{dpid:016x}"),
                     port = port.port_no,
                     "port down"
                 );
                 switch.ports.remove(&port.port_no);
                 let end = Endpoint::new(dpid, port.port_no);
-                self.drop_links(|s, d| s == end || d == end, ctx.now());
-                self.forget_hosts(|h| h.at == end);
+                if self.link_ends.contains_key(&end) {
+                    self.drop_links(|s, d| s == end || d == end, ctx.now());
+                }
+                let gone = self.hosts.remove_at(end);
+                self.hosts_gone(gone);
                 self.dirty = true;
             }
             (false, None) => {}
+        }
+    }
+
+    fn add_link(&mut self, from: Endpoint, to: Endpoint, now: Instant) {
+        if self.links.insert((from, to), now).is_none() {
+            for end in [from, to] {
+                *self.link_ends.entry(end).or_default() += 1;
+            }
+            info!(
+                src = format_args!("{:016x}:{}", from.dpid, from.port),
+                dst = format_args!("{:016x}:{}", to.dpid, to.port),
+                "link up"
+            );
+            self.link_event(from, to, true);
+            self.dirty = true;
         }
     }
 
@@ -300,6 +381,14 @@ impl Topology {
         }
         for key in &gone {
             self.links.remove(key);
+            for end in [key.0, key.1] {
+                if let Some(n) = self.link_ends.get_mut(&end) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.link_ends.remove(&end);
+                    }
+                }
+            }
             info!(
                 src = format_args!("{:016x}:{}", key.0.dpid, key.0.port),
                 dst = format_args!("{:016x}:{}", key.1.dpid, key.1.port),
@@ -307,9 +396,8 @@ impl Topology {
             );
             self.link_event(key.0, key.1, false);
         }
-        let linked = self.link_ports();
         for end in gone.iter().flat_map(|(s, d)| [*s, *d]) {
-            if linked.contains(&end) {
+            if self.link_ends.contains_key(&end) {
                 continue;
             }
             if let Some(port) = self
@@ -323,18 +411,9 @@ impl Topology {
         self.dirty = true;
     }
 
-    /// Ports at either end of a discovered link.
-    fn link_ports(&self) -> BTreeSet<Endpoint> {
-        self.links.keys().flat_map(|(s, d)| [*s, *d]).collect()
-    }
-
     fn role(&self, end: Endpoint) -> Option<PortRole> {
-        self.role_in(&self.link_ports(), end)
-    }
-
-    fn role_in(&self, linked: &BTreeSet<Endpoint>, end: Endpoint) -> Option<PortRole> {
         let port = self.switches.get(&end.dpid)?.ports.get(&end.port)?;
-        Some(if linked.contains(&end) {
+        Some(if self.link_ends.contains_key(&end) {
             PortRole::Link
         } else if port.pending_since.is_some() {
             PortRole::Pending
@@ -382,6 +461,9 @@ impl Topology {
         }
     }
 
+    /// An LLDP frame trapped at `here`. It makes a link only if it is a
+    /// probe this instance sent (its tag checks out) not long ago, from
+    /// another port than `here`, between ports where no hosts live.
     fn lldp_in(&mut self, here: Endpoint, frame: &[u8], now: Instant) {
         let probe = match Probe::from_frame(frame) {
             Ok(probe) => probe,
@@ -397,20 +479,56 @@ impl Topology {
             );
             return;
         }
+        let verdict = match probe.auth {
+            Some(auth) => self
+                .key
+                .verify(probe.dpid, probe.port, auth.stamp, &auth.tag, now),
+            None => Err(Refusal::BadTag),
+        };
+        if let Err(refusal) = verdict {
+            self.refused += 1;
+            // The first, then every thousandth: a forger must not flood the log.
+            if self.refused % 1000 == 1 {
+                warn!(
+                    at = format_args!("{:016x}:{}", here.dpid, here.port),
+                    claims = format_args!("{:016x}:{}", probe.dpid, probe.port),
+                    ?refusal,
+                    refused = self.refused,
+                    "refused an LLDP probe carrying this controller's id: forged, replayed or stale"
+                );
+            }
+            return;
+        }
         let from = Endpoint::new(probe.dpid, probe.port);
         if from == here || self.role(from).is_none() || self.role(here).is_none() {
             return;
         }
-        if self.links.insert((from, here), now).is_none() {
-            info!(
-                src = format_args!("{:016x}:{}", from.dpid, from.port),
-                dst = format_args!("{:016x}:{}", here.dpid, here.port),
-                "link up"
-            );
-            self.link_event(from, here, true);
-            self.forget_hosts(|h| h.at == here || h.at == from);
-            self.dirty = true;
+        if [from.dpid, here.dpid]
+            .iter()
+            .any(|d| self.switches.get(d).is_some_and(|s| s.unprobed))
+        {
+            return;
         }
+        let hosts = self.hosts.count_at(from) + self.hosts.count_at(here);
+        if hosts > 0 {
+            let suspect = SuspectLink {
+                from,
+                to: here,
+                hosts,
+                last_seen: now,
+            };
+            if self.suspects.insert((from, here), suspect).is_none() {
+                warn!(
+                    src = format_args!("{:016x}:{}", from.dpid, from.port),
+                    dst = format_args!("{:016x}:{}", here.dpid, here.port),
+                    hosts,
+                    "link claimed between ports where hosts live: not taken (GET /topology lists it)"
+                );
+            }
+            return;
+        }
+        self.suspects.remove(&(from, here));
+        self.add_link(from, here, now);
     }
 
     fn flow_removed(&mut self, dpid: u64, removed: &FlowRemoved) {
@@ -439,18 +557,24 @@ impl Topology {
     fn tick(&mut self, ctx: &mut Ctx) {
         let now = ctx.now();
         let delay = self.config.edge_delay;
+        let round_due = self.next_round.is_none_or(|at| now >= at);
         for switch in self.switches.values_mut() {
             if !switch.ready && now.duration_since(switch.up_since) >= delay {
                 switch.ready = true;
                 self.dirty = true;
             }
-            for port in switch.ports.values_mut() {
+            switch.probes.refill();
+            for (&no, port) in &mut switch.ports {
                 if port
                     .pending_since
                     .is_some_and(|since| now.duration_since(since) >= delay)
                 {
                     port.pending_since = None;
                     self.dirty = true;
+                }
+                // Every port each round, pending ones every tick.
+                if !switch.unprobed && (round_due || port.pending_since.is_some()) {
+                    switch.probes.push(no);
                 }
             }
         }
@@ -466,43 +590,38 @@ impl Topology {
         if !stale.is_empty() {
             self.drop_links(|s, d| stale.contains(&(s, d)), now);
         }
-        let round_due = self.next_round.is_none_or(|at| now >= at);
+        self.suspects
+            .retain(|_, s| now.duration_since(s.last_seen) <= max_age);
         let dpids: Vec<u64> = self.switches.keys().copied().collect();
         for dpid in dpids {
-            if round_due {
-                self.probe(dpid, None, ctx);
-            } else {
-                let pending: Vec<u32> = self.switches[&dpid]
-                    .ports
-                    .iter()
-                    .filter(|(_, p)| p.pending_since.is_some())
-                    .map(|(n, _)| *n)
-                    .collect();
-                for port in pending {
-                    self.probe(dpid, Some(port), ctx);
-                }
-            }
+            self.send_probes(dpid, ctx);
         }
         if round_due {
             self.next_round = Some(now + self.config.lldp_interval);
         }
     }
 
-    /// Sends an LLDP probe out of `port`, or of every up port.
-    fn probe(&self, dpid: u64, port: Option<u32>, ctx: &mut Ctx) {
-        let Some(switch) = self.switches.get(&dpid) else {
+    /// Sends the probes `dpid`'s queue lets out this tick.
+    fn send_probes(&mut self, dpid: u64, ctx: &mut Ctx) {
+        let Some(switch) = self.switches.get_mut(&dpid) else {
             return;
         };
         let ttl = self.config.lldp_interval.as_secs().saturating_mul(3) + 1;
-        for (&no, state) in &switch.ports {
-            if port.is_some_and(|p| p != no) {
+        let stamp = self.key.stamp(ctx.now());
+        while let Some(no) = switch.probes.pop() {
+            // A port that went down while it waited is skipped.
+            let Some(state) = switch.ports.get(&no) else {
                 continue;
-            }
+            };
             let probe = Probe {
                 dpid,
                 port: no,
                 ttl: u16::try_from(ttl).unwrap_or(u16::MAX),
                 controller: Some(self.config.controller_id),
+                auth: Some(ProbeAuth {
+                    stamp,
+                    tag: self.key.sign(dpid, no, stamp),
+                }),
             };
             ctx.packet_out(
                 dpid,
@@ -523,7 +642,6 @@ impl Topology {
     /// publishes the new view.
     fn publish(&mut self, ctx: &mut Ctx) {
         self.dirty = false;
-        let linked = self.link_ports();
         let mut hosts: BTreeMap<u64, Vec<FlowEntry>> = BTreeMap::new();
         for host in self.hosts.iter() {
             let entry = host_entry(host.mac, host.at.port, self.config.host_idle_timeout);
@@ -536,7 +654,7 @@ impl Topology {
             let links = switch
                 .ports
                 .keys()
-                .filter(|no| linked.contains(&Endpoint::new(dpid, **no)))
+                .filter(|no| self.link_ends.contains_key(&Endpoint::new(dpid, **no)))
                 .map(|no| link_port_entry(*no));
             ctx.declare_flows(dpid, LINKS, links);
             ctx.declare_flows(dpid, HOSTS, hosts.remove(&dpid).unwrap_or_default());
@@ -570,7 +688,6 @@ impl Topology {
     }
 
     fn build_view(&self) -> TopologyView {
-        let linked = self.link_ports();
         let switches = self
             .switches
             .iter()
@@ -580,7 +697,7 @@ impl Topology {
                     .iter()
                     .map(|(&no, p)| {
                         let role = self
-                            .role_in(&linked, Endpoint::new(dpid, no))
+                            .role(Endpoint::new(dpid, no))
                             .unwrap_or(PortRole::Pending);
                         let view = PortView {
                             name: p.name.clone(),
@@ -630,14 +747,19 @@ impl Module for Topology {
             | Event::Task { .. }
             | Event::Bus { .. } => {}
         }
-        if self.dirty {
-            self.publish(ctx);
-        }
         for event in self.events.drain(..) {
             ctx.emit(event);
         }
         if !self.address_ops.is_empty() {
             ctx.persist(std::mem::take(&mut self.address_ops));
+        }
+    }
+
+    /// The view is published once per batch of events: a burst of port
+    /// changes costs one view and one recomputation by its readers.
+    fn batch_end(&mut self, ctx: &mut Ctx) {
+        if self.dirty {
+            self.publish(ctx);
         }
     }
 

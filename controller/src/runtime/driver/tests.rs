@@ -203,3 +203,73 @@ async fn packet_ins_of_a_switch_that_never_syncs_reach_the_core_once_it_is_ready
     }
     assert_eq!(xids, (0..sent).collect::<Vec<_>>(), "none lost, in order");
 }
+
+fn port_status(reason: of::PortReason, port_no: u32) -> Message {
+    Message::PortStatus(of::PortStatus {
+        reason,
+        desc: of::Port {
+            port_no,
+            ..of::Port::default()
+        },
+    })
+}
+
+#[tokio::test]
+async fn ports_past_the_limit_are_not_tracked_and_never_reach_the_core() {
+    let config = DriverConfig {
+        session: SessionConfig {
+            sync_timeout: Duration::from_millis(50),
+            ..SessionConfig::default()
+        },
+        max_ports: 3,
+        ..DriverConfig::default()
+    };
+    let (mut peer, _task, mut core) = connect(config).await;
+    peer.write_all(&wire(4, 1, &Message::Hello(Hello::with_versions(&[4]))))
+        .await
+        .unwrap();
+    let xid = xid_of_next(&mut peer, of::msg_type::FEATURES_REQUEST).await;
+    let features = of::SwitchFeatures {
+        datapath_id: 7,
+        n_buffers: 0,
+        n_tables: 254,
+        auxiliary_id: 0,
+        capabilities: 0,
+        reserved: 0,
+    };
+    // No dumps answered (no ports known); then five ports come up, one of
+    // the ignored ones goes away, and a tracked one goes away.
+    let mut input = wire(4, xid, &Message::FeaturesReply(features));
+    for port_no in 1..=5 {
+        input.extend_from_slice(&wire(4, 0, &port_status(of::PortReason::Add, port_no)));
+    }
+    input.extend_from_slice(&wire(4, 0, &port_status(of::PortReason::Delete, 5)));
+    input.extend_from_slice(&wire(4, 0, &port_status(of::PortReason::Delete, 2)));
+    input.extend_from_slice(&wire(4, 0, &port_status(of::PortReason::Add, 4)));
+    peer.write_all(&input).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let event = tokio::time::timeout(Duration::from_secs(5), core.recv());
+        let messages = match event.await.expect("the core hears of the ports") {
+            Some(CoreEvent::SwitchUp { .. }) => continue,
+            Some(CoreEvent::Message { message, .. }) => vec![message],
+            Some(CoreEvent::Messages { messages, .. }) => {
+                messages.into_iter().map(|(_, m)| m).collect()
+            }
+            _ => panic!("unexpected core event"),
+        };
+        for message in messages {
+            let Message::PortStatus(status) = message else {
+                panic!("unexpected message {message:?}")
+            };
+            seen.push((status.reason, status.desc.port_no));
+        }
+    }
+    use of::PortReason::{Add, Delete};
+    assert_eq!(
+        seen,
+        [(Add, 1), (Add, 2), (Add, 3), (Delete, 2), (Add, 4)],
+        "4 and 5 past the limit, 5's removal about a port never tracked; \
+         4 fits once 2 is gone"
+    );
+}

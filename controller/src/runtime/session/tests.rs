@@ -888,3 +888,230 @@ fn a_flow_mods_buffer_id_is_set_in_place_in_both_dialects() {
     set_flow_mod_buffer_id(of::OFP_VERSION_1_3, &mut short, 7);
     assert_eq!(short, [0; 20]);
 }
+
+fn port(no: u32) -> of::Port {
+    of::Port {
+        port_no: no,
+        name: format!("p{no}"),
+        ..of::Port::default()
+    }
+}
+
+/// A ready session with a PORT_DESC request out; its xid.
+fn port_desc_requested(now: Instant, config: SessionConfig) -> (Session, u32) {
+    let (mut s, dumps, barrier) = syncing_session(now, config);
+    for (xid, _) in &dumps {
+        s.handle_bytes(
+            now,
+            &wire(*xid, &reply(MultipartReplyBody::Flow(vec![]), false)),
+        );
+    }
+    s.handle_bytes(now, &wire(barrier, &Message::BarrierReply));
+    while s.poll_event().is_some() {}
+    let req = Message::MultipartRequest(of::MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::PortDesc,
+    });
+    s.request(now, req, 9);
+    let xid = sent(&mut s)[0].0.xid;
+    (s, xid)
+}
+
+fn closed_for_limit(s: &mut Session) -> String {
+    loop {
+        match s.poll_event() {
+            Some(SessionEvent::Closed {
+                reason: CloseReason::LimitExceeded(why),
+            }) => return why,
+            Some(SessionEvent::Reply { .. }) => continue,
+            other => panic!("expected a close for a limit, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_reply_of_endless_parts_closes_the_connection_at_the_parts_limit() {
+    let now = Instant::now();
+    let config = SessionConfig {
+        max_reply_parts: 3,
+        ..SessionConfig::default()
+    };
+    let (mut s, xid) = port_desc_requested(now, config);
+    for _ in 0..3 {
+        s.handle_bytes(
+            now,
+            &wire(xid, &reply(MultipartReplyBody::PortDesc(vec![]), true)),
+        );
+        assert!(!s.is_closed());
+    }
+    s.handle_bytes(
+        now,
+        &wire(xid, &reply(MultipartReplyBody::PortDesc(vec![]), true)),
+    );
+    assert!(s.is_closed());
+    assert!(
+        matches!(
+            s.poll_event(),
+            Some(SessionEvent::Reply {
+                token: 9,
+                result: Err(RequestError::Closed)
+            })
+        ),
+        "the waiting request fails"
+    );
+    assert!(closed_for_limit(&mut s).contains("more than 3 parts"));
+    assert_eq!(s.reply_bytes, 0, "the parts are dropped with the session");
+}
+
+#[test]
+fn a_reply_past_its_byte_limit_closes_the_connection() {
+    let now = Instant::now();
+    let part = wire(
+        1,
+        &reply(
+            MultipartReplyBody::PortDesc((1..=100).map(port).collect()),
+            true,
+        ),
+    );
+    let config = SessionConfig {
+        // Two parts fit, the third does not.
+        max_reply_bytes: part.len() * 2 + 10,
+        ..SessionConfig::default()
+    };
+    let (mut s, xid) = port_desc_requested(now, config);
+    let part = wire(
+        xid,
+        &reply(
+            MultipartReplyBody::PortDesc((1..=100).map(port).collect()),
+            true,
+        ),
+    );
+    s.handle_bytes(now, &part);
+    s.handle_bytes(now, &part);
+    assert!(!s.is_closed());
+    assert_eq!(s.reply_bytes, part.len() * 2);
+    s.handle_bytes(now, &part);
+    assert!(closed_for_limit(&mut s).contains("bytes"));
+}
+
+#[test]
+fn a_finished_reply_gives_its_bytes_back() {
+    let now = Instant::now();
+    let (mut s, xid) = port_desc_requested(now, SessionConfig::default());
+    s.handle_bytes(
+        now,
+        &wire(
+            xid,
+            &reply(MultipartReplyBody::PortDesc(vec![port(1)]), true),
+        ),
+    );
+    assert!(s.reply_bytes > 0);
+    s.handle_bytes(
+        now,
+        &wire(
+            xid,
+            &reply(MultipartReplyBody::PortDesc(vec![port(2)]), false),
+        ),
+    );
+    assert_eq!(s.reply_bytes, 0);
+    match s.poll_event() {
+        Some(SessionEvent::Reply {
+            result: Ok(Message::MultipartReply(r)),
+            ..
+        }) => assert_eq!(r.body, MultipartReplyBody::PortDesc(vec![port(1), port(2)])),
+        other => panic!("expected the reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_connection_budget_counts_every_unfinished_reply_together() {
+    let now = Instant::now();
+    let part_len = wire(
+        1,
+        &reply(
+            MultipartReplyBody::PortDesc((1..=50).map(port).collect()),
+            true,
+        ),
+    )
+    .len();
+    let config = SessionConfig {
+        // Each reply alone is allowed three parts; together they may hold four.
+        max_reply_bytes: part_len * 3,
+        max_buffered_bytes: part_len * 4,
+        ..SessionConfig::default()
+    };
+    let (mut s, first) = port_desc_requested(now, config);
+    let req = Message::MultipartRequest(of::MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::PortDesc,
+    });
+    s.request(now, req, 10);
+    let second = sent(&mut s)[0].0.xid;
+    let part = |xid| {
+        wire(
+            xid,
+            &reply(
+                MultipartReplyBody::PortDesc((1..=50).map(port).collect()),
+                true,
+            ),
+        )
+    };
+    for xid in [first, second, first, second] {
+        s.handle_bytes(now, &part(xid));
+    }
+    assert!(!s.is_closed());
+    s.handle_bytes(now, &part(first));
+    assert!(closed_for_limit(&mut s).contains("unfinished replies and held messages"));
+}
+
+#[test]
+fn messages_held_before_ready_count_against_the_budget() {
+    let now = Instant::now();
+    let one = wire(1, &packet_in(1)).len();
+    let config = SessionConfig {
+        max_buffered_bytes: one * 3,
+        ..SessionConfig::default()
+    };
+    let (mut s, _, _) = syncing_session(now, config);
+    for port in 1..=3 {
+        s.handle_bytes(now, &wire(port, &packet_in(port)));
+    }
+    assert!(!s.is_closed());
+    s.handle_bytes(now, &wire(4, &packet_in(4)));
+    assert!(closed_for_limit(&mut s).contains("held messages"));
+    assert!(s.held.is_empty() && s.held_bytes == 0, "freed at the close");
+}
+
+#[test]
+fn the_receive_buffer_never_holds_more_than_one_partial_message() {
+    // However the peer cuts its stream, whole messages leave the buffer at
+    // once: what stays is less than one frame (at most 65535 bytes).
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    let big = wire(1, &Message::EchoRequest(Bytes::from(vec![7u8; 65_000])));
+    let mut stream = BytesMut::new();
+    for _ in 0..20 {
+        stream.extend_from_slice(&big);
+    }
+    for chunk in stream.chunks(50_000) {
+        s.handle_bytes(now, chunk);
+        assert!(s.recv_buffer().len() < big.len());
+    }
+    assert!(s.recv_buffer().is_empty());
+}
+
+#[test]
+fn a_ready_session_syncs_again_on_request() {
+    let now = Instant::now();
+    let mut s = ready_session(now);
+    while s.poll_event().is_some() {}
+    assert!(s.resync(now));
+    let out = sent(&mut s);
+    let (barrier, dumps) = out[1..].split_last().unwrap();
+    assert!(matches!(out[0].1, Message::SetConfig(_)));
+    assert_eq!(dumps.len(), 5, "every dump again");
+    s.handle_bytes(now, &wire(barrier.0.xid, &Message::BarrierReply));
+    let sync = ready_sync(&mut s);
+    assert_eq!(sync.features.datapath_id, DPID);
+    assert_eq!(sync.unknown.len(), 5, "none answered this time");
+}

@@ -68,7 +68,7 @@ fn field_of(err: ApiError) -> Option<String> {
 
 #[test]
 fn topology_lists_roles_links_and_the_tree() {
-    let doc = topology_doc(&view());
+    let doc = topology_doc(&view(), &[]);
     assert_eq!(doc.switches.len(), 2);
     let s1 = &doc.switches[0];
     assert_eq!(s1.dpid, "00:00:00:00:00:00:00:01");

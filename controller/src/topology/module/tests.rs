@@ -7,6 +7,7 @@ use super::*;
 use crate::module::Change;
 use crate::testing::{reported_stats, FakeSwitch, Packet};
 use crate::topology::packet::{Arp, ARP_REQUEST};
+use crate::topology::prober::PROBES_PER_TICK;
 
 const H1: MacAddr = MacAddr([0, 0, 0, 0, 0, 0x01]);
 const ID: u64 = 0xf10e;
@@ -57,9 +58,11 @@ impl Lab {
         self.wires.insert(b, a);
     }
 
+    /// One event, as a batch of its own (the view is published at its end).
     fn event(&mut self, event: &Event<'_>) {
         let mut ctx = Ctx::new(self.now);
         self.topo.handle(event, &mut ctx);
+        self.topo.batch_end(&mut ctx);
         let changes = ctx.take_changes();
         for sw in self.switches.values_mut() {
             sw.apply(&changes);
@@ -349,6 +352,7 @@ fn probes_of_another_controller_are_ignored() {
         port: 1,
         ttl: 10,
         controller: Some(ID + 1),
+        auth: None,
     };
     lab.packet_in(Endpoint::new(1, 1), OBJ_LLDP, foreign.to_frame(H1));
     assert!(lab.view().links.is_empty());
@@ -471,4 +475,195 @@ fn host_addresses_are_stored_and_given_back_to_the_hosts_a_restart_adopts() {
         .host_by_ip("10.0.0.1".parse().unwrap())
         .cloned();
     assert_eq!(found.map(|h| h.mac), Some(H1), "known by IP before any ARP");
+}
+
+/// The probes the module sent out of `dpid`, as (port, frame).
+fn probes_sent(changes: &[Change], dpid: u64) -> Vec<(u32, Bytes)> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::PacketOut {
+                dpid: d,
+                packet_out,
+            } if *d == dpid => match packet_out.actions[..] {
+                [Action::Output { port, .. }] => Some((port, packet_out.data.clone())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// s1 and s2, not wired: a host on s1 port 1 and one on s2 port 1, past
+/// the edge delay.
+fn two_switches_with_hosts() -> Lab {
+    let mut lab = Lab::new();
+    lab.up(1, &[1, 2], &[]);
+    lab.up(2, &[1, 2], &[]);
+    lab.tick(3);
+    lab.host_sends((1, 1), H1, [10, 0, 0, 1]);
+    lab
+}
+
+#[test]
+fn a_forged_probe_with_the_copied_controller_id_makes_no_link() {
+    // The attack: a host on s1 port 1 sees a probe (and so the instance
+    // id) and sends one claiming to be s2 port 2.
+    let mut lab = two_switches_with_hosts();
+    let seen = probes_sent(&lab.changes, 1);
+    let (_, genuine) = seen.iter().find(|(p, _)| *p == 1).unwrap();
+    let copied = Probe::from_frame(genuine).unwrap();
+    let forged = Probe {
+        dpid: 2,
+        port: 2,
+        ..copied
+    };
+    lab.packet_in(Endpoint::new(1, 2), OBJ_LLDP, forged.to_frame(H1));
+    let unsigned = Probe {
+        auth: None,
+        ..forged
+    };
+    lab.packet_in(Endpoint::new(1, 2), OBJ_LLDP, unsigned.to_frame(H1));
+    assert!(lab.view().links.is_empty());
+    assert_eq!(lab.topo.refused, 2);
+}
+
+#[test]
+fn a_captured_probe_is_useless_after_the_freshness_window_and_on_its_own_port() {
+    let mut lab = two_switches_with_hosts();
+    lab.changes.clear();
+    lab.tick(3); // a round: s2 port 2 probed
+    let (_, frame) = probes_sent(&lab.changes, 2)
+        .into_iter()
+        .find(|(p, _)| *p == 2)
+        .unwrap();
+    // Where it was sent from: ignored.
+    lab.packet_in(Endpoint::new(2, 2), OBJ_LLDP, frame.clone());
+    assert!(lab.view().links.is_empty());
+    // Replayed elsewhere later: stale.
+    lab.now += crate::topology::auth::FRESHNESS + Duration::from_millis(1);
+    lab.packet_in(Endpoint::new(1, 2), OBJ_LLDP, frame.clone());
+    assert!(lab.view().links.is_empty());
+    assert_eq!(lab.topo.refused, 1);
+}
+
+#[test]
+fn a_link_claimed_where_hosts_live_is_flagged_not_taken() {
+    // Two hosts relaying genuine probes between their ports: each probe
+    // is valid, but hosts live on the port it arrives at.
+    let mut lab = two_switches_with_hosts();
+    lab.changes.clear();
+    lab.tick(3); // a round
+    let (_, frame) = probes_sent(&lab.changes, 2)
+        .into_iter()
+        .find(|(p, _)| *p == 1)
+        .unwrap();
+    lab.packet_in(Endpoint::new(1, 1), OBJ_LLDP, frame);
+    assert!(lab.view().links.is_empty());
+    let suspects = lab.topo.suspect_links();
+    assert_eq!(suspects.len(), 1);
+    assert_eq!(
+        (suspects[0].from, suspects[0].to, suspects[0].hosts),
+        (Endpoint::new(2, 1), Endpoint::new(1, 1), 1)
+    );
+    assert_eq!(lab.view().host(H1).unwrap().at, Endpoint::new(1, 1));
+    // Once the port is down (its hosts forgotten), a real link is taken.
+    lab.wire((1, 1), (2, 1));
+    let mut down = port(1);
+    down.state = port_state::LINK_DOWN;
+    for desc in [down, port(1)] {
+        let status = PortStatus {
+            reason: PortReason::Modify,
+            desc,
+        };
+        lab.event(&Event::PortStatus {
+            dpid: 1,
+            status: &status,
+        });
+    }
+    assert_eq!(lab.view().undirected_links().len(), 1);
+}
+
+#[test]
+fn an_integration_bridge_is_never_probed_and_never_linked() {
+    let mut lab = Lab::new();
+    lab.topo = Topology::new(TopologyConfig {
+        controller_id: ID,
+        unprobed_bridges: vec!["br-int".into()],
+        ..TopologyConfig::default()
+    });
+    lab.switches.insert(5, FakeSwitch::new(5));
+    let mut ports: Vec<Port> = [1, 2].iter().map(|&n| port(n)).collect();
+    ports.push(Port {
+        port_no: port_no::LOCAL,
+        name: "br-int".into(),
+        ..port(9)
+    });
+    lab.event(&Event::SwitchUp {
+        dpid: 5,
+        ports: &ports,
+        installed: &[],
+        groups: &[],
+        meters: &[],
+    });
+    lab.up(1, &[1], &[]);
+    lab.tick(12);
+    assert!(
+        probes_sent(&lab.changes, 5).is_empty(),
+        "no probe to VMs or tunnels"
+    );
+    // Even a genuine probe of ours arriving there makes no link.
+    let (_, frame) = probes_sent(&lab.changes, 1).pop().unwrap();
+    lab.now -= Duration::from_secs(1);
+    lab.packet_in(Endpoint::new(5, 1), OBJ_LLDP, frame);
+    assert!(lab.view().links.is_empty());
+}
+
+fn port_added(no: u32) -> PortStatus {
+    PortStatus {
+        reason: PortReason::Add,
+        desc: port(no),
+    }
+}
+
+#[test]
+fn a_port_storm_is_cheap_publishes_once_and_probes_at_a_bounded_rate() {
+    let mut lab = Lab::new();
+    lab.up(1, &[1], &[]);
+    lab.changes.clear();
+    // 4000 ports come up in one batch.
+    let mut ctx = Ctx::new(lab.now);
+    let started = Instant::now();
+    for no in 2..4002 {
+        let status = port_added(no);
+        lab.topo.handle(
+            &Event::PortStatus {
+                dpid: 1,
+                status: &status,
+            },
+            &mut ctx,
+        );
+    }
+    lab.topo.batch_end(&mut ctx);
+    let took = started.elapsed();
+    let changes = ctx.take_changes();
+    let publishes = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Publish(_)))
+        .count();
+    assert_eq!(publishes, 1, "one view for the whole batch");
+    assert_eq!(lab.view().switches[&1].ports.len(), 4001);
+    assert_eq!(
+        probes_sent(&changes, 1).len(),
+        PROBES_PER_TICK - 1,
+        "one probe went at switch-up; the rest of the tick's budget now"
+    );
+    // Debug build, shared machine: still far from the quadratic cost.
+    assert!(
+        took < Duration::from_secs(2),
+        "4000 port events took {took:?}"
+    );
+    lab.changes.clear();
+    lab.tick(1);
+    assert_eq!(probes_sent(&lab.changes, 1).len(), PROBES_PER_TICK);
 }
