@@ -5,6 +5,7 @@
 //! `{"error","field","reason"}` JSON (DESIGN.md §5).
 
 use super::error::ApiError;
+use super::strict::Strict;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -68,7 +69,7 @@ fn body_rejection(r: BytesRejection) -> ApiError {
 /// field path where serde knows it.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(Strict(&mut de)).map_err(|e| {
         let path = e.path().to_string();
         json_error(&path, e.into_inner())
     })?;

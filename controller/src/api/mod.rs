@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod model;
 pub mod render;
 mod serve;
+mod strict;
 mod switches;
 pub mod view;
 pub mod write;
