@@ -8,7 +8,8 @@
 //!   for "fix your request", with `field` saying where.
 //! - 401 `unauthorized`: a write without the configured bearer token.
 //! - 404 `not_found`: unknown switch (dpid) or resource, or unknown route.
-//! - 405 `method_not_allowed`, 409 `conflict`, 413 `payload_too_large`,
+//! - 405 `method_not_allowed`, 408 `request_timeout` (the body did not
+//!   arrive in time), 409 `conflict`, 413 `payload_too_large`,
 //!   415 `unsupported_media_type` (a body without `Content-Type: application/json`).
 //! - 502 `switch_error` / 504 `switch_timeout`: the switch answered a live
 //!   query with an error, or did not answer in time.
@@ -27,7 +28,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// Machine-readable kind: `bad_request`, `unauthorized`, `not_found`,
-    /// `method_not_allowed`, `conflict`, `payload_too_large`,
+    /// `method_not_allowed`, `request_timeout`, `conflict`, `payload_too_large`,
     /// `unsupported_media_type`, `switch_error`, `switch_timeout`, `internal`.
     #[schema(example = "not_found")]
     pub error: String,
@@ -67,6 +68,9 @@ pub enum ApiError {
         field: Option<String>,
         reason: String,
     },
+    /// 408: the body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 413: body over the size limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -138,6 +142,10 @@ impl ApiError {
             ApiError::Conflict { field, reason } => (
                 StatusCode::CONFLICT,
                 body("conflict", field.as_deref(), reason.clone()),
+            ),
+            ApiError::RequestTimeout(reason) => (
+                StatusCode::REQUEST_TIMEOUT,
+                body("request_timeout", None, reason.clone()),
             ),
             ApiError::PayloadTooLarge(reason) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -218,6 +226,7 @@ mod tests {
             (ApiError::not_found("dpid", "x"), 404, "not_found"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::conflict("id", "x"), 409, "conflict"),
+            (ApiError::RequestTimeout("x".into()), 408, "request_timeout"),
             (
                 ApiError::PayloadTooLarge("x".into()),
                 413,

@@ -26,6 +26,7 @@
 //! `meta`/`switches`, the token check in `auth`, [`metrics`], and [`serve()`].
 
 mod auth;
+mod body;
 pub mod dpid;
 pub mod error;
 pub mod extract;
@@ -33,7 +34,7 @@ mod meta;
 pub mod metrics;
 pub mod model;
 pub mod render;
-mod serve;
+pub mod server;
 mod strict;
 mod switches;
 pub mod view;
@@ -44,7 +45,7 @@ mod tests;
 
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiPath};
-pub use serve::{serve, MAX_CONNECTIONS};
+pub use server::{serve, ServerConfig};
 pub use utoipa_axum::router::OpenApiRouter;
 pub use view::{ControllerView, QueryFuture, SwitchQueryError, SwitchSnapshot};
 pub use write::{AppliedInfo, DryRun};
@@ -54,7 +55,7 @@ use crate::store::Store;
 use axum::{middleware, Extension, Router};
 use metrics::RestMetrics;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -62,6 +63,9 @@ use utoipa_axum::routes;
 
 /// Prefix of every endpoint.
 pub const API_PREFIX: &str = "/api/v1";
+
+/// Default of [`ApiState::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What handlers (core and module) share. Cheap to clone.
 #[derive(Clone)]
@@ -78,6 +82,8 @@ pub struct ApiState {
     pub metrics: Option<Arc<Metrics>>,
     /// The API's own request counters.
     pub rest_metrics: Arc<RestMetrics>,
+    /// Time a request body has to arrive whole (408 otherwise).
+    pub body_timeout: Duration,
 }
 
 impl ApiState {
@@ -95,7 +101,14 @@ impl ApiState {
             auth_token: auth_token.filter(|t| !t.is_empty()),
             metrics: None,
             rest_metrics: Arc::default(),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
+    }
+
+    /// Request bodies must arrive whole within `timeout`.
+    pub fn with_body_timeout(mut self, timeout: Duration) -> ApiState {
+        self.body_timeout = timeout;
+        self
     }
 
     /// Exports the runtime's counters on `/metrics`.
@@ -178,6 +191,10 @@ pub fn router_with(
     let (app, doc) = top.nest(API_PREFIX, v1).split_for_parts();
     app.fallback(meta::no_route)
         .method_not_allowed_fallback(meta::wrong_method)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body::read_in_time,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

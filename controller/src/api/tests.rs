@@ -633,33 +633,57 @@ async fn bearer_token_guards_writes_only() {
 }
 
 #[tokio::test]
-async fn serve_answers_over_tcp_and_shuts_down() {
+async fn a_body_must_arrive_within_the_body_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app(), async {
-        let _ = stopped.await;
-    }));
-
+    let app = router_with_modules(
+        state_with_token(None).with_body_timeout(Duration::from_millis(500)),
+        extra(),
+    );
+    tokio::spawn(serve(
+        listener,
+        app,
+        ServerConfig::default(),
+        None,
+        std::future::pending(),
+    ));
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    conn.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
+    conn.write_all(
+        b"POST /api/v1/test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 40\r\n\r\n{",
+    )
+    .await
+    .expect("write");
+    // One byte every 200 ms: each arrives in time, the whole body does not.
+    let started = std::time::Instant::now();
     let mut response = String::new();
-    conn.read_to_string(&mut response).await.expect("read");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.contains(r#""status":"ok""#), "{response}");
-
-    stop.send(()).expect("server still running");
-    let result = tokio::time::timeout(Duration::from_secs(5), server)
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            tokio::select! {
+                n = conn.read(&mut buf) => {
+                    let n = n.unwrap_or(0);
+                    response.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if n == 0 || response.contains("}") {
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    let _ = conn.write_all(b" ").await;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
         .await
-        .expect("server stops after shutdown")
-        .expect("server task");
-    assert!(result.is_ok(), "{result:?}");
+        .expect("answered");
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("request_timeout"), "{response}");
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
