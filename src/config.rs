@@ -168,7 +168,8 @@ pub struct RestSection {
     pub max_connections: usize,
     /// Connections open at once from one address (IPv6: one /64).
     pub max_connections_per_client: usize,
-    /// Reads need the bearer token too (all but `/api/v1/health`).
+    /// Reads need the bearer token too (all but `/api/v1/health` and
+    /// `/api/v1/openapi.json`).
     pub auth_reads: bool,
     /// PEM certificate chain and private key: serve HTTPS.
     pub tls_cert: Option<PathBuf>,

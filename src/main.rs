@@ -149,7 +149,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let qos = QosService::new(runtime.clone());
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
         .with_metrics(runtime.metrics().clone())
-        .with_body_timeout(Duration::from_secs(config.rest.body_timeout));
+        .with_body_timeout(Duration::from_secs(config.rest.body_timeout))
+        .with_read_auth(config.rest.auth_reads);
     let module_routes = vec![
         topology::api::routes(runtime.clone()),
         overlay_routes,

@@ -1,12 +1,15 @@
 //! The one error type every handler returns.
 //!
 //! Status codes (the same rule for core and module endpoints):
-//! - 400 `bad_request`: the caller sent something malformed or invalid — a
-//!   path parameter that does not parse, a JSON body with a syntax error, a
-//!   wrong type, a missing or unknown field, or a value that fails
-//!   validation. We do not split syntax (400) from semantics (422): one code
-//!   for "fix your request", with `field` saying where.
-//! - 401 `unauthorized`: a write without the configured bearer token.
+//! - 400 `bad_request`: the request does not have the shape the OpenAPI
+//!   document gives it — a body that is not JSON, a value of the wrong JSON
+//!   type, a missing or unknown field, a path or query parameter that is
+//!   not of its declared type (a number, a boolean).
+//! - 422 `invalid`: the request has that shape, but a value is refused — a
+//!   string that is no MAC, CIDR or dpid, a number out of range, fields
+//!   that contradict each other. So a request the document allows is never
+//!   a 400; what the document can only say in words is a 422.
+//! - 401 `unauthorized`: a request without the configured bearer token.
 //! - 404 `not_found`: unknown switch (dpid) or resource, or unknown route.
 //! - 405 `method_not_allowed`, 408 `request_timeout` (the body did not
 //!   arrive in time), 409 `conflict`, 413 `payload_too_large`,
@@ -27,7 +30,7 @@ use utoipa::ToSchema;
 /// The JSON body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
-    /// Machine-readable kind: `bad_request`, `unauthorized`, `not_found`,
+    /// Machine-readable kind: `bad_request`, `invalid`, `unauthorized`, `not_found`,
     /// `method_not_allowed`, `request_timeout`, `conflict`, `payload_too_large`,
     /// `unsupported_media_type`, `switch_error`, `switch_timeout`, `internal`.
     #[schema(example = "not_found")]
@@ -50,7 +53,10 @@ pub enum ApiError {
         field: Option<String>,
         reason: String,
     },
-    /// 401: a write without a valid bearer token.
+    /// 422: a well-formed request with a value that is refused.
+    #[error("{reason}")]
+    Invalid { field: String, reason: String },
+    /// 401: a request without a valid bearer token.
     #[error("{0}")]
     Unauthorized(String),
     /// 404: unknown resource.
@@ -94,6 +100,14 @@ impl ApiError {
         }
     }
 
+    /// 422 naming `field`: the value there is refused.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// 404 naming `field`.
     pub fn not_found(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
         ApiError::NotFound {
@@ -126,6 +140,10 @@ impl ApiError {
             ApiError::BadRequest { field, reason } => (
                 StatusCode::BAD_REQUEST,
                 body("bad_request", field.as_deref(), reason.clone()),
+            ),
+            ApiError::Invalid { field, reason } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                body("invalid", Some(field), reason.clone()),
             ),
             ApiError::Unauthorized(reason) => (
                 StatusCode::UNAUTHORIZED,
@@ -222,6 +240,7 @@ mod tests {
     async fn statuses_and_kinds() {
         let cases = [
             (ApiError::bad_field("dpid", "x"), 400, "bad_request"),
+            (ApiError::invalid("dpid", "x"), 422, "invalid"),
             (ApiError::Unauthorized("x".into()), 401, "unauthorized"),
             (ApiError::not_found("dpid", "x"), 404, "not_found"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),

@@ -27,6 +27,7 @@
 
 mod auth;
 mod body;
+mod contract;
 pub mod dpid;
 pub mod error;
 pub mod extract;
@@ -76,8 +77,10 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     /// Process start, for `uptime_secs`.
     pub started: SystemTime,
-    /// When set, non-GET requests need `Authorization: Bearer <token>`.
+    /// When set, writes need `Authorization: Bearer <token>`.
     pub auth_token: Option<String>,
+    /// With a token: reads need it too (all but health and this document).
+    pub auth_reads: bool,
     /// Runtime counters for `/metrics`, when wired.
     pub metrics: Option<Arc<Metrics>>,
     /// The API's own request counters.
@@ -99,10 +102,17 @@ impl ApiState {
             store,
             started: SystemTime::now(),
             auth_token: auth_token.filter(|t| !t.is_empty()),
+            auth_reads: false,
             metrics: None,
             rest_metrics: Arc::default(),
             body_timeout: DEFAULT_BODY_TIMEOUT,
         }
+    }
+
+    /// Reads need the token too (when one is set).
+    pub fn with_read_auth(mut self, reads: bool) -> ApiState {
+        self.auth_reads = reads;
+        self
     }
 
     /// Request bodies must arrive whole within `timeout`.
@@ -123,9 +133,15 @@ impl ApiState {
     info(
         title = "Flowgate REST API",
         description = "OpenFlow 1.3 controller. Errors: `{\"error\", \"field\", \"reason\"}` \
-            with 400 for any invalid request, 401 for writes without the bearer token, \
-            404 for unknown switches/resources, 409 for conflicts, 502/504 when a switch \
-            errs or times out, 500 (details only in the controller log)."
+            with 400 for a request that does not have the shape this document gives it \
+            (not JSON, a wrong type, a missing or unknown field), 422 for one that has \
+            it but a value this document describes only in words is refused (a MAC, a \
+            CIDR, fields that contradict each other), 401 without the bearer token where \
+            the operation's security asks for it, 404 for unknown switches/resources, \
+            408/413/415 for a body that is late, too large or not JSON, 409 for \
+            conflicts with the current state, 502/504 when a switch errs or times out, \
+            500 (details only in the controller log). A client over its connection \
+            limit gets 503 before any request is read."
     ),
     tags(
         (name = "core", description = "Health and this document"),
@@ -136,7 +152,8 @@ impl ApiState {
 )]
 struct ApiDoc;
 
-/// Declares the `bearer` security scheme module write endpoints refer to.
+/// Declares the `bearer` security scheme; which operations need it is
+/// added from the configuration ([`contract`]).
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -181,14 +198,26 @@ pub fn router_with(
     modules: Vec<OpenApiRouter<ApiState>>,
     root: Vec<OpenApiRouter<ApiState>>,
 ) -> Router {
-    let v1 = modules
-        .into_iter()
-        .fold(core_routes(), OpenApiRouter::merge);
+    let core = core_routes();
+    let clashes = contract::clashes(
+        std::iter::once(&core)
+            .chain(&modules)
+            .chain(&root)
+            .map(OpenApiRouter::get_openapi),
+    );
+    assert!(
+        clashes.is_empty(),
+        "different OpenAPI schemas under one name: {clashes:?}; rename one with #[schema(as = ...)]"
+    );
+    let v1 = modules.into_iter().fold(core, OpenApiRouter::merge);
     let top = root.into_iter().fold(
         OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(metrics::metrics)),
         OpenApiRouter::merge,
     );
-    let (app, doc) = top.nest(API_PREFIX, v1).split_for_parts();
+    let (app, mut doc) = top.nest(API_PREFIX, v1).split_for_parts();
+    contract::complete(&mut doc, |method, path| {
+        state.auth_token.is_some() && auth::needs_token(state.auth_reads, method, path)
+    });
     app.fallback(meta::no_route)
         .method_not_allowed_fallback(meta::wrong_method)
         .layer(middleware::from_fn_with_state(

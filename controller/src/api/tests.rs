@@ -365,13 +365,13 @@ async fn one_switch_in_every_dpid_form() {
 }
 
 #[tokio::test]
-async fn bad_dpid_is_400_naming_dpid_on_every_switch_route() {
+async fn bad_dpid_is_422_naming_dpid_on_every_switch_route() {
     for bad in ["s1", "0x", "1:2", "-1", "000000000000000a", "0x1g"] {
         for suffix in ["", "/ports", "/flows"] {
             let uri = format!("/api/v1/switches/{bad}{suffix}");
             let (status, body) = get(app(), &uri).await;
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
-            assert_error(&body, "bad_request", Some("dpid"));
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
+            assert_error(&body, "invalid", Some("dpid"));
         }
     }
 }
@@ -544,6 +544,65 @@ async fn openapi_document_lists_every_route_and_schema() {
 }
 
 #[tokio::test]
+async fn the_document_says_who_needs_the_token_and_what_each_operation_answers() {
+    let doc_of = |state: ApiState| async move {
+        let (status, doc) = get(router_with_modules(state, extra()), "/api/v1/openapi.json").await;
+        assert_eq!(status, StatusCode::OK);
+        doc
+    };
+    let secured = |doc: &Value, path: &str, method: &str| {
+        let op = &doc["paths"][path][method];
+        let needs = op["security"].is_array();
+        assert_eq!(needs, op["responses"]["401"].is_object(), "{method} {path}");
+        needs
+    };
+    // Without a token nothing needs one, whatever the handlers say.
+    let open = doc_of(state_with_token(None)).await;
+    assert!(!secured(&open, "/api/v1/test/echo", "post"));
+    // With one, writes do; reads too when asked, but never /health.
+    let writes = doc_of(state_with_token(Some("t"))).await;
+    assert!(secured(&writes, "/api/v1/test/echo", "post"));
+    assert!(!secured(&writes, "/api/v1/switches", "get"));
+    let reads = doc_of(state_with_token(Some("t")).with_read_auth(true)).await;
+    assert!(secured(&reads, "/api/v1/switches", "get"));
+    assert!(secured(&reads, "/metrics", "get"));
+    assert!(!secured(&reads, "/api/v1/health", "get"));
+
+    // A body can be malformed, late, too large, not JSON or refused; a
+    // parameter malformed or refused.
+    let echo = &open["paths"]["/api/v1/test/echo"]["post"]["responses"];
+    for status in ["400", "408", "413", "415", "422"] {
+        assert!(echo[status].is_object(), "{status}");
+    }
+    let by_dpid = &open["paths"]["/api/v1/switches/{dpid}"]["get"]["responses"];
+    for status in ["400", "404", "422"] {
+        assert!(by_dpid[status].is_object(), "{status}");
+    }
+    assert!(open["paths"]["/api/v1/health"]["get"]["responses"]["400"].is_null());
+}
+
+#[tokio::test]
+async fn reads_need_the_token_when_asked_except_health() {
+    let app = || {
+        router_with_modules(
+            state_with_token(Some("s3cret")).with_read_auth(true),
+            extra(),
+        )
+    };
+    let (status, err) = get(app(), "/api/v1/switches").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error(&err, "unauthorized", Some("authorization"));
+    let (status, _) = get(app(), "/api/v1/health").await;
+    assert_eq!(status, StatusCode::OK);
+    let authorized = Request::get("/api/v1/switches")
+        .header(header::AUTHORIZATION, "bearer s3cret")
+        .body(Body::empty())
+        .expect("request");
+    let (status, _) = send(app(), authorized).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn json_body_errors_name_the_field() {
     let ok = r#"{"name": "web", "rules": [{"port": 80}]}"#;
     let (status, body) = post_json(app(), "/api/v1/test/echo", ok, None).await;
@@ -555,11 +614,9 @@ async fn json_body_errors_name_the_field() {
             r#"{"name": "web", "rules": [{"port": "x"}]}"#,
             Some("rules[0].port"),
         ),
-        (
-            r#"{"name": "web", "rules": [{"port": 70000}]}"#,
-            Some("rules[0].port"),
-        ),
         (r#"{"name": "web", "rules": [{}]}"#, Some("rules[0].port")),
+        (r#"{"name": "web", "rules": [[80]]}"#, Some("rules[0]")),
+        (r#"["web", []]"#, None),
         (r#"{"rules": []}"#, Some("name")),
         (r#"{"name": "a", "rules": [], "extra": 1}"#, Some("extra")),
         (r#"{"name": 5, "rules": []}"#, Some("name")),
@@ -573,6 +630,11 @@ async fn json_body_errors_name_the_field() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{input}");
         assert_error(&body, "bad_request", field);
     }
+    // The right type, a refused value.
+    let out_of_range = r#"{"name": "web", "rules": [{"port": 70000}]}"#;
+    let (status, body) = post_json(app(), "/api/v1/test/echo", out_of_range, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_error(&body, "invalid", Some("rules[0].port"));
 }
 
 #[tokio::test]

@@ -175,7 +175,7 @@ pub fn topology_doc(view: &TopologyView) -> TopologyDoc {
 }
 
 /// Hosts matching every given filter (`mac`, `ip`, `dpid`); unknown
-/// parameters and malformed values are 400s naming the parameter.
+/// parameters are 400s and malformed values 422s naming the parameter.
 pub fn find_hosts(
     view: &TopologyView,
     query: &[(String, String)],
@@ -188,9 +188,8 @@ pub fn find_hosts(
             "mac" => mac = Some(parse_mac("mac", value)?),
             "ip" => ip = Some(parse_ip("ip", value)?),
             "dpid" => {
-                dpid = Some(
-                    parse_dpid(value).map_err(|e| ApiError::bad_field("dpid", e.to_string()))?,
-                )
+                dpid =
+                    Some(parse_dpid(value).map_err(|e| ApiError::invalid("dpid", e.to_string()))?)
             }
             other => {
                 return Err(ApiError::bad_field(
@@ -254,7 +253,7 @@ fn resolve<'a>(
     } else if let Ok(ip) = value.parse::<IpAddr>() {
         view.host_by_ip(ip)
     } else {
-        return Err(ApiError::bad_field(
+        return Err(ApiError::invalid(
             field,
             format!("{value:?} is neither a MAC nor an IP address"),
         ));
@@ -265,13 +264,13 @@ fn resolve<'a>(
 fn parse_mac(field: &str, value: &str) -> Result<MacAddr, ApiError> {
     value
         .parse()
-        .map_err(|_| ApiError::bad_field(field, format!("{value:?} is not a MAC address")))
+        .map_err(|_| ApiError::invalid(field, format!("{value:?} is not a MAC address")))
 }
 
 fn parse_ip(field: &str, value: &str) -> Result<IpAddr, ApiError> {
     value
         .parse()
-        .map_err(|_| ApiError::bad_field(field, format!("{value:?} is not an IP address")))
+        .map_err(|_| ApiError::invalid(field, format!("{value:?} is not an IP address")))
 }
 
 /// Switches, their ports' roles, and discovered links.
@@ -298,7 +297,8 @@ async fn get_topology(State(runtime): State<Runtime>) -> Result<Json<TopologyDoc
     ),
     responses(
         (status = 200, description = "Hosts", body = [HostDoc]),
-        (status = 400, description = "Malformed or unknown parameter", body = ErrorBody),
+        (status = 400, description = "Unknown parameter", body = ErrorBody),
+        (status = 422, description = "Malformed value (parameter named)", body = ErrorBody),
     )
 )]
 async fn get_hosts(
@@ -320,7 +320,8 @@ async fn get_hosts(
     ),
     responses(
         (status = 200, description = "Hops from the source's edge port to the destination's", body = PathDoc),
-        (status = 400, description = "Missing, malformed or unknown parameter", body = ErrorBody),
+        (status = 400, description = "Missing or unknown parameter", body = ErrorBody),
+        (status = 422, description = "Malformed value (parameter named)", body = ErrorBody),
         (status = 404, description = "Unknown host, or no path", body = ErrorBody),
     )
 )]
