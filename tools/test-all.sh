@@ -8,7 +8,8 @@
 # It installs missing lab packages (apt-get update once, only if something is
 # missing), starts Open vSwitch when it is not running, then runs
 #   cargo fmt --check, cargo clippy -D warnings, cargo test, cargo build --release,
-#   the lab's unit tests (scenario files, harness), then
+#   the lab's unit tests (scenario files, harness), then installs schemathesis
+#   (pinned, in a virtualenv under target/) and runs
 #   /usr/bin/python3 -m pytest tests/ -v   (FLOWGATE_BIN = the release binary).
 # Any failure exits non-zero; the last line printed is pytest's summary.
 #
@@ -20,7 +21,7 @@ QUICK=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "test-all.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -32,9 +33,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # Packages the lab needs: Open vSwitch (userspace datapath), Mininet's Python
 # API, traffic tools, pytest and PyYAML (scenario files, the pusher) for
-# Debian's /usr/bin/python3.
+# Debian's /usr/bin/python3, and venv for schemathesis (the API contract test).
 PACKAGES=(openvswitch-switch mininet iperf3 ethtool tcpdump python3-pytest python3-yaml
-          netcat-openbsd iputils-ping iproute2)
+          python3-venv netcat-openbsd iputils-ping iproute2)
 
 install_missing() {
     local missing=() pkg
@@ -106,6 +107,9 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "the end-to-end lab tests need root (network namespaces, Open vSwitch); use --quick" >&2
     exit 1
 fi
+
+step "schemathesis for the API contract test (tools/install-schemathesis)"
+tools/install-schemathesis
 
 step "end-to-end lab tests"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
