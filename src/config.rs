@@ -3,9 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
 
 /// Flowgate: an OpenFlow 1.3 SDN controller.
@@ -32,8 +34,19 @@ pub struct Cli {
     #[arg(long)]
     pub log: Option<String>,
     /// Bearer token required for REST writes (none: writes are open).
-    #[arg(long, env = "FLOWGATE_API_TOKEN")]
+    /// Visible to every local user in `ps`: prefer --api-token-file or the
+    /// FLOWGATE_API_TOKEN variable.
+    #[arg(long, env = "FLOWGATE_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+    /// File holding the REST bearer token (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// PEM certificate chain: serve REST over TLS (with --rest-tls-key).
+    #[arg(long, value_name = "FILE")]
+    pub rest_tls_cert: Option<PathBuf>,
+    /// PEM private key of --rest-tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub rest_tls_key: Option<PathBuf>,
     /// Address cloud hosts' ovsdb-server dials (`ovs-vsctl set-manager
     /// tcp:CTRL:6640`) [default: 0.0.0.0:6640].
     #[arg(long)]
@@ -54,6 +67,20 @@ pub struct Cli {
     /// monitors then name their `source_ip`].
     #[arg(long, value_name = "IP")]
     pub lb_monitor_source: Option<std::net::Ipv4Addr>,
+    /// Whether the token came on the command line (not from the
+    /// environment), where `ps` shows it.
+    #[arg(skip)]
+    pub token_in_argv: bool,
+}
+
+impl Cli {
+    /// The process's command line.
+    pub fn from_args() -> Cli {
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.token_in_argv = matches.value_source("api_token") == Some(ValueSource::CommandLine);
+        cli
+    }
 }
 
 /// The effective configuration.
@@ -66,6 +93,9 @@ pub struct Config {
     pub echo_interval: u64,
     pub log: String,
     pub api_token: Option<String>,
+    /// File holding the token instead (its first line).
+    pub api_token_file: Option<PathBuf>,
+    pub rest: RestSection,
     pub forwarding: ForwardingConfig,
     pub ovsdb: OvsdbConfig,
     pub overlay: OverlayConfig,
@@ -154,6 +184,45 @@ impl Default for TopologySection {
     }
 }
 
+/// The REST listener: its limits, read authentication and TLS.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestSection {
+    /// Seconds a client has to send a request's headers, from connecting
+    /// or from its previous answer (so also how long an idle kept-alive
+    /// connection stays open).
+    pub header_timeout: u64,
+    /// Seconds a request body has to arrive whole.
+    pub body_timeout: u64,
+    /// Seconds an answer may wait for the client to read it.
+    pub write_timeout: u64,
+    /// Connections open at once, in all.
+    pub max_connections: usize,
+    /// Connections open at once from one address (IPv6: one /64).
+    pub max_connections_per_client: usize,
+    /// Reads need the bearer token too (all but `/api/v1/health` and
+    /// `/api/v1/openapi.json`).
+    pub auth_reads: bool,
+    /// PEM certificate chain and private key: serve HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for RestSection {
+    fn default() -> Self {
+        RestSection {
+            header_timeout: 10,
+            body_timeout: 30,
+            write_timeout: 30,
+            max_connections: 4096,
+            max_connections_per_client: 64,
+            auth_reads: false,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
 /// The OVSDB listener for cloud hosts.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -204,6 +273,8 @@ impl Default for Config {
             echo_interval: 5,
             log: "info".into(),
             api_token: None,
+            api_token_file: None,
+            rest: RestSection::default(),
             forwarding: ForwardingConfig::default(),
             ovsdb: OvsdbConfig::default(),
             overlay: OverlayConfig::default(),
@@ -239,6 +310,15 @@ impl Config {
         if let Some(v) = &cli.api_token {
             config.api_token = Some(v.clone());
         }
+        if let Some(v) = &cli.api_token_file {
+            config.api_token_file = Some(v.clone());
+        }
+        if let Some(v) = &cli.rest_tls_cert {
+            config.rest.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &cli.rest_tls_key {
+            config.rest.tls_key = Some(v.clone());
+        }
         if let Some(v) = cli.ovsdb_listen {
             config.ovsdb.listen = v;
         }
@@ -272,7 +352,49 @@ impl Config {
             .virtual_mac
             .parse::<flowgate_openflow::MacAddr>()
             .map_err(|e| anyhow::anyhow!("loadbalancer.virtual_mac: {e}"))?;
+        config.check_rest()?;
+        if let Some(path) = &config.api_token_file {
+            anyhow::ensure!(
+                config.api_token.is_none(),
+                "give the REST token or a token file, not both"
+            );
+            config.api_token = Some(read_token(path)?);
+        }
         Ok(config)
+    }
+
+    fn check_rest(&self) -> anyhow::Result<()> {
+        let r = &self.rest;
+        for (name, secs) in [
+            ("header_timeout", r.header_timeout),
+            ("body_timeout", r.body_timeout),
+            ("write_timeout", r.write_timeout),
+        ] {
+            anyhow::ensure!(secs > 0, "rest.{name} must be at least 1 second");
+        }
+        anyhow::ensure!(
+            r.max_connections_per_client > 0 && r.max_connections >= r.max_connections_per_client,
+            "rest.max_connections_per_client must be 1..=rest.max_connections"
+        );
+        anyhow::ensure!(
+            r.tls_cert.is_some() == r.tls_key.is_some(),
+            "REST over TLS needs both a certificate and its key"
+        );
+        anyhow::ensure!(
+            !r.auth_reads || self.api_token.is_some() || self.api_token_file.is_some(),
+            "rest.auth_reads needs a token (api_token or api_token_file)"
+        );
+        Ok(())
+    }
+
+    /// The REST server's connection limits.
+    pub fn rest_server(&self) -> flowgate_controller::api::ServerConfig {
+        flowgate_controller::api::ServerConfig {
+            header_timeout: Duration::from_secs(self.rest.header_timeout),
+            write_timeout: Duration::from_secs(self.rest.write_timeout),
+            max_connections: self.rest.max_connections,
+            max_connections_per_client: self.rest.max_connections_per_client,
+        }
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Config> {
@@ -280,6 +402,19 @@ impl Config {
             .with_context(|| format!("reading config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))
     }
+}
+
+/// The token in the first line of `path`.
+fn read_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the REST token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the REST token file {} is empty",
+        path.display()
+    );
+    Ok(token.to_owned())
 }
 
 #[cfg(test)]
@@ -405,5 +540,43 @@ mod tests {
         std::fs::write(&path, "rest_listn = \"127.0.0.1:9000\"\n").unwrap();
         let err = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap_err();
         assert!(format!("{err:#}").contains("rest_listn"), "{err:#}");
+    }
+
+    #[test]
+    fn rest_limits_tls_and_token_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                "api_token_file = {token:?}\n[rest]\nheader_timeout = 2\nmax_connections_per_client = 8\nauth_reads = true\n"
+            ),
+        )
+        .unwrap();
+        let c = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(c.api_token.as_deref(), Some("s3cret"));
+        assert!(c.rest.auth_reads);
+        let server = c.rest_server();
+        assert_eq!(server.header_timeout, Duration::from_secs(2));
+        assert_eq!(server.max_connections_per_client, 8);
+        assert_eq!(server.max_connections, 4096);
+
+        // A token twice, half a TLS pair, an empty token file, reads
+        // protected without a token: refused at start.
+        let tokenfile = token.to_str().unwrap();
+        for args in [
+            vec!["--api-token", "x", "--api-token-file", tokenfile],
+            vec!["--rest-tls-cert", "/c.pem"],
+        ] {
+            assert!(Config::load(&cli(&args)).is_err(), "{args:?}");
+        }
+        std::fs::write(&token, "\n").unwrap();
+        assert!(Config::load(&cli(&["--api-token-file", tokenfile])).is_err());
+        std::fs::write(&path, "[rest]\nauth_reads = true\n").unwrap();
+        assert!(Config::load(&cli(&["--config", path.to_str().unwrap()])).is_err());
+        std::fs::write(&path, "[rest]\nbody_timeout = 0\n").unwrap();
+        assert!(Config::load(&cli(&["--config", path.to_str().unwrap()])).is_err());
     }
 }

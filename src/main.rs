@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use flowgate_controller::api::{self, ApiState};
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::module::Module;
@@ -29,13 +28,17 @@ use flowgate_overlay::provision::{ProvisionConfig, Provisioning, StatusBoard};
 use flowgate_overlay::Overlay;
 use flowgate_qos::{Qos, QosService};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{Cli, Config, ForwardingMode};
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::load(&Cli::parse())?;
+    let cli = Cli::from_args();
+    let config = Config::load(&cli)?;
     init_tracing(&config.log);
+    if cli.token_in_argv {
+        warn!("--api-token shows the token to every local user (ps); use --api-token-file or FLOWGATE_API_TOKEN");
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,6 +136,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let rest = TcpListener::bind(config.rest_listen)
         .await
         .with_context(|| format!("listening for REST on {}", config.rest_listen))?;
+    let rest_tls = match (&config.rest.tls_cert, &config.rest.tls_key) {
+        (Some(cert), Some(key)) => Some(api::server::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     info!(openflow = %config.openflow_listen, rest = %config.rest_listen, data_dir = %config.data_dir.display(), "flowgate started");
 
     let ovsdb = TcpListener::bind(config.ovsdb.listen)
@@ -157,7 +164,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let qos = QosService::new(runtime.clone());
     let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
         .with_metrics(runtime.metrics().clone())
-        .with_bus(runtime.bus().clone());
+        .with_bus(runtime.bus().clone())
+        .with_body_timeout(Duration::from_secs(config.rest.body_timeout))
+        .with_read_auth(config.rest.auth_reads);
     let module_routes = vec![
         topology::api::routes(runtime.clone()),
         overlay_routes,
@@ -168,7 +177,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     ];
     let compat_routes = vec![flowgate_qos::floodlight::routes(qos)];
     let app = api::router_with(state, module_routes, compat_routes);
-    api::serve(rest, app, shutdown_signal()).await?;
+    api::serve(rest, app, config.rest_server(), rest_tls, shutdown_signal()).await?;
     runtime.shutdown(Duration::from_secs(2)).await;
     info!("flowgate stopped");
     Ok(())

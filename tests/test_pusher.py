@@ -93,6 +93,8 @@ def test_extract_object_finds_the_resource_in_an_answer():
     policy = {"enabled": True, "default_action": "deny"}
     assert push.extract_object({"policy": policy, "applied": {"flows": 1}}) == policy
     assert push.extract_object(policy) == policy
+    # A resource flattened beside `applied` (QoS, overlay answers).
+    assert push.extract_object({"id": "uplink", "max_rate": 5, "applied": None}) == {"id": "uplink", "max_rate": 5}
 
 
 def test_files_json_and_yaml(tmp_path):
@@ -319,9 +321,14 @@ def test_a_scenario_files_policies_round_trip(ctl, tmp_path):
     assert code == 2 and "bad.yaml:%d: create firewall/rules 130: match.ip_dst:" % line in err, err
     assert "column" not in err, "the position in the pusher's own JSON body means nothing to the user"
     assert 130 not in rules_on(ctl)
-    run(ctl, "delete", campus, check=0)
+    # delete undoes the file: its items, and its default-deny policy goes
+    # back to the controller's default instead of staying in force.
+    assert ctl.rest.get("/api/v1/firewall/policy")["default_action"] == "deny"
+    _, out, _ = run(ctl, "delete", campus, check=0)
+    assert "reset firewall/policy to its default" in out, out
     assert ctl.rest.get("/api/v1/networks") == [] and rules_on(ctl) == {}
     assert ctl.rest.get("/api/v1/ports") == []
+    assert ctl.rest.get("/api/v1/firewall/policy") == {"enabled": True, "default_action": "allow"}
     reset(ctl)
 
 

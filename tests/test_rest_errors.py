@@ -1,4 +1,4 @@
-"""REST error handling: 400 for malformed datapath ids, 404 for unknown
+"""REST error handling: 422 for malformed datapath ids, 404 for unknown
 ones, both with a JSON body naming the field; and the OpenAPI document."""
 
 import pytest
@@ -14,9 +14,9 @@ def _error_body(resp):
 
 @pytest.mark.parametrize("dpid", ["garbage", "0xZZ", "1:2:3", "-1", "00:00:00:00:00:00:00:01:00", "0x10000000000000000"])
 @pytest.mark.parametrize("suffix", ["", "/ports", "/flows"])
-def test_malformed_dpid_is_400(controller, dpid, suffix):
+def test_malformed_dpid_is_422(controller, dpid, suffix):
     resp = controller.rest.request("GET", "/api/v1/switches/%s%s" % (dpid, suffix))
-    assert resp.status == 400, resp
+    assert resp.status == 422, resp
     _error_body(resp)
 
 

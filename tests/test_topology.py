@@ -93,7 +93,7 @@ def test_rest_reports_links_hosts_and_paths(labs, spec):
     assert [h["mac"] for h in by_ip] == [lab["h2"].MAC()]
     assert len(ctl.rest.get("/api/v1/hosts?dpid=3")) == 1
     bad = ctl.rest.request("GET", "/api/v1/hosts?mac=nope")
-    assert bad.status == 400 and bad.json["field"] == "mac", bad
+    assert bad.status == 422 and bad.json["field"] == "mac", bad
 
     path = ctl.rest.get("/api/v1/paths?src=%s&dst=%s" % (lab["h1"].IP(), lab["h3"].MAC()))
     hops = [(switch_name(h["dpid"]), h["in_port"], h["out_port"]) for h in path["hops"]]

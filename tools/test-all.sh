@@ -9,7 +9,8 @@
 # something is missing), starts Open vSwitch when it is not running, points
 # the rrd crate at librrd (LIBRRD), then runs
 #   cargo fmt --check, cargo clippy -D warnings, cargo test, cargo build --release,
-#   the lab's unit tests (scenario files, harness), then
+#   the lab's unit tests (scenario files, harness), then installs schemathesis
+#   (pinned, in a virtualenv under target/) and runs
 #   /usr/bin/python3 -m pytest tests/ -v   (FLOWGATE_BIN = the release binary).
 # Any failure exits non-zero; the last line printed is pytest's summary.
 #
@@ -21,7 +22,7 @@ QUICK=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "test-all.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -35,9 +36,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # Ganglia's RRD files; its tests make files with rrdtool), Open vSwitch
 # (userspace datapath), Mininet's Python API, Ganglia's daemons, traffic
 # tools, pytest and PyYAML (scenario files, the pusher) for Debian's
-# /usr/bin/python3.
+# /usr/bin/python3, and venv for schemathesis (the API contract test).
 PACKAGES=(librrd-dev rrdtool openvswitch-switch mininet ganglia-monitor gmetad iperf3 ethtool
-          tcpdump python3-pytest python3-yaml netcat-openbsd iputils-ping iproute2)
+          tcpdump python3-pytest python3-yaml python3-venv netcat-openbsd iputils-ping iproute2)
 
 install_missing() {
     local missing=() pkg
@@ -114,6 +115,9 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "the end-to-end lab tests need root (network namespaces, Open vSwitch); use --quick" >&2
     exit 1
 fi
+
+step "schemathesis for the API contract test (tools/install-schemathesis)"
+tools/install-schemathesis
 
 step "end-to-end lab tests"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"

@@ -1,14 +1,18 @@
 //! The one error type every handler returns.
 //!
 //! Status codes (the same rule for core and module endpoints):
-//! - 400 `bad_request`: the caller sent something malformed or invalid — a
-//!   path parameter that does not parse, a JSON body with a syntax error, a
-//!   wrong type, a missing or unknown field, or a value that fails
-//!   validation. We do not split syntax (400) from semantics (422): one code
-//!   for "fix your request", with `field` saying where.
-//! - 401 `unauthorized`: a write without the configured bearer token.
+//! - 400 `bad_request`: the request does not have the shape the OpenAPI
+//!   document gives it — a body that is not JSON, a value of the wrong JSON
+//!   type, a missing or unknown field, a path or query parameter that is
+//!   not of its declared type (a number, a boolean).
+//! - 422 `invalid`: the request has that shape, but a value is refused — a
+//!   string that is no MAC, CIDR or dpid, a number out of range, fields
+//!   that contradict each other. So a request the document allows is never
+//!   a 400; what the document can only say in words is a 422.
+//! - 401 `unauthorized`: a request without the configured bearer token.
 //! - 404 `not_found`: unknown switch (dpid) or resource, or unknown route.
-//! - 405 `method_not_allowed`, 409 `conflict`, 413 `payload_too_large`,
+//! - 405 `method_not_allowed`, 408 `request_timeout` (the body did not
+//!   arrive in time), 409 `conflict`, 413 `payload_too_large`,
 //!   415 `unsupported_media_type` (a body without `Content-Type: application/json`).
 //! - 502 `switch_error` / 504 `switch_timeout`: the switch answered a live
 //!   query with an error, or did not answer in time.
@@ -26,8 +30,8 @@ use utoipa::ToSchema;
 /// The JSON body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
-    /// Machine-readable kind: `bad_request`, `unauthorized`, `not_found`,
-    /// `method_not_allowed`, `conflict`, `payload_too_large`,
+    /// Machine-readable kind: `bad_request`, `invalid`, `unauthorized`, `not_found`,
+    /// `method_not_allowed`, `request_timeout`, `conflict`, `payload_too_large`,
     /// `unsupported_media_type`, `switch_error`, `switch_timeout`, `internal`.
     #[schema(example = "not_found")]
     pub error: String,
@@ -49,7 +53,10 @@ pub enum ApiError {
         field: Option<String>,
         reason: String,
     },
-    /// 401: a write without a valid bearer token.
+    /// 422: a well-formed request with a value that is refused.
+    #[error("{reason}")]
+    Invalid { field: String, reason: String },
+    /// 401: a request without a valid bearer token.
     #[error("{0}")]
     Unauthorized(String),
     /// 404: unknown resource.
@@ -67,6 +74,9 @@ pub enum ApiError {
         field: Option<String>,
         reason: String,
     },
+    /// 408: the body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 413: body over the size limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -86,6 +96,14 @@ impl ApiError {
     pub fn bad_field(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
         ApiError::BadRequest {
             field: Some(field.into()),
+            reason: reason.into(),
+        }
+    }
+
+    /// 422 naming `field`: the value there is refused.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            field: field.into(),
             reason: reason.into(),
         }
     }
@@ -123,6 +141,10 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 body("bad_request", field.as_deref(), reason.clone()),
             ),
+            ApiError::Invalid { field, reason } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                body("invalid", Some(field), reason.clone()),
+            ),
             ApiError::Unauthorized(reason) => (
                 StatusCode::UNAUTHORIZED,
                 body("unauthorized", Some("authorization"), reason.clone()),
@@ -138,6 +160,10 @@ impl ApiError {
             ApiError::Conflict { field, reason } => (
                 StatusCode::CONFLICT,
                 body("conflict", field.as_deref(), reason.clone()),
+            ),
+            ApiError::RequestTimeout(reason) => (
+                StatusCode::REQUEST_TIMEOUT,
+                body("request_timeout", None, reason.clone()),
             ),
             ApiError::PayloadTooLarge(reason) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -214,10 +240,12 @@ mod tests {
     async fn statuses_and_kinds() {
         let cases = [
             (ApiError::bad_field("dpid", "x"), 400, "bad_request"),
+            (ApiError::invalid("dpid", "x"), 422, "invalid"),
             (ApiError::Unauthorized("x".into()), 401, "unauthorized"),
             (ApiError::not_found("dpid", "x"), 404, "not_found"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::conflict("id", "x"), 409, "conflict"),
+            (ApiError::RequestTimeout("x".into()), 408, "request_timeout"),
             (
                 ApiError::PayloadTooLarge("x".into()),
                 413,

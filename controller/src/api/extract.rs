@@ -5,6 +5,7 @@
 //! `{"error","field","reason"}` JSON (DESIGN.md §5).
 
 use super::error::ApiError;
+use super::strict::Strict;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -13,7 +14,9 @@ use serde::de::DeserializeOwned;
 
 /// A JSON request body. Rejections: 415 without a JSON content type, 413
 /// over the body limit, 400 naming the field (`rules[0].port`) for type
-/// errors, missing or unknown fields, and `field: null` for syntax errors.
+/// errors, missing or unknown fields (`field: null` for syntax errors), 422
+/// naming it for a value of the right type that does not parse (a MAC, a
+/// CIDR) or is out of range.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -68,7 +71,7 @@ fn body_rejection(r: BytesRejection) -> ApiError {
 /// field path where serde knows it.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(Strict(&mut de)).map_err(|e| {
         let path = e.path().to_string();
         json_error(&path, e.into_inner())
     })?;
@@ -83,11 +86,37 @@ fn json_error(path: &str, e: serde_json::Error) -> ApiError {
             field: None,
             reason: format!("invalid JSON: {e}"),
         },
-        Category::Data => ApiError::BadRequest {
-            field: field_of(path, &e.to_string()),
-            reason: e.to_string(),
-        },
+        Category::Data => {
+            let reason = e.to_string();
+            let field = field_of(path, &reason);
+            match (is_shape_error(&reason), field) {
+                (false, Some(field)) => ApiError::Invalid { field, reason },
+                (_, field) => ApiError::BadRequest { field, reason },
+            }
+        }
     }
+}
+
+/// Whether serde refused the JSON's shape (a wrong type, a missing or
+/// unknown field: what the OpenAPI document describes, so a 400) rather
+/// than a value of the right type (an unparsable MAC, a number out of
+/// range: a 422). serde's messages for the shape errors start so. A number
+/// with a fraction where an integer goes is a value: JSON Schema counts
+/// `80.0` as an integer, Flowgate refuses it.
+fn is_shape_error(message: &str) -> bool {
+    if message.starts_with("invalid type: floating point") {
+        return false;
+    }
+    [
+        "invalid type:",
+        "invalid length",
+        "missing field `",
+        "unknown field `",
+        "duplicate field `",
+        "unknown variant `",
+    ]
+    .iter()
+    .any(|prefix| message.starts_with(prefix))
 }
 
 /// The field a data error is about: serde_path_to_error's path (`.` for the
@@ -194,6 +223,36 @@ mod tests {
             Some("a.extra".into())
         );
         assert_eq!(field_of(".", "invalid type: map"), None);
+    }
+
+    #[test]
+    fn shape_errors_are_400_and_refused_values_422() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            port: u16,
+            mac: crate::policy::Mac,
+        }
+        let status = |text: &str| match decode_json::<Body>(text.as_bytes()) {
+            Err(ApiError::BadRequest { .. }) => 400,
+            Err(ApiError::Invalid { .. }) => 422,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status("{"), 400);
+        assert_eq!(status("[80, \"02:00:00:00:00:01\"]"), 400);
+        assert_eq!(status(r#"{"port": "80", "mac": "02:00:00:00:00:01"}"#), 400);
+        assert_eq!(status(r#"{"port": 80}"#), 400);
+        assert_eq!(
+            status(r#"{"port": 80, "mac": "02:00:00:00:00:01", "x": 1}"#),
+            400
+        );
+        assert_eq!(
+            status(r#"{"port": 70000, "mac": "02:00:00:00:00:01"}"#),
+            422
+        );
+        assert_eq!(status(r#"{"port": 80.0, "mac": "02:00:00:00:00:01"}"#), 422);
+        assert_eq!(status(r#"{"port": 80, "mac": "not a mac"}"#), 422);
     }
 
     #[test]

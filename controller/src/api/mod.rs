@@ -26,6 +26,8 @@
 //! `meta`/`switches`, the token check in `auth`, [`metrics`], and [`serve()`].
 
 mod auth;
+mod body;
+mod contract;
 pub mod dpid;
 pub mod error;
 mod events;
@@ -34,7 +36,8 @@ mod meta;
 pub mod metrics;
 pub mod model;
 pub mod render;
-mod serve;
+pub mod server;
+mod strict;
 mod switches;
 pub mod view;
 pub mod write;
@@ -44,7 +47,7 @@ mod tests;
 
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
-pub use serve::{serve, MAX_CONNECTIONS};
+pub use server::{serve, ServerConfig};
 pub use utoipa_axum::router::OpenApiRouter;
 pub use view::{ControllerView, QueryFuture, SwitchQueryError, SwitchSnapshot};
 pub use write::{no_origin, same_id, AppliedInfo, Deleted, DryRun, WriteAnswer};
@@ -54,7 +57,7 @@ use crate::store::Store;
 use axum::{middleware, Extension, Router};
 use metrics::RestMetrics;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -62,6 +65,9 @@ use utoipa_axum::routes;
 
 /// Prefix of every endpoint.
 pub const API_PREFIX: &str = "/api/v1";
+
+/// Default of [`ApiState::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What handlers (core and module) share. Cheap to clone.
 #[derive(Clone)]
@@ -72,14 +78,18 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     /// Process start, for `uptime_secs`.
     pub started: SystemTime,
-    /// When set, non-GET requests need `Authorization: Bearer <token>`.
+    /// When set, writes need `Authorization: Bearer <token>`.
     pub auth_token: Option<String>,
+    /// With a token: reads need it too (all but health and this document).
+    pub auth_reads: bool,
     /// Runtime counters for `/metrics`, when wired.
     pub metrics: Option<Arc<Metrics>>,
     /// The API's own request counters.
     pub rest_metrics: Arc<RestMetrics>,
     /// The runtime's event bus, for `GET /events`, when wired.
     pub bus: Option<crate::events::Bus>,
+    /// Time a request body has to arrive whole (408 otherwise).
+    pub body_timeout: Duration,
 }
 
 impl ApiState {
@@ -95,15 +105,29 @@ impl ApiState {
             store,
             started: SystemTime::now(),
             auth_token: auth_token.filter(|t| !t.is_empty()),
+            auth_reads: false,
             metrics: None,
             rest_metrics: Arc::default(),
             bus: None,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 
     /// Streams the runtime's events on `GET /events`.
     pub fn with_bus(mut self, bus: crate::events::Bus) -> ApiState {
         self.bus = Some(bus);
+        self
+    }
+
+    /// Reads need the token too (when one is set).
+    pub fn with_read_auth(mut self, reads: bool) -> ApiState {
+        self.auth_reads = reads;
+        self
+    }
+
+    /// Request bodies must arrive whole within `timeout`.
+    pub fn with_body_timeout(mut self, timeout: Duration) -> ApiState {
+        self.body_timeout = timeout;
         self
     }
 
@@ -119,9 +143,15 @@ impl ApiState {
     info(
         title = "Flowgate REST API",
         description = "OpenFlow 1.3 controller. Errors: `{\"error\", \"field\", \"reason\"}` \
-            with 400 for any invalid request, 401 for writes without the bearer token, \
-            404 for unknown switches/resources, 409 for conflicts, 502/504 when a switch \
-            errs or times out, 500 (details only in the controller log)."
+            with 400 for a request that does not have the shape this document gives it \
+            (not JSON, a wrong type, a missing or unknown field), 422 for one that has \
+            it but a value this document describes only in words is refused (a MAC, a \
+            CIDR, fields that contradict each other), 401 without the bearer token where \
+            the operation's security asks for it, 404 for unknown switches/resources, \
+            408/413/415 for a body that is late, too large or not JSON, 409 for \
+            conflicts with the current state, 502/504 when a switch errs or times out, \
+            500 (details only in the controller log). A client over its connection \
+            limit gets 503 before any request is read."
     ),
     tags(
         (name = "core", description = "Health and this document"),
@@ -132,7 +162,8 @@ impl ApiState {
 )]
 struct ApiDoc;
 
-/// Declares the `bearer` security scheme module write endpoints refer to.
+/// Declares the `bearer` security scheme; which operations need it is
+/// added from the configuration ([`contract`]).
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -178,16 +209,32 @@ pub fn router_with(
     modules: Vec<OpenApiRouter<ApiState>>,
     root: Vec<OpenApiRouter<ApiState>>,
 ) -> Router {
-    let v1 = modules
-        .into_iter()
-        .fold(core_routes(), OpenApiRouter::merge);
+    let core = core_routes();
+    let clashes = contract::clashes(
+        std::iter::once(&core)
+            .chain(&modules)
+            .chain(&root)
+            .map(OpenApiRouter::get_openapi),
+    );
+    assert!(
+        clashes.is_empty(),
+        "different OpenAPI schemas under one name: {clashes:?}; rename one with #[schema(as = ...)]"
+    );
+    let v1 = modules.into_iter().fold(core, OpenApiRouter::merge);
     let top = root.into_iter().fold(
         OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(metrics::metrics)),
         OpenApiRouter::merge,
     );
-    let (app, doc) = top.nest(API_PREFIX, v1).split_for_parts();
+    let (app, mut doc) = top.nest(API_PREFIX, v1).split_for_parts();
+    contract::complete(&mut doc, |method, path| {
+        state.auth_token.is_some() && auth::needs_token(state.auth_reads, method, path)
+    });
     app.fallback(meta::no_route)
         .method_not_allowed_fallback(meta::wrong_method)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body::read_in_time,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -11,10 +11,10 @@ use axum::Json;
 use std::cmp::Reverse;
 use std::collections::HashMap;
 
-/// Parses the `{dpid}` path parameter (400 naming `dpid` on failure) and
+/// Parses the `{dpid}` path parameter (422 naming `dpid` on failure) and
 /// looks the switch up (404 naming `dpid` if it is not connected).
 fn connected(state: &ApiState, raw: &str) -> Result<SwitchSnapshot, ApiError> {
-    let dpid = parse_dpid(raw).map_err(|e| ApiError::bad_field("dpid", e.to_string()))?;
+    let dpid = parse_dpid(raw).map_err(|e| ApiError::invalid("dpid", e.to_string()))?;
     state.view.switch(dpid).ok_or_else(|| {
         ApiError::not_found(
             "dpid",
@@ -45,7 +45,7 @@ pub(super) async fn list_switches(State(state): State<ApiState>) -> Json<Vec<Swi
         description = "Datapath id: decimal `1`, hex `0x1` or `00:00:00:00:00:00:00:01`")),
     responses(
         (status = 200, description = "The switch", body = SwitchInfo),
-        (status = 400, description = "Malformed dpid", body = ErrorBody),
+        (status = 422, description = "Malformed dpid", body = ErrorBody),
         (status = 404, description = "Switch not connected", body = ErrorBody),
     )
 )]
@@ -67,7 +67,7 @@ pub(super) async fn get_switch(
     responses(
         (status = 200, description = "Ports sorted by number; `stats` null when the switch \
             reported none for a port", body = [PortWithStats]),
-        (status = 400, description = "Malformed dpid", body = ErrorBody),
+        (status = 422, description = "Malformed dpid", body = ErrorBody),
         (status = 404, description = "Switch not connected", body = ErrorBody),
         (status = 502, description = "The switch answered with an error", body = ErrorBody),
         (status = 504, description = "The switch did not answer in time", body = ErrorBody),
@@ -103,7 +103,7 @@ pub(super) async fn switch_ports(
     responses(
         (status = 200, description = "Flows sorted by table, then priority (highest first)",
             body = [FlowInfo]),
-        (status = 400, description = "Malformed dpid", body = ErrorBody),
+        (status = 422, description = "Malformed dpid", body = ErrorBody),
         (status = 404, description = "Switch not connected", body = ErrorBody),
         (status = 502, description = "The switch answered with an error", body = ErrorBody),
         (status = 504, description = "The switch did not answer in time", body = ErrorBody),

@@ -365,13 +365,13 @@ async fn one_switch_in_every_dpid_form() {
 }
 
 #[tokio::test]
-async fn bad_dpid_is_400_naming_dpid_on_every_switch_route() {
+async fn bad_dpid_is_422_naming_dpid_on_every_switch_route() {
     for bad in ["s1", "0x", "1:2", "-1", "000000000000000a", "0x1g"] {
         for suffix in ["", "/ports", "/flows"] {
             let uri = format!("/api/v1/switches/{bad}{suffix}");
             let (status, body) = get(app(), &uri).await;
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
-            assert_error(&body, "bad_request", Some("dpid"));
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
+            assert_error(&body, "invalid", Some("dpid"));
         }
     }
 }
@@ -545,6 +545,65 @@ async fn openapi_document_lists_every_route_and_schema() {
 }
 
 #[tokio::test]
+async fn the_document_says_who_needs_the_token_and_what_each_operation_answers() {
+    let doc_of = |state: ApiState| async move {
+        let (status, doc) = get(router_with_modules(state, extra()), "/api/v1/openapi.json").await;
+        assert_eq!(status, StatusCode::OK);
+        doc
+    };
+    let secured = |doc: &Value, path: &str, method: &str| {
+        let op = &doc["paths"][path][method];
+        let needs = op["security"].is_array();
+        assert_eq!(needs, op["responses"]["401"].is_object(), "{method} {path}");
+        needs
+    };
+    // Without a token nothing needs one, whatever the handlers say.
+    let open = doc_of(state_with_token(None)).await;
+    assert!(!secured(&open, "/api/v1/test/echo", "post"));
+    // With one, writes do; reads too when asked, but never /health.
+    let writes = doc_of(state_with_token(Some("t"))).await;
+    assert!(secured(&writes, "/api/v1/test/echo", "post"));
+    assert!(!secured(&writes, "/api/v1/switches", "get"));
+    let reads = doc_of(state_with_token(Some("t")).with_read_auth(true)).await;
+    assert!(secured(&reads, "/api/v1/switches", "get"));
+    assert!(secured(&reads, "/metrics", "get"));
+    assert!(!secured(&reads, "/api/v1/health", "get"));
+
+    // A body can be malformed, late, too large, not JSON or refused; a
+    // parameter malformed or refused.
+    let echo = &open["paths"]["/api/v1/test/echo"]["post"]["responses"];
+    for status in ["400", "408", "413", "415", "422"] {
+        assert!(echo[status].is_object(), "{status}");
+    }
+    let by_dpid = &open["paths"]["/api/v1/switches/{dpid}"]["get"]["responses"];
+    for status in ["400", "404", "422"] {
+        assert!(by_dpid[status].is_object(), "{status}");
+    }
+    assert!(open["paths"]["/api/v1/health"]["get"]["responses"]["400"].is_null());
+}
+
+#[tokio::test]
+async fn reads_need_the_token_when_asked_except_health() {
+    let app = || {
+        router_with_modules(
+            state_with_token(Some("s3cret")).with_read_auth(true),
+            extra(),
+        )
+    };
+    let (status, err) = get(app(), "/api/v1/switches").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error(&err, "unauthorized", Some("authorization"));
+    let (status, _) = get(app(), "/api/v1/health").await;
+    assert_eq!(status, StatusCode::OK);
+    let authorized = Request::get("/api/v1/switches")
+        .header(header::AUTHORIZATION, "bearer s3cret")
+        .body(Body::empty())
+        .expect("request");
+    let (status, _) = send(app(), authorized).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn json_body_errors_name_the_field() {
     let ok = r#"{"name": "web", "rules": [{"port": 80}]}"#;
     let (status, body) = post_json(app(), "/api/v1/test/echo", ok, None).await;
@@ -556,11 +615,9 @@ async fn json_body_errors_name_the_field() {
             r#"{"name": "web", "rules": [{"port": "x"}]}"#,
             Some("rules[0].port"),
         ),
-        (
-            r#"{"name": "web", "rules": [{"port": 70000}]}"#,
-            Some("rules[0].port"),
-        ),
         (r#"{"name": "web", "rules": [{}]}"#, Some("rules[0].port")),
+        (r#"{"name": "web", "rules": [[80]]}"#, Some("rules[0]")),
+        (r#"["web", []]"#, None),
         (r#"{"rules": []}"#, Some("name")),
         (r#"{"name": "a", "rules": [], "extra": 1}"#, Some("extra")),
         (r#"{"name": 5, "rules": []}"#, Some("name")),
@@ -574,6 +631,11 @@ async fn json_body_errors_name_the_field() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{input}");
         assert_error(&body, "bad_request", field);
     }
+    // The right type, a refused value.
+    let out_of_range = r#"{"name": "web", "rules": [{"port": 70000}]}"#;
+    let (status, body) = post_json(app(), "/api/v1/test/echo", out_of_range, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_error(&body, "invalid", Some("rules[0].port"));
 }
 
 #[tokio::test]
@@ -634,33 +696,57 @@ async fn bearer_token_guards_writes_only() {
 }
 
 #[tokio::test]
-async fn serve_answers_over_tcp_and_shuts_down() {
+async fn a_body_must_arrive_within_the_body_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app(), async {
-        let _ = stopped.await;
-    }));
-
+    let app = router_with_modules(
+        state_with_token(None).with_body_timeout(Duration::from_millis(500)),
+        extra(),
+    );
+    tokio::spawn(serve(
+        listener,
+        app,
+        ServerConfig::default(),
+        None,
+        std::future::pending(),
+    ));
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    conn.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
+    conn.write_all(
+        b"POST /api/v1/test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 40\r\n\r\n{",
+    )
+    .await
+    .expect("write");
+    // One byte every 200 ms: each arrives in time, the whole body does not.
+    let started = std::time::Instant::now();
     let mut response = String::new();
-    conn.read_to_string(&mut response).await.expect("read");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.contains(r#""status":"ok""#), "{response}");
-
-    stop.send(()).expect("server still running");
-    let result = tokio::time::timeout(Duration::from_secs(5), server)
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            tokio::select! {
+                n = conn.read(&mut buf) => {
+                    let n = n.unwrap_or(0);
+                    response.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if n == 0 || response.contains("}") {
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    let _ = conn.write_all(b" ").await;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
         .await
-        .expect("server stops after shutdown")
-        .expect("server task");
-    assert!(result.is_ok(), "{result:?}");
+        .expect("answered");
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("request_timeout"), "{response}");
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]

@@ -22,7 +22,6 @@ pub struct PacketMatch {
     /// ARP and LLDP always pass policies (Flowgate needs them) and cannot
     /// be matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<u16>, example = 2048)]
     pub eth_type: Option<EthType>,
     /// IPv4 or IPv6 prefix, `10.0.0.0/24`, `2001:db8::/32`, or an address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,15 +33,12 @@ pub struct PacketMatch {
     /// `tcp`, `udp`, `icmp`, `icmpv6` or a protocol number. Without an IP
     /// version (from `eth_type` or an address), the rule covers both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "tcp")]
     pub ip_proto: Option<IpProto>,
     /// TCP/UDP source port or range (`1024-65535`); needs ip_proto tcp/udp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "1024-65535")]
     pub src_port: Option<PortRange>,
     /// TCP/UDP destination port or range; needs ip_proto tcp/udp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "80")]
     pub dst_port: Option<PortRange>,
     /// ICMP (or ICMPv6) type; needs ip_proto icmp/icmpv6.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,8 @@
 //! Values of the policy match language with text forms (MACs, dpids,
 //! ethertypes, IP protocols, port ranges, IP prefixes), parsed while
-//! deserializing so a malformed one is a 400 naming its JSON path, and the
-//! field error every policy validation returns.
+//! deserializing so a malformed one is a 422 naming its JSON path, and the
+//! field error every policy validation returns. Those given as a number or
+//! as text say so in the OpenAPI document ([`number_or_text`]).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -504,20 +505,66 @@ impl<'de> Deserialize<'de> for Dpid {
     }
 }
 
-/// In the OpenAPI document a dpid is a string in any accepted form.
-impl utoipa::PartialSchema for Dpid {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some(
-                "A datapath id: `1`, `0x1` or `00:00:00:00:00:00:00:01`",
-            ))
-            .examples(["00:00:00:00:00:00:00:01"])
-            .into()
-    }
+/// The OpenAPI schema of a value written as a JSON number (0..=`max`) or
+/// as text (what the text may be goes in `description`).
+fn number_or_text(
+    description: &str,
+    max: u64,
+    examples: [serde_json::Value; 2],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(max as usize)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(description))
+        .examples(examples)
+        .into()
 }
 
-impl utoipa::ToSchema for Dpid {}
+macro_rules! number_or_text_schema {
+    ($ty:ty, $description:expr, $max:expr, $examples:expr) => {
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                number_or_text($description, $max, $examples)
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {}
+    };
+}
+
+number_or_text_schema!(
+    Dpid,
+    "A datapath id: a number, or text: `1`, `0x1` or `00:00:00:00:00:00:00:01`",
+    u64::MAX,
+    [
+        serde_json::json!("00:00:00:00:00:00:00:01"),
+        serde_json::json!(1)
+    ]
+);
+number_or_text_schema!(
+    EthType,
+    "An ethertype: a number, or text in decimal or `0x` hex",
+    u64::from(u16::MAX),
+    [serde_json::json!(2048), serde_json::json!("0x86dd")]
+);
+number_or_text_schema!(
+    IpProto,
+    "An IP protocol: a number, or text: `tcp`, `udp`, `icmp`, `icmpv6` or a number",
+    u64::from(u8::MAX),
+    [serde_json::json!("tcp"), serde_json::json!(17)]
+);
+number_or_text_schema!(
+    PortRange,
+    "A TCP/UDP port: a number, or text: a port or a range `lo-hi`",
+    u64::from(u16::MAX),
+    [serde_json::json!(80), serde_json::json!("8000-8999")]
+);
 
 impl Serialize for Dpid {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

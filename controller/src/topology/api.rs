@@ -213,7 +213,7 @@ pub fn topology_doc(view: &TopologyView, suspects: &[SuspectLink]) -> TopologyDo
 }
 
 /// Hosts matching every given filter (`mac`, `ip`, `dpid`); unknown
-/// parameters and malformed values are 400s naming the parameter.
+/// parameters are 400s and malformed values 422s naming the parameter.
 pub fn find_hosts(
     view: &TopologyView,
     query: &[(String, String)],
@@ -226,9 +226,8 @@ pub fn find_hosts(
             "mac" => mac = Some(parse_mac("mac", value)?),
             "ip" => ip = Some(parse_ip("ip", value)?),
             "dpid" => {
-                dpid = Some(
-                    parse_dpid(value).map_err(|e| ApiError::bad_field("dpid", e.to_string()))?,
-                )
+                dpid =
+                    Some(parse_dpid(value).map_err(|e| ApiError::invalid("dpid", e.to_string()))?)
             }
             other => {
                 return Err(ApiError::bad_field(
@@ -292,7 +291,7 @@ fn resolve<'a>(
     } else if let Ok(ip) = value.parse::<IpAddr>() {
         view.host_by_ip(ip)
     } else {
-        return Err(ApiError::bad_field(
+        return Err(ApiError::invalid(
             field,
             format!("{value:?} is neither a MAC nor an IP address"),
         ));
@@ -303,13 +302,13 @@ fn resolve<'a>(
 fn parse_mac(field: &str, value: &str) -> Result<MacAddr, ApiError> {
     value
         .parse()
-        .map_err(|_| ApiError::bad_field(field, format!("{value:?} is not a MAC address")))
+        .map_err(|_| ApiError::invalid(field, format!("{value:?} is not a MAC address")))
 }
 
 fn parse_ip(field: &str, value: &str) -> Result<IpAddr, ApiError> {
     value
         .parse()
-        .map_err(|_| ApiError::bad_field(field, format!("{value:?} is not an IP address")))
+        .map_err(|_| ApiError::invalid(field, format!("{value:?} is not an IP address")))
 }
 
 /// Switches, their ports' roles, and discovered links.
@@ -336,7 +335,8 @@ async fn get_topology(State(runtime): State<Runtime>) -> Result<Json<TopologyDoc
     ),
     responses(
         (status = 200, description = "Hosts", body = [HostDoc]),
-        (status = 400, description = "Malformed or unknown parameter", body = ErrorBody),
+        (status = 400, description = "Unknown parameter", body = ErrorBody),
+        (status = 422, description = "Malformed value (parameter named)", body = ErrorBody),
     )
 )]
 async fn get_hosts(
@@ -358,7 +358,8 @@ async fn get_hosts(
     ),
     responses(
         (status = 200, description = "Hops from the source's edge port to the destination's", body = PathDoc),
-        (status = 400, description = "Missing, malformed or unknown parameter", body = ErrorBody),
+        (status = 400, description = "Missing or unknown parameter", body = ErrorBody),
+        (status = 422, description = "Malformed value (parameter named)", body = ErrorBody),
         (status = 404, description = "Unknown host, or no path", body = ErrorBody),
     )
 )]

@@ -85,7 +85,7 @@ impl From<FirewallError> for ApiError {
     fn from(e: FirewallError) -> ApiError {
         match e {
             FirewallError::Rule(RuleError::Invalid(FieldError { field, reason })) => {
-                ApiError::bad_field(field, reason)
+                ApiError::invalid(field, reason)
             }
             FirewallError::Rule(RuleError::Conflict(FieldError { field, reason }))
             | FirewallError::Owned(FieldError { field, reason }) => {
@@ -101,7 +101,7 @@ impl From<FirewallError> for ApiError {
 /// A REST client may not claim a module's origin.
 fn from_rest(rule: &Rule) -> Result<(), ApiError> {
     match &rule.origin {
-        Some(_) => Err(ApiError::bad_field(
+        Some(_) => Err(ApiError::invalid(
             "origin",
             "set by the controller for rules modules create; leave it out",
         )),
@@ -142,7 +142,7 @@ async fn list_rules(State(fw): State<FirewallService>) -> Result<Json<Vec<Rule>>
     responses(
         (status = 201, description = "Stored and confirmed by the switches", body = RuleWrite),
         (status = 200, description = "Dry run: the rule as it would be stored", body = RuleWrite),
-        (status = 400, description = "Invalid rule (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid rule (field named)", body = ErrorBody),
         (status = 409, description = "Id exists, or a same-priority rule overlaps", body = ErrorBody),
         (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     )
@@ -172,7 +172,7 @@ async fn create_rule(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Stored and confirmed; only changed flows were sent", body = RulesWrite),
-        (status = 400, description = "Invalid rule (field named as `[index].field`)", body = ErrorBody),
+        (status = 422, description = "Invalid rule (field named as `[index].field`)", body = ErrorBody),
         (status = 409, description = "Duplicate id, same-priority overlap, or a rule a module owns changed", body = ErrorBody),
         (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     )
@@ -218,7 +218,7 @@ async fn get_rule(
     responses(
         (status = 200, description = "Replaced (or dry run)", body = RuleWrite),
         (status = 201, description = "Created", body = RuleWrite),
-        (status = 400, description = "Invalid rule (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid rule (field named)", body = ErrorBody),
         (status = 409, description = "A same-priority rule overlaps, or a module owns the rule", body = ErrorBody),
         (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     )
@@ -231,7 +231,7 @@ async fn put_rule_by_id(
 ) -> Result<(StatusCode, Json<RuleWrite>), ApiError> {
     from_rest(&rule)?;
     if rule.id != 0 && rule.id != id {
-        return Err(ApiError::bad_field(
+        return Err(ApiError::invalid(
             "id",
             format!("the body's id {} differs from the path's {id}", rule.id),
         ));
@@ -348,7 +348,7 @@ async fn get_policy(State(fw): State<FirewallService>) -> Result<Json<Policy>, A
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Stored and confirmed by the switches", body = PolicyWrite),
-        (status = 400, description = "Invalid policy (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid policy (field named)", body = ErrorBody),
         (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     )
 )]

@@ -8,21 +8,18 @@ use utoipa::ToSchema;
 
 use crate::rule::{FieldError, Rule};
 
-/// `GET/PUT /firewall/policy`.
+/// `GET/PUT /firewall/policy`: a PUT replaces the whole policy, so both
+/// fields are required (an empty object must not turn deny into allow).
+/// A controller starts with `{"enabled": true, "default_action": "allow"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(default = json!({"enabled": true, "default_action": "allow"}))]
 pub struct Policy {
     /// When false the ACL table has no firewall entries at all: everything
     /// passes; rules are kept and come back when re-enabled.
-    #[serde(default = "enabled_default")]
     pub enabled: bool,
     /// What happens to packets no rule matches.
-    #[serde(default)]
     pub default_action: DefaultAction,
-}
-
-fn enabled_default() -> bool {
-    true
 }
 
 impl Default for Policy {

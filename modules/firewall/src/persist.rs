@@ -98,7 +98,8 @@ fn api_error(e: ApiError) -> String {
         ApiError::BadRequest {
             field: Some(field),
             reason,
-        } => format!("{field}: {reason}"),
+        }
+        | ApiError::Invalid { field, reason } => format!("{field}: {reason}"),
         other => other.to_string(),
     }
 }

@@ -36,7 +36,7 @@ pub struct Rule {
     pub id: u32,
     /// 1..30000, higher wins. Two rules of the same priority may not
     /// overlap (match a common packet in a common scope).
-    #[schema(example = 100)]
+    #[schema(example = 100, minimum = 1, maximum = 30000)]
     pub priority: u16,
     /// Where the rule applies; empty = everywhere.
     #[serde(default, skip_serializing_if = "Scope::is_empty")]
@@ -63,13 +63,14 @@ pub struct Scope {
     /// Only traffic of this tenant network, by VNI (the overlay's classify
     /// table marks tenant packets in metadata). 1..16777215.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 16777215)]
     pub tenant: Option<u32>,
     /// Only this switch (`1`, `0x1` or `00:00:00:00:00:00:00:01`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "00:00:00:00:00:00:00:01")]
     pub dpid: Option<Dpid>,
     /// Only packets entering on this port number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 4294967040_u64)]
     pub in_port: Option<u32>,
 }
 

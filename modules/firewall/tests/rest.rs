@@ -417,14 +417,14 @@ async fn invalid_writes_name_the_field_and_change_nothing() {
             Method::POST,
             "/api/v1/firewall/rules",
             json!({"id": 2, "priority": 5, "action": "allow", "match": {"ip_src": "10.0.0.1/33"}}),
-            400,
+            422,
             "match.ip_src",
         ),
         (
             Method::POST,
             "/api/v1/firewall/rules",
             json!({"id": 2, "priority": 5, "action": "allow", "match": {"ip_proto": "icmp", "dst_port": "1-9"}}),
-            400,
+            422,
             "match.dst_port",
         ),
         (
@@ -452,7 +452,7 @@ async fn invalid_writes_name_the_field_and_change_nothing() {
             Method::PUT,
             "/api/v1/firewall/rules/3",
             web_rule(4, 7),
-            400,
+            422,
             "id",
         ),
         (
@@ -476,6 +476,22 @@ async fn invalid_writes_name_the_field_and_change_nothing() {
             400,
             "default_action",
         ),
+        // A policy is replaced whole: nothing left to defaults, no array
+        // for an object, no array for a match.
+        (
+            Method::PUT,
+            "/api/v1/firewall/policy",
+            json!({}),
+            400,
+            "enabled",
+        ),
+        (
+            Method::POST,
+            "/api/v1/firewall/rules",
+            json!({"id": 2, "priority": 5, "action": "deny", "match": []}),
+            400,
+            "match",
+        ),
         (
             Method::POST,
             "/api/v1/firewall/rules?dry_run=maybe",
@@ -489,6 +505,17 @@ async fn invalid_writes_name_the_field_and_change_nothing() {
         assert_eq!(s.as_u16(), status, "{method} {uri} {body}: {got}");
         assert_eq!(got["field"], json!(field), "{method} {uri} {body}: {got}");
     }
+    let (s, got) = lab
+        .call(Method::PUT, "/api/v1/firewall/policy", Some(json!([false])))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{got}");
+    assert!(
+        got["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid type: sequence"),
+        "{got}"
+    );
     let (s, _) = lab
         .call(Method::GET, "/api/v1/firewall/rules/abc", None)
         .await;
@@ -559,7 +586,7 @@ async fn bulk_replace_policy_and_counters() {
         .call(
             Method::PUT,
             "/api/v1/firewall/policy",
-            Some(json!({"default_action": "deny"})),
+            Some(json!({"enabled": true, "default_action": "deny"})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
@@ -801,7 +828,7 @@ async fn a_rule_another_module_creates_is_stored_listed_owned_and_survives_a_res
         .await;
     assert_eq!(
         (s, body["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("origin"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("origin"))
     );
     // A restarted controller loads it from the store, origin and all.
     let reloaded = flowgate_firewall::load(store.as_ref(), None).expect("load");

@@ -391,6 +391,7 @@ pub enum Revert {
 /// A threshold rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = HostRule)]
 pub struct Rule {
     /// 1..4294967295 (the next free id when absent on POST).
     #[serde(default)]

@@ -26,6 +26,7 @@ const PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
 /// A member's health as its monitor sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = MemberHealth)]
 pub enum Health {
     /// Not probed to a conclusion yet: it keeps its bucket.
     Unknown,

@@ -96,24 +96,27 @@ pub fn routes(api: OverlayApi) -> OpenApiRouter<ApiState> {
         .with_state(api)
 }
 
-/// A written network and what applying it did.
+/// A written network and what applying it did (`applied` is null for a
+/// dry run).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NetworkWritten {
     #[serde(flatten)]
     pub network: Network,
-    pub applied: AppliedInfo,
+    pub applied: Option<AppliedInfo>,
 }
 
-/// A written port and what applying it did.
+/// A written port and what applying it did (`applied` is null for a dry
+/// run).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PortWritten {
     #[serde(flatten)]
     pub port: PortView,
-    pub applied: AppliedInfo,
+    pub applied: Option<AppliedInfo>,
 }
 
 /// A deletion and what it did.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = OverlayDeleted)]
 pub struct Deleted {
     pub deleted: String,
     /// Ports removed with a network.
@@ -124,7 +127,7 @@ pub struct Deleted {
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> ApiError {
         match e {
-            Invalid::Bad { field, reason } => ApiError::bad_field(field, reason),
+            Invalid::Bad { field, reason } => ApiError::invalid(field, reason),
             Invalid::Conflict { field, reason } => ApiError::conflict(field, reason),
             Invalid::Missing { field, reason } => ApiError::not_found(field, reason),
         }
@@ -143,22 +146,18 @@ fn no_port(id: &str) -> ApiError {
     ApiError::not_found("port", format!("no port {id:?}"))
 }
 
-/// 201 for a creation, 200 otherwise; for a dry run the object alone.
+/// 201 for a creation, 200 otherwise (and for a dry run).
 fn answer<T: Serialize>(
     wrote: Wrote<T>,
-    written: impl FnOnce(T, AppliedInfo) -> axum::response::Response,
+    written: impl FnOnce(T, Option<AppliedInfo>) -> axum::response::Response,
 ) -> (StatusCode, axum::response::Response) {
-    match wrote.written {
-        None => (StatusCode::OK, Json(wrote.value).into_response()),
-        Some(w) => {
-            let status = if wrote.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            (status, written(wrote.value, applied(&w)))
-        }
-    }
+    let status = if wrote.created && wrote.written.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let applied = wrote.written.as_ref().map(applied);
+    (status, written(wrote.value, applied))
 }
 
 fn network_answer(wrote: Wrote<Network>) -> (StatusCode, axum::response::Response) {
@@ -187,7 +186,7 @@ async fn list_networks(State(api): State<OverlayApi>) -> Result<Json<Vec<Network
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created and on the switches", body = NetworkWritten),
-        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 422, description = "Invalid value (field named)", body = ErrorBody),
         (status = 409, description = "Duplicate id or VNI", body = ErrorBody),
     ))]
 async fn create_network(
@@ -228,7 +227,7 @@ async fn get_network(
     responses(
         (status = 200, description = "Replaced (or, with dry_run, valid)", body = NetworkWritten),
         (status = 201, description = "Created", body = NetworkWritten),
-        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 422, description = "Invalid value (field named)", body = ErrorBody),
         (status = 409, description = "Duplicate VNI", body = ErrorBody),
     ))]
 async fn put_network(
@@ -291,7 +290,7 @@ async fn list_network_ports(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Bound", body = PortWritten),
-        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 422, description = "Invalid value (field named)", body = ErrorBody),
         (status = 404, description = "No such network", body = ErrorBody),
         (status = 409, description = "Duplicate id, interface bound twice, duplicate MAC/IP", body = ErrorBody),
     ))]
@@ -338,7 +337,7 @@ async fn get_network_port(
     responses(
         (status = 200, description = "Replaced or moved (or, with dry_run, valid)", body = PortWritten),
         (status = 201, description = "Created", body = PortWritten),
-        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 422, description = "Invalid value (field named)", body = ErrorBody),
         (status = 404, description = "No such network", body = ErrorBody),
         (status = 409, description = "Interface bound elsewhere, duplicate MAC/IP", body = ErrorBody),
     ))]
@@ -398,7 +397,7 @@ fn required_network(input: &PortInput) -> Result<String, ApiError> {
     input
         .network
         .clone()
-        .ok_or_else(|| ApiError::bad_field("network", "missing field `network`"))
+        .ok_or_else(|| ApiError::invalid("network", "name the network the port belongs to"))
 }
 
 /// Bind a VM interface to the network the body names.
@@ -406,7 +405,7 @@ fn required_network(input: &PortInput) -> Result<String, ApiError> {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Bound", body = PortWritten),
-        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 422, description = "Invalid value (field named)", body = ErrorBody),
         (status = 404, description = "No such network", body = ErrorBody),
         (status = 409, description = "Duplicate id, interface bound twice, duplicate MAC/IP", body = ErrorBody),
     ))]
@@ -448,7 +447,7 @@ async fn get_port(
     responses(
         (status = 200, description = "Replaced or moved (or, with dry_run, valid)", body = PortWritten),
         (status = 201, description = "Created", body = PortWritten),
-        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 422, description = "Invalid value (field named)", body = ErrorBody),
         (status = 404, description = "No such network", body = ErrorBody),
         (status = 409, description = "Interface bound elsewhere, duplicate MAC/IP", body = ErrorBody),
     ))]
@@ -516,7 +515,7 @@ async fn list_connections(State(api): State<OverlayApi>) -> Json<Vec<Connection>
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Registered; Flowgate connects and keeps reconnecting", body = Connection),
-        (status = 400, description = "Bad target", body = ErrorBody),
+        (status = 422, description = "Bad target", body = ErrorBody),
         (status = 409, description = "Already registered", body = ErrorBody),
     ))]
 async fn add_connection(
@@ -524,7 +523,7 @@ async fn add_connection(
     ApiJson(conn): ApiJson<Connection>,
 ) -> Result<(StatusCode, Json<Connection>), ApiError> {
     let _write = api.connections.lock().await;
-    valid_target(&conn.target).map_err(|e| ApiError::bad_field("target", e.to_string()))?;
+    valid_target(&conn.target).map_err(|e| ApiError::invalid("target", e.to_string()))?;
     if api.hosts.targets().contains(&conn.target) {
         return Err(ApiError::conflict(
             "target",
@@ -535,7 +534,7 @@ async fn add_connection(
         .put_json(&format!("{CONNECTIONS}{}", conn.target), &conn.target)?;
     api.hosts
         .connect(&conn.target)
-        .map_err(|e| ApiError::bad_field("target", e.to_string()))?;
+        .map_err(|e| ApiError::invalid("target", e.to_string()))?;
     Ok((StatusCode::CREATED, Json(conn)))
 }
 

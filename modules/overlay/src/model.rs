@@ -12,6 +12,8 @@ use flowgate_openflow::MacAddr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 
+use crate::fabric::vlan_of;
+
 /// Largest VXLAN/Geneve network identifier (24 bits).
 pub const MAX_VNI: u32 = (1 << 24) - 1;
 /// First VNI handed out when a network is created without one; lower
@@ -48,6 +50,7 @@ pub struct NetworkInput {
     pub name: Option<String>,
     pub tenant: String,
     /// 1–16777215; allocated (from 4096 up) when absent.
+    #[schema(minimum = 1, maximum = 16777215)]
     pub vni: Option<u32>,
     /// IPv4 or IPv6 CIDR; port addresses must lie inside it.
     pub subnet: Option<String>,
@@ -138,21 +141,68 @@ pub struct Cidr {
     pub prefix: u8,
 }
 
+fn bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
 impl Cidr {
+    fn width(&self) -> u32 {
+        if self.addr.is_ipv4() {
+            32
+        } else {
+            128
+        }
+    }
+
+    /// The host part of an address in this prefix: `ip & !mask`.
+    fn host_bits(&self, ip: IpAddr) -> u128 {
+        let host_len = self.width() - u32::from(self.prefix);
+        let host_mask = if host_len >= 128 {
+            !0
+        } else {
+            (1u128 << host_len) - 1
+        };
+        bits(ip) & host_mask
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
-        fn bits(a: IpAddr) -> u128 {
-            match a {
-                IpAddr::V4(v4) => u128::from(u32::from(v4)),
-                IpAddr::V6(v6) => u128::from(v6),
-            }
+        self.addr.is_ipv4() == ip.is_ipv4()
+            && bits(self.addr) - self.host_bits(self.addr) == bits(ip) - self.host_bits(ip)
+    }
+
+    /// The prefix written with its host bits cleared.
+    pub fn network(&self) -> Cidr {
+        let net = bits(self.addr) - self.host_bits(self.addr);
+        let addr = match self.addr {
+            IpAddr::V4(_) => IpAddr::V4((net as u32).into()),
+            IpAddr::V6(_) => IpAddr::V6(net.into()),
+        };
+        Cidr {
+            addr,
+            prefix: self.prefix,
         }
-        let width: u32 = if self.addr.is_ipv4() { 32 } else { 128 };
-        if self.addr.is_ipv4() != ip.is_ipv4() {
-            return false;
+    }
+
+    /// Why `ip` cannot be a host's address here: the network address (all
+    /// host bits 0; IPv6's subnet-router anycast) or, in IPv4, the
+    /// broadcast address (all 1). Prefixes with two addresses or fewer
+    /// (/31, /32, /127, /128) have neither.
+    pub fn reserved(&self, ip: IpAddr) -> Option<&'static str> {
+        let host_len = self.width() - u32::from(self.prefix);
+        if host_len < 2 || !self.contains(ip) {
+            return None;
         }
-        let shift = width - u32::from(self.prefix);
-        let mask = if shift >= 128 { 0 } else { !0u128 << shift };
-        bits(self.addr) & mask == bits(ip) & mask
+        let host = self.host_bits(ip);
+        if host == 0 {
+            Some("the network's own address")
+        } else if self.addr.is_ipv4() && host == (1u128 << host_len) - 1 {
+            Some("the network's broadcast address")
+        } else {
+            None
+        }
     }
 }
 
@@ -320,10 +370,31 @@ impl Config {
                 format!("VNI {vni} is used by network {:?}", other.id),
             ));
         }
+        let vlan = vlan_of(vni);
+        if let Some(other) = self
+            .networks
+            .values()
+            .find(|n| vlan_of(n.vni) == vlan && n.id != id)
+        {
+            return Err(Invalid::conflict(
+                "vni",
+                format!(
+                    "VNI {vni} would share fabric VLAN {vlan} (2048 + VNI mod 2047) with \
+                     network {:?} (VNI {}); pick another VNI",
+                    other.id, other.vni
+                ),
+            ));
+        }
         let subnet = input
             .subnet
             .map(|s| s.parse::<Cidr>().map_err(|e| Invalid::bad("subnet", e)))
             .transpose()?;
+        if let Some(s) = subnet.filter(|s| s.network() != *s) {
+            return Err(Invalid::bad(
+                "subnet",
+                format!("{s} has host bits set; did you mean {}?", s.network()),
+            ));
+        }
         let gateway = input
             .gateway
             .map(|g| {
@@ -337,7 +408,11 @@ impl Config {
                 Some(s) if !s.contains(gw) => {
                     return Err(Invalid::bad("gateway", format!("{gw} is outside {s}")))
                 }
-                Some(_) => {}
+                Some(s) => {
+                    if let Some(what) = s.reserved(gw) {
+                        return Err(Invalid::bad("gateway", format!("{gw} is {what}")));
+                    }
+                }
             }
         }
         if let Some(s) = subnet {
@@ -371,9 +446,14 @@ impl Config {
             .unwrap_or_default()
     }
 
-    /// The lowest unused VNI from [`FIRST_AUTO_VNI`].
+    /// The lowest VNI from [`FIRST_AUTO_VNI`] whose fabric VLAN no
+    /// network uses.
     pub fn free_vni(&self) -> Option<u32> {
-        (FIRST_AUTO_VNI..=MAX_VNI).find(|v| self.networks.values().all(|n| n.vni != *v))
+        (FIRST_AUTO_VNI..=MAX_VNI).find(|v| {
+            self.networks
+                .values()
+                .all(|n| vlan_of(n.vni) != vlan_of(*v))
+        })
     }
 
     /// The port `input` describes in `network`, checked against every
@@ -473,6 +553,9 @@ impl Config {
                         &field,
                         format!("{ip} is outside the network's {s}"),
                     ));
+                }
+                if let Some(what) = s.reserved(ip) {
+                    return Err(Invalid::bad(&field, format!("{ip} is {what} ({s})")));
                 }
             }
             if !ips.contains(&ip) {

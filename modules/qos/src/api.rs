@@ -41,7 +41,7 @@ pub fn routes(service: QosService) -> OpenApiRouter<ApiState> {
 impl From<QosError> for ApiError {
     fn from(e: QosError) -> ApiError {
         match e {
-            QosError::Invalid(f) => ApiError::bad_field(f.field, f.reason),
+            QosError::Invalid(f) => ApiError::invalid(f.field, f.reason),
             QosError::Conflict(f) => ApiError::conflict(f.field, f.reason),
             QosError::Missing(f) => ApiError::not_found(f.field, f.reason),
         }
@@ -132,7 +132,7 @@ async fn list_policies(State(qos): State<QosService>) -> Result<Json<Vec<PolicyV
     responses(
         (status = 201, description = "Stored and confirmed by the switches", body = WriteAnswer<Policy>),
         (status = 200, description = "Dry run: the policy as it would be stored", body = WriteAnswer<Policy>),
-        (status = 400, description = "Invalid policy (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid policy (field named)", body = ErrorBody),
         (status = 409, description = "Id exists, same-priority overlap, or the queue is not provisioned", body = ErrorBody),
         (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     ))]
@@ -175,7 +175,7 @@ async fn get_policy(
     responses(
         (status = 200, description = "Replaced (or dry run)", body = WriteAnswer<Policy>),
         (status = 201, description = "Created", body = WriteAnswer<Policy>),
-        (status = 400, description = "Invalid policy (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid policy (field named)", body = ErrorBody),
         (status = 409, description = "Overlap, queue not provisioned, or owned by a module", body = ErrorBody),
         (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     ))]
@@ -303,7 +303,7 @@ async fn list_profiles(State(qos): State<QosService>) -> Result<Json<Vec<Profile
     responses(
         (status = 201, description = "Stored", body = WriteAnswer<Profile>),
         (status = 200, description = "Dry run", body = WriteAnswer<Profile>),
-        (status = 400, description = "Invalid profile (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid profile (field named)", body = ErrorBody),
         (status = 409, description = "Id exists", body = ErrorBody),
     ))]
 async fn create_profile(
@@ -344,7 +344,7 @@ async fn get_profile(
     responses(
         (status = 200, description = "Replaced (or dry run)", body = WriteAnswer<Profile>),
         (status = 201, description = "Created", body = WriteAnswer<Profile>),
-        (status = 400, description = "Invalid profile (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid profile (field named)", body = ErrorBody),
         (status = 409, description = "A policy uses a queue it drops", body = ErrorBody),
     ))]
 async fn put_profile(
@@ -392,7 +392,7 @@ async fn list_bindings(State(qos): State<QosService>) -> Result<Json<Vec<Binding
     responses(
         (status = 201, description = "Stored", body = WriteAnswer<Binding>),
         (status = 200, description = "Dry run", body = WriteAnswer<Binding>),
-        (status = 400, description = "Invalid binding (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid binding (field named)", body = ErrorBody),
         (status = 404, description = "Unknown profile or port", body = ErrorBody),
         (status = 409, description = "Id exists, or the port is bound", body = ErrorBody),
     ))]
@@ -434,7 +434,7 @@ async fn get_binding(
     responses(
         (status = 200, description = "Replaced (or dry run)", body = WriteAnswer<Binding>),
         (status = 201, description = "Created", body = WriteAnswer<Binding>),
-        (status = 400, description = "Invalid binding (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid binding (field named)", body = ErrorBody),
         (status = 404, description = "Unknown profile or port", body = ErrorBody),
         (status = 409, description = "The port is bound", body = ErrorBody),
     ))]

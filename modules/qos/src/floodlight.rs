@@ -105,13 +105,13 @@ fn text(v: &Value) -> String {
 fn number<T: std::str::FromStr>(field: &str, v: &Value) -> Result<T, ApiError> {
     let t = text(v);
     t.parse()
-        .map_err(|_| ApiError::bad_field(field, format!("{t:?} is not a valid number here")))
+        .map_err(|_| ApiError::invalid(field, format!("{t:?} is not a valid number here")))
 }
 
 /// Parses one of our text-form values the way the native API does.
 fn typed<T: serde::de::DeserializeOwned>(field: &str, v: &str) -> Result<T, ApiError> {
     serde_json::from_value(Value::String(v.to_owned()))
-        .map_err(|e| ApiError::bad_field(field, e.to_string()))
+        .map_err(|e| ApiError::invalid(field, e.to_string()))
 }
 
 /// The DSCP of Floodlight's `tos`: six binary digits are the DSCP itself,
@@ -119,7 +119,7 @@ fn typed<T: serde::de::DeserializeOwned>(field: &str, v: &str) -> Result<T, ApiE
 fn dscp(v: &Value) -> Result<u8, ApiError> {
     let t = text(v);
     if t.len() == 6 && t.chars().all(|c| c == '0' || c == '1') {
-        return u8::from_str_radix(&t, 2).map_err(|e| ApiError::bad_field("tos", e.to_string()));
+        return u8::from_str_radix(&t, 2).map_err(|e| ApiError::invalid("tos", e.to_string()));
     }
     let tos: u8 = number("tos", v)?;
     Ok(tos >> 2)
@@ -171,12 +171,12 @@ impl FloodlightPolicy {
                 port: self.enqueue_port.as_ref().map(text),
             }),
             None if self.enqueue_port.is_some() => {
-                return Err(ApiError::bad_field("queue", "enqueue-port needs a queue"))
+                return Err(ApiError::invalid("queue", "enqueue-port needs a queue"))
             }
             None => None,
         };
         if queue.is_none() {
-            return Err(ApiError::bad_field(
+            return Err(ApiError::invalid(
                 "queue",
                 "Flowgate's Floodlight compatibility takes enqueue policies (queue and \
                  optionally enqueue-port); use /api/v1/qos/policies for meters and marking",
@@ -262,7 +262,7 @@ async fn list(State(qos): State<QosService>) -> Result<Json<Vec<Value>>, ApiErro
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Added and confirmed by the switches", body = Status),
-        (status = 400, description = "Invalid policy (field named)", body = flowgate_controller::api::ErrorBody),
+        (status = 422, description = "Invalid policy (field named)", body = flowgate_controller::api::ErrorBody),
         (status = 409, description = "Overlap, or the queue is not provisioned", body = flowgate_controller::api::ErrorBody),
     ))]
 async fn add(

@@ -49,7 +49,7 @@ pub struct Profile {
     #[serde(default, rename = "type")]
     pub kind: QosKind,
     /// The port's maximum rate, bit/s.
-    #[schema(example = 5_000_000)]
+    #[schema(example = 5_000_000, minimum = 1)]
     pub max_rate: u64,
     /// Queues by number (what `set_queue` and `enqueue` name).
     #[serde(default)]
@@ -64,8 +64,10 @@ pub struct Profile {
 #[serde(deny_unknown_fields)]
 pub struct QueueSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub min_rate: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_rate: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u64>,
@@ -77,6 +79,7 @@ pub struct QueueSpec {
 /// Where a profile applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = QosBinding)]
 pub struct Binding {
     #[schema(example = "s1-uplink")]
     pub id: String,
@@ -111,6 +114,7 @@ pub enum Target {
 /// A QoS policy: packets it matches are queued, metered and/or marked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = QosPolicy)]
 pub struct Policy {
     /// 1..4294967295 (the next free id when absent on POST); the policy's
     /// flows carry it in their cookie and its meter is numbered by it.
@@ -121,15 +125,18 @@ pub struct Policy {
     pub name: Option<String>,
     /// 1..30000, higher wins. Policies of the same priority may not
     /// overlap on a switch.
+    #[schema(minimum = 1, maximum = 30000)]
     pub priority: u16,
     /// The firewall's match language; empty = all traffic.
     #[serde(default, rename = "match")]
     pub match_: PacketMatch,
     /// Only traffic of this tenant network (VNI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 16777215)]
     pub tenant: Option<u32>,
     /// Only packets entering on this port number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 4294967040_u64)]
     pub in_port: Option<u32>,
     /// At least one of queue, meter, dscp.
     pub actions: Actions,
@@ -153,6 +160,7 @@ pub struct Actions {
     pub meter: Option<MeterAction>,
     /// Set the DSCP (0..63).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 63)]
     pub dscp: Option<u8>,
 }
 
@@ -174,6 +182,7 @@ pub struct QueueAction {
 #[serde(deny_unknown_fields)]
 pub struct MeterAction {
     /// In `unit`s.
+    #[schema(minimum = 1)]
     pub rate: u32,
     #[serde(default)]
     pub unit: RateUnit,
@@ -199,7 +208,10 @@ pub enum Band {
     #[default]
     Drop,
     /// Raise the drop precedence of the DSCP by `prec_level`.
-    DscpRemark { prec_level: u8 },
+    DscpRemark {
+        #[schema(minimum = 1, maximum = 63)]
+        prec_level: u8,
+    },
 }
 
 /// Where a policy's entries go: one switch, every switch, or the switches

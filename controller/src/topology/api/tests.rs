@@ -62,6 +62,7 @@ fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 fn field_of(err: ApiError) -> Option<String> {
     match err {
         ApiError::BadRequest { field, .. } | ApiError::NotFound { field, .. } => field,
+        ApiError::Invalid { field, .. } => Some(field),
         other => panic!("unexpected {other:?}"),
     }
 }

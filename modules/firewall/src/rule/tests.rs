@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 fn parse(v: serde_json::Value) -> Result<Rule, (Option<String>, String)> {
     decode_json::<Rule>(v.to_string().as_bytes()).map_err(|e| match e {
         ApiError::BadRequest { field, reason } => (field, reason),
+        ApiError::Invalid { field, reason } => (Some(field), reason),
         other => panic!("unexpected error {other:?}"),
     })
 }

@@ -310,3 +310,110 @@ fn stored_shapes_round_trip() {
     );
     assert_eq!(&serde_json::from_value::<Network>(json).unwrap(), n);
 }
+
+#[test]
+fn subnets_are_written_without_host_bits() {
+    let c = Config::default();
+    let (k, f) = field(
+        c.validate_network(
+            NetworkInput {
+                subnet: Some("10.0.0.1/24".into()),
+                ..input("x")
+            },
+            None,
+        )
+        .unwrap_err(),
+    );
+    assert_eq!((k, f.as_str()), ("bad", "subnet"));
+    let Err(Invalid::Bad { reason, .. }) = c.validate_network(
+        NetworkInput {
+            subnet: Some("2001:db8::1/64".into()),
+            ..input("x")
+        },
+        None,
+    ) else {
+        panic!("IPv6 host bits accepted");
+    };
+    assert!(reason.contains("did you mean 2001:db8::/64"), "{reason}");
+    for ok in ["10.0.0.0/24", "10.0.0.7/32", "0.0.0.0/0", "2001:db8::/64"] {
+        let n = NetworkInput {
+            subnet: Some(ok.into()),
+            ..input("x")
+        };
+        assert!(c.validate_network(n, None).is_ok(), "{ok}");
+    }
+}
+
+#[test]
+fn network_and_broadcast_addresses_are_no_port_addresses() {
+    let c = with_blue();
+    for (ip, ok) in [
+        ("10.0.0.0", false),
+        ("10.0.0.255", false),
+        ("10.0.0.1", true),
+        ("10.0.0.254", true),
+    ] {
+        let port = PortInput {
+            ips: Some(vec![ip.into()]),
+            ..port_input("vm9")
+        };
+        match c.validate_port("blue", port, None) {
+            Ok(_) => assert!(ok, "{ip} accepted"),
+            Err(e) => {
+                assert!(!ok, "{ip} refused: {e:?}");
+                assert_eq!(field(e), ("bad", "ips[0]".into()));
+            }
+        }
+    }
+    // Nor the gateway.
+    let gw = NetworkInput {
+        subnet: Some("10.1.0.0/24".into()),
+        gateway: Some("10.1.0.255".into()),
+        ..input("x")
+    };
+    assert_eq!(
+        field(c.validate_network(gw, None).unwrap_err()),
+        ("bad", "gateway".into())
+    );
+    // A /31 or a /32 has neither.
+    let tiny = Cidr::from_str("10.2.0.0/31").unwrap();
+    assert_eq!(tiny.reserved("10.2.0.0".parse().unwrap()), None);
+    let v6 = Cidr::from_str("2001:db8::/64").unwrap();
+    assert!(v6.reserved("2001:db8::".parse().unwrap()).is_some());
+    assert_eq!(
+        v6.reserved("2001:db8::ffff:ffff:ffff:ffff".parse().unwrap()),
+        None
+    );
+}
+
+#[test]
+fn vnis_sharing_a_fabric_vlan_are_refused() {
+    let c = with_blue();
+    let clash = NetworkInput {
+        vni: Some(100 + 2047),
+        ..input("x")
+    };
+    let Err(Invalid::Conflict { field, reason }) = c.validate_network(clash, None) else {
+        panic!("a VNI on blue's VLAN was accepted");
+    };
+    assert_eq!(field, "vni");
+    assert!(reason.contains("\"blue\""), "{reason}");
+    // Blue itself keeps its VNI, and allocation skips taken VLANs.
+    assert!(c.validate_network(input("acme"), Some("blue")).is_ok());
+    let mut c = Config::default();
+    let first = c.validate_network(input("a"), None).unwrap();
+    c.networks.insert(first.id.clone(), first);
+    let taken = FIRST_AUTO_VNI + 1 + 2047;
+    let second = c
+        .validate_network(
+            NetworkInput {
+                vni: Some(taken),
+                ..input("b")
+            },
+            None,
+        )
+        .unwrap();
+    c.networks.insert(second.id.clone(), second);
+    // FIRST_AUTO_VNI + 1 shares its VLAN with `taken`.
+    assert_eq!(c.free_vni(), Some(FIRST_AUTO_VNI + 2));
+}
