@@ -4,8 +4,11 @@
 //! each per iteration (AVERAGE over the last minute). The files stay in the
 //! page cache, as gmetad's recently written files do.
 //!
+//! A second run evaluates a rule per file: the read, then the rule engine
+//! on its value (one rule per metric over the cluster), as a poll does.
+//!
 //! `cargo bench -p flowgate-hostaware --bench rrd_read`; criterion's `thrpt`
-//! line is the reads per second.
+//! lines are the reads, and the rule evaluations, per second.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,8 +16,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use flowgate_hostaware::engine::Engine;
+use flowgate_hostaware::model::Rule;
 use flowgate_hostaware::sources::rrd::{LibRrd, RrdRead};
-use flowgate_hostaware::sources::Consolidation;
+use flowgate_hostaware::sources::{Consolidation, Sample};
 
 const HOSTS: usize = 1_000;
 const METRICS: [&str; 10] = [
@@ -102,6 +107,38 @@ fn rrd_read(c: &mut Criterion) {
                     assert!(v.is_ok(), "{host}/{metric}: {v:?}");
                 }
             }
+        })
+    });
+    // Thresholds the values cross for some hosts, so rules go active too.
+    let rules: Vec<Rule> = METRICS
+        .iter()
+        .enumerate()
+        .map(|(i, metric)| {
+            serde_json::from_value(serde_json::json!({
+                "id": i + 1, "hosts": {"cluster": "bench"}, "metric": metric,
+                "consolidation": "average", "window_s": 60, "comparator": ">",
+                "threshold": 500, "clear": 400, "interval_s": STEP,
+                "action": {"type": "notify"},
+            }))
+            .unwrap()
+        })
+        .collect();
+    let mut engine = Engine::default();
+    group.bench_function("evaluate_1000_hosts_x_10_rules", |b| {
+        b.iter(|| {
+            let mut transitions = 0;
+            for host in &hosts {
+                for (rule, metric) in rules.iter().zip(METRICS) {
+                    let reading = rrd
+                        .read("bench", host, metric, Consolidation::Average, window, now)
+                        .map(|v| Sample {
+                            value: v.value,
+                            at: v.at,
+                        });
+                    transitions += engine.observe(rule, host, reading, now).len();
+                }
+            }
+            transitions
         })
     });
     group.finish();
