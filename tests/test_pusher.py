@@ -300,7 +300,9 @@ def test_a_scenario_files_policies_round_trip(ctl, tmp_path):
     assert lines[:2] == ["create networks blue", "create networks red"], lines
     assert "create ports blue1" in lines and "create ports red2" in lines
     assert "set firewall/policy (default_action)" in lines and "create firewall/rules 210" in lines
-    assert len(lines) == 2 + 5 + 1 + 7, lines
+    assert len(lines) == 2 + 5 + 1 + 7 + 2 + 1 + 2, lines
+    assert lines[-5:] == ["create lb/pools web", "create lb/vips web", "create qos/policies 1",
+                          "create hostaware/hosts guest1", "create hostaware/rules 1"], lines
     ports = {p["id"]: p for p in ctl.rest.get("/api/v1/ports")}
     assert sorted(ports) == ["blue1", "blue2", "blue3", "red1", "red2"]
     assert ports["blue2"]["mac"] == "02:00:00:00:01:02" and ports["red1"]["network"] == "red"
@@ -329,6 +331,7 @@ def test_a_scenario_files_policies_round_trip(ctl, tmp_path):
     assert ctl.rest.get("/api/v1/networks") == [] and rules_on(ctl) == {}
     assert ctl.rest.get("/api/v1/ports") == []
     assert ctl.rest.get("/api/v1/firewall/policy") == {"enabled": True, "default_action": "allow"}
+    assert ctl.rest.get("/api/v1/lb/vips") == [] and ctl.rest.get("/api/v1/hostaware/rules") == []
     reset(ctl)
 
 

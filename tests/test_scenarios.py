@@ -52,13 +52,18 @@ def test_campus_in_one_command(config):
     try:
         campus = topology("campus")
         code, out = lab_py(campus, "--controller", "127.0.0.1:%d" % ctl.of_port, "--rest", ctl.rest.base_url,
-                           "--ovsdb-port", str(ctl.ovsdb_port), "--apply", "--run", "pingall",
-                           "--run", "s1 tc class show dev s1-eth2")
+                           "--ovsdb-port", str(ctl.ovsdb_port), "--apply",
+                           "--run", "web1 sh -c 'python3 -m http.server 80 >/dev/null 2>&1 </dev/null & sleep 1'",
+                           "--run", "pingall",
+                           "--run", "s1 tc class show dev s1-eth2",
+                           "--run", "guest1 curl -s -m 5 -o /dev/null -w 'vip:%{http_code}\\n' http://10.10.9.80/")
         print(out[-4000:])
         assert code == 0, out[-4000:]
         assert "*** reachability: 72 pairs: 14 reach, 58 do not, all as expected" in out, out[-3000:]
         assert "create ports red2" in out and "create firewall/rules 210" in out
         assert "rate 100Mbit" in out, "the s1-s2 link is shaped (TCLink bw)"
+        assert "vip:200" in out, "guest1 reaches web1 through the VIP, past the firewall and the QoS meter"
+        assert "create lb/vips web" in out and "create hostaware/rules 1" in out
         # The network is gone; the policies stay and match the file.
         proc = subprocess.run([sys.executable, PUSH, "--url", ctl.rest.base_url, "diff", campus],
                               capture_output=True, text=True, timeout=60)
