@@ -30,6 +30,9 @@ type ConnKey = (u16, Vec<u8>, Vec<u8>, u8, u16, u16);
 struct Conn {
     mark: u32,
     nat: Option<Translation>,
+    /// A reply was seen: until then the original direction is still new
+    /// (a retransmitted SYN is), as in Linux and OVS conntrack.
+    replied: bool,
 }
 
 /// A connection's address translation.
@@ -91,8 +94,16 @@ impl Tracker {
         let found = self.keys.borrow().get(&key).copied();
         let (state, mark) = match found {
             Some((i, dir)) => {
+                if dir == Dir::Reply {
+                    self.conns.borrow_mut()[i].replied = true;
+                }
                 let conn = self.conns.borrow()[i].clone();
-                let mut state = ct_state::TRK | ct_state::EST;
+                let mut state = ct_state::TRK;
+                state |= if conn.replied {
+                    ct_state::EST
+                } else {
+                    ct_state::NEW
+                };
                 if dir == Dir::Reply {
                     state |= ct_state::RPL;
                 }
@@ -135,6 +146,7 @@ impl Tracker {
                     conns.push(Conn {
                         mark: new_mark,
                         nat: translation,
+                        replied: false,
                     });
                     let i = conns.len() - 1;
                     let mut keys = self.keys.borrow_mut();

@@ -13,10 +13,10 @@
 //! | 1000 | [t] ip(v6)_dst=probe source | CONTROLLER (health-probe answers) |
 //! | 900  | [t] ICMPv6 NS, nd_target=VIP or probe source | CONTROLLER (answered with an NA) |
 //! | 800  | `ct_zone=Z,+trk+new`, [t] ip_src=client, VIP:port (affinity, reactive, idle timeout) | eth_dst=member, `ct(commit,zone=Z,nat(dst=member:port),exec(ct_mark=index),table=4)` |
-//! | 310  | `ct_zone=Z,+trk+est-rpl,ct_mark=index`, [t] member:port, `tcp_flags=+fin` / `+rst` (leastconn) | as the 300 entry (counts closes) |
+//! | 310  | `ct_zone=Z,+trk-rpl,ct_mark=index`, [t] member:port, `tcp_flags=+fin` / `+rst` (leastconn) | as the 300 entry (counts closes) |
 //! | 310  | `ct_zone=Z,+trk+est+rpl,ct_mark=index`, [t] eth_src=member, `tcp_flags=+syn` (leastconn) | as the 300 reply entry (counts accepted connections) |
 //! | 300  | `ct_zone=Z,+trk+new`, [t] VIP:port | `group:0x05<index>` (affinity: CONTROLLER) |
-//! | 300  | `ct_zone=Z,+trk+est-rpl,ct_mark=index`, [t] member:port | eth_dst=member MAC, goto learn (drop when disabled) |
+//! | 300  | `ct_zone=Z,+trk-rpl,ct_mark=index`, [t] member:port | eth_dst=member MAC, goto learn (drop when disabled) |
 //! | 300  | `ct_zone=Z,+trk+rpl,ct_mark=index`, [t] eth_src=member MAC | eth_src=virtual MAC, goto learn |
 //! | 290  | `ct_zone=Z,+trk+rpl,ct_mark=index`, [t] | eth_src=virtual MAC, goto learn |
 //! | 250  | `ct_zone=Z,+trk` | goto learn |
@@ -31,7 +31,10 @@
 //! So the first packet of a connection is tracked, enters the group, is
 //! committed with its member's NAT and goes on to forwarding; every later
 //! packet is NATed by conntrack and never touches the group again, and
-//! replies are un-NATed back to the VIP. Changing buckets moves no
+//! replies are un-NATed back to the VIP. "Later" includes a retransmitted
+//! SYN whose first copy was lost past the commit: conntrack still calls
+//! it new, but NATs it and gives it the VIP's mark, so the member entry
+//! (not `+est`) takes it to the member the connection was committed to. Changing buckets moves no
 //! established connection.
 
 use std::collections::BTreeSet;
@@ -321,8 +324,10 @@ pub fn compile_vip(vip: &PlannedVip, vmac: MacAddr) -> Desired {
     let mut reply_macs = BTreeSet::new();
     let mut buckets = Vec::new();
     for member in &vip.members {
-        let established = tracked(vip.vni)
-            .with(state(ct_state::TRK | ct_state::EST, ct_state::RPL))
+        // Committed connections' packets towards the member (marked, so
+        // not a new connection to the VIP), established or not yet.
+        let committed = tracked(vip.vni)
+            .with(state(ct_state::TRK, ct_state::RPL))
             .with(ct_mark_match(index, None))
             .with(Oxm::EthType(et))
             .with(Oxm::IpProto(proto))
@@ -341,7 +346,7 @@ pub fn compile_vip(vip: &PlannedVip, vmac: MacAddr) -> Desired {
                 for flag in [tcp_flag::FIN, tcp_flag::RST] {
                     flows.push(entry(
                         PRIO_COUNT,
-                        established.clone().with(tcp_flags(flag, flag)),
+                        committed.clone().with(tcp_flags(flag, flag)),
                         cookie(Kind::Count, index),
                         forward.clone(),
                     ));
@@ -349,7 +354,7 @@ pub fn compile_vip(vip: &PlannedVip, vmac: MacAddr) -> Desired {
             }
             flows.push(entry(
                 PRIO_TRACKED,
-                established,
+                committed,
                 cookie(Kind::Member, index),
                 forward,
             ));
