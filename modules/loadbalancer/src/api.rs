@@ -171,6 +171,18 @@ fn no_origin<T>(origin: &Option<T>) -> Result<(), ApiError> {
     }
 }
 
+/// Nor a module's hold of a member.
+fn not_held(member: &Member) -> Result<(), ApiError> {
+    no_origin(&member.origin)?;
+    match member.held {
+        Some(_) => Err(ApiError::bad_field(
+            "held",
+            "set by the controller while a module holds the member; leave it out",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The id from the path; the body's, if given, must match.
 fn same_id(body: &mut String, path: String) -> Result<(), ApiError> {
     if !body.is_empty() && *body != path {
@@ -324,7 +336,7 @@ async fn list_pools(State(lb): State<LoadBalancerService>) -> Result<Json<Vec<Po
         (status = 201, description = "Stored and confirmed", body = PoolWrite),
         (status = 200, description = "Dry run", body = PoolWrite),
         (status = 400, description = "Invalid (e.g. `members[1].weight`)", body = ErrorBody),
-        (status = 409, description = "Id exists, or a member twice", body = ErrorBody),
+        (status = 409, description = "Id exists, a member twice, or `load_aware` while a VIP of the pool is not `weighted`", body = ErrorBody),
     ))]
 async fn create_pool(
     State(lb): State<LoadBalancerService>,
@@ -334,6 +346,12 @@ async fn create_pool(
     if pool.members.iter().any(|m| m.origin.is_some()) {
         return Err(ApiError::bad_field(
             "members.origin",
+            "set by the controller; leave it out",
+        ));
+    }
+    if pool.members.iter().any(|m| m.held.is_some()) {
+        return Err(ApiError::bad_field(
+            "members.held",
             "set by the controller; leave it out",
         ));
     }
@@ -367,6 +385,11 @@ async fn get_pool(
 /// Create or replace a pool with its member list: members added get
 /// buckets, members removed lose theirs (established connections through
 /// the others are untouched).
+/// `origin` and `held` of members are the controller's and ignored here;
+/// a member a module holds (host-aware's `lb_drain`) keeps its weight and
+/// admin state until released (409 naming `members[i].weight` /
+/// `admin_state` otherwise). With `load_aware`, the controller sets the
+/// members' weights from their hosts' load.
 #[utoipa::path(put, path = "/lb/pools/{id}", tag = "loadbalancer",
     params(("id" = String, Path, description = "Pool id"), DryRun), request_body = Pool,
     security(("bearer" = [])),
@@ -374,7 +397,7 @@ async fn get_pool(
         (status = 200, description = "Replaced (or dry run)", body = PoolWrite),
         (status = 201, description = "Created", body = PoolWrite),
         (status = 400, description = "Invalid (field named)", body = ErrorBody),
-        (status = 409, description = "A member twice", body = ErrorBody),
+        (status = 409, description = "A member twice; a held member's weight or admin state changed; `load_aware` while a VIP of the pool is not `weighted`", body = ErrorBody),
     ))]
 async fn put_pool(
     State(lb): State<LoadBalancerService>,
@@ -383,6 +406,12 @@ async fn put_pool(
     ApiJson(mut pool): ApiJson<Pool>,
 ) -> Result<(StatusCode, Json<PoolWrite>), ApiError> {
     same_id(&mut pool.id, id)?;
+    // The controller's fields (a GET's answer sent back): a held member
+    // keeps its hold (service::keep_holds), anything else is the operator's.
+    for m in &mut pool.members {
+        m.origin = None;
+        m.held = None;
+    }
     let wrote = lb
         .put_pool(pool, false, Origin::rest(), dry.dry_run)
         .await?;
@@ -446,7 +475,7 @@ async fn create_member(
     dry: DryRun,
     ApiJson(member): ApiJson<Member>,
 ) -> Result<(StatusCode, Json<MemberWrite>), ApiError> {
-    no_origin(&member.origin)?;
+    not_held(&member)?;
     let wrote = lb
         .put_member(id, member, true, Origin::rest(), dry.dry_run)
         .await?;
@@ -494,6 +523,7 @@ async fn get_member(
         (status = 201, description = "Added", body = MemberWrite),
         (status = 400, description = "Invalid (field named)", body = ErrorBody),
         (status = 404, description = "No such pool", body = ErrorBody),
+        (status = 409, description = "A module holds the member: its `weight` / `admin_state` cannot change until released", body = ErrorBody),
     ))]
 async fn put_member(
     State(lb): State<LoadBalancerService>,
@@ -501,7 +531,7 @@ async fn put_member(
     dry: DryRun,
     ApiJson(member): ApiJson<Member>,
 ) -> Result<(StatusCode, Json<MemberWrite>), ApiError> {
-    no_origin(&member.origin)?;
+    not_held(&member)?;
     let key = member_key(&member_path)?;
     if member.key() != key {
         return Err(ApiError::bad_field(

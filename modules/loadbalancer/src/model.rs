@@ -159,6 +159,25 @@ pub struct Member {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub origin: Option<Origin>,
+    /// Set by the controller while a module holds the member (host-aware's
+    /// `lb_drain` / `lb_weight`, origin `hostaware/rule-...`): what it had
+    /// before, put back when that module releases it. A held member's
+    /// weight and admin state are that module's: other writers get 409.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub held: Option<Before>,
+}
+
+/// A member's own state before a module's hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Before {
+    pub weight: u16,
+    pub admin_state: AdminState,
+    /// Who had set them (absent: the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub origin: Option<Origin>,
 }
 
 fn default_weight() -> u16 {
@@ -208,7 +227,7 @@ impl FromStr for MemberKey {
 }
 
 /// A group of members.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
     /// Letters, digits, `.`, `_`, `-` (1–64); from the path on PUT.
@@ -217,8 +236,162 @@ pub struct Pool {
     pub id: String,
     #[serde(default)]
     pub members: Vec<Member>,
+    /// Load-aware balancing: the controller sets the members' weights
+    /// from a host metric (its VIPs must use method `weighted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_aware: Option<LoadAware>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+}
+
+/// Where load-aware balancing reads a member's load (host-aware's metric
+/// sources; the member is the host whose address it has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadSource {
+    /// gmetad's RRD files (`<rrd_root>/<cluster>/<host>/<metric>.rrd`).
+    #[default]
+    Ganglia,
+    /// gmond's live XML.
+    Gmond,
+    /// The member's access port counters: `rx_bps`, `tx_bps`, `rx_pps`,
+    /// `tx_pps` (rx: what the switch receives from the member).
+    Switch,
+}
+
+/// The switch counters a load-aware pool may name.
+pub const SWITCH_LOAD_METRICS: [&str; 4] = ["rx_bps", "tx_bps", "rx_pps", "tx_pps"];
+
+/// Load-aware balancing of a pool: every `interval_s`, each member's
+/// metric is mapped linearly from `idle` (weight `max_weight`) to `busy`
+/// (weight `min_weight`), clamped, smoothed (EWMA with factor
+/// `smoothing`), and the member's weight is changed only when it moves by
+/// `min_step` or more. `idle` above `busy` suits metrics where more is
+/// better (`cpu_idle`). A member whose metric cannot be read keeps its
+/// weight; a member held by a host-aware rule is left to that rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadAware {
+    #[schema(example = "load_one")]
+    pub metric: String,
+    #[serde(default)]
+    pub source: LoadSource,
+    /// The metric's value at which a member is idle (full weight).
+    #[serde(default)]
+    #[schema(example = 0.0)]
+    pub idle: f64,
+    /// The value at which it is busy (lowest weight).
+    #[schema(example = 4.0)]
+    pub busy: f64,
+    /// 1-1000.
+    #[serde(default = "default_min_weight")]
+    pub min_weight: u16,
+    /// 1-1000, at least `min_weight`.
+    #[serde(default = "default_max_weight")]
+    pub max_weight: u16,
+    /// EWMA factor in (0, 1]: the share of a new target in the weight
+    /// (1: no smoothing).
+    #[serde(default = "default_smoothing")]
+    pub smoothing: f64,
+    /// Smallest weight change applied (1-1000): smaller moves wait.
+    #[serde(default = "default_min_step")]
+    pub min_step: u16,
+    /// Seconds between readings (1-3600).
+    #[serde(default = "default_load_interval")]
+    pub interval_s: u64,
+}
+
+fn default_min_weight() -> u16 {
+    10
+}
+fn default_max_weight() -> u16 {
+    100
+}
+fn default_smoothing() -> f64 {
+    0.5
+}
+fn default_min_step() -> u16 {
+    5
+}
+fn default_load_interval() -> u64 {
+    10
+}
+
+impl LoadAware {
+    /// Its fields (errors name them under `load_aware.`).
+    pub fn check(&self) -> Result<(), Invalid> {
+        let name_ok = !self.metric.is_empty()
+            && self.metric.len() <= 64
+            && self
+                .metric
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            && self.metric != "."
+            && self.metric != "..";
+        if !name_ok {
+            return Err(Invalid::bad(
+                "metric",
+                format!("{:?}: 1-64 letters, digits, '.', '-' or '_'", self.metric),
+            ));
+        }
+        if self.source == LoadSource::Switch && !SWITCH_LOAD_METRICS.contains(&self.metric.as_str())
+        {
+            return Err(Invalid::bad(
+                "metric",
+                format!(
+                    "{:?} is not a switch counter ({})",
+                    self.metric,
+                    SWITCH_LOAD_METRICS.join(", ")
+                ),
+            ));
+        }
+        if !self.idle.is_finite() {
+            return Err(Invalid::bad("idle", "a finite number"));
+        }
+        if !self.busy.is_finite() || self.busy == self.idle {
+            return Err(Invalid::bad(
+                "busy",
+                format!("a finite number other than idle ({})", self.idle),
+            ));
+        }
+        for (field, w) in [
+            ("min_weight", self.min_weight),
+            ("max_weight", self.max_weight),
+        ] {
+            if !(1..=MAX_WEIGHT).contains(&w) {
+                return Err(Invalid::bad(
+                    field,
+                    format!("{w} is outside 1-{MAX_WEIGHT}"),
+                ));
+            }
+        }
+        if self.max_weight < self.min_weight {
+            return Err(Invalid::bad(
+                "max_weight",
+                format!("at least min_weight ({})", self.min_weight),
+            ));
+        }
+        if !(self.smoothing.is_finite() && self.smoothing > 0.0 && self.smoothing <= 1.0) {
+            return Err(Invalid::bad("smoothing", "above 0, at most 1"));
+        }
+        if !(1..=MAX_WEIGHT).contains(&self.min_step) {
+            return Err(Invalid::bad("min_step", format!("1-{MAX_WEIGHT}")));
+        }
+        if !(1..=3600).contains(&self.interval_s) {
+            return Err(Invalid::bad("interval_s", "1-3600 seconds"));
+        }
+        Ok(())
+    }
+
+    /// The metric as host-aware writes it (`load_one`, `gmond:cpu_idle`,
+    /// `switch:rx_bps`).
+    pub fn metric_name(&self) -> String {
+        match self.source {
+            LoadSource::Ganglia => self.metric.clone(),
+            LoadSource::Gmond => format!("gmond:{}", self.metric),
+            LoadSource::Switch => format!("switch:{}", self.metric),
+        }
+    }
 }
 
 impl Pool {
@@ -443,6 +616,15 @@ impl Config {
         let Some(pool) = self.pools.get(&vip.pool) else {
             return Err(Invalid::missing("pool", format!("no pool {:?}", vip.pool)));
         };
+        if pool.load_aware.is_some() && vip.method != Method::Weighted {
+            return Err(Invalid::bad(
+                "method",
+                format!(
+                    "pool {:?} is load-aware (the controller sets its weights): use weighted",
+                    pool.id
+                ),
+            ));
+        }
         if let Some(network) = &vip.network {
             let known = cx.tenants.and_then(|t| t.network(network));
             if known.is_none() {
@@ -533,6 +715,21 @@ impl Config {
     /// (weights, duplicates), and each member against every VIP using it.
     pub fn check_pool(&self, pool: &Pool, cx: &Context<'_>) -> Result<(), Invalid> {
         check_id(&pool.id, "id")?;
+        if let Some(load) = &pool.load_aware {
+            load.check().map_err(|e| e.within("load_aware"))?;
+            if let Some(vip) = self
+                .vips_of_pool(&pool.id)
+                .find(|v| v.method != Method::Weighted)
+            {
+                return Err(Invalid::conflict(
+                    "load_aware",
+                    format!(
+                        "VIP {:?} balances this pool by {:?}, which ignores weights; use weighted",
+                        vip.id, vip.method
+                    ),
+                ));
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, member) in pool.members.iter().enumerate() {
             let at = format!("members[{i}]");

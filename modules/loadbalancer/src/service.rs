@@ -16,7 +16,9 @@ use flowgate_openflow::{FlowStats, GroupStats, MacAddr, Oxm};
 
 use crate::compile::{self, compile_vip, Kind, PlannedVip};
 use crate::health::Status;
-use crate::model::{AdminState, Invalid, Member, MemberKey, Monitor, Pool, Vip, MAX_WEIGHT};
+use crate::model::{
+    AdminState, Before, Invalid, Member, MemberKey, Monitor, Pool, Vip, MAX_WEIGHT,
+};
 use crate::module::{LbOp, LoadBalancer};
 
 pub type LbResult<T> = Result<T, WriteError<Invalid>>;
@@ -146,7 +148,7 @@ impl LoadBalancerService {
         if dry_run {
             let checked = self
                 .service
-                .read(move |m| m.check(op))
+                .read(move |m| m.check(keep_holds(m, op)?))
                 .await?
                 .map_err(WriteError::Invalid)?;
             return Ok((checked, None));
@@ -154,6 +156,7 @@ impl LoadBalancerService {
         let written = self
             .service
             .write(move |m, ctx| {
+                let op = keep_holds(m, op)?;
                 let staged = m.stage(op, ctx)?;
                 Ok(staged.map(|op| {
                     let flows = flows_of(m, &op);
@@ -300,7 +303,7 @@ impl LoadBalancerService {
                     ));
                 }
                 match members.iter_mut().find(|m| m.key() == key) {
-                    Some(m) => *m = changed,
+                    Some(m) => *m = kept_hold(m, changed)?,
                     None => members.push(changed),
                 }
                 Ok(())
@@ -338,7 +341,8 @@ impl LoadBalancerService {
     }
 
     /// Drains, disables or enables a member (`drain`: no new connections,
-    /// established ones go on). For other modules: host-metric reactions.
+    /// established ones go on). A module's change holds the member (see
+    /// [`hold`]); [`Self::release_member`] puts back what it had.
     pub async fn set_admin_state(
         &self,
         pool: String,
@@ -346,15 +350,15 @@ impl LoadBalancerService {
         state: AdminState,
         by: Origin,
     ) -> LbResult<Written<usize>> {
-        let origin = by.owner().map(|_| by.clone());
+        let holder = by.clone();
         let (_, written) = self
             .change_member(pool.clone(), key, false, move |members, exists| {
                 if !exists {
                     return Err(Invalid::missing("member", format!("no member {key}")));
                 }
                 for m in members.iter_mut().filter(|m| m.key() == key) {
+                    hold(m, &holder)?;
                     m.admin_state = state;
-                    m.origin = origin.clone();
                 }
                 Ok(())
             })
@@ -363,8 +367,8 @@ impl LoadBalancerService {
         Ok(written.expect("not a dry run"))
     }
 
-    /// Sets a member's weight (1–1000). For other modules: host-metric
-    /// reactions.
+    /// Sets a member's weight (1–1000). A module's change holds the member
+    /// (see [`hold`]); [`Self::release_member`] puts back what it had.
     pub async fn set_weight(
         &self,
         pool: String,
@@ -378,21 +382,123 @@ impl LoadBalancerService {
                 format!("{weight} is outside 1-{MAX_WEIGHT}"),
             )));
         }
-        let origin = by.owner().map(|_| by.clone());
+        let holder = by.clone();
         let (_, written) = self
             .change_member(pool.clone(), key, false, move |members, exists| {
                 if !exists {
                     return Err(Invalid::missing("member", format!("no member {key}")));
                 }
                 for m in members.iter_mut().filter(|m| m.key() == key) {
+                    hold(m, &holder)?;
                     m.weight = weight;
-                    m.origin = origin.clone();
                 }
                 Ok(())
             })
             .await?;
         self.announce("pool", &pool, false, &by).await;
         Ok(written.expect("not a dry run"))
+    }
+
+    /// Ends `by`'s hold of a member: its weight, admin state and origin go
+    /// back to what they were before. `None` when there is nothing to
+    /// release (no such pool or member, or not held by `by`: already
+    /// released, or removed and added again by the operator).
+    pub async fn release_member(
+        &self,
+        pool: String,
+        key: MemberKey,
+        by: Origin,
+    ) -> LbResult<Option<Written<usize>>> {
+        let holder = by.clone();
+        let held = self
+            .service
+            .read(move |m| {
+                m.member(&pool, key)
+                    .filter(|x| x.held.is_some() && x.origin.as_ref() == Some(&holder))
+                    .map(|_| pool)
+            })
+            .await?;
+        let Some(pool) = held else {
+            return Ok(None);
+        };
+        let holder = by.clone();
+        let result = self
+            .change_member(pool.clone(), key, false, move |members, _| {
+                for m in members.iter_mut().filter(|m| m.key() == key) {
+                    if m.origin.as_ref() != Some(&holder) {
+                        continue;
+                    }
+                    if let Some(before) = m.held.take() {
+                        m.weight = before.weight;
+                        m.admin_state = before.admin_state;
+                        m.origin = before.origin;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok((_, written)) => {
+                self.announce("pool", &pool, false, &by).await;
+                Ok(written)
+            }
+            // Gone meanwhile: nothing left to release.
+            Err(WriteError::Invalid(Invalid::Missing { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Load-aware balancing: sets the weights of members of `pool` in one
+    /// write (held members and members no longer there are skipped; they
+    /// are not holds: the origin only says who set them last). `None` when
+    /// nothing changed.
+    pub async fn set_load_weights(
+        &self,
+        pool: String,
+        weights: BTreeMap<MemberKey, u16>,
+        by: Origin,
+    ) -> LbResult<Option<Written<usize>>> {
+        if let Some((key, w)) = weights.iter().find(|(_, w)| !(1..=MAX_WEIGHT).contains(*w)) {
+            return Err(WriteError::Invalid(Invalid::bad(
+                "weight",
+                format!("{key}: {w} is outside 1-{MAX_WEIGHT}"),
+            )));
+        }
+        let origin = by.owner().map(|_| by.clone());
+        let id = pool.clone();
+        let prepare = move |m: &LoadBalancer| -> Result<Option<Pool>, Invalid> {
+            let mut p = m
+                .config()
+                .pools
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| Invalid::missing("pool", format!("no pool {id:?}")))?;
+            let mut changed = false;
+            for member in p.members.iter_mut().filter(|x| x.held.is_none()) {
+                if let Some(&w) = weights.get(&member.key()) {
+                    if member.weight != w {
+                        member.weight = w;
+                        member.origin = origin.clone();
+                        changed = true;
+                    }
+                }
+            }
+            Ok(changed.then_some(p))
+        };
+        let written = self
+            .service
+            .write(move |m, ctx| match prepare(m)? {
+                None => Ok(flowgate_controller::service::Staged::new(None, |_, _| {})),
+                Some(p) => Ok(m
+                    .stage(LbOp::PutPool(p), ctx)?
+                    .map(|op| Some(flows_of(m, &op)))),
+            })
+            .await?;
+        let Some(flows) = written.value else {
+            return Ok(None);
+        };
+        self.announce("pool", &pool, false, &by).await;
+        Ok(Some(written.with_value(flows)))
     }
 
     /// Changes `pool`'s member list with `edit` (given whether `key` is a
@@ -679,4 +785,81 @@ fn flows_of(m: &LoadBalancer, op: &LbOp) -> usize {
         _ => 0,
     };
     per_switch * m.switches().len()
+}
+
+/// A change of a member's weight or admin state by `by`: a module's holds
+/// the member (its state before is kept, the first time, to be put back
+/// when the module releases it); anyone else's on a member a module holds
+/// is refused (409 naming `origin`).
+pub fn hold(member: &mut Member, by: &Origin) -> Result<(), Invalid> {
+    if let (Some(_), Some(holder)) = (&member.held, &member.origin) {
+        if holder != by {
+            return Err(Invalid::conflict(
+                "origin",
+                format!(
+                    "member {} is held by {holder}: it goes back when that module releases it",
+                    member.key()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    if by.owner().is_some() {
+        member.held = Some(Before {
+            weight: member.weight,
+            admin_state: member.admin_state,
+            origin: member.origin.take(),
+        });
+        member.origin = Some(by.clone());
+    } else {
+        member.origin = None;
+    }
+    Ok(())
+}
+
+/// An operator's new version of `old`: a held member keeps its hold and
+/// may not change weight or admin state while held.
+fn kept_hold(old: &Member, mut new: Member) -> Result<Member, Invalid> {
+    if old.held.is_none() {
+        return Ok(new);
+    }
+    let holder = old.origin.clone().unwrap_or_else(Origin::rest);
+    for (field, same) in [
+        ("weight", new.weight == old.weight),
+        ("admin_state", new.admin_state == old.admin_state),
+    ] {
+        if !same {
+            return Err(Invalid::conflict(
+                field,
+                format!(
+                    "member {} is held by {holder}; its {field} goes back when that module \
+                     releases it",
+                    old.key()
+                ),
+            ));
+        }
+    }
+    new.held = old.held.clone();
+    new.origin = old.origin.clone();
+    Ok(new)
+}
+
+/// An operator's pool write keeps the holds of the members it keeps
+/// (errors name `members[i].<field>`).
+fn keep_holds(m: &LoadBalancer, op: LbOp) -> Result<LbOp, Invalid> {
+    let LbOp::PutPool(mut pool) = op else {
+        return Ok(op);
+    };
+    if let Some(old) = m.config().pools.get(&pool.id) {
+        for (i, member) in pool.members.iter_mut().enumerate() {
+            if member.held.is_some() {
+                continue;
+            }
+            if let Some(before) = old.member(member.key()) {
+                *member = kept_hold(before, member.clone())
+                    .map_err(|e| e.within(&format!("members[{i}]")))?;
+            }
+        }
+    }
+    Ok(LbOp::PutPool(pool))
 }

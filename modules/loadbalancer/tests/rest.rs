@@ -372,6 +372,51 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
             400,
             "protocol",
         ),
+        (
+            Method::POST,
+            "/api/v1/lb/pools",
+            json!({"id": "l", "load_aware": {"metric": "load_one", "busy": 4, "min_weight": 50,
+                   "max_weight": 20}}),
+            400,
+            "load_aware.max_weight",
+        ),
+        (
+            Method::POST,
+            "/api/v1/lb/pools",
+            json!({"id": "l", "load_aware": {"metric": "cpu", "source": "switch", "busy": 4}}),
+            400,
+            "load_aware.metric",
+        ),
+        (
+            Method::POST,
+            "/api/v1/lb/pools",
+            json!({"id": "l", "load_aware": {"metric": "load_one", "busy": 0}}),
+            400,
+            "load_aware.busy",
+        ),
+        (
+            Method::POST,
+            "/api/v1/lb/pools",
+            json!({"id": "l", "load_aware": {"metric": "load_one", "busy": 4, "smoothing": 0}}),
+            400,
+            "load_aware.smoothing",
+        ),
+        (
+            Method::POST,
+            "/api/v1/lb/pools",
+            json!({"id": "l", "load_aware": {"metric": "load_one", "busy": 4, "sources": 1}}),
+            400,
+            "load_aware.sources",
+        ),
+        (
+            // VIP web balances by hash: weights would mean nothing.
+            Method::PUT,
+            "/api/v1/lb/pools/web",
+            json!({"members": [{"address": "10.0.0.2", "port": 8080}],
+                   "load_aware": {"metric": "load_one", "busy": 4}}),
+            409,
+            "load_aware",
+        ),
     ];
     for (method, uri, body, status, field) in cases {
         let (s, answer) = lab.call(method.clone(), uri, Some(body.clone())).await;
@@ -578,4 +623,157 @@ async fn leastconn_weights_follow_live_connections_counted_in_the_switch() {
         .iter()
         .filter(|m| m.starts_with("group"))
         .all(|m| m == "group Modify" || m == "group Add"));
+}
+
+#[tokio::test]
+async fn a_modules_hold_of_a_member_keeps_what_it_had_refuses_others_and_is_released() {
+    use flowgate_controller::service::Origin;
+    use flowgate_loadbalancer::{AdminState, MemberKey};
+    let lab = Lab::new().await;
+    lab.web().await;
+    lab.wait(|s| s.switch.groups.len() == 1).await;
+    let lb = LoadBalancerService::new(lab.runtime.clone());
+    let key: MemberKey = "10.0.0.2:8080".parse().unwrap();
+    let rule = Origin::module(Owner::HostAware, "rule-1/web2/lb");
+    lb.set_admin_state("web".into(), key, AdminState::Drain, rule.clone())
+        .await
+        .unwrap();
+    let member = |pool: Value| pool["members"][0].clone();
+    let (_, pool) = lab.call(Method::GET, "/api/v1/lb/pools/web", None).await;
+    let held = member(pool.clone());
+    assert_eq!(held["admin_state"], "drain");
+    assert_eq!(held["origin"], "hostaware/rule-1/web2/lb");
+    assert_eq!(held["held"], json!({"weight": 1, "admin_state": "enabled"}));
+    // Its weight too, by the same module: still one hold of the original.
+    lb.set_weight("web".into(), key, 3, rule.clone())
+        .await
+        .unwrap();
+    // Nobody else changes it meanwhile.
+    let other = Origin::module(Owner::HostAware, "rule-2/web2/lb");
+    let e = lb
+        .set_weight("web".into(), key, 5, other.clone())
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("origin"), "{e:?}");
+    let (s, body) = lab
+        .call(
+            Method::PUT,
+            "/api/v1/lb/pools/web/members/10.0.0.2:8080",
+            Some(json!({"address": "10.0.0.2", "port": 8080, "admin_state": "enabled"})),
+        )
+        .await;
+    assert_eq!(
+        (s, &body["field"]),
+        (StatusCode::CONFLICT, &json!("weight"))
+    );
+    // The pool sent back as read keeps the hold; a new description is fine.
+    let mut edited = pool.clone();
+    edited["members"][0]["weight"] = json!(3);
+    edited["description"] = json!("edited");
+    lab.ok(Method::PUT, "/api/v1/lb/pools/web", edited).await;
+    let mut changed = pool.clone();
+    changed["members"][0]["admin_state"] = json!("enabled");
+    changed["members"][0]["weight"] = json!(3);
+    let (s, body) = lab
+        .call(Method::PUT, "/api/v1/lb/pools/web", Some(changed))
+        .await;
+    assert_eq!(
+        (s, &body["field"]),
+        (StatusCode::CONFLICT, &json!("members[0].admin_state"))
+    );
+    // Only the holder releases it; then it is the operator's as before.
+    assert!(lb
+        .release_member("web".into(), key, other)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(lb
+        .release_member("web".into(), key, rule.clone())
+        .await
+        .unwrap()
+        .is_some());
+    let (_, pool) = lab.call(Method::GET, "/api/v1/lb/pools/web", None).await;
+    assert_eq!(
+        member(pool.clone()),
+        json!({"address": "10.0.0.2", "port": 8080, "weight": 1, "admin_state": "enabled"})
+    );
+    assert_eq!(pool["description"], "edited");
+    assert!(lb
+        .release_member("web".into(), key, rule)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn load_weights_change_unheld_members_of_a_weighted_pool_in_one_write() {
+    use flowgate_controller::service::Origin;
+    use flowgate_loadbalancer::{AdminState, MemberKey};
+    let lab = Lab::new().await;
+    lab.ok(
+        Method::POST,
+        "/api/v1/lb/pools",
+        json!({"id": "web", "members": [
+            {"address": "10.0.0.2", "port": 8080, "weight": 100},
+            {"address": "10.0.0.3", "port": 8080, "weight": 100}],
+            "load_aware": {"metric": "load_one", "busy": 4}}),
+    )
+    .await;
+    let (s, body) = lab
+        .call(
+            Method::POST,
+            "/api/v1/lb/vips",
+            Some(json!({"id": "web", "address": "10.0.0.100", "port": 80, "pool": "web"})),
+        )
+        .await;
+    assert_eq!(
+        (s, &body["field"]),
+        (StatusCode::BAD_REQUEST, &json!("method"))
+    );
+    lab.ok(
+        Method::POST,
+        "/api/v1/lb/vips",
+        json!({"id": "web", "address": "10.0.0.100", "port": 80, "pool": "web",
+               "method": "weighted"}),
+    )
+    .await;
+    lab.wait(|s| s.switch.groups.len() == 1).await;
+    let lb = LoadBalancerService::new(lab.runtime.clone());
+    let k2: MemberKey = "10.0.0.2:8080".parse().unwrap();
+    let k3: MemberKey = "10.0.0.3:8080".parse().unwrap();
+    let by = Origin::module(Owner::HostAware, "load-aware/web");
+    lb.set_admin_state(
+        "web".into(),
+        k3,
+        AdminState::Drain,
+        Origin::module(Owner::HostAware, "rule-1/web3/lb"),
+    )
+    .await
+    .unwrap();
+    let weights = [(k2, 40), (k3, 10)].into_iter().collect();
+    assert!(lb
+        .set_load_weights("web".into(), weights, by.clone())
+        .await
+        .unwrap()
+        .is_some());
+    let pool = lb.pool("web".into()).await.unwrap();
+    assert_eq!(
+        (pool.members[0].weight, pool.members[0].origin.as_ref()),
+        (40, Some(&by))
+    );
+    assert_eq!(pool.members[1].weight, 100, "held: left to its rule");
+    // The group follows: 40 and nothing (the drained member).
+    lab.wait(|s| {
+        s.switch
+            .groups
+            .values()
+            .any(|g| g.buckets.len() == 1 && g.buckets[0].weight == 40)
+    })
+    .await;
+    let same = [(k2, 40)].into_iter().collect();
+    assert!(lb
+        .set_load_weights("web".into(), same, by)
+        .await
+        .unwrap()
+        .is_none());
 }

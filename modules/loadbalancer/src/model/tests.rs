@@ -17,6 +17,7 @@ pub(crate) fn member(addr: &str, port: u16) -> Member {
         weight: 1,
         admin_state: AdminState::Enabled,
         origin: None,
+        held: None,
     }
 }
 
@@ -59,6 +60,7 @@ fn config() -> Config {
         Pool {
             id: "web".into(),
             members: vec![member("10.0.0.2", 8080), member("10.0.0.3", 8080)],
+            load_aware: None,
             description: String::new(),
         },
     );
@@ -192,6 +194,7 @@ fn a_tenant_vips_members_must_be_in_its_network() {
         Pool {
             id: "blue".into(),
             members: vec![member("10.1.0.1", 80), member("10.1.0.7", 80)],
+            load_aware: None,
             description: String::new(),
         },
     );

@@ -44,6 +44,7 @@ fn member(n: u8, weight: u16) -> Member {
         weight,
         admin_state: AdminState::Enabled,
         origin: None,
+        held: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn config(method: Method, members: Vec<Member>) -> Config {
         Pool {
             id: "web".into(),
             members,
+            load_aware: None,
             description: String::new(),
         },
     );
@@ -707,6 +709,7 @@ fn an_ipv6_udp_vip_balances_and_answers_neighbour_solicitations() {
             weight: 1,
             admin_state: AdminState::Enabled,
             origin: None,
+            held: None,
         })
         .collect();
     let vip = c.vips.get_mut("web").unwrap();
