@@ -1,8 +1,17 @@
 //! Actions as resources of the modules that own them: a quarantine is
-//! firewall rules, a rate limit a QoS policy. Each resource carries the
+//! firewall rules, a rate limit a QoS policy, a drain or a lower weight a
+//! load-balancer member held by host-aware. Each resource carries the
 //! origin `hostaware/rule-<id>/<host>/<slot>`, so it shows in its module's
 //! API as host-aware's (refused for manual edits), and after a crash the
 //! reactions in place are found again from the resources themselves.
+//!
+//! Load balancer: the host is a member wherever a pool has a member whose
+//! address is the host's ip (any port; every pool, or only the action's
+//! `pool`). Each such member is held (`LoadBalancerService::set_admin_state`
+//! / `set_weight` by host-aware's origin): the load balancer keeps, with
+//! the member and in its store, the weight and admin state it had, and
+//! puts them back on release — so a revert after a restart restores them
+//! too, and nobody else changes a held member meanwhile.
 
 use std::future::Future;
 
@@ -13,6 +22,8 @@ use flowgate_controller::service::{Origin, WriteError};
 use flowgate_firewall::module::FirewallError;
 use flowgate_firewall::rule::{Rule as FwRule, RuleAction, Scope};
 use flowgate_firewall::FirewallService;
+use flowgate_loadbalancer::model::{Invalid, Pool, MAX_WEIGHT};
+use flowgate_loadbalancer::{AdminState, LoadBalancerService, MemberKey};
 use flowgate_qos::config::QosError;
 use flowgate_qos::model::{Actions, Band, MeterAction, Placement, Policy, QueueAction, RateUnit};
 use flowgate_qos::QosService;
@@ -25,8 +36,17 @@ use crate::model::{Action, MonitoredHost, Rule, Slot};
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Resource {
-    FirewallRule { id: u32 },
-    QosPolicy { id: u32 },
+    FirewallRule {
+        id: u32,
+    },
+    QosPolicy {
+        id: u32,
+    },
+    /// A load-balancer member held (drained or weighted) by the reaction.
+    LbMember {
+        pool: String,
+        member: String,
+    },
 }
 
 /// Firewall priorities of host-aware's rules: above what operators
@@ -102,11 +122,12 @@ pub trait Actuator: Send + Sync + 'static {
     fn existing(&self) -> impl Future<Output = Result<Vec<(Origin, Resource)>, String>> + Send;
 }
 
-/// The real one: the firewall's and QoS's services.
+/// The real one: the firewall's, QoS's and load balancer's services.
 #[derive(Clone)]
 pub struct Modules {
     pub firewall: FirewallService,
     pub qos: QosService,
+    pub lb: LoadBalancerService,
 }
 
 fn describe<E: Into<ApiError>>(e: WriteError<E>) -> String {
@@ -150,6 +171,28 @@ impl Modules {
         })
     }
 
+    async fn lb_member(
+        &self,
+        pool: String,
+        key: MemberKey,
+        change: LbChange,
+        by: &Origin,
+    ) -> Result<Resource, String> {
+        let result = match change {
+            LbChange::Drain => {
+                self.lb
+                    .set_admin_state(pool.clone(), key, AdminState::Drain, by.clone())
+                    .await
+            }
+            LbChange::Weight(w) => self.lb.set_weight(pool.clone(), key, w, by.clone()).await,
+        };
+        result.map_err(describe)?;
+        Ok(Resource::LbMember {
+            pool,
+            member: key.to_string(),
+        })
+    }
+
     /// Creates each resource in turn; on a failure, removes those made.
     async fn all_or_nothing(&self, by: &Origin, steps: Vec<Step>) -> Result<Vec<Resource>, String> {
         let mut made = Vec::new();
@@ -157,6 +200,7 @@ impl Modules {
             let result = match step {
                 Step::Firewall(rule) => self.firewall_rule(rule, by).await,
                 Step::Qos(policy) => self.qos_policy(policy, by).await,
+                Step::Lb { pool, key, change } => self.lb_member(pool, key, change, by).await,
             };
             match result {
                 Ok(resource) => made.push(resource),
@@ -172,14 +216,84 @@ impl Modules {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Step {
     Firewall(FwRule),
     Qos(Policy),
+    Lb {
+        pool: String,
+        key: MemberKey,
+        change: LbChange,
+    },
 }
 
-/// The resources `rule`'s action on `host` consists of.
-fn plan(rule: &Rule, host: &MonitoredHost) -> Result<Vec<Step>, String> {
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LbChange {
+    Drain,
+    Weight(u16),
+}
+
+/// The members `host` is in `pools` (see the module docs), each held as
+/// the action says. A weight is scaled from what the member had before
+/// any hold of this reaction (applying again scales nothing twice).
+fn plan_lb(
+    action: &Action,
+    host: &MonitoredHost,
+    by: &Origin,
+    pools: &[Pool],
+) -> Result<Vec<Step>, String> {
+    let ip = host
+        .ip
+        .ok_or_else(|| format!("host {} has no ip to act on", host.id))?;
+    let (named, factor) = match action {
+        Action::LbDrain { pool } => (pool, None),
+        Action::LbWeight { factor, pool } => (pool, Some(*factor)),
+        _ => return Ok(Vec::new()),
+    };
+    if let Some(name) = named {
+        if !pools.iter().any(|p| p.id == *name) {
+            return Err(format!("action.pool: no load-balancer pool {name:?}"));
+        }
+    }
+    let mut steps = Vec::new();
+    for pool in pools
+        .iter()
+        .filter(|p| named.as_ref().is_none_or(|n| *n == p.id))
+    {
+        for member in pool.members.iter().filter(|m| m.address == ip) {
+            let change = match factor {
+                None => LbChange::Drain,
+                Some(f) => {
+                    let ours = member
+                        .held
+                        .as_ref()
+                        .filter(|_| member.origin.as_ref() == Some(by));
+                    let base = ours.map_or(member.weight, |b| b.weight);
+                    let scaled = (f64::from(base) * f)
+                        .round()
+                        .clamp(1.0, f64::from(MAX_WEIGHT));
+                    LbChange::Weight(scaled as u16)
+                }
+            };
+            steps.push(Step::Lb {
+                pool: pool.id.clone(),
+                key: member.key(),
+                change,
+            });
+        }
+    }
+    if steps.is_empty() {
+        return Err(match named {
+            Some(name) => format!("{ip} ({}) is not a member of pool {name:?}", host.id),
+            None => format!("{ip} ({}) is a member of no load-balancer pool", host.id),
+        });
+    }
+    Ok(steps)
+}
+
+/// The resources `rule`'s action on `host` consists of (`pools`: the load
+/// balancer's, for its actions).
+fn plan(rule: &Rule, host: &MonitoredHost, pools: &[Pool]) -> Result<Vec<Step>, String> {
     let ip = host
         .ip
         .ok_or_else(|| format!("host {} has no ip to act on", host.id))?;
@@ -263,8 +377,9 @@ fn plan(rule: &Rule, host: &MonitoredHost) -> Result<Vec<Step>, String> {
             }),
             ..Actions::default()
         })],
-        Action::LbDrain | Action::LbWeight { .. } => {
-            return Err("no load balancer is loaded in this controller".into())
+        Action::LbDrain { .. } | Action::LbWeight { .. } => {
+            let by = origin(rule.id, &host.id, rule.action.slot(rule.id));
+            plan_lb(&rule.action, host, &by, pools)?
         }
         Action::Notify => Vec::new(),
     })
@@ -273,7 +388,13 @@ fn plan(rule: &Rule, host: &MonitoredHost) -> Result<Vec<Step>, String> {
 impl Actuator for Modules {
     async fn apply(&self, rule: &Rule, host: &MonitoredHost) -> Result<Vec<Resource>, String> {
         let by = origin(rule.id, &host.id, rule.action.slot(rule.id));
-        let steps = plan(rule, host)?;
+        let pools = match rule.action {
+            Action::LbDrain { .. } | Action::LbWeight { .. } => {
+                self.lb.pools().await.map_err(describe)?
+            }
+            _ => Vec::new(),
+        };
+        let steps = plan(rule, host, &pools)?;
         self.all_or_nothing(&by, steps).await
     }
 
@@ -292,6 +413,14 @@ impl Actuator for Modules {
                     Ok(_) => Ok(()),
                     Err(WriteError::Invalid(QosError::Missing(_))) => Ok(()),
                     Err(e) => Err(describe(e)),
+                },
+                Resource::LbMember { pool, member } => match member.parse::<MemberKey>() {
+                    // Released, or gone (the pool or member removed): done.
+                    Ok(key) => match self.lb.release_member(pool.clone(), key, by.clone()).await {
+                        Ok(_) | Err(WriteError::Invalid(Invalid::Missing { .. })) => Ok(()),
+                        Err(e) => Err(describe(e)),
+                    },
+                    Err(e) => Err(e),
                 },
             };
             if let Err(e) = result {
@@ -325,6 +454,19 @@ impl Actuator for Modules {
                 .filter(|o| o.owner() == Some(Owner::HostAware))
             {
                 out.push((origin, Resource::QosPolicy { id: policy.id }));
+            }
+        }
+        for pool in self.lb.pools().await.map_err(describe)? {
+            for member in pool.members.iter().filter(|m| m.held.is_some()) {
+                if let Some(origin) = member
+                    .origin
+                    .clone()
+                    .filter(|o| o.owner() == Some(Owner::HostAware))
+                {
+                    let member = member.key().to_string();
+                    let pool = pool.id.clone();
+                    out.push((origin, Resource::LbMember { pool, member }));
+                }
             }
         }
         Ok(out)

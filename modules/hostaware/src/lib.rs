@@ -7,7 +7,8 @@
 //! - [`sources`]: where metric values come from, and when they are stale.
 //! - [`model`]: monitored hosts, rules, actions, settings.
 //! - [`engine`]: the pure rule engine.
-//! - [`actions`]: actions as resources of the firewall and QoS modules.
+//! - [`actions`]: actions as resources of the firewall, QoS and
+//!   load-balancer modules.
 //! - [`metrics`]: reading what rules ask for (Ganglia, switch counters).
 //! - [`runner`]: the background task: polls, engine, reactions, audit.
 //! - [`audit`]: the persisted audit trail; [`status`]: what REST shows.

@@ -292,10 +292,20 @@ pub enum Action {
     /// QoS: what the host sends goes to queue `queue` (it must be
     /// provisioned by a QoS profile where the packets leave).
     Enqueue { queue: u32 },
-    /// Load balancer: the host, a pool member, gets no new connections.
-    LbDrain,
-    /// Load balancer: the host's member weight is scaled by `factor`.
-    LbWeight { factor: f64 },
+    /// Load balancer: the host, a pool member (a member whose address is
+    /// the host's ip, any port), gets no new connections; established ones
+    /// go on. Every pool it is a member of, or only `pool`.
+    LbDrain {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
+    },
+    /// Load balancer: the host's member weight is scaled by `factor`
+    /// (its VIPs must be `weighted` for weights to matter).
+    LbWeight {
+        factor: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
+    },
     /// Firewall: drop what the host sends that matches `match` (empty:
     /// everything).
     Block {
@@ -326,7 +336,7 @@ impl Action {
         match self {
             Action::Quarantine { .. } => Slot::Quarantine,
             Action::RateLimit { .. } | Action::Enqueue { .. } => Slot::Qos,
-            Action::LbDrain | Action::LbWeight { .. } => Slot::LbWeight,
+            Action::LbDrain { .. } | Action::LbWeight { .. } => Slot::LbWeight,
             Action::Block { .. } => Slot::Block(rule),
             Action::Notify => Slot::Notify(rule),
         }
@@ -337,7 +347,7 @@ impl Action {
             Action::Quarantine { .. } => "quarantine",
             Action::RateLimit { .. } => "rate_limit",
             Action::Enqueue { .. } => "enqueue",
-            Action::LbDrain => "lb_drain",
+            Action::LbDrain { .. } => "lb_drain",
             Action::LbWeight { .. } => "lb_weight",
             Action::Block { .. } => "block",
             Action::Notify => "notify",
@@ -352,7 +362,7 @@ impl Action {
                 | Action::RateLimit { .. }
                 | Action::Enqueue { .. }
                 | Action::Block { .. }
-                | Action::LbDrain
+                | Action::LbDrain { .. }
                 | Action::LbWeight { .. }
         )
     }
@@ -360,12 +370,16 @@ impl Action {
     fn validate(&self) -> Result<(), FieldError> {
         match self {
             Action::RateLimit { kbps: 0 } => Err(FieldError::new("action.kbps", "must be above 0")),
-            Action::LbWeight { factor } if !(0.0..=1.0).contains(factor) || *factor == 0.0 => {
+            Action::LbWeight { factor, .. } if !(0.0..=1.0).contains(factor) || *factor == 0.0 => {
                 Err(FieldError::new(
                     "action.factor",
                     "scales the member's weight: above 0, at most 1 (use lb_drain for 0)",
                 ))
             }
+            Action::LbDrain { pool: Some(pool) }
+            | Action::LbWeight {
+                pool: Some(pool), ..
+            } => valid_name("action.pool", pool),
             Action::Block { match_ } => match_
                 .eth_types()
                 .map(drop)

@@ -13,6 +13,7 @@ use flowgate_controller::runtime::tasks::{Task, TaskCtx};
 use flowgate_controller::service::{check_owner, Origin, Staged};
 use flowgate_controller::topology::TopologyView;
 use flowgate_firewall::FirewallService;
+use flowgate_loadbalancer::LoadBalancerService;
 use flowgate_qos::QosService;
 use tokio::sync::watch;
 use tracing::warn;
@@ -223,7 +224,8 @@ impl Module for HostAware {
         }
     }
 
-    /// The runner: polls, evaluates, acts through the firewall and QoS.
+    /// The runner: polls, evaluates, acts through the firewall, QoS and
+    /// the load balancer.
     fn tasks(&mut self) -> Vec<Task> {
         let plans = self.plans.subscribe();
         let board = self.board.clone();
@@ -237,6 +239,7 @@ impl Module for HostAware {
                 let modules = Modules {
                     firewall: FirewallService::new(runtime.clone()),
                     qos: QosService::new(runtime.clone()),
+                    lb: LoadBalancerService::new(runtime.clone()),
                 };
                 let metrics = LiveMetrics::new(runtime.clone());
                 let runner = Runner::new(metrics, modules, runtime.store().clone(), audit, board);

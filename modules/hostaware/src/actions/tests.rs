@@ -24,6 +24,14 @@ fn host(tenant: Option<u32>) -> MonitoredHost {
 
 #[test]
 fn origins_name_rule_host_and_slot_and_parse_back() {
+    assert_eq!(
+        serde_json::to_value(Resource::LbMember {
+            pool: "web".into(),
+            member: "10.0.0.3:80".into()
+        })
+        .unwrap(),
+        json!({"kind": "lb_member", "pool": "web", "member": "10.0.0.3:80"})
+    );
     for slot in [
         Slot::Quarantine,
         Slot::Qos,
@@ -49,12 +57,12 @@ fn a_quarantine_allows_its_list_one_priority_above_the_drop_in_the_hosts_tenant(
         json!({"type": "quarantine", "allow": ["10.0.0.1", "10.0.1.0/24"]}),
         10,
     );
-    let steps = plan(&r, &host(Some(100))).unwrap();
+    let steps = plan(&r, &host(Some(100)), &[]).unwrap();
     let rules: Vec<FwRule> = steps
         .into_iter()
         .map(|s| match s {
             Step::Firewall(r) => r,
-            Step::Qos(_) => panic!("a quarantine is firewall rules"),
+            _ => panic!("a quarantine is firewall rules"),
         })
         .collect();
     assert_eq!(rules.len(), 3);
@@ -82,6 +90,7 @@ fn rate_limits_and_queues_are_qos_policies_on_the_hosts_traffic() {
     let steps = plan(
         &rule(json!({"type": "rate_limit", "kbps": 2000}), 3),
         &host(None),
+        &[],
     )
     .unwrap();
     let [Step::Qos(p)] = steps.as_slice() else {
@@ -94,6 +103,7 @@ fn rate_limits_and_queues_are_qos_policies_on_the_hosts_traffic() {
     let steps = plan(
         &rule(json!({"type": "enqueue", "queue": 2}), 3),
         &host(Some(5)),
+        &[],
     )
     .unwrap();
     let [Step::Qos(p)] = steps.as_slice() else {
@@ -111,17 +121,106 @@ fn a_block_adds_the_host_to_its_match_and_notify_touches_nothing() {
         json!({"type": "block", "match": {"ip_proto": "tcp", "dst_port": 22}}),
         0,
     );
-    let steps = plan(&r, &host(None)).unwrap();
+    let steps = plan(&r, &host(None), &[]).unwrap();
     let [Step::Firewall(b)] = steps.as_slice() else {
         panic!("one firewall rule")
     };
     assert_eq!(b.action, RuleAction::Deny);
     assert_eq!(b.match_.ip_src.unwrap().to_string(), "10.0.0.3");
     assert!(b.match_.dst_port.is_some());
-    assert!(plan(&rule(json!({"type": "notify"}), 0), &host(None))
+    assert!(plan(&rule(json!({"type": "notify"}), 0), &host(None), &[])
         .unwrap()
         .is_empty());
     let mut no_ip = host(None);
     no_ip.ip = None;
-    assert!(plan(&r, &no_ip).unwrap_err().contains("no ip"));
+    assert!(plan(&r, &no_ip, &[]).unwrap_err().contains("no ip"));
+}
+
+fn pools() -> Vec<Pool> {
+    serde_json::from_value(json!([
+        {"id": "web", "members": [
+            {"address": "10.0.0.3", "port": 80, "weight": 10},
+            {"address": "10.0.0.3", "port": 8080, "weight": 7},
+            {"address": "10.0.0.4", "port": 80}]},
+        {"id": "api", "members": [{"address": "10.0.0.3", "port": 9000, "weight": 3}]},
+        {"id": "other", "members": [{"address": "10.0.0.9", "port": 80}]},
+    ]))
+    .unwrap()
+}
+
+fn lb_steps(steps: Vec<Step>) -> Vec<(String, String, LbChange)> {
+    steps
+        .into_iter()
+        .map(|s| match s {
+            Step::Lb { pool, key, change } => (pool, key.to_string(), change),
+            other => panic!("not a member: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_drain_holds_every_member_at_the_hosts_address_or_those_of_the_named_pool() {
+    let steps = plan(&rule(json!({"type": "lb_drain"}), 0), &host(None), &pools()).unwrap();
+    assert_eq!(
+        lb_steps(steps),
+        [
+            ("web".into(), "10.0.0.3:80".into(), LbChange::Drain),
+            ("web".into(), "10.0.0.3:8080".into(), LbChange::Drain),
+            ("api".into(), "10.0.0.3:9000".into(), LbChange::Drain),
+        ]
+    );
+    let only = rule(json!({"type": "lb_drain", "pool": "api"}), 0);
+    assert_eq!(
+        lb_steps(plan(&only, &host(None), &pools()).unwrap()),
+        [("api".into(), "10.0.0.3:9000".into(), LbChange::Drain)]
+    );
+    let missing = rule(json!({"type": "lb_drain", "pool": "nope"}), 0);
+    assert!(plan(&missing, &host(None), &pools())
+        .unwrap_err()
+        .contains("no load-balancer pool"));
+    let elsewhere = rule(json!({"type": "lb_drain", "pool": "other"}), 0);
+    assert!(plan(&elsewhere, &host(None), &pools())
+        .unwrap_err()
+        .contains("not a member of pool \"other\""));
+    assert!(
+        plan(&rule(json!({"type": "lb_drain"}), 0), &host(None), &[])
+            .unwrap_err()
+            .contains("member of no load-balancer pool")
+    );
+}
+
+#[test]
+fn a_weight_scales_what_the_member_had_before_this_reactions_hold_never_twice() {
+    let r = rule(
+        json!({"type": "lb_weight", "factor": 0.25, "pool": "web"}),
+        0,
+    );
+    let mut pools = pools();
+    assert_eq!(
+        lb_steps(plan(&r, &host(None), &pools).unwrap()),
+        [
+            ("web".into(), "10.0.0.3:80".into(), LbChange::Weight(3)),
+            ("web".into(), "10.0.0.3:8080".into(), LbChange::Weight(2)),
+        ]
+    );
+    // Held by this very reaction already (applied again after a restart):
+    // scaled from the weight it had before, not from the scaled one.
+    let by = origin(7, "web1", Slot::LbWeight);
+    let m = &mut pools[0].members[0];
+    m.held = Some(flowgate_loadbalancer::model::Before {
+        weight: 10,
+        admin_state: AdminState::Enabled,
+        origin: None,
+    });
+    m.weight = 3;
+    m.origin = Some(by);
+    // Weights never drop below 1.
+    pools[0].members[1].weight = 1;
+    assert_eq!(
+        lb_steps(plan(&r, &host(None), &pools).unwrap()),
+        [
+            ("web".into(), "10.0.0.3:80".into(), LbChange::Weight(3)),
+            ("web".into(), "10.0.0.3:8080".into(), LbChange::Weight(1)),
+        ]
+    );
 }

@@ -68,6 +68,10 @@ fn rules_are_checked_field_by_field() {
     assert!(with("action", json!({"type": "lb_weight", "factor": 1.5}))
         .unwrap_err()
         .starts_with("action.factor"));
+    assert!(with("action", json!({"type": "lb_drain", "pool": "a/b"}))
+        .unwrap_err()
+        .starts_with("action.pool"));
+    assert!(with("action", json!({"type": "lb_drain"})).is_ok());
     assert!(with(
         "action",
         json!({"type": "block", "match": {"dst_port": 80}})
