@@ -13,6 +13,7 @@
 //! puts them back on release — so a revert after a restart restores them
 //! too, and nobody else changes a held member meanwhile.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use flowgate_controller::api::ApiError;
@@ -120,6 +121,21 @@ pub trait Actuator: Send + Sync + 'static {
 
     /// Every resource with a host-aware origin, as the modules have them.
     fn existing(&self) -> impl Future<Output = Result<Vec<(Origin, Resource)>, String>> + Send;
+
+    /// The load balancer's pools with `load_aware` (none without one).
+    fn load_aware_pools(&self) -> impl Future<Output = Result<Vec<Pool>, String>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Sets load-aware weights of `pool`'s members; whether any changed.
+    fn set_load_weights(
+        &self,
+        pool: &str,
+        weights: BTreeMap<MemberKey, u16>,
+    ) -> impl Future<Output = Result<bool, String>> + Send {
+        let _ = (pool, weights);
+        async { Ok(false) }
+    }
 }
 
 /// The real one: the firewall's, QoS's and load balancer's services.
@@ -432,6 +448,28 @@ impl Actuator for Modules {
         } else {
             Err(failed.join("; "))
         }
+    }
+
+    async fn load_aware_pools(&self) -> Result<Vec<Pool>, String> {
+        let pools = self.lb.pools().await.map_err(describe)?;
+        Ok(pools
+            .into_iter()
+            .filter(|p| p.load_aware.is_some())
+            .collect())
+    }
+
+    async fn set_load_weights(
+        &self,
+        pool: &str,
+        weights: BTreeMap<MemberKey, u16>,
+    ) -> Result<bool, String> {
+        let by = crate::loadaware::origin(pool);
+        let written = self
+            .lb
+            .set_load_weights(pool.to_owned(), weights, by)
+            .await
+            .map_err(describe)?;
+        Ok(written.is_some())
     }
 
     async fn existing(&self) -> Result<Vec<(Origin, Resource)>, String> {

@@ -10,13 +10,15 @@
 //! - [`actions`]: actions as resources of the firewall, QoS and
 //!   load-balancer modules.
 //! - [`metrics`]: reading what rules ask for (Ganglia, switch counters).
-//! - [`runner`]: the background task: polls, engine, reactions, audit.
+//! - [`runner`]: the background task: polls, engine, reactions, audit,
+//!   and load-aware pool weights ([`loadaware`]: the pure computation).
 //! - [`audit`]: the persisted audit trail; [`status`]: what REST shows.
 
 pub mod actions;
 pub mod api;
 pub mod audit;
 pub mod engine;
+pub mod loadaware;
 pub mod metrics;
 pub mod model;
 pub mod module;

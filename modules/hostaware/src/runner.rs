@@ -3,6 +3,8 @@
 //! engine wants — applying and reverting through the owning modules,
 //! recording each in the store and the audit trail.
 //!
+//! It also sets the weights of load-aware pools ([`crate::loadaware`]).
+//!
 //! Restart: reactions in place are read back (the store's records, checked
 //! against the resources the modules hold; resources whose record was lost
 //! in a crash are adopted by their origin) and marked active in the engine,
@@ -17,9 +19,13 @@ use flowgate_controller::topology::TopologyView;
 use tokio::sync::watch;
 use tracing::warn;
 
+use flowgate_loadbalancer::model::LoadAware;
+use flowgate_loadbalancer::{Member, MemberKey, Pool};
+
 use crate::actions::{self, Actuator, Resource};
 use crate::audit::{AuditEvent, AuditLog, Kind};
 use crate::engine::{Engine, Reading, Transition};
+use crate::loadaware;
 use crate::metrics::{Metrics, Want};
 use crate::model::{Config, MonitoredHost, Rule, Slot};
 use crate::status::{Board, Reaction};
@@ -60,6 +66,12 @@ pub struct Runner<M: Metrics, A: Actuator> {
     due: BTreeMap<u32, SystemTime>,
     /// (host, slot) → no new attempt before this (a failed apply).
     backoff: BTreeMap<(String, Slot), SystemTime>,
+    /// Load-aware pools: when each is read next, its members' smoothed
+    /// weights, and the pools whose last round was already reported as
+    /// failing.
+    balance_due: BTreeMap<String, SystemTime>,
+    smoothed: BTreeMap<(String, MemberKey), f64>,
+    balance_failing: BTreeSet<String>,
 }
 
 impl<M: Metrics, A: Actuator> Runner<M, A> {
@@ -81,6 +93,9 @@ impl<M: Metrics, A: Actuator> Runner<M, A> {
             applied: BTreeMap::new(),
             due: BTreeMap::new(),
             backoff: BTreeMap::new(),
+            balance_due: BTreeMap::new(),
+            smoothed: BTreeMap::new(),
+            balance_failing: BTreeSet::new(),
         }
     }
 
@@ -173,7 +188,120 @@ impl<M: Metrics, A: Actuator> Runner<M, A> {
             }
         }
         self.converge(&config, now).await;
+        if config.settings.enabled {
+            self.balance(&config, now).await;
+        }
         self.publish();
+    }
+
+    /// Load-aware pools (see [`crate::loadaware`]): reads the members'
+    /// metric of each pool that is due and writes the weights that moved.
+    async fn balance(&mut self, config: &Config, now: SystemTime) {
+        let pools = match self.actuator.load_aware_pools().await {
+            Ok(pools) => pools,
+            Err(e) => {
+                warn!(error = %e, "could not list load-aware pools");
+                return;
+            }
+        };
+        let ids: BTreeSet<String> = pools.iter().map(|p| p.id.clone()).collect();
+        self.balance_due.retain(|id, _| ids.contains(id));
+        self.balance_failing.retain(|id| ids.contains(id));
+        self.smoothed.retain(|(id, _), _| ids.contains(id));
+        for pool in pools {
+            let Some(cfg) = pool.load_aware.clone() else {
+                continue;
+            };
+            let next = self.balance_due.entry(pool.id.clone()).or_insert(now);
+            if *next > now {
+                continue;
+            }
+            *next = now + Duration::from_secs(cfg.interval_s);
+            if let Err(e) = self.balance_pool(config, &pool, &cfg, now).await {
+                if self.balance_failing.insert(pool.id.clone()) {
+                    let event = AuditEvent::new(
+                        Kind::Warn,
+                        format!(
+                            "load-aware pool {}: {e}; its weights stay as they are",
+                            pool.id
+                        ),
+                    );
+                    self.audit.record(event, now);
+                }
+            } else {
+                self.balance_failing.remove(&pool.id);
+            }
+        }
+    }
+
+    async fn balance_pool(
+        &mut self,
+        config: &Config,
+        pool: &Pool,
+        cfg: &LoadAware,
+        now: SystemTime,
+    ) -> Result<(), String> {
+        let metric = loadaware::metric(cfg)?;
+        // Members a host-aware rule holds are that rule's.
+        let members: Vec<&Member> = pool.members.iter().filter(|m| m.held.is_none()).collect();
+        if members.is_empty() {
+            return Ok(());
+        }
+        let wants = members
+            .iter()
+            .map(|m| Want {
+                host: loadaware::host_of(config, m.address),
+                metric: metric.clone(),
+                consolidation: Default::default(),
+                window: Duration::ZERO,
+            })
+            .collect::<Vec<_>>();
+        let hosts: Vec<MonitoredHost> = wants.iter().map(|w| w.host.clone()).collect();
+        let readings = self
+            .metrics
+            .read(wants, config.settings.clone(), self.plan.view.clone(), now)
+            .await;
+        let mut weights = BTreeMap::new();
+        let mut moves = Vec::new();
+        let mut failed = Vec::new();
+        for ((member, host), reading) in members.iter().zip(&hosts).zip(readings) {
+            if config.hosts.contains_key(&host.id) {
+                self.board_record(&host.id, &metric.to_string(), &reading);
+            }
+            let value = match reading {
+                Ok(sample) => sample.value,
+                // A rate's first poll: normal, the next one has it.
+                Err(crate::sources::SourceError::NotYet(_)) => continue,
+                Err(e) => {
+                    failed.push(format!("{}: {e}", member.key()));
+                    continue;
+                }
+            };
+            let key = (pool.id.clone(), member.key());
+            let (smoothed, set) =
+                loadaware::step(cfg, value, self.smoothed.get(&key).copied(), member.weight);
+            self.smoothed.insert(key, smoothed);
+            if let Some(w) = set {
+                weights.insert(member.key(), w);
+                moves.push(format!(
+                    "{} {}→{w} ({metric} {value})",
+                    member.key(),
+                    member.weight
+                ));
+            }
+        }
+        if !weights.is_empty() && self.actuator.set_load_weights(&pool.id, weights).await? {
+            let event = AuditEvent::new(
+                Kind::Info,
+                format!("load-aware pool {}: {}", pool.id, moves.join(", ")),
+            );
+            self.audit.record(event, now);
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("no value for {}", failed.join("; ")))
+        }
     }
 
     fn rules_due(&mut self, config: &Config, now: SystemTime) -> Vec<Rule> {

@@ -54,6 +54,8 @@ struct FakeState {
     applies: u32,
     reverts: u32,
     refuse: Option<String>,
+    pools: Vec<flowgate_loadbalancer::Pool>,
+    weight_writes: Vec<BTreeMap<flowgate_loadbalancer::MemberKey, u16>>,
 }
 
 impl Actuator for FakeModules {
@@ -85,6 +87,26 @@ impl Actuator for FakeModules {
     async fn existing(&self) -> Result<Vec<(Origin, Resource)>, String> {
         let s = self.0.lock().unwrap();
         Ok(s.held.iter().map(|(r, o)| (o.clone(), r.clone())).collect())
+    }
+
+    async fn load_aware_pools(&self) -> Result<Vec<flowgate_loadbalancer::Pool>, String> {
+        Ok(self.0.lock().unwrap().pools.clone())
+    }
+
+    async fn set_load_weights(
+        &self,
+        pool: &str,
+        weights: BTreeMap<flowgate_loadbalancer::MemberKey, u16>,
+    ) -> Result<bool, String> {
+        let mut s = self.0.lock().unwrap();
+        let p = s.pools.iter_mut().find(|p| p.id == pool).unwrap();
+        for m in &mut p.members {
+            if let Some(w) = weights.get(&m.key()) {
+                m.weight = *w;
+            }
+        }
+        s.weight_writes.push(weights);
+        Ok(true)
     }
 }
 
@@ -390,4 +412,43 @@ async fn disabling_the_module_or_deleting_the_rule_reverts() {
     });
     lab.runner.tick(at(40)).await;
     assert_eq!(lab.applies(), (2, 2, 0));
+}
+
+#[tokio::test]
+async fn load_aware_pools_get_weights_from_their_members_load_when_due_and_moved() {
+    let mut lab = Lab::new(config(&[]));
+    let pool: flowgate_loadbalancer::Pool = serde_json::from_value(json!({"id": "web",
+        "members": [
+            {"address": "10.0.0.1", "port": 80, "weight": 100},
+            {"address": "10.0.0.2", "port": 80, "weight": 100},
+            {"address": "10.0.0.3", "port": 80, "weight": 100}],
+        "load_aware": {"metric": "load_one", "busy": 4, "smoothing": 1, "min_step": 5,
+            "interval_s": 10}}))
+    .unwrap();
+    lab.modules.0.lock().unwrap().pools = vec![pool];
+    // web1 busy, web2 light; 10.0.0.3 is no monitored host and has no value.
+    lab.poll(0, 4.0).await;
+    let key = |s: &str| -> flowgate_loadbalancer::MemberKey { s.parse().unwrap() };
+    {
+        let s = lab.modules.0.lock().unwrap();
+        assert_eq!(
+            s.weight_writes,
+            [[(key("10.0.0.1:80"), 10), (key("10.0.0.2:80"), 78)].into()]
+        );
+    }
+    let kinds = lab.kinds();
+    assert_eq!(
+        kinds,
+        [Kind::Info, Kind::Warn],
+        "the moves, then the member without a value"
+    );
+    // Not due before 10 s; then nothing moved: nothing written.
+    lab.poll(5, 0.0).await;
+    lab.poll(10, 4.0).await;
+    assert_eq!(lab.modules.0.lock().unwrap().weight_writes.len(), 1);
+    assert_eq!(lab.kinds().len(), 2, "the failing member is reported once");
+    // web1 recovers: its weight comes back up.
+    lab.poll(20, 0.0).await;
+    let s = lab.modules.0.lock().unwrap();
+    assert_eq!(s.weight_writes[1], [(key("10.0.0.1:80"), 100)].into());
 }
