@@ -272,7 +272,13 @@ pub const SWITCH_LOAD_METRICS: [&str; 4] = ["rx_bps", "tx_bps", "rx_pps", "tx_pp
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadAware {
-    #[schema(example = "load_one")]
+    /// The metric's name at its source (`load_one`, `cpu_idle`, `rx_bps`).
+    #[schema(
+        example = "load_one",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._-]+$"
+    )]
     pub metric: String,
     #[serde(default)]
     pub source: LoadSource,
@@ -285,19 +291,24 @@ pub struct LoadAware {
     pub busy: f64,
     /// 1-1000.
     #[serde(default = "default_min_weight")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub min_weight: u16,
     /// 1-1000, at least `min_weight`.
     #[serde(default = "default_max_weight")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_weight: u16,
     /// EWMA factor in (0, 1]: the share of a new target in the weight
     /// (1: no smoothing).
     #[serde(default = "default_smoothing")]
+    #[schema(exclusive_minimum = 0, maximum = 1)]
     pub smoothing: f64,
     /// Smallest weight change applied (1-1000): smaller moves wait.
     #[serde(default = "default_min_step")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub min_step: u16,
     /// Seconds between readings (1-3600).
     #[serde(default = "default_load_interval")]
+    #[schema(minimum = 1, maximum = 3600)]
     pub interval_s: u64,
 }
 
