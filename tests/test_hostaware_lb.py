@@ -14,6 +14,8 @@ counts (`switch:rx_bps`, what s2 receives from h1).
    `load_aware` on `switch:rx_bps` (idle 0, busy 20 Mbit/s, weights
    10..100): h1's weight falls to 10 while it is busy, its share of new
    connections with it, and comes back to 100 when it stops.
+3. A controller restart (kill -9) while h1 is drained: the hold is found
+   again (no re-apply, no revert) and recovery still restores the member.
 
 Run with -s to see the measured distributions and reaction times.
 """
@@ -28,6 +30,7 @@ import pytest
 from conftest import new_controller, release_controller
 from flowgate_lab import LabNet, wait_until
 from flowgate_lab.checks import wait_controller_ready
+from flowgate_lab.ovs import bridges_connected
 from flowgate_lab.util import pid_alive
 from test_lb import BACKENDS, Lab as LbLab
 
@@ -205,3 +208,37 @@ def test_load_aware_weights_follow_the_members_traffic(lab):
     assert during["h1"] <= 0.15 and during["h1"] < before["h1"], (before, during)
     events_ = [e["message"] for e in events(lab, since) if "load-aware pool la" in e["message"]]
     assert events_, "the weight changes are in the audit trail"
+
+
+@pytest.mark.timeout_secs(240)
+def test_a_restart_while_a_member_is_drained_neither_reapplies_nor_reverts(lab):
+    rest(lab, "POST", HA + "/rules", {
+        "id": 2, "hosts": {"host": "h1"}, "metric": "switch:rx_bps", "comparator": ">",
+        "threshold": THRESHOLD, "clear": CLEAR, "for": 2, "interval_s": 1,
+        "action": {"type": "lb_drain", "pool": "web"},
+    })
+    since = last_seq(lab)
+    with Busy(lab, 5304) as busy:
+        applied = wait_kind(lab, "ACTION_APPLIED", since, 20)
+        before = member(lab, "web", "10.0.0.1")
+        assert before["origin"] == "hostaware/rule-2/h1/lb", before
+        lab.ctl.kill9()
+        lab.ctl.start()
+        wait_until(lambda: bridges_connected(lab.net.switch_names()), 60, what="switches to reconnect")
+        wait_controller_ready(lab.ctl, [1, 2, 3, 4])
+        restarted = last_seq(lab)
+        time.sleep(5)
+        after = member(lab, "web", "10.0.0.1")
+        for field in ("admin_state", "weight", "origin", "held", "in_rotation"):
+            assert after[field] == before[field], (field, before, after)
+        later = [e["kind"] for e in events(lab, restarted)]
+        assert "ACTION_APPLIED" not in later and "REVERTED" not in later, later
+        assert [r["rule"] for r in rest(lab, "GET", HA + "/reactions")] == [2]
+        during, failed = lab.shares(lab.requests("h2", 45000, N))
+        assert not failed and during["h1"] == 0, (during, failed[:5])
+    wait_kind(lab, "REVERTED", applied["seq"], 20)
+    back = member(lab, "web", "10.0.0.1")
+    assert back["admin_state"] == "enabled" and "held" not in back and back["in_rotation"], back
+    print("\nrestart while h1 was drained: same hold after the restart (%s), no re-apply or revert; "
+          "released on recovery" % after["origin"])
+    rest(lab, "DELETE", HA + "/rules/2")
