@@ -203,6 +203,9 @@ pub struct RestSection {
     /// Reads need the bearer token too (all but `/api/v1/health` and
     /// `/api/v1/openapi.json`).
     pub auth_reads: bool,
+    /// Serve the web dashboard at `/` (its static files are open; its
+    /// data requests carry the token like any other).
+    pub dashboard: bool,
     /// PEM certificate chain and private key: serve HTTPS.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -217,6 +220,7 @@ impl Default for RestSection {
             max_connections: 4096,
             max_connections_per_client: 64,
             auth_reads: false,
+            dashboard: true,
             tls_cert: None,
             tls_key: None,
         }
