@@ -144,3 +144,5 @@ async fn file(Path(name): Path<String>, request: HeaderMap) -> Response {
     }
 }
 
+#[cfg(test)]
+mod tests;
