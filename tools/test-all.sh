@@ -37,11 +37,12 @@ step() { printf '\n==> %s\n' "$*"; }
 # Ganglia's RRD files; its tests make files with rrdtool), Open vSwitch
 # (userspace datapath), Mininet's Python API, Ganglia's daemons, traffic
 # tools, pytest and PyYAML (scenario files, the pusher) for Debian's
-# /usr/bin/python3, venv for schemathesis (the API contract test), and
-# Node.js for the dashboard's unit tests.
+# /usr/bin/python3, venv for schemathesis (the API contract test), Node.js
+# for the dashboard's unit tests, and Chromium with its WebDriver and
+# Selenium for the dashboard's browser tests (tests/test_dashboard.py).
 PACKAGES=(librrd-dev rrdtool openvswitch-switch mininet ganglia-monitor gmetad iperf3 ethtool
           tcpdump python3-pytest python3-yaml python3-venv netcat-openbsd iputils-ping iproute2
-          nodejs)
+          nodejs chromium chromium-driver python3-selenium)
 
 install_missing() {
     local missing=() pkg
