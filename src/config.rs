@@ -438,6 +438,16 @@ mod tests {
     }
 
     #[test]
+    fn the_dashboard_is_on_unless_switched_off() {
+        assert!(Config::default().rest.dashboard);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, "[rest]\ndashboard = false\n").unwrap();
+        let c = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap();
+        assert!(!c.rest.dashboard);
+    }
+
+    #[test]
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.toml");

@@ -7,7 +7,8 @@ The page loads without console errors and shows the whole fat-tree after
 pingall; a switch and a host open their details (also from the keyboard);
 a link cut in Mininet turns red within 2 s and clears when restored; a
 firewall rule created over REST shows up with its counter rising under
-traffic; a host-aware reaction is marked on its metric plot. Screenshots of
+traffic; a host-aware reaction is marked on its metric plot; the page's
+writes drain a load-balancer member and disable a host-aware rule. Screenshots of
 every view (1280x800, and the topology and policies at a narrow width) go
 to $FLOWGATE_DASHBOARD_SCREENSHOTS (default target/dashboard-screenshots).
 """
@@ -300,6 +301,43 @@ def test_a_host_aware_reaction_is_marked_on_its_metric_plot(dash):
     print("\ndashboard: metric plot with %d marks" % marks)
     assert page.js("return document.getElementById('metric-name').value") == "switch:rx_pps"
     page.screenshot("metrics")
+    assert page.errors() == [], page.errors()
+
+
+def _click(page, xpath):
+    """Click what `xpath` finds, again if a refresh replaced it meanwhile."""
+
+    def click():
+        page.driver.find_element(By.XPATH, xpath).click()
+        return True
+
+    wait_until(click, 15, interval=0.3, what="to click %s" % xpath)
+
+
+@pytest.mark.timeout_secs(240)
+def test_the_page_drains_a_member_and_disables_a_rule(dash):
+    ctl, lab, page = dash
+    lb = "/api/v1/lb"
+    members = [{"address": lab[h].IP(), "port": 80} for h in ("h2", "h3")]
+    assert ctl.rest.request("POST", lb + "/pools", {"id": "web", "members": members}).status in (200, 201)
+    resp = ctl.rest.request("POST", lb + "/vips", {"id": "web", "address": "10.0.0.100", "port": 80, "pool": "web"})
+    assert resp.status in (200, 201), resp
+    page.view("policies")
+    member = "%s:80" % lab["h2"].IP()
+    row = "//table[@aria-label='members of VIP web']//tr[td[1]='%s']" % member
+    wait_until(lambda: page.driver.find_element(By.XPATH, row + "//button").text == "Drain", 15,
+               what="the member's Drain button")
+    _click(page, row + "//button[.='Drain']")
+    wait_until(lambda: ctl.rest.get(lb + "/pools/web/members/" + member)["admin_state"] == "drain", 15,
+               what="the member drained")
+    wait_until(lambda: page.driver.find_element(By.XPATH, row + "//button").text == "Enable", 15,
+               what="the member's Enable button")
+
+    rules = "//div[@id='policies-hostaware']"
+    _click(page, rules + "//button[.='Disable']")
+    wait_until(lambda: ctl.rest.get("/api/v1/hostaware/rules/1")["enabled"] is False, 15, what="rule 1 disabled")
+    _click(page, rules + "//button[.='Enable']")
+    wait_until(lambda: ctl.rest.get("/api/v1/hostaware/rules/1")["enabled"] is True, 15, what="rule 1 enabled")
     assert page.errors() == [], page.errors()
 
 
