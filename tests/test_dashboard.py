@@ -7,7 +7,8 @@ The page loads without console errors and shows the whole fat-tree after
 pingall; a switch and a host open their details (also from the keyboard);
 a link cut in Mininet turns red within 2 s and clears when restored; a
 firewall rule created over REST shows up with its counter rising under
-traffic; a host-aware reaction is marked on its metric plot; the page's
+traffic; a host-aware reaction is marked on its metric plot and a port's
+rates are plotted from the page's own counter samples; the page's
 writes drain a load-balancer member and disable a host-aware rule. Screenshots of
 every view (1280x800, and the topology and policies at a narrow width) go
 to $FLOWGATE_DASHBOARD_SCREENSHOTS (default target/dashboard-screenshots).
@@ -24,7 +25,7 @@ import pytest
 from conftest import new_controller, release_controller, topology
 from flowgate_lab import LabNet, wait_until
 from flowgate_lab.rest import dpid_str
-from flowgate_lab.topology import TEST_CONFIG, switch_links, wait_topology
+from flowgate_lab.topology import TEST_CONFIG, attachment, switch_links, wait_topology
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCREENSHOTS = os.environ.get(
@@ -300,6 +301,15 @@ def test_a_host_aware_reaction_is_marked_on_its_metric_plot(dash):
     )
     print("\ndashboard: metric plot with %d marks" % marks)
     assert page.js("return document.getElementById('metric-name').value") == "switch:rx_pps"
+    # Port rates: h1's access port, sampled by the page itself.
+    dpid, port = attachment(lab, "h1")
+    key = "%s/%d" % (dpid_str(dpid), port)
+    wait_until(lambda: page.js(
+        "const s = document.getElementById('port-key');"
+        "if (![...s.options].some(o => o.value === arguments[0])) return false;"
+        "s.value = arguments[0]; s.dispatchEvent(new Event('change', {bubbles: true}));"
+        "return !!document.querySelector('#port-plot path.plot-line.rx');", key),
+        20, interval=1, what="the port-rate plot of h1's port")
     page.screenshot("metrics")
     assert page.errors() == [], page.errors()
 

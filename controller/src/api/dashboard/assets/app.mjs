@@ -14,6 +14,7 @@ const state = {
   positions: new Map(),
   selected: null, // {kind: "switch"|"host", id}
   counters: new Map(), // "dpid/port" -> {time, tx_bytes, rx_bytes}
+  portHistory: new Map(), // "dpid/port" -> [{time, rx, tx}] bit/s
   loads: new Map(), // link key -> bit/s
   events: [], // newest last
   eventsPaused: false,
@@ -197,6 +198,7 @@ function schedule() {
       break;
     case "metrics":
       every(5000, refreshMetrics);
+      every(3000, pollCounters);
       break;
     case "events":
       renderEvents();
@@ -330,11 +332,13 @@ async function pollCounters() {
     }
   }
   state.counters = after;
+  L.recordPortRates(state.portHistory, before, after);
   if (before.size) {
     state.loads = L.linkLoads(state.graph, before, after);
-    drawGraph();
+    if (state.view === "topology") drawGraph();
   }
-  if (state.selected?.kind === "switch") await showSwitch(state.selected.id);
+  if (state.view === "metrics") renderPortRates();
+  if (state.selected?.kind === "switch" && state.view === "topology") await showSwitch(state.selected.id);
 }
 
 function select(kind, id) {
@@ -777,13 +781,19 @@ async function refreshMetrics() {
 }
 
 function drawPlot(history, marks, windowS) {
+  plotInto($("plot"), [{ points: history.points, cls: "" }], history.thresholds ?? [], marks, windowS);
+}
+
+/** Draws series [{points, cls}] with threshold lines and marks into an 800×300 SVG. */
+function plotInto(svg, series, thresholds, marks, windowS) {
   const W = 800;
   const H = 300;
-  const left = 56;
+  const left = 64;
   const bottom = 22;
   const pw = W - left - 8;
   const ph = H - bottom - 8;
-  const sc = L.plotScales(history.points, history.thresholds, pw, ph, windowS, Date.now());
+  const all = series.flatMap((x) => x.points);
+  const sc = L.plotScales(all, thresholds, pw, ph, windowS, Date.now());
   const inner = [];
   inner.push(s("line", { class: "plot-axis", x1: 0, y1: ph, x2: pw, y2: ph }));
   inner.push(s("line", { class: "plot-axis", x1: 0, y1: 0, x2: 0, y2: ph }));
@@ -795,7 +805,7 @@ function drawPlot(history, marks, windowS) {
     const t = sc.t0 + ((sc.t1 - sc.t0) * i) / 4;
     inner.push(s("text", { class: "plot-label", x: sc.x(t), y: ph + 16, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" }, new Date(t).toLocaleTimeString()));
   }
-  for (const t of history.thresholds ?? []) {
+  for (const t of thresholds) {
     inner.push(s("line", { class: "plot-threshold", x1: 0, x2: pw, y1: sc.y(t.threshold), y2: sc.y(t.threshold) }, s("title", {}, `rule ${t.rule}: ${t.comparator} ${t.threshold}`)));
     if (t.clear !== t.threshold) inner.push(s("line", { class: "plot-clear", x1: 0, x2: pw, y1: sc.y(t.clear), y2: sc.y(t.clear) }, s("title", {}, `rule ${t.rule} clears at ${t.clear}`)));
   }
@@ -803,8 +813,39 @@ function drawPlot(history, marks, windowS) {
     if (m.time < sc.t0 || m.time > sc.t1) continue;
     inner.push(s("line", { class: "plot-mark " + m.kind, x1: sc.x(m.time), x2: sc.x(m.time), y1: 0, y2: ph, "data-kind": m.kind }, s("title", {}, m.message)));
   }
-  if (history.points.length) inner.push(s("path", { class: "plot-line", d: sc.path }));
-  fill($("plot"), s("g", { transform: `translate(${left},8)` }, inner));
+  for (const line of series) {
+    if (line.points.length) inner.push(s("path", { class: "plot-line " + line.cls, d: L.seriesPath(line.points, sc) }));
+  }
+  fill(svg, s("g", { transform: `translate(${left},8)` }, inner));
+}
+
+function renderPortRates() {
+  const select = $("port-key");
+  const keys = [...state.portHistory.keys()].sort((a, b) => {
+    const [da, pa] = a.split("/");
+    const [db, pb] = b.split("/");
+    return L.dpidInt(da) - L.dpidInt(db) || Number(pa) - Number(pb);
+  });
+  const label = (key) => {
+    const [dpid, port] = key.split("/");
+    const info = state.graph.switches.get(dpid)?.ports.find((p) => String(p.port_no) === port);
+    return `${L.switchLabel(dpid)}:${port}${info ? ` (${info.name}, ${info.role})` : ""}`;
+  };
+  if (select.options.length !== keys.length || [...select.options].some((o, i) => o.value !== keys[i])) {
+    const current = select.value;
+    fill(select, keys.map((k) => h("option", { value: k }, label(k))));
+    if (keys.includes(current)) select.value = current;
+  }
+  const points = state.portHistory.get(select.value) ?? [];
+  const windowS = Number($("metric-window").value);
+  plotInto($("port-plot"), [
+    { points: L.ratePoints(points, "rx"), cls: "rx" },
+    { points: L.ratePoints(points, "tx"), cls: "tx" },
+  ], [], [], windowS);
+  const last = points[points.length - 1];
+  $("port-caption").textContent = select.value
+    ? `${label(select.value)} · ${points.length} samples` + (last ? ` · now ${L.human(last.rx, "bit/s")} received, ${L.human(last.tx, "bit/s")} sent` : "")
+    : "Collecting samples…";
 }
 
 // ------------------------------------------------------------ events
@@ -948,7 +989,9 @@ function init() {
     state.events = [];
     renderEvents();
   });
-  $("metric-form").addEventListener("change", () => run(refreshMetrics));
+  $("metric-form").addEventListener("change", () => run(refreshMetrics).then(renderPortRates));
+  $("port-form").addEventListener("change", renderPortRates);
+  $("port-form").addEventListener("submit", (ev) => ev.preventDefault());
   $("metric-form").addEventListener("submit", (ev) => ev.preventDefault());
   restartStream();
   selectView(location.hash.slice(1) || "topology");

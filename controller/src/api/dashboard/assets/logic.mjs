@@ -530,6 +530,40 @@ export function linkLoads(graph, before, after) {
   return loads;
 }
 
+/**
+ * Appends to `history` (Map "dpid/port" → [{time (ms), rx, tx}] in bit/s)
+ * the rates between two samples of port counters (as linkLoads takes
+ * them), dropping points older than `keepMs` before the newest. Returns
+ * `history`.
+ */
+export function recordPortRates(history, before, after, keepMs = 3600000) {
+  for (const [key, c] of after) {
+    const p = before.get(key);
+    if (!p) continue;
+    const seconds = (c.time - p.time) / 1000;
+    const rx = rate(p.rx_bytes, c.rx_bytes, seconds);
+    const tx = rate(p.tx_bytes, c.tx_bytes, seconds);
+    if (rx === null || tx === null) continue;
+    if (!history.has(key)) history.set(key, []);
+    const points = history.get(key);
+    points.push({ time: c.time, rx: rx * 8, tx: tx * 8 });
+    while (points.length && points[0].time < c.time - keepMs) points.shift();
+  }
+  return history;
+}
+
+/** One field of rate points as plot points ({time (RFC 3339), value}). */
+export function ratePoints(points, field) {
+  return (points ?? []).map((p) => ({ time: new Date(p.time).toISOString(), value: p[field] }));
+}
+
+/** An SVG path through points with the scales of plotScales. */
+export function seriesPath(points, sc) {
+  return points
+    .map((p, i) => `${i ? "L" : "M"}${sc.x(Date.parse(p.time)).toFixed(1)},${sc.y(p.value).toFixed(1)}`)
+    .join(" ");
+}
+
 /** Stroke width for a load in bit/s (1 Gbit/s and up: the widest). */
 export function loadWidth(bps) {
   if (!bps || bps < 1000) return 2;

@@ -305,3 +305,17 @@ test("plot scales put points, thresholds and marks on the page", () => {
   assert.equal(L.thresholdState(1, "<=", 4), "past");
   assert.equal(L.thresholdState(undefined, ">", 4), "unknown");
 });
+
+test("port rates are recorded per port and trimmed to the window", () => {
+  const history = new Map();
+  const at = (time, rx, tx) => new Map([[`${D1}/1`, { time, rx_bytes: rx, tx_bytes: tx }]]);
+  L.recordPortRates(history, new Map(), at(0, 0, 0));
+  assert.equal(history.size, 0, "one sample is no rate");
+  L.recordPortRates(history, at(0, 0, 0), at(2000, 1000, 250));
+  L.recordPortRates(history, at(2000, 1000, 250), at(4000, 1000, 500), 1500);
+  assert.deepEqual(history.get(`${D1}/1`), [{ time: 4000, rx: 0, tx: 1000 }]);
+  const points = L.ratePoints(history.get(`${D1}/1`), "tx");
+  assert.deepEqual(points, [{ time: "1970-01-01T00:00:04.000Z", value: 1000 }]);
+  const sc = L.plotScales(points, [], 100, 50, 60, 4000);
+  assert.equal(L.seriesPath(points, sc), `M100.0,${sc.y(1000).toFixed(1)}`);
+});
