@@ -3,7 +3,8 @@ headless by Selenium (chromium, chromium-driver, python3-selenium; installed
 by tools/test-all.sh), against a controller with the k=4 fat-tree
 (topologies/fattree4.yaml: 20 switches, 32 links, 16 hosts).
 
-The page loads without console errors and shows the whole fat-tree after
+With a token for reads, the page asks for it and goes live once it is
+entered. The page loads without console errors and shows the whole fat-tree after
 pingall; a switch and a host open their details (also from the keyboard);
 a link cut in Mininet turns red within 2 s and clears when restored; a
 firewall rule created over REST shows up with its counter rising under
@@ -141,6 +142,40 @@ def dash(tmp_path_factory):
             lab.stop()
     finally:
         release_controller(ctl)
+
+
+@pytest.mark.timeout_secs(120)
+def test_with_a_token_for_reads_the_page_asks_for_it_then_goes_live(make_controller, tmp_path):
+    """No lab: a controller whose reads need the token. The page loads (its
+    files are open), says it needs the token, and once the token is entered
+    streams events and reads with it; the token stays in sessionStorage."""
+    token = tmp_path / "token"
+    token.write_text("s3cret-dash\n")
+    config = tmp_path / "flowgate.toml"
+    config.write_text('api_token_file = "%s"\n[rest]\nauth_reads = true\n' % token)
+    ctl = make_controller(config=str(config))
+    assert ctl.rest.request("GET", "/api/v1/switches").status == 401
+    driver, profile = _browser()
+    try:
+        page = Page(driver, "http://127.0.0.1:%d" % ctl.rest_port)
+        driver.get(page.base + "/")
+        wait_until(lambda: "token" in driver.find_element(By.ID, "banner").text, 15, what="the token banner")
+        box = driver.find_element(By.ID, "token")
+        box.send_keys("s3cret-dash")
+        box.send_keys(Keys.ENTER)
+        wait_until(lambda: driver.find_element(By.ID, "stream-state").text == "live", 15, what="the stream live")
+        wait_until(lambda: page.js("return document.getElementById('topo-counts').textContent")
+                   == "0 switches · 0 links · 0 hosts", 15, what="the (empty) topology read with the token")
+        assert page.js("return sessionStorage.getItem('flowgate-token')") == "s3cret-dash"
+        # Only the requests made before the token was entered were refused.
+        before = page.errors()
+        assert before and all("401" in e["message"] for e in before), before
+        time.sleep(4)
+        assert page.errors() == before, page.errors()[len(before):]
+        assert driver.find_element(By.ID, "banner").get_attribute("hidden") is not None
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _link_key(a, b):
