@@ -203,6 +203,9 @@ pub struct RestSection {
     /// Reads need the bearer token too (all but `/api/v1/health` and
     /// `/api/v1/openapi.json`).
     pub auth_reads: bool,
+    /// Serve the web dashboard at `/` (its static files are open; its
+    /// data requests carry the token like any other).
+    pub dashboard: bool,
     /// PEM certificate chain and private key: serve HTTPS.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -217,6 +220,7 @@ impl Default for RestSection {
             max_connections: 4096,
             max_connections_per_client: 64,
             auth_reads: false,
+            dashboard: true,
             tls_cert: None,
             tls_key: None,
         }
@@ -431,6 +435,16 @@ mod tests {
         assert_eq!(c, Config::default());
         assert_eq!(c.openflow_listen.port(), 6653);
         assert_eq!(c.rest_listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_dashboard_is_on_unless_switched_off() {
+        assert!(Config::default().rest.dashboard);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, "[rest]\ndashboard = false\n").unwrap();
+        let c = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap();
+        assert!(!c.rest.dashboard);
     }
 
     #[test]

@@ -166,7 +166,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_metrics(runtime.metrics().clone())
         .with_bus(runtime.bus().clone())
         .with_body_timeout(Duration::from_secs(config.rest.body_timeout))
-        .with_read_auth(config.rest.auth_reads);
+        .with_read_auth(config.rest.auth_reads)
+        .with_dashboard(config.rest.dashboard);
     let module_routes = vec![
         topology::api::routes(runtime.clone()),
         overlay_routes,

@@ -8,7 +8,8 @@
 # It installs missing build and lab packages (apt-get update once, only if
 # something is missing), starts Open vSwitch when it is not running, points
 # the rrd crate at librrd (LIBRRD), then runs
-#   cargo fmt --check, cargo clippy -D warnings, cargo test, cargo build --release,
+#   cargo fmt --check, cargo clippy -D warnings, cargo test, the dashboard's
+#   JavaScript unit tests (node --test), cargo build --release,
 #   the lab's unit tests (scenario files, harness), then installs schemathesis
 #   (pinned, in a virtualenv under target/) and runs
 #   /usr/bin/python3 -m pytest tests/ -v   (FLOWGATE_BIN = the release binary).
@@ -36,13 +37,18 @@ step() { printf '\n==> %s\n' "$*"; }
 # Ganglia's RRD files; its tests make files with rrdtool), Open vSwitch
 # (userspace datapath), Mininet's Python API, Ganglia's daemons, traffic
 # tools, pytest and PyYAML (scenario files, the pusher) for Debian's
-# /usr/bin/python3, and venv for schemathesis (the API contract test).
+# /usr/bin/python3, venv for schemathesis (the API contract test), Node.js
+# for the dashboard's unit tests, and Chromium with its WebDriver and
+# Selenium for the dashboard's browser tests (tests/test_dashboard.py).
 PACKAGES=(librrd-dev rrdtool openvswitch-switch mininet ganglia-monitor gmetad iperf3 ethtool
-          tcpdump python3-pytest python3-yaml python3-venv netcat-openbsd iputils-ping iproute2)
+          tcpdump python3-pytest python3-yaml python3-venv netcat-openbsd iputils-ping iproute2
+          nodejs chromium chromium-driver python3-selenium)
 
 install_missing() {
     local missing=() pkg
     for pkg in "${PACKAGES[@]}"; do
+        # Any Node.js on PATH will do (18 or newer: node --test).
+        [ "$pkg" = nodejs ] && command -v node >/dev/null && continue
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
             || missing+=("$pkg")
     done
@@ -98,6 +104,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace
+
+step "dashboard unit tests (node --test)"
+node --test controller/src/api/dashboard/test/logic.test.mjs </dev/null
 
 step "cargo build --release --bin flowgate --bin flowgate-bench"
 cargo build --release -p flowgate -p flowgate-bench

@@ -42,7 +42,8 @@ pub(super) async fn require_token(
 /// configured), reads too with `auth_reads`.
 pub(super) fn needs_token(auth_reads: bool, method: &Method, path: &str) -> bool {
     let read = matches!(*method, Method::GET | Method::HEAD);
-    !read || (auth_reads && !OPEN_PATHS.contains(&path))
+    !read
+        || (auth_reads && !OPEN_PATHS.contains(&path) && !super::dashboard::is_dashboard_path(path))
 }
 
 /// The credentials of an `Authorization: Bearer ...` header.

@@ -28,6 +28,7 @@
 mod auth;
 mod body;
 mod contract;
+mod dashboard;
 pub mod dpid;
 pub mod error;
 mod events;
@@ -90,6 +91,8 @@ pub struct ApiState {
     pub bus: Option<crate::events::Bus>,
     /// Time a request body has to arrive whole (408 otherwise).
     pub body_timeout: Duration,
+    /// Serve the web dashboard at `/` (on by default; the `dashboard` module).
+    pub dashboard: bool,
 }
 
 impl ApiState {
@@ -110,7 +113,14 @@ impl ApiState {
             rest_metrics: Arc::default(),
             bus: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            dashboard: true,
         }
+    }
+
+    /// Serves the web dashboard at `/` and `/dashboard/` (or not).
+    pub fn with_dashboard(mut self, on: bool) -> ApiState {
+        self.dashboard = on;
+        self
     }
 
     /// Streams the runtime's events on `GET /events`.
@@ -195,7 +205,8 @@ pub fn router(state: ApiState) -> Router {
 
 /// The whole HTTP application: core endpoints plus each module's router
 /// under [`API_PREFIX`], `/metrics`, the OpenAPI document covering all of
-/// them, JSON 404/405 fallbacks, the write-auth check, request counting and
+/// them, the web dashboard at `/` (when [`ApiState::dashboard`]), JSON
+/// 404/405 fallbacks, the write-auth check, request counting and
 /// request tracing.
 pub fn router_with_modules(state: ApiState, modules: Vec<OpenApiRouter<ApiState>>) -> Router {
     router_with(state, modules, Vec::new())
@@ -229,6 +240,11 @@ pub fn router_with(
     contract::complete(&mut doc, |method, path| {
         state.auth_token.is_some() && auth::needs_token(state.auth_reads, method, path)
     });
+    let app = if state.dashboard {
+        app.merge(dashboard::routes())
+    } else {
+        app
+    };
     app.fallback(meta::no_route)
         .method_not_allowed_fallback(meta::wrong_method)
         .layer(middleware::from_fn_with_state(
