@@ -16,7 +16,7 @@ import pytest
 
 from conftest import new_controller, release_controller, topology
 from flowgate_lab import LabNet, wait_until
-from flowgate_lab.checks import wait_controller_ready, wait_rest_switches
+from flowgate_lab.checks import wait_controller_ready
 from flowgate_lab.ovs import bridges_connected
 from flowgate_lab.util import pid_alive
 
@@ -32,7 +32,7 @@ def lab():
     lab = LabNet(topology("linear3"), ctl)
     try:
         lab.start(connect_timeout=90)
-        wait_rest_switches(ctl, [1, 2, 3])
+        wait_controller_ready(ctl, [1, 2, 3])
         assert lab.pingall().loss_percent == 0
         rest(ctl, "POST", HA + "/hosts", {"id": "h1", "ip": "10.0.0.1"})
         rest(ctl, "POST", HA + "/rules", {

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import new_controller, release_controller, topology
 from flowgate_lab import LabNet, wait_until
-from flowgate_lab.checks import wait_controller_ready, wait_rest_switches
+from flowgate_lab.checks import wait_controller_ready
 from flowgate_lab.ganglia import Ganglia
 from flowgate_lab.ovs import bridges_connected
 
@@ -36,7 +36,7 @@ def lab():
     ganglia = None
     try:
         net.start(connect_timeout=90)
-        wait_rest_switches(ctl, [1, 2, 3])
+        wait_controller_ready(ctl, [1, 2, 3])
         assert net.pingall().loss_percent == 0
         ganglia = Ganglia([net["h1"], net["h2"], net["h3"]], cluster="lab", step=STEP).start()
         ip, port = ganglia.xml_addr

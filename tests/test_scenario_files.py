@@ -91,7 +91,8 @@ def test_campus_scenario_in_detail():
     assert (guest.b, guest.b_port, guest.params) == ("s2", 2, {"bw": 20})
     assert [h.name for h in sc.cloud.hosts] == ["hv1", "hv2", "hv3"]
     assert [h.underlay_ip for h in sc.cloud.hosts] == ["198.18.0.11", "198.18.0.12", "198.18.0.13"]
-    assert list(sc.policies) == ["networks", "ports", "firewall/policy", "firewall/rules"]
+    assert list(sc.policies) == ["networks", "ports", "firewall/policy", "firewall/rules", "lb/pools", "lb/vips",
+                                 "qos/policies", "hostaware/hosts", "hostaware/rules"]
     want = sc.expected()
     assert want[("guest1", "web1")] and not want[("web1", "guest1")]
     assert want[("staff1", "web1")] and want[("web1", "staff2")] and not want[("staff1", "guest1")]
@@ -402,7 +403,8 @@ def test_pusher_and_scenario_loaders_agree():
 
 def test_pusher_uses_a_scenarios_policies_section(tmp_path):
     doc = push.load_file(os.path.join(TOPOLOGIES, "campus.yaml"))
-    assert list(doc) == ["networks", "ports", "firewall/policy", "firewall/rules"]
+    assert list(doc) == ["networks", "ports", "firewall/policy", "firewall/rules", "lb/pools", "lb/vips",
+                         "qos/policies", "hostaware/hosts", "hostaware/rules"]
     assert push.load_file(os.path.join(TOPOLOGIES, "ring5.yaml")) == {}
     plain = tmp_path / "p.yaml"
     plain.write_text("firewall/rules: []\n")
