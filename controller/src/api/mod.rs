@@ -48,6 +48,7 @@ mod tests;
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use server::{serve, ServerConfig};
+pub use strict::strict_field;
 pub use utoipa_axum::router::OpenApiRouter;
 pub use view::{ControllerView, QueryFuture, SwitchQueryError, SwitchSnapshot};
 pub use write::{no_origin, same_id, AppliedInfo, Deleted, DryRun, WriteAnswer};

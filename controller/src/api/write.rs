@@ -147,7 +147,7 @@ impl Deleted {
 /// A REST client may not claim a module's origin (`origin` is read-only).
 pub fn no_origin(origin: &Option<Origin>) -> Result<(), ApiError> {
     match origin {
-        Some(_) => Err(ApiError::bad_field(
+        Some(_) => Err(ApiError::invalid(
             "origin",
             "set by the controller for resources modules create; leave it out",
         )),
@@ -161,7 +161,7 @@ pub fn same_id<T: PartialEq + std::fmt::Display + Default>(
     path: T,
 ) -> Result<(), ApiError> {
     if *body != T::default() && *body != path {
-        return Err(ApiError::bad_field(
+        return Err(ApiError::invalid(
             "id",
             format!("the body's id {body} differs from the path's {path}"),
         ));

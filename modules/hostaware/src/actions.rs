@@ -115,6 +115,7 @@ fn describe<E: Into<ApiError>>(e: WriteError<E>) -> String {
             field: Some(f),
             reason,
         }
+        | ApiError::Invalid { field: f, reason }
         | ApiError::Conflict {
             field: Some(f),
             reason,
@@ -263,10 +264,10 @@ fn plan(rule: &Rule, host: &MonitoredHost) -> Result<Vec<Step>, String> {
             }),
             ..Actions::default()
         })],
-        Action::LbDrain | Action::LbWeight { .. } => {
+        Action::LbDrain {} | Action::LbWeight { .. } => {
             return Err("no load balancer is loaded in this controller".into())
         }
-        Action::Notify => Vec::new(),
+        Action::Notify {} => Vec::new(),
     })
 }
 
