@@ -229,13 +229,71 @@ impl Default for RestSection {
 pub struct OvsdbConfig {
     /// Where hosts' ovsdb-server connects (`set-manager tcp:CTRL:6640`).
     pub listen: SocketAddr,
+    /// Hosts connected to the listener at once, in all.
+    pub max_connections: usize,
+    /// Connections to the listener at once from one address.
+    pub max_connections_per_address: usize,
+    /// Seconds a host that connected has to send its database contents.
+    pub handshake_timeout: u64,
+    /// Bytes of one OVSDB message (a monitor reply of a host with a few
+    /// thousand interfaces is about a megabyte); its JSON values are
+    /// limited to one per 8 bytes of it.
+    pub max_message: usize,
+    /// Rows of the monitored tables kept per connection.
+    pub max_rows: usize,
 }
 
 impl Default for OvsdbConfig {
     fn default() -> Self {
+        let session = flowgate_controller::ovsdb::Limits::default();
+        let listener = flowgate_controller::ovsdb::ListenerLimits::default();
         OvsdbConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 6640)),
+            max_connections: listener.max_connections,
+            max_connections_per_address: listener.max_per_address,
+            handshake_timeout: listener.handshake_timeout.as_secs(),
+            max_message: session.max_message,
+            max_rows: session.max_rows,
         }
+    }
+}
+
+impl OvsdbConfig {
+    /// What one connection may hold.
+    pub fn session(&self) -> flowgate_controller::ovsdb::session::SessionConfig {
+        flowgate_controller::ovsdb::session::SessionConfig {
+            limits: flowgate_controller::ovsdb::Limits {
+                max_rows: self.max_rows,
+                ..flowgate_controller::ovsdb::Limits::for_message(self.max_message)
+            },
+            ..Default::default()
+        }
+    }
+
+    /// What the listener accepts.
+    pub fn listener(&self) -> flowgate_controller::ovsdb::ListenerLimits {
+        flowgate_controller::ovsdb::ListenerLimits {
+            max_connections: self.max_connections,
+            max_per_address: self.max_connections_per_address,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout),
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_connections_per_address > 0
+                && self.max_connections >= self.max_connections_per_address,
+            "ovsdb.max_connections_per_address must be 1..=ovsdb.max_connections"
+        );
+        anyhow::ensure!(
+            self.handshake_timeout > 0,
+            "ovsdb.handshake_timeout must be at least 1 second"
+        );
+        anyhow::ensure!(
+            self.max_message >= 4096 && self.max_rows > 0,
+            "ovsdb.max_message must be at least 4096 bytes and ovsdb.max_rows at least 1"
+        );
+        Ok(())
     }
 }
 
@@ -353,6 +411,7 @@ impl Config {
             .parse::<flowgate_openflow::MacAddr>()
             .map_err(|e| anyhow::anyhow!("loadbalancer.virtual_mac: {e}"))?;
         config.check_rest()?;
+        config.ovsdb.check()?;
         if let Some(path) = &config.api_token_file {
             anyhow::ensure!(
                 config.api_token.is_none(),

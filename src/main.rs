@@ -86,7 +86,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         idle_timeout: config.forwarding.idle_timeout,
     })));
     // OVSDB: the hosts, and the reconciler of every module's rows there.
-    let hosts = Hosts::default();
+    let hosts = Hosts::with_limits(config.ovsdb.session(), config.ovsdb.listener());
     let reconciler = Reconciler::new(hosts.clone());
     let board = StatusBoard::default();
     let provisioning = Provisioning::new(

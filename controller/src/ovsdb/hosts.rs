@@ -22,8 +22,28 @@ use super::conn::{self, Command, ConnError};
 use super::session::{SessionConfig, TransactError};
 use super::view::HostView;
 
-/// Most simultaneous OVSDB connections accepted.
-const MAX_CONNECTIONS: usize = 4096;
+/// What the listener for hosts that dial in accepts (connections Flowgate
+/// opens itself are not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Connections accepted at once, in all.
+    pub max_connections: usize,
+    /// Connections accepted at once from one address (a host needs one).
+    pub max_per_address: usize,
+    /// Time a connection has to send its database's contents (the monitor
+    /// reply); one that does not is closed.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            max_connections: 256,
+            max_per_address: 4,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
 /// Delay between attempts to reach a `ptcp` host.
 const RECONNECT: Duration = Duration::from_secs(2);
 /// How long a transaction may take.
@@ -105,6 +125,9 @@ struct Conn {
 
 struct Inner {
     config: SessionConfig,
+    limits: ListenerLimits,
+    /// Accepted connections open now, by peer address.
+    accepted: Mutex<BTreeMap<IpAddr, usize>>,
     conns: Mutex<BTreeMap<u64, Conn>>,
     active: Mutex<BTreeMap<String, JoinHandle<()>>>,
     next_id: AtomicU64,
@@ -131,9 +154,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hosts {
     pub fn new(config: SessionConfig) -> Hosts {
+        Hosts::with_limits(config, ListenerLimits::default())
+    }
+
+    pub fn with_limits(config: SessionConfig, limits: ListenerLimits) -> Hosts {
         Hosts {
             inner: Arc::new(Inner {
                 config,
+                limits,
+                accepted: Mutex::new(BTreeMap::new()),
                 conns: Mutex::new(BTreeMap::new()),
                 active: Mutex::new(BTreeMap::new()),
                 next_id: AtomicU64::new(1),
@@ -203,19 +232,21 @@ impl Hosts {
         self.inner.changed.send_modify(|n| *n += 1);
     }
 
-    /// Accepts hosts that dial in, until the listener fails for good.
+    /// Accepts hosts that dial in, until the listener fails for good,
+    /// within [`ListenerLimits`]: a connection over them is closed at once.
     pub async fn listen(self, listener: TcpListener) {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
-                    if lock(&self.inner.conns).len() >= MAX_CONNECTIONS {
+                    let Some(slot) = self.admit(peer.ip()) else {
                         warn!(%peer, "OVSDB connection limit reached; refusing host");
                         continue;
-                    }
+                    };
                     let local = stream.local_addr().ok();
                     info!(%peer, "OVSDB host connected");
                     let hosts = self.clone();
                     tokio::spawn(async move {
+                        let _slot = slot;
                         hosts.serve(stream, Mode::Passive, Some(peer), local).await;
                     });
                 }
@@ -225,6 +256,28 @@ impl Hosts {
                 }
             }
         }
+    }
+
+    /// A place for one more accepted connection from `ip`, freed when the
+    /// returned slot is dropped; `None` over the limits.
+    fn admit(&self, ip: IpAddr) -> Option<Slot> {
+        let limits = self.inner.limits;
+        let mut accepted = lock(&self.inner.accepted);
+        let total: usize = accepted.values().sum();
+        let from_ip = accepted.get(&ip).copied().unwrap_or(0);
+        if total >= limits.max_connections || from_ip >= limits.max_per_address {
+            return None;
+        }
+        *accepted.entry(ip).or_default() += 1;
+        Some(Slot {
+            hosts: self.clone(),
+            ip,
+        })
+    }
+
+    /// Accepted connections open now.
+    pub fn accepted(&self) -> usize {
+        lock(&self.inner.accepted).values().sum()
     }
 
     /// Keeps a connection to the host listening at `target` (`tcp:IP:PORT`
@@ -297,6 +350,7 @@ impl Hosts {
     {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (cmd, commands) = mpsc::channel(64);
+        let passive = mode == Mode::Passive;
         lock(&self.inner.conns).insert(
             id,
             Conn {
@@ -310,18 +364,61 @@ impl Hosts {
         );
         let hosts = self.clone();
         let columns = self.inner.columns.subscribe();
-        let why = conn::drive(stream, self.inner.config, columns, commands, move |view| {
+        let (seen, mut first_view) = watch::channel(false);
+        let drive = conn::drive(stream, self.inner.config, columns, commands, move |view| {
             if let Some(c) = lock(&hosts.inner.conns).get_mut(&id) {
                 c.view = Some(view);
             }
+            seen.send_replace(true);
             hosts.bump();
-        })
-        .await;
+        });
+        // A host that dialled in has its handshake time to show its
+        // database; then the connection lives as long as the peer answers.
+        let deadline = passive.then_some(self.inner.limits.handshake_timeout);
+        let why = match deadline {
+            None => drive.await,
+            Some(limit) => {
+                tokio::pin!(drive);
+                // Ready when the contents arrived (never if the connection
+                // ended first: then `drive` is the branch taken).
+                let shown = async move {
+                    if first_view.wait_for(|seen| *seen).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                let handshake = tokio::time::timeout(limit, shown);
+                tokio::select! {
+                    why = &mut drive => why,
+                    shown = handshake => match shown {
+                        Ok(_) => drive.await,
+                        Err(_) => ConnError::Handshake(limit),
+                    },
+                }
+            }
+        };
         lock(&self.inner.conns).remove(&id);
         self.bump();
         match why {
             ConnError::Stopped => info!(conn = id, "OVSDB connection closed"),
             e => warn!(conn = id, peer = ?peer, error = %e, "OVSDB connection lost"),
+        }
+    }
+}
+
+/// An accepted connection's place in the listener's limits.
+struct Slot {
+    hosts: Hosts,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut accepted = lock(&self.hosts.inner.accepted);
+        if let Some(n) = accepted.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                accepted.remove(&self.ip);
+            }
         }
     }
 }
@@ -384,5 +481,67 @@ mod tests {
         assert!(Target::parse("ssl:1.2.3.4:6640").is_err());
         assert!(Target::parse("tcp:host:6640").is_err());
         assert!(Target::parse("unix:").is_err());
+    }
+}
+
+#[cfg(test)]
+mod listener_tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// Whether the listener closed `stream` within `within`.
+    async fn closed(stream: &mut TcpStream, within: Duration) -> bool {
+        let mut byte = [0u8; 4096];
+        let read = async {
+            loop {
+                match stream.read(&mut byte).await {
+                    Ok(0) | Err(_) => return,
+                    // The monitor request Flowgate sends first.
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(within, read).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn the_listener_caps_connections_per_address_and_in_all_and_closes_silent_ones() {
+        let limits = ListenerLimits {
+            max_connections: 3,
+            max_per_address: 2,
+            handshake_timeout: Duration::from_millis(500),
+        };
+        let hosts = Hosts::with_limits(SessionConfig::default(), limits);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(hosts.clone().listen(listener));
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        // The third from the same address is closed at once; the others
+        // are kept until their handshake time is up.
+        assert!(closed(&mut third, Duration::from_millis(300)).await);
+        assert_eq!(hosts.accepted(), 2);
+        // Another address (127.0.0.2 is loopback too) gets the last place.
+        let other = tokio::net::TcpSocket::new_v4().unwrap();
+        other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut fourth = other.connect(addr).await.unwrap();
+        let mut fifth = TcpStream::connect(addr).await.unwrap();
+        assert!(closed(&mut fifth, Duration::from_millis(300)).await);
+        assert_eq!(hosts.accepted(), 3);
+        // Nobody sends a database: all closed after the handshake time,
+        // and their places are free again.
+        for stream in [&mut first, &mut second, &mut fourth] {
+            assert!(closed(stream, Duration::from_secs(2)).await);
+        }
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while hosts.accepted() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("places freed");
+        let mut again = TcpStream::connect(addr).await.unwrap();
+        assert!(!closed(&mut again, Duration::from_millis(200)).await);
     }
 }
