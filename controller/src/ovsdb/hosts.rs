@@ -299,17 +299,17 @@ impl Hosts {
                     Target::Tcp(addr) => match TcpStream::connect(addr).await {
                         Ok(stream) => {
                             let local = stream.local_addr().ok();
-                            info!(target = %name, "connected to OVSDB host");
+                            info!(target = ?name, "connected to OVSDB host");
                             hosts.serve(stream, mode, Some(*addr), local).await;
                         }
-                        Err(e) => warn!(target = %name, error = %e, "OVSDB host unreachable"),
+                        Err(e) => warn!(target = ?name, error = %e, "OVSDB host unreachable"),
                     },
                     Target::Unix(path) => match tokio::net::UnixStream::connect(path).await {
                         Ok(stream) => {
-                            info!(target = %name, "connected to OVSDB host");
+                            info!(target = ?name, "connected to OVSDB host");
                             hosts.serve(stream, mode, None, None).await;
                         }
-                        Err(e) => warn!(target = %name, error = %e, "OVSDB host unreachable"),
+                        Err(e) => warn!(target = ?name, error = %e, "OVSDB host unreachable"),
                     },
                 }
                 tokio::time::sleep(RECONNECT).await;
@@ -400,7 +400,7 @@ impl Hosts {
         self.bump();
         match why {
             ConnError::Stopped => info!(conn = id, "OVSDB connection closed"),
-            e => warn!(conn = id, peer = ?peer, error = %e, "OVSDB connection lost"),
+            e => warn!(conn = id, peer = ?peer, error = ?e.to_string(), "OVSDB connection lost"),
         }
     }
 }
