@@ -47,6 +47,16 @@ pub struct Cli {
     /// PEM private key of --rest-tls-cert.
     #[arg(long, value_name = "FILE")]
     pub rest_tls_key: Option<PathBuf>,
+    /// PEM certificate chain: switches connect over TLS (OVS `ssl:`
+    /// targets), with --openflow-tls-key and --openflow-tls-ca.
+    #[arg(long, value_name = "FILE")]
+    pub openflow_tls_cert: Option<PathBuf>,
+    /// PEM private key of --openflow-tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub openflow_tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): a switch must present a certificate they signed.
+    #[arg(long, value_name = "FILE")]
+    pub openflow_tls_ca: Option<PathBuf>,
     /// Address cloud hosts' ovsdb-server dials (`ovs-vsctl set-manager
     /// tcp:CTRL:6640`) [default: 0.0.0.0:6640].
     #[arg(long)]
@@ -96,6 +106,7 @@ pub struct Config {
     /// File holding the token instead (its first line).
     pub api_token_file: Option<PathBuf>,
     pub rest: RestSection,
+    pub openflow: OpenflowSection,
     pub forwarding: ForwardingConfig,
     pub ovsdb: OvsdbConfig,
     pub overlay: OverlayConfig,
@@ -223,6 +234,47 @@ impl Default for RestSection {
     }
 }
 
+/// The OpenFlow listener's TLS.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenflowSection {
+    /// PEM certificate chain, its key, and the CA certificates switches'
+    /// certificates must be signed by: all three, or plain TCP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    /// A switch's certificate CN must name its dpid (16 hex digits, e.g.
+    /// `s1 0000000000000001`); a switch claiming another dpid is closed.
+    pub tls_bind_dpid: bool,
+}
+
+impl OpenflowSection {
+    /// The runtime's TLS settings, if TLS is configured.
+    pub fn tls(&self) -> anyhow::Result<Option<flowgate_controller::runtime::tls::OpenflowTls>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => {
+                anyhow::ensure!(
+                    !self.tls_bind_dpid,
+                    "openflow.tls_bind_dpid needs OpenFlow over TLS"
+                );
+                Ok(None)
+            }
+            (Some(cert), Some(key), Some(ca)) => {
+                Ok(Some(flowgate_controller::runtime::tls::OpenflowTls::new(
+                    cert,
+                    key,
+                    ca,
+                    self.tls_bind_dpid,
+                )?))
+            }
+            _ => anyhow::bail!(
+                "OpenFlow over TLS needs a certificate, its key and a CA (--openflow-tls-cert, \
+                 --openflow-tls-key, --openflow-tls-ca)"
+            ),
+        }
+    }
+}
+
 /// The OVSDB listener for cloud hosts.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -333,6 +385,7 @@ impl Default for Config {
             api_token: None,
             api_token_file: None,
             rest: RestSection::default(),
+            openflow: OpenflowSection::default(),
             forwarding: ForwardingConfig::default(),
             ovsdb: OvsdbConfig::default(),
             overlay: OverlayConfig::default(),
@@ -376,6 +429,15 @@ impl Config {
         }
         if let Some(v) = &cli.rest_tls_key {
             config.rest.tls_key = Some(v.clone());
+        }
+        if let Some(v) = &cli.openflow_tls_cert {
+            config.openflow.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &cli.openflow_tls_key {
+            config.openflow.tls_key = Some(v.clone());
+        }
+        if let Some(v) = &cli.openflow_tls_ca {
+            config.openflow.tls_ca = Some(v.clone());
         }
         if let Some(v) = cli.ovsdb_listen {
             config.ovsdb.listen = v;

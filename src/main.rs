@@ -129,6 +129,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;
     runtime_config.driver.session.dead_after = echo * 3;
+    runtime_config.tls = config.openflow.tls()?;
 
     let openflow = TcpListener::bind(config.openflow_listen)
         .await
@@ -140,7 +141,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(api::server::tls::acceptor(cert, key)?),
         _ => None,
     };
-    info!(openflow = %config.openflow_listen, rest = %config.rest_listen, data_dir = %config.data_dir.display(), "flowgate started");
+    info!(openflow = %config.openflow_listen, openflow_tls = runtime_config.tls.is_some(),
+          rest = %config.rest_listen, rest_tls = rest_tls.is_some(),
+          data_dir = %config.data_dir.display(), "flowgate started");
 
     let ovsdb = TcpListener::bind(config.ovsdb.listen)
         .await
