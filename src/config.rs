@@ -57,6 +57,16 @@ pub struct Cli {
     /// PEM CA certificate(s): a switch must present a certificate they signed.
     #[arg(long, value_name = "FILE")]
     pub openflow_tls_ca: Option<PathBuf>,
+    /// PEM certificate chain: hosts dial in over TLS (`ovs-vsctl
+    /// set-manager ssl:CTRL:6640`), with --ovsdb-tls-key and --ovsdb-tls-ca.
+    #[arg(long, value_name = "FILE")]
+    pub ovsdb_tls_cert: Option<PathBuf>,
+    /// PEM private key of --ovsdb-tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub ovsdb_tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): a host must present a certificate they signed.
+    #[arg(long, value_name = "FILE")]
+    pub ovsdb_tls_ca: Option<PathBuf>,
     /// Address cloud hosts' ovsdb-server dials (`ovs-vsctl set-manager
     /// tcp:CTRL:6640`) [default: 0.0.0.0:6640].
     #[arg(long)]
@@ -293,6 +303,11 @@ pub struct OvsdbConfig {
     pub max_message: usize,
     /// Rows of the monitored tables kept per connection.
     pub max_rows: usize,
+    /// PEM certificate chain, its key, and the CA certificates hosts'
+    /// certificates must be signed by: all three (TLS only), or TCP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for OvsdbConfig {
@@ -306,6 +321,9 @@ impl Default for OvsdbConfig {
             handshake_timeout: listener.handshake_timeout.as_secs(),
             max_message: session.max_message,
             max_rows: session.max_rows,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
     }
 }
@@ -328,6 +346,20 @@ impl OvsdbConfig {
             max_connections: self.max_connections,
             max_per_address: self.max_connections_per_address,
             handshake_timeout: Duration::from_secs(self.handshake_timeout),
+        }
+    }
+
+    /// The listener's TLS acceptor, if TLS is configured.
+    pub fn tls(&self) -> anyhow::Result<Option<flowgate_controller::runtime::tls::TlsAcceptor>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(
+                flowgate_controller::runtime::tls::mutual_acceptor(cert, key, ca, "OVSDB")?,
+            )),
+            _ => anyhow::bail!(
+                "OVSDB over TLS needs a certificate, its key and a CA (--ovsdb-tls-cert, \
+                 --ovsdb-tls-key, --ovsdb-tls-ca)"
+            ),
         }
     }
 
@@ -438,6 +470,15 @@ impl Config {
         }
         if let Some(v) = &cli.openflow_tls_ca {
             config.openflow.tls_ca = Some(v.clone());
+        }
+        if let Some(v) = &cli.ovsdb_tls_cert {
+            config.ovsdb.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &cli.ovsdb_tls_key {
+            config.ovsdb.tls_key = Some(v.clone());
+        }
+        if let Some(v) = &cli.ovsdb_tls_ca {
+            config.ovsdb.tls_ca = Some(v.clone());
         }
         if let Some(v) = cli.ovsdb_listen {
             config.ovsdb.listen = v;

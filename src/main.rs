@@ -86,7 +86,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         idle_timeout: config.forwarding.idle_timeout,
     })));
     // OVSDB: the hosts, and the reconciler of every module's rows there.
-    let hosts = Hosts::with_limits(config.ovsdb.session(), config.ovsdb.listener());
+    let hosts = Hosts::with_tls(
+        config.ovsdb.session(),
+        config.ovsdb.listener(),
+        config.ovsdb.tls()?,
+    );
     let reconciler = Reconciler::new(hosts.clone());
     let board = StatusBoard::default();
     let provisioning = Provisioning::new(

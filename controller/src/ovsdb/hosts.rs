@@ -126,6 +126,8 @@ struct Conn {
 struct Inner {
     config: SessionConfig,
     limits: ListenerLimits,
+    /// Hosts dial in over TLS with a certificate of the CA (none: TCP).
+    tls: Option<tokio_rustls::TlsAcceptor>,
     /// Accepted connections open now, by peer address.
     accepted: Mutex<BTreeMap<IpAddr, usize>>,
     conns: Mutex<BTreeMap<u64, Conn>>,
@@ -158,10 +160,22 @@ impl Hosts {
     }
 
     pub fn with_limits(config: SessionConfig, limits: ListenerLimits) -> Hosts {
+        Hosts::with_tls(config, limits, None)
+    }
+
+    /// Hosts whose connections to the listener are TLS with a client
+    /// certificate (`acceptor`: [`crate::runtime::tls::mutual_acceptor`];
+    /// `ovs-vsctl set-manager ssl:CTRL:6640` after `set-ssl`).
+    pub fn with_tls(
+        config: SessionConfig,
+        limits: ListenerLimits,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Hosts {
         Hosts {
             inner: Arc::new(Inner {
                 config,
                 limits,
+                tls,
                 accepted: Mutex::new(BTreeMap::new()),
                 conns: Mutex::new(BTreeMap::new()),
                 active: Mutex::new(BTreeMap::new()),
@@ -247,7 +261,20 @@ impl Hosts {
                     let hosts = self.clone();
                     tokio::spawn(async move {
                         let _slot = slot;
-                        hosts.serve(stream, Mode::Passive, Some(peer), local).await;
+                        let Some(tls) = hosts.inner.tls.clone() else {
+                            hosts.serve(stream, Mode::Passive, Some(peer), local).await;
+                            return;
+                        };
+                        let limit = hosts.inner.limits.handshake_timeout;
+                        match tokio::time::timeout(limit, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                hosts.serve(stream, Mode::Passive, Some(peer), local).await;
+                            }
+                            Ok(Err(e)) => {
+                                warn!(%peer, error = ?e.to_string(), "OVSDB TLS handshake failed");
+                            }
+                            Err(_) => warn!(%peer, "OVSDB TLS handshake timed out"),
+                        }
                     });
                 }
                 Err(e) => {
@@ -543,5 +570,100 @@ mod listener_tests {
         .expect("places freed");
         let mut again = TcpStream::connect(addr).await.unwrap();
         assert!(!closed(&mut again, Duration::from_millis(200)).await);
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    fn file(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("src/runtime/tls")
+            .join(name)
+    }
+
+    fn connector(client_cert: bool) -> tokio_rustls::TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(file("ca.pem")).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = if client_cert {
+            config
+                .with_client_auth_cert(
+                    vec![CertificateDer::from_pem_file(file("switch1.pem")).unwrap()],
+                    PrivateKeyDer::from_pem_file(file("switch1.key")).unwrap(),
+                )
+                .unwrap()
+        } else {
+            config.with_no_client_auth()
+        };
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+
+    #[tokio::test]
+    async fn hosts_dial_in_over_tls_with_a_certificate_of_the_ca() {
+        let acceptor = crate::runtime::tls::mutual_acceptor(
+            &file("controller.pem"),
+            &file("controller.key"),
+            &file("ca.pem"),
+            "OVSDB",
+        )
+        .unwrap();
+        let hosts = Hosts::with_tls(
+            SessionConfig::default(),
+            ListenerLimits::default(),
+            Some(acceptor),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(hosts.clone().listen(listener));
+        let name = || ServerName::try_from("127.0.0.1").unwrap();
+        // With a certificate: Flowgate's monitor request arrives over TLS.
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut tls = connector(true).connect(name(), tcp).await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .expect("a monitor request")
+            .unwrap();
+        let request: Value = serde_json::from_slice(&buf[..n]).unwrap();
+        assert_eq!(request["method"], "monitor");
+        // Without one: no session (TLS 1.3 reports it on the first read).
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let refused = match connector(false).connect(name(), tcp).await {
+            Err(_) => true,
+            Ok(mut tls) => matches!(
+                tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await,
+                Ok(Ok(0)) | Ok(Err(_))
+            ),
+        };
+        assert!(refused);
+        // Plain JSON-RPC on the TLS port gets a TLS alert (record type
+        // 0x15) or nothing, never an answer.
+        let mut plain = TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(
+            &mut plain,
+            b"{\"id\":1,\"method\":\"echo\",\"params\":[]}",
+        )
+        .await
+        .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(2), plain.read(&mut buf)).await;
+        match answer {
+            Ok(Ok(n)) if n > 0 => assert_eq!(buf[0], 0x15, "{:?}", &buf[..n]),
+            _ => {}
+        }
     }
 }

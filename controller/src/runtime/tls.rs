@@ -22,7 +22,7 @@ use rustls::server::WebPkiClientVerifier;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+pub use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 /// How long a switch has to complete the TLS handshake.
@@ -56,33 +56,46 @@ fn certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>
     Ok(certs)
 }
 
+/// A TLS acceptor serving the chain in `cert` (PEM) with `key`, that
+/// accepts only peers with a certificate the CA certificates in `ca`
+/// signed (no certificate, no connection). `what` names the listener in
+/// errors. For OpenFlow and OVSDB alike (OVS `set-ssl` gives both the
+/// same key, certificate and CA).
+pub fn mutual_acceptor(
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+    what: &str,
+) -> anyhow::Result<TlsAcceptor> {
+    let chain = certs(cert, &format!("{what} TLS certificate"))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the {what} TLS private key {}", key.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca_cert in certs(ca, &format!("{what} TLS CA certificate"))? {
+        roots
+            .add(ca_cert)
+            .with_context(|| format!("a CA certificate of {}", ca.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .with_context(|| format!("the {what} TLS CA"))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .with_context(|| format!("the {what} TLS certificate and key do not go together"))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 impl OpenflowTls {
     /// Serves the chain in `cert` with `key`, and accepts switches whose
     /// certificate the CA certificates in `ca` signed (no certificate, no
     /// connection).
     pub fn new(cert: &Path, key: &Path, ca: &Path, bind_dpid: bool) -> anyhow::Result<Self> {
-        let chain = certs(cert, "OpenFlow TLS certificate")?;
-        let key = PrivateKeyDer::from_pem_file(key)
-            .with_context(|| format!("reading the OpenFlow TLS private key {}", key.display()))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for ca_cert in certs(ca, "OpenFlow TLS CA certificate")? {
-            roots
-                .add(ca_cert)
-                .with_context(|| format!("a CA certificate of {}", ca.display()))?;
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .context("the OpenFlow TLS CA")?;
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol versions")?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(chain, key)
-            .context("the OpenFlow TLS certificate and key do not go together")?;
         Ok(OpenflowTls {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            acceptor: mutual_acceptor(cert, key, ca, "OpenFlow")?,
             bind_dpid,
         })
     }
