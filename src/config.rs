@@ -350,11 +350,11 @@ impl OvsdbConfig {
     }
 
     /// The listener's TLS acceptor, if TLS is configured.
-    pub fn tls(&self) -> anyhow::Result<Option<flowgate_controller::runtime::tls::TlsAcceptor>> {
+    pub fn tls(&self) -> anyhow::Result<Option<flowgate_controller::runtime::tls::OvsdbTls>> {
         match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
             (None, None, None) => Ok(None),
             (Some(cert), Some(key), Some(ca)) => Ok(Some(
-                flowgate_controller::runtime::tls::mutual_acceptor(cert, key, ca, "OVSDB")?,
+                flowgate_controller::runtime::tls::OvsdbTls::new(cert, key, ca)?,
             )),
             _ => anyhow::bail!(
                 "OVSDB over TLS needs a certificate, its key and a CA (--ovsdb-tls-cert, \

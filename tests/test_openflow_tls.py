@@ -19,7 +19,7 @@ import time
 import pytest
 
 from flowgate_lab.net import LOCK_PATH
-from flowgate_lab.util import acquire_lock, lock_wait
+from flowgate_lab.util import acquire_lock, free_port, lock_wait
 
 # The lab lock may be held by another run for a while (FLOWGATE_LAB_LOCK_WAIT).
 pytestmark = pytest.mark.timeout_secs(1200)
@@ -46,8 +46,11 @@ def make_pki(d):
 
     sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
        "-days", "2", "-subj", "/CN=flowgate lab CA", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
-    req("controller", "/CN=flowgate", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    # Flowgate is a server (OpenFlow, OVSDB listeners) and a client (ssl:
+    # targets); the host's certificate names no address, as ovs-pki's.
+    req("controller", "/CN=flowgate", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
     req("switch", "/CN=s1 %016x" % GOOD, "extendedKeyUsage=clientAuth\n")
+    req("host", "/CN=host", "extendedKeyUsage=serverAuth,clientAuth\n")
 
 
 def connected(bridge):
@@ -114,7 +117,8 @@ def test_switches_connect_over_tls_with_their_certificate(make_controller, tmp_p
 def test_a_host_dials_in_over_tls(make_controller, tmp_path):
     """A private ovsdb-server (its own database and socket, so the
     machine's Open vSwitch is untouched) with `set-manager ssl:...` and the
-    host's certificate shows up as a chassis; one without TLS does not."""
+    host's certificate shows up as a chassis; one without TLS does not; and
+Flowgate reaches a host listening with `pssl:` through an `ssl:` target."""
     make_pki(tmp_path)
     config = tmp_path / "flowgate.toml"
     config.write_text(
@@ -124,25 +128,30 @@ def test_a_host_dials_in_over_tls(make_controller, tmp_path):
     ctl = make_controller(config=str(config))
     servers = []
     try:
-        for name, tls in (("tls", True), ("plain", False)):
+        pssl = free_port()
+        for name, tls in (("tls", True), ("plain", False), ("pssl", True)):
             d = tmp_path / name
             d.mkdir()
             sh("ovsdb-tool", "create", str(d / "conf.db"), "/usr/share/openvswitch/vswitch.ovsschema")
             argv = ["ovsdb-server", str(d / "conf.db"), "--remote=punix:%s" % (d / "db.sock"),
                     "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
                     "--pidfile=%s" % (d / "pid"), "--log-file=%s" % (d / "log"), "--detach", "--no-chdir"]
+            cert = "host" if name == "pssl" else "switch"
             if tls:
-                argv += ["--private-key=%s" % (tmp_path / "switch.key"),
-                         "--certificate=%s" % (tmp_path / "switch.pem"),
+                argv += ["--private-key=%s" % (tmp_path / (cert + ".key")),
+                         "--certificate=%s" % (tmp_path / (cert + ".pem")),
                          "--ca-cert=%s" % (tmp_path / "ca.pem")]
+            if name == "pssl":
+                argv += ["--remote=pssl:%d:127.0.0.1" % pssl]
             sh(*argv)
             servers.append(d / "pid")
             db = "--db=unix:%s" % (d / "db.sock")
             sh("ovs-vsctl", db, "--no-wait", "init")
             sh("ovs-vsctl", db, "--no-wait", "set", "Open_vSwitch", ".",
                "external_ids:system-id=fg-%s-host" % name)
-            sh("ovs-vsctl", db, "--no-wait", "set-manager",
-               "%s:127.0.0.1:%d" % ("ssl" if tls else "tcp", ctl.ovsdb_port))
+            if name != "pssl":
+                sh("ovs-vsctl", db, "--no-wait", "set-manager",
+                   "%s:127.0.0.1:%d" % ("ssl" if tls else "tcp", ctl.ovsdb_port))
         started = time.monotonic()
 
         def chassis():
@@ -156,6 +165,14 @@ def test_a_host_dials_in_over_tls(make_controller, tmp_path):
         time.sleep(2)
         assert "fg-plain-host" not in chassis()
         assert ctl.wait_for_log("OVSDB TLS handshake failed")
+        # Flowgate dials a host listening with pssl: (ssl: target).
+        resp = ctl.rest.request("POST", "/api/v1/chassis/connections", {"target": "ssl:127.0.0.1:%d" % pssl})
+        assert resp.status == 201, resp.text
+        started = time.monotonic()
+        while time.monotonic() - started < 30 and "fg-pssl-host" not in chassis():
+            time.sleep(0.2)
+        print("Flowgate reached host fg-pssl-host at an ssl: target in %.1f s" % (time.monotonic() - started))
+        assert "fg-pssl-host" in chassis()
     finally:
         for pid in servers:
             try:
@@ -167,4 +184,4 @@ def test_a_host_dials_in_over_tls(make_controller, tmp_path):
 def json_ids(answer):
     """Chassis ids in GET /chassis's answer, whatever its exact shape."""
     text = json.dumps(answer)
-    return {word for word in ("fg-tls-host", "fg-plain-host") if word in text}
+    return {word for word in ("fg-tls-host", "fg-plain-host", "fg-pssl-host") if word in text}

@@ -57,8 +57,10 @@ pub enum OvsdbError {
     Transact(#[from] TransactError),
     #[error("the host did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("bad target {0:?}: expected tcp:IP:PORT or unix:PATH")]
+    #[error("bad target {0:?}: expected tcp:IP:PORT, ssl:IP:PORT or unix:PATH")]
     BadTarget(String),
+    #[error("target {0:?} needs OVSDB over TLS configured ([ovsdb] tls_cert, tls_key, tls_ca)")]
+    NoTls(String),
 }
 
 /// Who opened the connection.
@@ -126,8 +128,9 @@ struct Conn {
 struct Inner {
     config: SessionConfig,
     limits: ListenerLimits,
-    /// Hosts dial in over TLS with a certificate of the CA (none: TCP).
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Hosts dial in over TLS with a certificate of the CA (none: TCP),
+    /// and `ssl:` targets are reached with it.
+    tls: Option<crate::runtime::tls::OvsdbTls>,
     /// Accepted connections open now, by peer address.
     accepted: Mutex<BTreeMap<IpAddr, usize>>,
     conns: Mutex<BTreeMap<u64, Conn>>,
@@ -169,7 +172,7 @@ impl Hosts {
     pub fn with_tls(
         config: SessionConfig,
         limits: ListenerLimits,
-        tls: Option<tokio_rustls::TlsAcceptor>,
+        tls: Option<crate::runtime::tls::OvsdbTls>,
     ) -> Hosts {
         Hosts {
             inner: Arc::new(Inner {
@@ -261,7 +264,7 @@ impl Hosts {
                     let hosts = self.clone();
                     tokio::spawn(async move {
                         let _slot = slot;
-                        let Some(tls) = hosts.inner.tls.clone() else {
+                        let Some(tls) = hosts.inner.tls.as_ref().map(|t| t.acceptor.clone()) else {
                             hosts.serve(stream, Mode::Passive, Some(peer), local).await;
                             return;
                         };
@@ -307,10 +310,24 @@ impl Hosts {
         lock(&self.inner.accepted).values().sum()
     }
 
+    /// Whether [`Hosts::connect`] would take `target`: its syntax, and TLS
+    /// configured for an `ssl:` one.
+    pub fn check_target(&self, target: &str) -> Result<(), OvsdbError> {
+        match Target::parse(target)? {
+            Target::Ssl(_) if self.inner.tls.is_none() => Err(OvsdbError::NoTls(target.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
     /// Keeps a connection to the host listening at `target` (`tcp:IP:PORT`
     /// or `unix:PATH`), reconnecting when it drops, until [`Hosts::disconnect`].
     pub fn connect(&self, target: &str) -> Result<(), OvsdbError> {
         let parsed = Target::parse(target)?;
+        let connector = match (&parsed, &self.inner.tls) {
+            (Target::Ssl(_), None) => return Err(OvsdbError::NoTls(target.to_owned())),
+            (Target::Ssl(_), Some(tls)) => Some(tls.connector.clone()),
+            _ => None,
+        };
         let mut active = lock(&self.inner.active);
         if active.contains_key(target) {
             return Ok(());
@@ -330,6 +347,26 @@ impl Hosts {
                             hosts.serve(stream, mode, Some(*addr), local).await;
                         }
                         Err(e) => warn!(target = ?name, error = %e, "OVSDB host unreachable"),
+                    },
+                    Target::Ssl(addr) => match TcpStream::connect(addr).await {
+                        Ok(stream) => {
+                            let local = stream.local_addr().ok();
+                            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                            let Some(connector) = &connector else {
+                                return;
+                            };
+                            match connector.connect(name, stream).await {
+                                Ok(tls) => {
+                                    info!(target = ?name_of(&mode), "connected to OVSDB host over TLS");
+                                    hosts.serve(tls, mode, Some(*addr), local).await;
+                                }
+                                Err(e) => warn!(target = ?name_of(&mode), error = ?e.to_string(),
+                                                "OVSDB host TLS handshake failed"),
+                            }
+                        }
+                        Err(e) => {
+                            warn!(target = ?name_of(&mode), error = %e, "OVSDB host unreachable")
+                        }
                     },
                     Target::Unix(path) => match tokio::net::UnixStream::connect(path).await {
                         Ok(stream) => {
@@ -432,6 +469,13 @@ impl Hosts {
     }
 }
 
+fn name_of(mode: &Mode) -> &str {
+    match mode {
+        Mode::Active { target } => target,
+        Mode::Passive => "",
+    }
+}
+
 /// An accepted connection's place in the listener's limits.
 struct Slot {
     hosts: Hosts,
@@ -454,20 +498,27 @@ impl Drop for Slot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Tcp(SocketAddr),
+    /// TLS with Flowgate's certificate, the host's checked against the CA.
+    Ssl(SocketAddr),
     Unix(std::path::PathBuf),
 }
 
 impl Target {
     fn parse(target: &str) -> Result<Target, OvsdbError> {
         let bad = || OvsdbError::BadTarget(target.to_owned());
-        if let Some(rest) = target.strip_prefix("tcp:") {
-            // tcp:IP:PORT, tcp:[v6]:PORT; the port defaults to 6640.
-            let with_port = if rest.parse::<IpAddr>().is_ok() {
-                format!("{rest}:{}", super::DEFAULT_PORT)
-            } else {
-                rest.to_owned()
-            };
-            return with_port.parse().map(Target::Tcp).map_err(|_| bad());
+        for (scheme, make) in [
+            ("tcp:", Target::Tcp as fn(SocketAddr) -> Target),
+            ("ssl:", Target::Ssl),
+        ] {
+            if let Some(rest) = target.strip_prefix(scheme) {
+                // IP:PORT, [v6]:PORT; the port defaults to 6640.
+                let with_port = if rest.parse::<IpAddr>().is_ok() {
+                    format!("{rest}:{}", super::DEFAULT_PORT)
+                } else {
+                    rest.to_owned()
+                };
+                return with_port.parse().map(make).map_err(|_| bad());
+            }
         }
         if let Some(path) = target.strip_prefix("unix:") {
             if !path.is_empty() {
@@ -494,6 +545,10 @@ mod tests {
             Ok(Target::Tcp("10.0.0.1:6641".parse().unwrap()))
         );
         assert_eq!(
+            Target::parse("ssl:10.0.0.1"),
+            Ok(Target::Ssl("10.0.0.1:6640".parse().unwrap()))
+        );
+        assert_eq!(
             Target::parse("tcp:10.0.0.1"),
             Ok(Target::Tcp("10.0.0.1:6640".parse().unwrap()))
         );
@@ -505,7 +560,8 @@ mod tests {
             Target::parse("unix:/x/db.sock"),
             Ok(Target::Unix("/x/db.sock".into()))
         );
-        assert!(Target::parse("ssl:1.2.3.4:6640").is_err());
+        assert!(Target::parse("ssl:1.2.3.4:6640").is_ok());
+        assert!(Target::parse("udp:1.2.3.4:6640").is_err());
         assert!(Target::parse("tcp:host:6640").is_err());
         assert!(Target::parse("unix:").is_err());
     }
@@ -615,17 +671,16 @@ mod tls_tests {
 
     #[tokio::test]
     async fn hosts_dial_in_over_tls_with_a_certificate_of_the_ca() {
-        let acceptor = crate::runtime::tls::mutual_acceptor(
+        let tls = crate::runtime::tls::OvsdbTls::new(
             &file("controller.pem"),
             &file("controller.key"),
             &file("ca.pem"),
-            "OVSDB",
         )
         .unwrap();
         let hosts = Hosts::with_tls(
             SessionConfig::default(),
             ListenerLimits::default(),
-            Some(acceptor),
+            Some(tls),
         );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -665,5 +720,51 @@ mod tls_tests {
             Ok(Ok(n)) if n > 0 => assert_eq!(buf[0], 0x15, "{:?}", &buf[..n]),
             _ => {}
         }
+    }
+
+    #[tokio::test]
+    async fn ssl_targets_are_reached_over_tls_and_need_tls_configured() {
+        // A host listening for TLS (`pssl:`) with a certificate of the CA,
+        // asking for Flowgate's.
+        let server = crate::runtime::tls::mutual_acceptor(
+            &file("controller.pem"),
+            &file("controller.key"),
+            &file("ca.pem"),
+            "test host",
+        )
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (got, monitor) = oneshot::channel();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = server.accept(tcp).await.expect("Flowgate's certificate");
+            let mut buf = vec![0u8; 65536];
+            let n = tls.read(&mut buf).await.unwrap();
+            let _ = got.send(serde_json::from_slice::<Value>(&buf[..n]).unwrap());
+        });
+        // Flowgate's side, with a client certificate of the CA.
+        let tls = crate::runtime::tls::OvsdbTls::new(
+            &file("switch1.pem"),
+            &file("switch1.key"),
+            &file("ca.pem"),
+        )
+        .unwrap();
+        let hosts = Hosts::with_tls(
+            SessionConfig::default(),
+            ListenerLimits::default(),
+            Some(tls),
+        );
+        hosts.connect(&format!("ssl:{addr}")).unwrap();
+        let request = tokio::time::timeout(Duration::from_secs(5), monitor)
+            .await
+            .expect("a monitor request over TLS")
+            .unwrap();
+        assert_eq!(request["method"], "monitor");
+        // Without TLS configured an ssl: target is refused up front.
+        assert_eq!(
+            Hosts::default().connect("ssl:127.0.0.1:6640"),
+            Err(OvsdbError::NoTls("ssl:127.0.0.1:6640".into()))
+        );
     }
 }

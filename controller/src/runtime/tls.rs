@@ -89,6 +89,103 @@ pub fn mutual_acceptor(
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// OVSDB over TLS: the listener's acceptor, and the connector for `ssl:`
+/// targets, both with the same certificate and CA (as OVS's `set-ssl`).
+#[derive(Clone)]
+pub struct OvsdbTls {
+    pub acceptor: TlsAcceptor,
+    pub connector: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for OvsdbTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OvsdbTls").finish_non_exhaustive()
+    }
+}
+
+impl OvsdbTls {
+    pub fn new(cert: &Path, key: &Path, ca: &Path) -> anyhow::Result<Self> {
+        let acceptor = mutual_acceptor(cert, key, ca, "OVSDB")?;
+        let chain = certs(cert, "OVSDB TLS certificate")?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .with_context(|| format!("reading the OVSDB TLS private key {}", key.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for ca_cert in certs(ca, "OVSDB TLS CA certificate")? {
+            roots
+                .add(ca_cert)
+                .with_context(|| format!("a CA certificate of {}", ca.display()))?;
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .context("the OVSDB TLS CA")?;
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyName(webpki)))
+            .with_client_auth_cert(chain, key)
+            .context("the OVSDB TLS certificate and key do not go together")?;
+        Ok(OvsdbTls {
+            acceptor,
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+}
+
+/// A host's certificate must chain to the CA, whatever name it carries:
+/// OVS's certificates (`ovs-pki`) name no address, and OVS checks only
+/// the chain too.
+#[derive(Debug)]
+struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
 impl OpenflowTls {
     /// Serves the chain in `cert` with `key`, and accepts switches whose
     /// certificate the CA certificates in `ca` signed (no certificate, no
