@@ -47,6 +47,26 @@ pub struct Cli {
     /// PEM private key of --rest-tls-cert.
     #[arg(long, value_name = "FILE")]
     pub rest_tls_key: Option<PathBuf>,
+    /// PEM certificate chain: switches connect over TLS (OVS `ssl:`
+    /// targets), with --openflow-tls-key and --openflow-tls-ca.
+    #[arg(long, value_name = "FILE")]
+    pub openflow_tls_cert: Option<PathBuf>,
+    /// PEM private key of --openflow-tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub openflow_tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): a switch must present a certificate they signed.
+    #[arg(long, value_name = "FILE")]
+    pub openflow_tls_ca: Option<PathBuf>,
+    /// PEM certificate chain: hosts dial in over TLS (`ovs-vsctl
+    /// set-manager ssl:CTRL:6640`), with --ovsdb-tls-key and --ovsdb-tls-ca.
+    #[arg(long, value_name = "FILE")]
+    pub ovsdb_tls_cert: Option<PathBuf>,
+    /// PEM private key of --ovsdb-tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub ovsdb_tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): a host must present a certificate they signed.
+    #[arg(long, value_name = "FILE")]
+    pub ovsdb_tls_ca: Option<PathBuf>,
     /// Address cloud hosts' ovsdb-server dials (`ovs-vsctl set-manager
     /// tcp:CTRL:6640`) [default: 0.0.0.0:6640].
     #[arg(long)]
@@ -96,6 +116,7 @@ pub struct Config {
     /// File holding the token instead (its first line).
     pub api_token_file: Option<PathBuf>,
     pub rest: RestSection,
+    pub openflow: OpenflowSection,
     pub forwarding: ForwardingConfig,
     pub ovsdb: OvsdbConfig,
     pub overlay: OverlayConfig,
@@ -227,19 +248,140 @@ impl Default for RestSection {
     }
 }
 
+/// The OpenFlow listener's TLS.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenflowSection {
+    /// PEM certificate chain, its key, and the CA certificates switches'
+    /// certificates must be signed by: all three, or plain TCP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    /// A switch's certificate CN must name its dpid (16 hex digits, e.g.
+    /// `s1 0000000000000001`); a switch claiming another dpid is closed.
+    pub tls_bind_dpid: bool,
+}
+
+impl OpenflowSection {
+    /// The runtime's TLS settings, if TLS is configured.
+    pub fn tls(&self) -> anyhow::Result<Option<flowgate_controller::runtime::tls::OpenflowTls>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => {
+                anyhow::ensure!(
+                    !self.tls_bind_dpid,
+                    "openflow.tls_bind_dpid needs OpenFlow over TLS"
+                );
+                Ok(None)
+            }
+            (Some(cert), Some(key), Some(ca)) => {
+                Ok(Some(flowgate_controller::runtime::tls::OpenflowTls::new(
+                    cert,
+                    key,
+                    ca,
+                    self.tls_bind_dpid,
+                )?))
+            }
+            _ => anyhow::bail!(
+                "OpenFlow over TLS needs a certificate, its key and a CA (--openflow-tls-cert, \
+                 --openflow-tls-key, --openflow-tls-ca)"
+            ),
+        }
+    }
+}
+
 /// The OVSDB listener for cloud hosts.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OvsdbConfig {
     /// Where hosts' ovsdb-server connects (`set-manager tcp:CTRL:6640`).
     pub listen: SocketAddr,
+    /// Hosts connected to the listener at once, in all.
+    pub max_connections: usize,
+    /// Connections to the listener at once from one address.
+    pub max_connections_per_address: usize,
+    /// Seconds a host that connected has to send its database contents.
+    pub handshake_timeout: u64,
+    /// Bytes of one OVSDB message (a monitor reply of a host with a few
+    /// thousand interfaces is about a megabyte); its JSON values are
+    /// limited to one per 8 bytes of it.
+    pub max_message: usize,
+    /// Rows of the monitored tables kept per connection.
+    pub max_rows: usize,
+    /// PEM certificate chain, its key, and the CA certificates hosts'
+    /// certificates must be signed by: all three (TLS only), or TCP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for OvsdbConfig {
     fn default() -> Self {
+        let session = flowgate_controller::ovsdb::Limits::default();
+        let listener = flowgate_controller::ovsdb::ListenerLimits::default();
         OvsdbConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 6640)),
+            max_connections: listener.max_connections,
+            max_connections_per_address: listener.max_per_address,
+            handshake_timeout: listener.handshake_timeout.as_secs(),
+            max_message: session.max_message,
+            max_rows: session.max_rows,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
+    }
+}
+
+impl OvsdbConfig {
+    /// What one connection may hold.
+    pub fn session(&self) -> flowgate_controller::ovsdb::session::SessionConfig {
+        flowgate_controller::ovsdb::session::SessionConfig {
+            limits: flowgate_controller::ovsdb::Limits {
+                max_rows: self.max_rows,
+                ..flowgate_controller::ovsdb::Limits::for_message(self.max_message)
+            },
+            ..Default::default()
+        }
+    }
+
+    /// What the listener accepts.
+    pub fn listener(&self) -> flowgate_controller::ovsdb::ListenerLimits {
+        flowgate_controller::ovsdb::ListenerLimits {
+            max_connections: self.max_connections,
+            max_per_address: self.max_connections_per_address,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout),
+        }
+    }
+
+    /// The listener's TLS acceptor, if TLS is configured.
+    pub fn tls(&self) -> anyhow::Result<Option<flowgate_controller::runtime::tls::OvsdbTls>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(
+                flowgate_controller::runtime::tls::OvsdbTls::new(cert, key, ca)?,
+            )),
+            _ => anyhow::bail!(
+                "OVSDB over TLS needs a certificate, its key and a CA (--ovsdb-tls-cert, \
+                 --ovsdb-tls-key, --ovsdb-tls-ca)"
+            ),
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_connections_per_address > 0
+                && self.max_connections >= self.max_connections_per_address,
+            "ovsdb.max_connections_per_address must be 1..=ovsdb.max_connections"
+        );
+        anyhow::ensure!(
+            self.handshake_timeout > 0,
+            "ovsdb.handshake_timeout must be at least 1 second"
+        );
+        anyhow::ensure!(
+            self.max_message >= 4096 && self.max_rows > 0,
+            "ovsdb.max_message must be at least 4096 bytes and ovsdb.max_rows at least 1"
+        );
+        Ok(())
     }
 }
 
@@ -279,6 +421,7 @@ impl Default for Config {
             api_token: None,
             api_token_file: None,
             rest: RestSection::default(),
+            openflow: OpenflowSection::default(),
             forwarding: ForwardingConfig::default(),
             ovsdb: OvsdbConfig::default(),
             overlay: OverlayConfig::default(),
@@ -323,6 +466,24 @@ impl Config {
         if let Some(v) = &cli.rest_tls_key {
             config.rest.tls_key = Some(v.clone());
         }
+        if let Some(v) = &cli.openflow_tls_cert {
+            config.openflow.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &cli.openflow_tls_key {
+            config.openflow.tls_key = Some(v.clone());
+        }
+        if let Some(v) = &cli.openflow_tls_ca {
+            config.openflow.tls_ca = Some(v.clone());
+        }
+        if let Some(v) = &cli.ovsdb_tls_cert {
+            config.ovsdb.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &cli.ovsdb_tls_key {
+            config.ovsdb.tls_key = Some(v.clone());
+        }
+        if let Some(v) = &cli.ovsdb_tls_ca {
+            config.ovsdb.tls_ca = Some(v.clone());
+        }
         if let Some(v) = cli.ovsdb_listen {
             config.ovsdb.listen = v;
         }
@@ -357,6 +518,7 @@ impl Config {
             .parse::<flowgate_openflow::MacAddr>()
             .map_err(|e| anyhow::anyhow!("loadbalancer.virtual_mac: {e}"))?;
         config.check_rest()?;
+        config.ovsdb.check()?;
         if let Some(path) = &config.api_token_file {
             anyhow::ensure!(
                 config.api_token.is_none(),

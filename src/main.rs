@@ -86,7 +86,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         idle_timeout: config.forwarding.idle_timeout,
     })));
     // OVSDB: the hosts, and the reconciler of every module's rows there.
-    let hosts = Hosts::default();
+    let hosts = Hosts::with_tls(
+        config.ovsdb.session(),
+        config.ovsdb.listener(),
+        config.ovsdb.tls()?,
+    );
     let reconciler = Reconciler::new(hosts.clone());
     let board = StatusBoard::default();
     let provisioning = Provisioning::new(
@@ -129,6 +133,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let echo = Duration::from_secs(config.echo_interval);
     runtime_config.driver.session.echo_interval = echo;
     runtime_config.driver.session.dead_after = echo * 3;
+    runtime_config.tls = config.openflow.tls()?;
 
     let openflow = TcpListener::bind(config.openflow_listen)
         .await
@@ -140,7 +145,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(api::server::tls::acceptor(cert, key)?),
         _ => None,
     };
-    info!(openflow = %config.openflow_listen, rest = %config.rest_listen, data_dir = %config.data_dir.display(), "flowgate started");
+    info!(openflow = %config.openflow_listen, openflow_tls = runtime_config.tls.is_some(),
+          rest = %config.rest_listen, rest_tls = rest_tls.is_some(),
+          data_dir = %config.data_dir.display(), "flowgate started");
 
     let ovsdb = TcpListener::bind(config.ovsdb.listen)
         .await

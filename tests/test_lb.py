@@ -364,10 +364,10 @@ def test_bad_input_is_refused_and_changes_nothing(lab):
         ("POST", "/vips", {"id": "x", "address": "10.0.0.102", "port": 80, "pool": "nope"}, 404, "pool"),
         ("POST", "/vips", {"id": "x", "address": VIP, "port": 80, "pool": "web"}, 409, "address"),
         ("POST", "/vips", {"id": "x", "address": "10.0.0.2", "port": 80, "pool": "web"}, 409, "address"),
-        ("POST", "/pools/web/members", {"address": "10.0.0.9", "port": 8080, "weight": 0}, 400, "weight"),
-        ("POST", "/pools/web/members", {"address": "10.0.0.9", "port": 8080, "weight": 1001}, 400, "weight"),
+        ("POST", "/pools/web/members", {"address": "10.0.0.9", "port": 8080, "weight": 0}, 422, "weight"),
+        ("POST", "/pools/web/members", {"address": "10.0.0.9", "port": 8080, "weight": 1001}, 422, "weight"),
         ("PUT", "/monitors/web-tcp", {"pool": "web", "type": "tcp", "interval": 1, "timeout": 2,
-                                      "source_ip": SOURCE}, 400, "timeout"),
+                                      "source_ip": SOURCE}, 422, "timeout"),
     ):
         resp = lab.ctl.rest.request(method, LB + path, body)
         assert resp.status == status and resp.json["field"] == field, (path, resp.status, resp.text)

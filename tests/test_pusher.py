@@ -219,6 +219,24 @@ def test_errors_name_the_item_and_field_and_nothing_is_applied(ctl, tmp_path):
     assert code == 2 and "needs its 'id'" in err
 
 
+def test_a_refused_field_is_named_by_its_yaml_line(ctl, tmp_path):
+    pytest.importorskip("yaml")
+    reset(ctl)
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(
+        "firewall/rules:\n"
+        "  - id: 7\n"
+        "    priority: 70\n"
+        "    action: allow\n"
+        "    match:\n"
+        "      ip_proto: tcp\n"
+        "      ip_dst: 10.0.0.1/24\n"
+    )
+    code, _, err = run(ctl, "apply", str(bad))
+    assert code == 2 and "rules.yaml:7: create firewall/rules 7: match.ip_dst:" in err, err
+    assert 7 not in rules_on(ctl)
+
+
 def test_prune_replaces_in_bulk_and_bulk_errors_name_the_id(ctl, tmp_path):
     reset(ctl)
     run(ctl, "apply", write(tmp_path, {"firewall/rules": RULES}), check=0)
@@ -318,7 +336,9 @@ def test_a_scenario_files_policies_round_trip(ctl, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(open(campus, encoding="utf-8").read().replace("ip_dst: 10.10.9.0/24, ip_proto: icmp",
                                                                   "ip_dst: 10.10.9.1/24, ip_proto: icmp"))
-    line = next(i for i, text in enumerate(open(campus, encoding="utf-8"), start=1) if "{id: 130," in text)
+    # The line of the refused field (rule 130's match), not of the item.
+    line = next(i for i, text in enumerate(open(campus, encoding="utf-8"), start=1)
+                if "ip_dst: 10.10.9.0/24, ip_proto: icmp" in text)
     code, _, err = run(ctl, "apply", str(bad))
     assert code == 2 and "bad.yaml:%d: create firewall/rules 130: match.ip_dst:" % line in err, err
     assert "column" not in err, "the position in the pusher's own JSON body means nothing to the user"

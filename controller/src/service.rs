@@ -11,8 +11,10 @@
 //! Writes of one module are serialized, so validation always sees the
 //! state the change is applied to, and each runs to completion in its own
 //! task: a caller that goes away (an HTTP client hanging up) cannot leave a
-//! write half done. Reads go through the core and never wait for switches
-//! or for a write in progress.
+//! write half done. The REST layer does the same for a whole write request
+//! (validation, the service calls, the announcement:
+//! [`crate::api::write`]'s `run_to_completion`). Reads go through the core
+//! and never wait for switches or for a write in progress.
 
 use std::fmt;
 use std::marker::PhantomData;

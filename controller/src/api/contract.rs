@@ -207,10 +207,19 @@ fn close_variant(schema: &mut Schema) {
         let RefOr::T(Schema::Object(o)) = item else {
             continue;
         };
+        if o.additional_properties.is_some() {
+            continue;
+        }
+        // Internally tagged (`{"type": "name", ...fields}`): the variant's
+        // object is closed as its struct is.
+        if has_tag(o) {
+            o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            continue;
+        }
         let single = o.properties.len() == 1
             && o.required.len() == 1
             && o.properties.contains_key(&o.required[0]);
-        if !single || o.additional_properties.is_some() {
+        if !single {
             continue;
         }
         o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
@@ -223,6 +232,19 @@ fn close_variant(schema: &mut Schema) {
             }
         }
     }
+}
+
+/// Whether `o` is a variant of an internally tagged enum: a required
+/// property that can only be one string (the tag).
+fn has_tag(o: &Object) -> bool {
+    o.required.iter().any(|name| {
+        matches!(
+            o.properties.get(name),
+            Some(RefOr::T(Schema::Object(tag)))
+                if tag.schema_type == SchemaType::Type(Type::String)
+                    && tag.enum_values.as_ref().is_some_and(|v| v.len() == 1)
+        )
+    })
 }
 
 /// Lets every part of an `allOf` component accept the other parts'
@@ -355,6 +377,13 @@ mod tests {
         Remark { level: u8 },
     }
 
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+    enum Act {
+        Limit { kbps: u32 },
+        Notify {},
+    }
+
     fn doc_with(schemas: Vec<(&str, RefOr<Schema>)>) -> OpenApi {
         let mut components = ComponentsBuilder::new();
         for (name, schema) in schemas {
@@ -375,6 +404,7 @@ mod tests {
             ("Inner", Inner::schema()),
             ("Answer", Answer::schema()),
             ("Band", Band::schema()),
+            ("Act", Act::schema()),
         ]);
         complete(&mut doc, |_, _| false);
         let inner = json_of(&doc, "Inner");
@@ -396,6 +426,11 @@ mod tests {
             json!(false),
             "{band}"
         );
+        // Internally tagged: each variant's object, fields and tag, is closed.
+        let act = json_of(&doc, "Act");
+        for variant in act["oneOf"].as_array().expect("oneOf") {
+            assert_eq!(variant["additionalProperties"], json!(false), "{act}");
+        }
     }
 
     #[test]

@@ -49,6 +49,7 @@ mod tests;
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use server::{serve, ServerConfig};
+pub use strict::strict_field;
 pub use utoipa_axum::router::OpenApiRouter;
 pub use view::{ControllerView, QueryFuture, SwitchQueryError, SwitchSnapshot};
 pub use write::{no_origin, same_id, AppliedInfo, Deleted, DryRun, WriteAnswer};
@@ -206,8 +207,8 @@ pub fn router(state: ApiState) -> Router {
 /// The whole HTTP application: core endpoints plus each module's router
 /// under [`API_PREFIX`], `/metrics`, the OpenAPI document covering all of
 /// them, the web dashboard at `/` (when [`ApiState::dashboard`]), JSON
-/// 404/405 fallbacks, the write-auth check, request counting and
-/// request tracing.
+/// 404/405 fallbacks, the write-auth check, writes that run to completion
+/// when their client hangs up, request counting and request tracing.
 pub fn router_with_modules(state: ApiState, modules: Vec<OpenApiRouter<ApiState>>) -> Router {
     router_with(state, modules, Vec::new())
 }
@@ -247,6 +248,7 @@ pub fn router_with(
     };
     app.fallback(meta::no_route)
         .method_not_allowed_fallback(meta::wrong_method)
+        .layer(middleware::from_fn(write::run_to_completion))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             body::read_in_time,

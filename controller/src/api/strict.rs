@@ -11,12 +11,25 @@
 use std::fmt;
 
 use serde::de::{
-    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Unexpected,
+    self, Deserialize, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Unexpected,
     VariantAccess, Visitor,
 };
 
 /// A deserializer whose structs (and struct variants) refuse sequences.
 pub struct Strict<D>(pub D);
+
+/// `#[serde(deserialize_with = "strict_field")]` for a field serde buffers
+/// before it deserializes it (a field of an internally tagged enum's
+/// variant, or beside a `flatten`), where [`Strict`] cannot reach: its
+/// structs must come as JSON objects too.
+pub fn strict_field<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    T::deserialize(Strict(value)).map_err(de::Error::custom)
+}
 
 /// A visitor of a value inside [`Strict`]; `structs` when it builds a struct.
 struct Wrap<V> {
@@ -270,7 +283,7 @@ mod tests {
         list: Vec<Inner>,
     }
 
-    #[derive(Debug, PartialEq, Deserialize)]
+    #[derive(Debug, Default, PartialEq, Deserialize)]
     struct Inner {
         #[serde(default)]
         port: Option<u16>,
@@ -282,6 +295,28 @@ mod tests {
         Allow,
         Queue { id: u32 },
         Mark(u8),
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+    enum Tagged {
+        Block {
+            #[serde(default, deserialize_with = "super::strict_field")]
+            inner: Inner,
+        },
+    }
+
+    #[test]
+    fn a_buffered_field_refuses_arrays_for_structs() {
+        let ok: Tagged = strict(r#"{"type": "block", "inner": {"port": 1}}"#).unwrap();
+        assert_eq!(
+            ok,
+            Tagged::Block {
+                inner: Inner { port: Some(1) }
+            }
+        );
+        assert!(strict::<Tagged>(r#"{"type": "block", "inner": [null]}"#).is_err());
+        assert!(strict::<Tagged>(r#"{"type": "block", "inner": [1]}"#).is_err());
     }
 
     fn strict<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, String> {

@@ -36,6 +36,8 @@ pub enum ConnError {
     Eof,
     #[error("closed by Flowgate")]
     Stopped,
+    #[error("no database contents within {0:?}")]
+    Handshake(std::time::Duration),
 }
 
 /// Runs the connection until it fails or every command sender is gone.

@@ -52,7 +52,8 @@ pub mod view;
 mod tests;
 
 pub use columns::Columns;
-pub use hosts::{HostHandle, HostSnapshot, Hosts, OvsdbError};
+pub use framing::Limits;
+pub use hosts::{HostHandle, HostSnapshot, Hosts, ListenerLimits, OvsdbError};
 pub use objects::{BridgeSpec, Object, PortSpec, QosSpec, QosType, QueueSpec};
 pub use reconciler::{OwnerRows, Reconciler, Registration};
 pub use view::{BridgeView, HostView, InterfaceView, PortView, QosView, QueueView};

@@ -212,7 +212,7 @@ impl Reconciler {
                 let Some(handle) = self.hosts.handle(snap.conn_id) else {
                     continue;
                 };
-                info!(chassis = %host, ops = planned.ops.len(), "OVSDB: applying declared rows");
+                info!(chassis = ?host, ops = planned.ops.len(), "OVSDB: applying declared rows");
                 pace.sent(snap.view.clone(), generation);
                 let mut txn = vec![ops::comment("flowgate: OVSDB reconciler")];
                 txn.extend(planned.ops);
@@ -235,7 +235,7 @@ impl Reconciler {
                 _ = self.shared.wake.notified() => {}
                 Some(Ok((host, conn, result))) = inflight.join_next() => {
                     if let Err(e) = &result {
-                        warn!(chassis = %host, error = %e, "OVSDB transaction failed; will retry");
+                        warn!(chassis = ?host, error = ?e.to_string(), "OVSDB transaction failed; will retry");
                     }
                     self.set_error(&host, result.as_ref().err().map(ToString::to_string));
                     if let Some(pace) = pacing.get_mut(&host).filter(|p| p.conn == conn) {
@@ -281,7 +281,7 @@ impl Reconciler {
         let status = state.status.entry(host.to_owned()).or_default();
         if status.blocked != blocked {
             for b in blocked.iter().filter(|b| !status.blocked.contains(b)) {
-                warn!(chassis = %host, owner = b.owner.name(), object = ?b.id, reason = %b.reason,
+                warn!(chassis = ?host, owner = b.owner.name(), object = ?b.id, reason = ?b.reason,
                     "OVSDB: declared object not applied");
             }
             status.blocked = blocked;

@@ -64,6 +64,11 @@ impl Replica {
         Ok(())
     }
 
+    /// Rows of every table.
+    pub fn rows(&self) -> usize {
+        self.tables.values().map(BTreeMap::len).sum()
+    }
+
     pub fn table(&self, name: &str) -> Option<&BTreeMap<String, Row>> {
         self.tables.get(name)
     }

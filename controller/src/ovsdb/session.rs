@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use thiserror::Error;
 
 use super::columns::Columns;
-use super::framing::{FrameError, Framer};
+use super::framing::{FrameError, Framer, Limits};
 use super::replica::Replica;
 use super::rpc::{self, Incoming, RpcError};
 
@@ -33,6 +33,8 @@ pub struct SessionConfig {
     pub echo_interval: Duration,
     /// Silence after which the peer is declared dead.
     pub dead_after: Duration,
+    /// What one message from the peer may take.
+    pub limits: Limits,
 }
 
 impl Default for SessionConfig {
@@ -40,6 +42,7 @@ impl Default for SessionConfig {
         SessionConfig {
             echo_interval: Duration::from_secs(5),
             dead_after: Duration::from_secs(15),
+            limits: Limits::default(),
         }
     }
 }
@@ -55,6 +58,8 @@ pub enum SessionError {
     MonitorRefused(String),
     #[error("no message from the server for {0:?}")]
     Dead(Duration),
+    #[error("the monitored tables have over {0} rows")]
+    TooManyRows(usize),
 }
 
 /// Why a `transact` failed.
@@ -116,7 +121,7 @@ impl<W> Session<W> {
     pub fn new(now: Instant, config: SessionConfig, columns: Columns) -> Self {
         let mut s = Session {
             config,
-            framer: Framer::default(),
+            framer: Framer::new(config.limits),
             next_id: 0,
             pending: HashMap::new(),
             replica: Replica::default(),
@@ -227,6 +232,15 @@ impl<W> Session<W> {
         Ok(())
     }
 
+    /// A replica over the row budget ends the connection.
+    fn check_rows(&self, replica: &Replica) -> Result<(), SessionError> {
+        let max = self.config.limits.max_rows;
+        if replica.rows() > max {
+            return Err(SessionError::TooManyRows(max));
+        }
+        Ok(())
+    }
+
     fn handle_message(&mut self, message: Incoming) -> Result<(), SessionError> {
         match message {
             Incoming::Request { id, method, params } => {
@@ -249,6 +263,7 @@ impl<W> Session<W> {
                         return Ok(());
                     }
                     self.replica.apply(updates)?;
+                    self.check_rows(&self.replica)?;
                     self.events.push_back(SessionEvent::Changed);
                 }
             }
@@ -269,6 +284,7 @@ impl<W> Session<W> {
                         }
                         let mut replica = Replica::new(columns);
                         replica.apply(&result)?;
+                        self.check_rows(&replica)?;
                         self.replica = replica;
                         let old = std::mem::replace(&mut self.monitor_id, id);
                         if self.ready {

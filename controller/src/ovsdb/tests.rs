@@ -618,3 +618,32 @@ mod live {
         }
     }
 }
+
+#[test]
+fn a_replica_over_the_row_budget_ends_the_session() {
+    let now = Instant::now();
+    let config = SessionConfig {
+        limits: super::Limits {
+            max_rows: 3,
+            ..super::Limits::default()
+        },
+        ..SessionConfig::default()
+    };
+    let mut s: Session<u32> = Session::new(now, config, Columns::default());
+    let monitor = sent(&mut s)[0]["params"][1].clone();
+    let rows = |n: usize| {
+        let rows: serde_json::Map<String, Value> = (0..n)
+            .map(|i| (format!("u{i}"), json!({"new": {"name": format!("p{i}")}})))
+            .collect();
+        json!({"Port": rows})
+    };
+    let reply = json!({"id": 1, "result": rows(3), "error": null});
+    s.handle_bytes(now, reply.to_string().as_bytes()).unwrap();
+    assert!(s.is_ready());
+    // An update that adds a fourth row is one too many.
+    let update = json!({"method": "update", "params": [monitor, rows(4)], "id": null});
+    let err = s
+        .handle_bytes(now, update.to_string().as_bytes())
+        .unwrap_err();
+    assert!(err.to_string().contains("over 3 rows"), "{err}");
+}

@@ -10,6 +10,7 @@ pub mod registry;
 pub mod rejection;
 pub mod session;
 pub mod tasks;
+pub mod tls;
 mod unknown_table;
 mod view;
 pub mod writer;
@@ -49,6 +50,8 @@ pub struct RuntimeConfig {
     /// How long [`Runtime::call`] waits for the switches a call touched to
     /// confirm it by barrier (all of them together).
     pub confirm_timeout: Duration,
+    /// Switches connect over TLS with a certificate (none: plain TCP).
+    pub tls: Option<tls::OpenflowTls>,
 }
 
 impl Default for RuntimeConfig {
@@ -57,6 +60,7 @@ impl Default for RuntimeConfig {
             driver: DriverConfig::default(),
             max_connections: 10_000,
             confirm_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -329,7 +333,15 @@ impl Runtime {
             let registry = self.registry.clone();
             let core = core.clone();
             let config = self.config.driver.clone();
+            let tls = self.config.tls.clone();
             tokio::spawn(async move {
+                let stream = match tls {
+                    None => stream,
+                    Some(tls) => match tls.accept(stream, peer).await {
+                        Some(inner) => inner,
+                        None => return,
+                    },
+                };
                 driver::run_connection(stream, peer, config, registry, core).await;
                 drop(permit);
             });

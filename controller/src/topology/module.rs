@@ -468,7 +468,7 @@ impl Topology {
         let probe = match Probe::from_frame(frame) {
             Ok(probe) => probe,
             Err(e) => {
-                debug!(error = %e, "ignored LLDP frame");
+                debug!(error = ?e.to_string(), "ignored LLDP frame");
                 return;
             }
         };

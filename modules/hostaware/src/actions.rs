@@ -152,6 +152,7 @@ fn describe<E: Into<ApiError>>(e: WriteError<E>) -> String {
             field: Some(f),
             reason,
         }
+        | ApiError::Invalid { field: f, reason }
         | ApiError::Conflict {
             field: Some(f),
             reason,
@@ -397,7 +398,7 @@ fn plan(rule: &Rule, host: &MonitoredHost, pools: &[Pool]) -> Result<Vec<Step>, 
             let by = origin(rule.id, &host.id, rule.action.slot(rule.id));
             plan_lb(&rule.action, host, &by, pools)?
         }
-        Action::Notify => Vec::new(),
+        Action::Notify {} => Vec::new(),
     })
 }
 

@@ -41,7 +41,7 @@ pub fn routes(service: HostAwareService) -> OpenApiRouter<ApiState> {
 impl From<HostAwareError> for ApiError {
     fn from(e: HostAwareError) -> ApiError {
         match e {
-            HostAwareError::Invalid(f) => ApiError::bad_field(f.field, f.reason),
+            HostAwareError::Invalid(f) => ApiError::invalid(f.field, f.reason),
             HostAwareError::Conflict(f) => ApiError::conflict(f.field, f.reason),
             HostAwareError::Missing(f) => ApiError::not_found(f.field, f.reason),
         }
@@ -155,7 +155,7 @@ async fn get_settings(State(ha): State<HostAwareService>) -> Result<Json<Setting
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Stored", body = WriteAnswer<Settings>),
-        (status = 400, description = "Invalid settings (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid settings (field named)", body = ErrorBody),
     ))]
 async fn put_settings(
     State(ha): State<HostAwareService>,
@@ -213,7 +213,7 @@ async fn list_hosts(State(ha): State<HostAwareService>) -> Result<Json<Vec<HostV
     responses(
         (status = 201, description = "Stored", body = WriteAnswer<MonitoredHost>),
         (status = 200, description = "Dry run", body = WriteAnswer<MonitoredHost>),
-        (status = 400, description = "Invalid host (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid host (field named)", body = ErrorBody),
         (status = 409, description = "Id exists", body = ErrorBody),
     ))]
 async fn create_host(
@@ -256,7 +256,7 @@ async fn get_host(
     responses(
         (status = 200, description = "Replaced (or dry run)", body = WriteAnswer<MonitoredHost>),
         (status = 201, description = "Created", body = WriteAnswer<MonitoredHost>),
-        (status = 400, description = "Invalid host (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid host (field named)", body = ErrorBody),
         (status = 409, description = "A rule needs what the change removes", body = ErrorBody),
     ))]
 async fn put_host(
@@ -300,7 +300,7 @@ async fn delete_host(
            WindowQuery),
     responses(
         (status = 200, description = "Values, oldest first", body = MetricHistory),
-        (status = 400, description = "Not a metric name", body = ErrorBody),
+        (status = 422, description = "Not a metric name", body = ErrorBody),
         (status = 404, description = "No such host", body = ErrorBody),
     ))]
 async fn host_metric(
@@ -310,7 +310,7 @@ async fn host_metric(
 ) -> Result<Json<MetricHistory>, ApiError> {
     let parsed: Metric = metric
         .parse()
-        .map_err(|e: String| ApiError::bad_field("metric", e))?;
+        .map_err(|e: String| ApiError::invalid("metric", e))?;
     let config = ha.config().await?;
     let host = config
         .hosts
@@ -405,7 +405,7 @@ async fn list_rules(State(ha): State<HostAwareService>) -> Result<Json<Vec<RuleV
     responses(
         (status = 201, description = "Stored", body = WriteAnswer<Rule>),
         (status = 200, description = "Dry run", body = WriteAnswer<Rule>),
-        (status = 400, description = "Invalid rule (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid rule (field named)", body = ErrorBody),
         (status = 409, description = "Id exists, or a selected host cannot take the action", body = ErrorBody),
     ))]
 async fn create_rule(
@@ -449,7 +449,7 @@ async fn get_rule(
     responses(
         (status = 200, description = "Replaced (or dry run)", body = WriteAnswer<Rule>),
         (status = 201, description = "Created", body = WriteAnswer<Rule>),
-        (status = 400, description = "Invalid rule (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid rule (field named)", body = ErrorBody),
         (status = 409, description = "Owned by a module, or a selected host cannot take the action", body = ErrorBody),
     ))]
 async fn put_rule(
@@ -507,7 +507,7 @@ async fn list_reactions(
 #[utoipa::path(get, path = "/hostaware/events", tag = "hostaware", params(EventQuery),
     responses(
         (status = 200, description = "Events", body = [AuditEvent]),
-        (status = 400, description = "Unknown kind", body = ErrorBody),
+        (status = 422, description = "Unknown kind", body = ErrorBody),
     ))]
 async fn list_events(
     State(ha): State<HostAwareService>,
@@ -516,7 +516,7 @@ async fn list_events(
     let kind = match q.kind {
         Some(k) => Some(
             serde_json::from_value::<Kind>(serde_json::Value::String(k.clone())).map_err(|_| {
-                ApiError::bad_field(
+                ApiError::invalid(
                     "kind",
                     format!("{k:?}: one of INFO, WARN, THRESHOLD_MET, ACTION_APPLIED, REVERTED, SOURCE_STALE"),
                 )

@@ -111,7 +111,7 @@ impl Engine {
                 out.push(Transition::ThresholdMet { value });
             }
             Some(_) => {
-                if rule.revert != Revert::OnRecovery || !rule.recovered(value) {
+                if rule.revert != (Revert::OnRecovery {}) || !rule.recovered(value) {
                     track.clears = 0;
                     return out;
                 }

@@ -47,6 +47,7 @@ pub struct MonitoredHost {
     /// The tenant network (VNI) of an overlay VM: its actions are scoped
     /// to that tenant, so colliding addresses elsewhere are not touched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 16777215)]
     pub tenant: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -105,6 +106,7 @@ pub struct HostSelector {
     pub cluster: Option<String>,
     /// Every host of this tenant network (VNI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 16777215)]
     pub tenant: Option<u32>,
 }
 
@@ -274,6 +276,10 @@ impl Comparator {
 }
 
 /// What a rule does to a host whose metric crossed its threshold.
+///
+/// Variants without fields are written `Name {}`: serde ignores what else
+/// an internally tagged unit variant's object holds, `{}` makes
+/// `deny_unknown_fields` refuse it, as the document does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
@@ -309,11 +315,15 @@ pub enum Action {
     /// Firewall: drop what the host sends that matches `match` (empty:
     /// everything).
     Block {
-        #[serde(default, rename = "match")]
+        #[serde(
+            default,
+            rename = "match",
+            deserialize_with = "flowgate_controller::api::strict_field"
+        )]
         match_: PacketMatch,
     },
     /// Only an event.
-    Notify,
+    Notify {},
 }
 
 /// Actions that contradict each other on one host share a slot: of the
@@ -338,7 +348,7 @@ impl Action {
             Action::RateLimit { .. } | Action::Enqueue { .. } => Slot::Qos,
             Action::LbDrain { .. } | Action::LbWeight { .. } => Slot::LbWeight,
             Action::Block { .. } => Slot::Block(rule),
-            Action::Notify => Slot::Notify(rule),
+            Action::Notify {} => Slot::Notify(rule),
         }
     }
 
@@ -350,7 +360,7 @@ impl Action {
             Action::LbDrain { .. } => "lb_drain",
             Action::LbWeight { .. } => "lb_weight",
             Action::Block { .. } => "block",
-            Action::Notify => "notify",
+            Action::Notify {} => "notify",
         }
     }
 
@@ -389,17 +399,26 @@ impl Action {
     }
 }
 
-/// When an applied action is undone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// When an applied action is undone (fieldless variants as `Name {}`,
+/// see [`Action`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Revert {
     /// When the metric is past the clear threshold for `for` polls.
-    #[default]
-    OnRecovery,
+    OnRecovery {},
     /// A fixed time after it was applied, whatever the metric.
-    After { seconds: u64 },
+    After {
+        #[schema(minimum = 1)]
+        seconds: u64,
+    },
     /// Only when the rule is deleted or disabled.
-    Never,
+    Never {},
+}
+
+impl Default for Revert {
+    fn default() -> Self {
+        Revert::OnRecovery {}
+    }
 }
 
 /// A threshold rule.
@@ -431,9 +450,11 @@ pub struct Rule {
     /// Consecutive polls past the threshold before acting (and past the
     /// clear threshold before recovering). At least 1.
     #[serde(default = "one", rename = "for")]
+    #[schema(minimum = 1)]
     pub for_polls: u32,
     /// Seconds between polls.
     #[serde(default = "ten")]
+    #[schema(minimum = 1)]
     pub interval_s: u64,
     /// Seconds after a revert before the rule acts on that host again.
     #[serde(default)]
@@ -442,6 +463,7 @@ pub struct Rule {
     /// limits, say), the higher priority wins; equal priorities, the lower
     /// rule id. 0..500.
     #[serde(default)]
+    #[schema(maximum = 500)]
     pub priority: u16,
     pub action: Action,
     #[serde(default)]
@@ -589,9 +611,11 @@ pub struct Settings {
     /// A source whose newest value is older than this is stale: it
     /// neither triggers nor reverts.
     #[serde(default = "default_stale_s")]
+    #[schema(minimum = 1)]
     pub stale_after_s: u64,
     /// Events kept in the audit trail (oldest dropped first).
     #[serde(default = "default_keep_events")]
+    #[schema(minimum = 100, maximum = 1000000)]
     pub keep_events: u32,
 }
 

@@ -39,7 +39,7 @@ pub enum HostAwareOp {
 /// Why a change is refused.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HostAwareError {
-    /// Malformed or self-contradicting (400).
+    /// A value refused, or fields that contradict each other (422).
     Invalid(FieldError),
     /// Clashes with what exists (409).
     Conflict(FieldError),

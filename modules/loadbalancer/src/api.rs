@@ -1,7 +1,8 @@
 //! `/lb/...` REST endpoints: thin callers of the [`LoadBalancerService`].
 //!
-//! Writes validate (400 naming the field, 404 for an unknown path object,
-//! 409 for conflicts), persist and apply, and answer once every touched
+//! Writes validate (400 for a body not of the documented shape, 422 naming
+//! the field whose value is refused, 404 for an unknown object the path or
+//! body names, 409 for conflicts), persist and apply, and answer once every touched
 //! switch confirmed, with what was applied; `?dry_run=true` validates and
 //! answers with the object as it would be stored. VIPs, pools (with their
 //! members) and monitors are collections the pusher (`flowgate-push`)
@@ -41,7 +42,7 @@ pub fn routes(service: LoadBalancerService) -> OpenApiRouter<ApiState> {
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> ApiError {
         match e {
-            Invalid::Bad { field, reason } => ApiError::bad_field(field, reason),
+            Invalid::Bad { field, reason } => ApiError::invalid(field, reason),
             Invalid::Missing { field, reason } => ApiError::not_found(field, reason),
             Invalid::Conflict { field, reason } => ApiError::conflict(field, reason),
         }
@@ -163,7 +164,7 @@ fn write_status<T>(wrote: &Wrote<T>, dry: DryRun) -> StatusCode {
 /// A REST client may not claim a module's origin.
 fn no_origin<T>(origin: &Option<T>) -> Result<(), ApiError> {
     match origin {
-        Some(_) => Err(ApiError::bad_field(
+        Some(_) => Err(ApiError::invalid(
             "origin",
             "set by the controller for objects modules create; leave it out",
         )),
@@ -186,7 +187,7 @@ fn not_held(member: &Member) -> Result<(), ApiError> {
 /// The id from the path; the body's, if given, must match.
 fn same_id(body: &mut String, path: String) -> Result<(), ApiError> {
     if !body.is_empty() && *body != path {
-        return Err(ApiError::bad_field(
+        return Err(ApiError::invalid(
             "id",
             format!("the body's id {body:?} differs from the path's {path:?}"),
         ));
@@ -197,7 +198,7 @@ fn same_id(body: &mut String, path: String) -> Result<(), ApiError> {
 
 fn member_key(text: &str) -> Result<MemberKey, ApiError> {
     text.parse()
-        .map_err(|e: String| ApiError::bad_field("member", e))
+        .map_err(|e: String| ApiError::invalid("member", e))
 }
 
 // --- VIPs -------------------------------------------------------------------
@@ -215,7 +216,7 @@ async fn list_vips(State(lb): State<LoadBalancerService>) -> Result<Json<Vec<Vip
     responses(
         (status = 201, description = "Stored and confirmed by the switches", body = VipWrite),
         (status = 200, description = "Dry run: the VIP as it would be stored", body = VipWrite),
-        (status = 400, description = "Invalid (field named), a member outside the VIP's tenant", body = ErrorBody),
+        (status = 422, description = "Invalid (field named), a member outside the VIP's tenant", body = ErrorBody),
         (status = 404, description = "Unknown pool or tenant network", body = ErrorBody),
         (status = 409, description = "Id exists; address taken by another VIP or a host", body = ErrorBody),
         (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
@@ -260,7 +261,8 @@ async fn get_vip(
     responses(
         (status = 200, description = "Replaced (or dry run)", body = VipWrite),
         (status = 201, description = "Created", body = VipWrite),
-        (status = 400, description = "Invalid (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid (field named)", body = ErrorBody),
+        (status = 404, description = "Unknown pool or tenant network", body = ErrorBody),
         (status = 409, description = "Address taken; or a module owns the VIP", body = ErrorBody),
         (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     ))]
@@ -287,7 +289,9 @@ async fn put_vip(
 #[utoipa::path(delete, path = "/lb/vips/{id}", tag = "loadbalancer",
     params(("id" = String, Path, description = "VIP id")), security(("bearer" = [])),
     responses((status = 200, description = "Deleted; `vip` is what was removed", body = VipWrite),
-              (status = 404, description = "No such VIP", body = ErrorBody)))]
+              (status = 404, description = "No such VIP", body = ErrorBody),
+              (status = 409, description = "A module owns the VIP", body = ErrorBody),
+              (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody)))]
 async fn delete_vip(
     State(lb): State<LoadBalancerService>,
     ApiPath(id): ApiPath<String>,
@@ -335,8 +339,9 @@ async fn list_pools(State(lb): State<LoadBalancerService>) -> Result<Json<Vec<Po
     responses(
         (status = 201, description = "Stored and confirmed", body = PoolWrite),
         (status = 200, description = "Dry run", body = PoolWrite),
-        (status = 400, description = "Invalid (e.g. `members[1].weight`)", body = ErrorBody),
+        (status = 422, description = "Invalid (e.g. `members[1].weight`)", body = ErrorBody),
         (status = 409, description = "Id exists, a member twice, or `load_aware` while a VIP of the pool is not `weighted`", body = ErrorBody),
+        (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     ))]
 async fn create_pool(
     State(lb): State<LoadBalancerService>,
@@ -344,7 +349,7 @@ async fn create_pool(
     ApiJson(pool): ApiJson<Pool>,
 ) -> Result<(StatusCode, Json<PoolWrite>), ApiError> {
     if pool.members.iter().any(|m| m.origin.is_some()) {
-        return Err(ApiError::bad_field(
+        return Err(ApiError::invalid(
             "members.origin",
             "set by the controller; leave it out",
         ));
@@ -396,8 +401,9 @@ async fn get_pool(
     responses(
         (status = 200, description = "Replaced (or dry run)", body = PoolWrite),
         (status = 201, description = "Created", body = PoolWrite),
-        (status = 400, description = "Invalid (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid (field named)", body = ErrorBody),
         (status = 409, description = "A member twice; a held member's weight or admin state changed; `load_aware` while a VIP of the pool is not `weighted`", body = ErrorBody),
+        (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     ))]
 async fn put_pool(
     State(lb): State<LoadBalancerService>,
@@ -430,7 +436,8 @@ async fn put_pool(
     params(("id" = String, Path, description = "Pool id")), security(("bearer" = [])),
     responses((status = 200, description = "Deleted", body = PoolWrite),
               (status = 404, description = "No such pool", body = ErrorBody),
-              (status = 409, description = "A VIP or monitor uses it", body = ErrorBody)))]
+              (status = 409, description = "A VIP or monitor uses it", body = ErrorBody),
+              (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody)))]
 async fn delete_pool(
     State(lb): State<LoadBalancerService>,
     ApiPath(id): ApiPath<String>,
@@ -465,9 +472,10 @@ async fn list_members(
     responses(
         (status = 201, description = "Added; its bucket is in the VIPs' groups", body = MemberWrite),
         (status = 200, description = "Dry run", body = MemberWrite),
-        (status = 400, description = "Invalid (`weight`, `address` outside the VIP's tenant)", body = ErrorBody),
+        (status = 422, description = "Invalid (`weight`, `address` outside the VIP's tenant)", body = ErrorBody),
         (status = 404, description = "No such pool", body = ErrorBody),
         (status = 409, description = "Already a member", body = ErrorBody),
+        (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     ))]
 async fn create_member(
     State(lb): State<LoadBalancerService>,
@@ -521,9 +529,10 @@ async fn get_member(
     responses(
         (status = 200, description = "Replaced (or dry run)", body = MemberWrite),
         (status = 201, description = "Added", body = MemberWrite),
-        (status = 400, description = "Invalid (field named)", body = ErrorBody),
+        (status = 422, description = "Invalid (field named)", body = ErrorBody),
         (status = 404, description = "No such pool", body = ErrorBody),
-        (status = 409, description = "A module holds the member: its `weight` / `admin_state` cannot change until released", body = ErrorBody),
+        (status = 409, description = "A module holds the member: its `weight` / `admin_state` cannot change until released; or the address is the pool monitor's source", body = ErrorBody),
+        (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     ))]
 async fn put_member(
     State(lb): State<LoadBalancerService>,
@@ -534,7 +543,7 @@ async fn put_member(
     not_held(&member)?;
     let key = member_key(&member_path)?;
     if member.key() != key {
-        return Err(ApiError::bad_field(
+        return Err(ApiError::invalid(
             "address",
             format!("the body names {}, the path {key}", member.key()),
         ));
@@ -559,7 +568,8 @@ async fn put_member(
            ("member" = String, Path, description = "address:port")),
     security(("bearer" = [])),
     responses((status = 200, description = "Removed", body = AppliedInfo),
-              (status = 404, description = "No such pool or member", body = ErrorBody)))]
+              (status = 404, description = "No such pool or member", body = ErrorBody),
+              (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody)))]
 async fn delete_member(
     State(lb): State<LoadBalancerService>,
     ApiPath((id, member)): ApiPath<(String, String)>,
@@ -586,8 +596,10 @@ async fn list_monitors(
     responses(
         (status = 201, description = "Stored; probing starts", body = MonitorWrite),
         (status = 200, description = "Dry run", body = MonitorWrite),
-        (status = 400, description = "Invalid (e.g. `timeout` not below `interval`)", body = ErrorBody),
-        (status = 409, description = "Id exists; the pool has a monitor", body = ErrorBody),
+        (status = 422, description = "Invalid (e.g. `timeout` not below `interval`)", body = ErrorBody),
+        (status = 404, description = "No such pool", body = ErrorBody),
+        (status = 409, description = "Id exists; the pool has a monitor; the source address is taken", body = ErrorBody),
+        (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     ))]
 async fn create_monitor(
     State(lb): State<LoadBalancerService>,
@@ -630,8 +642,10 @@ async fn get_monitor(
     responses(
         (status = 200, description = "Replaced (or dry run)", body = MonitorWrite),
         (status = 201, description = "Created", body = MonitorWrite),
-        (status = 400, description = "Invalid (field named)", body = ErrorBody),
-        (status = 409, description = "The pool has another monitor", body = ErrorBody),
+        (status = 422, description = "Invalid (field named)", body = ErrorBody),
+        (status = 404, description = "No such pool", body = ErrorBody),
+        (status = 409, description = "The pool has another monitor; the source address is taken", body = ErrorBody),
+        (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody),
     ))]
 async fn put_monitor(
     State(lb): State<LoadBalancerService>,
@@ -657,7 +671,8 @@ async fn put_monitor(
 #[utoipa::path(delete, path = "/lb/monitors/{id}", tag = "loadbalancer",
     params(("id" = String, Path, description = "Monitor id")), security(("bearer" = [])),
     responses((status = 200, description = "Deleted", body = MonitorWrite),
-              (status = 404, description = "No such monitor", body = ErrorBody)))]
+              (status = 404, description = "No such monitor", body = ErrorBody),
+              (status = 502, description = "A switch rejected it; rolled back", body = ErrorBody)))]
 async fn delete_monitor(
     State(lb): State<LoadBalancerService>,
     ApiPath(id): ApiPath<String>,

@@ -110,7 +110,7 @@ pub struct Vip {
     pub address: IpAddr,
     #[serde(default)]
     pub protocol: Protocol,
-    #[schema(example = 80)]
+    #[schema(example = 80, minimum = 1)]
     pub port: u16,
     #[schema(example = "web")]
     pub pool: String,
@@ -124,17 +124,18 @@ pub struct Vip {
     /// Session affinity: a client's new connections go to the member its
     /// earlier ones went to, until it opened none for this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = 60)]
+    #[schema(example = 60, minimum = 1)]
     pub affinity_timeout: Option<u16>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Assigned by the controller (ignored on input): the VIP's group id
     /// (`0x05000000 | index`), `ct_mark` and cookie object.
     #[serde(default)]
+    #[schema(read_only)]
     pub index: u32,
     /// Set by the controller when a module created the VIP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, read_only)]
     pub origin: Option<Origin>,
 }
 
@@ -146,18 +147,18 @@ pub struct Member {
     /// address when the pool serves a VIP inside a tenant network.
     #[schema(value_type = String, example = "10.0.0.2")]
     pub address: IpAddr,
-    #[schema(example = 8080)]
+    #[schema(example = 8080, minimum = 1)]
     pub port: u16,
     /// 1–1000: the member's bucket weight (method `weighted`).
     #[serde(default = "default_weight")]
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 1, maximum = 1000)]
     pub weight: u16,
     #[serde(default)]
     pub admin_state: AdminState,
     /// Set by the controller when a module changed the member's weight or
     /// admin state last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, read_only)]
     pub origin: Option<Origin>,
     /// Set by the controller while a module holds the member (host-aware's
     /// `lb_drain` / `lb_weight`, origin `hostaware/rule-...`): what it had
@@ -427,20 +428,23 @@ pub struct Monitor {
     pub kind: MonitorType,
     /// Seconds between probes of a member (0.2–3600).
     #[serde(default = "default_interval")]
-    #[schema(example = 2.0)]
+    #[schema(example = 2.0, minimum = 0.2, maximum = 3600.0)]
     pub interval: f64,
     /// Seconds a probe may take; less than `interval`.
     #[serde(default = "default_timeout")]
-    #[schema(example = 1.0)]
+    #[schema(example = 1.0, exclusive_minimum = 0.0)]
     pub timeout: f64,
     /// Consecutive successes that bring a down member back (1–10).
     #[serde(default = "default_rise_fall")]
+    #[schema(minimum = 1, maximum = 10)]
     pub rise: u8,
     /// Consecutive failures that take a member out (1–10).
     #[serde(default = "default_rise_fall")]
+    #[schema(minimum = 1, maximum = 10)]
     pub fall: u8,
     /// Port probed (tcp, http); the member's own port when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub port: Option<u16>,
     /// The address probes come from (an unused address of the members'
     /// subnet, answered to ARP by the switches); the controller's
@@ -454,7 +458,7 @@ pub struct Monitor {
     pub http_path: Option<String>,
     /// `http`: the status that means healthy (default 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = 200)]
+    #[schema(example = 200, minimum = 100, maximum = 599)]
     pub expected_status: Option<u16>,
 }
 
@@ -481,7 +485,7 @@ pub struct Config {
 /// Why a change was refused (nothing was changed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalid {
-    /// 400: the request is wrong.
+    /// 422: a value of the request is refused.
     Bad { field: String, reason: String },
     /// 404: a resource the request names (in its path or body) does not
     /// exist.

@@ -839,10 +839,10 @@ impl LoadBalancer {
                 } => {
                     changed = true;
                     let level = if to == Health::Down {
-                        warn!(pool = %key.pool, member = %key.member, ?from, ?to, %reason, "load balancer member health changed");
+                        warn!(pool = %key.pool, member = %key.member, ?from, ?to, ?reason, "load balancer member health changed");
                         Level::Warn
                     } else {
-                        info!(pool = %key.pool, member = %key.member, ?from, ?to, %reason, "load balancer member health changed");
+                        info!(pool = %key.pool, member = %key.member, ?from, ?to, ?reason, "load balancer member health changed");
                         Level::Info
                     };
                     let since = SystemTime::now();

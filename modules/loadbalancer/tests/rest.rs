@@ -338,14 +338,14 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
             Method::POST,
             "/api/v1/lb/pools",
             json!({"id": "p", "members": [{"address": "10.0.0.2", "port": 80, "weight": 0}]}),
-            400,
+            422,
             "members[0].weight",
         ),
         (
             Method::PUT,
             "/api/v1/lb/pools/web/members/10.0.0.3:8080",
             json!({"address": "10.0.0.3", "port": 8080, "weight": 1001}),
-            400,
+            422,
             "weight",
         ),
         (
@@ -353,7 +353,7 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
             "/api/v1/lb/monitors",
             json!({"id": "m", "pool": "web", "type": "tcp", "interval": 1, "timeout": 1,
                    "source_ip": "10.0.0.250"}),
-            400,
+            422,
             "timeout",
         ),
         (
@@ -377,28 +377,28 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
             "/api/v1/lb/pools",
             json!({"id": "l", "load_aware": {"metric": "load_one", "busy": 4, "min_weight": 50,
                    "max_weight": 20}}),
-            400,
+            422,
             "load_aware.max_weight",
         ),
         (
             Method::POST,
             "/api/v1/lb/pools",
             json!({"id": "l", "load_aware": {"metric": "cpu", "source": "switch", "busy": 4}}),
-            400,
+            422,
             "load_aware.metric",
         ),
         (
             Method::POST,
             "/api/v1/lb/pools",
             json!({"id": "l", "load_aware": {"metric": "load_one", "busy": 0}}),
-            400,
+            422,
             "load_aware.busy",
         ),
         (
             Method::POST,
             "/api/v1/lb/pools",
             json!({"id": "l", "load_aware": {"metric": "load_one", "busy": 4, "smoothing": 0}}),
-            400,
+            422,
             "load_aware.smoothing",
         ),
         (
@@ -728,7 +728,7 @@ async fn load_weights_change_unheld_members_of_a_weighted_pool_in_one_write() {
         .await;
     assert_eq!(
         (s, &body["field"]),
-        (StatusCode::BAD_REQUEST, &json!("method"))
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("method"))
     );
     lab.ok(
         Method::POST,

@@ -19,7 +19,7 @@ use axum::Json;
 use flowgate_controller::api::{
     ApiError, ApiJson, ApiPath, ApiState, AppliedInfo, DryRun, ErrorBody, OpenApiRouter,
 };
-use flowgate_controller::ovsdb::hosts::{valid_target, Hosts};
+use flowgate_controller::ovsdb::hosts::Hosts;
 use flowgate_controller::runtime::Runtime;
 use flowgate_controller::service::{Origin, Written};
 use flowgate_controller::store::{Store, StoreExt};
@@ -492,7 +492,8 @@ async fn list_chassis(State(api): State<OverlayApi>) -> Json<Vec<ChassisStatus>>
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Connection {
-    /// `tcp:IP:PORT` (port defaults to 6640) or `unix:PATH`.
+    /// `tcp:IP:PORT` (port defaults to 6640), `ssl:IP:PORT` (with OVSDB
+    /// over TLS configured; the host listens with `pssl:`) or `unix:PATH`.
     #[schema(example = "tcp:192.0.2.10:6640")]
     pub target: String,
 }
@@ -523,7 +524,9 @@ async fn add_connection(
     ApiJson(conn): ApiJson<Connection>,
 ) -> Result<(StatusCode, Json<Connection>), ApiError> {
     let _write = api.connections.lock().await;
-    valid_target(&conn.target).map_err(|e| ApiError::invalid("target", e.to_string()))?;
+    api.hosts
+        .check_target(&conn.target)
+        .map_err(|e| ApiError::invalid("target", e.to_string()))?;
     if api.hosts.targets().contains(&conn.target) {
         return Err(ApiError::conflict(
             "target",

@@ -301,7 +301,7 @@ async fn run(mut ctx: TaskCtx, p: Provisioning) {
         seen.retain(|id, s| {
             let keep = !s.presence.expired(now, config.grace);
             if !keep {
-                info!(chassis = %id, "host gone past its grace period; removing its tunnels");
+                info!(chassis = ?id, "host gone past its grace period; removing its tunnels");
             }
             keep
         });

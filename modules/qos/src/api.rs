@@ -1,6 +1,7 @@
 //! `/qos/...` REST endpoints: thin callers of the [`QosService`].
 //!
-//! Every write: validate (400 naming the field, 404 for unknown
+//! Every write: validate (400 for a body not of the documented shape, 422
+//! naming the field whose value is refused, 404 for unknown
 //! references, 409 for conflicts and for resources another module owns)
 //! → persist → apply, answered once every touched switch confirmed by
 //! barrier. `?dry_run=true` validates and answers with the object as it

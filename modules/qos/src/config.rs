@@ -12,7 +12,7 @@ use crate::model::{Binding, Placement, Policy, Profile, Target};
 /// Why a change was refused (nothing was changed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QosError {
-    /// Malformed or self-contradicting (400).
+    /// A value refused, or fields that contradict each other (422).
     Invalid(FieldError),
     /// Clashes with what exists (409).
     Conflict(FieldError),

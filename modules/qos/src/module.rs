@@ -328,7 +328,7 @@ impl Qos {
                 .get(&id)
                 .is_none_or(|p| p.as_ref().err() != Some(why))
             {
-                info!(policy = id, reason = %why, "QoS policy not placed");
+                info!(policy = id, reason = ?why, "QoS policy not placed");
             }
         }
         let on: BTreeSet<u64> = placed.iter().flatten().copied().collect();

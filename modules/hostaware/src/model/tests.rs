@@ -87,6 +87,20 @@ fn rules_are_checked_field_by_field() {
     assert!(with("revert", json!({"type": "after", "seconds": 0}))
         .unwrap_err()
         .starts_with("revert.seconds"));
+    // A variant without fields takes no other key either (as the OpenAPI
+    // document says); its answer is the tag alone.
+    for (field, value) in [
+        ("action", json!({"type": "notify", "extra": 1})),
+        ("action", json!({"type": "lb_drain", "factor": 0.5})),
+        ("revert", json!({"type": "never", "seconds": 1})),
+    ] {
+        assert!(with(field, value.clone()).is_err(), "{value}");
+    }
+    let notify = with("action", json!({"type": "notify"})).unwrap();
+    assert_eq!(
+        serde_json::to_value(&notify.action).unwrap(),
+        json!({"type": "notify"})
+    );
 }
 
 #[test]

@@ -104,7 +104,7 @@ fn tenants() -> TenantNetworks {
 
 fn field_of(e: Invalid) -> (u16, String) {
     match e {
-        Invalid::Bad { field, .. } => (400, field),
+        Invalid::Bad { field, .. } => (422, field),
         Invalid::Missing { field, .. } => (404, field),
         Invalid::Conflict { field, .. } => (409, field),
     }
@@ -152,33 +152,33 @@ fn bad_vips_are_refused_naming_the_field() {
     );
     assert_eq!(
         refused(vip("x y", "10.0.0.101", 80, "web")),
-        (400, "id".into())
+        (422, "id".into())
     );
     assert_eq!(
         refused(vip("x", "224.0.0.1", 80, "web")),
-        (400, "address".into())
+        (422, "address".into())
     );
     assert_eq!(
         refused(vip("x", "10.0.0.101", 0, "web")),
-        (400, "port".into())
+        (422, "port".into())
     );
     let mut v6 = vip("x", "fd00::100", 80, "web");
     v6.index = 2;
-    assert_eq!(refused(v6), (400, "pool".into()), "IPv4 members");
+    assert_eq!(refused(v6), (422, "pool".into()), "IPv4 members");
     let mut tenant = vip("t", "10.1.0.100", 80, "web");
     tenant.network = Some("blue".into());
     let e = c.check_vip(&tenant, &cx).unwrap_err();
     assert!(e.to_string().contains("outside tenant network"), "{e}");
     assert_eq!(
         field_of(e),
-        (400, "pool".into()),
+        (422, "pool".into()),
         "members 10.0.0.x are outside blue"
     );
     tenant.network = Some("red".into());
     assert_eq!(refused(tenant), (404, "network".into()));
     let mut sticky = vip("s", "10.0.0.101", 80, "web");
     sticky.affinity_timeout = Some(0);
-    assert_eq!(refused(sticky), (400, "affinity_timeout".into()));
+    assert_eq!(refused(sticky), (422, "affinity_timeout".into()));
 }
 
 #[test]
@@ -213,7 +213,7 @@ fn a_tenant_vips_members_must_be_in_its_network() {
     let mut pool = c.pools["blue"].clone();
     pool.members.push(member("192.0.2.1", 80));
     let (status, field) = field_of(c.check_pool(&pool, &cx).unwrap_err());
-    assert_eq!((status, field.as_str()), (400, "members[2].address"));
+    assert_eq!((status, field.as_str()), (422, "members[2].address"));
 }
 
 #[test]
@@ -227,7 +227,7 @@ fn member_weights_are_1_to_1000() {
             Ok(()) => assert!(ok, "weight {weight} accepted"),
             Err(e) => {
                 assert!(!ok, "weight {weight} refused: {e}");
-                assert_eq!(field_of(e), (400, "members[1].weight".into()));
+                assert_eq!(field_of(e), (422, "members[1].weight".into()));
             }
         }
     }
@@ -247,23 +247,23 @@ fn monitors_need_a_timeout_below_the_interval() {
     let refused = |m: Monitor| field_of(c.check_monitor(&m, &cx).unwrap_err());
     let mut slow = monitor("m", "web");
     slow.timeout = 1.0;
-    assert_eq!(refused(slow), (400, "timeout".into()));
+    assert_eq!(refused(slow), (422, "timeout".into()));
     let mut nowhere = monitor("m", "nope");
     nowhere.timeout = 0.1;
     assert_eq!(refused(nowhere), (404, "pool".into()));
     let mut rise = monitor("m", "web");
     rise.rise = 0;
-    assert_eq!(refused(rise), (400, "rise".into()));
+    assert_eq!(refused(rise), (422, "rise".into()));
     let mut icmp = monitor("m", "web");
     icmp.kind = MonitorType::Icmp;
     icmp.port = Some(80);
-    assert_eq!(refused(icmp), (400, "port".into()));
+    assert_eq!(refused(icmp), (422, "port".into()));
     let mut path = monitor("m", "web");
     path.http_path = Some("/x".into());
-    assert_eq!(refused(path), (400, "http_path".into()), "only for http");
+    assert_eq!(refused(path), (422, "http_path".into()), "only for http");
     let mut sourceless = monitor("m", "web");
     sourceless.source_ip = None;
-    assert_eq!(refused(sourceless.clone()), (400, "source_ip".into()));
+    assert_eq!(refused(sourceless.clone()), (422, "source_ip".into()));
     let defaults = Context {
         monitor_source_v4: Some(ip("10.0.0.251")),
         ..Context::default()
