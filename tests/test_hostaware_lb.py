@@ -179,7 +179,7 @@ def test_load_aware_weights_follow_the_members_traffic(lab):
     # A VIP that ignores weights is refused, naming the field.
     r = lab.ctl.rest.request("POST", "/api/v1/lb/vips",
                              {"id": "la", "address": LA_VIP, "port": 80, "pool": "la"})
-    assert r.status == 400 and r.json["field"] == "method", r.text
+    assert r.status == 422 and r.json["field"] == "method", r.text
     lab.rest("POST", "/vips", {"id": "la", "address": LA_VIP, "port": 80, "pool": "la",
                                "method": "weighted"})
 
