@@ -10,7 +10,9 @@ a link cut in Mininet turns red within 2 s and clears when restored; a
 firewall rule created over REST shows up with its counter rising under
 traffic; a host-aware reaction is marked on its metric plot and a port's
 rates are plotted from the page's own counter samples; the page's
-writes drain a load-balancer member and disable a host-aware rule. Screenshots of
+writes drain a load-balancer member and disable a host-aware rule. On the
+overlay's cloud lab (two hosts with their own Open vSwitch), the Tenants view
+shows the network, its ports by host and the tunnels. Screenshots of
 every view (1280x800, and the topology and policies at a narrow width) go
 to $FLOWGATE_DASHBOARD_SCREENSHOTS (default target/dashboard-screenshots).
 """
@@ -25,6 +27,7 @@ import pytest
 
 from conftest import new_controller, release_controller, topology
 from flowgate_lab import LabNet, wait_until
+from flowgate_lab.cloud import Cloud
 from flowgate_lab.rest import dpid_str
 from flowgate_lab.topology import TEST_CONFIG, attachment, switch_links, wait_topology
 
@@ -430,3 +433,63 @@ def test_screenshots_of_every_view_wide_and_narrow(dash):
     print("\ndashboard screenshots: %s" % " ".join(shots))
     assert all(os.path.getsize(s) > 5000 for s in shots)
     assert page.errors() == [], page.errors()
+
+
+@pytest.mark.timeout_secs(240)
+def test_the_tenants_view_shows_the_cloud_hosts_their_tunnels_and_ports():
+    """Two cloud hosts that only point their Open vSwitch at Flowgate, a
+    tenant network with a VM on each: the Tenants view lists the network,
+    each port bound on its host, both hosts and the tunnel between them."""
+    cloud = Cloud(n_hosts=2, prefix="fgd", subnet="198.21.0", br_int=False)
+    cloud.start()
+    ctl = driver = profile = None
+    try:
+        ctl = new_controller(of_host=cloud.mgmt_ip)
+        for host in cloud.hosts:
+            host.set_manager("tcp:%s:%d" % (cloud.mgmt_ip, ctl.ovsdb_port))
+
+        def tunnels_up():
+            hosts = ctl.rest.request("GET", "/api/v1/chassis").json or []
+            return len(hosts) == 2 and all(
+                len([t for t in h["tunnels"] if (t["ofport"] or -1) > 0]) == 1 for h in hosts) and hosts
+
+        chassis = wait_until(tunnels_up, 60, interval=0.5, what="2 hosts with a tunnel each")
+        for host in cloud.hosts:
+            host.add_vm("vm%d" % host.index, "10.0.0.%d/24" % host.index, mac="02:00:00:00:02:%02x" % host.index)
+        r = ctl.rest.request("POST", "/api/v1/networks", {"id": "green", "tenant": "initech", "vni": 300,
+                                                          "subnet": "10.0.0.0/24"})
+        assert r.status == 201, r
+        for host in cloud.hosts:
+            name = "vm%d" % host.index
+            r = ctl.rest.request("POST", "/api/v1/networks/green/ports", {"id": name, "iface_id": name})
+            assert r.status == 201, r
+        wait_until(lambda: all(p["status"]["bound"] for p in ctl.rest.get("/api/v1/networks/green/ports")),
+                   30, what="ports bound")
+
+        driver, profile = _browser()
+        page = Page(driver, "http://127.0.0.1:%d" % ctl.rest_port)
+        driver.get(page.base + "/#tenants")
+        page.view("tenants")
+
+        def shown():
+            text = page.js("return document.getElementById('view-tenants').innerText")
+            tunnel_tables = page.js(
+                "return [...document.querySelectorAll('#tenants-chassis table')]"
+                ".filter(t => (t.getAttribute('aria-label') || '').startsWith('tunnels of'))"
+                ".map(t => t.querySelectorAll('tbody tr').length)")
+            ok = ("green" in text and "initech" in text and "vm1" in text and "vm2" in text
+                  and tunnel_tables == [1, 1] and all(c["id"] in text for c in chassis))
+            return ok and text
+
+        text = wait_until(shown, 20, interval=0.5, what="the network, both ports, both hosts and their tunnels")
+        assert "not bound" not in text, text
+        page.screenshot("tenants-cloud")
+        assert page.errors() == [], page.errors()
+    finally:
+        if driver is not None:
+            driver.quit()
+        if profile:
+            shutil.rmtree(profile, ignore_errors=True)
+        if ctl is not None:
+            release_controller(ctl)
+        cloud.stop()

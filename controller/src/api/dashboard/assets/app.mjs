@@ -521,7 +521,7 @@ async function refreshTenants() {
           c.tunnels?.length
             ? table(
               [{ label: "tunnel" }, { label: "peer" }, { label: "type" }, { label: "remote" }, { label: "state" }],
-              c.tunnels.map((t) => h("tr", {}, h("td", {}, t.name), h("td", {}, t.peer), h("td", {}, t.kind), h("td", {}, t.remote_ip ?? "–"),
+              c.tunnels.map((t) => h("tr", {}, h("td", {}, t.name), h("td", {}, t.peer), h("td", {}, t.type), h("td", {}, t.remote_ip ?? "–"),
                 h("td", {}, t.error ? tag("error", "bad") : tag(t.link_state ?? "unknown", t.link_state === "up" ? "up" : t.link_state === "down" ? "down" : "warn"), t.error ? " " + t.error : ""))),
               { "aria-label": `tunnels of ${c.name || c.id}` },
             )
