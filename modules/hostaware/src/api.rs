@@ -135,7 +135,7 @@ pub struct EventQuery {
     /// Only events after this sequence number.
     pub since: Option<u64>,
     /// At most this many (default 1000).
-    pub limit: Option<usize>,
+    pub limit: Option<u32>,
     pub host: Option<String>,
     pub rule: Option<u32>,
     /// `INFO`, `WARN`, `THRESHOLD_MET`, `ACTION_APPLIED`, `REVERTED`,
@@ -526,7 +526,7 @@ async fn list_events(
     };
     let filter = EventFilter {
         since: q.since.unwrap_or(0),
-        limit: q.limit.unwrap_or(1000),
+        limit: q.limit.map_or(1000, |n| n as usize),
         host: q.host,
         rule: q.rule,
         kind,
