@@ -306,20 +306,17 @@ pub fn compile_vip(vip: &PlannedVip, vmac: MacAddr) -> Desired {
         cookie(new_kind, index),
         vec![Instruction::ApplyActions(vec![new_action])],
     ));
-    let reply_to_client = |mac_known: bool| {
-        let _ = mac_known;
-        vec![
-            Instruction::ApplyActions(vec![Action::SetField(Oxm::EthSrc(vmac, None))]),
-            Instruction::GotoTable(LEARN),
-        ]
-    };
+    let reply_to_client = vec![
+        Instruction::ApplyActions(vec![Action::SetField(Oxm::EthSrc(vmac, None))]),
+        Instruction::GotoTable(LEARN),
+    ];
     flows.push(entry(
         PRIO_REPLY_ANY,
         tracked(vip.vni)
             .with(state(ct_state::TRK | ct_state::RPL, 0))
             .with(ct_mark_match(index, None)),
         cookie(Kind::Vip, index),
-        reply_to_client(false),
+        reply_to_client.clone(),
     ));
     let mut reply_macs = BTreeSet::new();
     let mut buckets = Vec::new();
@@ -374,14 +371,14 @@ pub fn compile_vip(vip: &PlannedVip, vmac: MacAddr) -> Desired {
                             .with(Oxm::IpProto(proto))
                             .with(tcp_flags(tcp_flag::SYN, tcp_flag::SYN)),
                         cookie(Kind::Count, index),
-                        reply_to_client(true),
+                        reply_to_client.clone(),
                     ));
                 }
                 flows.push(entry(
                     PRIO_TRACKED,
                     reply,
                     cookie(Kind::Member, index),
-                    reply_to_client(true),
+                    reply_to_client.clone(),
                 ));
             }
             if member.in_rotation {

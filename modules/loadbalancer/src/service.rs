@@ -168,18 +168,32 @@ impl LoadBalancerService {
         Ok((op, Some(written.with_value(flows))))
     }
 
-    async fn exists(&self, kind: &'static str, id: String) -> LbResult<bool> {
-        Ok(self
+    /// Whether `kind` `id` exists; creating one that does is a 409 on `id`.
+    async fn existing(&self, kind: &'static str, id: &str, create: bool) -> LbResult<bool> {
+        let wanted = id.to_owned();
+        let existing = self
             .service
             .read(move |m| {
                 let c = m.config();
                 match kind {
-                    "vip" => c.vips.contains_key(&id),
-                    "pool" => c.pools.contains_key(&id),
-                    _ => c.monitors.contains_key(&id),
+                    "vip" => c.vips.contains_key(&wanted),
+                    "pool" => c.pools.contains_key(&wanted),
+                    _ => c.monitors.contains_key(&wanted),
                 }
             })
-            .await?)
+            .await?;
+        if existing && create {
+            let (name, path) = match kind {
+                "vip" => ("VIP", "vips"),
+                "pool" => ("pool", "pools"),
+                _ => ("monitor", "monitors"),
+            };
+            return Err(WriteError::Invalid(Invalid::conflict(
+                "id",
+                format!("{name} {id:?} exists; PUT /lb/{path}/{id} replaces it"),
+            )));
+        }
+        Ok(existing)
     }
 
     async fn announce(&self, kind: &str, id: &str, created: bool, by: &Origin) {
@@ -200,16 +214,7 @@ impl LoadBalancerService {
         dry_run: bool,
     ) -> LbResult<Wrote<Vip>> {
         vip.origin = by.owner().map(|_| by.clone());
-        let existing = self.exists("vip", vip.id.clone()).await?;
-        if existing && create {
-            return Err(WriteError::Invalid(Invalid::conflict(
-                "id",
-                format!(
-                    "VIP {:?} exists; PUT /lb/vips/{} replaces it",
-                    vip.id, vip.id
-                ),
-            )));
-        }
+        let existing = self.existing("vip", &vip.id, create).await?;
         if existing {
             let old = self.vip(vip.id.clone()).await?;
             check_owner(old.origin.as_ref(), &by)
@@ -248,16 +253,7 @@ impl LoadBalancerService {
         by: Origin,
         dry_run: bool,
     ) -> LbResult<Wrote<Pool>> {
-        let existing = self.exists("pool", pool.id.clone()).await?;
-        if existing && create {
-            return Err(WriteError::Invalid(Invalid::conflict(
-                "id",
-                format!(
-                    "pool {:?} exists; PUT /lb/pools/{} replaces it",
-                    pool.id, pool.id
-                ),
-            )));
-        }
+        let existing = self.existing("pool", &pool.id, create).await?;
         let (op, written) = self.write(LbOp::PutPool(pool), dry_run).await?;
         let LbOp::PutPool(pool) = op else {
             unreachable!("a pool write answers with its pool")
@@ -568,16 +564,7 @@ impl LoadBalancerService {
         by: Origin,
         dry_run: bool,
     ) -> LbResult<Wrote<Monitor>> {
-        let existing = self.exists("monitor", monitor.id.clone()).await?;
-        if existing && create {
-            return Err(WriteError::Invalid(Invalid::conflict(
-                "id",
-                format!(
-                    "monitor {:?} exists; PUT /lb/monitors/{} replaces it",
-                    monitor.id, monitor.id
-                ),
-            )));
-        }
+        let existing = self.existing("monitor", &monitor.id, create).await?;
         let (op, written) = self.write(LbOp::PutMonitor(monitor), dry_run).await?;
         let LbOp::PutMonitor(monitor) = op else {
             unreachable!("a monitor write answers with its monitor")
