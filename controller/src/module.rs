@@ -21,6 +21,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use flowgate_openflow::{
     FlowRemoved, FlowStats, GroupDesc, Message, MeterConfig, PacketIn, PacketOut, Port, PortStatus,
     NO_BUFFER,
@@ -184,6 +185,15 @@ pub enum Change {
         dpid: u64,
         packet_out: PacketOut,
     },
+    /// Send a packet-in's packet back through the switch's tables from the
+    /// first (see [`Ctx::resubmit`]): a PACKET_OUT to `TABLE` encoded with
+    /// no action list to build.
+    Resubmit {
+        dpid: u64,
+        in_port: u32,
+        buffer_id: u32,
+        data: Bytes,
+    },
     /// A notice for every other module.
     Publish(Arc<dyn Any + Send + Sync>),
     /// Store writes, performed off the core in order (see [`Ctx::persist`]).
@@ -314,6 +324,26 @@ impl Ctx {
 
     pub fn packet_out(&mut self, dpid: u64, packet_out: PacketOut) {
         self.changes.push(Change::PacketOut { dpid, packet_out });
+    }
+
+    /// Sends the packet of `packet_in` (from `dpid`) through the switch's
+    /// tables again, from the first, as if it had just arrived on
+    /// `in_port`: the switch's buffer if it kept the packet, else the
+    /// packet's bytes. The answer to a table miss the tables can now
+    /// handle, and the commonest packet-in answer of all, hence its own
+    /// change: it costs no allocation.
+    pub fn resubmit(&mut self, dpid: u64, packet_in: &PacketIn, in_port: u32) {
+        let data = if packet_in.buffer_id == NO_BUFFER {
+            packet_in.data.clone()
+        } else {
+            Bytes::new()
+        };
+        self.changes.push(Change::Resubmit {
+            dpid,
+            in_port,
+            buffer_id: packet_in.buffer_id,
+            data,
+        });
     }
 
     /// Tells every other module something (see [`Event::Notice`]).

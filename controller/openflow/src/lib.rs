@@ -53,8 +53,8 @@ pub use instruction::{
     emit_instructions, instruction_type, instructions_len, parse_instructions, Instruction,
 };
 pub use message::{
-    decode, decode_shared, decode_with_header, encode, encode_flow_mod, encode_with_version,
-    frame_len, msg_type, msg_type_name, Header, Message,
+    decode, decode_shared, decode_with_header, encode, encode_flow_mod, encode_packet_out,
+    encode_with_version, frame_len, msg_type, msg_type_name, Header, Message,
 };
 pub use meter::{
     bands_len, emit_bands, meter_band_type, meter_flags, parse_bands, MeterBand, MeterMod,
@@ -76,7 +76,7 @@ pub use oxm::{
     oxm_field, Match, MatchFields, Oxm, OFPMT_OXM, OFPXMC_EXPERIMENTER, OFPXMC_NXM_0, OFPXMC_NXM_1,
     OFPXMC_OPENFLOW_BASIC,
 };
-pub use packet::{PacketIn, PacketInReason, PacketOut};
+pub use packet::{PacketIn, PacketInReason, PacketOut, PacketOutRef};
 pub use port::{port_config, port_features, port_state, Port, PortMod, PortReason, PortStatus};
 pub use switch::{
     capabilities, config_flags, controller_role, describe, error_code, error_type, queue_property,

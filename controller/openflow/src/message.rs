@@ -12,7 +12,7 @@ use crate::flow::{FlowMod, FlowModRef, FlowRemoved};
 use crate::group::GroupMod;
 use crate::meter::MeterMod;
 use crate::multipart::{MultipartReply, MultipartRequest};
-use crate::packet::{PacketIn, PacketOut};
+use crate::packet::{PacketIn, PacketOut, PacketOutRef};
 use crate::port::{PortMod, PortStatus};
 use crate::switch::{
     AsyncConfig, ErrorMsg, Experimenter, Hello, QueueGetConfigReply, QueueGetConfigRequest,
@@ -446,6 +446,29 @@ pub fn encode_flow_mod(
     }
     .emit(out);
     flow_mod.emit_body(out);
+    Ok(())
+}
+
+/// Appends one OpenFlow 1.3 PACKET_OUT from borrowed parts; the same bytes
+/// as [`encode`] of the owned message, and the same error when it is too
+/// long.
+pub fn encode_packet_out(
+    xid: u32,
+    packet_out: &PacketOutRef<'_>,
+    out: &mut BytesMut,
+) -> core::result::Result<(), EncodeError> {
+    let length = message_len16(Header::LEN + packet_out.body_len(), || {
+        msg_type_name(msg_type::PACKET_OUT)
+    })?;
+    out.reserve(usize::from(length));
+    Header {
+        version: OFP_VERSION_1_3,
+        msg_type: msg_type::PACKET_OUT,
+        length,
+        xid,
+    }
+    .emit(out);
+    packet_out.emit_body(out);
     Ok(())
 }
 

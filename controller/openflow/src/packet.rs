@@ -171,6 +171,44 @@ impl PacketOut {
             data,
         }
     }
+
+    /// This PACKET_OUT as a [`PacketOutRef`].
+    pub fn borrowed(&self) -> PacketOutRef<'_> {
+        PacketOutRef {
+            buffer_id: self.buffer_id,
+            in_port: self.in_port,
+            actions: &self.actions,
+            data: &self.data,
+        }
+    }
+}
+
+/// A PACKET_OUT whose actions and frame are borrowed: answering a
+/// packet-in with the same actions every time (a constant slice) needs no
+/// allocation (see [`crate::encode_packet_out`]). Same fields as
+/// [`PacketOut`].
+#[derive(Debug, Clone, Copy)]
+pub struct PacketOutRef<'a> {
+    pub buffer_id: u32,
+    pub in_port: u32,
+    pub actions: &'a [Action],
+    pub data: &'a [u8],
+}
+
+impl PacketOutRef<'_> {
+    /// Length of the body (everything after the OpenFlow header).
+    pub fn body_len(&self) -> usize {
+        16 + actions_len(self.actions) + self.data.len()
+    }
+
+    pub(crate) fn emit_body(&self, out: &mut BytesMut) {
+        out.put_u32(self.buffer_id);
+        out.put_u32(self.in_port);
+        out.put_u16(len16(actions_len(self.actions)));
+        put_zeros(out, 6);
+        emit_actions(self.actions, out);
+        out.put_slice(self.data);
+    }
 }
 
 impl Wire for PacketOut {
@@ -189,16 +227,11 @@ impl Wire for PacketOut {
     }
 
     fn buffer_len(&self) -> usize {
-        16 + actions_len(&self.actions) + self.data.len()
+        self.borrowed().body_len()
     }
 
     fn emit(&self, out: &mut BytesMut) {
-        out.put_u32(self.buffer_id);
-        out.put_u32(self.in_port);
-        out.put_u16(len16(actions_len(&self.actions)));
-        put_zeros(out, 6);
-        emit_actions(&self.actions, out);
-        out.put_slice(&self.data);
+        self.borrowed().emit_body(out);
     }
 }
 
@@ -311,6 +344,25 @@ mod tests {
             p.emit(&mut out);
             prop_assert_eq!(out.len(), p.buffer_len());
             prop_assert_eq!(PacketOut::parse(&mut Reader::new(&out, "t")).unwrap(), p);
+        }
+
+        /// The borrowed encoders write what the owned message's do, in
+        /// both versions, including refusing what 1.0 cannot express.
+        #[test]
+        fn borrowed_packet_out_encodes_as_the_owned_one(p in arb_packet_out(), xid: u32) {
+            let owned = crate::Message::PacketOut(p.clone());
+            let (mut want, mut got) = (BytesMut::new(), BytesMut::new());
+            prop_assert_eq!(
+                crate::encode(xid, &owned, &mut want).is_ok(),
+                crate::encode_packet_out(xid, &p.borrowed(), &mut got).is_ok()
+            );
+            prop_assert_eq!(&want, &got);
+            let (mut want, mut got) = (BytesMut::new(), BytesMut::new());
+            prop_assert_eq!(
+                crate::of10::encode(xid, &owned, &mut want).is_ok(),
+                crate::of10::encode_packet_out(xid, &p.borrowed(), &mut got).is_ok()
+            );
+            prop_assert_eq!(want, got);
         }
     }
 }

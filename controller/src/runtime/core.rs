@@ -32,7 +32,7 @@ use crate::runtime::metrics::Metrics;
 use crate::runtime::reconcile::{Plan, Planned, ReconcileCounts, SwitchTables};
 use crate::runtime::registry::{SwitchCmd, SwitchHandle};
 use crate::runtime::rejection::{Rejected, SwitchRejection};
-use crate::runtime::session::{encode_for, set_flow_mod_buffer_id, SwitchSync};
+use crate::runtime::session::{encode_for, encoded, set_flow_mod_buffer_id, SwitchSync};
 use crate::runtime::unknown_table;
 use crate::runtime::writer::SendError;
 use crate::store::Op;
@@ -249,15 +249,35 @@ impl SwitchState {
         true
     }
 
-    /// Appends a PACKET_OUT to the output.
-    fn packet_out(&mut self, packet_out: of::PacketOut) {
+    /// Appends the PACKET_OUT of a [`Change::PacketOut`] or
+    /// [`Change::Resubmit`] (other changes send nothing).
+    fn packet_out(&mut self, change: &Change) {
+        /// The one action of a resubmit: through the tables from the first.
+        const TO_TABLES: &[of::Action] = &[of::Action::Output {
+            port: of::port_no::TABLE,
+            max_len: 0,
+        }];
+        let packet_out = match change {
+            Change::PacketOut { packet_out, .. } => packet_out.borrowed(),
+            Change::Resubmit {
+                in_port,
+                buffer_id,
+                data,
+                ..
+            } => of::PacketOutRef {
+                buffer_id: *buffer_id,
+                in_port: *in_port,
+                actions: TO_TABLES,
+                data,
+            },
+            _ => return,
+        };
         let xid = self.xid();
-        encode_for(
-            self.version,
-            xid,
-            &Message::PacketOut(packet_out),
-            &mut self.out,
-        );
+        encoded(if self.version == of::OFP_VERSION_1_0 {
+            of::of10::encode_packet_out(xid, &packet_out, &mut self.out)
+        } else {
+            of::encode_packet_out(xid, &packet_out, &mut self.out)
+        });
     }
 
     /// Deletes Flowgate's share of the tables the switch did not report
@@ -995,9 +1015,9 @@ impl Core {
                     self.sent_to.push(dpid);
                     mark_dirty(&mut self.dirty, dpid, state);
                 }
-                for change in changes.drain(..) {
-                    if let Change::PacketOut { packet_out, .. } = change {
-                        state.packet_out(packet_out);
+                for change in changes.iter() {
+                    if is_packet_out(change) {
+                        state.packet_out(change);
                         mark_dirty(&mut self.dirty, dpid, state);
                     }
                 }
@@ -1021,8 +1041,8 @@ impl Core {
                     self.emit(event);
                     continue;
                 }
-                Change::PacketOut { dpid, packet_out } => {
-                    packet_outs.push((dpid, packet_out));
+                Change::PacketOut { dpid, .. } | Change::Resubmit { dpid, .. } => {
+                    packet_outs.push((dpid, change));
                     continue;
                 }
                 Change::Declare { dpid, .. }
@@ -1076,7 +1096,8 @@ impl Core {
                 Change::Publish(_)
                 | Change::Persist(_)
                 | Change::Emit(_)
-                | Change::PacketOut { .. } => {}
+                | Change::PacketOut { .. }
+                | Change::Resubmit { .. } => {}
             }
         }
         // Without `reconcile`, changes only land in desired state.
@@ -1110,7 +1131,7 @@ impl Core {
         // packet already finds its flows.
         for (dpid, packet_out) in packet_outs {
             if let Some(state) = self.switches.get_mut(&dpid) {
-                state.packet_out(packet_out);
+                state.packet_out(&packet_out);
                 mark_dirty(&mut self.dirty, dpid, state);
             }
         }
@@ -1378,11 +1399,17 @@ fn packet_in_run(messages: &[(u32, Message)]) -> Option<(Route, usize)> {
 /// switch.
 fn direct_to_one_switch(changes: &[Change]) -> Option<u64> {
     let mut dpids = changes.iter().map(|change| match change {
-        Change::ResendFlow { dpid, .. } | Change::PacketOut { dpid, .. } => Some(*dpid),
+        Change::ResendFlow { dpid, .. }
+        | Change::PacketOut { dpid, .. }
+        | Change::Resubmit { dpid, .. } => Some(*dpid),
         _ => None,
     });
     let first = dpids.next()??;
     dpids.all(|d| d == Some(first)).then_some(first)
+}
+
+fn is_packet_out(change: &Change) -> bool {
+    matches!(change, Change::PacketOut { .. } | Change::Resubmit { .. })
 }
 
 #[cfg(test)]

@@ -7,12 +7,12 @@ use flowgate_controller::desired::{output_to, FlowEntry, FlowKey, FlowSpec};
 use flowgate_controller::module::{Ctx, Event, Module, PacketIns, Scope};
 use flowgate_controller::pipeline::{FLOOD, FORWARD, LEARN, MODULE_MISS_PRIORITY};
 use flowgate_openflow::{
-    port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PacketOut, PortReason,
-    PortStatus, NO_BUFFER,
+    port_no, Action, FlowStats, Instruction, MacAddr, Match, Oxm, PacketIn, PortReason, PortStatus,
+    NO_BUFFER,
 };
 use hosts::{HostHash, HostTable, Learned};
 
-use crate::miss::{self, awaits_us};
+use crate::miss::awaits_us;
 
 /// Priority of learned host entries.
 const HOST_PRIORITY: u16 = 100;
@@ -213,7 +213,8 @@ impl L2Learning {
     ) {
         let released = source.is_some_and(|s| Self::learn(config, table, dpid, s, ctx));
         if awaits_us(packet_in) && !released {
-            ctx.packet_out(dpid, resubmit(packet_in));
+            let in_port = packet_in.match_.in_port().unwrap_or(port_no::CONTROLLER);
+            ctx.resubmit(dpid, packet_in, in_port);
         }
     }
 
@@ -322,17 +323,6 @@ fn forward_key(mac: MacAddr) -> FlowKey {
 
 fn mac_object(mac: MacAddr) -> u64 {
     mac.0.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
-}
-
-/// The packet of `packet_in` sent through the switch's tables from the
-/// first.
-fn resubmit(packet_in: &PacketIn) -> PacketOut {
-    let in_port = packet_in.match_.in_port().unwrap_or(port_no::CONTROLLER);
-    let to_tables = Action::Output {
-        port: port_no::TABLE,
-        max_len: 0,
-    };
-    miss::release(packet_in, in_port, vec![to_tables])
 }
 
 /// The ingress port and source MAC of a packet to learn from: not a

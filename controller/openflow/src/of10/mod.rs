@@ -25,11 +25,11 @@ use crate::action::Action;
 use crate::error::{message_len16, DecodeError, EncodeError, Result};
 use crate::flow::{FlowMod, FlowModCommand, FlowRemoved};
 use crate::instruction::Instruction;
-use crate::message::{Header, Message};
+use crate::message::{msg_type_name, Header, Message};
 use crate::multipart::{
     DescStats, FlowStats, MultipartReply, MultipartReplyBody, MultipartRequestBody, PortStats,
 };
-use crate::packet::{PacketIn, PacketInReason};
+use crate::packet::{PacketIn, PacketInReason, PacketOutRef};
 use crate::port::{port_config, port_state, read_fixed_str, Port, PortReason, PortStatus};
 use crate::switch::{error_type, ErrorMsg, Hello, SwitchConfig, SwitchFeatures};
 use crate::types::{MacAddr, OFP_VERSION_1_0};
@@ -457,15 +457,40 @@ fn instruction_actions(
 /// [`EncodeError::Unsupported`] when 1.0 cannot express it,
 /// [`EncodeError::TooLong`] when it is longer than 65535 bytes.
 pub fn encode(xid: u32, msg: &Message, out: &mut BytesMut) -> std::result::Result<(), EncodeError> {
+    framed(xid, out, || msg.name(), |out| encode_body(msg, out))
+}
+
+/// Appends one OpenFlow 1.0 PACKET_OUT from borrowed parts; the same bytes
+/// and errors as [`encode`] of the owned message.
+pub fn encode_packet_out(
+    xid: u32,
+    packet_out: &PacketOutRef<'_>,
+    out: &mut BytesMut,
+) -> std::result::Result<(), EncodeError> {
+    let name = || msg_type_name(crate::message::msg_type::PACKET_OUT);
+    framed(xid, out, name, |out| {
+        emit_packet_out(packet_out, out)?;
+        Ok(msg_type::PACKET_OUT)
+    })
+}
+
+/// Appends a header, the body `body` writes (returning its 1.0 type) and
+/// the length; on error nothing is appended.
+fn framed(
+    xid: u32,
+    out: &mut BytesMut,
+    name: impl FnOnce() -> &'static str,
+    body: impl FnOnce(&mut BytesMut) -> std::result::Result<u8, Unsupported>,
+) -> std::result::Result<(), EncodeError> {
     let start = out.len();
     out.put_u8(OFP_VERSION_1_0);
     out.put_u8(0);
     out.put_u16(0);
     out.put_u32(xid);
-    let encoded = encode_body(msg, out)
+    let encoded = body(out)
         .map_err(EncodeError::from)
         // The 1.0 length is only known once the body is written.
-        .and_then(|t| Ok((t, message_len16(out.len() - start, || msg.name())?)));
+        .and_then(|t| Ok((t, message_len16(out.len() - start, name)?)));
     match encoded {
         Ok((t, len)) => {
             out[start + 1] = t;
@@ -477,6 +502,20 @@ pub fn encode(xid: u32, msg: &Message, out: &mut BytesMut) -> std::result::Resul
             Err(e)
         }
     }
+}
+
+fn emit_packet_out(
+    p: &PacketOutRef<'_>,
+    out: &mut BytesMut,
+) -> std::result::Result<(), Unsupported> {
+    out.put_u32(p.buffer_id);
+    out.put_u16(port_to_10(p.in_port)?);
+    let at = out.len();
+    out.put_u16(0);
+    emit_actions(p.actions, out)?;
+    patch_u16(out, at, len16(out.len() - at - 2));
+    out.put_slice(p.data);
+    Ok(())
 }
 
 /// Writes the body of `msg`; returns its 1.0 type.
@@ -509,13 +548,7 @@ fn encode_body(msg: &Message, out: &mut BytesMut) -> std::result::Result<u8, Uns
             SET_CONFIG
         }
         Message::PacketOut(p) => {
-            out.put_u32(p.buffer_id);
-            out.put_u16(port_to_10(p.in_port)?);
-            let at = out.len();
-            out.put_u16(0);
-            emit_actions(&p.actions, out)?;
-            patch_u16(out, at, len16(out.len() - at - 2));
-            out.put_slice(&p.data);
+            emit_packet_out(&p.borrowed(), out)?;
             PACKET_OUT
         }
         Message::FlowMod(fm) => {

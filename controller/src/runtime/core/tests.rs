@@ -837,6 +837,56 @@ fn only_resends_and_packet_outs_to_one_switch_skip_the_diff() {
         Some(1)
     );
     assert_eq!(direct_to_one_switch(&[packet_out(1), packet_out(2)]), None);
+    let resubmit = |dpid| Change::Resubmit {
+        dpid,
+        in_port: 1,
+        buffer_id: of::NO_BUFFER,
+        data: Bytes::new(),
+    };
+    assert_eq!(direct_to_one_switch(&[resubmit(1), resend(1)]), Some(1));
+    assert_eq!(direct_to_one_switch(&[resubmit(1), packet_out(2)]), None);
+}
+
+#[test]
+fn a_resubmit_is_a_packet_out_through_the_tables_after_the_flow_mods() {
+    let mut rig = Rig::new(vec![]);
+    rig.sent();
+    let resubmit = |buffer_id, data: &'static [u8]| Change::Resubmit {
+        dpid: DPID,
+        in_port: 3,
+        buffer_id,
+        data: Bytes::from_static(data),
+    };
+    // Alone (the direct path), and after a flow to diff (the full one).
+    let mut changes = vec![resubmit(7, b"")];
+    rig.core.apply_changes(Owner::Firewall, &mut changes, true);
+    let mut changes = vec![
+        resubmit(of::NO_BUFFER, b"frame"),
+        Change::InstallFlow {
+            dpid: DPID,
+            entry: rule(1),
+        },
+    ];
+    rig.core.apply_changes(Owner::Firewall, &mut changes, true);
+    rig.core.flush();
+    let sent: Vec<Message> = rig.sent().into_iter().map(|(_, m)| m).collect();
+    let to_tables = vec![of::Action::Output {
+        port: of::port_no::TABLE,
+        max_len: 0,
+    }];
+    let want = |buffer_id, data: &'static [u8]| {
+        Message::PacketOut(of::PacketOut {
+            buffer_id,
+            in_port: 3,
+            actions: to_tables.clone(),
+            data: Bytes::from_static(data),
+        })
+    };
+    assert!(
+        matches!(&sent[..], [first, Message::FlowMod(_), last]
+            if *first == want(7, b"") && *last == want(of::NO_BUFFER, b"frame")),
+        "{sent:?}"
+    );
 }
 
 #[test]
