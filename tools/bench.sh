@@ -28,7 +28,9 @@
 # per run (2), DURATION_MS (1000), BENCH_PORT_BASE (16650), BENCH_RT=1 to
 # run controller and bench at real-time priority (chrt -f 10, root): far
 # steadier figures on a shared VM, but other work on both CPUs gets only
-# the kernel's 5 % real-time reserve while it runs.
+# the kernel's 5 % real-time reserve while it runs. BASELINE=path/to/an/old/
+# flowgate adds a run of that binary to every round (null, old, new) and a
+# table of old against new: before-and-after figures from one run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -96,9 +98,10 @@ start_null() {
     PIDS+=("$CTL_PID")
     wait_port "$NULL_PORT"
 }
+# start_flowgate [BINARY]: the build under test, or BINARY.
 start_flowgate() {
     rm -rf "$WORK/data"
-    "${RT[@]}" taskset -c 0 "$FLOWGATE" --config "$WORK/flowgate.toml" --log warn \
+    "${RT[@]}" taskset -c 0 "${1:-$FLOWGATE}" --config "$WORK/flowgate.toml" --log warn \
         --openflow-listen "127.0.0.1:$OF_PORT" --rest-listen "127.0.0.1:$REST_PORT" \
         --data-dir "$WORK/data" "${OVSDB_ARGS[@]}" 2>>"$WORK/flowgate.log" &
     CTL_PID=$!
@@ -124,19 +127,25 @@ mean() { awk '{ s += $1 } END { printf "%.0f", s / NR }'; }
 mean2() { awk '{ s += $1 } END { printf "%.2f", s / NR }'; }
 percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else print 0 }'; }
 
-declare -a ROWS
+declare -a ROWS OLD_ROWS
 declare -A RATIO
 # scenario KEY NAME TARGET ARGS... : alternates null and Flowgate runs.
 scenario() {
     local key=$1 name=$2 target=$3
     shift 3
-    local nulls=() fgs=() flows=() per=() ratios=() nfair=() ffair=() result
+    local nulls=() fgs=() flows=() per=() ratios=() nfair=() ffair=() olds=() result
     for _ in $(seq "$ROUNDS"); do
         start_null
         result=$(run null "$NULL_PORT" "$@")
         nulls+=("$(field avg "$result")")
         nfair+=("$(field fairness "$result")")
         stop_controller
+        if [ -n "${BASELINE:-}" ]; then
+            start_flowgate "$BASELINE"
+            result=$(run baseline "$OF_PORT" "$@")
+            olds+=("$(field avg "$result")")
+            stop_controller
+        fi
         start_flowgate
         result=$(run flowgate "$OF_PORT" "$@")
         fgs+=("$(field avg "$result")")
@@ -155,6 +164,12 @@ scenario() {
     ROWS+=("$(printf '| %-34s | %11s | %11s | %5s%% | %-9s | %11s %5s | %4s | %4s / %4s | %-24s |' "$name" "$n" "$f" \
         "${RATIO[$key]}" "$spread" "$fl" "($(percent "$fl" "$n")%)" "$(printf '%s\n' "${per[@]}" | mean2)" \
         "$(printf '%s\n' "${nfair[@]}" | mean2)" "$(printf '%s\n' "${ffair[@]}" | mean2)" "$target")")
+    if [ -n "${BASELINE:-}" ]; then
+        local o
+        o=$(printf '%s\n' "${olds[@]}" | mean)
+        OLD_ROWS+=("$(printf '| %-34s | %11s | %11s | %11s | %5s%% | %5s%% | %+5.1f%% |' "$name" "$n" "$o" "$f" \
+            "$(percent "$o" "$n")" "${RATIO[$key]}" "$(awk -v a="$f" -v b="$o" 'BEGIN { print (b > 0 ? 100 * (a / b - 1) : 0) }')")")
+    fi
 }
 
 OWN=(--switches 16 --macs 1000)
@@ -188,8 +203,18 @@ printf '%s\n' "${ROWS[@]}"
 echo
 for pair in "cbench-tp own-tp" "cbench-lat own-lat" "miss-tp own-tp" "miss-lat own-lat"; do
     set -- $pair
-    echo "$1 vs $2: ${RATIO[$1]}% vs ${RATIO[$2]}% of null (stock-shaped / own: $(awk -v a="${RATIO[$1]}" -v b="${RATIO[$2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'), target 0.90-1.10)"
+    echo "$1 vs $2: ${RATIO[$1]}% vs ${RATIO[$2]}% of null (stock-shaped / own: $(awk -v a="${RATIO[$1]}" -v b="${RATIO[$2]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'), target >= 0.90)"
 done
+if [ -n "${BASELINE:-}" ]; then
+    echo
+    echo "Old ($BASELINE) against new ($FLOWGATE), same rounds (means):"
+    echo
+    printf '| %-34s | %11s | %11s | %11s | %6s | %6s | %7s |\n' scenario null old new "old %" "new %" "new/old"
+    printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "$(printf -- '-%.0s' {1..13})" \
+        "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..8})" \
+        "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..9})"
+    printf '%s\n' "${OLD_ROWS[@]}"
+fi
 echo
 echo "1000 switches: handshake $(field handshake_ms "$SCALE") ms (target < 2000), controller RSS $(field rss_mib "$SCALE") MiB (target < 100)"
 
