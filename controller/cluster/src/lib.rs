@@ -1,0 +1,38 @@
+//! Clustering decisions for Flowgate controllers sharing switches through
+//! etcd (issue 22), as pure code: no I/O, no async, no clock. Time comes in
+//! as `Instant` arguments, etcd as the values read from it, the switch as
+//! the messages it sent; everything else is a return value. The etcd client
+//! and the switch sessions that drive it live elsewhere.
+//!
+//! The pieces, each with its reasons in its module docs:
+//! - [`assign`](mod@assign): the cluster leader's choice of one master per
+//!   switch among the live nodes connected to it, balanced, with as few
+//!   moves as it can, deterministic.
+//! - [`generation`]: role generation ids are etcd revisions, so a later
+//!   mastership always has a larger one and a switch fences the older.
+//! - [`lease`]: a node's own lease deadline, past which it stops writing
+//!   before anyone can have replaced it (self-fence).
+//! - [`role`]: one node's OpenFlow role on one switch: which ROLE_REQUEST
+//!   to send, when it may write, when it must reconcile or stop.
+//! - [`keys`]: the etcd key layout and who writes what.
+//!
+//! Everything public here is the API the wiring uses; nothing else is
+//! exported.
+
+#![forbid(unsafe_code)]
+
+pub mod assign;
+pub mod generation;
+pub mod keys;
+pub mod lease;
+pub mod node;
+pub mod role;
+
+#[cfg(test)]
+mod tests;
+
+pub use assign::{assign, commit, Masters, Mastership, Move, StaleRevision};
+pub use generation::Generation;
+pub use lease::{Lease, LeaseId};
+pub use node::{Dpid, NodeId};
+pub use role::{DemoteReason, Role, RoleAnswer, RoleEvent, RoleState, SwitchRole};
