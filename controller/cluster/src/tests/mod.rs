@@ -8,6 +8,7 @@ mod fake_etcd;
 mod fake_switch;
 mod fencing;
 mod role_machine;
+mod role_props;
 
 use std::time::{Duration, Instant};
 
