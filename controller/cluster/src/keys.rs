@@ -7,6 +7,11 @@
 //! | `/flowgate/cluster/leader` | the node that created it (create if absent) | the leader's | leader's node id |
 //! | `/flowgate/cluster/masters/<dpid>` | the leader only | none | master's node id; generation = the key's `mod_revision` |
 //!
+//! The leader writes a plan's moves in one transaction that compares the
+//! leader key's create revision with its own: a leader that lost its lease
+//! (and a successor took over) writes nothing. It never rewrites an
+//! unchanged masters key, as that would change the switch's generation.
+//!
 //! Membership and connections ride on the node's lease, so a dead node's
 //! keys vanish together and the leader sees one consistent change. Masters
 //! keys have no lease: a switch keeps its master (and the master keeps its

@@ -13,9 +13,13 @@
 //!   With no master assigned yet nobody writes (and no request is sent:
 //!   there is no generation to send).
 //! - The assigned master asks MASTER, every other node SLAVE, both with the
-//!   assignment's generation: the switch checks the generation of SLAVE
-//!   requests too, and a SLAVE at the current generation keeps a lagging
-//!   node from being taken for current.
+//!   assignment's generation. SLAVE, not staying EQUAL: the switch itself
+//!   then refuses a slave's writes (a bug in a slave cannot program the
+//!   switch) and sends it no packet-ins by default, only PORT_STATUS, which
+//!   is what a slave's view needs. The switch checks a SLAVE request's
+//!   generation as it does a MASTER's, so it carries the current one; a
+//!   slave that hears of a move before the new master even raises the
+//!   switch's fence early.
 //! - `may_write` is true only after a ROLE_REPLY of MASTER with exactly the
 //!   generation we asked with, while the assignment still names this node
 //!   at that generation, and before the lease deadline (self-fence). Any
@@ -28,13 +32,13 @@
 //!   per `BecameMaster`.
 //! - OpenFlow 1.3 has no ROLE_STATUS: a master that another node displaced
 //!   learns it from the switch refusing its writes (OFPBRC_IS_SLAVE). It
-//!   then stops writing and asks MASTER again with its generation, which
-//!   tells it the truth: STALE ([`RoleEvent::Fenced`]: a newer master
-//!   exists) or accepted (it is master again and reconciles once more).
+//!   then stops writing and asks again for the role it believes it has
+//!   (MASTER at its generation), which tells it the truth: STALE
+//!   ([`RoleEvent::Fenced`]: a newer master exists) or accepted (it is
+//!   master again and reconciles once more).
 //! - A node whose lease deadline passed asks SLAVE at its generation: it
 //!   steps down on the switch as well as locally. If a newer master already
 //!   took over the switch refuses that as stale, which changes nothing.
-//!
 //! - After a STALE refusal at a generation, nothing more is asked at that
 //!   generation on this connection (it would be refused again); a newer
 //!   assignment, or a new connection (the switch may have restarted and
@@ -126,8 +130,9 @@ pub enum RoleEvent {
     /// Stop writing to this switch; keep its desired state.
     Demoted { reason: DemoteReason },
     /// The switch refused our request as stale (OFPRRFC_STALE): it has seen
-    /// a newer generation, so another node is master. Not an error of ours
-    /// to fix: the assignment will catch up. Log it.
+    /// a newer generation (another node's MASTER or SLAVE request carried a
+    /// newer assignment), so we are not master. Nothing of ours to fix: our
+    /// view of the assignment will catch up. Log it.
     Fenced { role: Role, generation: Generation },
     /// The switch refused a role request for another reason (no role
     /// support: OFPRRFC_UNSUP, OFPBRC_BAD_TYPE, ...). Such a switch cannot
