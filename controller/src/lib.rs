@@ -8,6 +8,8 @@
 //! - [`module`]: the trait application modules implement.
 //! - [`api`]: the axum REST server.
 //! - [`store`]: persistence behind one trait (embedded redb by default).
+//! - [`cluster`]: what the runtime needs from a cluster of controllers
+//!   (issue 22): the [`cluster::Coordinator`] trait; off by default.
 //! - [`ovsdb`]: the OVSDB (RFC 7047) client for cloud hosts' Open vSwitch.
 //! - [`desired`]: desired-state entries and their canonical form.
 //! - [`declare`]: which module scope declared which entry, and what a new
@@ -23,6 +25,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod cluster;
 pub mod cookie;
 pub mod declare;
 pub mod desired;
