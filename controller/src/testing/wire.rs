@@ -11,14 +11,24 @@
 //! // ... drive the controller; inspect switch.lock().unwrap().received ...
 //! task.abort();   // the switch disconnects; spawn again to reconnect with its tables
 //! ```
+//!
+//! Several controllers may connect to one switch (spawn once per
+//! controller): the switch then keeps the OpenFlow 1.3 role rules (spec
+//! 6.3.6) per connection — the generation id it caches, a stale MASTER or
+//! SLAVE request refused with OFPRRFC_STALE, the old master made a slave
+//! when a new one is accepted, and a slave's writes refused with
+//! OFPBRC_IS_SLAVE (and not applied).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
+use flowgate_cluster::{Generation, SwitchRole};
 use flowgate_openflow::{
-    self as of, DescStats, ErrorMsg, GroupDesc, Hello, Message, MeterConfig, MultipartReply,
-    MultipartReplyBody, MultipartRequestBody, Port, SwitchFeatures,
+    self as of, controller_role, error_code, error_type, DescStats, ErrorMsg, GroupDesc, Hello,
+    Message, MeterConfig, MultipartReply, MultipartReplyBody, MultipartRequestBody, Port, RoleMsg,
+    SwitchFeatures,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,6 +46,16 @@ pub struct WireSwitch {
     pub received: Vec<Message>,
     /// Barrier requests seen.
     pub barriers: usize,
+    /// Which connection sent each message of `received` (connections are
+    /// numbered from 0 in the order they connect).
+    pub senders: Vec<usize>,
+    /// Writes refused with OFPBRC_IS_SLAVE, by connection.
+    pub refused_is_slave: BTreeMap<usize, usize>,
+    /// Each connection's role, while it is connected.
+    pub roles: BTreeMap<usize, SwitchRole>,
+    /// The largest generation id of an accepted MASTER or SLAVE request.
+    pub generation: Option<Generation>,
+    next_conn: usize,
 }
 
 /// How tests share a [`WireSwitch`] with its connection task.
@@ -83,14 +103,107 @@ impl WireSwitch {
             .collect()
     }
 
+    /// The flow mods connection `conn` sent (refused ones included).
+    pub fn flow_mods_from(&self, conn: usize) -> usize {
+        self.from(conn)
+            .filter(|m| matches!(m, Message::FlowMod(_)))
+            .count()
+    }
+
+    /// The role requests connection `conn` sent, in order.
+    pub fn role_requests_from(&self, conn: usize) -> Vec<RoleMsg> {
+        self.from(conn)
+            .filter_map(|m| match m {
+                Message::RoleRequest(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn from(&self, conn: usize) -> impl Iterator<Item = &Message> {
+        self.received
+            .iter()
+            .zip(&self.senders)
+            .filter(move |(_, c)| **c == conn)
+            .map(|(m, _)| m)
+    }
+
     /// Forgets what was received (the tables stay).
     pub fn clear_received(&mut self) {
         self.received.clear();
+        self.senders.clear();
     }
 
-    /// The answer to one message from the controller, if it gets one.
-    fn answer(&mut self, message: Message) -> Option<Message> {
+    /// A new connection, in the default role EQUAL; its number.
+    fn connect(&mut self) -> usize {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.roles.insert(conn, SwitchRole::Equal);
+        conn
+    }
+
+    /// A ROLE_REQUEST from `conn`, as spec 6.3.6 has a switch answer it.
+    fn role_request(&mut self, conn: usize, request: &RoleMsg) -> Message {
+        let current = self.roles.get(&conn).copied().unwrap_or(SwitchRole::Equal);
+        let role = match request.role {
+            controller_role::MASTER | controller_role::SLAVE => {
+                let generation = Generation(request.generation_id);
+                if self
+                    .generation
+                    .is_some_and(|cached| generation.is_stale_against(cached))
+                {
+                    return role_error(error_code::role_request_failed::STALE);
+                }
+                self.generation = Some(generation);
+                if request.role == controller_role::MASTER {
+                    for (other, role) in self.roles.iter_mut() {
+                        if *other != conn && *role == SwitchRole::Master {
+                            *role = SwitchRole::Slave;
+                        }
+                    }
+                    SwitchRole::Master
+                } else {
+                    SwitchRole::Slave
+                }
+            }
+            controller_role::EQUAL => SwitchRole::Equal,
+            controller_role::NOCHANGE => current,
+            _ => return role_error(error_code::role_request_failed::BAD_ROLE),
+        };
+        self.roles.insert(conn, role);
+        Message::RoleReply(RoleMsg {
+            role: match role {
+                SwitchRole::Equal => controller_role::EQUAL,
+                SwitchRole::Master => controller_role::MASTER,
+                SwitchRole::Slave => controller_role::SLAVE,
+            },
+            generation_id: self.generation.map_or(0, |g| g.0),
+        })
+    }
+
+    /// The answer to one message from connection `conn`, if it gets one.
+    fn answer(&mut self, conn: usize, message: Message) -> Option<Message> {
+        let writes = matches!(
+            message,
+            Message::FlowMod(_)
+                | Message::GroupMod(_)
+                | Message::MeterMod(_)
+                | Message::PacketOut(_)
+                | Message::PortMod(_)
+                | Message::TableMod(_)
+        );
+        if writes && self.roles.get(&conn) == Some(&SwitchRole::Slave) {
+            *self.refused_is_slave.entry(conn).or_default() += 1;
+            self.received.push(message);
+            self.senders.push(conn);
+            return Some(Message::Error(ErrorMsg::Standard {
+                err_type: error_type::BAD_REQUEST,
+                code: error_code::bad_request::IS_SLAVE,
+                data: Bytes::new(),
+            }));
+        }
         let reply = match &message {
+            Message::RoleRequest(request) => Some(self.role_request(conn, request)),
             Message::FeaturesRequest => Some(Message::FeaturesReply(SwitchFeatures {
                 datapath_id: self.switch.dpid,
                 n_buffers: 0,
@@ -121,6 +234,7 @@ impl WireSwitch {
             _ => None,
         };
         self.received.push(message);
+        self.senders.push(conn);
         reply
     }
 
@@ -181,12 +295,30 @@ impl WireSwitch {
     }
 }
 
+fn role_error(code: u16) -> Message {
+    Message::Error(ErrorMsg::Standard {
+        err_type: error_type::ROLE_REQUEST_FAILED,
+        code,
+        data: Bytes::new(),
+    })
+}
+
 /// Connects `switch` to the controller at `addr` and serves the
 /// connection until it closes.
 pub async fn run(addr: SocketAddr, switch: SharedSwitch) {
-    let Ok(mut stream) = TcpStream::connect(addr).await else {
+    let Ok(stream) = TcpStream::connect(addr).await else {
         return;
     };
+    let conn = lock(&switch).connect();
+    serve(stream, &switch, conn).await;
+    lock(&switch).roles.remove(&conn);
+}
+
+fn lock(switch: &SharedSwitch) -> std::sync::MutexGuard<'_, WireSwitch> {
+    switch.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn serve(mut stream: TcpStream, switch: &SharedSwitch, conn: usize) {
     if !send(&mut stream, 1, &Message::Hello(Hello::with_versions(&[4]))).await {
         return;
     }
@@ -197,10 +329,7 @@ pub async fn run(addr: SocketAddr, switch: SharedSwitch) {
             let Ok((header, message)) = of::decode(&frame) else {
                 continue;
             };
-            let reply = switch
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .answer(message);
+            let reply = lock(switch).answer(conn, message);
             if let Some(reply) = reply {
                 if !send(&mut stream, header.xid, &reply).await {
                     return;
