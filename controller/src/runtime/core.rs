@@ -18,10 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use flowgate_openflow::{self as of, ErrorMsg, FlowRemoved, Message};
+use flowgate_cluster::{RoleAnswer, RoleEvent, RoleState};
+use flowgate_openflow::{self as of, ErrorMsg, FlowRemoved, Message, RoleMsg};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::cluster::{ClusterView, Coordinator};
 use crate::cookie::{self, Owner};
 use crate::declare::{Declarations, Delta};
 use crate::desired::{FlowEntry, FlowId, FlowKey, GroupSpec, MeterSpec};
@@ -32,7 +34,9 @@ use crate::runtime::metrics::Metrics;
 use crate::runtime::reconcile::{Plan, Planned, ReconcileCounts, SwitchTables};
 use crate::runtime::registry::{SwitchCmd, SwitchHandle};
 use crate::runtime::rejection::{Rejected, SwitchRejection};
-use crate::runtime::session::{encode_for, encoded, set_flow_mod_buffer_id, SwitchSync};
+use crate::runtime::session::{
+    encode_for, encoded, set_flow_mod_buffer_id, RequestError, SwitchSync,
+};
 use crate::runtime::unknown_table;
 use crate::runtime::writer::SendError;
 use crate::store::Op;
@@ -112,6 +116,16 @@ pub enum CoreEvent {
     },
     /// An event for the bus from outside the core (module services).
     Emit(BusEvent),
+    /// The cluster's view changed (clustering only).
+    Cluster(ClusterView),
+    /// A switch's answer to the role request the core sent with `token`
+    /// on connection `conn_id` (clustering only).
+    RoleAnswer {
+        dpid: u64,
+        conn_id: u64,
+        token: u64,
+        answer: RoleAnswer,
+    },
 }
 
 /// What a sent message was about, to explain a switch's ERROR reply.
@@ -166,6 +180,19 @@ struct SwitchState {
     rejections: Vec<(CallId, SwitchRejection)>,
     /// Listed in [`Core::dirty`] for the next flush.
     dirty: bool,
+    /// This node's role on the switch; `None` without clustering, when
+    /// every write goes out as it always did.
+    cluster: Option<Box<Clustered>>,
+}
+
+/// A clustered switch connection's role, and whether its tables are being
+/// dumped again.
+struct Clustered {
+    role: RoleState,
+    /// Became master, and the re-dump asked for then has not come back:
+    /// what the core believes installed is stale (another master wrote),
+    /// so nothing is written until the dump replaces it.
+    redump_pending: bool,
 }
 
 impl SwitchState {
@@ -184,6 +211,18 @@ impl SwitchState {
             waiting: Vec::new(),
             barriers: VecDeque::new(),
             rejections: Vec::new(),
+            cluster: None,
+        }
+    }
+
+    /// Whether the core may write to the switch (FLOW_MOD, GROUP_MOD,
+    /// METER_MOD, PACKET_OUT, ...) at `now`: always without clustering (one
+    /// branch on the packet-in path), and as the role state says with it.
+    #[inline]
+    fn may_write(&self, now: Instant) -> bool {
+        match &self.cluster {
+            None => true,
+            Some(c) => !c.redump_pending && c.role.may_write(now),
         }
     }
 
@@ -445,6 +484,20 @@ pub struct Core {
     /// [`Metrics`] once per batch.
     packet_ins: u64,
     sent: ReconcileCounts,
+    /// The time of the event being handled, for the write gate of
+    /// clustered switches.
+    now: Instant,
+    /// Set when this node is one of a cluster.
+    cluster: Option<CoreCluster>,
+}
+
+/// The core's link to the cluster.
+struct CoreCluster {
+    coordinator: Arc<dyn Coordinator>,
+    view: ClusterView,
+    /// Where the answers to role requests come back: the core's own
+    /// control lane.
+    answers: mpsc::Sender<CoreEvent>,
 }
 
 impl Core {
@@ -468,7 +521,28 @@ impl Core {
             dirty: Vec::new(),
             packet_ins: 0,
             sent: ReconcileCounts::default(),
+            now: Instant::now(),
+            cluster: None,
         }
+    }
+
+    /// Makes this core one node of a cluster: a switch is written only by
+    /// the node the coordinator names its master, once the switch confirmed
+    /// the role. Role answers come back as [`CoreEvent::RoleAnswer`] on
+    /// `answers` (the control lane); the caller forwards the coordinator's
+    /// view changes as [`CoreEvent::Cluster`].
+    pub fn with_cluster(
+        mut self,
+        coordinator: Arc<dyn Coordinator>,
+        answers: mpsc::Sender<CoreEvent>,
+    ) -> Self {
+        let view = coordinator.view().borrow().clone();
+        self.cluster = Some(CoreCluster {
+            coordinator,
+            view,
+            answers,
+        });
+        self
     }
 
     /// Puts the core's events on `bus` (instead of a private one).
@@ -550,6 +624,7 @@ impl Core {
 
     /// [`Module::batch_end`] of every module, then what they published.
     pub fn batch_end(&mut self, now: Instant) {
+        self.now = now;
         for i in 0..self.modules.len() {
             let mut ctx = Ctx::with_buffer(now, std::mem::take(&mut self.spare_changes));
             self.modules[i].batch_end(&mut ctx);
@@ -566,6 +641,8 @@ impl Core {
     /// Once a second: [`Event::Tick`] to every module, and a barrier to
     /// every switch that has messages awaiting one.
     pub fn tick(&mut self, now: Instant) {
+        self.now = now;
+        self.role_timers(now);
         self.dispatch_all(&Event::Tick, now);
         self.deliver_notices(now);
         self.barrier_all = true;
@@ -587,6 +664,7 @@ impl Core {
             .position(|m| (m.as_mut() as &mut dyn Any).is::<M>())?;
         let owner = self.modules[i].owner();
         let module = (self.modules[i].as_mut() as &mut dyn Any).downcast_mut::<M>()?;
+        self.now = now;
         let started = Instant::now();
         let mut ctx = Ctx::new(now);
         let value = f(module, &mut ctx);
@@ -641,11 +719,15 @@ impl Core {
     }
 
     pub fn handle(&mut self, event: CoreEvent, now: Instant) {
+        self.now = now;
         match event {
             CoreEvent::SwitchUp { dpid, handle, sync } => self.switch_up(dpid, handle, &sync, now),
             CoreEvent::SwitchDown { dpid, conn_id } => {
                 if self.is_current(dpid, conn_id) {
                     if let Some(state) = self.switches.remove(&dpid) {
+                        if let (Some(cluster), Some(_)) = (&self.cluster, &state.cluster) {
+                            cluster.coordinator.disconnected(dpid);
+                        }
                         self.emit(BusEvent::SwitchDown { dpid });
                         self.dispatch_switch(state.version, &Event::SwitchDown { dpid }, now);
                     }
@@ -672,8 +754,142 @@ impl Core {
                     self.dispatch_index(i, &event, now);
                 }
             }
+            CoreEvent::Cluster(view) => self.cluster_view(view, now),
+            CoreEvent::RoleAnswer {
+                dpid,
+                conn_id,
+                token,
+                answer,
+            } => {
+                if self.is_current(dpid, conn_id) {
+                    if let Some(c) = self.clustered(dpid) {
+                        c.role.handle_answer(now, token, answer);
+                    }
+                    self.role_events(dpid);
+                }
+            }
         }
         self.deliver_notices(now);
+    }
+
+    fn clustered(&mut self, dpid: u64) -> Option<&mut Clustered> {
+        self.switches.get_mut(&dpid)?.cluster.as_deref_mut()
+    }
+
+    /// A new view of the cluster: every switch's role state hears of its
+    /// assignment and of the lease.
+    fn cluster_view(&mut self, view: ClusterView, now: Instant) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        cluster.view = view;
+        let view = cluster.view.clone();
+        let dpids: Vec<u64> = self.switches.keys().copied().collect();
+        for dpid in dpids {
+            if let Some(c) = self.clustered(dpid) {
+                c.role.handle_lease(now, view.lease_until);
+                c.role
+                    .handle_assignment(now, view.masters.get(&dpid).cloned());
+            }
+            self.role_events(dpid);
+        }
+    }
+
+    /// The lease deadlines that came ([`RoleState::poll_timeout`]), checked
+    /// once a second: `may_write` checks the deadline itself at every
+    /// write, so the timer only makes the step down to SLAVE prompt.
+    fn role_timers(&mut self, now: Instant) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let due: Vec<u64> = self
+            .switches
+            .iter()
+            .filter(|(_, s)| {
+                s.cluster
+                    .as_ref()
+                    .and_then(|c| c.role.poll_timeout())
+                    .is_some_and(|at| at <= now)
+            })
+            .map(|(dpid, _)| *dpid)
+            .collect();
+        for dpid in due {
+            if let Some(c) = self.clustered(dpid) {
+                c.role.handle_timeout(now);
+            }
+            self.role_events(dpid);
+        }
+    }
+
+    /// Acts on what `dpid`'s role state asks for.
+    fn role_events(&mut self, dpid: u64) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let Some(state) = self.switches.get_mut(&dpid) else {
+            return;
+        };
+        let Some(c) = state.cluster.as_deref_mut() else {
+            return;
+        };
+        let id = format!("{dpid:016x}");
+        while let Some(event) = c.role.poll_event() {
+            match event {
+                RoleEvent::Request {
+                    token,
+                    role,
+                    generation,
+                } => {
+                    debug!(dpid = id, ?role, generation = generation.0, "role request");
+                    tokio::spawn(ask_role(
+                        dpid,
+                        state.handle.clone(),
+                        token,
+                        role.request(generation),
+                        cluster.answers.clone(),
+                    ));
+                }
+                RoleEvent::BecameMaster { generation } => {
+                    info!(
+                        dpid = id,
+                        generation = generation.0,
+                        "master of the switch: dumping its tables to adopt them"
+                    );
+                    c.redump_pending = true;
+                    let cmd = state.handle.cmd.clone();
+                    // Its SwitchUp (the same connection) replaces the
+                    // tables and reconciles them, as after a restart.
+                    tokio::spawn(async move {
+                        let _ = cmd.send(SwitchCmd::Resync).await;
+                    });
+                }
+                RoleEvent::Demoted { reason } => {
+                    info!(
+                        dpid = id,
+                        ?reason,
+                        "no longer master of the switch: writes held"
+                    );
+                }
+                RoleEvent::Fenced { role, generation } => info!(
+                    dpid = id,
+                    ?role,
+                    generation = generation.0,
+                    "the switch knows a newer master (stale generation)"
+                ),
+                RoleEvent::Refused {
+                    role,
+                    generation,
+                    err_type,
+                    code,
+                } => warn!(
+                    dpid = id,
+                    ?role,
+                    generation = generation.0,
+                    error = %of::describe(err_type, code),
+                    "the switch refused a role request: it cannot be shared, this node does not write to it"
+                ),
+            }
+        }
     }
 
     /// Handles consecutive messages of one switch in place (a message moved
@@ -747,8 +963,10 @@ impl Core {
                 tables.desire_flow(entry.key, entry.spec);
             }
         }
-        self.switches
-            .insert(dpid, SwitchState::new(handle, sync.version, tables));
+        let cluster = self.switch_role(dpid, handle.conn_id, now);
+        let mut state = SwitchState::new(handle, sync.version, tables);
+        state.cluster = cluster;
+        self.switches.insert(dpid, state);
         self.emit(BusEvent::SwitchUp {
             dpid,
             version: sync.version,
@@ -782,6 +1000,12 @@ impl Core {
             return;
         };
         mark_dirty(&mut self.dirty, dpid, state);
+        if !state.may_write(now) {
+            // Desired state is built; the master writes it (this node, once
+            // it is master: then the tables are dumped again).
+            self.role_events(dpid);
+            return;
+        }
         let started = Instant::now();
         state.clear_unknown(sync);
         let mut plan = state.tables.reconcile_all();
@@ -798,6 +1022,33 @@ impl Core {
         );
         state.send_plan(&mut plan, None, &mut self.sent);
         self.metrics.record_reconcile(started.elapsed());
+        self.role_events(dpid);
+    }
+
+    /// The role state of `dpid`'s connection `conn_id` when it is (again)
+    /// ready, if clustering is on. A connection already known is the
+    /// re-dump its node asked for on becoming master: it keeps its role
+    /// state. A new connection starts one and is reported to the cluster.
+    fn switch_role(&mut self, dpid: u64, conn_id: u64, now: Instant) -> Option<Box<Clustered>> {
+        let cluster = self.cluster.as_ref()?;
+        let redumped = self
+            .switches
+            .get_mut(&dpid)
+            .filter(|s| s.handle.conn_id == conn_id)
+            .and_then(|s| s.cluster.take());
+        if let Some(mut c) = redumped {
+            c.redump_pending = false;
+            return Some(c);
+        }
+        let mut role = RoleState::new(cluster.coordinator.node().clone());
+        role.handle_lease(now, cluster.view.lease_until);
+        role.handle_assignment(now, cluster.view.masters.get(&dpid).cloned());
+        role.handle_connected(now);
+        cluster.coordinator.connected(dpid);
+        Some(Box::new(Clustered {
+            role,
+            redump_pending: false,
+        }))
     }
 
     /// Hands a run of `dpid`'s packet-ins to the modules `route` names, each
@@ -899,6 +1150,19 @@ impl Core {
             ErrorMsg::Standard { err_type, code, .. } => (*err_type, *code),
             ErrorMsg::Experimenter { exp_type, .. } => (of::error_type::EXPERIMENTER, *exp_type),
         };
+        if (err_type, code)
+            == (
+                of::error_type::BAD_REQUEST,
+                of::error_code::bad_request::IS_SLAVE,
+            )
+        {
+            // Another node is master now (OpenFlow 1.3 says so no other
+            // way): the role state stops writing and asks to learn more.
+            if let Some(c) = self.clustered(dpid) {
+                c.role.handle_write_refused(now);
+                self.role_events(dpid);
+            }
+        }
         let Some(state) = self.switches.get_mut(&dpid) else {
             return;
         };
@@ -1002,6 +1266,7 @@ impl Core {
     fn apply_changes(&mut self, owner: Owner, changes: &mut Vec<Change>, reconcile: bool) {
         self.sent_to.clear();
         let call = self.call;
+        let now = self.now;
         // Re-sends and packet-outs to one switch only (known hosts' repeated
         // misses, the commonest packet-in answers) have nothing to diff:
         // send them straight away, packet-outs last.
@@ -1010,7 +1275,7 @@ impl Core {
                 Change::ResendFlow { id, buffer_id, .. } => Some((*id, *buffer_id)),
                 _ => None,
             });
-            if let Some(state) = self.switches.get_mut(&dpid) {
+            if let Some(state) = self.switches.get_mut(&dpid).filter(|s| s.may_write(now)) {
                 if state.resend_all(ids, call, &mut self.sent) {
                     self.sent_to.push(dpid);
                     mark_dirty(&mut self.dirty, dpid, state);
@@ -1103,7 +1368,9 @@ impl Core {
         // Without `reconcile`, changes only land in desired state.
         for (dpid, t) in touched.iter_mut().filter(|_| reconcile) {
             let dpid = *dpid;
-            let Some(state) = self.switches.get_mut(&dpid) else {
+            // Not master: desired state changed, the writes are held (the
+            // full reconciliation on becoming master sends them).
+            let Some(state) = self.switches.get_mut(&dpid).filter(|s| s.may_write(now)) else {
                 continue;
             };
             // A re-sent entry goes out anyway: no diff for it.
@@ -1130,7 +1397,7 @@ impl Core {
         // Packet-outs go after the flow-mods, so the answer to a forwarded
         // packet already finds its flows.
         for (dpid, packet_out) in packet_outs {
-            if let Some(state) = self.switches.get_mut(&dpid) {
+            if let Some(state) = self.switches.get_mut(&dpid).filter(|s| s.may_write(now)) {
                 state.packet_out(&packet_out);
                 mark_dirty(&mut self.dirty, dpid, state);
             }
@@ -1203,6 +1470,56 @@ impl Core {
         }
         self.dirty = dirty;
     }
+}
+
+/// Sends a ROLE_REQUEST on `handle`'s connection and brings the answer back
+/// to the core on `answers`. It goes through the connection's own request
+/// path (`Session::request` via [`SwitchCmd::Request`]), whose tokens the
+/// driver allocates: `token` is the role state's own and never reaches the
+/// session, so the two cannot collide. A connection that closed first is
+/// not answered: its SwitchDown ends the role state.
+async fn ask_role(
+    dpid: u64,
+    handle: SwitchHandle,
+    token: u64,
+    request: RoleMsg,
+    answers: mpsc::Sender<CoreEvent>,
+) {
+    let (reply, answer) = oneshot::channel();
+    let message = Message::RoleRequest(request);
+    if handle
+        .cmd
+        .send(SwitchCmd::Request { message, reply })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let answer = match answer.await {
+        Ok(Ok(Message::RoleReply(reply))) => RoleAnswer::Reply(reply),
+        Ok(Err(RequestError::Switch { err_type, code })) => RoleAnswer::Error { err_type, code },
+        Ok(Err(RequestError::Timeout)) => RoleAnswer::Timeout,
+        // Not an answer to a role request: a switch that cannot take part.
+        Ok(Ok(other)) => {
+            debug!(
+                msg_type = other.msg_type(),
+                "role request answered with another message"
+            );
+            RoleAnswer::Error {
+                err_type: of::error_type::BAD_REQUEST,
+                code: of::error_code::bad_request::BAD_TYPE,
+            }
+        }
+        Ok(Err(RequestError::Closed)) | Err(_) => return,
+    };
+    let _ = answers
+        .send(CoreEvent::RoleAnswer {
+            dpid,
+            conn_id: handle.conn_id,
+            token,
+            answer,
+        })
+        .await;
 }
 
 /// Below this many events, a batch waits for the other ready connections.

@@ -206,6 +206,11 @@ impl Connection {
                 warn!("another connection claims this switch's dpid; this one waits aside");
                 self.set_aside = true;
             }
+            SwitchCmd::Resync => {
+                if !self.set_aside && !self.session.resync(Instant::now()) {
+                    debug!("re-dump asked of a session that is not ready");
+                }
+            }
             SwitchCmd::Restore => {
                 if self.session.resync(Instant::now()) {
                     info!("the connection that claimed this dpid is gone: restoring this one");
@@ -259,10 +264,12 @@ impl Connection {
                         ports: sync.ports.iter().map(|p| (p.port_no, p.clone())).collect(),
                     };
                     self.set_aside = false;
-                    if let Some(old) = self.registry.insert(SwitchEntry {
+                    let replaced = self.registry.insert(SwitchEntry {
                         handle: handle.clone(),
                         info,
-                    }) {
+                    });
+                    // A re-dump of this same connection replaces nothing.
+                    if let Some(old) = replaced.filter(|old| old.handle.conn_id != self.conn_id) {
                         // Not closed: if this newcomer is an impostor (or
                         // fails), the old connection is restored. A switch
                         // that really reconnected leaves the old one dead:

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{info, warn};
 
 use self::core::{CallOutcome, Core, CoreEvent};
@@ -31,6 +31,7 @@ use self::reconcile::ReconcileCounts;
 use self::registry::Registry;
 use self::rejection::SwitchRejection;
 use self::tasks::Tasks;
+use crate::cluster::{ClusterView, Coordinator};
 use crate::cookie::Owner;
 use crate::events::Bus;
 use crate::module::{Ctx, Module};
@@ -52,6 +53,10 @@ pub struct RuntimeConfig {
     pub confirm_timeout: Duration,
     /// Switches connect over TLS with a certificate (none: plain TCP).
     pub tls: Option<tls::OpenflowTls>,
+    /// This node's place in a cluster of controllers sharing the switches
+    /// (issue 22). None (the default): the only controller, writing to
+    /// every switch as soon as it connects, with no role requests.
+    pub cluster: Option<Arc<dyn Coordinator>>,
 }
 
 impl Default for RuntimeConfig {
@@ -61,6 +66,7 @@ impl Default for RuntimeConfig {
             max_connections: 10_000,
             confirm_timeout: Duration::from_secs(5),
             tls: None,
+            cluster: None,
         }
     }
 }
@@ -177,9 +183,13 @@ impl Runtime {
             .collect();
         let (persist_tx, persist_rx) = mpsc::unbounded_channel();
         tokio::spawn(persister(store.clone(), persist_rx));
-        let core = Core::new(modules, metrics.clone())
+        let mut core = Core::new(modules, metrics.clone())
             .with_bus(bus.clone())
             .with_persister(persist_tx);
+        if let Some(coordinator) = &config.cluster {
+            core = core.with_cluster(coordinator.clone(), control_tx.clone());
+            tokio::spawn(follow_cluster(coordinator.view(), control_tx.clone()));
+        }
         tokio::spawn(core.run(core_rx, control_rx));
         let runtime = Runtime {
             registry,
@@ -345,6 +355,17 @@ impl Runtime {
                 driver::run_connection(stream, peer, config, registry, core).await;
                 drop(permit);
             });
+        }
+    }
+}
+
+/// Hands every change of the cluster's view to the core, on its control
+/// lane (ahead of switch events: a lost mastership stops writes first).
+async fn follow_cluster(mut view: watch::Receiver<ClusterView>, core: mpsc::Sender<CoreEvent>) {
+    while view.changed().await.is_ok() {
+        let latest = view.borrow_and_update().clone();
+        if core.send(CoreEvent::Cluster(latest)).await.is_err() {
+            return;
         }
     }
 }

@@ -29,6 +29,10 @@ pub enum SwitchCmd {
     /// The connection that replaced this one is gone: sync again and be
     /// the switch's connection once more.
     Restore,
+    /// Dump the switch's tables again (its node became master of it in a
+    /// cluster): the session's sync, ending in a new `SwitchUp` of this
+    /// same connection.
+    Resync,
 }
 
 /// How to reach one connection's tasks.
