@@ -1,0 +1,326 @@
+//! Clustered controllers (issue 22) in one process: two runtimes, nodes
+//! `a` and `b`, share one in-memory coordinator and connect to one fake
+//! switch over real OpenFlow connections. The switch keeps the OpenFlow 1.3
+//! role rules (`testing::wire`); the test plays etcd and the leader.
+//!
+//! The runtimes run no modules but `Poke`, whose calls send one PACKET_OUT:
+//! the pipeline's core entries are what a master installs, and a poke is a
+//! write the test can make on any node at any time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flowgate_cluster::SwitchRole;
+use flowgate_controller::cluster::{MemoryCluster, MemoryNode};
+use flowgate_controller::cookie::Owner;
+use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::pipeline::core_entries;
+use flowgate_controller::runtime::{Runtime, RuntimeConfig};
+use flowgate_controller::store::MemoryStore;
+use flowgate_controller::testing::wire::{self, SharedSwitch, WireSwitch};
+use flowgate_openflow::{self as of, controller_role, Message, PacketOut, RoleMsg};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+const DPID: u64 = 0xc1;
+const WAIT: Duration = Duration::from_secs(10);
+/// How long a write that must not happen is given to show up anyway.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// A module whose calls write one PACKET_OUT.
+struct Poke;
+
+impl Module for Poke {
+    fn owner(&self) -> Owner {
+        Owner::Qos
+    }
+
+    fn handle(&mut self, _: &Event<'_>, _: &mut Ctx) {}
+}
+
+struct Node {
+    runtime: Runtime,
+    addr: SocketAddr,
+}
+
+impl Node {
+    async fn start(cluster: Option<Arc<MemoryNode>>) -> Node {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = RuntimeConfig {
+            cluster: cluster.map(|c| c as _),
+            ..RuntimeConfig::default()
+        };
+        let modules: Vec<Box<dyn Module>> = vec![Box::new(Poke)];
+        let runtime = Runtime::start(listener, config, modules, Arc::new(MemoryStore::default()));
+        Node { runtime, addr }
+    }
+
+    async fn poke(&self) {
+        self.runtime
+            .call::<Poke, _>(|_, ctx| {
+                ctx.packet_out(
+                    DPID,
+                    PacketOut {
+                        buffer_id: of::NO_BUFFER,
+                        in_port: of::port_no::CONTROLLER,
+                        actions: vec![],
+                        data: Bytes::from_static(&[0; 60]),
+                    },
+                )
+            })
+            .await
+            .unwrap();
+    }
+}
+
+fn role(role: u32, generation_id: u64) -> RoleMsg {
+    RoleMsg {
+        role,
+        generation_id,
+    }
+}
+
+async fn wait_for(switch: &SharedSwitch, what: &str, cond: impl Fn(&WireSwitch) -> bool) {
+    let met = timeout(WAIT, async {
+        while !cond(&switch.lock().unwrap()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    if met.is_err() {
+        let s = switch.lock().unwrap();
+        let log: Vec<_> = s
+            .received
+            .iter()
+            .zip(&s.senders)
+            .map(|(m, c)| (c, m.msg_type()))
+            .collect();
+        panic!(
+            "not met in time: {what}; roles {:?}, refused {:?}, log {log:?}",
+            s.roles, s.refused_is_slave
+        );
+    }
+}
+
+fn packet_outs_from(switch: &WireSwitch, conn: usize) -> usize {
+    switch
+        .received
+        .iter()
+        .zip(&switch.senders)
+        .filter(|(m, c)| **c == conn && matches!(m, Message::PacketOut(_)))
+        .count()
+}
+
+/// Two nodes of one cluster, the switch connected to both (connection 0 to
+/// `a`, 1 to `b`), no master assigned yet. The switch starts empty, so
+/// the master's full reconciliation writes every core entry.
+struct Lab {
+    cluster: Arc<MemoryCluster>,
+    a: Node,
+    b: Node,
+    switch: SharedSwitch,
+    _links: Vec<JoinHandle<()>>,
+}
+
+impl Lab {
+    async fn start() -> Lab {
+        let cluster = MemoryCluster::new();
+        let a = Node::start(Some(cluster.join("a"))).await;
+        let b = Node::start(Some(cluster.join("b"))).await;
+        let switch = WireSwitch::shared(DPID);
+        switch.lock().unwrap().switch.flows.clear();
+        let mut links = vec![wire::spawn(a.addr, switch.clone())];
+        wait_for(&switch, "a connected", |s| s.roles.len() == 1).await;
+        links.push(wire::spawn(b.addr, switch.clone()));
+        let reported = timeout(WAIT, async {
+            while cluster.connections(DPID).len() < 2 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(reported.is_ok(), "both nodes report the switch");
+        Lab {
+            cluster,
+            a,
+            b,
+            switch,
+            _links: links,
+        }
+    }
+
+    /// The leader makes `a` master (generation 1) and waits until `a`
+    /// wrote the core entries.
+    async fn a_master(&self) {
+        let moves = self.cluster.lead();
+        assert_eq!(moves.len(), 1);
+        assert_eq!(moves[0].to.as_ref().unwrap().as_str(), "a");
+        let n = core_entries().len();
+        wait_for(&self.switch, "a wrote the core entries", |s| {
+            s.flow_mods_from(0) == n && s.switch.flows.len() == n
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn only_the_assigned_master_writes() {
+    let lab = Lab::start().await;
+    {
+        // Connected, no master assigned: nobody asks, nobody writes.
+        let s = lab.switch.lock().unwrap();
+        assert!(s.role_requests_from(0).is_empty() && s.role_requests_from(1).is_empty());
+        assert_eq!(s.flow_mods_from(0) + s.flow_mods_from(1), 0);
+    }
+
+    lab.a_master().await;
+    wait_for(&lab.switch, "b asked to be a slave", |s| {
+        s.roles.get(&1) == Some(&SwitchRole::Slave)
+    })
+    .await;
+    {
+        let s = lab.switch.lock().unwrap();
+        assert_eq!(s.role_requests_from(0), [role(controller_role::MASTER, 1)]);
+        assert_eq!(s.role_requests_from(1), [role(controller_role::SLAVE, 1)]);
+        assert_eq!(s.roles.get(&0), Some(&SwitchRole::Master));
+        assert_eq!(s.flow_mods_from(1), 0);
+    }
+
+    // A write on each node: only the master's reaches the switch.
+    lab.b.poke().await;
+    lab.a.poke().await;
+    wait_for(&lab.switch, "a's packet-out", |s| {
+        packet_outs_from(s, 0) == 1
+    })
+    .await;
+    tokio::time::sleep(QUIET).await;
+    let s = lab.switch.lock().unwrap();
+    assert_eq!(packet_outs_from(&s, 1), 0);
+    assert!(s.refused_is_slave.is_empty(), "b did not even try");
+}
+
+#[tokio::test]
+async fn failover_moves_the_switch_and_the_new_master_adopts_its_tables() {
+    let lab = Lab::start().await;
+    lab.a_master().await;
+    // One wanted entry goes missing from the switch meanwhile.
+    let lost = core_entries()[0].key.clone();
+    assert!(lab.switch.lock().unwrap().switch.lose(&lost));
+
+    // `a` dies: its lease expires (it stops writing), the leader moves the
+    // switch to `b` at a newer generation.
+    lab.cluster.expire("a");
+    let moves = lab.cluster.lead();
+    assert_eq!(moves.len(), 1);
+    assert_eq!(moves[0].to.as_ref().unwrap().as_str(), "b");
+    let generation = lab.cluster.masters()[&DPID].generation.0;
+    assert!(generation > 1);
+
+    let n = core_entries().len();
+    wait_for(&lab.switch, "b restored the lost entry", |s| {
+        s.switch.flows.len() == n
+    })
+    .await;
+    tokio::time::sleep(QUIET).await;
+    let s = lab.switch.lock().unwrap();
+    assert_eq!(s.roles.get(&1), Some(&SwitchRole::Master));
+    assert_eq!(
+        s.role_requests_from(1).last(),
+        Some(&role(controller_role::MASTER, generation))
+    );
+    // The adoption: exactly one FLOW_MOD, for the missing entry; nothing
+    // already installed was written again.
+    let written: Vec<_> = s
+        .received
+        .iter()
+        .zip(&s.senders)
+        .filter_map(|(m, c)| match m {
+            Message::FlowMod(fm) if *c == 1 => Some(fm),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(written.len(), 1, "b wrote only the missing entry");
+    assert_eq!(&written[0].match_, lost.match_());
+    assert_eq!(written[0].priority, lost.priority);
+    // `a` stepped down on the switch as well.
+    assert!(s
+        .role_requests_from(0)
+        .iter()
+        .any(|r| r.role == controller_role::SLAVE));
+    assert_eq!(s.flow_mods_from(0), n);
+}
+
+#[tokio::test]
+async fn a_partitioned_master_is_fenced_by_the_switch() {
+    let lab = Lab::start().await;
+    lab.a_master().await;
+
+    // `a` is cut off from etcd: its lease ends there, but `a` hears nothing
+    // and still believes it is master. The leader moves the switch to `b`.
+    lab.cluster.partition("a");
+    let moves = lab.cluster.lead();
+    assert_eq!(moves[0].to.as_ref().unwrap().as_str(), "b");
+    wait_for(&lab.switch, "b is master, a demoted by the switch", |s| {
+        s.roles.get(&1) == Some(&SwitchRole::Master) && s.roles.get(&0) == Some(&SwitchRole::Slave)
+    })
+    .await;
+
+    // `a` writes: refused (IS_SLAVE). It stops, asks MASTER again at its
+    // old generation and is told STALE.
+    lab.a.poke().await;
+    wait_for(&lab.switch, "a re-asked MASTER at its generation", |s| {
+        s.role_requests_from(0)
+            == [
+                role(controller_role::MASTER, 1),
+                role(controller_role::MASTER, 1),
+            ]
+    })
+    .await;
+    assert_eq!(
+        lab.switch.lock().unwrap().refused_is_slave.get(&0),
+        Some(&1)
+    );
+
+    // Fenced: `a` writes nothing more; `b` writes, once it has adopted
+    // the switch's tables (its writes are held while they are dumped).
+    lab.a.poke().await;
+    let b_wrote = timeout(WAIT, async {
+        while packet_outs_from(&lab.switch.lock().unwrap(), 1) == 0 {
+            lab.b.poke().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(b_wrote.is_ok(), "b writes as master");
+    tokio::time::sleep(QUIET).await;
+    let s = lab.switch.lock().unwrap();
+    assert_eq!(packet_outs_from(&s, 0), 1, "only the refused one");
+    assert_eq!(s.roles.get(&1), Some(&SwitchRole::Master));
+    assert_eq!(s.refused_is_slave.get(&0), Some(&1));
+    assert_eq!(
+        s.role_requests_from(0).len(),
+        2,
+        "nothing asked after STALE"
+    );
+}
+
+#[tokio::test]
+async fn without_clustering_no_role_is_requested_and_writes_go_out_at_once() {
+    let node = Node::start(None).await;
+    let switch = WireSwitch::shared(DPID);
+    switch.lock().unwrap().switch.flows.clear();
+    let _link = wire::spawn(node.addr, switch.clone());
+    let n = core_entries().len();
+    wait_for(&switch, "the core entries", |s| s.flow_mods_from(0) == n).await;
+    node.poke().await;
+    wait_for(&switch, "the packet-out", |s| packet_outs_from(s, 0) == 1).await;
+    let s = switch.lock().unwrap();
+    assert!(s.role_requests_from(0).is_empty());
+    assert!(!s
+        .received
+        .iter()
+        .any(|m| matches!(m, Message::RoleRequest(_))));
+}
