@@ -188,6 +188,17 @@ mod memory {
             state.publish();
         }
 
+        /// Node `id`'s lease is valid until `until` as the node computes it
+        /// (its last keepalive's send plus the TTL, less the margin).
+        pub fn lease_until(&self, id: &str, until: Instant) {
+            let mut state = self.state();
+            let Some(node) = NodeId::new(id) else { return };
+            if let Some(member) = state.members.get_mut(&node) {
+                member.lease_until = Some(until);
+            }
+            state.publish();
+        }
+
         /// Node `id` is cut off from etcd but keeps running: etcd lets its
         /// lease expire, while the node hears nothing of it or of anything
         /// after (its own lease deadline included: a process paused or a

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flowgate_cluster::SwitchRole;
@@ -251,6 +251,33 @@ async fn failover_moves_the_switch_and_the_new_master_adopts_its_tables() {
         .iter()
         .any(|r| r.role == controller_role::SLAVE));
     assert_eq!(s.flow_mods_from(0), n);
+}
+
+#[tokio::test]
+async fn a_master_whose_lease_runs_out_stops_writing_and_steps_down_at_the_deadline() {
+    let lab = Lab::start().await;
+    lab.a_master().await;
+    lab.a.poke().await;
+    wait_for(&lab.switch, "a's packet-out", |s| {
+        packet_outs_from(s, 0) == 1
+    })
+    .await;
+
+    // No keepalive is acknowledged past this deadline; nothing else
+    // happens, so only the core's lease timer can act on it.
+    lab.cluster
+        .lease_until("a", Instant::now() + Duration::from_millis(200));
+    wait_for(&lab.switch, "a stepped down to SLAVE", |s| {
+        s.roles.get(&0) == Some(&SwitchRole::Slave)
+    })
+    .await;
+    assert_eq!(
+        lab.switch.lock().unwrap().role_requests_from(0).last(),
+        Some(&role(controller_role::SLAVE, 1))
+    );
+    lab.a.poke().await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(packet_outs_from(&lab.switch.lock().unwrap(), 0), 1);
 }
 
 #[tokio::test]

@@ -579,7 +579,24 @@ impl Core {
         let mut next_tick = tokio::time::Instant::now() + TICK;
         let idle_tick = tokio::time::sleep_until(next_tick);
         tokio::pin!(idle_tick);
+        // Clustering: every role state's `poll_timeout` is the node's lease
+        // deadline, so one timer serves them all, waited on and checked
+        // like the tick. Without clustering it is never armed.
+        let lease_timer = tokio::time::sleep_until(next_tick);
+        tokio::pin!(lease_timer);
+        let mut lease_seen: Option<Instant> = None;
+        let mut lease_due: Option<Instant> = None;
         loop {
+            let deadline = self.cluster.as_ref().and_then(|c| c.view.lease_until);
+            if deadline != lease_seen {
+                lease_seen = deadline;
+                lease_due = deadline;
+                if let Some(at) = deadline {
+                    lease_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::from_std(at));
+                }
+            }
             let now = tokio::select! {
                 biased;
                 Some(event) = control.recv() => {
@@ -604,7 +621,12 @@ impl Core {
                     now
                 }
                 _ = &mut idle_tick => tokio::time::Instant::now(),
+                _ = &mut lease_timer, if lease_due.is_some() => tokio::time::Instant::now(),
             };
+            if lease_due.is_some_and(|at| now.into_std() >= at) {
+                lease_due = None;
+                self.role_timers(now.into_std());
+            }
             if now >= next_tick {
                 self.tick(now.into_std());
                 next_tick = now + TICK;
@@ -642,7 +664,6 @@ impl Core {
     /// every switch that has messages awaiting one.
     pub fn tick(&mut self, now: Instant) {
         self.now = now;
-        self.role_timers(now);
         self.dispatch_all(&Event::Tick, now);
         self.deliver_notices(now);
         self.barrier_all = true;
@@ -795,9 +816,9 @@ impl Core {
         }
     }
 
-    /// The lease deadlines that came ([`RoleState::poll_timeout`]), checked
-    /// once a second: `may_write` checks the deadline itself at every
-    /// write, so the timer only makes the step down to SLAVE prompt.
+    /// The lease deadlines that came ([`RoleState::poll_timeout`]): the
+    /// role states demote and step down to SLAVE. (`may_write` checks the
+    /// deadline itself at every write; the timer makes the rest prompt.)
     fn role_timers(&mut self, now: Instant) {
         if self.cluster.is_none() {
             return;
