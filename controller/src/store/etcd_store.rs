@@ -298,18 +298,20 @@ fn store_error(e: EtcdError, endpoints: &str) -> StoreError {
         ),
         _ => false,
     };
-    // tonic's errors say little at the top ("transport error"); the cause
-    // (connection refused, ...) is further down the chain.
+    // A transport error says little at the top ("transport error"); what
+    // happened (connection refused, bad certificate) is down its chain.
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+    if let E::TransportError(transport) = &e {
+        let mut source = std::error::Error::source(transport);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
     }
     if unavailable {
         StoreError::Unavailable {
-            cause: format!("etcd ({endpoints}) is unavailable: {text}"),
+            cause: format!("etcd ({endpoints}): {text}"),
         }
     } else {
         StoreError::Etcd(format!("etcd ({endpoints}) refused the request: {text}"))
