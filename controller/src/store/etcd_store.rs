@@ -298,16 +298,25 @@ fn store_error(e: EtcdError, endpoints: &str) -> StoreError {
         ),
         _ => false,
     };
-    // A transport error says little at the top ("transport error"); what
-    // happened (connection refused, bad certificate) is down its chain.
-    let mut text = e.to_string();
-    if let E::TransportError(transport) = &e {
-        let mut source = std::error::Error::source(transport);
-        while let Some(s) = source {
+    // The top of tonic's errors says little ("transport error") or shows
+    // Rust debug output; what happened (connection refused, bad
+    // certificate) is the message and the chain of sources.
+    let (mut text, mut source) = match &e {
+        E::TransportError(t) => ("transport error".to_owned(), std::error::Error::source(t)),
+        E::GRpcStatus(s) => (
+            format!("{:?}: {}", s.code(), s.message()),
+            std::error::Error::source(s),
+        ),
+        e => (e.to_string(), None),
+    };
+    while let Some(s) = source {
+        let part = s.to_string();
+        // Nested errors often repeat their parent's words.
+        if !text.contains(&part) {
             text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
+            text.push_str(&part);
         }
+        source = s.source();
     }
     if unavailable {
         StoreError::Unavailable {
