@@ -42,10 +42,11 @@ step() { printf '\n==> %s\n' "$*"; }
 # for the dashboard's unit tests, and Chromium with its WebDriver and
 # Selenium for the dashboard's browser tests (tests/test_dashboard.py), and
 # etcd with etcdctl for the etcd store's tests (they start their own servers
-# on loopback ports; the packaged service is not used).
+# on loopback ports; the packaged service is not used), openssl for their
+# TLS certificates.
 PACKAGES=(librrd-dev rrdtool openvswitch-switch mininet ganglia-monitor gmetad iperf3 ethtool
           tcpdump python3-pytest python3-yaml python3-venv netcat-openbsd iputils-ping iproute2
-          nodejs chromium chromium-driver python3-selenium etcd-server etcd-client)
+          nodejs chromium chromium-driver python3-selenium etcd-server etcd-client openssl)
 
 install_missing() {
     local missing=() pkg

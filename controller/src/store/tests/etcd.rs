@@ -20,6 +20,8 @@ pub(super) struct TestEtcd {
     client_url: String,
     peer_url: String,
     dir: tempfile::TempDir,
+    /// Clients must use TLS with this CA (the server serves `server.pem`).
+    tls: Option<EtcdTls>,
 }
 
 fn free_port() -> u16 {
@@ -36,8 +38,85 @@ impl TestEtcd {
             client_url: format!("http://127.0.0.1:{}", free_port()),
             peer_url: format!("http://127.0.0.1:{}", free_port()),
             dir: tempfile::tempdir().expect("tempdir"),
+            tls: None,
         };
-        etcd.run();
+        etcd.run(&[]);
+        etcd
+    }
+
+    /// A server that speaks TLS to clients, with a certificate for
+    /// 127.0.0.1 signed by a CA made for the test (`openssl` CLI).
+    fn start_tls() -> TestEtcd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run `openssl` ({e}): apt-get install openssl"));
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let ca = [
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=flowgate test CA",
+        ];
+        openssl(&[&ca[..], &ec[..], &["-keyout", "ca.key", "-out", "ca.pem"]].concat());
+        let csr = ["req", "-subj", "/CN=127.0.0.1"];
+        openssl(
+            &[
+                &csr[..],
+                &ec[..],
+                &["-keyout", "server.key", "-out", "server.csr"],
+            ]
+            .concat(),
+        );
+        std::fs::write(dir.path().join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+            "-out",
+            "server.pem",
+        ]);
+        let mut etcd = TestEtcd {
+            child: None,
+            client_url: format!("https://127.0.0.1:{}", free_port()),
+            peer_url: format!("http://127.0.0.1:{}", free_port()),
+            tls: Some(EtcdTls {
+                ca_file: dir.path().join("ca.pem"),
+                identity: None,
+            }),
+            dir,
+        };
+        let cert = etcd.dir.path().join("server.pem");
+        let key = etcd.dir.path().join("server.key");
+        etcd.run(&[
+            "--cert-file".as_ref(),
+            cert.as_os_str(),
+            "--key-file".as_ref(),
+            key.as_os_str(),
+        ]);
         etcd
     }
 
@@ -47,7 +126,7 @@ impl TestEtcd {
 
     /// Starts the server (again, on the same ports and data) and waits
     /// until it answers.
-    fn run(&mut self) {
+    fn run(&mut self, extra: &[&std::ffi::OsStr]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -61,6 +140,7 @@ impl TestEtcd {
             .args(["--listen-peer-urls", &self.peer_url])
             .args(["--initial-advertise-peer-urls", &self.peer_url])
             .args(["--initial-cluster", &format!("test={}", self.peer_url)])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -99,7 +179,7 @@ impl TestEtcd {
             endpoints: vec![self.client_url.clone()],
             prefix: prefix.to_owned(),
             timeout,
-            tls: None,
+            tls: self.tls.clone(),
         }
     }
 
@@ -245,7 +325,7 @@ fn unavailable_etcd_fails_fast_naming_the_cause_then_recovers() {
 
     // Back on the same data: the same store writes again, nothing
     // acknowledged was lost, and the watch resumed.
-    etcd.run();
+    etcd.run(&[]);
     let deadline = Instant::now() + Duration::from_secs(15);
     while let Err(e) = store.put("after", b"3") {
         assert!(Instant::now() < deadline, "no recovery: {e}");
@@ -254,6 +334,23 @@ fn unavailable_etcd_fails_fast_naming_the_cause_then_recovers() {
     assert_eq!(store.get("kept").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(store.get("lost").unwrap(), None);
     assert_eq!(next_event(&mut rx), put("after", b"3"));
+}
+
+#[test]
+#[ignore = "needs etcd on PATH; tools/test-all.sh runs it (see README)"]
+fn tls_to_etcd_with_the_servers_ca() {
+    let etcd = TestEtcd::start_tls();
+    let store = etcd.store("/tls/");
+    store.put("k", b"v").unwrap();
+    assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    // Without TLS the server is not reachable, and the error says so.
+    let mut plain = etcd.config("/tls/", Duration::from_secs(2));
+    plain.tls = None;
+    plain.endpoints = vec![etcd.client_url.replace("https://", "")];
+    assert!(matches!(
+        EtcdStore::connect(&plain),
+        Err(StoreError::Unavailable { .. })
+    ));
 }
 
 /// No etcd needed: nobody listens on the port.
