@@ -87,6 +87,29 @@ pub struct Cli {
     /// monitors then name their `source_ip`].
     #[arg(long, value_name = "IP")]
     pub lb_monitor_source: Option<std::net::Ipv4Addr>,
+    /// Where state is kept: redb (a file in --data-dir) or etcd
+    /// [default: redb].
+    #[arg(long, value_name = "BACKEND")]
+    pub store: Option<StoreBackend>,
+    /// etcd endpoints, comma-separated `host:port` [default: 127.0.0.1:2379].
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
+    pub etcd_endpoints: Option<Vec<String>>,
+    /// Prefix of every key Flowgate keeps in etcd [default: /flowgate/].
+    #[arg(long, value_name = "PREFIX")]
+    pub etcd_prefix: Option<String>,
+    /// Milliseconds an etcd request may take before it fails (a REST
+    /// write then answers 503) [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub etcd_timeout_ms: Option<u64>,
+    /// PEM CA certificate(s) of the etcd servers: talk to etcd over TLS.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_ca_file: Option<PathBuf>,
+    /// PEM client certificate for etcd (with --etcd-key-file).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_cert_file: Option<PathBuf>,
+    /// PEM private key of --etcd-cert-file.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_key_file: Option<PathBuf>,
     /// Whether the token came on the command line (not from the
     /// environment), where `ps` shows it.
     #[arg(skip)]
@@ -124,6 +147,94 @@ pub struct Config {
     /// See `--firewall-rules`.
     pub firewall_rules: Option<PathBuf>,
     pub loadbalancer: LoadBalancerConfig,
+    pub store: StoreSection,
+}
+
+/// Where state is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// One embedded file in the data directory.
+    Redb,
+    /// An etcd cluster (v3 API), which several controllers can share.
+    Etcd,
+}
+
+/// The store backend and, for etcd, how to reach it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    pub backend: StoreBackend,
+    /// etcd members, `host:port` (or `http(s)://host:port`).
+    pub endpoints: Vec<String>,
+    /// Prefix of every key in etcd.
+    pub prefix: String,
+    /// Milliseconds an etcd call may take, retries included.
+    pub timeout_ms: u64,
+    /// TLS to etcd: the servers' CA, and a client certificate and key when
+    /// etcd asks for one.
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            backend: StoreBackend::Redb,
+            endpoints: vec!["127.0.0.1:2379".into()],
+            prefix: "/flowgate/".into(),
+            timeout_ms: 5000,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+impl StoreSection {
+    /// The etcd store's settings (checked).
+    pub fn etcd(&self) -> anyhow::Result<flowgate_controller::store::EtcdConfig> {
+        use flowgate_controller::store::{EtcdConfig, EtcdTls};
+        anyhow::ensure!(
+            !self.endpoints.is_empty() && self.endpoints.iter().all(|e| !e.trim().is_empty()),
+            "store.endpoints (--etcd-endpoints) needs at least one etcd endpoint, host:port"
+        );
+        anyhow::ensure!(
+            !self.prefix.is_empty(),
+            "store.prefix (--etcd-prefix) must not be empty: Flowgate's keys would mix with \
+             everything else in etcd"
+        );
+        anyhow::ensure!(
+            self.timeout_ms > 0,
+            "store.timeout_ms (--etcd-timeout-ms) must be at least 1"
+        );
+        let identity = match (&self.cert_file, &self.key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            _ => anyhow::bail!(
+                "an etcd client certificate needs both store.cert_file and store.key_file \
+                 (--etcd-cert-file, --etcd-key-file)"
+            ),
+        };
+        let tls = match (&self.ca_file, identity) {
+            (None, None) => None,
+            (Some(ca), identity) => Some(EtcdTls {
+                ca_file: ca.clone(),
+                identity,
+            }),
+            (None, Some(_)) => anyhow::bail!(
+                "a client certificate for etcd needs TLS: give the servers' CA too \
+                 (store.ca_file, --etcd-ca-file)"
+            ),
+        };
+        Ok(EtcdConfig {
+            endpoints: self.endpoints.iter().map(|e| e.trim().to_owned()).collect(),
+            prefix: self.prefix.clone(),
+            timeout: Duration::from_millis(self.timeout_ms),
+            tls,
+        })
+    }
 }
 
 /// The load balancer.
@@ -428,6 +539,7 @@ impl Default for Config {
             topology: TopologySection::default(),
             firewall_rules: None,
             loadbalancer: LoadBalancerConfig::default(),
+            store: StoreSection::default(),
         }
     }
 }
@@ -499,6 +611,27 @@ impl Config {
         if let Some(v) = cli.lb_monitor_source {
             config.loadbalancer.monitor_source = Some(v);
         }
+        if let Some(v) = cli.store {
+            config.store.backend = v;
+        }
+        if let Some(v) = &cli.etcd_endpoints {
+            config.store.endpoints = v.clone();
+        }
+        if let Some(v) = &cli.etcd_prefix {
+            config.store.prefix = v.clone();
+        }
+        if let Some(v) = cli.etcd_timeout_ms {
+            config.store.timeout_ms = v;
+        }
+        if let Some(v) = &cli.etcd_ca_file {
+            config.store.ca_file = Some(v.clone());
+        }
+        if let Some(v) = &cli.etcd_cert_file {
+            config.store.cert_file = Some(v.clone());
+        }
+        if let Some(v) = &cli.etcd_key_file {
+            config.store.key_file = Some(v.clone());
+        }
         anyhow::ensure!(
             config.echo_interval > 0,
             "echo_interval must be at least 1 second"
@@ -519,6 +652,9 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("loadbalancer.virtual_mac: {e}"))?;
         config.check_rest()?;
         config.ovsdb.check()?;
+        if config.store.backend == StoreBackend::Etcd {
+            config.store.etcd()?;
+        }
         if let Some(path) = &config.api_token_file {
             anyhow::ensure!(
                 config.api_token.is_none(),
@@ -707,6 +843,86 @@ mod tests {
         std::fs::write(&path, "[loadbalancer]\nvirtual_mac = \"nope\"\n").unwrap();
         let err = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap_err();
         assert!(format!("{err:#}").contains("virtual_mac"), "{err:#}");
+    }
+
+    #[test]
+    fn store_backend_from_file_and_flags() {
+        assert_eq!(Config::default().store.backend, StoreBackend::Redb);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(
+            &path,
+            "[store]\nbackend = \"etcd\"\nendpoints = [\"10.0.0.1:2379\", \"10.0.0.2:2379\"]\n\
+             prefix = \"/lab/\"\ntimeout_ms = 800\nca_file = \"/ca.pem\"\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let c = Config::load(&cli(&["--config", file])).unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Etcd);
+        let etcd = c.store.etcd().unwrap();
+        assert_eq!(etcd.endpoints, ["10.0.0.1:2379", "10.0.0.2:2379"]);
+        assert_eq!(etcd.prefix, "/lab/");
+        assert_eq!(etcd.timeout, Duration::from_millis(800));
+        assert_eq!(etcd.tls.unwrap().ca_file, PathBuf::from("/ca.pem"));
+
+        let c = Config::load(&cli(&[
+            "--store",
+            "etcd",
+            "--etcd-endpoints",
+            "127.0.0.1:23790,127.0.0.1:23791",
+            "--etcd-prefix",
+            "/x/",
+            "--etcd-timeout-ms",
+            "100",
+        ]))
+        .unwrap();
+        let etcd = c.store.etcd().unwrap();
+        assert_eq!(etcd.endpoints, ["127.0.0.1:23790", "127.0.0.1:23791"]);
+        assert_eq!(
+            (etcd.prefix.as_str(), etcd.timeout.as_millis()),
+            ("/x/", 100)
+        );
+        assert_eq!(etcd.tls, None);
+        assert_eq!(
+            Config::load(&cli(&["--store", "etcd"]))
+                .unwrap()
+                .store
+                .etcd()
+                .unwrap()
+                .endpoints,
+            ["127.0.0.1:2379"]
+        );
+
+        // Refused at start, naming the setting.
+        for (args, named) in [
+            (vec!["--store", "etcd", "--etcd-prefix", ""], "store.prefix"),
+            (
+                vec!["--store", "etcd", "--etcd-timeout-ms", "0"],
+                "timeout_ms",
+            ),
+            (
+                vec!["--store", "etcd", "--etcd-cert-file", "/c.pem"],
+                "key_file",
+            ),
+            (
+                vec![
+                    "--store",
+                    "etcd",
+                    "--etcd-cert-file",
+                    "/c",
+                    "--etcd-key-file",
+                    "/k",
+                ],
+                "ca_file",
+            ),
+        ] {
+            let err = Config::load(&cli(&args)).unwrap_err();
+            assert!(format!("{err:#}").contains(named), "{args:?}: {err:#}");
+        }
+        assert!(Cli::try_parse_from(["flowgate", "--store", "zookeeper"]).is_err());
+        std::fs::write(&path, "[store]\nbackend = \"etcd\"\nendpoints = []\n").unwrap();
+        let err = Config::load(&cli(&["--config", file])).unwrap_err();
+        assert!(format!("{err:#}").contains("store.endpoints"), "{err:#}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use flowgate_controller::cookie::Owner;
 use flowgate_controller::module::Module;
 use flowgate_controller::ovsdb::{Hosts, Reconciler};
 use flowgate_controller::runtime::{Runtime, RuntimeConfig};
-use flowgate_controller::store::RedbStore;
+use flowgate_controller::store::{EtcdStore, RedbStore, Store};
 use flowgate_controller::topology::{self, Topology, TopologyConfig};
 use flowgate_firewall::{Firewall, FirewallService};
 use flowgate_forwarding::{
@@ -30,7 +30,7 @@ use flowgate_qos::{Qos, QosService};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::config::{Cli, Config, ForwardingMode};
+use crate::config::{Cli, Config, ForwardingMode, StoreBackend};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::from_args();
@@ -57,10 +57,7 @@ fn init_tracing(filter: &str) {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let store = Arc::new(
-        RedbStore::open(&config.data_dir)
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
-    );
+    let store = open_store(&config)?;
     let topology = Topology::new(TopologyConfig {
         lldp_interval: Duration::from_secs(config.topology.lldp_interval),
         edge_delay: Duration::from_secs(config.topology.edge_delay),
@@ -147,7 +144,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     info!(openflow = %config.openflow_listen, openflow_tls = runtime_config.tls.is_some(),
           rest = %config.rest_listen, rest_tls = rest_tls.is_some(),
-          data_dir = %config.data_dir.display(), "flowgate started");
+          store = ?config.store.backend, data_dir = %config.data_dir.display(), "flowgate started");
 
     let ovsdb = TcpListener::bind(config.ovsdb.listen)
         .await
@@ -189,6 +186,27 @@ async fn run(config: Config) -> anyhow::Result<()> {
     runtime.shutdown(Duration::from_secs(2)).await;
     info!("flowgate stopped");
     Ok(())
+}
+
+/// The configured store. etcd must answer now: a controller that cannot
+/// read its state does not start.
+fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config.store.backend {
+        StoreBackend::Redb => Arc::new(
+            RedbStore::open(&config.data_dir)
+                .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
+        ),
+        StoreBackend::Etcd => {
+            let etcd = config.store.etcd()?;
+            Arc::new(EtcdStore::connect(&etcd).with_context(|| {
+                format!(
+                    "opening the etcd store (endpoints {}, prefix {})",
+                    etcd.endpoints.join(","),
+                    etcd.prefix
+                )
+            })?)
+        }
+    })
 }
 
 /// The load balancer's settings from `[loadbalancer]` and the flags.

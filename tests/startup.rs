@@ -80,3 +80,29 @@ fn the_controller_starts_with_every_module_and_documents_their_routes() {
         assert!(doc.contains(&format!("\"{path}\"")), "{path} undocumented");
     }
 }
+
+/// `--store etcd` with no etcd answering: the process exits at once (within
+/// the request timeout), saying which store it could not open and why.
+#[test]
+fn the_controller_refuses_to_start_without_its_etcd() {
+    let etcd = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .arg(format!("--rest-listen=127.0.0.1:{}", free_port()))
+        .arg(format!("--openflow-listen=127.0.0.1:{}", free_port()))
+        .arg(format!("--ovsdb-listen=127.0.0.1:{}", free_port()))
+        .args(["--store", "etcd", "--etcd-timeout-ms", "500"])
+        .args(["--etcd-endpoints", &etcd])
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("opening the etcd store (endpoints {etcd}"))
+            && stderr.contains("store unavailable"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -19,7 +19,7 @@ import tempfile
 import pytest
 
 from flowgate_lab import wait_until
-from flowgate_lab.cloud import Cloud, _ns
+from flowgate_lab.cloud import Capture, Cloud, _ns
 
 from conftest import new_controller, release_controller
 
@@ -135,11 +135,17 @@ def test_a_vip_inside_a_tenant_network_balances_over_members_on_two_hosts(lab):
                            for m in ctl.rest.get(api + "/pools/blue-web/members")),
                20, what="both tenant members up by HTTP probes")
     client = cloud.hosts[0].vms["c1"]
-    out = _ns(client, "timeout", "60", "python3", script, VIP, "60", timeout=70)
+    # The client's SYNs (not SYN-ACKs) to the VIP: one per connection, none
+    # retransmitted, the first (the first packet tunnelled to a member's
+    # host) included.
+    with Capture(client, "eth0", "tcp[tcpflags] == tcp-syn and dst host %s" % VIP) as syns:
+        out = _ns(client, "timeout", "60", "python3", script, VIP, "60", timeout=70)
+        sent = syns.stop()
     names = json.loads([l for l in out.splitlines() if l.startswith("[")][-1])
     counts = {n: names.count(n) for n in set(names)}
-    print("\ntenant VIP, 60 connections from host 1: %s" % counts)
+    print("\ntenant VIP, 60 connections from host 1: %s, %d SYNs" % (counts, len(sent)))
     assert set(counts) == {"b2", "b3"}, counts
+    assert len(sent) == 60, sent[:3]
     neigh = _ns(client, "ip", "neigh", "show", VIP)
     assert VMAC in neigh, neigh
     # The VIP does not exist outside its network: a plain host's ARP for it

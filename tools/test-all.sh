@@ -8,7 +8,8 @@
 # It installs missing build and lab packages (apt-get update once, only if
 # something is missing), starts Open vSwitch when it is not running, points
 # the rrd crate at librrd (LIBRRD), then runs
-#   cargo fmt --check, cargo clippy -D warnings, cargo test, the dashboard's
+#   cargo fmt --check, cargo clippy -D warnings, cargo test, the etcd store's
+#   tests against a real etcd (cargo test ... --ignored), the dashboard's
 #   JavaScript unit tests (node --test), cargo build --release,
 #   the lab's unit tests (scenario files, harness), then installs schemathesis
 #   (pinned, in a virtualenv under target/) and runs
@@ -23,7 +24,7 @@ QUICK=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "test-all.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -39,10 +40,13 @@ step() { printf '\n==> %s\n' "$*"; }
 # tools, pytest and PyYAML (scenario files, the pusher) for Debian's
 # /usr/bin/python3, venv for schemathesis (the API contract test), Node.js
 # for the dashboard's unit tests, and Chromium with its WebDriver and
-# Selenium for the dashboard's browser tests (tests/test_dashboard.py).
+# Selenium for the dashboard's browser tests (tests/test_dashboard.py), and
+# etcd with etcdctl for the etcd store's tests (they start their own servers
+# on loopback ports; the packaged service is not used), openssl for their
+# TLS certificates.
 PACKAGES=(librrd-dev rrdtool openvswitch-switch mininet ganglia-monitor gmetad iperf3 ethtool
           tcpdump python3-pytest python3-yaml python3-venv netcat-openbsd iputils-ping iproute2
-          nodejs chromium chromium-driver python3-selenium)
+          nodejs chromium chromium-driver python3-selenium etcd-server etcd-client openssl)
 
 install_missing() {
     local missing=() pkg
@@ -104,6 +108,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace
+
+# #[ignore]d in a plain cargo test (they need an etcd binary); here they run.
+step "etcd store tests against a real etcd (cargo test ... --ignored)"
+cargo test -p flowgate-controller --lib store::tests -- --ignored
 
 step "dashboard unit tests (node --test)"
 node --test controller/src/api/dashboard/test/logic.test.mjs </dev/null

@@ -184,6 +184,11 @@ class CloudHost:
             _kill(pid)
 
 
+def _link_mac(ns, link):
+    """The MAC address of `link` in namespace `ns`."""
+    return json.loads(_ns(ns, "ip", "-j", "link", "show", link))[0]["address"]
+
+
 def _kill(pid, timeout=10):
     if not pid_alive(pid):
         return
@@ -288,10 +293,24 @@ class Cloud:
             run(["ip", "link", "set", self.mgmt_if, "up"])
             for host in self.hosts:
                 host.start()
+            self._resolve_underlay()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _resolve_underlay(self):
+        """Give every host's tunnel neighbor cache (`ovs-appctl
+        tnl/neigh/show`) every other host's underlay address. OVS's
+        userspace datapath drops a packet tunnelled to an endpoint whose MAC
+        it has not resolved yet, while it asks (the kernel datapath queues
+        it): the first packet between two hosts would be lost, and a test's
+        first connection through a tunnel would wait for TCP's retransmit."""
+        macs = {h.underlay_ip: _link_mac(h.ns, "br-phy") for h in self.hosts}
+        for host in self.hosts:
+            for ip, mac in macs.items():
+                if ip != host.underlay_ip:
+                    host.appctl("tnl/neigh/set", "br-phy", ip, mac)
 
     def stop(self):
         """Stop every daemon and delete every namespace and link we made."""

@@ -16,15 +16,20 @@
 //!   415 `unsupported_media_type` (a body without `Content-Type: application/json`).
 //! - 502 `switch_error` / 504 `switch_timeout`: the switch answered a live
 //!   query with an error, or did not answer in time.
-//! - 500 `internal`: our bug or a store failure; the details are logged with
-//!   `tracing` and the caller gets a generic message.
+//! - 503 `unavailable`: the store cannot be reached (etcd down or without
+//!   quorum); the reason names the cause, the write was not acknowledged,
+//!   and the same request may succeed later.
+//! - 500 `internal`: our bug or any other store failure; the details are
+//!   logged with `tracing` and the caller gets a generic message.
 //!
 //! Body: `{"error": "<kind>", "field": "<field>" | null, "reason": "<text>"}`.
 
 use super::view::SwitchQueryError;
+use crate::store::StoreError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// The JSON body of every error response.
@@ -32,7 +37,8 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// Machine-readable kind: `bad_request`, `invalid`, `unauthorized`, `not_found`,
     /// `method_not_allowed`, `request_timeout`, `conflict`, `payload_too_large`,
-    /// `unsupported_media_type`, `switch_error`, `switch_timeout`, `internal`.
+    /// `unsupported_media_type`, `switch_error`, `switch_timeout`, `unavailable`,
+    /// `internal`.
     #[schema(example = "not_found")]
     pub error: String,
     /// The request field at fault (path parameter, JSON path such as
@@ -86,6 +92,10 @@ pub enum ApiError {
     /// 502 / 504 (or 404 if the switch went away): a live query failed.
     #[error(transparent)]
     Switch(#[from] SwitchQueryError),
+    /// 503: the store is unavailable; the cause is shown (it names the
+    /// store, never a secret) so an operator sees what to fix.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: anything else. Logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -185,6 +195,10 @@ impl ApiError {
                 StatusCode::BAD_GATEWAY,
                 body("switch_error", None, e.to_string()),
             ),
+            ApiError::Unavailable(reason) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                body("unavailable", None, reason.clone()),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 body(
@@ -197,9 +211,23 @@ impl ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> ApiError {
-        ApiError::internal(e)
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        Arc::new(e).into()
+    }
+}
+
+/// A failed write's store error (shared: the runtime hands it to every
+/// waiter of the write).
+impl From<Arc<StoreError>> for ApiError {
+    fn from(e: Arc<StoreError>) -> ApiError {
+        match *e {
+            StoreError::Unavailable { .. } => {
+                tracing::warn!(error = %e, "REST request failed: store unavailable");
+                ApiError::Unavailable(e.to_string())
+            }
+            _ => ApiError::internal(anyhow::anyhow!(e)),
+        }
     }
 }
 
@@ -284,6 +312,23 @@ mod tests {
         assert_eq!(body.error, "internal");
         assert_eq!(body.field, None);
         assert!(!body.reason.contains("secret"), "{}", body.reason);
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_is_a_503_naming_the_cause() {
+        let e = StoreError::Unavailable {
+            cause: "etcd (127.0.0.1:2379) did not answer within 5000 ms".into(),
+        };
+        let (s, body) = render(e.into()).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body.error, "unavailable");
+        assert_eq!(
+            body.reason,
+            "store unavailable: etcd (127.0.0.1:2379) did not answer within 5000 ms"
+        );
+        // Other store failures stay hidden.
+        let e = StoreError::Etcd("refused".into());
+        assert_eq!(render(e.into()).await.0, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[tokio::test]

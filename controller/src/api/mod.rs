@@ -161,8 +161,9 @@ impl ApiState {
             the operation's security asks for it, 404 for unknown switches/resources, \
             408/413/415 for a body that is late, too large or not JSON, 409 for \
             conflicts with the current state, 502/504 when a switch errs or times out, \
-            500 (details only in the controller log). A client over its connection \
-            limit gets 503 before any request is read."
+            503 `unavailable` when the store (etcd) cannot be reached (the reason names \
+            the cause; the write was not acknowledged), 500 (details only in the controller log). \
+            A client over its connection limit gets 503 before any request is read."
     ),
     tags(
         (name = "core", description = "Health and this document"),

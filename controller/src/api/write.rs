@@ -202,7 +202,7 @@ impl<E: Into<ApiError>> From<WriteError<E>> for ApiError {
                     list.join("; ")
                 )))
             }
-            WriteError::Store(e) => ApiError::internal(anyhow::anyhow!(e)),
+            WriteError::Store(e) => e.into(),
             WriteError::Stopped => {
                 ApiError::internal(anyhow::anyhow!("the controller is stopping"))
             }

@@ -9,6 +9,8 @@
 //! Backends:
 //! - [`RedbStore`]: the default, an embedded crash-safe file (`flowgate.redb`)
 //!   in the data directory. No server to run.
+//! - [`EtcdStore`]: etcd (v3 API) under a key prefix, shared by every
+//!   controller pointed at it; watchers see changes from any writer.
 //! - [`MemoryStore`]: the same semantics in memory, for tests.
 //!
 //! # Blocking
@@ -17,8 +19,10 @@
 //! SSD and more on slow disks. Async code doing a single write on a request
 //! path may call the store directly; bulk work or writes in a hot loop should
 //! go through `tokio::task::spawn_blocking` so they do not stall a runtime
-//! worker.
+//! worker. An etcd store's calls take a network round trip (bounded by its
+//! timeout) and block the same way.
 
+mod etcd_store;
 mod memory;
 mod redb_store;
 mod watch;
@@ -26,6 +30,7 @@ mod watch;
 #[cfg(test)]
 mod tests;
 
+pub use etcd_store::{EtcdConfig, EtcdStore, EtcdTls};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 
@@ -41,7 +46,17 @@ pub enum StoreError {
     /// redb's error is large and would bloat every `Result` of the store.
     #[error("store backend error: {0}")]
     Backend(Box<redb::Error>),
-    /// The data directory could not be created or opened.
+    /// The backend cannot be reached or did not answer in time (etcd down,
+    /// no quorum, too much contention): the write was not acknowledged
+    /// (when only etcd's answer was lost it may still have been committed,
+    /// and watchers then see it), and trying again later may work. `cause`
+    /// says what happened.
+    #[error("store unavailable: {cause}")]
+    Unavailable { cause: String },
+    /// etcd refused a request or the etcd store could not be set up.
+    #[error("etcd store: {0}")]
+    Etcd(String),
+    /// The data directory (or a file the store reads) could not be opened.
     #[error("store directory {path}: {source}")]
     Dir {
         path: std::path::PathBuf,

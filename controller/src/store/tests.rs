@@ -1,16 +1,58 @@
-//! Behaviour tests run against both backends, plus redb-only persistence.
+//! The conformance checks every backend passes (one test per check and
+//! backend), plus backend-specific tests: redb persistence, and etcd (a
+//! server started per test, see [`etcd`]).
+
+mod etcd;
 
 use super::*;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::TryRecvError;
 
-/// Runs `check` against a fresh store of each backend.
-fn each_backend(check: impl Fn(&dyn Store)) {
-    check(&MemoryStore::new());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = RedbStore::open(dir.path()).expect("open redb");
-    check(&store);
+/// One `#[test]` per check and backend: `memory::CHECK`, `redb::CHECK` and
+/// `etcd::conformance::CHECK` (ignored unless asked for: it needs an etcd
+/// binary, see [`etcd`]).
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[test]
+                fn $check() {
+                    super::$check(&super::MemoryStore::new());
+                }
+            )*
+        }
+        mod redb {
+            $(
+                #[test]
+                fn $check() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    super::$check(&super::RedbStore::open(dir.path()).expect("open redb"));
+                }
+            )*
+        }
+        mod etcd_conformance {
+            $(
+                #[test]
+                #[ignore = "needs etcd on PATH; tools/test-all.sh runs it (see README)"]
+                fn $check() {
+                    let etcd = super::etcd::TestEtcd::start();
+                    super::$check(&etcd.store("/conformance/"));
+                }
+            )*
+        }
+    };
 }
+
+conformance!(
+    put_get_overwrite_round_trip,
+    delete_reports_whether_key_existed,
+    list_prefix_is_sorted_and_bounded,
+    batch_reports_net_changes_in_first_touch_order,
+    put_batch_writes_every_entry,
+    watch_delivers_only_matching_keys_in_commit_order,
+    two_watchers_on_one_prefix_both_receive,
+    typed_json_helpers_round_trip_and_name_bad_keys,
+);
 
 fn put_event(key: &str, value: &[u8]) -> StoreEvent {
     StoreEvent {
@@ -30,127 +72,106 @@ fn keys(entries: &[(String, Vec<u8>)]) -> Vec<&str> {
     entries.iter().map(|(k, _)| k.as_str()).collect()
 }
 
-#[test]
-fn put_get_overwrite_round_trip() {
-    each_backend(|s| {
-        assert_eq!(s.get("a").unwrap(), None);
-        s.put("a", b"one").unwrap();
-        assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"one"[..]));
-        s.put("a", b"two").unwrap();
-        assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"two"[..]));
-        s.put("empty", b"").unwrap();
-        assert_eq!(s.get("empty").unwrap(), Some(Vec::new()));
-    });
+fn put_get_overwrite_round_trip(s: &dyn Store) {
+    assert_eq!(s.get("a").unwrap(), None);
+    s.put("a", b"one").unwrap();
+    assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"one"[..]));
+    s.put("a", b"two").unwrap();
+    assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"two"[..]));
+    s.put("empty", b"").unwrap();
+    assert_eq!(s.get("empty").unwrap(), Some(Vec::new()));
 }
 
-#[test]
-fn delete_reports_whether_key_existed() {
-    each_backend(|s| {
-        s.put("k", b"v").unwrap();
-        assert!(s.delete("k").unwrap());
-        assert_eq!(s.get("k").unwrap(), None);
-        assert!(!s.delete("k").unwrap());
-    });
+fn delete_reports_whether_key_existed(s: &dyn Store) {
+    s.put("k", b"v").unwrap();
+    assert!(s.delete("k").unwrap());
+    assert_eq!(s.get("k").unwrap(), None);
+    assert!(!s.delete("k").unwrap());
 }
 
-#[test]
-fn list_prefix_is_sorted_and_bounded() {
-    each_backend(|s| {
-        for k in [
-            "fw/rules/2",
-            "fw/rules/1",
-            "fw/rulesets/x",
-            "fw/s",
-            "lb/vips/1",
-            "fv",
-        ] {
-            s.put(k, k.as_bytes()).unwrap();
-        }
-        let rules = s.list_prefix("fw/rules/").unwrap();
-        assert_eq!(keys(&rules), ["fw/rules/1", "fw/rules/2"]);
-        assert_eq!(rules[0].1, b"fw/rules/1");
-        assert_eq!(
-            keys(&s.list_prefix("fw/").unwrap()),
-            ["fw/rules/1", "fw/rules/2", "fw/rulesets/x", "fw/s"]
-        );
-        assert_eq!(s.list_prefix("").unwrap().len(), 6);
-        assert!(s.list_prefix("qos/").unwrap().is_empty());
-    });
+fn list_prefix_is_sorted_and_bounded(s: &dyn Store) {
+    for k in [
+        "fw/rules/2",
+        "fw/rules/1",
+        "fw/rulesets/x",
+        "fw/s",
+        "lb/vips/1",
+        "fv",
+    ] {
+        s.put(k, k.as_bytes()).unwrap();
+    }
+    let rules = s.list_prefix("fw/rules/").unwrap();
+    assert_eq!(keys(&rules), ["fw/rules/1", "fw/rules/2"]);
+    assert_eq!(rules[0].1, b"fw/rules/1");
+    assert_eq!(
+        keys(&s.list_prefix("fw/").unwrap()),
+        ["fw/rules/1", "fw/rules/2", "fw/rulesets/x", "fw/s"]
+    );
+    assert_eq!(s.list_prefix("").unwrap().len(), 6);
+    assert!(s.list_prefix("qos/").unwrap().is_empty());
 }
 
-#[test]
-fn batch_reports_net_changes_in_first_touch_order() {
-    each_backend(|s| {
-        s.put("m/a", b"old").unwrap();
-        s.put("m/b", b"old").unwrap();
-        s.put("other", b"keep").unwrap();
-        let events = s
-            .apply(vec![
-                Op::delete_prefix("m/"),
-                Op::put("m/b", b"new".to_vec()),
-                Op::put("m/c", b"new".to_vec()),
-                Op::delete("m/c"),
-                Op::delete("m/absent"),
-                Op::put("m/d", b"d".to_vec()),
-            ])
-            .unwrap();
-        assert_eq!(
-            events,
-            [
-                delete_event("m/a"),
-                put_event("m/b", b"new"),
-                put_event("m/d", b"d"),
-            ]
-        );
-        assert_eq!(keys(&s.list_prefix("").unwrap()), ["m/b", "m/d", "other"]);
-    });
-}
-
-#[test]
-fn put_batch_writes_every_entry() {
-    each_backend(|s| {
-        s.put_batch(vec![
-            ("x/1".into(), b"1".to_vec()),
-            ("x/2".into(), b"2".to_vec()),
+fn batch_reports_net_changes_in_first_touch_order(s: &dyn Store) {
+    s.put("m/a", b"old").unwrap();
+    s.put("m/b", b"old").unwrap();
+    s.put("other", b"keep").unwrap();
+    let events = s
+        .apply(vec![
+            Op::delete_prefix("m/"),
+            Op::put("m/b", b"new".to_vec()),
+            Op::put("m/c", b"new".to_vec()),
+            Op::delete("m/c"),
+            Op::delete("m/absent"),
+            Op::put("m/d", b"d".to_vec()),
         ])
         .unwrap();
-        assert_eq!(
-            s.list_prefix("x/").unwrap(),
-            [("x/1".into(), b"1".to_vec()), ("x/2".into(), b"2".to_vec())]
-        );
-    });
+    assert_eq!(
+        events,
+        [
+            delete_event("m/a"),
+            put_event("m/b", b"new"),
+            put_event("m/d", b"d"),
+        ]
+    );
+    assert_eq!(keys(&s.list_prefix("").unwrap()), ["m/b", "m/d", "other"]);
 }
 
-#[test]
-fn watch_delivers_only_matching_keys_in_commit_order() {
-    each_backend(|s| {
-        s.put("fw/before", b"x").unwrap();
-        let mut fw = s.watch("fw/");
-        let mut all = s.watch("");
-        s.put("fw/1", b"a").unwrap();
-        s.put("lb/1", b"b").unwrap();
-        s.delete("fw/1").unwrap();
-        s.delete("fw/never").unwrap();
-        assert_eq!(fw.try_recv().unwrap(), put_event("fw/1", b"a"));
-        assert_eq!(fw.try_recv().unwrap(), delete_event("fw/1"));
-        assert_eq!(fw.try_recv(), Err(TryRecvError::Empty));
-        assert_eq!(all.try_recv().unwrap(), put_event("fw/1", b"a"));
-        assert_eq!(all.try_recv().unwrap(), put_event("lb/1", b"b"));
-        assert_eq!(all.try_recv().unwrap(), delete_event("fw/1"));
-        assert_eq!(all.try_recv(), Err(TryRecvError::Empty));
-    });
+fn put_batch_writes_every_entry(s: &dyn Store) {
+    s.put_batch(vec![
+        ("x/1".into(), b"1".to_vec()),
+        ("x/2".into(), b"2".to_vec()),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.list_prefix("x/").unwrap(),
+        [("x/1".into(), b"1".to_vec()), ("x/2".into(), b"2".to_vec())]
+    );
 }
 
-#[test]
-fn two_watchers_on_one_prefix_both_receive() {
-    each_backend(|s| {
-        let mut a = s.watch("p/");
-        let mut b = s.watch("p/");
-        drop(s.watch("p/"));
-        s.put("p/1", b"v").unwrap();
-        assert_eq!(a.try_recv().unwrap(), put_event("p/1", b"v"));
-        assert_eq!(b.try_recv().unwrap(), put_event("p/1", b"v"));
-    });
+fn watch_delivers_only_matching_keys_in_commit_order(s: &dyn Store) {
+    s.put("fw/before", b"x").unwrap();
+    let mut fw = s.watch("fw/");
+    let mut all = s.watch("");
+    s.put("fw/1", b"a").unwrap();
+    s.put("lb/1", b"b").unwrap();
+    s.delete("fw/1").unwrap();
+    s.delete("fw/never").unwrap();
+    assert_eq!(fw.try_recv().unwrap(), put_event("fw/1", b"a"));
+    assert_eq!(fw.try_recv().unwrap(), delete_event("fw/1"));
+    assert_eq!(fw.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(all.try_recv().unwrap(), put_event("fw/1", b"a"));
+    assert_eq!(all.try_recv().unwrap(), put_event("lb/1", b"b"));
+    assert_eq!(all.try_recv().unwrap(), delete_event("fw/1"));
+    assert_eq!(all.try_recv(), Err(TryRecvError::Empty));
+}
+
+fn two_watchers_on_one_prefix_both_receive(s: &dyn Store) {
+    let mut a = s.watch("p/");
+    let mut b = s.watch("p/");
+    drop(s.watch("p/"));
+    s.put("p/1", b"v").unwrap();
+    assert_eq!(a.try_recv().unwrap(), put_event("p/1", b"v"));
+    assert_eq!(b.try_recv().unwrap(), put_event("p/1", b"v"));
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -159,35 +180,32 @@ struct Rule {
     name: String,
 }
 
-#[test]
-fn typed_json_helpers_round_trip_and_name_bad_keys() {
-    each_backend(|s| {
-        let r1 = Rule {
-            id: 1,
-            name: "web".into(),
-        };
-        s.put_json("fw/rules/1", &r1).unwrap();
-        assert_eq!(s.get_json::<Rule>("fw/rules/1").unwrap(), Some(r1));
-        assert_eq!(s.get_json::<Rule>("fw/rules/9").unwrap(), None);
-        s.apply(vec![Op::put_json(
-            "fw/rules/2",
-            &Rule {
-                id: 2,
-                name: "ssh".into(),
-            },
-        )
-        .unwrap()])
-            .unwrap();
-        let listed: Vec<(String, Rule)> = s.list_json("fw/rules/").unwrap();
-        assert_eq!(listed.len(), 2);
-        assert_eq!(listed[1].1.name, "ssh");
+fn typed_json_helpers_round_trip_and_name_bad_keys(s: &dyn Store) {
+    let r1 = Rule {
+        id: 1,
+        name: "web".into(),
+    };
+    s.put_json("fw/rules/1", &r1).unwrap();
+    assert_eq!(s.get_json::<Rule>("fw/rules/1").unwrap(), Some(r1));
+    assert_eq!(s.get_json::<Rule>("fw/rules/9").unwrap(), None);
+    s.apply(vec![Op::put_json(
+        "fw/rules/2",
+        &Rule {
+            id: 2,
+            name: "ssh".into(),
+        },
+    )
+    .unwrap()])
+        .unwrap();
+    let listed: Vec<(String, Rule)> = s.list_json("fw/rules/").unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].1.name, "ssh");
 
-        s.put("fw/rules/3", b"not json").unwrap();
-        match s.list_json::<Rule>("fw/rules/") {
-            Err(StoreError::Decode { key, .. }) => assert_eq!(key, "fw/rules/3"),
-            other => panic!("expected a decode error, got {other:?}"),
-        }
-    });
+    s.put("fw/rules/3", b"not json").unwrap();
+    match s.list_json::<Rule>("fw/rules/") {
+        Err(StoreError::Decode { key, .. }) => assert_eq!(key, "fw/rules/3"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
 }
 
 #[test]
