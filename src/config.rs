@@ -110,6 +110,17 @@ pub struct Cli {
     /// PEM private key of --etcd-cert-file.
     #[arg(long, value_name = "FILE")]
     pub etcd_key_file: Option<PathBuf>,
+    /// Join a cluster of controllers sharing the switches through etcd
+    /// (needs --store etcd) [default: off].
+    #[arg(long)]
+    pub cluster: bool,
+    /// This node's id in the cluster [default: hostname-OPENFLOW_PORT].
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
+    /// Milliseconds of this node's etcd lease: a dead node's switches move
+    /// after about this long (rounded up to whole seconds) [default: 3000].
+    #[arg(long, value_name = "MS")]
+    pub lease_ttl_ms: Option<u64>,
     /// Whether the token came on the command line (not from the
     /// environment), where `ps` shows it.
     #[arg(skip)]
@@ -148,6 +159,52 @@ pub struct Config {
     pub firewall_rules: Option<PathBuf>,
     pub loadbalancer: LoadBalancerConfig,
     pub store: StoreSection,
+    pub cluster: ClusterSection,
+}
+
+/// Clustering (issue 22): several nodes share the switches through etcd,
+/// one master per switch.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Off: nothing changes for a controller on its own.
+    pub enabled: bool,
+    /// Unique among the nodes; no `/` [default: hostname-OPENFLOW_PORT].
+    pub node_id: Option<String>,
+    /// The node's etcd lease; etcd counts whole seconds, so it is rounded up.
+    pub lease_ttl_ms: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            enabled: false,
+            node_id: None,
+            lease_ttl_ms: 3000,
+        }
+    }
+}
+
+impl Config {
+    /// This node's cluster id: the configured one, or the host's name and
+    /// the OpenFlow port (unique per process on a host, stable across
+    /// restarts, so a restarted node takes its own place back).
+    pub fn node_id(&self) -> anyhow::Result<flowgate_cluster::NodeId> {
+        let id = match &self.cluster.node_id {
+            Some(id) => id.clone(),
+            None => {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "flowgate".into());
+                format!("{host}-{}", self.openflow_listen.port())
+            }
+        };
+        flowgate_cluster::NodeId::new(id.clone()).ok_or_else(|| {
+            anyhow::anyhow!("cluster.node_id (--node-id) {id:?} must be non-empty without '/'")
+        })
+    }
 }
 
 /// Where state is kept.
@@ -540,6 +597,7 @@ impl Default for Config {
             firewall_rules: None,
             loadbalancer: LoadBalancerConfig::default(),
             store: StoreSection::default(),
+            cluster: ClusterSection::default(),
         }
     }
 }
@@ -608,6 +666,15 @@ impl Config {
         if let Some(v) = &cli.firewall_rules {
             config.firewall_rules = Some(v.clone());
         }
+        if cli.cluster {
+            config.cluster.enabled = true;
+        }
+        if let Some(v) = &cli.node_id {
+            config.cluster.node_id = Some(v.clone());
+        }
+        if let Some(v) = cli.lease_ttl_ms {
+            config.cluster.lease_ttl_ms = v;
+        }
         if let Some(v) = cli.lb_monitor_source {
             config.loadbalancer.monitor_source = Some(v);
         }
@@ -654,6 +721,18 @@ impl Config {
         config.ovsdb.check()?;
         if config.store.backend == StoreBackend::Etcd {
             config.store.etcd()?;
+        }
+        if config.cluster.enabled {
+            anyhow::ensure!(
+                config.store.backend == StoreBackend::Etcd,
+                "clustering (cluster.enabled, --cluster) needs the etcd store (--store etcd): \
+                 the nodes share their state and elect masters there"
+            );
+            anyhow::ensure!(
+                config.cluster.lease_ttl_ms > 0,
+                "cluster.lease_ttl_ms (--lease-ttl-ms) must be at least 1"
+            );
+            config.node_id()?;
         }
         if let Some(path) = &config.api_token_file {
             anyhow::ensure!(
@@ -785,6 +864,34 @@ mod tests {
         assert!(format!("{err:#}").contains("flood"), "{err:#}");
         std::fs::write(&path, "[topology]\nlldp_interval = 0\n").unwrap();
         assert!(Config::load(&cli(&["--config", path.to_str().unwrap()])).is_err());
+    }
+
+    #[test]
+    fn clustering_is_off_by_default_and_needs_etcd() {
+        let c = Config::default();
+        assert!(!c.cluster.enabled);
+        assert_eq!(c.cluster.lease_ttl_ms, 3000);
+        let err = Config::load(&cli(&["--cluster"])).unwrap_err();
+        assert!(format!("{err:#}").contains("--store etcd"), "{err:#}");
+        let c = Config::load(&cli(&[
+            "--store",
+            "etcd",
+            "--cluster",
+            "--node-id",
+            "a",
+            "--lease-ttl-ms",
+            "2000",
+        ]))
+        .unwrap();
+        assert!(c.cluster.enabled);
+        assert_eq!(c.node_id().unwrap().as_str(), "a");
+        assert_eq!(c.cluster.lease_ttl_ms, 2000);
+        let err =
+            Config::load(&cli(&["--store", "etcd", "--cluster", "--node-id", "a/b"])).unwrap_err();
+        assert!(format!("{err:#}").contains("node_id"), "{err:#}");
+        // The default id tells processes of one host apart by their port.
+        let c = Config::load(&cli(&["--openflow-listen", "127.0.0.1:6654"])).unwrap();
+        assert!(c.node_id().unwrap().as_str().ends_with("-6654"));
     }
 
     #[test]

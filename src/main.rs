@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flowgate_controller::api::{self, ApiState};
+use flowgate_controller::cluster::{self, EtcdClusterConfig, EtcdCoordinator};
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::module::Module;
 use flowgate_controller::ovsdb::{Hosts, Reconciler};
@@ -131,6 +132,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
     runtime_config.driver.session.echo_interval = echo;
     runtime_config.driver.session.dead_after = echo * 3;
     runtime_config.tls = config.openflow.tls()?;
+    let coordinator = if config.cluster.enabled {
+        let etcd = config.store.etcd()?;
+        let node = config.node_id()?;
+        let coordinator = EtcdCoordinator::start(EtcdClusterConfig {
+            etcd,
+            node,
+            rest: config.rest_listen.to_string(),
+            lease_ttl: Duration::from_millis(config.cluster.lease_ttl_ms),
+        })
+        .await
+        .context("joining the cluster")?;
+        runtime_config.cluster = Some(coordinator.clone());
+        Some(coordinator)
+    } else {
+        None
+    };
 
     let openflow = TcpListener::bind(config.openflow_listen)
         .await
@@ -179,6 +196,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         lb_routes,
         flowgate_qos::api::routes(qos.clone()),
         flowgate_hostaware::api::routes(HostAwareService::new(runtime.clone())),
+        cluster::api::routes(coordinator),
     ];
     let compat_routes = vec![flowgate_qos::floodlight::routes(qos)];
     let app = api::router_with(state, module_routes, compat_routes);

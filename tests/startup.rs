@@ -76,9 +76,30 @@ fn the_controller_starts_with_every_module_and_documents_their_routes() {
         "/api/v1/lb/vips",
         "/api/v1/qos/policies",
         "/api/v1/hostaware/rules",
+        "/api/v1/cluster",
     ] {
         assert!(doc.contains(&format!("\"{path}\"")), "{path} undocumented");
     }
+    // Alone (the default), the node says it is not clustered.
+    let cluster = get(rest, "/api/v1/cluster").unwrap();
+    assert!(cluster.contains("\"enabled\":false"), "{cluster}");
+}
+
+/// Clustering without the etcd store is refused at start, saying why.
+#[test]
+fn clustering_needs_the_etcd_store() {
+    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .arg(format!("--rest-listen=127.0.0.1:{}", free_port()))
+        .arg(format!("--openflow-listen=127.0.0.1:{}", free_port()))
+        .arg(format!("--ovsdb-listen=127.0.0.1:{}", free_port()))
+        .arg("--cluster")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs the etcd store"), "{stderr}");
 }
 
 /// `--store etcd` with no etcd answering: the process exits at once (within

@@ -6,8 +6,8 @@
 //! switches it is connected to. The core ([`crate::runtime::core`]) keeps
 //! one `RoleState` per switch connection and feeds it from here.
 //!
-//! [`Coordinator`] maps onto etcd as follows (the etcd implementation is
-//! still to come):
+//! [`Coordinator`] maps onto etcd as follows ([`EtcdCoordinator`], in
+//! `cluster/etcd.rs`):
 //! - [`Coordinator::view`] is a `watch` channel of the latest
 //!   [`ClusterView`]. Its `masters` are the `/flowgate/cluster/masters/`
 //!   keys: a GET of the prefix, then a WATCH from the next revision,
@@ -36,6 +36,11 @@ use std::time::Instant;
 
 use flowgate_cluster::{Dpid, Masters, NodeId};
 use tokio::sync::watch;
+
+pub mod api;
+mod etcd;
+
+pub use etcd::{ClusterState, ClusterStatus, EtcdClusterConfig, EtcdCoordinator, NodeInfo};
 
 /// What a node knows of the cluster at one moment.
 #[derive(Debug, Clone, Default)]

@@ -327,7 +327,9 @@ fn store_error(e: EtcdError, endpoints: &str) -> StoreError {
     }
 }
 
-fn connect_options(config: &EtcdConfig) -> Result<ConnectOptions> {
+/// How to reach etcd (timeouts, HTTP/2 keepalive, TLS), shared with the
+/// cluster coordinator so both talk to etcd the same way.
+pub(crate) fn connect_options(config: &EtcdConfig) -> Result<ConnectOptions> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(config.timeout)
         .with_timeout(config.timeout)

@@ -30,6 +30,7 @@ mod watch;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use etcd_store::connect_options;
 pub use etcd_store::{EtcdConfig, EtcdStore, EtcdTls};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
