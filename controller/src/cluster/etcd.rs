@@ -97,8 +97,8 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
-    /// Applies one key's new value (`None`: deleted) at `revision`; true if
-    /// the masters changed.
+    /// Applies one key's new value (`None`: deleted); true if the masters
+    /// changed.
     fn apply(&mut self, key: &str, kv: Option<&KeyValue>) -> bool {
         if key == keys::LEADER {
             match kv {
@@ -680,4 +680,103 @@ async fn watch_message(
             Some((kv.key().to_vec(), value))
         })
         .collect())
+}
+
+/// Against a real etcd (`TestEtcd`), `#[ignore]`d like the store's etcd
+/// tests: `cargo test -p flowgate-controller cluster::etcd -- --ignored`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::etcd::TestEtcd;
+
+    const TTL: Duration = Duration::from_secs(2);
+
+    async fn join(etcd: &TestEtcd, id: &str) -> Arc<EtcdCoordinator> {
+        EtcdCoordinator::start(EtcdClusterConfig {
+            etcd: etcd.config("/fg-test/", Duration::from_secs(2)),
+            node: NodeId::new(id).unwrap(),
+            rest: format!("{id}:8080"),
+            lease_ttl: TTL,
+        })
+        .await
+        .expect("etcd answers")
+    }
+
+    /// The first view `check` accepts, within `within`.
+    async fn wait_for(
+        node: &EtcdCoordinator,
+        within: Duration,
+        check: impl Fn(&ClusterView) -> bool,
+    ) -> ClusterView {
+        let mut view = node.view();
+        let seen = tokio::time::timeout(within, view.wait_for(|v| check(v))).await;
+        match seen {
+            Ok(Ok(view)) => view.clone(),
+            _ => panic!(
+                "{} never saw the view wanted: {:?}",
+                node.node(),
+                node.status()
+            ),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs etcd; run with --ignored"]
+    async fn one_master_per_switch_then_the_survivor_takes_over() {
+        let etcd = TestEtcd::start();
+        let a = join(&etcd, "a").await;
+        let b = join(&etcd, "b").await;
+        for node in [&a, &b] {
+            node.connected(1);
+            node.connected(2);
+        }
+        // After the settle delay the leader gives each node one switch, and
+        // both nodes see the same masters.
+        let balanced = |v: &ClusterView| {
+            let owners: BTreeSet<_> = v.masters.values().map(|m| m.node.clone()).collect();
+            v.masters.len() == 2 && owners.len() == 2 && v.lease_until.is_some()
+        };
+        let seen_by_a = wait_for(&a, Duration::from_secs(15), balanced).await;
+        let seen_by_b = wait_for(&b, Duration::from_secs(5), |v| {
+            *v.masters == *seen_by_a.masters
+        })
+        .await;
+        assert_eq!(seen_by_a.masters, seen_by_b.masters);
+        let (status_a, status_b) = (a.status(), b.status());
+        assert!(status_a.state.leader.is_some());
+        assert_eq!(status_a.state.leader, status_b.state.leader);
+        assert_eq!(status_a.state.nodes.len(), 2);
+        assert!(status_a.lease_valid);
+
+        // a dies without a word (its lease is not revoked): b gets a's
+        // switch at a newer generation once the lease has run out, and
+        // keeps its own untouched.
+        let masters = seen_by_a.masters.clone();
+        let (a_switch, a_was) = masters
+            .iter()
+            .find(|(_, m)| m.node.as_str() == "a")
+            .map(|(d, m)| (*d, m.clone()))
+            .unwrap();
+        let b_own = masters
+            .iter()
+            .find(|(_, m)| m.node.as_str() == "b")
+            .unwrap();
+        let died = Instant::now();
+        drop(a);
+        let after = wait_for(&b, TTL * 3, |v| {
+            v.masters
+                .get(&a_switch)
+                .is_some_and(|m| m.node.as_str() == "b")
+        })
+        .await;
+        assert!(died.elapsed() < TTL * 2, "took {:?}", died.elapsed());
+        assert!(after.masters[&a_switch]
+            .generation
+            .is_newer_than(a_was.generation));
+        assert_eq!(after.masters.get(b_own.0), Some(b_own.1));
+        assert_eq!(
+            b.status().state.leader.as_ref().map(NodeId::as_str),
+            Some("b")
+        );
+    }
 }

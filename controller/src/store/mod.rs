@@ -28,7 +28,7 @@ mod redb_store;
 mod watch;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub(crate) use etcd_store::connect_options;
 pub use etcd_store::{EtcdConfig, EtcdStore, EtcdTls};

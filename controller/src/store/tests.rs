@@ -2,7 +2,7 @@
 //! backend), plus backend-specific tests: redb persistence, and etcd (a
 //! server started per test, see [`etcd`]).
 
-mod etcd;
+pub(crate) mod etcd;
 
 use super::*;
 use serde::Deserialize;

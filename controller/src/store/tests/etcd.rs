@@ -4,6 +4,7 @@
 //! machine without etcd stays green and says so ("ignored");
 //! tools/test-all.sh installs etcd-server and runs them with `--ignored`.
 //! Run by hand: `cargo test -p flowgate-controller store::tests -- --ignored`.
+//! [`TestEtcd`] also serves the cluster coordinator's tests.
 //! Without an etcd binary they fail, naming what to install.
 
 use super::super::*;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// One etcd server for one test, killed (by its PID) when dropped.
-pub(super) struct TestEtcd {
+pub(crate) struct TestEtcd {
     child: Option<Child>,
     client_url: String,
     peer_url: String,
@@ -32,7 +33,7 @@ fn free_port() -> u16 {
 }
 
 impl TestEtcd {
-    pub(super) fn start() -> TestEtcd {
+    pub(crate) fn start() -> TestEtcd {
         let mut etcd = TestEtcd {
             child: None,
             client_url: format!("http://127.0.0.1:{}", free_port()),
@@ -174,7 +175,7 @@ impl TestEtcd {
         }
     }
 
-    fn config(&self, prefix: &str, timeout: Duration) -> EtcdConfig {
+    pub(crate) fn config(&self, prefix: &str, timeout: Duration) -> EtcdConfig {
         EtcdConfig {
             endpoints: vec![self.client_url.clone()],
             prefix: prefix.to_owned(),
