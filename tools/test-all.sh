@@ -9,8 +9,9 @@
 # something is missing), starts Open vSwitch when it is not running, points
 # the rrd crate at librrd (LIBRRD), then runs
 #   cargo fmt --check, cargo clippy -D warnings, cargo test, the etcd store's
-#   tests against a real etcd (cargo test ... --ignored), the dashboard's
-#   JavaScript unit tests (node --test), cargo build --release,
+#   and cluster coordinator's tests against a real etcd (cargo test ...
+#   --ignored), the dashboard's JavaScript unit tests (node --test),
+#   cargo build --release,
 #   the lab's unit tests (scenario files, harness), then installs schemathesis
 #   (pinned, in a virtualenv under target/) and runs
 #   /usr/bin/python3 -m pytest tests/ -v   (FLOWGATE_BIN = the release binary).
@@ -110,8 +111,9 @@ step "cargo test --workspace"
 cargo test --workspace
 
 # #[ignore]d in a plain cargo test (they need an etcd binary); here they run.
-step "etcd store tests against a real etcd (cargo test ... --ignored)"
+step "etcd store and cluster coordinator tests against a real etcd (cargo test ... --ignored)"
 cargo test -p flowgate-controller --lib store::tests -- --ignored
+cargo test -p flowgate-controller --lib cluster::etcd -- --ignored
 
 step "dashboard unit tests (node --test)"
 node --test controller/src/api/dashboard/test/logic.test.mjs </dev/null
