@@ -15,7 +15,9 @@
 //! calls run on the core with exclusive access to the module
 //! (`Runtime::call`, used by module services), typed notices other modules
 //! publish ([`Ctx::publish`], delivered as [`Event::Notice`]), and messages
-//! from their own background tasks ([`Event::Task`]).
+//! from their own background tasks ([`Event::Task`]). A module whose
+//! configuration lives in a shared store also follows what other writers
+//! change there ([`Module::followed_prefixes`], [`Module::follow_store`]).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -372,6 +374,32 @@ impl Ctx {
     }
 }
 
+/// What changed under a module's followed prefixes
+/// ([`Module::followed_prefixes`]), as the store holds it now: the runtime
+/// re-reads every key a watch event named, so a module sees the latest
+/// committed value, never an older one an event carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreSync {
+    /// Keys that changed, with their current value (`None`: gone).
+    pub changed: Vec<(String, Option<Vec<u8>>)>,
+    /// `changed` holds every key under the followed prefixes (a full
+    /// re-read: when following starts, or after the watch fell behind):
+    /// whatever the module holds that is not in it is gone.
+    pub complete: bool,
+}
+
+/// Whether a module took what [`Module::follow_store`] handed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Followed {
+    /// The module's state matches the store's now.
+    Taken,
+    /// The store's state does not validate and the module kept its own
+    /// (and logged why): the keys of this sync are not forgotten, the
+    /// runtime re-reads everything after the next change.
+    Refused,
+}
+
 /// An application module. `Any` lets calls reach the concrete type.
 pub trait Module: Any + Send {
     /// The owner id stamped into every cookie this module's flows carry.
@@ -429,5 +457,28 @@ pub trait Module: Any + Send {
     /// needs to see them too says so here.
     fn wants_foreign_packet_ins(&self) -> bool {
         self.owner() == Owner::Forwarding
+    }
+
+    /// Store prefixes holding this module's configuration that other
+    /// writers (controllers sharing an etcd prefix, an operator's
+    /// `etcdctl`) may change; the runtime watches them and hands what
+    /// changed to [`Module::follow_store`]. Only keys this module writes
+    /// from its service (under the service's write lock) belong here:
+    /// per-node state written in the background must not be followed.
+    fn followed_prefixes(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// Makes the module's state match `sync` (what the store holds now),
+    /// declaring what that changes, as a service write would, but without
+    /// writing the store: it already holds the change. Runs under the
+    /// module's service write lock, so no write of this node is half done:
+    /// a value equal to the module's own is this node's write coming back
+    /// (or one already followed) and must change nothing. A value that
+    /// does not decode or validate is logged and the module keeps what it
+    /// has for that key; a state that does not validate as a whole
+    /// changes nothing and is [`Followed::Refused`].
+    fn follow_store(&mut self, _sync: &StoreSync, _ctx: &mut Ctx) -> Followed {
+        Followed::Taken
     }
 }

@@ -683,8 +683,33 @@ impl Core {
             .modules
             .iter_mut()
             .position(|m| (m.as_mut() as &mut dyn Any).is::<M>())?;
-        let owner = self.modules[i].owner();
-        let module = (self.modules[i].as_mut() as &mut dyn Any).downcast_mut::<M>()?;
+        let outcome = self.call_index(now, i, |module, ctx| {
+            (module as &mut dyn Any)
+                .downcast_mut::<M>()
+                .map(|module| f(module, ctx))
+        })?;
+        let value = outcome.value?;
+        Some(CallOutcome {
+            value,
+            acks: outcome.acks,
+            persist: outcome.persist,
+            sent: outcome.sent,
+            took: outcome.took,
+        })
+    }
+
+    /// [`Core::call_module`] on the `i`-th module (in the order the
+    /// runtime was started with), whatever its type: the runtime's own
+    /// callers (the store follower) reach modules through [`Module`]'s
+    /// methods.
+    pub fn call_index<R>(
+        &mut self,
+        now: Instant,
+        i: usize,
+        f: impl FnOnce(&mut dyn Module, &mut Ctx) -> R,
+    ) -> Option<CallOutcome<R>> {
+        let owner = self.modules.get(i)?.owner();
+        let module = self.modules[i].as_mut();
         self.now = now;
         let started = Instant::now();
         let mut ctx = Ctx::new(now);

@@ -4,6 +4,7 @@
 
 pub mod core;
 pub mod driver;
+mod follow;
 pub mod metrics;
 pub mod reconcile;
 pub mod registry;
@@ -174,6 +175,12 @@ impl Runtime {
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
         let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
         let catalog = Arc::new(ModuleCatalog::new(&modules));
+        let followed: Vec<_> = modules
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i, m.owner(), m.followed_prefixes()))
+            .filter(|(_, _, prefixes)| !prefixes.is_empty())
+            .collect();
         let tasks: Vec<_> = modules
             .iter_mut()
             .flat_map(|m| {
@@ -205,6 +212,9 @@ impl Runtime {
         for (owner, task) in tasks {
             runtime.spawn_task(owner, task);
         }
+        for (index, owner, prefixes) in followed {
+            follow::start(runtime.clone(), index, owner, &prefixes);
+        }
         tokio::spawn(runtime.clone().accept_loop(listener, core_tx));
         runtime
     }
@@ -224,9 +234,30 @@ impl Runtime {
         M: Module,
         R: Send + 'static,
     {
+        self.call_on_core(move |core, now| core.call_module(now, f))
+            .await
+    }
+
+    /// [`Runtime::call`] on the `index`-th module the runtime was started
+    /// with, through its [`Module`] methods.
+    pub(crate) async fn call_index<R: Send + 'static>(
+        &self,
+        index: usize,
+        f: impl FnOnce(&mut dyn Module, &mut Ctx) -> R + Send + 'static,
+    ) -> Result<Applied<R>, CallError> {
+        self.call_on_core(move |core, now| core.call_index(now, index, f))
+            .await
+    }
+
+    /// Runs `call` on the core, then persists and awaits confirmation as
+    /// [`Runtime::call`] describes.
+    async fn call_on_core<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&mut Core, std::time::Instant) -> Option<CallOutcome<R>> + Send + 'static,
+    ) -> Result<Applied<R>, CallError> {
         let (tx, rx) = oneshot::channel();
         let call: self::core::CoreCall = Box::new(move |core, now| {
-            let _ = tx.send(core.call_module(now, f));
+            let _ = tx.send(call(core, now));
         });
         self.core
             .send(CoreEvent::Call(call))

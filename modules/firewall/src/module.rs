@@ -4,17 +4,19 @@
 //! firewall's own entries another, so a change to one rule recompiles and
 //! sends only that rule's entries (and the base entries if they change).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::module::{Ctx, Event, Module, Scope};
+use flowgate_controller::module::{Ctx, Event, Followed, Module, Scope, StoreSync};
 use flowgate_controller::service::{check_owner, Origin, Staged};
 use flowgate_controller::store::Op;
 use tracing::warn;
 
 use crate::compile::{base_entries, compile_rule};
 use crate::config::{FirewallConfig, Policy, RuleError, RuleSet};
-use crate::persist::{put_policy, put_rule, replace_rules, rule_key};
+use crate::persist::{
+    describe, put_policy, put_rule, replace_rules, rule_id, rule_key, POLICY_KEY, RULES_PREFIX,
+};
 use crate::rule::{FieldError, Rule};
 
 /// The firewall's own entries (pass-through, conntrack, default action).
@@ -144,6 +146,12 @@ impl Firewall {
             // change must not look durable.
             Err(e) => warn!(error = %e, "could not encode a firewall change for the store"),
         }
+        self.change(op, ctx)
+    }
+
+    /// Applies a checked `op` to the configuration and declares what it
+    /// changes, without writing the store. Returns the undo operation.
+    fn change(&mut self, op: FirewallOp, ctx: &mut Ctx) -> FirewallOp {
         match op {
             FirewallOp::Upsert(rule) => {
                 let id = rule.id;
@@ -174,6 +182,60 @@ impl Firewall {
                 FirewallOp::SetPolicy(old)
             }
         }
+    }
+
+    /// The configuration the store holds after `sync` (see
+    /// [`Module::follow_store`]), validated as a whole like a bulk write: a
+    /// value that does not decode leaves the module's own for its key.
+    fn followed(&self, sync: &StoreSync) -> Result<FirewallConfig, RuleError> {
+        let current = &self.config;
+        let mut policy = if sync.complete {
+            Policy::default()
+        } else {
+            current.policy
+        };
+        let mut rules: BTreeMap<u32, Rule> = if sync.complete {
+            BTreeMap::new()
+        } else {
+            current.rules.iter().map(|r| (r.id, r.clone())).collect()
+        };
+        for (key, value) in &sync.changed {
+            if key == POLICY_KEY {
+                policy = match value.as_deref().map(serde_json::from_slice::<Policy>) {
+                    None => Policy::default(),
+                    Some(Ok(policy)) => policy,
+                    Some(Err(e)) => {
+                        warn!(key, error = %e, "ignoring an undecodable firewall policy in the store");
+                        current.policy
+                    }
+                };
+            } else if let Some(id) = rule_id(key) {
+                let decoded = value.as_deref().map(|bytes| {
+                    serde_json::from_slice::<Rule>(bytes)
+                        .map_err(|e| e.to_string())
+                        .and_then(|rule| match rule.id == id {
+                            true => Ok(rule),
+                            false => Err(format!("the value holds rule {}", rule.id)),
+                        })
+                });
+                let rule = match decoded {
+                    None => None,
+                    Some(Ok(rule)) => Some(rule),
+                    Some(Err(error)) => {
+                        warn!(key, %error, "ignoring an undecodable firewall rule in the store");
+                        current.rules.get(id).cloned()
+                    }
+                };
+                match rule {
+                    Some(rule) => rules.insert(id, rule),
+                    None => rules.remove(&id),
+                };
+            } else if key.starts_with(RULES_PREFIX) {
+                warn!(key, "ignoring a store key that names no firewall rule");
+            }
+        }
+        let rules = RuleSet::from_rules(rules.into_values().collect())?;
+        Ok(FirewallConfig { policy, rules })
     }
 
     /// Entries the write touched have on connected switches: the rule's
@@ -273,6 +335,47 @@ impl Module for Firewall {
             | Event::Task { .. }
             | Event::Bus { .. } => {}
         }
+    }
+
+    fn followed_prefixes(&self) -> Vec<&'static str> {
+        vec![RULES_PREFIX, POLICY_KEY]
+    }
+
+    fn follow_store(&mut self, sync: &StoreSync, ctx: &mut Ctx) -> Followed {
+        let next = match self.followed(sync) {
+            Ok(next) => next,
+            Err(e) => {
+                warn!(
+                    error = describe(e),
+                    "the store holds firewall rules that do not validate; keeping the current ones"
+                );
+                return Followed::Refused;
+            }
+        };
+        // Only what differs is declared: this node's own writes coming
+        // back change nothing.
+        let ids: BTreeSet<u32> = self
+            .config
+            .rules
+            .iter()
+            .chain(next.rules.iter())
+            .map(|r| r.id)
+            .collect();
+        for id in ids {
+            match (self.config.rules.get(id), next.rules.get(id)) {
+                (old, new) if old == new => {}
+                (_, Some(rule)) => {
+                    self.change(FirewallOp::Upsert(rule.clone()), ctx);
+                }
+                (_, None) => {
+                    self.change(FirewallOp::Delete(id), ctx);
+                }
+            }
+        }
+        if next.policy != self.config.policy {
+            self.change(FirewallOp::SetPolicy(next.policy), ctx);
+        }
+        Followed::Taken
     }
 }
 

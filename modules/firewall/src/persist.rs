@@ -20,6 +20,11 @@ pub fn rule_key(id: u32) -> String {
     format!("{RULES_PREFIX}{id:010}")
 }
 
+/// The rule id a key under [`RULES_PREFIX`] names.
+pub fn rule_id(key: &str) -> Option<u32> {
+    key.strip_prefix(RULES_PREFIX)?.parse().ok()
+}
+
 /// Store writes that put `rule`.
 pub fn put_rule(rule: &Rule) -> anyhow::Result<Op> {
     Ok(Op::put_json(rule_key(rule.id), rule)?)
@@ -87,7 +92,7 @@ pub fn load(store: &dyn Store, bootstrap: Option<&Path>) -> anyhow::Result<Firew
     Ok(FirewallConfig { policy, rules })
 }
 
-fn describe(e: RuleError) -> String {
+pub(crate) fn describe(e: RuleError) -> String {
     match e {
         RuleError::Invalid(f) | RuleError::Conflict(f) => f.to_string(),
     }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::events::{BusEvent, Level};
-use flowgate_controller::module::{Ctx, Event, Module, Scope};
+use flowgate_controller::module::{Ctx, Event, Followed, Module, Scope, StoreSync};
 use flowgate_controller::neighbor::nd;
 use flowgate_controller::runtime::tasks::{Task, TaskCtx};
 use flowgate_controller::store::Op;
@@ -1119,6 +1119,15 @@ impl Module for LoadBalancer {
         }
     }
 
+    /// The configuration; learned MACs, VNIs and health are this node's.
+    fn followed_prefixes(&self) -> Vec<&'static str> {
+        follow::FOLLOWED.to_vec()
+    }
+
+    fn follow_store(&mut self, sync: &StoreSync, ctx: &mut Ctx) -> Followed {
+        self.follow(sync, ctx)
+    }
+
     fn tasks(&mut self) -> Vec<Task> {
         let interval = self.settings.leastconn_interval;
         vec![
@@ -1141,6 +1150,8 @@ impl Module for LoadBalancer {
         ]
     }
 }
+
+mod follow;
 
 /// Whether an action is a `ct`.
 #[cfg(test)]

@@ -63,6 +63,24 @@ impl Module for Hosts {
     }
 }
 
+/// A switch whose forwarding table reaches hosts 1-4 on ports 1-4.
+fn switch_to_hosts() -> SharedSwitch {
+    let switch = WireSwitch::shared(1);
+    {
+        let mut s = switch.lock().unwrap();
+        for n in 1..=4u8 {
+            s.switch.install(FlowEntry::new(
+                FORWARD,
+                100,
+                Match::new().with(Oxm::EthDst(mac(n), None)),
+                // A foreign cookie: the runtime leaves it alone.
+                FlowSpec::new(0x42_0000 + u64::from(n), output_to(u32::from(n))),
+            ));
+        }
+    }
+    switch
+}
+
 struct Lab {
     app: Router,
     runtime: Runtime,
@@ -119,20 +137,7 @@ impl Lab {
     }
 
     async fn new() -> Lab {
-        let switch = WireSwitch::shared(1);
-        {
-            let mut s = switch.lock().unwrap();
-            for n in 1..=4u8 {
-                s.switch.install(FlowEntry::new(
-                    FORWARD,
-                    100,
-                    Match::new().with(Oxm::EthDst(mac(n), None)),
-                    // A foreign cookie: the runtime leaves it alone.
-                    FlowSpec::new(0x42_0000 + u64::from(n), output_to(u32::from(n))),
-                ));
-            }
-        }
-        Lab::start(Arc::new(MemoryStore::default()), switch).await
+        Lab::start(Arc::new(MemoryStore::default()), switch_to_hosts()).await
     }
 
     async fn wait(&self, cond: impl Fn(&WireSwitch) -> bool) {
@@ -776,4 +781,36 @@ async fn load_weights_change_unheld_members_of_a_weighted_pool_in_one_write() {
         .await
         .unwrap()
         .is_none());
+}
+
+#[tokio::test]
+async fn a_vip_written_on_one_node_is_followed_by_another_sharing_the_store() {
+    let store = Arc::new(MemoryStore::default());
+    let one = Lab::start(store.clone(), switch_to_hosts()).await;
+    let two = Lab::start(store, switch_to_hosts()).await;
+    one.web().await;
+    two.wait(|s| s.switch.groups.len() == 1).await;
+    let (_, vips) = two.call(Method::GET, "/api/v1/lb/vips", None).await;
+    assert_eq!(vips[0]["id"], "web", "{vips}");
+    let mut ports = std::collections::BTreeSet::new();
+    for sport in 1000..1050 {
+        ports.insert(port_of(&two.process(1, &to_vip(sport))));
+    }
+    assert_eq!(ports, [2, 3].into(), "node two balances over both members");
+
+    // A member drained on node two leaves node one's group too.
+    two.ok(
+        Method::PUT,
+        "/api/v1/lb/pools/web/members/10.0.0.2:8080",
+        json!({"address": "10.0.0.2", "port": 8080, "admin_state": "drain"}),
+    )
+    .await;
+    one.wait(|s| s.switch.groups.values().all(|g| g.buckets.len() == 1))
+        .await;
+
+    let (s, body) = one.call(Method::DELETE, "/api/v1/lb/vips/web", None).await;
+    assert!(s.is_success(), "{body}");
+    two.wait(|s| s.switch.groups.is_empty()).await;
+    let (_, vips) = two.call(Method::GET, "/api/v1/lb/vips", None).await;
+    assert_eq!(vips, json!([]));
 }

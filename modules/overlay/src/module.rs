@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::module::{Adoption, Ctx, Event, Module, Scope};
+use flowgate_controller::module::{Adoption, Ctx, Event, Followed, Module, Scope, StoreSync};
 use flowgate_controller::pipeline::metadata;
 use flowgate_controller::runtime::tasks::Task;
 use flowgate_controller::store::{Op, Store, StoreExt};
@@ -636,7 +636,18 @@ impl Module for Overlay {
     fn adoption(&self) -> Adoption {
         Adoption::Keep
     }
+
+    /// Networks and ports; learned addresses and OVSDB connections are
+    /// this node's own.
+    fn followed_prefixes(&self) -> Vec<&'static str> {
+        vec![crate::service::NETWORKS, crate::service::PORTS]
+    }
+
+    fn follow_store(&mut self, sync: &StoreSync, ctx: &mut Ctx) -> Followed {
+        self.follow(sync, ctx)
+    }
 }
 
+mod follow;
 #[cfg(test)]
 mod tests;

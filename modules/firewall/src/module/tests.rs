@@ -6,7 +6,7 @@ use super::*;
 use crate::compile::{compile_switch, rule_cookie};
 use crate::config::DefaultAction;
 use crate::rule::RuleAction;
-use flowgate_controller::module::Change;
+use flowgate_controller::module::{Change, Followed, StoreSync};
 use flowgate_controller::service::{Origin, Staged};
 use flowgate_controller::testing::FakeSwitch;
 use serde_json::json;
@@ -300,4 +300,72 @@ fn a_rule_a_module_created_is_that_modules_to_change() {
         .0
         .is_err());
     assert!(h.stage(FirewallOp::Delete(7), &hostaware).0.is_ok());
+}
+
+impl Harness {
+    /// Follows `sync`; whether it was taken, and what the switches saw.
+    fn follow(&mut self, sync: &StoreSync) -> (Followed, Vec<Change>) {
+        let mut ctx = Ctx::new(Instant::now());
+        let followed = self.fw.follow_store(sync, &mut ctx);
+        let changes = ctx.take_changes();
+        assert!(
+            !changes.iter().any(|c| matches!(c, Change::Persist(_))),
+            "following the store never writes it"
+        );
+        (followed, self.land(&changes))
+    }
+}
+
+fn stored(rule: &Rule) -> (String, Option<Vec<u8>>) {
+    (
+        rule_key(rule.id),
+        Some(serde_json::to_vec(rule).expect("json")),
+    )
+}
+
+#[test]
+fn following_the_store_sends_only_what_differs() {
+    let mut h = Harness::new(deny_by_default(vec![icmp(1, 10)]));
+    let keys = |changed| StoreSync {
+        changed,
+        complete: false,
+    };
+
+    // This node's own write coming back: nothing to do.
+    let (followed, seen) = h.follow(&keys(vec![stored(&icmp(1, 10))]));
+    assert_eq!(followed, Followed::Taken);
+    assert!(seen.is_empty(), "{seen:?}");
+
+    // Another node's rule: its entries, on every switch.
+    let (followed, seen) = h.follow(&keys(vec![stored(&icmp(2, 10))]));
+    assert_eq!(followed, Followed::Taken);
+    assert_eq!(installs(&seen), 2 * compile_rule(&icmp(2, 10), 1).len());
+    assert!(h.fw.config().rules.get(2).is_some());
+    h.assert_consistent();
+
+    // Values that do not decode keep what the module has for their key.
+    let (followed, seen) = h.follow(&keys(vec![(rule_key(2), Some(b"{".to_vec()))]));
+    assert_eq!(followed, Followed::Taken);
+    assert!(seen.is_empty());
+    assert!(h.fw.config().rules.get(2).is_some());
+
+    // A state that does not validate (rule 3 overlaps rule 2) is refused
+    // whole, the valid rule 4 of the same sync too.
+    let mut overlapping = icmp(3, 10);
+    overlapping.match_ = icmp(2, 10).match_;
+    let (followed, seen) = h.follow(&keys(vec![stored(&overlapping), stored(&icmp(4, 20))]));
+    assert_eq!(followed, Followed::Refused);
+    assert!(seen.is_empty());
+    assert_eq!(h.fw.config().rules.len(), 2);
+
+    // A complete re-read without rule 1 (and a policy gone: the default)
+    // removes it.
+    let (followed, _) = h.follow(&StoreSync {
+        changed: vec![stored(&icmp(2, 10))],
+        complete: true,
+    });
+    assert_eq!(followed, Followed::Taken);
+    assert!(h.fw.config().rules.get(1).is_none());
+    assert_eq!(h.fw.config().policy, Policy::default());
+    h.assert_consistent();
 }

@@ -9,12 +9,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use flowgate_controller::cookie::{owner_of, Owner};
-use flowgate_controller::module::Change;
+use flowgate_controller::module::{Change, Followed, StoreSync};
 use flowgate_controller::testing::{FakeSwitch, Packet};
 use flowgate_openflow::{port_no, Match, PacketInReason, PortStatus};
 
 use super::*;
 use crate::model::{Binding, Cidr, SwitchPort};
+use crate::service::{NETWORKS, PORTS};
 
 const VNI_BLUE: u32 = 100;
 const VNI_RED: u32 = 200;
@@ -863,4 +864,105 @@ fn tenant_networks_are_published_when_they_change() {
         .ports
         .iter()
         .all(|p| p.id != "blue-h2"));
+}
+
+/// What the store holds for `config` (the service's keys), as a sync.
+fn stored(config: &Config, complete: bool) -> StoreSync {
+    let mut changed: Vec<(String, Option<Vec<u8>>)> = config
+        .networks
+        .values()
+        .map(|n| (format!("{NETWORKS}{}", n.id), json(n)))
+        .collect();
+    changed.extend(
+        config
+            .ports
+            .values()
+            .map(|p| (format!("{PORTS}{}/{}", p.network, p.id), json(p))),
+    );
+    StoreSync { changed, complete }
+}
+
+fn json(value: &impl Serialize) -> Option<Vec<u8>> {
+    Some(serde_json::to_vec(value).expect("json"))
+}
+
+#[test]
+fn another_nodes_networks_and_ports_are_followed_from_the_store() {
+    let written = Cloud::new();
+    let mut follower = Cloud::empty(Overlay::default());
+    follower.call(|m, ctx| m.set_chassis((1..=3).map(chassis).collect(), ctx));
+
+    let sync = stored(written.module.config(), true);
+    let followed = follower.call(|m, ctx| m.follow_store(&sync, ctx));
+    assert_eq!(followed, Followed::Taken);
+    assert_eq!(follower.module.config(), written.module.config());
+    let sorted = |mut cookies: Vec<u64>| {
+        cookies.sort_unstable();
+        cookies
+    };
+    assert_eq!(
+        sorted(follower.overlay_cookies()),
+        sorted(written.overlay_cookies())
+    );
+    assert_eq!(
+        follower.send(1, BLUE_VM, eth(blue_mac(1), MacAddr::BROADCAST), &[]),
+        vec![(2, BLUE_VM), (3, BLUE_VM)]
+    );
+
+    // The same state again (this node's own write coming back): nothing.
+    let followed = follower.call(|m, ctx| m.follow_store(&sync, ctx));
+    assert_eq!(followed, Followed::Taken);
+    assert!(follower.last.is_empty(), "{:?}", follower.last);
+
+    // A value that does not decode keeps what the module has.
+    let garbage = StoreSync {
+        changed: vec![(format!("{NETWORKS}blue"), Some(b"{".to_vec()))],
+        complete: false,
+    };
+    assert_eq!(
+        follower.call(|m, ctx| m.follow_store(&garbage, ctx)),
+        Followed::Taken
+    );
+    assert!(follower.module.config().networks.contains_key("blue"));
+
+    // Two networks with one VNI do not validate: refused, nothing changes.
+    let mut clash = network("green", VNI_BLUE);
+    clash.name = "green".into();
+    let clash = StoreSync {
+        changed: vec![(
+            format!("{NETWORKS}green"),
+            Some(serde_json::to_vec(&clash).expect("json")),
+        )],
+        complete: false,
+    };
+    assert_eq!(
+        follower.call(|m, ctx| m.follow_store(&clash, ctx)),
+        Followed::Refused
+    );
+    assert!(follower.last.is_empty());
+
+    // The red network deleted elsewhere (its ports with it).
+    let mut deleted = StoreSync {
+        changed: vec![(format!("{NETWORKS}red"), None)],
+        complete: false,
+    };
+    deleted
+        .changed
+        .extend((1..=3).map(|h| (format!("{PORTS}red/red-h{h}"), None)));
+    assert_eq!(
+        follower.call(|m, ctx| m.follow_store(&deleted, ctx)),
+        Followed::Taken
+    );
+    assert!(!follower.module.config().networks.contains_key("red"));
+    assert!(follower
+        .module
+        .config()
+        .ports
+        .keys()
+        .all(|(n, _)| n != "red"));
+    let vni_of = |cookie: u64| (cookie & 0xff_ffff) as u32;
+    assert!(follower
+        .overlay_cookies()
+        .iter()
+        .all(|ck| vni_of(*ck) != VNI_RED));
 }

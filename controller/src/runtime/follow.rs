@@ -1,0 +1,175 @@
+//! Following a shared store: each module that names
+//! [`Module::followed_prefixes`] gets a task that watches them and hands
+//! what other writers changed to [`Module::follow_store`] on the core, as
+//! a module call (so the declarations it makes are diffed, sent and
+//! confirmed like a service write's).
+//!
+//! Watch events are only hints of which keys changed: the task re-reads
+//! those keys from the store and the module compares the store's value
+//! with its own. That one rule tells this node's writes apart from other
+//! writers' without tracking them: the task holds the module's service
+//! write lock while it reads and calls, so no local write is between
+//! staging (the module already holds the value) and persisting, and a
+//! value equal to the module's is either this node's write coming back or
+//! a change already followed. Reading instead of using the event's value
+//! also means an old event can never undo a newer change. When the watch
+//! falls behind ([`RecvError::Lagged`]) and when following starts (changes
+//! made between the module's load and the watch), the task re-reads the
+//! whole of the module's prefixes instead.
+//!
+//! With a store only this controller writes (redb), every event is this
+//! node's own, and following changes nothing.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::Runtime;
+use crate::cookie::Owner;
+use crate::module::{Followed, StoreSync};
+use crate::store::{Store, StoreError};
+
+/// Hints buffered between the watchers and the follower; a full buffer
+/// makes the store's watch lag, which ends in a full re-read.
+const HINTS: usize = 1024;
+/// Wait before reading again after the store failed (etcd unreachable).
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What a watch told the follower.
+enum Hint {
+    Changed(String),
+    /// Events were lost: re-read everything.
+    Lagged,
+}
+
+/// Watches `prefixes` for the `index`-th module (`owner`) and follows
+/// them for as long as the runtime runs.
+pub(super) fn start(runtime: Runtime, index: usize, owner: Owner, prefixes: &[&'static str]) {
+    let (tx, rx) = mpsc::channel(HINTS);
+    // Subscribed before the first full read, so nothing committed after
+    // that read is missed.
+    for prefix in prefixes {
+        let mut watch = runtime.store().watch(prefix);
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let hint = match watch.recv().await {
+                    Ok(event) => Hint::Changed(event.key),
+                    Err(RecvError::Lagged(missed)) => {
+                        warn!(?owner, missed, "store watch fell behind; re-reading");
+                        Hint::Lagged
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                if tx.send(hint).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let prefixes = prefixes.to_vec();
+    tokio::spawn(follow(runtime, index, owner, prefixes, rx));
+}
+
+async fn follow(
+    runtime: Runtime,
+    index: usize,
+    owner: Owner,
+    prefixes: Vec<&'static str>,
+    mut hints: mpsc::Receiver<Hint>,
+) {
+    let mut complete = true;
+    let mut keys = BTreeSet::new();
+    // The module refused the last sync: the next one re-reads everything,
+    // so the keys it held are not lost.
+    let mut refused = false;
+    loop {
+        if !complete && keys.is_empty() {
+            match hints.recv().await {
+                Some(hint) => take(hint, &mut complete, &mut keys),
+                None => return,
+            }
+            complete |= std::mem::take(&mut refused);
+        }
+        // One read and one call for everything that is waiting.
+        while let Ok(hint) = hints.try_recv() {
+            take(hint, &mut complete, &mut keys);
+        }
+        let serialized = runtime.write_lock(owner).lock_owned().await;
+        let sync = match read(runtime.store().clone(), &prefixes, complete, &keys).await {
+            Ok(sync) => sync,
+            Err(e) => {
+                warn!(?owner, error = %e, "cannot read followed store keys; retrying");
+                drop(serialized);
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        let changed = sync.changed.len();
+        match runtime
+            .call_index(index, move |module, ctx| module.follow_store(&sync, ctx))
+            .await
+        {
+            Ok(applied) => {
+                refused = applied.value == Followed::Refused;
+                debug!(?owner, changed, complete, ?applied.value, sent = ?applied.sent, "followed the store");
+                for rejection in &applied.rejections {
+                    warn!(
+                        ?owner,
+                        ?rejection,
+                        "a switch refused a followed store change"
+                    );
+                }
+            }
+            Err(_) => return,
+        }
+        complete = false;
+        keys.clear();
+    }
+}
+
+fn take(hint: Hint, complete: &mut bool, keys: &mut BTreeSet<String>) {
+    match hint {
+        Hint::Changed(key) => {
+            keys.insert(key);
+        }
+        Hint::Lagged => *complete = true,
+    }
+}
+
+/// The store's current values: of `keys`, or of everything under
+/// `prefixes` when `complete`.
+async fn read(
+    store: Arc<dyn Store>,
+    prefixes: &[&'static str],
+    complete: bool,
+    keys: &BTreeSet<String>,
+) -> Result<StoreSync, StoreError> {
+    let prefixes = prefixes.to_vec();
+    let keys: Vec<String> = keys.iter().cloned().collect();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut changed = Vec::new();
+        if complete {
+            for prefix in prefixes {
+                changed.extend(
+                    store
+                        .list_prefix(prefix)?
+                        .into_iter()
+                        .map(|(key, value)| (key, Some(value))),
+                );
+            }
+        } else {
+            for key in keys {
+                let value = store.get(&key)?;
+                changed.push((key, value));
+            }
+        }
+        Ok(StoreSync { changed, complete })
+    });
+    read.await
+        .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+}
