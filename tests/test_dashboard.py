@@ -204,7 +204,7 @@ def test_the_page_shows_the_fat_tree_without_console_errors(dash):
     assert title == "20 switches · 32 links · 16 hosts", title
 
     # A switch by mouse: its ports and its flows grouped by owner module.
-    page.driver.find_element(By.CSS_SELECTOR, "#g-nodes .node.switch[data-id='%s']" % dpid_str(1)).click()
+    _click(page, "#g-nodes .node.switch[data-id='%s']" % dpid_str(1), By.CSS_SELECTOR)
     wait_until(lambda: "Flows by owner module" in page.driver.find_element(By.ID, "details").text, 15,
                what="switch details")
     details = page.driver.find_element(By.ID, "details").text
@@ -352,14 +352,15 @@ def test_a_host_aware_reaction_is_marked_on_its_metric_plot(dash):
     assert page.errors() == [], page.errors()
 
 
-def _click(page, xpath):
-    """Click what `xpath` finds, again if a refresh replaced it meanwhile."""
+def _click(page, selector, by=By.XPATH):
+    """Click what `selector` finds, again if a refresh replaced it meanwhile
+    (the live page redraws nodes and rows as events arrive)."""
 
     def click():
-        page.driver.find_element(By.XPATH, xpath).click()
+        page.driver.find_element(by, selector).click()
         return True
 
-    wait_until(click, 15, interval=0.3, what="to click %s" % xpath)
+    wait_until(click, 15, interval=0.3, what="to click %s" % selector)
 
 
 @pytest.mark.timeout_secs(240)
@@ -410,7 +411,7 @@ def test_screenshots_of_every_view_wide_and_narrow(dash):
         page.view(view)
         time.sleep(3 if view == "topology" else 1.5)
         if view == "topology":
-            page.driver.find_element(By.CSS_SELECTOR, "#g-nodes .node.switch[data-id='%s']" % dpid_str(1)).click()
+            _click(page, "#g-nodes .node.switch[data-id='%s']" % dpid_str(1), By.CSS_SELECTOR)
             wait_until(lambda: "Flows by owner" in page.driver.find_element(By.ID, "details").text, 15,
                        what="switch details")
         if view == "tenants":

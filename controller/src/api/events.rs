@@ -56,22 +56,62 @@ impl Wanted {
     }
 }
 
-fn sse(stamped: &Stamped) -> Event {
-    let name = crate::events::Topics::NAMES
-        .iter()
-        .find(|(_, t)| *t == stamped.event.topic())
-        .map_or("event", |(n, _)| n);
-    Event::default()
-        .event(name)
-        .id(stamped.seq.to_string())
-        .json_data(stamped)
-        .unwrap_or_else(|_| Event::default().event("error").data("unencodable event"))
+/// One message of the stream as an SSE client reads it (its `event:`,
+/// `id:` and `data:` fields): the document's schema of the stream, and what
+/// each message is built from.
+#[derive(Debug, utoipa::ToSchema)]
+pub(super) struct EventStreamMessage {
+    /// The topic (`resource`, `module`, `switch`, ...), or `lagged` when
+    /// this client fell behind and missed events.
+    event: String,
+    /// The event's sequence number (none on `lagged`).
+    id: Option<String>,
+    /// The event as JSON (on `lagged`, how many were missed).
+    data: String,
+}
+
+impl EventStreamMessage {
+    fn of(stamped: &Stamped) -> Self {
+        let name = crate::events::Topics::NAMES
+            .iter()
+            .find(|(_, t)| *t == stamped.event.topic())
+            .map_or("event", |(n, _)| n);
+        match serde_json::to_string(stamped) {
+            Ok(data) => EventStreamMessage {
+                event: name.to_owned(),
+                id: Some(stamped.seq.to_string()),
+                data,
+            },
+            Err(_) => EventStreamMessage {
+                event: "error".to_owned(),
+                id: None,
+                data: "unencodable event".to_owned(),
+            },
+        }
+    }
+
+    fn lagged(missed: u64) -> Self {
+        EventStreamMessage {
+            event: "lagged".to_owned(),
+            id: None,
+            data: missed.to_string(),
+        }
+    }
+
+    fn into_event(self) -> Event {
+        let event = Event::default().event(self.event);
+        match self.id {
+            Some(id) => event.id(id),
+            None => event,
+        }
+        .data(self.data)
+    }
 }
 
 /// Live events as Server-Sent Events (`text/event-stream`).
 #[utoipa::path(get, path = "/events", tag = "core", params(EventFilter),
     responses(
-        (status = 200, description = "An endless stream of events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An endless stream of events", content_type = "text/event-stream", body = EventStreamMessage),
         (status = 400, description = "Unknown topic or parameter", body = super::ErrorBody),
         (status = 503, description = "This controller has no event bus", body = super::ErrorBody),
     ))]
@@ -93,9 +133,11 @@ pub(super) async fn stream(
     };
     let events = BroadcastStream::new(bus.subscribe()).filter_map(move |item| {
         let out = match item {
-            Ok(stamped) => wanted.accepts(&stamped).then(|| sse(&stamped)),
+            Ok(stamped) => wanted
+                .accepts(&stamped)
+                .then(|| EventStreamMessage::of(&stamped).into_event()),
             Err(BroadcastStreamRecvError::Lagged(n)) => {
-                Some(Event::default().event("lagged").data(n.to_string()))
+                Some(EventStreamMessage::lagged(n).into_event())
             }
         };
         out.map(Ok)
