@@ -73,9 +73,19 @@ def free_port(host="127.0.0.1"):
     collision with another listener is unlikely and shows up as a clear
     start-up failure.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    # The OS may hand the same port to two probes in a row once the first
+    # is closed: a controller's OpenFlow and OVSDB ports once came out
+    # equal. A port given out by this process is not given again.
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
+
+
+_GIVEN_PORTS = set()
 
 
 def tcp_listening(host, port):
