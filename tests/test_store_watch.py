@@ -16,7 +16,7 @@ from mininet.topo import Topo
 
 from flowgate_lab import LabNet, ovs, wait_until
 from flowgate_lab.checks import wait_controller_ready
-from test_store_etcd import Etcd
+from test_store_etcd import etcd  # noqa: F401  (the fixture: one etcd on loopback per test)
 
 RULES = "/api/v1/firewall/rules"
 # Longest a follower may take to apply another node's change.
@@ -31,16 +31,6 @@ class TwoIslands(Topo):
             switch = self.addSwitch("s%d" % n, dpid="%016x" % n)
             for h in (2 * n - 1, 2 * n):
                 self.addLink(self.addHost("h%d" % h), switch)
-
-
-@pytest.fixture
-def etcd(tmp_path):
-    server = Etcd(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture
