@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::module::{Adoption, Ctx, Desired, Event, Module, Scope};
+use flowgate_controller::module::{
+    Adoption, Ctx, Desired, Event, Followed, Module, Scope, StoreSync,
+};
 use flowgate_controller::ovsdb::hosts::Hosts;
 use flowgate_controller::ovsdb::{columns, OwnerRows, Reconciler, Registration};
 use flowgate_controller::runtime::tasks::Task;
@@ -475,7 +477,16 @@ impl Module for Qos {
     fn adoption(&self) -> Adoption {
         Adoption::Keep
     }
+
+    fn followed_prefixes(&self) -> Vec<&'static str> {
+        follow::FOLLOWED.to_vec()
+    }
+
+    fn follow_store(&mut self, sync: &StoreSync, ctx: &mut Ctx) -> Followed {
+        self.follow(sync, ctx)
+    }
 }
 
+mod follow;
 #[cfg(test)]
 mod tests;

@@ -308,3 +308,135 @@ fn a_binding_write_declares_the_hosts_rows_at_once() {
     undo.undo(&mut ring.qos, &mut ctx);
     assert_eq!(declared(&ring), [("tap1".to_owned(), Some(2000))], "undone");
 }
+
+impl Ring {
+    /// Follows `sync`; whether it was taken, and what the switches saw.
+    fn follow(&mut self, sync: &StoreSync) -> (Followed, Vec<Change>) {
+        let mut ctx = Ctx::new(Instant::now());
+        let followed = self.qos.follow_store(sync, &mut ctx);
+        let changes = ctx.take_changes();
+        assert!(
+            !changes.iter().any(|c| matches!(c, Change::Persist(_))),
+            "following the store never writes it"
+        );
+        (followed, self.land(changes))
+    }
+}
+
+fn stored<T: serde::Serialize>(key: String, value: &T) -> (String, Option<Vec<u8>>) {
+    (key, Some(serde_json::to_vec(value).unwrap()))
+}
+
+/// Another node's policies reach this node's switches, and its profiles
+/// and bindings this node's OVSDB rows, through the code a REST write
+/// runs; this node's own writes coming back and bad values change nothing.
+#[test]
+fn following_the_store_declares_what_other_nodes_wrote() {
+    use crate::persist::{policy_key, BINDINGS, PROFILES};
+    use crate::ports::{HostPorts, PortInfo};
+    use flowgate_controller::ovsdb::Object;
+
+    let hosts = Hosts::default();
+    let mut ring = Ring::new(Default::default());
+    ring.qos = std::mem::take(&mut ring.qos).with_ovsdb(&Reconciler::new(hosts.clone()), hosts);
+    let vm = PortInfo {
+        dpid: Some(1),
+        iface_id: Some("vm1".into()),
+        ..PortInfo::default()
+    };
+    let host = HostPorts {
+        dpids: [1].into(),
+        ports: [("tap1".to_owned(), vm)].into(),
+    };
+    let index = HostIndex {
+        hosts: [("a".to_owned(), host)].into(),
+    };
+    ring.event(&Event::Task { payload: &index });
+    let keys = |changed| StoreSync {
+        changed,
+        complete: false,
+    };
+    let own = policy(json!({"id": 1, "priority": 10, "actions": {"meter": {"rate": 100}}}));
+    ring.stage(QosOp::PutPolicy(own.clone()), &Origin::rest())
+        .unwrap();
+
+    // This node's own write coming back: nothing to do.
+    let (followed, seen) = ring.follow(&keys(vec![stored(policy_key(1), &own)]));
+    assert_eq!(followed, Followed::Taken);
+    assert!(seen.is_empty(), "{seen:?}");
+
+    // Another node's policy: its entries and meter on every switch.
+    let theirs = policy(json!({"id": 2, "priority": 20, "actions": {"meter": {"rate": 300}}}));
+    let (followed, seen) = ring.follow(&keys(vec![stored(policy_key(2), &theirs)]));
+    assert_eq!(followed, Followed::Taken);
+    assert!(!seen.is_empty());
+    assert_eq!(ring.holding(2), vec![1, 2, 3, 4]);
+    assert!(ring.switches[&3].meters.contains_key(&meter_id(2)));
+    assert_eq!(ring.qos.config().policies.get(&2), Some(&theirs));
+
+    // A value that does not decode, or sits under another's key, keeps
+    // what the module has for that key.
+    let (followed, seen) = ring.follow(&keys(vec![
+        (policy_key(2), Some(b"{".to_vec())),
+        stored(policy_key(5), &theirs),
+    ]));
+    assert_eq!(followed, Followed::Taken);
+    assert!(seen.is_empty());
+    assert_eq!(
+        ring.qos.config().policies.keys().collect::<Vec<_>>(),
+        [&1, &2]
+    );
+
+    // A state that does not validate (policy 3 overlaps policy 1 at its
+    // priority) is refused whole, the valid policy 4 of the same sync too.
+    let clash = policy(json!({"id": 3, "priority": 10, "actions": {"dscp": 8}}));
+    let fine = policy(json!({"id": 4, "priority": 40, "actions": {"dscp": 8}}));
+    let (followed, seen) = ring.follow(&keys(vec![
+        stored(policy_key(3), &clash),
+        stored(policy_key(4), &fine),
+    ]));
+    assert_eq!(followed, Followed::Refused);
+    assert!(seen.is_empty());
+    assert!(ring.holding(4).is_empty());
+    // So is a binding whose profile is nowhere.
+    let binding: Binding =
+        serde_json::from_value(json!({"id": "b", "profile": "p", "iface_id": "vm1"})).unwrap();
+    let bind = stored(format!("{BINDINGS}b"), &binding);
+    let (followed, _) = ring.follow(&keys(vec![bind.clone()]));
+    assert_eq!(followed, Followed::Refused);
+
+    // A profile and its binding: the host's QoS row, as a REST write
+    // declares it.
+    let profile: Profile = serde_json::from_value(json!({"id": "p", "max_rate": 1000})).unwrap();
+    let (followed, _) = ring.follow(&keys(vec![stored(format!("{PROFILES}p"), &profile), bind]));
+    assert_eq!(followed, Followed::Taken);
+    let rows: Vec<(String, Option<u64>)> = ring
+        .qos
+        .ovsdb
+        .as_ref()
+        .unwrap()
+        .rows
+        .declared("a")
+        .into_values()
+        .flatten()
+        .filter_map(|o| match o {
+            Object::Qos(q) => Some((q.port, q.max_rate)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows, [("tap1".to_owned(), Some(1000))]);
+
+    // A complete re-read without policy 1 removes it from the switches.
+    let (followed, _) = ring.follow(&StoreSync {
+        changed: vec![
+            stored(policy_key(2), &theirs),
+            stored(format!("{PROFILES}p"), &profile),
+            stored(format!("{BINDINGS}b"), &binding),
+        ],
+        complete: true,
+    });
+    assert_eq!(followed, Followed::Taken);
+    assert!(ring.holding(1).is_empty());
+    assert!(!ring.switches[&1].meters.contains_key(&meter_id(1)));
+    assert_eq!(ring.holding(2), vec![1, 2, 3, 4]);
+}
