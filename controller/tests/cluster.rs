@@ -175,8 +175,20 @@ async fn only_the_assigned_master_writes() {
         assert!(s.role_requests_from(0).is_empty() && s.role_requests_from(1).is_empty());
         assert_eq!(s.flow_mods_from(0) + s.flow_mods_from(1), 0);
     }
+    let acting = |lab: &Lab| {
+        (
+            lab.a.runtime.is_cluster_actor(),
+            lab.b.runtime.is_cluster_actor(),
+        )
+    };
+    assert_eq!(acting(&lab), (false, false), "no master, no actor");
 
     lab.a_master().await;
+    assert_eq!(
+        acting(&lab),
+        (true, false),
+        "the master acts for the cluster"
+    );
     wait_for(&lab.switch, "b asked to be a slave", |s| {
         s.roles.get(&1) == Some(&SwitchRole::Slave)
     })
@@ -212,12 +224,15 @@ async fn failover_moves_the_switch_and_the_new_master_adopts_its_tables() {
 
     // `a` dies: its lease expires (it stops writing), the leader moves the
     // switch to `b` at a newer generation.
+    assert!(lab.a.runtime.is_cluster_actor());
     lab.cluster.expire("a");
+    assert!(!lab.a.runtime.is_cluster_actor(), "its lease ran out");
     let moves = lab.cluster.lead();
     assert_eq!(moves.len(), 1);
     assert_eq!(moves[0].to.as_ref().unwrap().as_str(), "b");
     let generation = lab.cluster.masters()[&DPID].generation.0;
     assert!(generation > 1);
+    assert!(lab.b.runtime.is_cluster_actor(), "the new master acts");
 
     let n = core_entries().len();
     wait_for(&lab.switch, "b restored the lost entry", |s| {
@@ -337,6 +352,7 @@ async fn a_partitioned_master_is_fenced_by_the_switch() {
 #[tokio::test]
 async fn without_clustering_no_role_is_requested_and_writes_go_out_at_once() {
     let node = Node::start(None).await;
+    assert!(node.runtime.is_cluster_actor(), "alone, it always acts");
     let switch = WireSwitch::shared(DPID);
     switch.lock().unwrap().switch.flows.clear();
     let _link = wire::spawn(node.addr, switch.clone());

@@ -15,12 +15,15 @@
 //! - [`role`]: one node's OpenFlow role on one switch: which ROLE_REQUEST
 //!   to send, when it may write, when it must reconcile or stop.
 //! - [`keys`]: the etcd key layout and who writes what.
+//! - [`actor`](mod@actor): the one node that takes the actions a cluster
+//!   must take once (host-aware reactions), and why that one.
 //!
 //! Everything public here is the API the wiring uses; nothing else is
 //! exported.
 
 #![forbid(unsafe_code)]
 
+pub mod actor;
 pub mod assign;
 pub mod generation;
 pub mod keys;
@@ -31,6 +34,7 @@ pub mod role;
 #[cfg(test)]
 mod tests;
 
+pub use actor::{actor, acts};
 pub use assign::{assign, commit, Masters, Mastership, Move, StaleRevision};
 pub use generation::Generation;
 pub use lease::{Lease, LeaseId};

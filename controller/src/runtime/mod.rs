@@ -354,6 +354,23 @@ impl Runtime {
         &self.store
     }
 
+    /// Whether this node takes, now, the actions a cluster must take once
+    /// rather than once per node (host-aware reactions): always without
+    /// clustering; with it, only while `flowgate_cluster::acts` says so.
+    pub fn is_cluster_actor(&self) -> bool {
+        let Some(coordinator) = &self.config.cluster else {
+            return true;
+        };
+        let view = coordinator.view();
+        let view = view.borrow();
+        flowgate_cluster::acts(
+            coordinator.node(),
+            &view.masters,
+            view.lease_until,
+            std::time::Instant::now(),
+        )
+    }
+
     async fn accept_loop(self, listener: TcpListener, core: mpsc::Sender<CoreEvent>) {
         let limit = Arc::new(Semaphore::new(self.config.max_connections));
         loop {

@@ -99,6 +99,20 @@ impl AuditEvent {
     }
 }
 
+/// The number after the newest event in `store`.
+fn next_seq(store: &dyn Store) -> u64 {
+    match store.list_prefix(PREFIX) {
+        Ok(entries) => entries
+            .last()
+            .and_then(|(k, _)| k[PREFIX.len()..].parse::<u64>().ok())
+            .map_or(1, |n| n + 1),
+        Err(e) => {
+            warn!(error = %e, "could not read the host-aware audit trail; numbering from 1");
+            1
+        }
+    }
+}
+
 fn key(seq: u64) -> String {
     format!("{PREFIX}{seq:020}")
 }
@@ -114,22 +128,19 @@ pub struct AuditLog {
 impl AuditLog {
     /// Continues the trail in `store` after its newest event.
     pub fn open(store: Arc<dyn Store>, bus: Option<Bus>, keep: u32) -> AuditLog {
-        let next = match store.list_prefix(PREFIX) {
-            Ok(entries) => entries
-                .last()
-                .and_then(|(k, _)| k[PREFIX.len()..].parse::<u64>().ok())
-                .map_or(1, |n| n + 1),
-            Err(e) => {
-                warn!(error = %e, "could not read the host-aware audit trail; numbering from 1");
-                1
-            }
-        };
+        let next = next_seq(store.as_ref());
         AuditLog {
             store,
             bus,
             next,
             keep: u64::from(keep),
         }
+    }
+
+    /// Continues after the newest event in the store again: another node
+    /// (the cluster's previous actor) may have written since.
+    pub fn resume(&mut self) {
+        self.next = next_seq(self.store.as_ref()).max(self.next);
     }
 
     pub fn set_keep(&mut self, keep: u32) {

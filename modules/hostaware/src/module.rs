@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::module::{Ctx, Event, Module};
+use flowgate_controller::module::{Ctx, Event, Followed, Module, StoreSync};
 use flowgate_controller::policy::FieldError;
 use flowgate_controller::runtime::tasks::{Task, TaskCtx};
 use flowgate_controller::service::{check_owner, Origin, Staged};
@@ -243,11 +243,23 @@ impl Module for HostAware {
                 };
                 let metrics = LiveMetrics::new(runtime.clone());
                 let runner = Runner::new(metrics, modules, runtime.store().clone(), audit, board);
-                runner.run(plans, async move { ctx.stopped().await }).await;
+                let acting = move || runtime.is_cluster_actor();
+                runner
+                    .run(plans, acting, async move { ctx.stopped().await })
+                    .await;
             },
         )]
     }
+
+    fn followed_prefixes(&self) -> Vec<&'static str> {
+        follow::FOLLOWED.to_vec()
+    }
+
+    fn follow_store(&mut self, sync: &StoreSync, ctx: &mut Ctx) -> Followed {
+        self.follow(sync, ctx)
+    }
 }
 
+mod follow;
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ pub const SETTINGS: &str = "hostaware/settings";
 pub const HOSTS: &str = "hostaware/hosts/";
 pub const RULES: &str = "hostaware/rules/";
 
-fn rule_key(id: u32) -> String {
+pub fn rule_key(id: u32) -> String {
     format!("{RULES}{id:010}")
 }
 

@@ -9,6 +9,15 @@
 //! against the resources the modules hold; resources whose record was lost
 //! in a crash are adopted by their origin) and marked active in the engine,
 //! so nothing is applied again and nothing reverts until the metric says so.
+//!
+//! Clustered, one node acts for the cluster (`Runtime::is_cluster_actor`,
+//! `flowgate_cluster::actor`): the reactions are resources of the shared
+//! configuration, so every node's runner acting on the same metric would
+//! apply each of them once per node. The others stand by: they poll and
+//! apply nothing, write no audit event, and follow the actor's records in
+//! the store (so REST lists the reactions on every node). A node that
+//! becomes the actor starts as a restarted controller does, from those
+//! records; one that stops forgets what its engine knew and stands by.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -72,6 +81,8 @@ pub struct Runner<M: Metrics, A: Actuator> {
     balance_due: BTreeMap<String, SystemTime>,
     smoothed: BTreeMap<(String, MemberKey), f64>,
     balance_failing: BTreeSet<String>,
+    /// This node acts for the cluster (see the module docs).
+    acting: bool,
 }
 
 impl<M: Metrics, A: Actuator> Runner<M, A> {
@@ -96,11 +107,48 @@ impl<M: Metrics, A: Actuator> Runner<M, A> {
             balance_due: BTreeMap::new(),
             smoothed: BTreeMap::new(),
             balance_failing: BTreeSet::new(),
+            acting: true,
+        }
+    }
+
+    /// This node starts or stops acting for the cluster (see the module
+    /// docs).
+    pub async fn set_acting(&mut self, acting: bool, now: SystemTime) {
+        if acting == self.acting {
+            return;
+        }
+        self.acting = acting;
+        if acting {
+            self.audit.resume();
+            self.restore(now).await;
+        } else {
+            self.engine = Engine::default();
+            self.due.clear();
+            self.backoff.clear();
+            self.balance_due.clear();
+            self.smoothed.clear();
+            self.balance_failing.clear();
+            self.follow_records();
+            self.publish();
+        }
+    }
+
+    /// Standing by: the reactions in place are the actor's records.
+    fn follow_records(&mut self) {
+        match self.store.list_json::<Reaction>(REACTIONS) {
+            Ok(list) => {
+                self.applied = list
+                    .into_iter()
+                    .map(|(_, r)| ((r.host.clone(), r.slot), r))
+                    .collect();
+            }
+            Err(e) => warn!(error = %e, "could not read host-aware reactions"),
         }
     }
 
     /// Reads back the reactions in place (see the module docs).
     pub async fn restore(&mut self, now: SystemTime) {
+        self.applied.clear();
         let mut records: BTreeMap<(String, Slot), Reaction> =
             match self.store.list_json::<Reaction>(REACTIONS) {
                 Ok(list) => list
@@ -178,6 +226,11 @@ impl<M: Metrics, A: Actuator> Runner<M, A> {
 
     /// One round: poll the due rules, expire, converge.
     pub async fn tick(&mut self, now: SystemTime) {
+        if !self.acting {
+            self.follow_records();
+            self.publish();
+            return;
+        }
         let config = self.plan.config.clone();
         if config.settings.enabled {
             self.poll(&config, now).await;
@@ -542,14 +595,20 @@ impl<M: Metrics, A: Actuator> Runner<M, A> {
     }
 
     /// Runs until `stopped` resolves: a tick a second, a new plan whenever
-    /// the module publishes one.
+    /// the module publishes one; `acting` says, at every tick, whether this
+    /// node acts for the cluster.
     pub async fn run(
         mut self,
         mut plans: watch::Receiver<Plan>,
+        acting: impl Fn() -> bool,
         stopped: impl std::future::Future<Output = ()>,
     ) {
         self.set_plan(plans.borrow_and_update().clone());
-        self.restore(SystemTime::now()).await;
+        if acting() {
+            self.restore(SystemTime::now()).await;
+        } else {
+            self.set_acting(false, SystemTime::now()).await;
+        }
         let mut ticks = tokio::time::interval(TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stopped);
@@ -562,7 +621,11 @@ impl<M: Metrics, A: Actuator> Runner<M, A> {
                     }
                     self.set_plan(plans.borrow_and_update().clone());
                 }
-                _ = ticks.tick() => self.tick(SystemTime::now()).await,
+                _ = ticks.tick() => {
+                    let now = SystemTime::now();
+                    self.set_acting(acting(), now).await;
+                    self.tick(now).await;
+                }
             }
         }
     }

@@ -128,3 +128,75 @@ fn a_rule_another_module_made_is_that_modules_and_unknown_ids_are_404() {
         Err(HostAwareError::Invalid(e)) if e.field == "gmond"
     ));
 }
+
+fn json<T: serde::Serialize>(value: &T) -> Option<Vec<u8>> {
+    Some(serde_json::to_vec(value).unwrap())
+}
+
+/// Another node's hosts, rules and settings reach this node's runner; its
+/// own writes coming back and bad values change nothing.
+#[test]
+fn following_the_store_hands_the_runner_what_other_nodes_wrote() {
+    use flowgate_controller::module::{Change, Followed, StoreSync};
+
+    use crate::persist::{rule_key, HOSTS, SETTINGS};
+
+    let mut m = HostAware::new(Config::default());
+    let mut plans = m.plans.subscribe();
+    let web1 = host("web1", Some("10.0.0.1"));
+    stage(&mut m, HostAwareOp::PutHost(web1.clone()), &Origin::rest()).unwrap();
+    plans.borrow_and_update();
+    let follow = |m: &mut HostAware, changed: Vec<(String, Option<Vec<u8>>)>, complete| {
+        let mut ctx = Ctx::new(Instant::now());
+        let followed = m.follow_store(&StoreSync { changed, complete }, &mut ctx);
+        assert!(
+            !ctx.take_changes()
+                .iter()
+                .any(|c| matches!(c, Change::Persist(_))),
+            "following the store never writes it"
+        );
+        followed
+    };
+    let host_key = |id: &str| format!("{HOSTS}{id}");
+
+    // This node's own write coming back: no new plan.
+    let own = vec![(host_key("web1"), json(&web1))];
+    assert_eq!(follow(&mut m, own, false), Followed::Taken);
+    assert!(!plans.has_changed().unwrap());
+
+    // Another node's rule and settings: in the runner's plan.
+    let quarantine = rule(1, json!({"type": "quarantine"}));
+    let quiet = Settings {
+        enabled: false,
+        ..Settings::default()
+    };
+    let theirs = vec![
+        (rule_key(1), json(&quarantine)),
+        (SETTINGS.to_owned(), json(&quiet)),
+    ];
+    assert_eq!(follow(&mut m, theirs, false), Followed::Taken);
+    let plan = plans.borrow_and_update().clone();
+    assert_eq!(plan.config.rules.get(&1), Some(&quarantine));
+    assert!(!plan.config.settings.enabled);
+
+    // Undecodable, or under another's key: this node keeps what it has.
+    let bad = vec![
+        (rule_key(1), Some(b"{".to_vec())),
+        (rule_key(7), json(&quarantine)),
+    ];
+    assert_eq!(follow(&mut m, bad, false), Followed::Taken);
+    assert_eq!(m.config().rules.keys().collect::<Vec<_>>(), [&1]);
+
+    // A state that does not validate (the quarantine needs web2's
+    // address, which it lacks) is refused whole.
+    let web2 = host("web2", None);
+    let refused = vec![(host_key("web2"), json(&web2))];
+    assert_eq!(follow(&mut m, refused, false), Followed::Refused);
+    assert_eq!(m.config().hosts.len(), 1);
+
+    // A complete re-read without the rule and the settings: both gone.
+    let all = vec![(host_key("web1"), json(&web1))];
+    assert_eq!(follow(&mut m, all, true), Followed::Taken);
+    assert!(m.config().rules.is_empty());
+    assert!(m.config().settings.enabled, "default settings");
+}

@@ -452,3 +452,53 @@ async fn load_aware_pools_get_weights_from_their_members_load_when_due_and_moved
     let s = lab.modules.0.lock().unwrap();
     assert_eq!(s.weight_writes[1], [(key("10.0.0.1:80"), 100)].into());
 }
+
+/// Two nodes see the same metric cross the threshold: only the one acting
+/// for the cluster applies, the other lists the reaction from the store;
+/// when the actor changes, the new one neither applies again nor forgets
+/// to revert.
+#[tokio::test]
+async fn one_node_acts_for_the_cluster_and_the_next_one_takes_over_its_reactions() {
+    let cfg = config(&[json!({"id": 1})]);
+    let mut a = Lab::new(cfg.clone());
+    let mut b = Lab::on(a.store.clone(), a.modules.clone(), cfg);
+    b.runner.set_acting(false, at(0)).await;
+    for s in [0, 10] {
+        a.poll(s, 5.0).await;
+        b.poll(s, 5.0).await;
+    }
+    assert_eq!(a.applies(), (1, 0, 1), "applied once across both nodes");
+    let listed = |lab: &Lab| lab.board.read().unwrap().reactions.clone();
+    assert_eq!(listed(&b), listed(&a), "the other node lists the actor's");
+    assert_eq!(listed(&b).len(), 1);
+    let trail = a.kinds();
+    assert_eq!(
+        trail,
+        [Kind::ThresholdMet, Kind::ActionApplied],
+        "one trail"
+    );
+
+    // The actor changes (a's switch failed over to b).
+    a.runner.set_acting(false, at(15)).await;
+    b.runner.set_acting(true, at(15)).await;
+    for s in [20, 30] {
+        a.poll(s, 5.0).await;
+        b.poll(s, 5.0).await;
+    }
+    assert_eq!(b.applies(), (1, 0, 1), "nothing applied again");
+    assert_eq!(listed(&b)[0].since, at(0), "the original reaction");
+    b.poll(40, 1.0).await;
+    a.poll(40, 1.0).await;
+    assert_eq!(b.applies(), (1, 1, 0), "the new actor reverts it");
+    assert!(listed(&a).is_empty() && listed(&b).is_empty());
+    assert_eq!(
+        b.kinds(),
+        [
+            Kind::ThresholdMet,
+            Kind::ActionApplied,
+            Kind::Info,
+            Kind::Reverted
+        ],
+        "the new actor's events follow the old one's in one trail"
+    );
+}
