@@ -13,9 +13,10 @@
 //! Clustered, one node acts for the cluster (`Runtime::is_cluster_actor`,
 //! `flowgate_cluster::actor`): the reactions are resources of the shared
 //! configuration, so every node's runner acting on the same metric would
-//! apply each of them once per node. The others stand by: they poll and
+//! apply each of them once per node. The others stand by: they poll nothing,
 //! apply nothing, write no audit event, and follow the actor's records in
-//! the store (so REST lists the reactions on every node). A node that
+//! the store (so REST lists the reactions on every node; metric values
+//! only on the actor's). A node that
 //! becomes the actor starts as a restarted controller does, from those
 //! records; one that stops forgets what its engine knew and stands by.
 
@@ -128,6 +129,11 @@ impl<M: Metrics, A: Actuator> Runner<M, A> {
             self.balance_due.clear();
             self.smoothed.clear();
             self.balance_failing.clear();
+            // Values this node polled while it acted would only grow stale.
+            if let Ok(mut board) = self.board.write() {
+                board.metrics.clear();
+                board.history.clear();
+            }
             self.follow_records();
             self.publish();
         }

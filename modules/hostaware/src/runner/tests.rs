@@ -480,6 +480,10 @@ async fn one_node_acts_for_the_cluster_and_the_next_one_takes_over_its_reactions
 
     // The actor changes (a's switch failed over to b).
     a.runner.set_acting(false, at(15)).await;
+    assert!(
+        a.board.read().unwrap().metrics.is_empty(),
+        "no stale values"
+    );
     b.runner.set_acting(true, at(15)).await;
     for s in [20, 30] {
         a.poll(s, 5.0).await;
