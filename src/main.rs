@@ -183,12 +183,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let firewall_routes = flowgate_firewall::routes(FirewallService::new(runtime.clone()));
     let lb_routes = flowgate_loadbalancer::routes(LoadBalancerService::new(runtime.clone()));
     let qos = QosService::new(runtime.clone());
-    let state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
+    let mut state = ApiState::new(Arc::new(runtime.clone()), store, config.api_token.clone())
         .with_metrics(runtime.metrics().clone())
         .with_bus(runtime.bus().clone())
         .with_body_timeout(Duration::from_secs(config.rest.body_timeout))
         .with_read_auth(config.rest.auth_reads)
         .with_dashboard(config.rest.dashboard);
+    if let Some(coordinator) = &coordinator {
+        state = state.with_cluster(coordinator.clone());
+    }
     let module_routes = vec![
         topology::api::routes(runtime.clone()),
         overlay_routes,
@@ -196,11 +199,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
         lb_routes,
         flowgate_qos::api::routes(qos.clone()),
         flowgate_hostaware::api::routes(HostAwareService::new(runtime.clone())),
-        cluster::api::routes(coordinator),
+        cluster::api::routes(coordinator.clone()),
     ];
     let compat_routes = vec![flowgate_qos::floodlight::routes(qos)];
     let app = api::router_with(state, module_routes, compat_routes);
-    api::serve(rest, app, config.rest_server(), rest_tls, shutdown_signal()).await?;
+    // A clustered node leaves at the signal, before anything else stops:
+    // the other nodes take its switches over at once, while its own
+    // connections are still up.
+    let shutdown = async move {
+        shutdown_signal().await;
+        if let Some(coordinator) = coordinator {
+            coordinator.leave().await;
+        }
+    };
+    api::serve(rest, app, config.rest_server(), rest_tls, shutdown).await?;
     runtime.shutdown(Duration::from_secs(2)).await;
     info!("flowgate stopped");
     Ok(())

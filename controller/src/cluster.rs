@@ -39,8 +39,13 @@ use tokio::sync::watch;
 
 pub mod api;
 mod etcd;
+pub mod metrics;
+pub mod roles;
 
-pub use etcd::{ClusterState, ClusterStatus, EtcdClusterConfig, EtcdCoordinator, NodeInfo};
+pub use etcd::{
+    ClusterState, ClusterStatus, EtcdClusterConfig, EtcdCoordinator, NodeInfo, SessionCounts,
+};
+pub use roles::{ConnectionRole, RoleBook, RoleCount, RoleCounts};
 
 /// What a node knows of the cluster at one moment.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +67,11 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     fn connected(&self, dpid: Dpid);
     /// That switch's connection to this node is gone.
     fn disconnected(&self, dpid: Dpid);
+    /// Where the core records its switches' confirmed roles and role
+    /// events, for status and metrics; `None`: not recorded.
+    fn roles(&self) -> Option<&RoleBook> {
+        None
+    }
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -79,7 +89,7 @@ mod memory {
     use flowgate_cluster::{assign, commit, Dpid, Masters, Move, NodeId};
     use tokio::sync::watch;
 
-    use super::{ClusterView, Coordinator};
+    use super::{ClusterView, Coordinator, RoleBook};
 
     /// A live node's lease lasts this long: tests end long before, so a
     /// lease only ends when the test says so ([`MemoryCluster::expire`]).
@@ -165,6 +175,7 @@ mod memory {
                 cluster: self.clone(),
                 id,
                 view: rx,
+                roles: RoleBook::default(),
             })
         }
 
@@ -248,6 +259,7 @@ mod memory {
         cluster: Arc<MemoryCluster>,
         id: NodeId,
         view: watch::Receiver<ClusterView>,
+        roles: RoleBook,
     }
 
     impl Coordinator for MemoryNode {
@@ -276,6 +288,10 @@ mod memory {
             if let Some(nodes) = state.connections.get_mut(&dpid) {
                 nodes.remove(&self.id);
             }
+        }
+
+        fn roles(&self) -> Option<&RoleBook> {
+            Some(&self.roles)
         }
     }
 }

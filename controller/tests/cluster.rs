@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flowgate_cluster::SwitchRole;
-use flowgate_controller::cluster::{MemoryCluster, MemoryNode};
+use flowgate_controller::cluster::{
+    ConnectionRole, Coordinator, MemoryCluster, MemoryNode, RoleCounts,
+};
 use flowgate_controller::cookie::Owner;
 use flowgate_controller::module::{Ctx, Event, Module};
 use flowgate_controller::pipeline::core_entries;
@@ -44,6 +46,7 @@ impl Module for Poke {
 struct Node {
     runtime: Runtime,
     addr: SocketAddr,
+    cluster: Option<Arc<MemoryNode>>,
 }
 
 impl Node {
@@ -51,12 +54,23 @@ impl Node {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = RuntimeConfig {
-            cluster: cluster.map(|c| c as _),
+            cluster: cluster.clone().map(|c| c as _),
             ..RuntimeConfig::default()
         };
         let modules: Vec<Box<dyn Module>> = vec![Box::new(Poke)];
         let runtime = Runtime::start(listener, config, modules, Arc::new(MemoryStore::default()));
-        Node { runtime, addr }
+        Node {
+            runtime,
+            addr,
+            cluster,
+        }
+    }
+
+    /// The switch's role as this node's core recorded it, and its counts.
+    fn roles(&self) -> (Option<ConnectionRole>, RoleCounts) {
+        let book = self.cluster.as_ref().and_then(|c| c.roles()).unwrap();
+        let (switches, counts) = book.snapshot();
+        (switches.get(&DPID).copied(), counts)
     }
 
     async fn poke(&self) {
@@ -347,6 +361,25 @@ async fn a_partitioned_master_is_fenced_by_the_switch() {
         2,
         "nothing asked after STALE"
     );
+    drop(s);
+    // What GET /cluster and the metrics show: the roles the switch
+    // confirmed, and the fencing counted.
+    let slave = ConnectionRole {
+        confirmed: Some(SwitchRole::Slave),
+        master: false,
+    };
+    let master = ConnectionRole {
+        confirmed: Some(SwitchRole::Master),
+        master: true,
+    };
+    let counts = |gained, lost, refused_is_slave, refused_stale| RoleCounts {
+        gained,
+        lost,
+        refused_is_slave,
+        refused_stale,
+    };
+    assert_eq!(lab.a.roles(), (Some(slave), counts(1, 1, 1, 1)));
+    assert_eq!(lab.b.roles(), (Some(master), counts(1, 0, 0, 0)));
 }
 
 #[tokio::test]

@@ -12,6 +12,8 @@
 //!   mastership always has a larger one and a switch fences the older.
 //! - [`lease`]: a node's own lease deadline, past which it stops writing
 //!   before anyone can have replaced it (self-fence).
+//! - [`recovery`]: after an etcd error, keep the lease while it is valid
+//!   (a hiccup costs no switch) or register again.
 //! - [`role`]: one node's OpenFlow role on one switch: which ROLE_REQUEST
 //!   to send, when it may write, when it must reconcile or stop.
 //! - [`keys`]: the etcd key layout and who writes what.
@@ -29,6 +31,7 @@ pub mod generation;
 pub mod keys;
 pub mod lease;
 pub mod node;
+pub mod recovery;
 pub mod role;
 
 #[cfg(test)]
@@ -39,4 +42,5 @@ pub use assign::{assign, commit, Masters, Mastership, Move, StaleRevision};
 pub use generation::Generation;
 pub use lease::{Lease, LeaseId};
 pub use node::{Dpid, NodeId};
+pub use recovery::{after_error, Recovery};
 pub use role::{DemoteReason, Role, RoleAnswer, RoleEvent, RoleState, SwitchRole};

@@ -310,6 +310,13 @@ impl RoleState {
         self.switch_role
     }
 
+    /// Whether this node masters the switch: a [`RoleEvent::BecameMaster`]
+    /// was emitted and no [`RoleEvent::Demoted`] since. (`may_write` also
+    /// checks the lease deadline at the instant of the write.)
+    pub fn is_master(&self) -> bool {
+        self.writing
+    }
+
     fn lease_valid(&self, now: Instant) -> bool {
         self.lease_until.is_some_and(|until| now < until)
     }

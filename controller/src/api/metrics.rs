@@ -64,7 +64,8 @@ pub(super) async fn track(State(state): State<ApiState>, req: Request, next: Nex
     response
 }
 
-/// Runtime counters (when wired) followed by the REST counters.
+/// Runtime counters (when wired), this node's cluster figures (when
+/// clustered), then the REST counters.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -77,6 +78,12 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
         Some(m) => m.render(state.view.switches().len()),
         None => String::new(),
     };
+    if let Some(coordinator) = &state.cluster {
+        text.push_str(&crate::cluster::metrics::render(
+            &coordinator.status(),
+            std::time::Instant::now(),
+        ));
+    }
     text.push_str(&state.rest_metrics.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

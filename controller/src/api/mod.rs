@@ -94,6 +94,8 @@ pub struct ApiState {
     pub body_timeout: Duration,
     /// Serve the web dashboard at `/` (on by default; the `dashboard` module).
     pub dashboard: bool,
+    /// This node's cluster coordinator, whose figures `/metrics` adds.
+    pub cluster: Option<Arc<crate::cluster::EtcdCoordinator>>,
 }
 
 impl ApiState {
@@ -115,6 +117,7 @@ impl ApiState {
             bus: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             dashboard: true,
+            cluster: None,
         }
     }
 
@@ -139,6 +142,12 @@ impl ApiState {
     /// Request bodies must arrive whole within `timeout`.
     pub fn with_body_timeout(mut self, timeout: Duration) -> ApiState {
         self.body_timeout = timeout;
+        self
+    }
+
+    /// Adds this node's cluster figures to `/metrics`.
+    pub fn with_cluster(mut self, coordinator: Arc<crate::cluster::EtcdCoordinator>) -> ApiState {
+        self.cluster = Some(coordinator);
         self
     }
 

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use super::{ClusterStatus, EtcdCoordinator};
 use crate::api::dpid::format_dpid;
 use crate::api::ApiState;
+use flowgate_cluster::SwitchRole;
 
 /// The cluster route; `None` when this node runs alone.
 pub fn routes(coordinator: Option<Arc<EtcdCoordinator>>) -> OpenApiRouter<ApiState> {
@@ -58,6 +59,34 @@ pub struct ClusterSwitchDoc {
     pub generation: u64,
     /// Nodes connected to it, by id.
     pub connected: Vec<String>,
+    /// This node's role on the switch as the switch confirmed it (its last
+    /// ROLE_REPLY, or `slave` after it refused a write as IS_SLAVE);
+    /// `null` when this node is not connected to it or it has not
+    /// answered yet.
+    pub role: Option<ClusterConfirmedRole>,
+    /// This node masters the switch now: confirmed `master` at the
+    /// assignment's generation within its lease, so its writes go out.
+    pub writing: bool,
+}
+
+/// A switch's answer to a role request.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterConfirmedRole {
+    Master,
+    Slave,
+    /// The default of a connection that has not asked for a role.
+    Equal,
+}
+
+impl From<SwitchRole> for ClusterConfirmedRole {
+    fn from(role: SwitchRole) -> Self {
+        match role {
+            SwitchRole::Master => ClusterConfirmedRole::Master,
+            SwitchRole::Slave => ClusterConfirmedRole::Slave,
+            SwitchRole::Equal => ClusterConfirmedRole::Equal,
+        }
+    }
 }
 
 /// Cluster membership, leader and switch mastership as this node sees them.
@@ -108,15 +137,20 @@ fn cluster_doc(status: &ClusterStatus) -> ClusterDoc {
         switches: state
             .masters
             .iter()
-            .map(|(&dpid, m)| ClusterSwitchDoc {
-                dpid: format_dpid(dpid),
-                master: m.node.to_string(),
-                generation: m.generation.0,
-                connected: state
-                    .connections
-                    .get(&dpid)
-                    .map(|nodes| nodes.iter().map(ToString::to_string).collect())
-                    .unwrap_or_default(),
+            .map(|(&dpid, m)| {
+                let role = status.roles.get(&dpid);
+                ClusterSwitchDoc {
+                    dpid: format_dpid(dpid),
+                    master: m.node.to_string(),
+                    generation: m.generation.0,
+                    connected: state
+                        .connections
+                        .get(&dpid)
+                        .map(|nodes| nodes.iter().map(ToString::to_string).collect())
+                        .unwrap_or_default(),
+                    role: role.and_then(|r| r.confirmed).map(Into::into),
+                    writing: role.is_some_and(|r| r.master),
+                }
             })
             .collect(),
     }
@@ -125,8 +159,20 @@ fn cluster_doc(status: &ClusterStatus) -> ClusterDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{ClusterState, NodeInfo};
+    use crate::cluster::{ClusterState, ConnectionRole, NodeInfo};
     use flowgate_cluster::{Generation, Mastership, NodeId};
+
+    fn status(node: &str, lease_valid: bool, state: ClusterState) -> ClusterStatus {
+        ClusterStatus {
+            node: id(node),
+            lease_until: None,
+            lease_valid,
+            state,
+            roles: Default::default(),
+            role_counts: Default::default(),
+            sessions: Default::default(),
+        }
+    }
 
     fn id(s: &str) -> NodeId {
         NodeId::new(s).unwrap()
@@ -156,34 +202,55 @@ mod tests {
                 generation: Generation(7),
             },
         );
-        let doc = cluster_doc(&ClusterStatus {
-            node: id("a"),
-            lease_valid: false,
-            state,
-        });
+        state.masters.insert(
+            2,
+            Mastership {
+                node: id("b"),
+                generation: Generation(8),
+            },
+        );
+        let mut status = status("a", false, state);
+        status.roles.insert(
+            1,
+            ConnectionRole {
+                confirmed: Some(SwitchRole::Slave),
+                master: false,
+            },
+        );
+        let doc = cluster_doc(&status);
         assert_eq!(doc.node.as_deref(), Some("a"));
         assert_eq!(doc.leader.as_deref(), Some("b"));
         let alive: Vec<_> = doc.nodes.iter().map(|n| (n.id.as_str(), n.alive)).collect();
         // This node's own deadline passed: it says so, even with its key up.
         assert_eq!(alive, [("a", false), ("b", true)]);
+        // Assigned master of 1 but the switch says slave (its lease ran
+        // out): both shown; 2 is not connected to this node.
         assert_eq!(
             doc.switches,
-            [ClusterSwitchDoc {
-                dpid: "00:00:00:00:00:00:00:01".into(),
-                master: "a".into(),
-                generation: 7,
-                connected: vec!["a".into(), "b".into()],
-            }]
+            [
+                ClusterSwitchDoc {
+                    dpid: "00:00:00:00:00:00:00:01".into(),
+                    master: "a".into(),
+                    generation: 7,
+                    connected: vec!["a".into(), "b".into()],
+                    role: Some(ClusterConfirmedRole::Slave),
+                    writing: false,
+                },
+                ClusterSwitchDoc {
+                    dpid: "00:00:00:00:00:00:00:02".into(),
+                    master: "b".into(),
+                    generation: 8,
+                    connected: vec![],
+                    role: None,
+                    writing: false,
+                }
+            ]
         );
     }
 
     #[test]
     fn a_node_between_leases_is_listed_dead() {
-        let doc = cluster_doc(&ClusterStatus {
-            node: id("a"),
-            lease_valid: false,
-            state: ClusterState::default(),
-        });
+        let doc = cluster_doc(&status("a", false, ClusterState::default()));
         assert_eq!(doc.nodes.len(), 1);
         assert!(!doc.nodes[0].alive);
     }

@@ -15,11 +15,19 @@
 //!    moved masters key's mod revision (so a deposed leader, or one whose
 //!    view is behind its own last write, writes nothing).
 //!
-//! Any etcd error ends the session: the lease is revoked (best effort, so
-//! the node's keys go at once rather than at expiry) and a new session
-//! starts after a pause. Meanwhile the view has no lease: the node writes
-//! to no switch. Revoking costs the node its switches (the leader moves
-//! them) but a node that lost etcd cannot be trusted with them anyway.
+//! An etcd error ends the session, not the lease
+//! ([`flowgate_cluster::after_error`]): the node keeps the lease (its keys
+//! and switches stay) and starts a session on it again, retrying within
+//! the lease deadline while that is ahead; the view keeps the deadline,
+//! which moves only with acknowledged keepalives, so past it the node
+//! writes nothing. Once etcd says the lease is gone (a keepalive answered
+//! with TTL 0, "lease not found") the node publishes a view without lease
+//! (no writes) and registers under a new one after a pause; the leader
+//! has moved its switches by then.
+//!
+//! [`EtcdCoordinator::leave`] (graceful shutdown) stops writing and revokes
+//! the lease: the other nodes take the switches over at once instead of
+//! after the TTL.
 //!
 //! Cluster keys live under the store's prefix (`flowgate_cluster::keys`
 //! with `/flowgate/` replaced by it), next to the data, so one etcd prefix
@@ -33,6 +41,7 @@
 //! (counted from sends) already turns into the node fencing itself.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -41,14 +50,15 @@ use etcd_client::{
     TxnOp, WatchOptions, WatchStream,
 };
 use flowgate_cluster::{
-    assign, keys, Dpid, Generation, Lease, LeaseId, Masters, Mastership, Move, NodeId,
+    after_error, assign, keys, Dpid, Generation, Lease, LeaseId, Masters, Mastership, Move, NodeId,
+    Recovery,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{ClusterView, Coordinator};
+use super::{ClusterView, ConnectionRole, Coordinator, RoleBook, RoleCounts};
 use crate::store::{connect_options, EtcdConfig};
 
 /// The prefix `flowgate_cluster::keys` writes its keys under; replaced by
@@ -58,7 +68,8 @@ const KEYS_ROOT: &str = "/flowgate/";
 /// Every cluster key is under this (in `keys` form).
 const CLUSTER: &str = "/flowgate/cluster/";
 
-/// Pause before a new session after one failed.
+/// Pause before a new session after one failed (shorter when the lease
+/// deadline is closer: [`after_error`]).
 const RETRY: Duration = Duration::from_secs(1);
 
 /// How a node joins the cluster.
@@ -166,18 +177,41 @@ impl ClusterState {
     }
 }
 
-/// A snapshot for `GET /cluster`.
+/// A snapshot for `GET /cluster` and the metrics.
 #[derive(Debug, Clone)]
 pub struct ClusterStatus {
     pub node: NodeId,
+    /// This node's lease deadline (`None`: no lease): past it, no writes.
+    pub lease_until: Option<std::time::Instant>,
     /// Whether this node holds a lease it may still act on.
     pub lease_valid: bool,
     pub state: ClusterState,
+    /// This node's connected switches, with the role each confirmed.
+    pub roles: BTreeMap<Dpid, ConnectionRole>,
+    pub role_counts: RoleCounts,
+    pub sessions: SessionCounts,
+}
+
+/// How this node's etcd sessions ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionCounts {
+    /// Sessions that lost their lease: the node registered again.
+    pub restarts: u64,
+    /// Sessions that failed while the lease held: resumed on it.
+    pub resumes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    restarts: AtomicU64,
+    resumes: AtomicU64,
 }
 
 enum Command {
     Connected(Dpid),
     Disconnected(Dpid),
+    /// Revoke the lease and end; answered once done.
+    Leave(oneshot::Sender<()>),
 }
 
 /// A node's coordinator on etcd. See the module docs.
@@ -187,6 +221,9 @@ pub struct EtcdCoordinator {
     view: watch::Receiver<ClusterView>,
     commands: mpsc::UnboundedSender<Command>,
     state: Arc<Mutex<ClusterState>>,
+    roles: RoleBook,
+    sessions: Arc<Sessions>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Command {
@@ -194,6 +231,7 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Connected(dpid) => write!(f, "Connected({dpid:016x})"),
             Command::Disconnected(dpid) => write!(f, "Disconnected({dpid:016x})"),
+            Command::Leave(_) => write!(f, "Leave"),
         }
     }
 }
@@ -214,6 +252,7 @@ impl EtcdCoordinator {
         let (view_tx, view) = watch::channel(ClusterView::default());
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new(ClusterState::default()));
+        let sessions = Arc::new(Sessions::default());
         let settle_until = Instant::now() + settle(config.lease_ttl);
         tokio::spawn(
             Node {
@@ -223,10 +262,12 @@ impl EtcdCoordinator {
                 id: config.node.clone(),
                 info: NodeInfo { rest: config.rest },
                 ttl: config.lease_ttl,
+                granted: Duration::from_secs(ttl_secs(config.lease_ttl).unsigned_abs()),
                 view: view_tx,
                 commands: commands_rx,
                 connections: BTreeSet::new(),
                 state: state.clone(),
+                sessions: sessions.clone(),
                 settle_until,
             }
             .run(),
@@ -237,24 +278,43 @@ impl EtcdCoordinator {
             view,
             commands,
             state,
+            roles: RoleBook::default(),
+            sessions,
+            timeout: config.etcd.timeout,
         }))
     }
 
     /// What this node knows of the cluster now.
     pub fn status(&self) -> ClusterStatus {
-        let lease_valid = self
-            .view
-            .borrow()
-            .lease_until
-            .is_some_and(|until| std::time::Instant::now() < until);
+        let lease_until = self.view.borrow().lease_until;
+        let (roles, role_counts) = self.roles.snapshot();
         ClusterStatus {
             node: self.node.clone(),
-            lease_valid,
+            lease_until,
+            lease_valid: lease_until.is_some_and(|until| std::time::Instant::now() < until),
             state: self
                 .state
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
+            roles,
+            role_counts,
+            sessions: SessionCounts {
+                restarts: self.sessions.restarts.load(Relaxed),
+                resumes: self.sessions.resumes.load(Relaxed),
+            },
+        }
+    }
+
+    /// Leaves the cluster (graceful shutdown): stops writing, then revokes
+    /// the lease, so the node's keys vanish now and the leader gives its
+    /// switches to the other nodes at once rather than after the TTL. The
+    /// switches keep their flows; the new masters adopt them. Returns once
+    /// etcd answered, or after twice the etcd timeout.
+    pub async fn leave(&self) {
+        let (done, left) = oneshot::channel();
+        if self.commands.send(Command::Leave(done)).is_ok() {
+            let _ = tokio::time::timeout(self.timeout * 2, left).await;
         }
     }
 }
@@ -275,6 +335,10 @@ impl Coordinator for EtcdCoordinator {
 
     fn disconnected(&self, dpid: Dpid) {
         let _ = self.commands.send(Command::Disconnected(dpid));
+    }
+
+    fn roles(&self) -> Option<&RoleBook> {
+        Some(&self.roles)
     }
 }
 
@@ -306,11 +370,14 @@ struct Node {
     id: NodeId,
     info: NodeInfo,
     ttl: Duration,
+    /// The TTL etcd granted the current lease (at least `ttl`).
+    granted: Duration,
     view: watch::Sender<ClusterView>,
     commands: mpsc::UnboundedReceiver<Command>,
     /// Switches connected to this node, re-put under every new lease.
     connections: BTreeSet<Dpid>,
     state: Arc<Mutex<ClusterState>>,
+    sessions: Arc<Sessions>,
     settle_until: Instant,
 }
 
@@ -319,23 +386,61 @@ type SessionError = String;
 
 impl Node {
     async fn run(mut self) {
+        let mut lease = Lease::new(margin(self.ttl));
         loop {
-            let mut lease = Lease::new(margin(self.ttl));
-            let error = self.session(&mut lease).await;
-            lease.lost();
-            self.publish(&lease);
-            if let Some(id) = lease_to_revoke(&error) {
-                let mut client = self.client.lease_client();
-                // Best effort: if etcd is gone, the lease expires anyway.
-                let _ = tokio::time::timeout(self.timeout, client.revoke(id)).await;
+            let ended = match lease.id() {
+                Some(id) => self.session_with(&mut lease, id).await,
+                None => self.session(&mut lease).await,
+            };
+            let error = match ended {
+                Ok(Exit::Dropped) => {
+                    lease.lost();
+                    self.publish(&lease);
+                    return;
+                }
+                Ok(Exit::Leave(done)) => {
+                    self.leave(&mut lease).await;
+                    let _ = done.send(());
+                    return;
+                }
+                Err(error) => error,
+            };
+            if error.contains("lease not found") {
+                lease.lost();
             }
-            match error {
-                Ended::Shutdown => return,
-                Ended::Failed { error, .. } => {
-                    warn!(node = %self.id, error, "cluster session ended; no switch is written until a new one starts");
+            let pause = RETRY.min(self.granted / 6);
+            match after_error(&lease, std::time::Instant::now(), pause) {
+                Recovery::Resume { lease: id, at } => {
+                    self.sessions.resumes.fetch_add(1, Relaxed);
+                    warn!(node = %self.id, error, lease = id,
+                        "cluster session failed; keeping the lease (and its switches while its deadline is ahead), retrying");
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                Recovery::Rejoin { at } => {
+                    self.sessions.restarts.fetch_add(1, Relaxed);
+                    self.publish(&lease);
+                    warn!(node = %self.id, error,
+                        "cluster session ended and its lease is gone; no switch is written until the node registers again");
+                    tokio::time::sleep_until(at.into()).await;
                 }
             }
-            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// Stops writing (a view without lease), then revokes the lease.
+    async fn leave(&mut self, lease: &mut Lease) {
+        let id = lease.id();
+        lease.lost();
+        self.publish(lease);
+        let Some(id) = id else { return };
+        let mut client = self.client.lease_client();
+        match self.bounded("revoking the lease", client.revoke(id)).await {
+            Ok(_) => {
+                info!(node = %self.id, lease = id, "left the cluster: lease revoked, the other nodes take its switches over")
+            }
+            Err(error) => {
+                warn!(node = %self.id, error, "leaving the cluster: the lease was not revoked; it expires after its TTL")
+            }
         }
     }
 
@@ -377,39 +482,27 @@ impl Node {
         }
     }
 
-    /// One lease's life. Returns why it ended.
-    async fn session(&mut self, lease: &mut Lease) -> Ended {
+    /// A new lease, then a session on it.
+    async fn session(&mut self, lease: &mut Lease) -> Result<Exit, SessionError> {
         let mut lease_client = self.client.lease_client();
         let sent = Instant::now();
-        let granted = match self
+        let granted = self
             .bounded(
                 "granting a lease",
                 lease_client.grant(ttl_secs(self.ttl), None),
             )
-            .await
-        {
-            Ok(granted) => granted,
-            Err(error) => return Ended::Failed { lease: None, error },
-        };
+            .await?;
         let id = granted.id();
-        let ttl = Duration::from_secs(granted.ttl().max(1).unsigned_abs());
-        lease.granted(id, sent.into_std(), ttl);
-        let failed = |error| Ended::Failed {
-            lease: Some(id),
-            error,
-        };
-        match self.session_with(lease, id, ttl).await {
-            Ok(()) => Ended::Shutdown,
-            Err(error) => failed(error),
-        }
+        self.granted = Duration::from_secs(granted.ttl().max(1).unsigned_abs());
+        lease.granted(id, sent.into_std(), self.granted);
+        self.session_with(lease, id).await
     }
 
-    async fn session_with(
-        &mut self,
-        lease: &mut Lease,
-        id: LeaseId,
-        ttl: Duration,
-    ) -> Result<(), SessionError> {
+    /// A session on lease `id`, new or kept through a failed session: its
+    /// keys are put (again), the cluster read and watched, the lease kept
+    /// alive. Returns how it ended.
+    async fn session_with(&mut self, lease: &mut Lease, id: LeaseId) -> Result<Exit, SessionError> {
+        let ttl = self.granted;
         let mut kv = self.client.kv_client();
         let on_lease = || Some(PutOptions::new().with_lease(id));
         let info = serde_json::to_vec(&self.info).map_err(|e| e.to_string())?;
@@ -497,8 +590,11 @@ impl Node {
                     self.lead(id).await?;
                 }
                 command = self.commands.recv() => {
-                    let Some(command) = command else { return Ok(()) };
-                    self.command(&mut kv, id, command).await?;
+                    match command {
+                        None => return Ok(Exit::Dropped),
+                        Some(Command::Leave(done)) => return Ok(Exit::Leave(done)),
+                        Some(command) => self.command(&mut kv, id, command).await?,
+                    }
                 }
                 _ = &mut settle, if !settled => {
                     settled = true;
@@ -540,6 +636,8 @@ impl Node {
                 self.bounded("reporting a disconnection", kv.delete(key, None))
                     .await?;
             }
+            // Handled by the session loop.
+            Command::Leave(_) => {}
         }
         Ok(())
     }
@@ -628,21 +726,12 @@ impl Node {
     }
 }
 
-/// How a session ended.
-enum Ended {
+/// How a session ended without an error.
+enum Exit {
     /// The coordinator was dropped.
-    Shutdown,
-    Failed {
-        lease: Option<LeaseId>,
-        error: SessionError,
-    },
-}
-
-fn lease_to_revoke(ended: &Ended) -> Option<LeaseId> {
-    match ended {
-        Ended::Failed { lease, .. } => *lease,
-        Ended::Shutdown => None,
-    }
+    Dropped,
+    /// [`EtcdCoordinator::leave`]: revoke the lease, then answer.
+    Leave(oneshot::Sender<()>),
 }
 
 async fn keep_alive(keeper: &mut LeaseKeeper) -> Result<(), SessionError> {
@@ -778,5 +867,31 @@ mod tests {
             b.status().state.leader.as_ref().map(NodeId::as_str),
             Some("b")
         );
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs etcd; run with --ignored"]
+    async fn a_node_that_leaves_hands_its_switches_over_before_its_lease_ends() {
+        let etcd = TestEtcd::start();
+        let a = join(&etcd, "a").await;
+        let b = join(&etcd, "b").await;
+        for node in [&a, &b] {
+            node.connected(1);
+            node.connected(2);
+        }
+        let balanced = |v: &ClusterView| {
+            let owners: BTreeSet<_> = v.masters.values().map(|m| m.node.clone()).collect();
+            v.masters.len() == 2 && owners.len() == 2
+        };
+        wait_for(&b, Duration::from_secs(15), balanced).await;
+        let left = Instant::now();
+        a.leave().await;
+        assert_eq!(a.view().borrow().lease_until, None, "a stops writing");
+        // Not the lease's expiry: the revoke deletes a's keys at once.
+        wait_for(&b, TTL / 2, |v| {
+            v.masters.len() == 2 && v.masters.values().all(|m| m.node.as_str() == "b")
+        })
+        .await;
+        assert!(left.elapsed() < TTL / 2, "took {:?}", left.elapsed());
+        assert_eq!(b.status().sessions, SessionCounts::default());
     }
 }

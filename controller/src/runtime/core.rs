@@ -23,7 +23,7 @@ use flowgate_openflow::{self as of, ErrorMsg, FlowRemoved, Message, RoleMsg};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::cluster::{ClusterView, Coordinator};
+use crate::cluster::{ClusterView, ConnectionRole, Coordinator, RoleCount};
 use crate::cookie::{self, Owner};
 use crate::declare::{Declarations, Delta};
 use crate::desired::{FlowEntry, FlowId, FlowKey, GroupSpec, MeterSpec};
@@ -771,8 +771,14 @@ impl Core {
             CoreEvent::SwitchDown { dpid, conn_id } => {
                 if self.is_current(dpid, conn_id) {
                     if let Some(state) = self.switches.remove(&dpid) {
-                        if let (Some(cluster), Some(_)) = (&self.cluster, &state.cluster) {
+                        if let (Some(cluster), Some(c)) = (&self.cluster, &state.cluster) {
                             cluster.coordinator.disconnected(dpid);
+                            if let Some(book) = cluster.coordinator.roles() {
+                                if c.role.is_master() {
+                                    book.count(RoleCount::Lost);
+                                }
+                                book.remove(dpid);
+                            }
                         }
                         self.emit(BusEvent::SwitchDown { dpid });
                         self.dispatch_switch(state.version, &Event::SwitchDown { dpid }, now);
@@ -879,6 +885,12 @@ impl Core {
             return;
         };
         let id = format!("{dpid:016x}");
+        let book = cluster.coordinator.roles();
+        let count = |what| {
+            if let Some(book) = book {
+                book.count(what);
+            }
+        };
         while let Some(event) = c.role.poll_event() {
             match event {
                 RoleEvent::Request {
@@ -896,6 +908,7 @@ impl Core {
                     ));
                 }
                 RoleEvent::BecameMaster { generation } => {
+                    count(RoleCount::Gained);
                     info!(
                         dpid = id,
                         generation = generation.0,
@@ -910,18 +923,22 @@ impl Core {
                     });
                 }
                 RoleEvent::Demoted { reason } => {
+                    count(RoleCount::Lost);
                     info!(
                         dpid = id,
                         ?reason,
                         "no longer master of the switch: writes held"
                     );
                 }
-                RoleEvent::Fenced { role, generation } => info!(
-                    dpid = id,
-                    ?role,
-                    generation = generation.0,
-                    "the switch knows a newer master (stale generation)"
-                ),
+                RoleEvent::Fenced { role, generation } => {
+                    count(RoleCount::RefusedStale);
+                    info!(
+                        dpid = id,
+                        ?role,
+                        generation = generation.0,
+                        "the switch knows a newer master (stale generation)"
+                    );
+                }
                 RoleEvent::Refused {
                     role,
                     generation,
@@ -935,6 +952,15 @@ impl Core {
                     "the switch refused a role request: it cannot be shared, this node does not write to it"
                 ),
             }
+        }
+        if let Some(book) = book {
+            book.set(
+                dpid,
+                ConnectionRole {
+                    confirmed: c.role.switch_role(),
+                    master: c.role.is_master(),
+                },
+            );
         }
     }
 
@@ -1206,6 +1232,9 @@ impl Core {
             // way): the role state stops writing and asks to learn more.
             if let Some(c) = self.clustered(dpid) {
                 c.role.handle_write_refused(now);
+                if let Some(book) = self.cluster.as_ref().and_then(|c| c.coordinator.roles()) {
+                    book.count(RoleCount::RefusedIsSlave);
+                }
                 self.role_events(dpid);
             }
         }

@@ -102,6 +102,7 @@ fn master_writes_only_once_the_switch_confirms_its_generation() {
     a.handle_assignment(clock.at(0.0), at("a", 5));
     let token = request(&events(&mut a), Role::Master, 5);
     assert!(!a.may_write(clock.at(0.0)), "not before the reply");
+    assert!(!a.is_master());
 
     a.handle_answer(clock.at(0.0), token, reply(controller_role::MASTER, 5));
     assert_eq!(
@@ -111,6 +112,7 @@ fn master_writes_only_once_the_switch_confirms_its_generation() {
         }]
     );
     assert!(a.may_write(clock.at(1.0)));
+    assert!(a.is_master());
     assert_eq!(a.switch_role(), Some(SwitchRole::Master));
 }
 
