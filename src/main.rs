@@ -196,7 +196,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         lb_routes,
         flowgate_qos::api::routes(qos.clone()),
         flowgate_hostaware::api::routes(HostAwareService::new(runtime.clone())),
-        cluster::api::routes(coordinator),
+        cluster::api::routes(coordinator, runtime.clone()),
     ];
     let compat_routes = vec![flowgate_qos::floodlight::routes(qos)];
     let app = api::router_with(state, module_routes, compat_routes);

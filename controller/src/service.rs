@@ -207,7 +207,7 @@ impl<M: Module> Service<M> {
         let runtime = self.runtime.clone();
         let write = tokio::spawn(async move {
             let _serialized = guard;
-            let applied = runtime.call::<M, _>(stage).await?;
+            let applied = runtime.write_call::<M, _>(stage).await?;
             let staged = applied.value.map_err(WriteError::Invalid)?;
             let failure = if !applied.rejections.is_empty() {
                 Some(WriteError::Rejected(applied.rejections))
@@ -215,10 +215,17 @@ impl<M: Module> Service<M> {
                 applied.persisted.err().map(WriteError::Store)
             };
             if let Some(failure) = failure {
-                match runtime
-                    .call::<M, _>(move |m, ctx| staged.undo(m, ctx))
-                    .await
-                {
+                let undo = move |m: &mut M, ctx: &mut Ctx| staged.undo(m, ctx);
+                // A conflict wrote nothing, and the store holds another
+                // node's newer write: only the state and the switches
+                // are rolled back (the follower brings that write in).
+                let undone = match &failure {
+                    WriteError::Store(e) if matches!(**e, StoreError::Conflict { .. }) => {
+                        runtime.call_unpersisted::<M, _>(undo).await
+                    }
+                    _ => runtime.call::<M, _>(undo).await,
+                };
+                match undone {
                     Ok(undone) if undone.is_clean() => {}
                     Ok(undone) => warn!(
                         rejections = undone.rejections.len(),

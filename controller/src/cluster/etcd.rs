@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{ClusterView, Coordinator};
+use super::{AppliedRecord, AppliedRevisions, ClusterView, Coordinator};
 use crate::store::{connect_options, EtcdConfig};
 
 /// The prefix `flowgate_cluster::keys` writes its keys under; replaced by
@@ -90,6 +90,8 @@ pub struct ClusterState {
     pub connections: BTreeMap<Dpid, BTreeSet<NodeId>>,
     pub leader: Option<NodeId>,
     pub masters: Masters,
+    /// How far each node followed each module ([`Coordinator::applied`]).
+    pub applied: AppliedRevisions,
     /// The leader key's create revision: the guard of the leader's writes.
     leader_created: i64,
     /// The lease the leader key is attached to.
@@ -140,6 +142,15 @@ impl ClusterState {
                     self.connections.remove(&dpid);
                 }
             }
+        } else if let Some(applied) = keys::parse_applied(key) {
+            match kv.and_then(|kv| serde_json::from_slice::<AppliedRecord>(kv.value()).ok()) {
+                Some(record) => {
+                    self.applied.insert(applied, record);
+                }
+                None => {
+                    self.applied.remove(&applied);
+                }
+            }
         } else if let Some(dpid) = keys::parse_master(key) {
             let new = kv.and_then(|kv| {
                 Some(Mastership {
@@ -178,6 +189,7 @@ pub struct ClusterStatus {
 enum Command {
     Connected(Dpid),
     Disconnected(Dpid),
+    Applied(String, AppliedRecord),
 }
 
 /// A node's coordinator on etcd. See the module docs.
@@ -187,6 +199,7 @@ pub struct EtcdCoordinator {
     view: watch::Receiver<ClusterView>,
     commands: mpsc::UnboundedSender<Command>,
     state: Arc<Mutex<ClusterState>>,
+    applied: watch::Receiver<Arc<AppliedRevisions>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -194,6 +207,7 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Connected(dpid) => write!(f, "Connected({dpid:016x})"),
             Command::Disconnected(dpid) => write!(f, "Disconnected({dpid:016x})"),
+            Command::Applied(module, record) => write!(f, "Applied({module}, {record:?})"),
         }
     }
 }
@@ -212,6 +226,7 @@ impl EtcdCoordinator {
         .map_err(|_| anyhow::anyhow!("etcd ({endpoints}) did not answer"))?
         .map_err(|e| anyhow::anyhow!("etcd ({endpoints}): {e}"))?;
         let (view_tx, view) = watch::channel(ClusterView::default());
+        let (applied_tx, applied) = watch::channel(Arc::default());
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new(ClusterState::default()));
         let settle_until = Instant::now() + settle(config.lease_ttl);
@@ -224,8 +239,10 @@ impl EtcdCoordinator {
                 info: NodeInfo { rest: config.rest },
                 ttl: config.lease_ttl,
                 view: view_tx,
+                applied: applied_tx,
                 commands: commands_rx,
                 connections: BTreeSet::new(),
+                applied_records: BTreeMap::new(),
                 state: state.clone(),
                 settle_until,
             }
@@ -237,6 +254,7 @@ impl EtcdCoordinator {
             view,
             commands,
             state,
+            applied,
         }))
     }
 
@@ -276,6 +294,16 @@ impl Coordinator for EtcdCoordinator {
     fn disconnected(&self, dpid: Dpid) {
         let _ = self.commands.send(Command::Disconnected(dpid));
     }
+
+    fn applied(&self, module: &str, record: AppliedRecord) {
+        let _ = self
+            .commands
+            .send(Command::Applied(module.to_owned(), record));
+    }
+
+    fn applied_by(&self) -> watch::Receiver<Arc<AppliedRevisions>> {
+        self.applied.clone()
+    }
 }
 
 /// How long a freshly started node waits before it assigns switches as
@@ -307,9 +335,12 @@ struct Node {
     info: NodeInfo,
     ttl: Duration,
     view: watch::Sender<ClusterView>,
+    applied: watch::Sender<Arc<AppliedRevisions>>,
     commands: mpsc::UnboundedReceiver<Command>,
     /// Switches connected to this node, re-put under every new lease.
     connections: BTreeSet<Dpid>,
+    /// What this node last said it applied, by module; re-put likewise.
+    applied_records: BTreeMap<String, AppliedRecord>,
     state: Arc<Mutex<ClusterState>>,
     settle_until: Instant,
 }
@@ -421,6 +452,15 @@ impl Node {
             self.bounded("reporting a connection", kv.put(key, "", on_lease()))
                 .await?;
         }
+        for (module, record) in &self.applied_records {
+            let key = self.key(&keys::applied(&self.id, module));
+            let value = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+            self.bounded(
+                "reporting how far the store was followed",
+                kv.put(key, value, on_lease()),
+            )
+            .await?;
+        }
         let (mut keeper, mut acks) = self
             .bounded(
                 "keeping the lease alive",
@@ -446,6 +486,7 @@ impl Node {
                     state.apply(&key, Some(kv));
                 }
             }
+            self.publish_applied(&state);
             *self.state.lock().unwrap_or_else(PoisonError::into_inner) = state;
         }
         self.publish(lease);
@@ -517,7 +558,18 @@ impl Node {
                 changed |= state.apply(&key, kv.as_ref());
             }
         }
+        self.publish_applied(&state);
         changed
+    }
+
+    fn publish_applied(&self, state: &ClusterState) {
+        self.applied.send_if_modified(|applied| {
+            let modified = **applied != state.applied;
+            if modified {
+                *applied = Arc::new(state.applied.clone());
+            }
+            modified
+        });
     }
 
     async fn command(
@@ -539,6 +591,17 @@ impl Node {
                 let key = self.key(&keys::connection(&self.id, dpid));
                 self.bounded("reporting a disconnection", kv.delete(key, None))
                     .await?;
+            }
+            Command::Applied(module, record) => {
+                self.applied_records.insert(module.clone(), record.clone());
+                let key = self.key(&keys::applied(&self.id, &module));
+                let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+                let options = PutOptions::new().with_lease(id);
+                self.bounded(
+                    "reporting how far the store was followed",
+                    kv.put(key, value, Some(options)),
+                )
+                .await?;
             }
         }
         Ok(())
