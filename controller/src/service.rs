@@ -203,6 +203,7 @@ impl<M: Module> Service<M> {
         R: Send + 'static,
         E: Send + 'static,
     {
+        self.runtime.catch_up(self.owner).await;
         let guard = self.runtime.write_lock(self.owner).lock_owned().await;
         let runtime = self.runtime.clone();
         let write = tokio::spawn(async move {

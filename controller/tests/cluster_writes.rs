@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use flowgate_cluster::SwitchRole;
@@ -136,9 +136,27 @@ impl Node {
     }
 
     async fn add(&self, name: &str, priority: u16) -> Result<Written<()>, WriteError<String>> {
+        self.add_staged_with(name, priority, None).await
+    }
+
+    /// [`Node::add`] whose staging waits at `barrier` (after validating,
+    /// before the store write): writes that all pass it staged against
+    /// the same state.
+    async fn add_staged_with(
+        &self,
+        name: &str,
+        priority: u16,
+        barrier: Option<Arc<Barrier>>,
+    ) -> Result<Written<()>, WriteError<String>> {
         let name = name.to_owned();
         self.notes
-            .write(move |notes, ctx| notes.add(&name, priority, ctx))
+            .write(move |notes, ctx| {
+                let staged = notes.add(&name, priority, ctx);
+                if let Some(barrier) = barrier {
+                    barrier.wait();
+                }
+                staged
+            })
             .await
     }
 
@@ -255,11 +273,17 @@ async fn a_master_that_does_not_follow_leaves_the_switch_unconfirmed() {
     .await;
 }
 
-#[tokio::test]
+// Several workers: each node's core blocks at the barrier in its stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_of_one_module_on_two_nodes_are_serialized() {
     let lab = Lab::start().await;
-    // Different names, one priority: each node alone would accept its own.
-    let (on_a, on_b) = tokio::join!(lab.a.add("x", 300), lab.b.add("y", 300));
+    // Different names, one priority: each node alone would accept its own,
+    // and both validate before either writes the store.
+    let staged = Arc::new(Barrier::new(2));
+    let (on_a, on_b) = tokio::join!(
+        lab.a.add_staged_with("x", 300, Some(staged.clone())),
+        lab.b.add_staged_with("y", 300, Some(staged))
+    );
     let (won, lost) = match (&on_a, &on_b) {
         (Ok(_), Err(e)) => (("x", &lab.a), (e, &lab.b)),
         (Err(e), Ok(_)) => (("y", &lab.b), (e, &lab.a)),
@@ -305,4 +329,28 @@ async fn concurrent_writes_of_one_module_on_two_nodes_are_serialized() {
     ));
     // And a write with fresh state goes through on either node.
     loser.add(name, 301).await.expect("written after following");
+}
+
+#[tokio::test]
+async fn a_write_made_after_another_nodes_write_answered_sees_it() {
+    let lab = Lab::start().await;
+    for i in 0..10u16 {
+        let (first, second) = if i % 2 == 0 {
+            (&lab.a, &lab.b)
+        } else {
+            (&lab.b, &lab.a)
+        };
+        first
+            .add(&format!("n{i}"), 1000 + i)
+            .await
+            .expect("written");
+        // Sent the moment the first answered: validated against it (the
+        // node catches up before staging), not refused as a conflict.
+        match second.add(&format!("m{i}"), 1000 + i).await {
+            Err(WriteError::Invalid(reason)) => {
+                assert!(reason.contains(&format!("n{i}")), "{reason}")
+            }
+            other => panic!("expected a refusal naming n{i}, got {other:?}"),
+        }
+    }
 }

@@ -124,7 +124,7 @@ pub struct Runtime {
     write_locks: Arc<std::sync::Mutex<BTreeMap<Owner, Arc<tokio::sync::Mutex<()>>>>>,
     /// The store revision each following module's state is current to
     /// (its follower's last sync, and its own writes since).
-    followed: Arc<std::sync::Mutex<BTreeMap<Owner, i64>>>,
+    followed: Arc<watch::Sender<BTreeMap<Owner, i64>>>,
 }
 
 /// What [`Runtime::call_on_core`] does with a call's store writes.
@@ -231,7 +231,7 @@ impl Runtime {
             bus,
             tasks: Tasks::default(),
             write_locks: Arc::default(),
-            followed: Arc::default(),
+            followed: Arc::new(watch::Sender::default()),
         };
         for (owner, task) in tasks {
             runtime.spawn_task(owner, task);
@@ -476,30 +476,43 @@ impl Runtime {
     /// The store revision `owner`'s state is current to, if it follows
     /// the store.
     pub(crate) fn followed_revision(&self, owner: Owner) -> Option<i64> {
-        self.followed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&owner)
-            .copied()
+        self.followed.borrow().get(&owner).copied()
     }
 
     /// `owner`'s state is current to `revision` (it never moves back).
     pub(crate) fn followed_to(&self, owner: Owner, revision: i64) {
-        let mut followed = self
-            .followed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let at = followed.entry(owner).or_default();
-        *at = (*at).max(revision);
+        self.followed.send_if_modified(|followed| {
+            let at = followed.entry(owner).or_default();
+            let moved = revision > *at;
+            *at = (*at).max(revision);
+            moved
+        });
+    }
+
+    /// In a cluster, before a service write of `owner`: waits (at most the
+    /// confirmation deadline) until this node followed every write of the
+    /// module committed before now, so that a write made after another
+    /// node's write answered is validated against it instead of failing
+    /// with a conflict. Only writes really concurrent conflict.
+    pub(crate) async fn catch_up(&self, owner: Owner) {
+        if self.config.cluster.is_none() || self.followed_revision(owner).is_none() {
+            return;
+        }
+        let store = self.store.clone();
+        let key = serial_key(owner);
+        let Ok(Ok(last)) = tokio::task::spawn_blocking(move || store.changed_at(&key)).await else {
+            // The write's own guard decides.
+            return;
+        };
+        let mut followed = self.followed.subscribe();
+        let caught_up = followed.wait_for(|f| f.get(&owner).is_some_and(|r| *r >= last));
+        let _ = tokio::time::timeout(self.config.confirm_timeout, caught_up).await;
     }
 
     /// The store revision each following module's state is current to:
     /// how stale this node's reads of it may be.
     pub fn followed_revisions(&self) -> BTreeMap<Owner, i64> {
-        self.followed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.followed.borrow().clone()
     }
 
     /// This node's place in a cluster, if it is in one.

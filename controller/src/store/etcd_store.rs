@@ -608,6 +608,17 @@ impl Store for EtcdStore {
         })
     }
 
+    fn changed_at(&self, key: &str) -> Result<i64> {
+        let mut kv = self.kv.clone();
+        let key = self.full_key(key);
+        let timeout = self.timeout;
+        self.run(async move {
+            let options = GetOptions::new().with_keys_only();
+            let got = bounded(timeout, kv.get(key, Some(options))).await?;
+            Ok(got.kvs().first().map_or(0, |kv| kv.mod_revision()))
+        })
+    }
+
     fn revision(&self) -> Result<i64> {
         let mut kv = self.kv.clone();
         let key = self.prefix.clone();

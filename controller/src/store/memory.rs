@@ -73,6 +73,15 @@ impl Store for MemoryStore {
         Ok(events)
     }
 
+    fn changed_at(&self, key: &str) -> Result<i64> {
+        Ok(self
+            .data
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .changed_at(key))
+    }
+
     fn revision(&self) -> Result<i64> {
         Ok(self
             .data

@@ -201,6 +201,10 @@ pub trait Store: Send + Sync + 'static {
     /// reads made after this returns.
     fn revision(&self) -> Result<i64>;
 
+    /// The revision `key` was last changed at (0: absent; for the local
+    /// stores also: not changed since the store was opened).
+    fn changed_at(&self, key: &str) -> Result<i64>;
+
     /// Events for committed changes to keys starting with `prefix`, in commit
     /// order. Only changes after this call are delivered.
     fn watch(&self, prefix: &str) -> broadcast::Receiver<StoreEvent>;
@@ -283,6 +287,10 @@ struct LocalRevisions {
 }
 
 impl LocalRevisions {
+    fn changed_at(&self, key: &str) -> i64 {
+        self.changed.get(key).copied().unwrap_or(0)
+    }
+
     fn check(&self, guard: Option<&Guard>) -> Result<()> {
         let Some(guard) = guard else { return Ok(()) };
         match self.changed.get(&guard.key) {

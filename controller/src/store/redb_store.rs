@@ -122,6 +122,14 @@ impl Store for RedbStore {
         Ok(events)
     }
 
+    fn changed_at(&self, key: &str) -> Result<i64> {
+        Ok(self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .changed_at(key))
+    }
+
     fn revision(&self) -> Result<i64> {
         Ok(self
             .write_lock

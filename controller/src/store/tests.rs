@@ -206,6 +206,8 @@ fn guard_fails_the_whole_batch_once_its_key_changed(s: &dyn Store) {
         .unwrap();
     let r2 = second[0].revision;
     assert!(r2 > r1, "{r2} > {r1}");
+    assert_eq!(s.changed_at("serial").unwrap(), r2);
+    assert_eq!(s.changed_at("absent").unwrap(), 0);
     assert!(second.iter().all(|e| e.revision == r2));
     // Changed at r2, after r1: nothing of the batch is written.
     match s.apply_guarded(
