@@ -8,6 +8,16 @@
 //! touched switch (one deadline) → confirmed, or rolled back with the undo
 //! the stage returned when a switch refused part of it or the store failed.
 //!
+//! In a cluster the store is shared: a write also waits (same deadline)
+//! until the masters of the switches this node may not write have
+//! followed it ([`Runtime::call`]), and it is serialized against the other
+//! nodes' writes of the module by a guarded serial key: a node whose state
+//! of the module is behind another node's write is refused with
+//! [`StoreError::Conflict`] (REST 409) and rolled back, without writing
+//! the undo to the store. A write first waits until this node followed
+//! the writes committed before it started ([`Runtime::catch_up`]), so
+//! only concurrent writes conflict.
+//!
 //! Writes of one module are serialized, so validation always sees the
 //! state the change is applied to, and each runs to completion in its own
 //! task: a caller that goes away (an HTTP client hanging up) cannot leave a
