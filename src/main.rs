@@ -199,7 +199,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         lb_routes,
         flowgate_qos::api::routes(qos.clone()),
         flowgate_hostaware::api::routes(HostAwareService::new(runtime.clone())),
-        cluster::api::routes(coordinator.clone()),
+        cluster::api::routes(coordinator.clone(), runtime.clone()),
     ];
     let compat_routes = vec![flowgate_qos::floodlight::routes(qos)];
     let app = api::router_with(state, module_routes, compat_routes);

@@ -21,6 +21,13 @@
 //!   delete `/flowgate/cluster/connections/<node>/<dpid>` under the
 //!   node's lease. They must not block: the core calls them; the etcd
 //!   client queues them to its own task.
+//! - [`Coordinator::applied`] puts `/flowgate/cluster/applied/<node>/<module>`
+//!   under the node's lease (queued like the connection keys), and
+//!   [`Coordinator::applied_by`] is a `watch` channel of every such key
+//!   the node's cluster watch has seen: how far each node has applied
+//!   each module's store changes to the switches it masters. A REST write
+//!   on one node waits there for the masters of the switches it could not
+//!   write itself ([`crate::runtime::Runtime::call`]).
 //! - The leader step (campaign on `/flowgate/cluster/leader`, then
 //!   `flowgate_cluster::assign` on every change of the membership and
 //!   connection keys, written in one transaction guarded by the leader
@@ -30,11 +37,13 @@
 //! Without a coordinator (the default) none of this exists: the core keeps
 //! no role state and writes as it always did.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
 use flowgate_cluster::{Dpid, Masters, NodeId};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub mod api;
@@ -57,6 +66,21 @@ pub struct ClusterView {
     pub lease_until: Option<Instant>,
 }
 
+/// How far a node has applied one module's store changes to the switches
+/// it masters: every change up to `revision` was handed to the module and
+/// the switches it wrote confirmed, but for `failed`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedRecord {
+    pub revision: i64,
+    /// Switches that did not confirm that follow in time, or refused part
+    /// of it.
+    #[serde(default)]
+    pub failed: Vec<Dpid>,
+}
+
+/// Every live node's latest [`AppliedRecord`], by node and module name.
+pub type AppliedRevisions = BTreeMap<(NodeId, String), AppliedRecord>;
+
 /// The cluster as one node sees it. See the module docs for its etcd form.
 pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     /// This node's id.
@@ -72,6 +96,11 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     fn roles(&self) -> Option<&RoleBook> {
         None
     }
+    /// This node has applied module `module`'s store changes as `record`
+    /// says. Must not block, like [`Coordinator::connected`].
+    fn applied(&self, module: &str, record: AppliedRecord);
+    /// What every live node last said with [`Coordinator::applied`].
+    fn applied_by(&self) -> watch::Receiver<Arc<AppliedRevisions>>;
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -90,6 +119,7 @@ mod memory {
     use tokio::sync::watch;
 
     use super::{ClusterView, Coordinator, RoleBook};
+    use super::{AppliedRecord, AppliedRevisions, ClusterView, Coordinator};
 
     /// A live node's lease lasts this long: tests end long before, so a
     /// lease only ends when the test says so ([`MemoryCluster::expire`]).
@@ -113,6 +143,11 @@ mod memory {
         /// etcd's revision: every leader write takes the next one, which
         /// becomes the moved switches' generation.
         revision: i64,
+        /// The applied keys; `None` until the first node joins.
+        applied: Option<watch::Sender<Arc<AppliedRevisions>>>,
+        /// Nodes whose applied keys are not written (a node that stopped
+        /// following).
+        mute: BTreeSet<NodeId>,
     }
 
     impl State {
@@ -130,6 +165,13 @@ mod memory {
         fn drop_lease(&mut self, node: &NodeId) {
             if let Some(member) = self.members.get_mut(node) {
                 member.live = false;
+            }
+            if let Some(applied) = &self.applied {
+                applied.send_modify(|a| {
+                    let mut kept = (**a).clone();
+                    kept.retain(|(n, _), _| n != node);
+                    *a = Arc::new(kept);
+                });
             }
             for nodes in self.connections.values_mut() {
                 nodes.remove(node);
@@ -157,6 +199,10 @@ mod memory {
         pub fn join(self: &Arc<Self>, id: &str) -> Arc<MemoryNode> {
             let id = NodeId::new(id).expect("a node id is one key segment");
             let mut state = self.state();
+            let applied = state
+                .applied
+                .get_or_insert_with(|| watch::channel(Arc::default()).0)
+                .subscribe();
             let lease_until = Some(Instant::now() + LEASE);
             let (tx, rx) = watch::channel(ClusterView {
                 masters: Arc::new(state.masters.clone()),
@@ -176,7 +222,16 @@ mod memory {
                 id,
                 view: rx,
                 roles: RoleBook::default(),
+                applied,
             })
+        }
+
+        /// Node `id` no longer says how far it applied the store (as if
+        /// its follower were stuck); what it said before stays.
+        pub fn mute(&self, id: &str) {
+            if let Some(node) = NodeId::new(id) {
+                self.state().mute.insert(node);
+            }
         }
 
         /// The nodes that reported a connection to `dpid` (and are live).
@@ -260,6 +315,7 @@ mod memory {
         id: NodeId,
         view: watch::Receiver<ClusterView>,
         roles: RoleBook,
+        applied: watch::Receiver<Arc<AppliedRevisions>>,
     }
 
     impl Coordinator for MemoryNode {
@@ -292,6 +348,23 @@ mod memory {
 
         fn roles(&self) -> Option<&RoleBook> {
             Some(&self.roles)
+        fn applied(&self, module: &str, record: AppliedRecord) {
+            let state = self.cluster.state();
+            let live = state.members.get(&self.id).is_some_and(|m| m.live);
+            if !live || state.mute.contains(&self.id) {
+                return;
+            }
+            if let Some(applied) = &state.applied {
+                applied.send_modify(|a| {
+                    let mut now = (**a).clone();
+                    now.insert((self.id.clone(), module.to_owned()), record);
+                    *a = Arc::new(now);
+                });
+            }
+        }
+
+        fn applied_by(&self) -> watch::Receiver<Arc<AppliedRevisions>> {
+            self.applied.clone()
         }
     }
 }

@@ -8,6 +8,16 @@
 //! touched switch (one deadline) → confirmed, or rolled back with the undo
 //! the stage returned when a switch refused part of it or the store failed.
 //!
+//! In a cluster the store is shared: a write also waits (same deadline)
+//! until the masters of the switches this node may not write have
+//! followed it ([`Runtime::call`]), and it is serialized against the other
+//! nodes' writes of the module by a guarded serial key: a node whose state
+//! of the module is behind another node's write is refused with
+//! [`StoreError::Conflict`] (REST 409) and rolled back, without writing
+//! the undo to the store. A write first waits until this node followed
+//! the writes committed before it started ([`Runtime::catch_up`]), so
+//! only concurrent writes conflict.
+//!
 //! Writes of one module are serialized, so validation always sees the
 //! state the change is applied to, and each runs to completion in its own
 //! task: a caller that goes away (an HTTP client hanging up) cannot leave a
@@ -203,11 +213,12 @@ impl<M: Module> Service<M> {
         R: Send + 'static,
         E: Send + 'static,
     {
+        self.runtime.catch_up(self.owner).await;
         let guard = self.runtime.write_lock(self.owner).lock_owned().await;
         let runtime = self.runtime.clone();
         let write = tokio::spawn(async move {
             let _serialized = guard;
-            let applied = runtime.call::<M, _>(stage).await?;
+            let applied = runtime.write_call::<M, _>(stage).await?;
             let staged = applied.value.map_err(WriteError::Invalid)?;
             let failure = if !applied.rejections.is_empty() {
                 Some(WriteError::Rejected(applied.rejections))
@@ -215,10 +226,17 @@ impl<M: Module> Service<M> {
                 applied.persisted.err().map(WriteError::Store)
             };
             if let Some(failure) = failure {
-                match runtime
-                    .call::<M, _>(move |m, ctx| staged.undo(m, ctx))
-                    .await
-                {
+                let undo = move |m: &mut M, ctx: &mut Ctx| staged.undo(m, ctx);
+                // A conflict wrote nothing, and the store holds another
+                // node's newer write: only the state and the switches
+                // are rolled back (the follower brings that write in).
+                let undone = match &failure {
+                    WriteError::Store(e) if matches!(**e, StoreError::Conflict { .. }) => {
+                        runtime.call_unpersisted::<M, _>(undo).await
+                    }
+                    _ => runtime.call::<M, _>(undo).await,
+                };
+                match undone {
                     Ok(undone) if undone.is_clean() => {}
                     Ok(undone) => warn!(
                         rejections = undone.rejections.len(),

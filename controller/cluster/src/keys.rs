@@ -6,6 +6,8 @@
 //! | `/flowgate/cluster/connections/<node>/<dpid>` | that node, while the switch is connected to it | the node's | empty |
 //! | `/flowgate/cluster/leader` | the node that created it (create if absent) | the leader's | leader's node id |
 //! | `/flowgate/cluster/masters/<dpid>` | the leader only | none | master's node id; generation = the key's `mod_revision` |
+//! | `/flowgate/cluster/applied/<node>/<module>` | that node, after following the module's store changes | the node's | JSON: the store revision followed, switches that did not confirm |
+//! | `/flowgate/cluster/serial/<module>` | every REST write of the module, in the write's transaction | none | the writer's node id; guard = the key's `mod_revision` |
 //!
 //! The leader writes a plan's moves in one transaction that compares the
 //! leader key's create revision with its own: a leader that lost its lease
@@ -29,6 +31,8 @@ pub const CONNECTIONS: &str = "/flowgate/cluster/connections/";
 pub const MASTERS: &str = "/flowgate/cluster/masters/";
 /// The leader election key.
 pub const LEADER: &str = "/flowgate/cluster/leader";
+/// Prefix of the keys where nodes say how far they followed each module.
+pub const APPLIED: &str = "/flowgate/cluster/applied/";
 
 pub fn node(id: &NodeId) -> String {
     format!("{NODES}{id}")
@@ -40,6 +44,17 @@ pub fn connection(id: &NodeId, dpid: Dpid) -> String {
 
 pub fn master(dpid: Dpid) -> String {
     format!("{MASTERS}{dpid:016x}")
+}
+
+pub fn applied(id: &NodeId, module: &str) -> String {
+    format!("{APPLIED}{id}/{module}")
+}
+
+/// The (node, module) of an applied key.
+pub fn parse_applied(key: &str) -> Option<(NodeId, String)> {
+    let (node, module) = key.strip_prefix(APPLIED)?.split_once('/')?;
+    let canonical = !module.is_empty() && !module.contains('/');
+    canonical.then(|| Some((NodeId::new(node)?, module.to_owned())))?
 }
 
 /// The node of a membership key.
@@ -84,6 +99,17 @@ mod tests {
         assert_eq!(parse_connection(&connection(&a, 0xab)), Some((a, 0xab)));
         assert_eq!(master(1), "/flowgate/cluster/masters/0000000000000001");
         assert_eq!(parse_master(&master(u64::MAX)), Some(u64::MAX));
+        let b = NodeId::new("b").unwrap();
+        assert_eq!(
+            applied(&b, "firewall"),
+            "/flowgate/cluster/applied/b/firewall"
+        );
+        assert_eq!(
+            parse_applied(&applied(&b, "firewall")),
+            Some((b, "firewall".into()))
+        );
+        assert_eq!(parse_applied("/flowgate/cluster/applied/b/fw/x"), None);
+        assert_eq!(parse_applied("/flowgate/cluster/applied/b/"), None);
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! - Operations with a body: 400 (not the documented shape), 408 (the body
 //!   did not arrive in time), 413 (too large), 415 (not JSON), 422 (a value
 //!   refused).
+//! - Writes (every method but GET): 409, which in a cluster also means
+//!   that another controller changed the module since this node's state
+//!   of it (the write was refused whole; retry).
 //! - Operations with parameters: 400 (a parameter not of its type), and
 //!   422 when a string parameter's value may be refused.
 //!
@@ -57,6 +60,10 @@ pub(super) fn clashes<'a>(docs: impl IntoIterator<Item = &'a OpenApi>) -> Vec<St
     clashes
 }
 
+/// What a 409 means for any write in a cluster.
+const CLUSTER_CONFLICT: &str = "In a cluster: another controller changed this module after this \
+    node's state of it; nothing was written (retry)";
+
 /// Completes `doc`; `guarded(method, path)` says whether an operation
 /// needs the token.
 pub(super) fn complete(doc: &mut OpenApi, guarded: impl Fn(&Method, &str) -> bool) {
@@ -83,6 +90,14 @@ pub(super) fn complete(doc: &mut OpenApi, guarded: impl Fn(&Method, &str) -> boo
                 answers(op, 413, "The body is too large");
                 answers(op, 415, "The body is not declared as JSON");
                 answers(op, 422, "A value is refused (field named)");
+            }
+            if method != Method::GET {
+                answers(op, 409, CLUSTER_CONFLICT);
+                if let Some(RefOr::T(own)) = op.responses.responses.get_mut("409") {
+                    if !own.description.contains(CLUSTER_CONFLICT) {
+                        own.description = format!("{}; or: {CLUSTER_CONFLICT}", own.description);
+                    }
+                }
             }
             let params = op.parameters.as_deref().unwrap_or_default();
             let (any, strings) = (!params.is_empty(), params.iter().any(is_string));

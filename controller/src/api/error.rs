@@ -222,6 +222,15 @@ impl From<StoreError> for ApiError {
 impl From<Arc<StoreError>> for ApiError {
     fn from(e: Arc<StoreError>) -> ApiError {
         match *e {
+            StoreError::Conflict {
+                revision, since, ..
+            } => ApiError::Conflict {
+                field: None,
+                reason: format!(
+                    "another controller of the cluster changed this module (store revision \
+                     {revision}) after this node's state of it (revision {since}); retry"
+                ),
+            },
             StoreError::Unavailable { .. } => {
                 tracing::warn!(error = %e, "REST request failed: store unavailable");
                 ApiError::Unavailable(e.to_string())
@@ -329,6 +338,23 @@ mod tests {
         // Other store failures stay hidden.
         let e = StoreError::Etcd("refused".into());
         assert_eq!(render(e.into()).await.0, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn a_cluster_write_conflict_is_a_409_saying_to_retry() {
+        let e = StoreError::Conflict {
+            key: "cluster/serial/firewall".into(),
+            revision: 42,
+            since: 40,
+        };
+        let (s, body) = render(e.into()).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert_eq!(body.error, "conflict");
+        assert!(
+            body.reason.contains("revision 42") && body.reason.ends_with("retry"),
+            "{}",
+            body.reason
+        );
     }
 
     #[tokio::test]

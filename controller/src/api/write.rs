@@ -90,7 +90,10 @@ pub(super) async fn run_to_completion(req: Request, next: Next) -> Response {
 /// null for a dry run).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AppliedInfo {
-    /// Switches that confirmed the change (barrier reply), colon form, sorted.
+    /// Switches that confirmed the change (barrier reply), colon form,
+    /// sorted. In a cluster this includes the switches another controller
+    /// masters, once that controller applied the write and its switches
+    /// confirmed it.
     pub switches: Vec<String>,
     /// Switches that did not confirm in time; they get the change with the
     /// next reconciliation (at the latest when they reconnect).

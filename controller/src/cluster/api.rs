@@ -15,12 +15,16 @@ use super::{ClusterStatus, EtcdCoordinator};
 use crate::api::dpid::format_dpid;
 use crate::api::ApiState;
 use flowgate_cluster::SwitchRole;
+use crate::runtime::Runtime;
 
-/// The cluster route; `None` when this node runs alone.
-pub fn routes(coordinator: Option<Arc<EtcdCoordinator>>) -> OpenApiRouter<ApiState> {
+/// The cluster route; `coordinator` is `None` when this node runs alone.
+pub fn routes(
+    coordinator: Option<Arc<EtcdCoordinator>>,
+    runtime: Runtime,
+) -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(get_cluster))
-        .with_state(coordinator)
+        .with_state((coordinator, runtime))
 }
 
 /// The cluster as this node sees it.
@@ -36,6 +40,18 @@ pub struct ClusterDoc {
     pub nodes: Vec<ClusterNodeDoc>,
     /// Every switch with a master, by dpid.
     pub switches: Vec<ClusterSwitchDoc>,
+    /// How current this node's reads are: per module that follows the
+    /// shared store, the store revision its state (what this node's reads
+    /// answer) includes every change up to. Another node's write is in it
+    /// once it is at least that write's revision.
+    pub followed: Vec<ClusterFollowedDoc>,
+}
+
+#[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
+pub struct ClusterFollowedDoc {
+    pub module: String,
+    /// etcd revision.
+    pub revision: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
@@ -96,15 +112,29 @@ impl From<SwitchRole> for ClusterConfirmedRole {
     tag = "cluster",
     responses((status = 200, description = "The cluster as this node sees it", body = ClusterDoc))
 )]
-async fn get_cluster(State(coordinator): State<Option<Arc<EtcdCoordinator>>>) -> Json<ClusterDoc> {
+async fn get_cluster(
+    State((coordinator, runtime)): State<(Option<Arc<EtcdCoordinator>>, Runtime)>,
+) -> Json<ClusterDoc> {
     Json(match coordinator {
-        Some(coordinator) => cluster_doc(&coordinator.status()),
+        Some(coordinator) => {
+            let mut doc = cluster_doc(&coordinator.status());
+            doc.followed = runtime
+                .followed_revisions()
+                .into_iter()
+                .map(|(owner, revision)| ClusterFollowedDoc {
+                    module: owner.name().into(),
+                    revision,
+                })
+                .collect();
+            doc
+        }
         None => ClusterDoc {
             enabled: false,
             node: None,
             leader: None,
             nodes: Vec::new(),
             switches: Vec::new(),
+            followed: Vec::new(),
         },
     })
 }
@@ -153,6 +183,7 @@ fn cluster_doc(status: &ClusterStatus) -> ClusterDoc {
                 }
             })
             .collect(),
+        followed: Vec::new(),
     }
 }
 

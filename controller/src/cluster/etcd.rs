@@ -58,7 +58,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{ClusterView, ConnectionRole, Coordinator, RoleBook, RoleCounts};
+use super::{
+    AppliedRecord, AppliedRevisions, ClusterView, ConnectionRole, Coordinator, RoleBook,
+    RoleCounts,
+};
 use crate::store::{connect_options, EtcdConfig};
 
 /// The prefix `flowgate_cluster::keys` writes its keys under; replaced by
@@ -101,6 +104,8 @@ pub struct ClusterState {
     pub connections: BTreeMap<Dpid, BTreeSet<NodeId>>,
     pub leader: Option<NodeId>,
     pub masters: Masters,
+    /// How far each node followed each module ([`Coordinator::applied`]).
+    pub applied: AppliedRevisions,
     /// The leader key's create revision: the guard of the leader's writes.
     leader_created: i64,
     /// The lease the leader key is attached to.
@@ -149,6 +154,15 @@ impl ClusterState {
                 nodes.remove(&node);
                 if nodes.is_empty() {
                     self.connections.remove(&dpid);
+                }
+            }
+        } else if let Some(applied) = keys::parse_applied(key) {
+            match kv.and_then(|kv| serde_json::from_slice::<AppliedRecord>(kv.value()).ok()) {
+                Some(record) => {
+                    self.applied.insert(applied, record);
+                }
+                None => {
+                    self.applied.remove(&applied);
                 }
             }
         } else if let Some(dpid) = keys::parse_master(key) {
@@ -212,6 +226,7 @@ enum Command {
     Disconnected(Dpid),
     /// Revoke the lease and end; answered once done.
     Leave(oneshot::Sender<()>),
+    Applied(String, AppliedRecord),
 }
 
 /// A node's coordinator on etcd. See the module docs.
@@ -224,6 +239,7 @@ pub struct EtcdCoordinator {
     roles: RoleBook,
     sessions: Arc<Sessions>,
     timeout: Duration,
+    applied: watch::Receiver<Arc<AppliedRevisions>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -232,6 +248,7 @@ impl std::fmt::Debug for Command {
             Command::Connected(dpid) => write!(f, "Connected({dpid:016x})"),
             Command::Disconnected(dpid) => write!(f, "Disconnected({dpid:016x})"),
             Command::Leave(_) => write!(f, "Leave"),
+            Command::Applied(module, record) => write!(f, "Applied({module}, {record:?})"),
         }
     }
 }
@@ -250,6 +267,7 @@ impl EtcdCoordinator {
         .map_err(|_| anyhow::anyhow!("etcd ({endpoints}) did not answer"))?
         .map_err(|e| anyhow::anyhow!("etcd ({endpoints}): {e}"))?;
         let (view_tx, view) = watch::channel(ClusterView::default());
+        let (applied_tx, applied) = watch::channel(Arc::default());
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new(ClusterState::default()));
         let sessions = Arc::new(Sessions::default());
@@ -264,8 +282,10 @@ impl EtcdCoordinator {
                 ttl: config.lease_ttl,
                 granted: Duration::from_secs(ttl_secs(config.lease_ttl).unsigned_abs()),
                 view: view_tx,
+                applied: applied_tx,
                 commands: commands_rx,
                 connections: BTreeSet::new(),
+                applied_records: BTreeMap::new(),
                 state: state.clone(),
                 sessions: sessions.clone(),
                 settle_until,
@@ -281,6 +301,7 @@ impl EtcdCoordinator {
             roles: RoleBook::default(),
             sessions,
             timeout: config.etcd.timeout,
+            applied,
         }))
     }
 
@@ -339,6 +360,14 @@ impl Coordinator for EtcdCoordinator {
 
     fn roles(&self) -> Option<&RoleBook> {
         Some(&self.roles)
+    fn applied(&self, module: &str, record: AppliedRecord) {
+        let _ = self
+            .commands
+            .send(Command::Applied(module.to_owned(), record));
+    }
+
+    fn applied_by(&self) -> watch::Receiver<Arc<AppliedRevisions>> {
+        self.applied.clone()
     }
 }
 
@@ -373,9 +402,12 @@ struct Node {
     /// The TTL etcd granted the current lease (at least `ttl`).
     granted: Duration,
     view: watch::Sender<ClusterView>,
+    applied: watch::Sender<Arc<AppliedRevisions>>,
     commands: mpsc::UnboundedReceiver<Command>,
     /// Switches connected to this node, re-put under every new lease.
     connections: BTreeSet<Dpid>,
+    /// What this node last said it applied, by module; re-put likewise.
+    applied_records: BTreeMap<String, AppliedRecord>,
     state: Arc<Mutex<ClusterState>>,
     sessions: Arc<Sessions>,
     settle_until: Instant,
@@ -514,6 +546,15 @@ impl Node {
             self.bounded("reporting a connection", kv.put(key, "", on_lease()))
                 .await?;
         }
+        for (module, record) in &self.applied_records {
+            let key = self.key(&keys::applied(&self.id, module));
+            let value = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+            self.bounded(
+                "reporting how far the store was followed",
+                kv.put(key, value, on_lease()),
+            )
+            .await?;
+        }
         let (mut keeper, mut acks) = self
             .bounded(
                 "keeping the lease alive",
@@ -539,6 +580,7 @@ impl Node {
                     state.apply(&key, Some(kv));
                 }
             }
+            self.publish_applied(&state);
             *self.state.lock().unwrap_or_else(PoisonError::into_inner) = state;
         }
         self.publish(lease);
@@ -613,7 +655,18 @@ impl Node {
                 changed |= state.apply(&key, kv.as_ref());
             }
         }
+        self.publish_applied(&state);
         changed
+    }
+
+    fn publish_applied(&self, state: &ClusterState) {
+        self.applied.send_if_modified(|applied| {
+            let modified = **applied != state.applied;
+            if modified {
+                *applied = Arc::new(state.applied.clone());
+            }
+            modified
+        });
     }
 
     async fn command(
@@ -638,6 +691,17 @@ impl Node {
             }
             // Handled by the session loop.
             Command::Leave(_) => {}
+            Command::Applied(module, record) => {
+                self.applied_records.insert(module.clone(), record.clone());
+                let key = self.key(&keys::applied(&self.id, &module));
+                let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+                let options = PutOptions::new().with_lease(id);
+                self.bounded(
+                    "reporting how far the store was followed",
+                    kv.put(key, value, Some(options)),
+                )
+                .await?;
+            }
         }
         Ok(())
     }

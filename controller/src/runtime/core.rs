@@ -73,8 +73,14 @@ pub struct SwitchAck {
 #[derive(Debug)]
 pub struct CallOutcome<R> {
     pub value: R,
+    /// The module called.
+    pub owner: Owner,
     /// One receiver per switch that was sent something.
     pub acks: Vec<PendingAck>,
+    /// Switches the call changed but this node may not write (another
+    /// node of the cluster masters them): they get the change when their
+    /// master follows the store.
+    pub remote: Vec<u64>,
     /// Store writes the call asked for ([`Ctx::persist`]), for the caller
     /// to perform before it reports success.
     pub persist: Vec<Op>,
@@ -477,6 +483,8 @@ pub struct Core {
     touched: TouchedSet,
     /// Switches the last [`Core::apply_changes`] sent something.
     sent_to: Vec<u64>,
+    /// Switches the last [`Core::apply_changes`] changed but may not write.
+    remote_to: Vec<u64>,
     /// Switches with output or a barrier due since the last flush: a flush
     /// visits only these (one cold switch state per answer, not all of them).
     dirty: Vec<u64>,
@@ -518,6 +526,7 @@ impl Core {
             spare_plan: Plan::default(),
             touched: TouchedSet::default(),
             sent_to: Vec::new(),
+            remote_to: Vec::new(),
             dirty: Vec::new(),
             packet_ins: 0,
             sent: ReconcileCounts::default(),
@@ -691,7 +700,9 @@ impl Core {
         let value = outcome.value?;
         Some(CallOutcome {
             value,
+            owner: outcome.owner,
             acks: outcome.acks,
+            remote: outcome.remote,
             persist: outcome.persist,
             sent: outcome.sent,
             took: outcome.took,
@@ -724,6 +735,7 @@ impl Core {
         self.call = None;
         let persist = std::mem::take(&mut self.call_persist);
         let sent_to = std::mem::take(&mut self.sent_to);
+        let remote = std::mem::take(&mut self.remote_to);
         // Other modules' reactions are not part of the call.
         self.deliver_notices(now);
         let mut acks = Vec::new();
@@ -736,7 +748,9 @@ impl Core {
         }
         Some(CallOutcome {
             value,
+            owner,
             acks,
+            remote,
             persist,
             sent,
             took,
@@ -1340,6 +1354,7 @@ impl Core {
     /// `self.sent_to`.
     fn apply_changes(&mut self, owner: Owner, changes: &mut Vec<Change>, reconcile: bool) {
         self.sent_to.clear();
+        self.remote_to.clear();
         let call = self.call;
         let now = self.now;
         // Re-sends and packet-outs to one switch only (known hosts' repeated
@@ -1445,9 +1460,16 @@ impl Core {
             let dpid = *dpid;
             // Not master: desired state changed, the writes are held (the
             // full reconciliation on becoming master sends them).
-            let Some(state) = self.switches.get_mut(&dpid).filter(|s| s.may_write(now)) else {
+            let Some(state) = self.switches.get_mut(&dpid) else {
                 continue;
             };
+            if !state.may_write(now) {
+                let changed = !(t.flows.is_empty() && t.groups.is_empty() && t.meters.is_empty());
+                if changed && self.call.is_some() {
+                    self.remote_to.push(dpid);
+                }
+                continue;
+            }
             // A re-sent entry goes out anyway: no diff for it.
             if !t.resend.is_empty() {
                 t.flows

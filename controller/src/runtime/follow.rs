@@ -19,6 +19,15 @@
 //!
 //! With a store only this controller writes (redb), every event is this
 //! node's own, and following changes nothing.
+//!
+//! Each sync moves the revision the module's state is current to
+//! ([`Runtime::followed_to`]): the highest revision of the events it
+//! handled, or the store's revision taken before a full re-read. In a
+//! cluster the follower then tells the others how far this node applied
+//! the module, with the switches that did not confirm
+//! ([`crate::cluster::Coordinator::applied`]): a write on another node
+//! waits for that when it changed switches this node masters. A sync the
+//! module refused moves neither.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -29,6 +38,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::Runtime;
+use crate::cluster::AppliedRecord;
 use crate::cookie::Owner;
 use crate::module::{Followed, StoreSync};
 use crate::store::{Store, StoreError};
@@ -41,7 +51,8 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// What a watch told the follower.
 enum Hint {
-    Changed(String),
+    /// A key changed at a revision.
+    Changed(String, i64),
     /// Events were lost: re-read everything.
     Lagged,
 }
@@ -58,7 +69,7 @@ pub(super) fn start(runtime: Runtime, index: usize, owner: Owner, prefixes: &[&'
         tokio::spawn(async move {
             loop {
                 let hint = match watch.recv().await {
-                    Ok(event) => Hint::Changed(event.key),
+                    Ok(event) => Hint::Changed(event.key, event.revision),
                     Err(RecvError::Lagged(missed)) => {
                         warn!(?owner, missed, "store watch fell behind; re-reading");
                         Hint::Lagged
@@ -72,6 +83,9 @@ pub(super) fn start(runtime: Runtime, index: usize, owner: Owner, prefixes: &[&'
         });
     }
     let prefixes = prefixes.to_vec();
+    // Present from now on: this node's writes of the module are guarded
+    // (by revision 0, never read, until the first full read is done).
+    runtime.followed_to(owner, 0);
     tokio::spawn(follow(runtime, index, owner, prefixes, rx));
 }
 
@@ -84,24 +98,27 @@ async fn follow(
 ) {
     let mut complete = true;
     let mut keys = BTreeSet::new();
+    // The highest revision of the events in `keys`.
+    let mut revision = 0;
     // The module refused the last sync: the next one re-reads everything,
     // so the keys it held are not lost.
     let mut refused = false;
     loop {
         if !complete && keys.is_empty() {
             match hints.recv().await {
-                Some(hint) => take(hint, &mut complete, &mut keys),
+                Some(hint) => take(hint, &mut complete, &mut keys, &mut revision),
                 None => return,
             }
             complete |= std::mem::take(&mut refused);
         }
         // One read and one call for everything that is waiting.
         while let Ok(hint) = hints.try_recv() {
-            take(hint, &mut complete, &mut keys);
+            take(hint, &mut complete, &mut keys, &mut revision);
         }
         let serialized = runtime.write_lock(owner).lock_owned().await;
-        let sync = match read(runtime.store().clone(), &prefixes, complete, &keys).await {
-            Ok(sync) => sync,
+        let (sync, read_at) = match read(runtime.store().clone(), &prefixes, complete, &keys).await
+        {
+            Ok(read) => read,
             Err(e) => {
                 warn!(?owner, error = %e, "cannot read followed store keys; retrying");
                 drop(serialized);
@@ -116,6 +133,21 @@ async fn follow(
         {
             Ok(applied) => {
                 refused = applied.value == Followed::Refused;
+                if !refused {
+                    let reached = revision.max(read_at);
+                    runtime.followed_to(owner, reached);
+                    if let Some(coordinator) = runtime.coordinator() {
+                        let mut failed = applied.unconfirmed.clone();
+                        failed.extend(applied.rejections.iter().map(|r| r.dpid));
+                        failed.sort_unstable();
+                        failed.dedup();
+                        let record = AppliedRecord {
+                            revision: runtime.followed_revision(owner).unwrap_or(reached),
+                            failed,
+                        };
+                        coordinator.applied(owner.name(), record);
+                    }
+                }
                 debug!(?owner, changed, complete, ?applied.value, sent = ?applied.sent, "followed the store");
                 for rejection in &applied.rejections {
                     warn!(
@@ -132,28 +164,32 @@ async fn follow(
     }
 }
 
-fn take(hint: Hint, complete: &mut bool, keys: &mut BTreeSet<String>) {
+fn take(hint: Hint, complete: &mut bool, keys: &mut BTreeSet<String>, revision: &mut i64) {
     match hint {
-        Hint::Changed(key) => {
+        Hint::Changed(key, at) => {
             keys.insert(key);
+            *revision = (*revision).max(at);
         }
         Hint::Lagged => *complete = true,
     }
 }
 
 /// The store's current values: of `keys`, or of everything under
-/// `prefixes` when `complete`.
+/// `prefixes` when `complete`, with the store's revision before a complete
+/// read (the read reflects every commit up to it; 0 otherwise).
 async fn read(
     store: Arc<dyn Store>,
     prefixes: &[&'static str],
     complete: bool,
     keys: &BTreeSet<String>,
-) -> Result<StoreSync, StoreError> {
+) -> Result<(StoreSync, i64), StoreError> {
     let prefixes = prefixes.to_vec();
     let keys: Vec<String> = keys.iter().cloned().collect();
     let read = tokio::task::spawn_blocking(move || {
         let mut changed = Vec::new();
+        let mut read_at = 0;
         if complete {
+            read_at = store.revision()?;
             for prefix in prefixes {
                 changed.extend(
                     store
@@ -168,7 +204,7 @@ async fn read(
                 changed.push((key, value));
             }
         }
-        Ok(StoreSync { changed, complete })
+        Ok((StoreSync { changed, complete }, read_at))
     });
     read.await
         .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))

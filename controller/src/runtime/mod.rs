@@ -32,11 +32,11 @@ use self::reconcile::ReconcileCounts;
 use self::registry::Registry;
 use self::rejection::SwitchRejection;
 use self::tasks::Tasks;
-use crate::cluster::{ClusterView, Coordinator};
+use crate::cluster::{AppliedRevisions, ClusterView, Coordinator};
 use crate::cookie::Owner;
 use crate::events::Bus;
 use crate::module::{Ctx, Module};
-use crate::store::{Op, Store, StoreError};
+use crate::store::{Guard, Op, Store, StoreError};
 
 /// Queue from drivers to the core, in events.
 const CORE_QUEUE: usize = 65536;
@@ -122,13 +122,34 @@ pub struct Runtime {
     tasks: Tasks,
     /// One write lock per module, shared by every service handle of it.
     write_locks: Arc<std::sync::Mutex<BTreeMap<Owner, Arc<tokio::sync::Mutex<()>>>>>,
+    /// The store revision each following module's state is current to
+    /// (its follower's last sync, and its own writes since).
+    followed: Arc<watch::Sender<BTreeMap<Owner, i64>>>,
+}
+
+/// What [`Runtime::call_on_core`] does with a call's store writes.
+#[derive(Debug, Clone, Copy)]
+enum Persistence {
+    Plain,
+    /// A service write: guarded by the module's serial key in a cluster.
+    Serialized,
+    Dropped,
+}
+
+/// The store key every clustered service write of a module puts, guarded
+/// by the revision the writer's module state is current to (under the
+/// store's `cluster/` subtree, which no module follows).
+pub fn serial_key(owner: Owner) -> String {
+    format!("cluster/serial/{}", owner.name())
 }
 
 /// The outcome of [`Runtime::call`].
 #[derive(Debug, Clone)]
 pub struct Applied<R> {
     pub value: R,
-    /// Switches that confirmed (barrier reply) every message the call caused.
+    /// Switches that confirmed (barrier reply) every message the call caused;
+    /// in a cluster, also the switches another node masters whose master
+    /// applied the call's store write (and its switches confirmed it).
     pub confirmed: Vec<u64>,
     /// Switches that did not confirm in time or disconnected first; they get
     /// the change on reconnect or with the next reconciliation.
@@ -139,7 +160,9 @@ pub struct Applied<R> {
     /// Mods the call sent, by kind (unchanged entries are not sent).
     pub sent: ReconcileCounts,
     /// The call's store writes ([`Ctx::persist`]), performed before this
-    /// returns; `Ok` when it asked for none.
+    /// returns; `Ok` when it asked for none. A service write in a cluster
+    /// fails with [`StoreError::Conflict`] when another node wrote the
+    /// module since this node's state was current.
     pub persisted: Result<(), Arc<StoreError>>,
     /// Core time of the call (the module's work and the diff).
     pub core_time: Duration,
@@ -208,6 +231,7 @@ impl Runtime {
             bus,
             tasks: Tasks::default(),
             write_locks: Arc::default(),
+            followed: Arc::new(watch::Sender::default()),
         };
         for (owner, task) in tasks {
             runtime.spawn_task(owner, task);
@@ -234,8 +258,49 @@ impl Runtime {
         M: Module,
         R: Send + 'static,
     {
-        self.call_on_core(move |core, now| core.call_module(now, f))
-            .await
+        self.call_on_core(
+            move |core, now| core.call_module(now, f),
+            Persistence::Plain,
+        )
+        .await
+    }
+
+    /// [`Runtime::call`] for a service write of `M`: in a cluster, its
+    /// store writes are guarded by the module's serial key (see
+    /// [`serial_key`]), so that a node whose state of `M` is behind
+    /// another node's write gets [`StoreError::Conflict`] instead of
+    /// overwriting what it did not see.
+    pub(crate) async fn write_call<M, R>(
+        &self,
+        f: impl FnOnce(&mut M, &mut Ctx) -> R + Send + 'static,
+    ) -> Result<Applied<R>, CallError>
+    where
+        M: Module,
+        R: Send + 'static,
+    {
+        self.call_on_core(
+            move |core, now| core.call_module(now, f),
+            Persistence::Serialized,
+        )
+        .await
+    }
+
+    /// [`Runtime::call`] that drops the store writes `f` asks for: the
+    /// rollback of a write the store refused outright (nothing of it was
+    /// written, and the store may hold another node's newer value).
+    pub(crate) async fn call_unpersisted<M, R>(
+        &self,
+        f: impl FnOnce(&mut M, &mut Ctx) -> R + Send + 'static,
+    ) -> Result<Applied<R>, CallError>
+    where
+        M: Module,
+        R: Send + 'static,
+    {
+        self.call_on_core(
+            move |core, now| core.call_module(now, f),
+            Persistence::Dropped,
+        )
+        .await
     }
 
     /// [`Runtime::call`] on the `index`-th module the runtime was started
@@ -245,15 +310,19 @@ impl Runtime {
         index: usize,
         f: impl FnOnce(&mut dyn Module, &mut Ctx) -> R + Send + 'static,
     ) -> Result<Applied<R>, CallError> {
-        self.call_on_core(move |core, now| core.call_index(now, index, f))
-            .await
+        self.call_on_core(
+            move |core, now| core.call_index(now, index, f),
+            Persistence::Plain,
+        )
+        .await
     }
 
-    /// Runs `call` on the core, then persists and awaits confirmation as
-    /// [`Runtime::call`] describes.
+    /// Runs `call` on the core, then persists as `persistence` says and
+    /// awaits confirmation as [`Runtime::call`] describes.
     async fn call_on_core<R: Send + 'static>(
         &self,
         call: impl FnOnce(&mut Core, std::time::Instant) -> Option<CallOutcome<R>> + Send + 'static,
+        persistence: Persistence,
     ) -> Result<Applied<R>, CallError> {
         let (tx, rx) = oneshot::channel();
         let call: self::core::CoreCall = Box::new(move |core, now| {
@@ -265,7 +334,9 @@ impl Runtime {
             .map_err(|_| CallError::Stopped)?;
         let CallOutcome {
             value,
+            owner,
             acks,
+            remote,
             persist,
             sent,
             took,
@@ -273,6 +344,11 @@ impl Runtime {
             .await
             .map_err(|_| CallError::Stopped)?
             .ok_or(CallError::NoSuchModule)?;
+        let (persist, serialized) = match persistence {
+            Persistence::Plain => (persist, None),
+            Persistence::Serialized => (persist, Some(owner)),
+            Persistence::Dropped => (Vec::new(), None),
+        };
         // One absolute deadline: the switches answer independently of the
         // order they are awaited in, so N silent switches cost one timeout.
         let deadline = tokio::time::Instant::now() + self.config.confirm_timeout;
@@ -283,16 +359,23 @@ impl Runtime {
             }
             answers
         };
-        let (answers, persisted) = tokio::join!(confirmations, self.persist(persist));
+        let (answers, persisted) = tokio::join!(confirmations, self.persist(persist, serialized));
         let mut applied = Applied {
             value,
             confirmed: Vec::new(),
             unconfirmed: Vec::new(),
             rejections: Vec::new(),
             sent,
-            persisted,
+            persisted: persisted.as_ref().map(drop).map_err(Arc::clone),
             core_time: took,
         };
+        if !remote.is_empty() {
+            let revision = persisted.ok().flatten();
+            let (confirmed, unconfirmed) =
+                self.confirm_remote(owner, remote, revision, deadline).await;
+            applied.confirmed.extend(confirmed);
+            applied.unconfirmed.extend(unconfirmed);
+        }
         for (dpid, answer) in answers {
             match answer {
                 Ok(Ok(ack)) => {
@@ -307,16 +390,134 @@ impl Runtime {
         Ok(applied)
     }
 
-    /// Writes `ops` atomically off the async workers (a commit fsyncs).
-    async fn persist(&self, ops: Vec<Op>) -> Result<(), Arc<StoreError>> {
+    /// Writes `ops` atomically off the async workers (a commit fsyncs);
+    /// the revision of the commit, if anything changed. A write of module
+    /// `serialized` in a cluster also puts the module's serial key, guarded
+    /// by the revision the module's state is current to, and moves that
+    /// revision to its own commit.
+    async fn persist(
+        &self,
+        mut ops: Vec<Op>,
+        serialized: Option<Owner>,
+    ) -> Result<Option<i64>, Arc<StoreError>> {
         if ops.is_empty() {
-            return Ok(());
+            return Ok(None);
+        }
+        let guard = match (serialized, &self.config.cluster) {
+            (Some(owner), Some(coordinator)) => self.followed_revision(owner).map(|since| {
+                let key = serial_key(owner);
+                ops.push(Op::put(key.clone(), coordinator.node().as_str()));
+                (owner, Guard { key, since })
+            }),
+            _ => None,
+        };
+        let store = self.store.clone();
+        let (owner, guard) = guard.unzip();
+        let committed =
+            tokio::task::spawn_blocking(move || store.apply_guarded(ops, guard.as_ref()));
+        let events = match committed.await {
+            Ok(result) => result.map_err(Arc::new)?,
+            Err(e) => return Err(Arc::new(StoreError::Task(e.to_string()))),
+        };
+        let revision = events.first().map(|e| e.revision);
+        if let (Some(owner), Some(revision)) = (owner, revision) {
+            // The guard held: no other node wrote the module in between.
+            self.followed_to(owner, revision);
+        }
+        Ok(revision)
+    }
+
+    /// Waits (until `deadline`) for the masters of `remote` switches to
+    /// apply `owner`'s store write at `revision`: the switches whose master
+    /// did, with its switches confirming, and the others.
+    async fn confirm_remote(
+        &self,
+        owner: Owner,
+        remote: Vec<u64>,
+        revision: Option<i64>,
+        deadline: tokio::time::Instant,
+    ) -> (Vec<u64>, Vec<u64>) {
+        let (Some(coordinator), Some(revision)) = (&self.config.cluster, revision) else {
+            return (Vec::new(), remote);
+        };
+        let masters = coordinator.view().borrow().masters.clone();
+        let me = coordinator.node();
+        let module = owner.name();
+        let waits: Vec<(u64, Option<(flowgate_cluster::NodeId, String)>)> = remote
+            .into_iter()
+            .map(|dpid| {
+                let master = masters.get(&dpid).map(|m| &m.node).filter(|n| *n != me);
+                (dpid, master.map(|n| (n.clone(), module.to_owned())))
+            })
+            .collect();
+        let reached = |applied: &AppliedRevisions, by: &(flowgate_cluster::NodeId, String)| {
+            applied.get(by).is_some_and(|r| r.revision >= revision)
+        };
+        let mut applied = coordinator.applied_by();
+        let _ = tokio::time::timeout_at(
+            deadline,
+            applied.wait_for(|a| waits.iter().flat_map(|(_, by)| by).all(|by| reached(a, by))),
+        )
+        .await;
+        let applied = applied.borrow().clone();
+        let (mut confirmed, mut unconfirmed) = (Vec::new(), Vec::new());
+        for (dpid, by) in waits {
+            let record = by.as_ref().and_then(|by| applied.get(by));
+            match record {
+                Some(r) if r.revision >= revision && !r.failed.contains(&dpid) => {
+                    confirmed.push(dpid)
+                }
+                _ => unconfirmed.push(dpid),
+            }
+        }
+        (confirmed, unconfirmed)
+    }
+
+    /// The store revision `owner`'s state is current to, if it follows
+    /// the store.
+    pub(crate) fn followed_revision(&self, owner: Owner) -> Option<i64> {
+        self.followed.borrow().get(&owner).copied()
+    }
+
+    /// `owner`'s state is current to `revision` (it never moves back).
+    pub(crate) fn followed_to(&self, owner: Owner, revision: i64) {
+        self.followed.send_if_modified(|followed| {
+            let at = followed.entry(owner).or_default();
+            let moved = revision > *at;
+            *at = (*at).max(revision);
+            moved
+        });
+    }
+
+    /// In a cluster, before a service write of `owner`: waits (at most the
+    /// confirmation deadline) until this node followed every write of the
+    /// module committed before now, so that a write made after another
+    /// node's write answered is validated against it instead of failing
+    /// with a conflict. Only writes really concurrent conflict.
+    pub(crate) async fn catch_up(&self, owner: Owner) {
+        if self.config.cluster.is_none() || self.followed_revision(owner).is_none() {
+            return;
         }
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.apply(ops)).await {
-            Ok(result) => result.map(drop).map_err(Arc::new),
-            Err(e) => Err(Arc::new(StoreError::Task(e.to_string()))),
-        }
+        let key = serial_key(owner);
+        let Ok(Ok(last)) = tokio::task::spawn_blocking(move || store.changed_at(&key)).await else {
+            // The write's own guard decides.
+            return;
+        };
+        let mut followed = self.followed.subscribe();
+        let caught_up = followed.wait_for(|f| f.get(&owner).is_some_and(|r| *r >= last));
+        let _ = tokio::time::timeout(self.config.confirm_timeout, caught_up).await;
+    }
+
+    /// The store revision each following module's state is current to:
+    /// how stale this node's reads of it may be.
+    pub fn followed_revisions(&self) -> BTreeMap<Owner, i64> {
+        self.followed.borrow().clone()
+    }
+
+    /// This node's place in a cluster, if it is in one.
+    pub(crate) fn coordinator(&self) -> Option<&Arc<dyn Coordinator>> {
+        self.config.cluster.as_ref()
     }
 
     pub fn registry(&self) -> &Arc<Registry> {

@@ -38,7 +38,7 @@
 //! fails with [`StoreError::Unavailable`] naming the cause.
 
 use super::watch::Watchers;
-use super::{run_ops, EventKind, Op, Result, Store, StoreError, StoreEvent, WriteTxn};
+use super::{run_ops, EventKind, Guard, Op, Result, Store, StoreError, StoreEvent, WriteTxn};
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
     KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchClient, WatchOptions,
@@ -396,6 +396,7 @@ async fn try_apply(
     kv: &mut KvClient,
     prefix: &str,
     ops: &[Op],
+    guard: Option<&Guard>,
 ) -> Result<Option<(Vec<StoreEvent>, i64)>, EtcdError> {
     let full = |key: &str| format!("{prefix}{key}");
     let mut keys: BTreeSet<&str> = BTreeSet::new();
@@ -419,11 +420,33 @@ async fn try_apply(
             )
         }))
         .collect();
+    let reads = reads
+        .into_iter()
+        .chain(guard.map(|g| TxnOp::get(full(&g.key), Some(GetOptions::new().with_keys_only()))))
+        .collect::<Vec<_>>();
     let read = kv.txn(Txn::new().and_then(reads)).await?;
     let read_revision = read.header().map_or(0, |h| h.revision());
     let mut existing = BTreeSet::new();
     let mut compares = Vec::new();
-    let answers = read.op_responses();
+    let mut answers = read.op_responses();
+    if let Some(guard) = guard {
+        let changed = match answers.pop() {
+            Some(TxnOpResponse::Get(got)) => got.kvs().first().map_or(0, |kv| kv.mod_revision()),
+            _ => 0,
+        };
+        if changed > guard.since {
+            return Err(EtcdError::Store(StoreError::Conflict {
+                key: guard.key.clone(),
+                revision: changed,
+                since: guard.since,
+            }));
+        }
+        compares.push(Compare::mod_revision(
+            full(&guard.key),
+            CompareOp::Less,
+            guard.since + 1,
+        ));
+    }
     for (i, answer) in answers.into_iter().enumerate() {
         let TxnOpResponse::Get(got) = answer else {
             continue;
@@ -454,7 +477,7 @@ async fn try_apply(
                 .filter_map(|kv| store_key(prefix, kv.key())),
         );
     }
-    let events = run_ops(&mut KeySet(existing), ops.to_vec()).map_err(EtcdError::Store)?;
+    let mut events = run_ops(&mut KeySet(existing), ops.to_vec()).map_err(EtcdError::Store)?;
     if events.is_empty() {
         // Nothing changes (deletes of absent keys): nothing to commit.
         return Ok(Some((events, read_revision)));
@@ -471,10 +494,11 @@ async fn try_apply(
     if !committed.succeeded() {
         return Ok(None);
     }
-    Ok(Some((
-        events,
-        committed.header().map_or(0, |h| h.revision()),
-    )))
+    let revision = committed.header().map_or(0, |h| h.revision());
+    for event in &mut events {
+        event.revision = revision;
+    }
+    Ok(Some((events, revision)))
 }
 
 /// The watch task: etcd's events under `prefix`, from `start` on, to the
@@ -521,13 +545,18 @@ async fn watch_prefix(
                             .iter()
                             .filter_map(|event| {
                                 let kv = event.kv()?;
-                                last = Some(kv.mod_revision());
+                                let revision = kv.mod_revision();
+                                last = Some(revision);
                                 let key = store_key(&prefix, kv.key())?;
                                 let kind = match event.event_type() {
                                     EventType::Put => EventKind::Put(kv.value().to_vec()),
                                     EventType::Delete => EventKind::Delete,
                                 };
-                                Some(StoreEvent { key, kind })
+                                Some(StoreEvent {
+                                    key,
+                                    kind,
+                                    revision,
+                                })
                             })
                             .collect();
                         watchers.notify(&events);
@@ -579,7 +608,30 @@ impl Store for EtcdStore {
         })
     }
 
-    fn apply(&self, ops: Vec<Op>) -> Result<Vec<StoreEvent>> {
+    fn changed_at(&self, key: &str) -> Result<i64> {
+        let mut kv = self.kv.clone();
+        let key = self.full_key(key);
+        let timeout = self.timeout;
+        self.run(async move {
+            let options = GetOptions::new().with_keys_only();
+            let got = bounded(timeout, kv.get(key, Some(options))).await?;
+            Ok(got.kvs().first().map_or(0, |kv| kv.mod_revision()))
+        })
+    }
+
+    fn revision(&self) -> Result<i64> {
+        let mut kv = self.kv.clone();
+        let key = self.prefix.clone();
+        let timeout = self.timeout;
+        self.run(async move {
+            let options = GetOptions::new().with_prefix().with_count_only();
+            let got = bounded(timeout, kv.get(key, Some(options))).await?;
+            Ok(got.header().map_or(0, |h| h.revision()))
+        })
+    }
+
+    fn apply_guarded(&self, ops: Vec<Op>, guard: Option<&Guard>) -> Result<Vec<StoreEvent>> {
+        let guard = guard.cloned();
         let mut kv = self.kv.clone();
         let prefix = self.prefix.clone();
         let mut delivered = self.delivered.clone();
@@ -588,7 +640,7 @@ impl Store for EtcdStore {
         self.run(async move {
             let attempts = async {
                 for _ in 0..MAX_ATTEMPTS {
-                    if let Some(done) = try_apply(&mut kv, &prefix, &ops).await? {
+                    if let Some(done) = try_apply(&mut kv, &prefix, &ops, guard.as_ref()).await? {
                         return Ok(done);
                     }
                 }

@@ -1,7 +1,7 @@
 //! In-memory [`Store`] with the same semantics as the file store, for tests.
 
 use super::watch::Watchers;
-use super::{run_ops, Op, Result, Store, StoreEvent, WriteTxn};
+use super::{run_ops, Guard, LocalRevisions, Op, Result, Store, StoreEvent, WriteTxn};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 /// A [`Store`] kept in a `BTreeMap`; nothing survives the process.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    data: Mutex<BTreeMap<String, Vec<u8>>>,
+    data: Mutex<(BTreeMap<String, Vec<u8>>, LocalRevisions)>,
     watchers: Watchers,
 }
 
@@ -47,26 +47,48 @@ impl WriteTxn for MemTxn {
 impl Store for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(data.get(key).cloned())
+        Ok(data.0.get(key).cloned())
     }
 
     fn list_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(data
+            .0
             .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
 
-    fn apply(&self, ops: Vec<Op>) -> Result<Vec<StoreEvent>> {
+    fn apply_guarded(&self, ops: Vec<Op>, guard: Option<&Guard>) -> Result<Vec<StoreEvent>> {
         // Holding the lock through notify keeps event order == commit order.
         let mut data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut txn = MemTxn(data.clone());
-        let events = run_ops(&mut txn, ops)?;
-        *data = txn.0;
+        let (map, revisions) = &mut *data;
+        revisions.check(guard)?;
+        let mut txn = MemTxn(map.clone());
+        let mut events = run_ops(&mut txn, ops)?;
+        *map = txn.0;
+        revisions.commit(&mut events);
         self.watchers.notify(&events);
         Ok(events)
+    }
+
+    fn changed_at(&self, key: &str) -> Result<i64> {
+        Ok(self
+            .data
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .changed_at(key))
+    }
+
+    fn revision(&self) -> Result<i64> {
+        Ok(self
+            .data
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .last)
     }
 
     fn watch(&self, prefix: &str) -> broadcast::Receiver<StoreEvent> {

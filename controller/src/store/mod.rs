@@ -80,6 +80,14 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
+    /// A batch's [`Guard`] failed: `key` changed at `revision`, after the
+    /// revision the writer had read. Nothing of the batch was written.
+    #[error("store key {key:?} changed at revision {revision}, after revision {since}")]
+    Conflict {
+        key: String,
+        revision: i64,
+        since: i64,
+    },
 }
 
 /// Result alias for store operations.
@@ -128,11 +136,27 @@ impl Op {
     }
 }
 
+/// The condition of a guarded batch ([`Store::apply_guarded`]): `key` was
+/// last changed at or before revision `since` (an absent key counts as
+/// never changed), else the batch fails with [`StoreError::Conflict`].
+/// Compare-and-swap for writers that validated against what they had read
+/// up to `since`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    pub key: String,
+    pub since: i64,
+}
+
 /// A committed change, as seen by watchers and returned by [`Store::apply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreEvent {
     pub key: String,
     pub kind: EventKind,
+    /// The store revision of the commit (every event of one batch has the
+    /// same): etcd's revision, or a counter of the local stores' commits
+    /// since they were opened (they have one writer). Revisions grow with
+    /// commit order.
+    pub revision: i64,
 }
 
 /// What happened to a key.
@@ -164,7 +188,22 @@ pub trait Store: Send + Sync + 'static {
     /// order keys were first touched: `Put` for every key left holding a
     /// value, `Delete` for every key that existed and is now gone (deleting
     /// an absent key yields no event). Watchers receive the same events.
-    fn apply(&self, ops: Vec<Op>) -> Result<Vec<StoreEvent>>;
+    fn apply(&self, ops: Vec<Op>) -> Result<Vec<StoreEvent>> {
+        self.apply_guarded(ops, None)
+    }
+
+    /// [`Store::apply`] if `guard` holds, checked in the same transaction;
+    /// else nothing is written and the call fails with
+    /// [`StoreError::Conflict`].
+    fn apply_guarded(&self, ops: Vec<Op>, guard: Option<&Guard>) -> Result<Vec<StoreEvent>>;
+
+    /// The store's current revision: every commit up to it is visible to
+    /// reads made after this returns.
+    fn revision(&self) -> Result<i64>;
+
+    /// The revision `key` was last changed at (0: absent; for the local
+    /// stores also: not changed since the store was opened).
+    fn changed_at(&self, key: &str) -> Result<i64>;
 
     /// Events for committed changes to keys starting with `prefix`, in commit
     /// order. Only changes after this call are delivered.
@@ -239,8 +278,47 @@ trait WriteTxn {
     fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>>;
 }
 
-/// Applies `ops` to `txn` and computes the net events (see [`Store::apply`]).
-/// The caller commits (or drops, on error) the transaction.
+/// Revisions of a store with one writer (redb, memory): a commit counter,
+/// and the revision each key was last changed at since the store opened.
+#[derive(Debug, Default)]
+struct LocalRevisions {
+    last: i64,
+    changed: HashMap<String, i64>,
+}
+
+impl LocalRevisions {
+    fn changed_at(&self, key: &str) -> i64 {
+        self.changed.get(key).copied().unwrap_or(0)
+    }
+
+    fn check(&self, guard: Option<&Guard>) -> Result<()> {
+        let Some(guard) = guard else { return Ok(()) };
+        match self.changed.get(&guard.key) {
+            Some(&revision) if revision > guard.since => Err(StoreError::Conflict {
+                key: guard.key.clone(),
+                revision,
+                since: guard.since,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives committed `events` the next revision (none if nothing changed).
+    fn commit(&mut self, events: &mut [StoreEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        self.last += 1;
+        for event in events {
+            event.revision = self.last;
+            self.changed.insert(event.key.clone(), self.last);
+        }
+    }
+}
+
+/// Applies `ops` to `txn` and computes the net events (see [`Store::apply`]),
+/// at revision 0: the backend sets it when it commits. The caller commits
+/// (or drops, on error) the transaction.
 fn run_ops(txn: &mut impl WriteTxn, ops: Vec<Op>) -> Result<Vec<StoreEvent>> {
     /// Per touched key: did it exist before the batch, and its final value.
     struct Touched {
@@ -283,7 +361,11 @@ fn run_ops(txn: &mut impl WriteTxn, ops: Vec<Op>) -> Result<Vec<StoreEvent>> {
                 None if t.existed => EventKind::Delete,
                 None => return None,
             };
-            Some(StoreEvent { key, kind })
+            Some(StoreEvent {
+                key,
+                kind,
+                revision: 0,
+            })
         })
         .collect())
 }

@@ -6,7 +6,7 @@
 //! call returns (DESIGN.md §5: 2xx only after the write is persisted).
 
 use super::watch::Watchers;
-use super::{run_ops, Op, Result, Store, StoreError, StoreEvent, WriteTxn};
+use super::{run_ops, Guard, LocalRevisions, Op, Result, Store, StoreError, StoreEvent, WriteTxn};
 use redb::{Database, ReadableTable, Table, TableDefinition};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -22,8 +22,9 @@ const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 pub struct RedbStore {
     db: Database,
     /// Serializes commit + notify so watchers see events in commit order
-    /// (redb serializes writers itself, but notification happens after).
-    write_lock: Mutex<()>,
+    /// (redb serializes writers itself, but notification happens after),
+    /// and numbers the commits.
+    write_lock: Mutex<LocalRevisions>,
     watchers: Watchers,
 }
 
@@ -52,7 +53,7 @@ impl RedbStore {
         txn.commit().map_err(backend)?;
         Ok(RedbStore {
             db,
-            write_lock: Mutex::new(()),
+            write_lock: Mutex::default(),
             watchers: Watchers::default(),
         })
     }
@@ -103,20 +104,38 @@ impl Store for RedbStore {
         Ok(out)
     }
 
-    fn apply(&self, ops: Vec<Op>) -> Result<Vec<StoreEvent>> {
-        let _guard = self
+    fn apply_guarded(&self, ops: Vec<Op>, guard: Option<&Guard>) -> Result<Vec<StoreEvent>> {
+        let mut revisions = self
             .write_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        revisions.check(guard)?;
         let txn = self.db.begin_write().map_err(backend)?;
-        let events = {
+        let mut events = {
             let mut table = txn.open_table(KV).map_err(backend)?;
             run_ops(&mut table, ops)?
         };
         // On any error above `txn` is dropped, which aborts it.
         txn.commit().map_err(backend)?;
+        revisions.commit(&mut events);
         self.watchers.notify(&events);
         Ok(events)
+    }
+
+    fn changed_at(&self, key: &str) -> Result<i64> {
+        Ok(self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .changed_at(key))
+    }
+
+    fn revision(&self) -> Result<i64> {
+        Ok(self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last)
     }
 
     fn watch(&self, prefix: &str) -> broadcast::Receiver<StoreEvent> {

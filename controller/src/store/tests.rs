@@ -52,12 +52,16 @@ conformance!(
     watch_delivers_only_matching_keys_in_commit_order,
     two_watchers_on_one_prefix_both_receive,
     typed_json_helpers_round_trip_and_name_bad_keys,
+    guard_fails_the_whole_batch_once_its_key_changed,
+    events_carry_their_commit_revision,
 );
 
+/// An event as the checks compare it: revision 0 (checked on its own).
 fn put_event(key: &str, value: &[u8]) -> StoreEvent {
     StoreEvent {
         key: key.to_owned(),
         kind: EventKind::Put(value.to_vec()),
+        revision: 0,
     }
 }
 
@@ -65,6 +69,15 @@ fn delete_event(key: &str) -> StoreEvent {
     StoreEvent {
         key: key.to_owned(),
         kind: EventKind::Delete,
+        revision: 0,
+    }
+}
+
+/// `event` without its revision.
+pub(crate) fn plain(event: StoreEvent) -> StoreEvent {
+    StoreEvent {
+        revision: 0,
+        ..event
     }
 }
 
@@ -126,7 +139,7 @@ fn batch_reports_net_changes_in_first_touch_order(s: &dyn Store) {
         ])
         .unwrap();
     assert_eq!(
-        events,
+        events.into_iter().map(plain).collect::<Vec<_>>(),
         [
             delete_event("m/a"),
             put_event("m/b", b"new"),
@@ -156,12 +169,12 @@ fn watch_delivers_only_matching_keys_in_commit_order(s: &dyn Store) {
     s.put("lb/1", b"b").unwrap();
     s.delete("fw/1").unwrap();
     s.delete("fw/never").unwrap();
-    assert_eq!(fw.try_recv().unwrap(), put_event("fw/1", b"a"));
-    assert_eq!(fw.try_recv().unwrap(), delete_event("fw/1"));
+    assert_eq!(plain(fw.try_recv().unwrap()), put_event("fw/1", b"a"));
+    assert_eq!(plain(fw.try_recv().unwrap()), delete_event("fw/1"));
     assert_eq!(fw.try_recv(), Err(TryRecvError::Empty));
-    assert_eq!(all.try_recv().unwrap(), put_event("fw/1", b"a"));
-    assert_eq!(all.try_recv().unwrap(), put_event("lb/1", b"b"));
-    assert_eq!(all.try_recv().unwrap(), delete_event("fw/1"));
+    assert_eq!(plain(all.try_recv().unwrap()), put_event("fw/1", b"a"));
+    assert_eq!(plain(all.try_recv().unwrap()), put_event("lb/1", b"b"));
+    assert_eq!(plain(all.try_recv().unwrap()), delete_event("fw/1"));
     assert_eq!(all.try_recv(), Err(TryRecvError::Empty));
 }
 
@@ -170,8 +183,79 @@ fn two_watchers_on_one_prefix_both_receive(s: &dyn Store) {
     let mut b = s.watch("p/");
     drop(s.watch("p/"));
     s.put("p/1", b"v").unwrap();
-    assert_eq!(a.try_recv().unwrap(), put_event("p/1", b"v"));
-    assert_eq!(b.try_recv().unwrap(), put_event("p/1", b"v"));
+    assert_eq!(plain(a.try_recv().unwrap()), put_event("p/1", b"v"));
+    assert_eq!(plain(b.try_recv().unwrap()), put_event("p/1", b"v"));
+}
+
+fn guard_fails_the_whole_batch_once_its_key_changed(s: &dyn Store) {
+    let guard = |since| Guard {
+        key: "serial".into(),
+        since,
+    };
+    let first = s.apply(vec![Op::put("serial", b"a".to_vec())]).unwrap();
+    let r1 = first[0].revision;
+    // Unchanged since r1: the batch commits, at a later revision.
+    let second = s
+        .apply_guarded(
+            vec![
+                Op::put("serial", b"b".to_vec()),
+                Op::put("d/1", b"x".to_vec()),
+            ],
+            Some(&guard(r1)),
+        )
+        .unwrap();
+    let r2 = second[0].revision;
+    assert!(r2 > r1, "{r2} > {r1}");
+    assert_eq!(s.changed_at("serial").unwrap(), r2);
+    assert_eq!(s.changed_at("absent").unwrap(), 0);
+    assert!(second.iter().all(|e| e.revision == r2));
+    // Changed at r2, after r1: nothing of the batch is written.
+    match s.apply_guarded(
+        vec![
+            Op::put("serial", b"c".to_vec()),
+            Op::put("d/2", b"y".to_vec()),
+        ],
+        Some(&guard(r1)),
+    ) {
+        Err(StoreError::Conflict {
+            key,
+            revision,
+            since,
+        }) => assert_eq!((key.as_str(), revision, since), ("serial", r2, r1)),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(s.get("serial").unwrap().as_deref(), Some(&b"b"[..]));
+    assert_eq!(s.get("d/2").unwrap(), None);
+    // A guard at the key's own revision holds; an absent key never changed.
+    s.apply_guarded(vec![Op::put("d/3", b"z".to_vec())], Some(&guard(r2)))
+        .unwrap();
+    let absent = Guard {
+        key: "absent".into(),
+        since: 0,
+    };
+    s.apply_guarded(vec![Op::put("d/4", b"w".to_vec())], Some(&absent))
+        .unwrap();
+    assert_eq!(keys(&s.list_prefix("d/").unwrap()), ["d/1", "d/3", "d/4"]);
+}
+
+fn events_carry_their_commit_revision(s: &dyn Store) {
+    let mut watch = s.watch("r/");
+    let before = s.revision().unwrap();
+    let events = s
+        .apply(vec![
+            Op::put("r/1", b"1".to_vec()),
+            Op::put("r/2", b"2".to_vec()),
+        ])
+        .unwrap();
+    let revision = events[0].revision;
+    assert!(revision > before, "{revision} > {before}");
+    assert!(events.iter().all(|e| e.revision == revision));
+    assert_eq!(watch.try_recv().unwrap().revision, revision);
+    assert_eq!(watch.try_recv().unwrap().revision, revision);
+    assert!(s.revision().unwrap() >= revision);
+    let later = s.apply(vec![Op::delete("r/1")]).unwrap();
+    assert!(later[0].revision > revision);
+    assert_eq!(watch.try_recv().unwrap().revision, later[0].revision);
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 //! Without an etcd binary they fail, naming what to install.
 
 use super::super::*;
+use super::plain;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -214,6 +215,7 @@ fn put(key: &str, value: &[u8]) -> StoreEvent {
     StoreEvent {
         key: key.into(),
         kind: EventKind::Put(value.to_vec()),
+        revision: 0,
     }
 }
 
@@ -232,15 +234,16 @@ fn changes_by_another_instance_reach_watchers_and_prefixes_are_separate() {
         Op::put("fw/rules/3", b"r3".to_vec()),
     ])
     .unwrap();
-    assert_eq!(next_event(&mut fw), put("fw/rules/1", b"r1"));
+    assert_eq!(plain(next_event(&mut fw)), put("fw/rules/1", b"r1"));
     assert_eq!(
-        next_event(&mut fw),
+        plain(next_event(&mut fw)),
         StoreEvent {
             key: "fw/rules/1".into(),
-            kind: EventKind::Delete
+            kind: EventKind::Delete,
+            revision: 0,
         }
     );
-    assert_eq!(next_event(&mut fw), put("fw/rules/3", b"r3"));
+    assert_eq!(plain(next_event(&mut fw)), put("fw/rules/3", b"r3"));
     assert_eq!(
         a.list_prefix("").unwrap(),
         [("fw/rules/3".into(), b"r3".to_vec())]
@@ -253,6 +256,48 @@ fn changes_by_another_instance_reach_watchers_and_prefixes_are_separate() {
         again.get("fw/rules/3").unwrap().as_deref(),
         Some(&b"r3"[..])
     );
+}
+
+/// Two controllers that both read a guard key at revision r: the first
+/// guarded write commits, the second fails with a conflict and writes
+/// nothing, and it sees the first's revision through its watch.
+#[test]
+#[ignore = "needs etcd on PATH; tools/test-all.sh runs it (see README)"]
+fn guarded_writes_from_two_stores_conflict() {
+    let etcd = TestEtcd::start();
+    let a = etcd.store("/guard/");
+    let b = etcd.store("/guard/");
+    let mut seen_by_b = b.watch("m/");
+    let r = a.apply(vec![Op::put("serial", b"a".to_vec())]).unwrap()[0].revision;
+    let guard = Guard {
+        key: "serial".into(),
+        since: r,
+    };
+    let won = a
+        .apply_guarded(
+            vec![
+                Op::put("serial", b"a".to_vec()),
+                Op::put("m/1", b"1".to_vec()),
+            ],
+            Some(&guard),
+        )
+        .unwrap();
+    match b.apply_guarded(
+        vec![
+            Op::put("serial", b"b".to_vec()),
+            Op::put("m/2", b"2".to_vec()),
+        ],
+        Some(&guard),
+    ) {
+        Err(StoreError::Conflict { revision, .. }) => assert_eq!(revision, won[0].revision),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(keys_of(&a.list_prefix("m/").unwrap()), ["m/1"]);
+    assert_eq!(next_event(&mut seen_by_b).revision, won[0].revision);
+}
+
+fn keys_of(entries: &[(String, Vec<u8>)]) -> Vec<&str> {
+    entries.iter().map(|(k, _)| k.as_str()).collect()
 }
 
 /// Concurrent bulk replaces (delete the prefix, put one key) from two
@@ -280,7 +325,7 @@ fn concurrent_batches_are_serialized() {
                             Op::put(key.clone(), b"x".to_vec()),
                         ])
                         .expect("apply");
-                    assert_eq!(events.last(), Some(&put(&key, b"x")));
+                    assert_eq!(events.last().cloned().map(plain), Some(put(&key, b"x")));
                     let mut deleted = deleted.lock().unwrap();
                     for e in &events[..events.len() - 1] {
                         assert_eq!(e.kind, EventKind::Delete);
@@ -307,7 +352,7 @@ fn unavailable_etcd_fails_fast_naming_the_cause_then_recovers() {
     let store = EtcdStore::connect(&etcd.config("/flowgate/", timeout)).expect("connect");
     let mut rx = store.watch("");
     store.put("kept", b"1").unwrap();
-    assert_eq!(next_event(&mut rx), put("kept", b"1"));
+    assert_eq!(plain(next_event(&mut rx)), put("kept", b"1"));
 
     etcd.stop();
     for attempt in [
@@ -334,7 +379,7 @@ fn unavailable_etcd_fails_fast_naming_the_cause_then_recovers() {
     }
     assert_eq!(store.get("kept").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(store.get("lost").unwrap(), None);
-    assert_eq!(next_event(&mut rx), put("after", b"3"));
+    assert_eq!(plain(next_event(&mut rx)), put("after", b"3"));
 }
 
 #[test]
