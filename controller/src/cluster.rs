@@ -118,8 +118,7 @@ mod memory {
     use flowgate_cluster::{assign, commit, Dpid, Masters, Move, NodeId};
     use tokio::sync::watch;
 
-    use super::{ClusterView, Coordinator, RoleBook};
-    use super::{AppliedRecord, AppliedRevisions, ClusterView, Coordinator};
+    use super::{AppliedRecord, AppliedRevisions, ClusterView, Coordinator, RoleBook};
 
     /// A live node's lease lasts this long: tests end long before, so a
     /// lease only ends when the test says so ([`MemoryCluster::expire`]).
@@ -348,6 +347,8 @@ mod memory {
 
         fn roles(&self) -> Option<&RoleBook> {
             Some(&self.roles)
+        }
+
         fn applied(&self, module: &str, record: AppliedRecord) {
             let state = self.cluster.state();
             let live = state.members.get(&self.id).is_some_and(|m| m.live);

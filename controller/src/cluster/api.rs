@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use super::{ClusterStatus, EtcdCoordinator};
 use crate::api::dpid::format_dpid;
 use crate::api::ApiState;
-use flowgate_cluster::SwitchRole;
 use crate::runtime::Runtime;
+use flowgate_cluster::SwitchRole;
 
 /// The cluster route; `coordinator` is `None` when this node runs alone.
 pub fn routes(

@@ -59,8 +59,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{
-    AppliedRecord, AppliedRevisions, ClusterView, ConnectionRole, Coordinator, RoleBook,
-    RoleCounts,
+    AppliedRecord, AppliedRevisions, ClusterView, ConnectionRole, Coordinator, RoleBook, RoleCounts,
 };
 use crate::store::{connect_options, EtcdConfig};
 
@@ -360,6 +359,8 @@ impl Coordinator for EtcdCoordinator {
 
     fn roles(&self) -> Option<&RoleBook> {
         Some(&self.roles)
+    }
+
     fn applied(&self, module: &str, record: AppliedRecord) {
         let _ = self
             .commands
