@@ -38,9 +38,13 @@ use flowgate_cluster::{Dpid, Masters, NodeId};
 use tokio::sync::watch;
 
 pub mod api;
+mod async_config;
 mod etcd;
+mod probe_secret;
 
+pub use async_config::shared_async_config;
 pub use etcd::{ClusterState, ClusterStatus, EtcdClusterConfig, EtcdCoordinator, NodeInfo};
+pub use probe_secret::shared_probe_secret;
 
 /// What a node knows of the cluster at one moment.
 #[derive(Debug, Clone, Default)]

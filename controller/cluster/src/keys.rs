@@ -6,6 +6,7 @@
 //! | `/flowgate/cluster/connections/<node>/<dpid>` | that node, while the switch is connected to it | the node's | empty |
 //! | `/flowgate/cluster/leader` | the node that created it (create if absent) | the leader's | leader's node id |
 //! | `/flowgate/cluster/masters/<dpid>` | the leader only | none | master's node id; generation = the key's `mod_revision` |
+//! | `/flowgate/cluster/probe-secret` | the first node to start (create if absent) | none | 32 random bytes: the discovery probes' HMAC key |
 //!
 //! The leader writes a plan's moves in one transaction that compares the
 //! leader key's create revision with its own: a leader that lost its lease
@@ -29,6 +30,8 @@ pub const CONNECTIONS: &str = "/flowgate/cluster/connections/";
 pub const MASTERS: &str = "/flowgate/cluster/masters/";
 /// The leader election key.
 pub const LEADER: &str = "/flowgate/cluster/leader";
+/// The secret every node signs and checks discovery probes with.
+pub const PROBE_SECRET: &str = "/flowgate/cluster/probe-secret";
 
 pub fn node(id: &NodeId) -> String {
     format!("{NODES}{id}")
