@@ -5,7 +5,7 @@ mod config;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use flowgate_controller::api::{self, ApiState};
@@ -15,6 +15,7 @@ use flowgate_controller::module::Module;
 use flowgate_controller::ovsdb::{Hosts, Reconciler};
 use flowgate_controller::runtime::{Runtime, RuntimeConfig};
 use flowgate_controller::store::{EtcdStore, RedbStore, Store};
+use flowgate_controller::topology::auth::ProbeKey;
 use flowgate_controller::topology::{self, Topology, TopologyConfig};
 use flowgate_firewall::{Firewall, FirewallService};
 use flowgate_forwarding::{
@@ -59,14 +60,27 @@ fn init_tracing(filter: &str) {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config)?;
-    let topology = Topology::new(TopologyConfig {
+    let topology_config = TopologyConfig {
         lldp_interval: Duration::from_secs(config.topology.lldp_interval),
         edge_delay: Duration::from_secs(config.topology.edge_delay),
         host_idle_timeout: config.topology.host_idle_timeout,
         controller_id: instance_id(),
         // The overlay's integration bridges hold VM ports and tunnels only.
         unprobed_bridges: vec![config.overlay.integration_bridge.clone()],
-    })
+    };
+    let topology = if config.cluster.enabled {
+        // Every node hears every probe: one key and time line for all.
+        let secret = cluster::shared_probe_secret(&config.store.etcd()?)
+            .await
+            .context("reading the cluster's probe secret")?;
+        Topology::new(topology_config).shared_discovery(ProbeKey::shared(
+            &secret,
+            Instant::now(),
+            SystemTime::now(),
+        ))
+    } else {
+        Topology::new(topology_config)
+    }
     .with_addresses(store.as_ref())
     .context("loading host addresses from the store")?;
     let forwarding: Box<dyn Module> = match config.forwarding.mode {

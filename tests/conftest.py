@@ -103,11 +103,12 @@ def _require_root():
         pytest.fail("end-to-end tests need root (network namespaces, Open vSwitch)", pytrace=False)
 
 
-def new_controller(**kwargs):
-    """Start a flowgate controller registered for log dumps; caller cleans up."""
+def new_controller(kind=FlowgateController, **kwargs):
+    """Start a flowgate controller (a FlowgateController, or `kind`, e.g.
+    NamespacedFlowgate) registered for log dumps; caller cleans up."""
     _require_root()
     kwargs.setdefault("log_level", os.environ.get("FLOWGATE_LAB_LOG", "info"))
-    ctl = FlowgateController(**kwargs)
+    ctl = kind(**kwargs)
     _CONTROLLERS.append(ctl)
     try:
         ctl.start()

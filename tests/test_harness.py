@@ -2,6 +2,7 @@
 
 from flowgate_lab.__main__ import parse_switch
 from flowgate_lab.checks import compare_flow_snapshots
+from flowgate_lab.cluster import balanced, cluster_args, mastered
 from flowgate_lab.ovs import cookie_owner, parse_dump_flows
 from flowgate_lab.rest import dpid_str
 from flowgate_lab.topos import make_topo
@@ -66,3 +67,17 @@ def test_switch_spec_and_dpid_format():
     }
     assert dpid_str(1) == "00:00:00:00:00:00:00:01"
     assert dpid_str(0xC001) == "00:00:00:00:00:00:c0:01"
+
+
+def test_cluster_shares_and_balance():
+    view = {1: ("a", 10, ("a", "b", "c")), 2: ("b", 11, ("a", "b", "c")), 3: ("a", 12, ("a", "b", "c"))}
+    assert mastered(view) == {"a": [1, 3], "b": [2]}
+    assert not balanced(view, ("a", "b", "c"))  # c masters none, a two
+    assert balanced(view, ("a", "b"))
+
+
+def test_cluster_args_join_every_etcd_endpoint():
+    args = cluster_args(["127.0.0.1:1", "127.0.0.1:2"], "b", 3000)
+    assert args[args.index("--etcd-endpoints") + 1] == "127.0.0.1:1,127.0.0.1:2"
+    assert args[args.index("--node-id") + 1] == "b" and "--cluster" in args
+    assert args[args.index("--lease-ttl-ms") + 1] == "3000"

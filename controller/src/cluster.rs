@@ -47,13 +47,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub mod api;
+mod async_config;
 mod etcd;
 pub mod metrics;
+mod probe_secret;
 pub mod roles;
 
+pub use async_config::shared_async_config;
 pub use etcd::{
     ClusterState, ClusterStatus, EtcdClusterConfig, EtcdCoordinator, NodeInfo, SessionCounts,
 };
+pub use probe_secret::shared_probe_secret;
 pub use roles::{ConnectionRole, RoleBook, RoleCount, RoleCounts};
 
 /// What a node knows of the cluster at one moment.

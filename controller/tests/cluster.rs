@@ -3,26 +3,32 @@
 //! switch over real OpenFlow connections. The switch keeps the OpenFlow 1.3
 //! role rules (`testing::wire`); the test plays etcd and the leader.
 //!
-//! The runtimes run no modules but `Poke`, whose calls send one PACKET_OUT:
-//! the pipeline's core entries are what a master installs, and a poke is a
-//! write the test can make on any node at any time.
+//! The runtimes run `Poke`, whose calls send one PACKET_OUT (a write the
+//! test can make on any node at any time), and `Learner`, which answers a
+//! packet-in as reactive forwarding does: it declares an entry towards the
+//! packet's source and sends the packet back out. The pipeline's core
+//! entries are what a master installs at first.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flowgate_cluster::SwitchRole;
 use flowgate_controller::cluster::{
-    ConnectionRole, Coordinator, MemoryCluster, MemoryNode, RoleCounts,
+    shared_async_config, ConnectionRole, Coordinator, MemoryCluster, MemoryNode, RoleCounts,
 };
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::module::{Ctx, Event, Module};
-use flowgate_controller::pipeline::core_entries;
+use flowgate_controller::desired::{output_to, FlowEntry, FlowSpec};
+use flowgate_controller::module::{Ctx, Event, Module, Scope};
+use flowgate_controller::pipeline::{core_entries, FORWARD};
 use flowgate_controller::runtime::{Runtime, RuntimeConfig};
 use flowgate_controller::store::MemoryStore;
 use flowgate_controller::testing::wire::{self, SharedSwitch, WireSwitch};
-use flowgate_openflow::{self as of, controller_role, Message, PacketOut, RoleMsg};
+use flowgate_openflow::{
+    self as of, controller_role, MacAddr, Match, Message, Oxm, PacketOut, RoleMsg,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -43,10 +49,60 @@ impl Module for Poke {
     fn handle(&mut self, _: &Event<'_>, _: &mut Ctx) {}
 }
 
+/// Learns a packet-in's source: an entry in `forward` towards its port,
+/// and the packet sent on out of that port. Counts what it heard.
+#[derive(Default)]
+struct Learner {
+    heard: Arc<AtomicUsize>,
+}
+
+const LEARNED: Scope = Scope::new("learned", 0);
+
+fn learned_entry(mac: MacAddr, port: u32) -> FlowEntry {
+    FlowEntry::new(
+        FORWARD,
+        100,
+        Match::new().with(Oxm::EthDst(mac, None)),
+        FlowSpec::new(Owner::Forwarding.cookie(mac.to_u64()), output_to(port)),
+    )
+}
+
+impl Module for Learner {
+    fn owner(&self) -> Owner {
+        Owner::Forwarding
+    }
+
+    fn handle(&mut self, event: &Event<'_>, ctx: &mut Ctx) {
+        let Event::PacketIn { dpid, packet_in } = event else {
+            return;
+        };
+        self.heard.fetch_add(1, Ordering::SeqCst);
+        let (Some(port), Some(src)) = (packet_in.in_port(), packet_in.data.get(6..12)) else {
+            return;
+        };
+        let mac = MacAddr(src.try_into().unwrap());
+        ctx.declare_flows(*dpid, LEARNED, [learned_entry(mac, port)]);
+        ctx.packet_out(
+            *dpid,
+            PacketOut {
+                buffer_id: packet_in.buffer_id,
+                in_port: port,
+                actions: vec![of::Action::Output {
+                    port: of::port_no::FLOOD,
+                    max_len: 0,
+                }],
+                data: packet_in.data.clone(),
+            },
+        );
+    }
+}
+
 struct Node {
     runtime: Runtime,
     addr: SocketAddr,
     cluster: Option<Arc<MemoryNode>>,
+    /// Packet-ins its `Learner` heard.
+    heard: Arc<AtomicUsize>,
 }
 
 impl Node {
@@ -57,12 +113,15 @@ impl Node {
             cluster: cluster.clone().map(|c| c as _),
             ..RuntimeConfig::default()
         };
-        let modules: Vec<Box<dyn Module>> = vec![Box::new(Poke)];
+        let learner = Learner::default();
+        let heard = learner.heard.clone();
+        let modules: Vec<Box<dyn Module>> = vec![Box::new(Poke), Box::new(learner)];
         let runtime = Runtime::start(listener, config, modules, Arc::new(MemoryStore::default()));
         Node {
             runtime,
             addr,
             cluster,
+            heard,
         }
     }
 
@@ -280,6 +339,92 @@ async fn failover_moves_the_switch_and_the_new_master_adopts_its_tables() {
         .iter()
         .any(|r| r.role == controller_role::SLAVE));
     assert_eq!(s.flow_mods_from(0), n);
+}
+
+#[tokio::test]
+async fn a_slave_hears_packet_ins_learns_and_declares_and_writes_only_once_master() {
+    let lab = Lab::start().await;
+    lab.a_master().await;
+    wait_for(&lab.switch, "b is a slave", |s| {
+        s.roles.get(&1) == Some(&SwitchRole::Slave)
+    })
+    .await;
+    {
+        // Both nodes asked for every packet-in in either role.
+        let s = lab.switch.lock().unwrap();
+        assert_eq!(s.async_configs.get(&0), Some(&shared_async_config()));
+        assert_eq!(s.async_configs.get(&1), Some(&shared_async_config()));
+    }
+
+    // A host's first packet, copied to the controllers by a Flowgate entry.
+    let host = MacAddr([2, 0, 0, 0, 0, 7]);
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&host.0);
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.resize(60, 0);
+    lab.switch.lock().unwrap().packet_in(&of::PacketIn {
+        buffer_id: of::NO_BUFFER,
+        total_len: 60,
+        reason: of::PacketInReason::Action,
+        table_id: 0,
+        cookie: Owner::Forwarding.cookie(1),
+        match_: Match::new().with(Oxm::InPort(3)),
+        data: Bytes::from(frame),
+    });
+    let learned = learned_entry(host, 3);
+    wait_for(&lab.switch, "a installed the learned entry", |s| {
+        s.switch.flows.len() == core_entries().len() + 1 && packet_outs_from(s, 0) == 1
+    })
+    .await;
+    let heard = timeout(WAIT, async {
+        while lab.b.heard.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "the slave heard the packet-in");
+    tokio::time::sleep(QUIET).await;
+    {
+        // The slave learned and declared the same, and sent nothing.
+        let s = lab.switch.lock().unwrap();
+        assert_eq!(lab.a.heard.load(Ordering::SeqCst), 1);
+        assert_eq!(lab.b.heard.load(Ordering::SeqCst), 1);
+        assert_eq!(s.flow_mods_from(1), 0);
+        assert_eq!(packet_outs_from(&s, 1), 0);
+        assert!(s.refused_is_slave.is_empty(), "b did not even try");
+    }
+
+    // The learned entry goes missing; `a` dies and `b` becomes master: it
+    // writes exactly the entry it learned as a slave, nothing else.
+    assert!(lab.switch.lock().unwrap().switch.lose(&learned.key));
+    lab.cluster.expire("a");
+    let moves = lab.cluster.lead();
+    assert_eq!(moves[0].to.as_ref().unwrap().as_str(), "b");
+    wait_for(&lab.switch, "b restored the learned entry", |s| {
+        s.switch.flows.len() == core_entries().len() + 1
+    })
+    .await;
+    let b_wrote = timeout(WAIT, async {
+        while packet_outs_from(&lab.switch.lock().unwrap(), 1) == 0 {
+            lab.b.poke().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(b_wrote.is_ok(), "b writes as master");
+    let s = lab.switch.lock().unwrap();
+    let written: Vec<_> = s
+        .received
+        .iter()
+        .zip(&s.senders)
+        .filter_map(|(m, c)| match m {
+            Message::FlowMod(fm) if *c == 1 => Some(fm),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(written.len(), 1, "b wrote only the learned entry");
+    assert_eq!(&written[0].match_, learned.key.match_());
+    assert_eq!(written[0].cookie, learned.spec.cookie);
 }
 
 #[tokio::test]

@@ -202,6 +202,8 @@ class FlowgateController(ControllerProcess):
         of_port=None,
         listen_host=None,
         rest_port=None,
+        rest_host="127.0.0.1",
+        rest_listen_host=None,
         data_dir=None,
         config=None,
         echo_interval=None,
@@ -227,7 +229,10 @@ class FlowgateController(ControllerProcess):
         self.echo_interval = echo_interval
         self.log_level = log_level
         self.extra_args = list(extra_args)
-        self.rest = RestClient("http://127.0.0.1:%d" % self.rest_port)
+        # The address REST clients use; the controller binds rest_listen_host.
+        self.rest_host = rest_host
+        self.rest_listen_host = rest_listen_host or rest_host
+        self.rest = RestClient("http://%s:%d" % (rest_host, self.rest_port))
 
     def argv(self):
         argv = [
@@ -235,7 +240,7 @@ class FlowgateController(ControllerProcess):
             "--openflow-listen",
             "%s:%d" % (self.listen_host, self.of_port),
             "--rest-listen",
-            "127.0.0.1:%d" % self.rest_port,
+            "%s:%d" % (self.rest_listen_host, self.rest_port),
             "--data-dir",
             self.data_dir,
             "--log",

@@ -88,11 +88,13 @@ def free_port(host="127.0.0.1"):
 _GIVEN_PORTS = set()
 
 
-def tcp_listening(host, port):
+def tcp_listening(host, port, netns=None):
     """True when a socket listens on host:port (or on the wildcard address)
-    in this namespace. Reads the socket table instead of connecting, so the
-    controller does not log a probe connection as a failed switch."""
-    out = run(["ss", "-Hltn", "sport = :%d" % port], timeout=10, check=False)
+    in this namespace (or network namespace `netns`). Reads the socket table
+    instead of connecting, so the controller does not log a probe
+    connection as a failed switch."""
+    where = ["ip", "netns", "exec", netns] if netns else []
+    out = run(where + ["ss", "-Hltn", "sport = :%d" % port], timeout=10, check=False)
     for line in out.splitlines():
         fields = line.split()
         if len(fields) >= 4:

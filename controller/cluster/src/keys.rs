@@ -8,6 +8,7 @@
 //! | `/flowgate/cluster/masters/<dpid>` | the leader only | none | master's node id; generation = the key's `mod_revision` |
 //! | `/flowgate/cluster/applied/<node>/<module>` | that node, after following the module's store changes | the node's | JSON: the store revision followed, switches that did not confirm |
 //! | `/flowgate/cluster/serial/<module>` | every REST write of the module, in the write's transaction | none | the writer's node id; guard = the key's `mod_revision` |
+//! | `/flowgate/cluster/probe-secret` | the first node to start (create if absent) | none | 32 random bytes: the discovery probes' HMAC key |
 //!
 //! The leader writes a plan's moves in one transaction that compares the
 //! leader key's create revision with its own: a leader that lost its lease
@@ -33,6 +34,8 @@ pub const MASTERS: &str = "/flowgate/cluster/masters/";
 pub const LEADER: &str = "/flowgate/cluster/leader";
 /// Prefix of the keys where nodes say how far they followed each module.
 pub const APPLIED: &str = "/flowgate/cluster/applied/";
+/// The secret every node signs and checks discovery probes with.
+pub const PROBE_SECRET: &str = "/flowgate/cluster/probe-secret";
 
 pub fn node(id: &NodeId) -> String {
     format!("{NODES}{id}")

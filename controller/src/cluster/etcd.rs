@@ -65,7 +65,7 @@ use crate::store::{connect_options, EtcdConfig};
 
 /// The prefix `flowgate_cluster::keys` writes its keys under; replaced by
 /// the store's.
-const KEYS_ROOT: &str = "/flowgate/";
+pub(super) const KEYS_ROOT: &str = "/flowgate/";
 
 /// Every cluster key is under this (in `keys` form).
 const CLUSTER: &str = "/flowgate/cluster/";

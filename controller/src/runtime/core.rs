@@ -23,7 +23,7 @@ use flowgate_openflow::{self as of, ErrorMsg, FlowRemoved, Message, RoleMsg};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::cluster::{ClusterView, ConnectionRole, Coordinator, RoleCount};
+use crate::cluster::{shared_async_config, ClusterView, ConnectionRole, Coordinator, RoleCount};
 use crate::cookie::{self, Owner};
 use crate::declare::{Declarations, Delta};
 use crate::desired::{FlowEntry, FlowId, FlowKey, GroupSpec, MeterSpec};
@@ -1042,6 +1042,9 @@ impl Core {
     }
 
     fn switch_up(&mut self, dpid: u64, handle: SwitchHandle, sync: &SwitchSync, now: Instant) {
+        if self.redumped(dpid, handle.conn_id, sync, now) {
+            return;
+        }
         let mut tables = SwitchTables::from_sync(sync);
         // A 1.0 switch has one table and sends misses to the controller.
         if sync.version != of::OFP_VERSION_1_0 {
@@ -1049,8 +1052,16 @@ impl Core {
                 tables.desire_flow(entry.key, entry.spec);
             }
         }
-        let cluster = self.switch_role(dpid, handle.conn_id, now);
+        let cluster = self.switch_role(dpid, now);
         let mut state = SwitchState::new(handle, sync.version, tables);
+        if cluster.is_some() && sync.version != of::OFP_VERSION_1_0 {
+            // Not a write: the connection's own settings, in any role.
+            let xid = state.xid();
+            let set_async = Message::SetAsync(shared_async_config());
+            encode_for(state.version, xid, &set_async, &mut state.out);
+            state.dirty = true;
+            self.dirty.push(dpid);
+        }
         state.cluster = cluster;
         self.switches.insert(dpid, state);
         self.emit(BusEvent::SwitchUp {
@@ -1111,21 +1122,46 @@ impl Core {
         self.role_events(dpid);
     }
 
-    /// The role state of `dpid`'s connection `conn_id` when it is (again)
-    /// ready, if clustering is on. A connection already known is the
-    /// re-dump its node asked for on becoming master: it keeps its role
-    /// state. A new connection starts one and is reported to the cluster.
-    fn switch_role(&mut self, dpid: u64, conn_id: u64, now: Instant) -> Option<Box<Clustered>> {
-        let cluster = self.cluster.as_ref()?;
-        let redumped = self
-            .switches
-            .get_mut(&dpid)
-            .filter(|s| s.handle.conn_id == conn_id)
-            .and_then(|s| s.cluster.take());
-        if let Some(mut c) = redumped {
+    /// The re-dump this node asked for on becoming master of `dpid` (the
+    /// same connection, synced again): the installed side becomes the
+    /// dump and the desired side stays as the modules built it while this
+    /// node was a slave — they heard every packet-in and port change, so
+    /// they need no SwitchUp — and one full reconciliation sends only the
+    /// difference: the new master adopts what the old one wrote. False if
+    /// this is not such a re-dump.
+    fn redumped(&mut self, dpid: u64, conn_id: u64, sync: &SwitchSync, now: Instant) -> bool {
+        let Some(state) = self.switches.get_mut(&dpid).filter(|s| {
+            s.handle.conn_id == conn_id && s.cluster.as_ref().is_some_and(|c| c.redump_pending)
+        }) else {
+            return false;
+        };
+        if let Some(c) = state.cluster.as_deref_mut() {
             c.redump_pending = false;
-            return Some(c);
         }
+        state.tables.reinstall(sync);
+        mark_dirty(&mut self.dirty, dpid, state);
+        if state.may_write(now) {
+            state.barrier_due = true;
+            let mut plan = state.tables.reconcile_all();
+            info!(
+                dpid = format_args!("{dpid:016x}"),
+                flows = state.tables.desired_flow_count(),
+                sent = plan.counts.total(),
+                adds = plan.counts.flow_adds,
+                modifies = plan.counts.flow_modifies,
+                deletes = plan.counts.flow_deletes,
+                "adopted the switch as its new master"
+            );
+            state.send_plan(&mut plan, None, &mut self.sent);
+        }
+        self.role_events(dpid);
+        true
+    }
+
+    /// The role state of a new connection `conn_id` of `dpid`, if
+    /// clustering is on: started and reported to the cluster.
+    fn switch_role(&mut self, dpid: u64, now: Instant) -> Option<Box<Clustered>> {
+        let cluster = self.cluster.as_ref()?;
         let mut role = RoleState::new(cluster.coordinator.node().clone());
         role.handle_lease(now, cluster.view.lease_until);
         role.handle_assignment(now, cluster.view.masters.get(&dpid).cloned());

@@ -171,6 +171,17 @@ fn set_side<T>(
     }
 }
 
+/// [`SwitchTables::reinstall`] of groups or meters.
+fn reinstall_side<T>(ours: &mut BTreeMap<u32, Slot<T>>, dumped: BTreeMap<u32, Slot<T>>) {
+    for slot in ours.values_mut() {
+        slot.installed = None;
+    }
+    for (id, slot) in dumped {
+        ours.entry(id).or_default().installed = slot.installed;
+    }
+    ours.retain(|_, s| !s.is_vacant());
+}
+
 impl SwitchTables {
     /// What is installed on a switch that just connected, from its sync
     /// dumps: Flowgate-owned flows, groups and meters (by cookie and id,
@@ -194,6 +205,22 @@ impl SwitchTables {
                 Some(MeterSpec::from_config(m));
         }
         tables
+    }
+
+    /// The same switch dumped again (its node became master and another
+    /// may have written meanwhile): the installed side becomes the dump,
+    /// the desired side stays as the modules built it.
+    pub fn reinstall(&mut self, sync: &SwitchSync) {
+        let dumped = SwitchTables::from_sync(sync);
+        for (_, slot) in self.flows.0.iter_mut() {
+            slot.installed = None;
+        }
+        for (key, slot) in dumped.flows.0 {
+            self.flows.slot(key).installed = slot.installed;
+        }
+        self.flows.0.retain(|(_, s)| !s.is_vacant());
+        reinstall_side(&mut self.groups, dumped.groups);
+        reinstall_side(&mut self.meters, dumped.meters);
     }
 
     /// Declares the desired entry at `key`. An unchanged spec keeps the

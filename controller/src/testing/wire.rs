@@ -17,7 +17,10 @@
 //! 6.3.6) per connection — the generation id it caches, a stale MASTER or
 //! SLAVE request refused with OFPRRFC_STALE, the old master made a slave
 //! when a new one is accepted, and a slave's writes refused with
-//! OFPBRC_IS_SLAVE (and not applied).
+//! OFPBRC_IS_SLAVE (and not applied). Packet-ins the test has the switch
+//! send ([`WireSwitch::packet_in`]) reach each connection its role and
+//! SET_ASYNC masks let them reach (spec 6.3.6/7.3.10: by default a slave
+//! gets none).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,9 +29,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::{Bytes, BytesMut};
 use flowgate_cluster::{Generation, SwitchRole};
 use flowgate_openflow::{
-    self as of, controller_role, error_code, error_type, DescStats, ErrorMsg, GroupDesc, Hello,
-    Message, MeterConfig, MultipartReply, MultipartReplyBody, MultipartRequestBody, Port, RoleMsg,
-    SwitchFeatures,
+    self as of, controller_role, error_code, error_type, AsyncConfig, DescStats, ErrorMsg,
+    GroupDesc, Hello, Message, MeterConfig, MultipartReply, MultipartReplyBody,
+    MultipartRequestBody, Port, RoleMsg, SwitchFeatures,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -55,6 +58,10 @@ pub struct WireSwitch {
     pub roles: BTreeMap<usize, SwitchRole>,
     /// The largest generation id of an accepted MASTER or SLAVE request.
     pub generation: Option<Generation>,
+    /// Each connection's SET_ASYNC masks, once it sent them.
+    pub async_configs: BTreeMap<usize, AsyncConfig>,
+    /// Messages the switch has yet to send, by connection.
+    outbox: Vec<(usize, Message)>,
     next_conn: usize,
 }
 
@@ -126,6 +133,33 @@ impl WireSwitch {
             .zip(&self.senders)
             .filter(move |(_, c)| **c == conn)
             .map(|(m, _)| m)
+    }
+
+    /// Sends `packet_in` to every connection whose role's packet-in mask
+    /// has its reason (the spec's defaults until SET_ASYNC: a master or
+    /// equal gets no-match and action packet-ins, a slave none).
+    pub fn packet_in(&mut self, packet_in: &of::PacketIn) {
+        let bit = 1u32 << u8::from(packet_in.reason);
+        for (&conn, role) in &self.roles {
+            let slot = usize::from(*role == SwitchRole::Slave);
+            let mask = self
+                .async_configs
+                .get(&conn)
+                .map_or([0b11, 0][slot], |c| c.packet_in_mask[slot]);
+            if mask & bit != 0 {
+                self.outbox
+                    .push((conn, Message::PacketIn(packet_in.clone())));
+            }
+        }
+    }
+
+    /// Takes what the switch has to send on connection `conn`.
+    fn outgoing(&mut self, conn: usize) -> Vec<Message> {
+        let (mine, rest) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|(c, _)| *c == conn);
+        self.outbox = rest;
+        mine.into_iter().map(|(_, m)| m).collect()
     }
 
     /// Forgets what was received (the tables stay).
@@ -213,6 +247,10 @@ impl WireSwitch {
                 reserved: 0,
             })),
             Message::EchoRequest(data) => return Some(Message::EchoReply(data.clone())),
+            Message::SetAsync(config) => {
+                self.async_configs.insert(conn, config.clone());
+                None
+            }
             Message::BarrierRequest => {
                 self.barriers += 1;
                 Some(Message::BarrierReply)
@@ -303,6 +341,9 @@ fn role_error(code: u16) -> Message {
     })
 }
 
+/// How often a connection looks for messages the test queued.
+const OUTBOX_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Connects `switch` to the controller at `addr` and serves the
 /// connection until it closes.
 pub async fn run(addr: SocketAddr, switch: SharedSwitch) {
@@ -336,10 +377,18 @@ async fn serve(mut stream: TcpStream, switch: &SharedSwitch, conn: usize) {
                 }
             }
         }
+        let outgoing = lock(switch).outgoing(conn);
+        for message in &outgoing {
+            if !send(&mut stream, 0, message).await {
+                return;
+            }
+        }
+        // Short reads, so what the test queues goes out promptly.
         let mut chunk = [0u8; 65536];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        match tokio::time::timeout(OUTBOX_POLL, stream.read(&mut chunk)).await {
+            Err(_) => {}
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
         }
     }
 }

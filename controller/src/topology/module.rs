@@ -103,6 +103,9 @@ struct PortState {
 #[derive(Debug)]
 struct SwitchState {
     up_since: Instant,
+    /// Shared discovery only: when this node lost its connection to the
+    /// switch, which other nodes may still have (see `switch_down`).
+    down_since: Option<Instant>,
     ready: bool,
     /// Up ports, LOCAL excluded.
     ports: BTreeMap<u32, PortState>,
@@ -139,6 +142,11 @@ pub struct Topology {
     suspects: BTreeMap<(Endpoint, Endpoint), SuspectLink>,
     /// Probes refused (forged, stale, another instance's), for the log.
     refused: u64,
+    /// Discovery shared with a cluster ([`Topology::shared_discovery`]).
+    shared: bool,
+    /// Per switch, since when its probes have been heard without a gap,
+    /// and when last (valid probes only).
+    heard: HashMap<u64, (Instant, Instant)>,
     hosts: HostTable,
     next_round: Option<Instant>,
     /// Something changed since the last published view.
@@ -169,6 +177,8 @@ impl Topology {
             link_ends: HashMap::new(),
             suspects: BTreeMap::new(),
             refused: 0,
+            shared: false,
+            heard: HashMap::new(),
             hosts: HostTable::default(),
             next_round: None,
             dirty: false,
@@ -177,6 +187,28 @@ impl Topology {
             addresses: BTreeMap::new(),
             address_ops: Vec::new(),
         }
+    }
+
+    /// Discovery as one node of a cluster, where only a switch's master
+    /// sends its probes and every node hears them (packet-ins reach slaves
+    /// too), so that all nodes learn the same links:
+    /// - probes are signed and checked with the cluster's shared `key`
+    ///   ([`ProbeKey::shared`]) and carry its id;
+    /// - a link ages only while probes from its sending switch are heard
+    ///   elsewhere: while the switch has no master writing (no lease, a
+    ///   failover) nobody probes, and the link is not lost for it;
+    /// - a new port stays pending at least one probe round: a node that
+    ///   connects between two of the master's rounds hears a link only at
+    ///   the next (an edge port would have it learn hosts where a link is).
+    pub fn shared_discovery(mut self, key: ProbeKey) -> Self {
+        self.config.controller_id = key.id();
+        self.config.edge_delay = self
+            .config
+            .edge_delay
+            .max(self.config.lldp_interval + Duration::from_secs(1));
+        self.key = key;
+        self.shared = true;
+        self
     }
 
     /// Knows the addresses of the hosts an earlier run learned (kept in
@@ -218,6 +250,10 @@ impl Topology {
 
     fn switch_up(&mut self, dpid: u64, ports: &[Port], installed: &[FlowStats], ctx: &mut Ctx) {
         let now = ctx.now();
+        if self.shared && self.switches.contains_key(&dpid) {
+            self.switch_back(dpid, ports, ctx);
+            return;
+        }
         self.forget_switch(dpid, now);
         let unprobed = ports
             .iter()
@@ -236,6 +272,7 @@ impl Topology {
             .collect();
         let mut state = SwitchState {
             up_since: now,
+            down_since: None,
             ready: false,
             ports,
             settled: false,
@@ -271,11 +308,78 @@ impl Topology {
         self.dirty = true;
     }
 
+    /// This node lost its connection to `dpid`. A single controller
+    /// forgets the switch. In a cluster the switch is likely still there,
+    /// mastered by another node, whose view keeps its links and hosts: so
+    /// does this one's, or a node that masters other switches after a
+    /// short cut would route around a switch the others still use. It is
+    /// forgotten if it stays away longer than a link would (`tick`).
+    fn switch_down(&mut self, dpid: u64, now: Instant) {
+        match self.switches.get_mut(&dpid) {
+            Some(switch) if self.shared => {
+                switch.down_since = Some(now);
+                switch.probes = ProbeQueue::default();
+            }
+            _ => self.forget_switch(dpid, now),
+        }
+    }
+
+    /// A switch this node knew connects again (shared discovery): its
+    /// links and hosts stay; ports gone since are dropped, new ones are
+    /// pending and probed. The new connection's entries are declared and
+    /// settled again at the next publish.
+    fn switch_back(&mut self, dpid: u64, ports: &[Port], ctx: &mut Ctx) {
+        let now = ctx.now();
+        let up: BTreeMap<u32, &Port> = ports
+            .iter()
+            .filter(|p| is_up(p))
+            .map(|p| (p.port_no, p))
+            .collect();
+        let Some(switch) = self.switches.get_mut(&dpid) else {
+            return;
+        };
+        switch.down_since = None;
+        switch.settled = false;
+        let gone: Vec<u32> = switch
+            .ports
+            .keys()
+            .filter(|no| !up.contains_key(no))
+            .copied()
+            .collect();
+        for no in &gone {
+            switch.ports.remove(no);
+        }
+        for (&no, port) in &up {
+            let state = switch.ports.entry(no).or_insert_with(|| {
+                if !switch.unprobed {
+                    switch.probes.push(no);
+                }
+                PortState {
+                    name: port.name.clone(),
+                    hw_addr: port.hw_addr,
+                    pending_since: Some(now),
+                }
+            });
+            state.name.clone_from(&port.name);
+            state.hw_addr = port.hw_addr;
+        }
+        for no in gone {
+            let end = Endpoint::new(dpid, no);
+            self.drop_links(|s, d| s == end || d == end, now);
+            let hosts = self.hosts.remove_at(end);
+            self.hosts_gone(hosts);
+        }
+        ctx.declare_flows(dpid, FIXED, fixed_entries());
+        self.send_probes(dpid, ctx);
+        self.dirty = true;
+    }
+
     /// Drops a switch's links, hosts and state.
     fn forget_switch(&mut self, dpid: u64, now: Instant) {
         if self.switches.remove(&dpid).is_some() {
             self.dirty = true;
         }
+        self.heard.remove(&dpid);
         self.drop_links(|s, d| s.dpid == dpid || d.dpid == dpid, now);
         self.suspects
             .retain(|(s, d), _| s.dpid != dpid && d.dpid != dpid);
@@ -462,7 +566,7 @@ impl Topology {
     }
 
     /// An LLDP frame trapped at `here`. It makes a link only if it is a
-    /// probe this instance sent (its tag checks out) not long ago, from
+    /// probe this controller (or cluster) sent (its tag checks out) not long ago, from
     /// another port than `here`, between ports where no hosts live.
     fn lldp_in(&mut self, here: Endpoint, frame: &[u8], now: Instant) {
         let probe = match Probe::from_frame(frame) {
@@ -499,6 +603,12 @@ impl Topology {
             }
             return;
         }
+        let gap = self.config.lldp_interval * 2;
+        let streak = self.heard.entry(probe.dpid).or_insert((now, now));
+        if now.duration_since(streak.1) > gap {
+            streak.0 = now;
+        }
+        streak.1 = now;
         let from = Endpoint::new(probe.dpid, probe.port);
         if from == here || self.role(from).is_none() || self.role(here).is_none() {
             return;
@@ -558,7 +668,24 @@ impl Topology {
         let now = ctx.now();
         let delay = self.config.edge_delay;
         let round_due = self.next_round.is_none_or(|at| now >= at);
-        for switch in self.switches.values_mut() {
+        let max_age = self.config.lldp_interval * 3 + Duration::from_secs(1);
+        let long_gone: Vec<u64> = self
+            .switches
+            .iter()
+            .filter(|(_, s)| {
+                s.down_since
+                    .is_some_and(|at| now.duration_since(at) > max_age)
+            })
+            .map(|(dpid, _)| *dpid)
+            .collect();
+        for dpid in long_gone {
+            self.forget_switch(dpid, now);
+        }
+        for switch in self
+            .switches
+            .values_mut()
+            .filter(|s| s.down_since.is_none())
+        {
             if !switch.ready && now.duration_since(switch.up_since) >= delay {
                 switch.ready = true;
                 self.dirty = true;
@@ -579,12 +706,19 @@ impl Topology {
             }
         }
         // A link is gone after three rounds without a probe (plus one tick
-        // of slack: probes go out on ticks).
-        let max_age = self.config.lldp_interval * 3 + Duration::from_secs(1);
+        // of slack: probes go out on ticks); in a cluster, three rounds in
+        // which its sending switch's probes kept being heard elsewhere.
+        let gap = self.config.lldp_interval * 2;
+        let probed = |from: &Endpoint| {
+            !self.shared
+                || self.heard.get(&from.dpid).is_some_and(|(since, last)| {
+                    now.duration_since(*last) <= gap && now.duration_since(*since) > max_age
+                })
+        };
         let stale: Vec<(Endpoint, Endpoint)> = self
             .links
             .iter()
-            .filter(|(_, seen)| now.duration_since(**seen) > max_age)
+            .filter(|((from, _), seen)| now.duration_since(**seen) > max_age && probed(from))
             .map(|(k, _)| *k)
             .collect();
         if !stale.is_empty() {
@@ -648,7 +782,7 @@ impl Topology {
             hosts.entry(host.at.dpid).or_default().push(entry);
         }
         for (&dpid, switch) in &mut self.switches {
-            if !switch.ready {
+            if !switch.ready || switch.down_since.is_some() {
                 continue;
             }
             let links = switch
@@ -737,7 +871,7 @@ impl Module for Topology {
                 installed,
                 ..
             } => self.switch_up(*dpid, ports, installed, ctx),
-            Event::SwitchDown { dpid } => self.forget_switch(*dpid, ctx.now()),
+            Event::SwitchDown { dpid } => self.switch_down(*dpid, ctx.now()),
             Event::PortStatus { dpid, status } => self.port_status(*dpid, status, ctx),
             Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, ctx),
             Event::FlowRemoved { dpid, removed } => self.flow_removed(*dpid, removed),

@@ -315,3 +315,42 @@ fn incremental_changes_remove_a_group_only_after_the_flows_using_it() {
     assert_eq!(kinds, vec!["flow-", "group"]);
     assert!(plan.is_empty());
 }
+
+#[test]
+fn a_redump_replaces_what_is_installed_and_keeps_what_is_desired() {
+    // Believed installed: 1 and 2. Another master meanwhile removed 2,
+    // changed 3's port and left 4; desired are 1, 2 and 3.
+    let mut t = tables(
+        &[host(1, 1), host(2, 2), host(3, 3)],
+        &[host(1, 1), host(2, 2)],
+    );
+    let sync = SwitchSync {
+        version: 4,
+        features: flowgate_openflow::SwitchFeatures {
+            datapath_id: 1,
+            n_buffers: 0,
+            n_tables: 254,
+            auxiliary_id: 0,
+            capabilities: 0,
+            reserved: 0,
+        },
+        desc: None,
+        ports: vec![],
+        flows: [host(1, 1), host(3, 9), host(4, 4)]
+            .iter()
+            .map(crate::testing::reported_stats)
+            .collect(),
+        groups: vec![],
+        meters: vec![],
+        unknown: vec![],
+    };
+    t.reinstall(&sync);
+    assert_eq!(t.installed_flow(&host(2, 2).key), None);
+    assert_eq!(t.installed_flow(&host(4, 4).key), Some(&host(4, 4).spec));
+    assert_eq!(t.desired_flow(&host(2, 2).key), Some(&host(2, 2).spec));
+    let plan = t.reconcile_all();
+    // 4 deleted, 2 added, 3 replaced; 1 untouched.
+    assert_eq!(plan.counts.flow_deletes, 1);
+    assert_eq!(plan.counts.flow_adds + plan.counts.flow_modifies, 2);
+    assert!(t.in_sync());
+}

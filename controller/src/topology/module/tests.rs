@@ -343,6 +343,106 @@ fn links_expire_after_three_silent_rounds() {
 }
 
 #[test]
+fn in_a_cluster_a_link_ages_only_while_its_switch_is_probed() {
+    let mut lab = Lab::new();
+    let key = ProbeKey::shared(
+        b"the cluster's secret",
+        lab.now,
+        std::time::SystemTime::now(),
+    );
+    lab.topo = Topology::new(TopologyConfig::default()).shared_discovery(key);
+    lab.wire((1, 2), (2, 3));
+    lab.wire((2, 2), (3, 3));
+    lab.wire((3, 2), (1, 3));
+    for s in 1..=3 {
+        lab.up(s, &[1, 2, 3], &[]);
+    }
+    lab.tick(6);
+    assert_eq!(lab.view().undirected_links().len(), 3);
+    assert!((1..=3).all(|s| lab.view().is_ready(s)));
+
+    // No master writes (no lease anywhere): no probe goes out, none is
+    // heard, and no link is lost for it.
+    let wires = std::mem::take(&mut lab.wires);
+    lab.tick(40);
+    assert_eq!(lab.view().undirected_links().len(), 3, "nothing was probed");
+
+    // Probes again from the next round on, but s1 - s2 is cut: lost once
+    // its switches' probes were heard elsewhere for three rounds.
+    lab.wires = wires;
+    lab.wires.remove(&Endpoint::new(1, 2));
+    lab.wires.remove(&Endpoint::new(2, 3));
+    lab.tick(15);
+    assert_eq!(
+        lab.view().undirected_links().len(),
+        3,
+        "3 rounds not over yet"
+    );
+    lab.tick(10);
+    assert_eq!(lab.view().undirected_links().len(), 2);
+}
+
+#[test]
+fn in_a_cluster_a_switch_that_reconnects_keeps_its_links_and_hosts() {
+    let mut lab = Lab::new();
+    let key = ProbeKey::shared(
+        b"the cluster's secret",
+        lab.now,
+        std::time::SystemTime::now(),
+    );
+    lab.topo = Topology::new(TopologyConfig::default()).shared_discovery(key);
+    lab.wire((1, 2), (2, 3));
+    lab.wire((2, 2), (3, 3));
+    lab.wire((3, 2), (1, 3));
+    for s in 1..=3 {
+        lab.up(s, &[1, 2, 3], &[]);
+    }
+    lab.tick(6);
+    lab.host_sends((1, 1), H1, [10, 0, 0, 1]);
+    let before = lab.view();
+    assert_eq!(before.undirected_links().len(), 3);
+
+    // This node's connection to s1 drops (another node still masters
+    // it) and comes back: nothing of the network was lost meanwhile.
+    lab.event(&Event::SwitchDown { dpid: 1 });
+    lab.tick(2);
+    assert_eq!(lab.view().undirected_links().len(), 3);
+    assert_eq!(lab.view().hosts.len(), 1);
+    lab.changes.clear();
+    lab.up(1, &[1, 2, 3], &[]);
+    let after = lab.view();
+    assert_eq!(after.undirected_links().len(), 3);
+    assert_eq!(after.hosts.len(), 1);
+    assert!(after.is_ready(1));
+    assert!(lab
+        .changes
+        .iter()
+        .any(|c| matches!(c, Change::Settle { dpid: 1 })));
+
+    // Away for longer than a link lives: forgotten.
+    lab.event(&Event::SwitchDown { dpid: 1 });
+    lab.tick(17);
+    assert!(!lab.view().switches.contains_key(&1));
+    assert!(lab.view().hosts.is_empty());
+}
+
+#[test]
+fn in_a_cluster_new_ports_wait_a_probe_round_before_they_are_edge_ports() {
+    let mut lab = Lab::new();
+    let key = ProbeKey::shared(
+        b"the cluster's secret",
+        lab.now,
+        std::time::SystemTime::now(),
+    );
+    lab.topo = Topology::new(TopologyConfig::default()).shared_discovery(key);
+    lab.up(1, &[1], &[]);
+    lab.tick(5);
+    assert!(lab.view().ports_with_role(1, PortRole::Edge).is_empty());
+    lab.tick(1);
+    assert_eq!(lab.view().ports_with_role(1, PortRole::Edge), vec![1]);
+}
+
+#[test]
 fn probes_of_another_controller_are_ignored() {
     let mut lab = Lab::new();
     lab.up(1, &[1], &[]);
