@@ -146,6 +146,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     runtime_config.driver.session.echo_interval = echo;
     runtime_config.driver.session.dead_after = echo * 3;
     runtime_config.tls = config.openflow.tls()?;
+    // A joining node offers itself as master once it heard a probe round.
+    runtime_config.probe_round =
+        Duration::from_secs(config.topology.lldp_interval) + Duration::from_secs(1);
     let coordinator = if config.cluster.enabled {
         let etcd = config.store.etcd()?;
         let node = config.node_id()?;

@@ -111,6 +111,8 @@ impl Node {
         let addr = listener.local_addr().unwrap();
         let config = RuntimeConfig {
             cluster: cluster.clone().map(|c| c as _),
+            // No discovery here: a node offers itself at once.
+            probe_round: Duration::ZERO,
             ..RuntimeConfig::default()
         };
         let learner = Learner::default();

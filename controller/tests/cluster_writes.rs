@@ -126,6 +126,8 @@ impl Node {
         let addr = listener.local_addr().unwrap();
         let config = RuntimeConfig {
             cluster: Some(cluster as _),
+            // No discovery here: a node offers itself at once.
+            probe_round: Duration::ZERO,
             confirm_timeout: CONFIRM,
             ..RuntimeConfig::default()
         };

@@ -17,6 +17,8 @@
 //! - [`role`]: one node's OpenFlow role on one switch: which ROLE_REQUEST
 //!   to send, when it may write, when it must reconcile or stop.
 //! - [`keys`]: the etcd key layout and who writes what.
+//! - [`eligible`]: when a node offers itself as a switch's master (once its
+//!   view of the network can be complete).
 //! - [`actor`](mod@actor): the one node that takes the actions a cluster
 //!   must take once (host-aware reactions), and why that one.
 //!
@@ -27,6 +29,7 @@
 
 pub mod actor;
 pub mod assign;
+pub mod eligible;
 pub mod generation;
 pub mod keys;
 pub mod lease;
@@ -39,6 +42,7 @@ mod tests;
 
 pub use actor::{actor, acts};
 pub use assign::{assign, commit, Masters, Mastership, Move, StaleRevision};
+pub use eligible::Eligibility;
 pub use generation::Generation;
 pub use lease::{Lease, LeaseId};
 pub use node::{Dpid, NodeId};

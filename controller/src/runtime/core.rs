@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use flowgate_cluster::{RoleAnswer, RoleEvent, RoleState};
+use flowgate_cluster::{Eligibility, RoleAnswer, RoleEvent, RoleState};
 use flowgate_openflow::{self as of, ErrorMsg, FlowRemoved, Message, RoleMsg};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -506,7 +506,13 @@ struct CoreCluster {
     /// Where the answers to role requests come back: the core's own
     /// control lane.
     answers: mpsc::Sender<CoreEvent>,
+    /// Which connected switches this node has offered to master.
+    eligibility: Eligibility,
 }
+
+/// How many probe rounds a joining node waits, at most, to see every
+/// switch the cluster knows before it offers itself anyway.
+const PATIENCE_ROUNDS: u32 = 5;
 
 impl Core {
     pub fn new(modules: Vec<Box<dyn Module>>, metrics: Arc<Metrics>) -> Self {
@@ -544,12 +550,14 @@ impl Core {
         mut self,
         coordinator: Arc<dyn Coordinator>,
         answers: mpsc::Sender<CoreEvent>,
+        probe_round: Duration,
     ) -> Self {
         let view = coordinator.view().borrow().clone();
         self.cluster = Some(CoreCluster {
             coordinator,
             view,
             answers,
+            eligibility: Eligibility::new(probe_round, probe_round * PATIENCE_ROUNDS),
         });
         self
     }
@@ -673,6 +681,7 @@ impl Core {
     /// every switch that has messages awaiting one.
     pub fn tick(&mut self, now: Instant) {
         self.now = now;
+        self.offer_switches(now);
         self.dispatch_all(&Event::Tick, now);
         self.deliver_notices(now);
         self.barrier_all = true;
@@ -785,8 +794,10 @@ impl Core {
             CoreEvent::SwitchDown { dpid, conn_id } => {
                 if self.is_current(dpid, conn_id) {
                     if let Some(state) = self.switches.remove(&dpid) {
-                        if let (Some(cluster), Some(c)) = (&self.cluster, &state.cluster) {
-                            cluster.coordinator.disconnected(dpid);
+                        if let (Some(cluster), Some(c)) = (&mut self.cluster, &state.cluster) {
+                            if cluster.eligibility.disconnected(dpid) {
+                                cluster.coordinator.disconnected(dpid);
+                            }
                             if let Some(book) = cluster.coordinator.roles() {
                                 if c.role.is_master() {
                                     book.count(RoleCount::Lost);
@@ -1158,15 +1169,28 @@ impl Core {
         true
     }
 
+    /// Reports to the cluster the connected switches this node may now
+    /// master ([`flowgate_cluster::eligible`]).
+    fn offer_switches(&mut self, now: Instant) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        let known = cluster.view.masters.keys().copied();
+        for dpid in cluster.eligibility.due(known, now) {
+            cluster.coordinator.connected(dpid);
+        }
+    }
+
     /// The role state of a new connection `conn_id` of `dpid`, if
     /// clustering is on: started and reported to the cluster.
     fn switch_role(&mut self, dpid: u64, now: Instant) -> Option<Box<Clustered>> {
-        let cluster = self.cluster.as_ref()?;
+        let cluster = self.cluster.as_mut()?;
         let mut role = RoleState::new(cluster.coordinator.node().clone());
         role.handle_lease(now, cluster.view.lease_until);
         role.handle_assignment(now, cluster.view.masters.get(&dpid).cloned());
         role.handle_connected(now);
-        cluster.coordinator.connected(dpid);
+        cluster.eligibility.connected(dpid, now);
+        self.offer_switches(now);
         Some(Box::new(Clustered {
             role,
             redump_pending: false,

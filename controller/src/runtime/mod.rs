@@ -58,6 +58,10 @@ pub struct RuntimeConfig {
     /// (issue 22). None (the default): the only controller, writing to
     /// every switch as soon as it connects, with no role requests.
     pub cluster: Option<Arc<dyn Coordinator>>,
+    /// In a cluster, how long this node listens to a switch (one probe
+    /// round) before it offers itself as its master
+    /// ([`flowgate_cluster::eligible`]).
+    pub probe_round: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -68,6 +72,7 @@ impl Default for RuntimeConfig {
             confirm_timeout: Duration::from_secs(5),
             tls: None,
             cluster: None,
+            probe_round: Duration::from_secs(6),
         }
     }
 }
@@ -217,7 +222,7 @@ impl Runtime {
             .with_bus(bus.clone())
             .with_persister(persist_tx);
         if let Some(coordinator) = &config.cluster {
-            core = core.with_cluster(coordinator.clone(), control_tx.clone());
+            core = core.with_cluster(coordinator.clone(), control_tx.clone(), config.probe_round);
             tokio::spawn(follow_cluster(coordinator.view(), control_tx.clone()));
         }
         tokio::spawn(core.run(core_rx, control_rx));
