@@ -15,7 +15,10 @@
 //!    moved masters key's mod revision (so a deposed leader, or one whose
 //!    view is behind its own last write, writes nothing).
 //!
-//! Any etcd error ends the session: the lease is revoked (best effort, so
+//! Calls and streams go to one etcd member at a time and move to the next
+//! when it fails (`store::etcd_endpoints`): the keepalive continues the
+//! same lease, the watch resumes after the last revision it delivered.
+//! Any etcd error that outlasts that ends the session: the lease is revoked (best effort, so
 //! the node's keys go at once rather than at expiry) and a new session
 //! starts after a pause. Meanwhile the view has no lease: the node writes
 //! to no switch. Revoking costs the node its switches (the leader moves
@@ -32,14 +35,11 @@
 //! queue. A starved runtime delays keepalives, which the lease deadline
 //! (counted from sends) already turns into the node fencing itself.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, EventType, GetOptions, KeyValue, LeaseKeeper, PutOptions, Txn,
-    TxnOp, WatchOptions, WatchStream,
-};
+use etcd_client::{Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp};
 use flowgate_cluster::{
     assign, keys, Dpid, Generation, Lease, LeaseId, Masters, Mastership, Move, NodeId,
 };
@@ -49,7 +49,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{ClusterView, Coordinator};
-use crate::store::{connect_options, EtcdConfig};
+use crate::store::{connect_options, Endpoints, EtcdConfig, KeptLease, Pinned, ResumingWatch};
 
 /// The prefix `flowgate_cluster::keys` writes its keys under; replaced by
 /// the store's.
@@ -204,20 +204,17 @@ impl EtcdCoordinator {
     pub async fn start(config: EtcdClusterConfig) -> anyhow::Result<Arc<EtcdCoordinator>> {
         let options = connect_options(&config.etcd)?;
         let endpoints = config.etcd.endpoints.join(",");
-        let client = tokio::time::timeout(
-            config.etcd.timeout,
-            Client::connect(config.etcd.endpoints.clone(), Some(options)),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("etcd ({endpoints}) did not answer"))?
-        .map_err(|e| anyhow::anyhow!("etcd ({endpoints}): {e}"))?;
+        let etcd = Endpoints::connect(config.etcd.endpoints.clone(), options)
+            .await
+            .map(Arc::new)
+            .map_err(|e| anyhow::anyhow!("etcd ({endpoints}): {e}"))?;
         let (view_tx, view) = watch::channel(ClusterView::default());
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new(ClusterState::default()));
         let settle_until = Instant::now() + settle(config.lease_ttl);
         tokio::spawn(
             Node {
-                client,
+                etcd,
                 prefix: config.etcd.prefix.clone(),
                 timeout: config.etcd.timeout,
                 id: config.node.clone(),
@@ -300,7 +297,8 @@ fn margin(ttl: Duration) -> Duration {
 
 /// The coordinator's task.
 struct Node {
-    client: Client,
+    /// The etcd members, one used at a time (see `store::etcd_endpoints`).
+    etcd: Arc<Endpoints>,
     prefix: String,
     timeout: Duration,
     id: NodeId,
@@ -325,9 +323,12 @@ impl Node {
             lease.lost();
             self.publish(&lease);
             if let Some(id) = lease_to_revoke(&error) {
-                let mut client = self.client.lease_client();
                 // Best effort: if etcd is gone, the lease expires anyway.
-                let _ = tokio::time::timeout(self.timeout, client.revoke(id)).await;
+                let _ = self
+                    .bounded("revoking the lease", |p| async move {
+                        p.client.lease_client().revoke(id).await
+                    })
+                    .await;
             }
             match error {
                 Ended::Shutdown => return,
@@ -365,27 +366,34 @@ impl Node {
         });
     }
 
-    async fn bounded<T>(
+    /// `op` on an etcd member, on the next one if that one fails, within
+    /// the timeout. Every call here is safe to repeat (puts, guarded txns).
+    async fn bounded<T, Fut>(
         &self,
         what: &str,
-        fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T, SessionError> {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(format!("{what}: {e}")),
-            Err(_) => Err(format!("{what}: no answer within {:?}", self.timeout)),
-        }
+        op: impl FnMut(Pinned) -> Fut,
+    ) -> Result<T, SessionError>
+    where
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let timed_out =
+            || etcd_client::Error::Internal(format!("no answer within {:?}", self.timeout));
+        self.etcd
+            .call(self.timeout, timed_out, op)
+            .await
+            .map_err(|e| format!("{what}: {e}"))
     }
 
     /// One lease's life. Returns why it ended.
     async fn session(&mut self, lease: &mut Lease) -> Ended {
-        let mut lease_client = self.client.lease_client();
         let sent = Instant::now();
+        let ttl_secs = ttl_secs(self.ttl);
+        // A grant retried after a lost answer leaves an unused lease, which
+        // expires with no key attached.
         let granted = match self
-            .bounded(
-                "granting a lease",
-                lease_client.grant(ttl_secs(self.ttl), None),
-            )
+            .bounded("granting a lease", |p| async move {
+                p.client.lease_client().grant(ttl_secs, None).await
+            })
             .await
         {
             Ok(granted) => granted,
@@ -410,33 +418,40 @@ impl Node {
         id: LeaseId,
         ttl: Duration,
     ) -> Result<(), SessionError> {
-        let mut kv = self.client.kv_client();
         let on_lease = || Some(PutOptions::new().with_lease(id));
         let info = serde_json::to_vec(&self.info).map_err(|e| e.to_string())?;
         let node_key = self.key(&keys::node(&self.id));
-        self.bounded("registering", kv.put(node_key, info, on_lease()))
-            .await?;
+        self.bounded("registering", |p| {
+            let (key, info) = (node_key.clone(), info.clone());
+            async move { p.client.kv_client().put(key, info, on_lease()).await }
+        })
+        .await?;
         for &dpid in &self.connections {
             let key = self.key(&keys::connection(&self.id, dpid));
-            self.bounded("reporting a connection", kv.put(key, "", on_lease()))
-                .await?;
-        }
-        let (mut keeper, mut acks) = self
-            .bounded(
-                "keeping the lease alive",
-                self.client.lease_client().keep_alive(id),
-            )
+            self.bounded("reporting a connection", |p| {
+                let key = key.clone();
+                async move { p.client.kv_client().put(key, "", on_lease()).await }
+            })
             .await?;
+        }
+        // A keepalive is worth retrying as long as the lease may live (a
+        // TTL after its last renewal), plus one timeout: an etcd election
+        // (the leader member lost) can outlast the timeout, and the new
+        // leader extends every lease. The lease deadline fences the node
+        // meanwhile.
+        let mut keeper = KeptLease::open(self.etcd.clone(), id, self.timeout + ttl)
+            .await
+            .map_err(|e| format!("keeping the lease alive: {e}"))?;
         // The snapshot, then every change after it.
         let cluster_prefix = self.key(CLUSTER);
         let snapshot = self
-            .bounded(
-                "reading the cluster keys",
-                kv.get(
-                    cluster_prefix.clone(),
-                    Some(GetOptions::new().with_prefix()),
-                ),
-            )
+            .bounded("reading the cluster keys", |p| {
+                let prefix = cluster_prefix.clone();
+                async move {
+                    let options = GetOptions::new().with_prefix();
+                    p.client.kv_client().get(prefix, Some(options)).await
+                }
+            })
             .await?;
         let revision = snapshot.header().map_or(0, |h| h.revision());
         {
@@ -450,22 +465,16 @@ impl Node {
         }
         self.publish(lease);
         info!(node = %self.id, lease = id, ttl_s = ttl.as_secs(), revision, "joined the cluster");
-        let mut watch = self
-            .bounded(
-                "watching the cluster keys",
-                self.client.watch_client().watch(
-                    cluster_prefix,
-                    Some(
-                        WatchOptions::new()
-                            .with_prefix()
-                            .with_start_revision(revision + 1),
-                    ),
-                ),
-            )
-            .await?;
+        let mut watch = ResumingWatch::open(
+            self.etcd.clone(),
+            cluster_prefix,
+            revision + 1,
+            self.timeout,
+        )
+        .await
+        .map_err(|e| format!("watching the cluster keys: {e}"))?;
         self.lead(id).await?;
 
-        let mut sends: VecDeque<Instant> = VecDeque::new();
         let mut keepalive = tokio::time::interval(ttl / 3);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let settle = tokio::time::sleep_until(self.settle_until);
@@ -474,14 +483,10 @@ impl Node {
         loop {
             tokio::select! {
                 _ = keepalive.tick() => {
-                    sends.push_back(Instant::now());
-                    keep_alive(&mut keeper).await?;
+                    keeper.keep_alive_now().await.map_err(|e| format!("lease keepalive: {e}"))?;
                 }
-                ack = acks.message() => {
-                    let ack = ack
-                        .map_err(|e| format!("lease keepalive: {e}"))?
-                        .ok_or("the lease keepalive stream ended")?;
-                    let sent_at = sends.pop_front().unwrap_or_else(Instant::now);
+                ack = keeper.ack() => {
+                    let (sent_at, ack) = ack.map_err(|e| format!("lease keepalive: {e}"))?;
                     // The TTL etcd restarted the lease with; zero: it is gone.
                     let remaining = Duration::from_secs(ack.ttl().max(0).unsigned_abs());
                     lease.keepalive_acked(id, sent_at.into_std(), remaining);
@@ -498,7 +503,7 @@ impl Node {
                 }
                 command = self.commands.recv() => {
                     let Some(command) = command else { return Ok(()) };
-                    self.command(&mut kv, id, command).await?;
+                    self.command(id, command).await?;
                 }
                 _ = &mut settle, if !settled => {
                     settled = true;
@@ -520,25 +525,26 @@ impl Node {
         changed
     }
 
-    async fn command(
-        &mut self,
-        kv: &mut etcd_client::KvClient,
-        id: LeaseId,
-        command: Command,
-    ) -> Result<(), SessionError> {
+    async fn command(&mut self, id: LeaseId, command: Command) -> Result<(), SessionError> {
         match command {
             Command::Connected(dpid) => {
                 self.connections.insert(dpid);
                 let key = self.key(&keys::connection(&self.id, dpid));
                 let options = PutOptions::new().with_lease(id);
-                self.bounded("reporting a connection", kv.put(key, "", Some(options)))
-                    .await?;
+                self.bounded("reporting a connection", |p| {
+                    let (key, options) = (key.clone(), options.clone());
+                    async move { p.client.kv_client().put(key, "", Some(options)).await }
+                })
+                .await?;
             }
             Command::Disconnected(dpid) => {
                 self.connections.remove(&dpid);
                 let key = self.key(&keys::connection(&self.id, dpid));
-                self.bounded("reporting a disconnection", kv.delete(key, None))
-                    .await?;
+                self.bounded("reporting a disconnection", |p| {
+                    let key = key.clone();
+                    async move { p.client.kv_client().delete(key, None).await }
+                })
+                .await?;
             }
         }
         Ok(())
@@ -553,7 +559,6 @@ impl Node {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let leader_key = self.key(keys::LEADER);
-        let mut kv = self.client.kv_client();
         let Some(leader) = &state.leader else {
             let campaign = Txn::new()
                 .when([Compare::create_revision(
@@ -566,7 +571,12 @@ impl Node {
                     self.id.as_str(),
                     Some(PutOptions::new().with_lease(id)),
                 )]);
-            let won = self.bounded("campaigning", kv.txn(campaign)).await?;
+            let won = self
+                .bounded("campaigning", |p| {
+                    let campaign = campaign.clone();
+                    async move { p.client.kv_client().txn(campaign).await }
+                })
+                .await?;
             if won.succeeded() {
                 info!(node = %self.id, "elected cluster leader");
             }
@@ -603,11 +613,12 @@ impl Node {
                 None => TxnOp::delete(key, None),
             });
         }
+        let txn = Txn::new().when(compares).and_then(writes);
         let done = self
-            .bounded(
-                "writing masters",
-                kv.txn(Txn::new().when(compares).and_then(writes)),
-            )
+            .bounded("writing masters", |p| {
+                let txn = txn.clone();
+                async move { p.client.kv_client().txn(txn).await }
+            })
             .await?;
         if done.succeeded() {
             for m in &moves {
@@ -645,23 +656,15 @@ fn lease_to_revoke(ended: &Ended) -> Option<LeaseId> {
     }
 }
 
-async fn keep_alive(keeper: &mut LeaseKeeper) -> Result<(), SessionError> {
-    keeper
-        .keep_alive()
-        .await
-        .map_err(|e| format!("lease keepalive: {e}"))
-}
-
 /// The next batch of the cluster watch, as (etcd key, new value or `None`
 /// when deleted).
 async fn watch_message(
-    watch: &mut WatchStream,
+    watch: &mut ResumingWatch,
 ) -> Result<Vec<(Vec<u8>, Option<KeyValue>)>, SessionError> {
     let response = watch
         .message()
         .await
-        .map_err(|e| format!("cluster watch: {e}"))?
-        .ok_or("the cluster watch ended")?;
+        .map_err(|e| format!("cluster watch: {e}"))?;
     if response.canceled() {
         return Err(format!(
             "cluster watch cancelled: {}",
