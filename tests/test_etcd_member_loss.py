@@ -36,7 +36,7 @@ def cluster(tmp_path_factory):
         for name in ("a", "b"):
             nodes[name] = new_controller(extra_args=[
                 "--store", "etcd", "--etcd-endpoints", ",".join(etcd.endpoints()),
-                "--etcd-timeout-ms", "1500",
+                "--etcd-timeout-ms", "3000",
                 "--cluster", "--node-id", name, "--lease-ttl-ms", str(LEASE_MS),
             ])
         lab = LabNet("single,2", nodes["a"])
