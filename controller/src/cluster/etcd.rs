@@ -61,7 +61,7 @@ use tracing::{debug, info, warn};
 use super::{
     AppliedRecord, AppliedRevisions, ClusterView, ConnectionRole, Coordinator, RoleBook, RoleCounts,
 };
-use crate::store::{connect_options, EtcdConfig};
+use crate::store::{connect_options, Endpoints, EtcdConfig, Pinned};
 
 /// The prefix `flowgate_cluster::keys` writes its keys under; replaced by
 /// the store's.
@@ -258,13 +258,14 @@ impl EtcdCoordinator {
     pub async fn start(config: EtcdClusterConfig) -> anyhow::Result<Arc<EtcdCoordinator>> {
         let options = connect_options(&config.etcd)?;
         let endpoints = config.etcd.endpoints.join(",");
-        let client = tokio::time::timeout(
+        let etcd = tokio::time::timeout(
             config.etcd.timeout,
-            Client::connect(config.etcd.endpoints.clone(), Some(options)),
+            Endpoints::connect(config.etcd.endpoints.clone(), options),
         )
         .await
         .map_err(|_| anyhow::anyhow!("etcd ({endpoints}) did not answer"))?
         .map_err(|e| anyhow::anyhow!("etcd ({endpoints}): {e}"))?;
+        let pinned = etcd.pinned().await;
         let (view_tx, view) = watch::channel(ClusterView::default());
         let (applied_tx, applied) = watch::channel(Arc::default());
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -273,7 +274,9 @@ impl EtcdCoordinator {
         let settle_until = Instant::now() + settle(config.lease_ttl);
         tokio::spawn(
             Node {
-                client,
+                client: pinned.client.clone(),
+                etcd: Arc::new(etcd),
+                pinned,
                 prefix: config.etcd.prefix.clone(),
                 timeout: config.etcd.timeout,
                 id: config.node.clone(),
@@ -394,7 +397,11 @@ fn margin(ttl: Duration) -> Duration {
 
 /// The coordinator's task.
 struct Node {
+    /// The pinned member's client: a session talks to one etcd member.
     client: Client,
+    /// The members, and which one is pinned (`store::etcd_endpoints`).
+    etcd: Arc<Endpoints>,
+    pinned: Pinned,
     prefix: String,
     timeout: Duration,
     id: NodeId,
@@ -438,6 +445,10 @@ impl Node {
                 }
                 Err(error) => error,
             };
+            // The next session talks to the next member: etcd-client's
+            // balanced channel would keep trying a dead one.
+            self.pinned = self.etcd.skip(&self.pinned).await;
+            self.client = self.pinned.client.clone();
             if error.contains("lease not found") {
                 lease.lost();
             }

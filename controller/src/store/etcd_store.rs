@@ -37,11 +37,12 @@
 //! configured timeout; past it, or when etcd cannot be reached, the call
 //! fails with [`StoreError::Unavailable`] naming the cause.
 
+use super::etcd_endpoints::{Endpoints, EtcdFailure, Pinned, ResumingWatch};
 use super::watch::Watchers;
 use super::{run_ops, EventKind, Guard, Op, Result, Store, StoreError, StoreEvent, WriteTxn};
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
-    KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchClient, WatchOptions,
+    Certificate, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity, KvClient,
+    TlsOptions, Txn, TxnOp, TxnOpResponse,
 };
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -87,7 +88,7 @@ pub struct EtcdTls {
 /// A [`Store`] in etcd. See the module docs.
 pub struct EtcdStore {
     runtime: ClientRuntime,
-    kv: KvClient,
+    etcd: Arc<Endpoints>,
     prefix: String,
     timeout: Duration,
     /// The endpoints, for error messages.
@@ -147,36 +148,36 @@ impl EtcdStore {
         let runtime = ClientRuntime(Some(runtime));
         let endpoints = config.endpoints.join(",");
         let options = connect_options(config)?;
-        let client = call(
+        let etcd = Arc::new(call(
             &runtime,
             &endpoints,
             bounded(
                 config.timeout,
-                Client::connect(config.endpoints.clone(), Some(options)),
+                Endpoints::connect(config.endpoints.clone(), options),
             ),
-        )?;
-        let kv = client.kv_client().max_decoding_message_size(MAX_RESPONSE);
-        let mut probe = kv.clone();
+        )?);
         // The connection is lazy: this read proves etcd answers, and gives
         // the revision the watch starts after.
+        let probe = etcd.clone();
         let prefix = config.prefix.clone();
-        let options = GetOptions::new().with_prefix().with_count_only();
-        let opened = call(
-            &runtime,
-            &endpoints,
-            bounded(config.timeout, async move {
-                probe.get(prefix, Some(options)).await
-            }),
-        )?;
+        let timeout = config.timeout;
+        let opened = call(&runtime, &endpoints, async move {
+            let options = GetOptions::new().with_prefix().with_count_only();
+            probe
+                .call(timeout, timed_out(timeout), |pinned| {
+                    let (prefix, options) = (prefix.clone(), options.clone());
+                    async move { Ok(kv(&pinned).get(prefix, Some(options)).await?) }
+                })
+                .await
+        })?;
         let revision = opened.header().map_or(0, |h| h.revision());
         let watchers = Arc::new(Watchers::default());
         let (delivered_tx, delivered) = watch::channel(revision);
         runtime.spawn(watch_prefix(
-            client
-                .watch_client()
-                .max_decoding_message_size(MAX_RESPONSE),
+            etcd.clone(),
             config.prefix.clone(),
             revision + 1,
+            config.timeout,
             watchers.clone(),
             delivered_tx,
         ));
@@ -188,7 +189,7 @@ impl EtcdStore {
         );
         Ok(EtcdStore {
             runtime,
-            kv,
+            etcd,
             prefix: config.prefix.clone(),
             timeout: config.timeout,
             endpoints,
@@ -226,6 +227,28 @@ impl From<etcd_client::Error> for EtcdError {
     fn from(e: etcd_client::Error) -> Self {
         EtcdError::Client(e)
     }
+}
+
+impl EtcdFailure for EtcdError {
+    fn etcd(&self) -> Option<&etcd_client::Error> {
+        match self {
+            EtcdError::Client(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// For [`Endpoints::call`]: no answer within `timeout`.
+fn timed_out(timeout: Duration) -> impl FnOnce() -> EtcdError {
+    move || EtcdError::Timeout(timeout)
+}
+
+/// The pinned member's KV client, for answers as large as a big listing.
+fn kv(pinned: &Pinned) -> KvClient {
+    pinned
+        .client
+        .kv_client()
+        .max_decoding_message_size(MAX_RESPONSE)
 }
 
 /// Runs `fut` on the store's runtime and waits for it from this thread,
@@ -502,25 +525,26 @@ async fn try_apply(
 }
 
 /// The watch task: etcd's events under `prefix`, from `start` on, to the
-/// watchers, re-established whenever the stream breaks.
+/// watchers. The watch moves to another member by itself when its member
+/// fails; it is re-established here when that did not work within
+/// `timeout` (etcd unreachable) or when etcd cancelled it.
 async fn watch_prefix(
-    mut client: WatchClient,
+    etcd: Arc<Endpoints>,
     prefix: String,
     mut start: i64,
+    timeout: Duration,
     watchers: Arc<Watchers>,
     delivered: watch::Sender<i64>,
 ) {
     let mut backoff = Duration::from_millis(100);
     let mut broken = false;
     loop {
-        let options = WatchOptions::new().with_prefix().with_start_revision(start);
-        let error = match client.watch(prefix.clone(), Some(options)).await {
+        let error = match ResumingWatch::open(etcd.clone(), prefix.clone(), start, timeout).await {
             Err(e) => e.to_string(),
             Ok(mut stream) => loop {
                 match stream.message().await {
                     Err(e) => break e.to_string(),
-                    Ok(None) => break "the watch stream ended".to_owned(),
-                    Ok(Some(response)) => {
+                    Ok(response) => {
                         if broken {
                             info!(revision = start, "etcd store watch re-established");
                             broken = false;
@@ -579,24 +603,34 @@ async fn watch_prefix(
 
 impl Store for EtcdStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut kv = self.kv.clone();
+        let etcd = self.etcd.clone();
         let key = self.full_key(key);
         let timeout = self.timeout;
         self.run(async move {
-            let mut got = bounded(timeout, kv.get(key, None)).await?;
+            let mut got = etcd
+                .call(timeout, timed_out(timeout), |pinned| {
+                    let key = key.clone();
+                    async move { Ok(kv(&pinned).get(key, None).await?) }
+                })
+                .await?;
             Ok(got.take_kvs().pop().map(|kv| kv.into_key_value().1))
         })
     }
 
     fn list_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut kv = self.kv.clone();
+        let etcd = self.etcd.clone();
         let full = self.full_key(prefix);
         let store_prefix = self.prefix.clone();
         let timeout = self.timeout;
         // etcd answers in key (byte) order, the order of `String`.
         self.run(async move {
             let options = GetOptions::new().with_prefix();
-            let mut got = bounded(timeout, kv.get(full, Some(options))).await?;
+            let mut got = etcd
+                .call(timeout, timed_out(timeout), |pinned| {
+                    let (full, options) = (full.clone(), options.clone());
+                    async move { Ok(kv(&pinned).get(full, Some(options)).await?) }
+                })
+                .await?;
             Ok(got
                 .take_kvs()
                 .into_iter()
@@ -609,44 +643,61 @@ impl Store for EtcdStore {
     }
 
     fn changed_at(&self, key: &str) -> Result<i64> {
-        let mut kv = self.kv.clone();
+        let etcd = self.etcd.clone();
         let key = self.full_key(key);
         let timeout = self.timeout;
         self.run(async move {
-            let options = GetOptions::new().with_keys_only();
-            let got = bounded(timeout, kv.get(key, Some(options))).await?;
+            let got = etcd
+                .call(timeout, timed_out(timeout), |pinned| {
+                    let key = key.clone();
+                    let options = GetOptions::new().with_keys_only();
+                    async move { Ok(kv(&pinned).get(key, Some(options)).await?) }
+                })
+                .await?;
             Ok(got.kvs().first().map_or(0, |kv| kv.mod_revision()))
         })
     }
 
     fn revision(&self) -> Result<i64> {
-        let mut kv = self.kv.clone();
+        let etcd = self.etcd.clone();
         let key = self.prefix.clone();
         let timeout = self.timeout;
         self.run(async move {
-            let options = GetOptions::new().with_prefix().with_count_only();
-            let got = bounded(timeout, kv.get(key, Some(options))).await?;
+            let got = etcd
+                .call(timeout, timed_out(timeout), |pinned| {
+                    let key = key.clone();
+                    let options = GetOptions::new().with_prefix().with_count_only();
+                    async move { Ok(kv(&pinned).get(key, Some(options)).await?) }
+                })
+                .await?;
             Ok(got.header().map_or(0, |h| h.revision()))
         })
     }
 
     fn apply_guarded(&self, ops: Vec<Op>, guard: Option<&Guard>) -> Result<Vec<StoreEvent>> {
         let guard = guard.cloned();
-        let mut kv = self.kv.clone();
+        let etcd = self.etcd.clone();
         let prefix = self.prefix.clone();
         let mut delivered = self.delivered.clone();
         let endpoints = self.endpoints.clone();
         let timeout = self.timeout;
         self.run(async move {
-            let attempts = async {
+            // Tried again on another member, or after an election, when
+            // etcd fails mid-batch. A commit whose answer was lost is then
+            // recomputed against what it wrote: puts write their value
+            // again (watchers see the same value twice) and deletes of keys
+            // it already removed are no events (watchers had them once).
+            let (ops, prefix, guard) = (&ops, &prefix, guard.as_ref());
+            let attempts = |pinned| async move {
+                let mut kv = kv(&pinned);
                 for _ in 0..MAX_ATTEMPTS {
-                    if let Some(done) = try_apply(&mut kv, &prefix, &ops, guard.as_ref()).await? {
+                    if let Some(done) = try_apply(&mut kv, prefix, ops, guard).await? {
                         return Ok(done);
                     }
                 }
                 Err(EtcdError::Contention)
             };
-            let (events, revision) = bounded(timeout, attempts).await?;
+            let (events, revision) = etcd.call(timeout, timed_out(timeout), attempts).await?;
             // Committed: from here on the write succeeded, whatever happens
             // to the watch. Waiting for it keeps the other backends' order
             // (watchers have a write's events when it returns).

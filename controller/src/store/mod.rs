@@ -22,6 +22,7 @@
 //! worker. An etcd store's calls take a network round trip (bounded by its
 //! timeout) and block the same way.
 
+mod etcd_endpoints;
 mod etcd_store;
 mod memory;
 mod redb_store;
@@ -30,6 +31,7 @@ mod watch;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub(crate) use etcd_endpoints::{Endpoints, KeptLease, Pinned, ResumingWatch};
 pub(crate) use etcd_store::connect_options;
 pub use etcd_store::{EtcdConfig, EtcdStore, EtcdTls};
 pub use memory::MemoryStore;

@@ -3,6 +3,7 @@
 //! server started per test, see [`etcd`]).
 
 pub(crate) mod etcd;
+mod etcd_members;
 
 use super::*;
 use serde::Deserialize;
