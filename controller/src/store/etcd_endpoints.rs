@@ -18,20 +18,17 @@
 //! what it reads (see `etcd_store`), the coordinator's puts and guarded
 //! transactions are idempotent.
 //!
-//! Streams are resumed on the new member by their owners: a watch from the
-//! revision after the last one it delivered ([`ResumingWatch`]), a lease
-//! keepalive with the same lease id ([`KeptLease`]): leases and revisions
-//! belong to the cluster, not to a member.
+//! Streams are resumed on the new member by their owners: the store's watch
+//! from the revision after the last one it delivered ([`ResumingWatch`]);
+//! the coordinator's session, keepalive and watch together, on the same
+//! lease (`cluster/etcd.rs`): leases and revisions belong to the cluster,
+//! not to a member.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Client, ConnectOptions, Error, LeaseKeepAliveResponse, LeaseKeepAliveStream, LeaseKeeper,
-    WatchOptions, WatchResponse, WatchStream,
-};
+use etcd_client::{Client, ConnectOptions, Error, WatchOptions, WatchResponse, WatchStream};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -309,96 +306,6 @@ impl ResumingWatch {
             self.pinned = pinned;
             self.stream = stream;
         }
-    }
-}
-
-/// A lease kept alive on whichever member is pinned: when the keepalive
-/// stream breaks it is reopened, with the same lease id, on the next
-/// member. It records when each keepalive was sent, for the lease deadline.
-pub(crate) struct KeptLease {
-    etcd: Arc<Endpoints>,
-    id: i64,
-    timeout: Duration,
-    pinned: Pinned,
-    keeper: LeaseKeeper,
-    acks: LeaseKeepAliveStream,
-    /// Send times of the keepalives not answered yet on this stream.
-    sends: VecDeque<Instant>,
-}
-
-impl KeptLease {
-    /// Opens the keepalive stream, which sends a first keepalive.
-    pub async fn open(etcd: Arc<Endpoints>, id: i64, timeout: Duration) -> Result<Self, Error> {
-        let sent = Instant::now();
-        let (pinned, keeper, acks) = Self::keep_alive(&etcd, id, timeout).await?;
-        Ok(KeptLease {
-            etcd,
-            id,
-            timeout,
-            pinned,
-            keeper,
-            acks,
-            sends: VecDeque::from([sent]),
-        })
-    }
-
-    async fn keep_alive(
-        etcd: &Endpoints,
-        id: i64,
-        timeout: Duration,
-    ) -> Result<(Pinned, LeaseKeeper, LeaseKeepAliveStream), Error> {
-        let timed_out = || Error::LeaseKeepAliveError(format!("no answer within {timeout:?}"));
-        etcd.call(timeout, timed_out, |pinned| async move {
-            let (keeper, acks) = pinned.client.lease_client().keep_alive(id).await?;
-            Ok((pinned, keeper, acks))
-        })
-        .await
-    }
-
-    /// Sends a keepalive.
-    pub async fn keep_alive_now(&mut self) -> Result<(), Error> {
-        self.sends.push_back(Instant::now());
-        if let Err(e) = self.keeper.keep_alive().await {
-            self.resume(e).await?;
-        }
-        Ok(())
-    }
-
-    /// The next answer, with the send time of the keepalive it answers.
-    pub async fn ack(&mut self) -> Result<(Instant, LeaseKeepAliveResponse), Error> {
-        loop {
-            let error = match self.acks.message().await {
-                Ok(Some(ack)) => {
-                    // An answer without a recorded send cannot happen; now
-                    // is then the cautious guess (the deadline is earlier).
-                    let sent = self.sends.pop_front().unwrap_or_else(Instant::now);
-                    return Ok((sent, ack));
-                }
-                Ok(None) => Error::LeaseKeepAliveError("the keepalive stream ended".into()),
-                Err(e) => e,
-            };
-            self.resume(error).await?;
-        }
-    }
-
-    /// Reopens the stream after `error`, unless etcd refused for good.
-    async fn resume(&mut self, error: Error) -> Result<(), Error> {
-        match classify(&error) {
-            Failure::Member => {
-                self.etcd.skip(&self.pinned).await;
-            }
-            Failure::Transient => {}
-            Failure::Refused => return Err(error),
-        }
-        warn!(error = %error, lease = self.id, "etcd lease keepalive broken; resuming it");
-        let sent = Instant::now();
-        let (pinned, keeper, acks) = Self::keep_alive(&self.etcd, self.id, self.timeout).await?;
-        // Keepalives sent on the old stream will never be answered.
-        self.sends = VecDeque::from([sent]);
-        self.pinned = pinned;
-        self.keeper = keeper;
-        self.acks = acks;
-        Ok(())
     }
 }
 

@@ -31,7 +31,7 @@ mod watch;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub(crate) use etcd_endpoints::{Endpoints, KeptLease, Pinned, ResumingWatch};
+pub(crate) use etcd_endpoints::{Endpoints, Pinned};
 pub(crate) use etcd_store::connect_options;
 pub use etcd_store::{EtcdConfig, EtcdStore, EtcdTls};
 pub use memory::MemoryStore;
