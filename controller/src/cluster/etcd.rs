@@ -885,23 +885,32 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs etcd; run with --ignored"]
-    async fn one_master_per_switch_then_the_survivor_takes_over() {
-        let etcd = TestEtcd::start();
-        let a = join(&etcd, "a").await;
-        let b = join(&etcd, "b").await;
+    /// Nodes `a` and `b`, both connected to switches 1 and 2, and the view
+    /// `a` has once the leader gave each node one switch (after the settle
+    /// delay).
+    async fn balanced_pair(
+        etcd: &TestEtcd,
+    ) -> (Arc<EtcdCoordinator>, Arc<EtcdCoordinator>, ClusterView) {
+        let a = join(etcd, "a").await;
+        let b = join(etcd, "b").await;
         for node in [&a, &b] {
             node.connected(1);
             node.connected(2);
         }
-        // After the settle delay the leader gives each node one switch, and
-        // both nodes see the same masters.
         let balanced = |v: &ClusterView| {
             let owners: BTreeSet<_> = v.masters.values().map(|m| m.node.clone()).collect();
             v.masters.len() == 2 && owners.len() == 2 && v.lease_until.is_some()
         };
         let seen_by_a = wait_for(&a, Duration::from_secs(15), balanced).await;
+        (a, b, seen_by_a)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs etcd; run with --ignored"]
+    async fn one_master_per_switch_then_the_survivor_takes_over() {
+        let etcd = TestEtcd::start();
+        // Both nodes see the same masters.
+        let (a, b, seen_by_a) = balanced_pair(&etcd).await;
         let seen_by_b = wait_for(&b, Duration::from_secs(5), |v| {
             *v.masters == *seen_by_a.masters
         })
@@ -944,21 +953,16 @@ mod tests {
             Some("b")
         );
     }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs etcd; run with --ignored"]
     async fn a_node_that_leaves_hands_its_switches_over_before_its_lease_ends() {
         let etcd = TestEtcd::start();
-        let a = join(&etcd, "a").await;
-        let b = join(&etcd, "b").await;
-        for node in [&a, &b] {
-            node.connected(1);
-            node.connected(2);
-        }
-        let balanced = |v: &ClusterView| {
-            let owners: BTreeSet<_> = v.masters.values().map(|m| m.node.clone()).collect();
-            v.masters.len() == 2 && owners.len() == 2
-        };
-        wait_for(&b, Duration::from_secs(15), balanced).await;
+        let (a, b, balanced) = balanced_pair(&etcd).await;
+        wait_for(&b, Duration::from_secs(5), |v| {
+            *v.masters == *balanced.masters
+        })
+        .await;
         let left = Instant::now();
         a.leave().await;
         assert_eq!(a.view().borrow().lease_until, None, "a stops writing");
