@@ -246,59 +246,65 @@ def test_writes_on_the_slave_are_confirmed_by_the_master_and_serialized(cluster)
     wait_controller_ready(nodes[master], [DPID], timeout=90)
     wait_until(lambda: lab.ping("h1", "h2", count=1) == 1, 30, what="h1 to reach h2")
 
-    # Written on the slave: s1 (mastered by the other node) is confirmed in
-    # the answer, and enforces the rule from that moment on.
-    resp = nodes[slave].rest.request("POST", RULES, _deny_h1_h2(5))
-    assert resp.status == 201, resp
-    assert resp.json["applied"]["switches"] == [S1], resp.json
-    assert resp.json["applied"]["unconfirmed"] == [], resp.json
-    assert lab.ping("h1", "h2", count=1, wait=1) == 0, "s1 drops h1's ping as soon as the write answers"
-    resp = nodes[slave].rest.request("DELETE", RULES + "/5")
-    assert resp.status in (200, 204), resp
-    assert lab.ping("h1", "h2", count=1, wait=1) == 1, "s1 lets h1's ping through as soon as the delete answers"
+    try:
+        # Written on the slave: s1 (mastered by the other node) is confirmed in
+        # the answer, and enforces the rule from that moment on.
+        resp = nodes[slave].rest.request("POST", RULES, _deny_h1_h2(5))
+        assert resp.status == 201, resp
+        assert resp.json["applied"]["switches"] == [S1], resp.json
+        assert resp.json["applied"]["unconfirmed"] == [], resp.json
+        assert lab.ping("h1", "h2", count=1, wait=1) == 0, "s1 drops h1's ping as soon as the write answers"
+        resp = nodes[slave].rest.request("DELETE", RULES + "/5")
+        assert resp.status in (200, 204), resp
+        assert lab.ping("h1", "h2", count=1, wait=1) == 1, "s1 lets h1's ping through as soon as the delete answers"
 
-    # Two writes of one rule id at once, one on each node: the store
-    # serializes them; the loser's node refuses with 409 and keeps nothing.
-    answers = {}
-    start = threading.Barrier(2)
+        # Two writes of one rule id at once, one on each node: the store
+        # serializes them; the loser's node refuses with 409 and keeps nothing.
+        answers = {}
+        start = threading.Barrier(2)
 
-    def post(name, rule):
-        start.wait()
-        answers[name] = nodes[name].rest.request("POST", RULES, rule)
+        def post(name, rule):
+            start.wait()
+            answers[name] = nodes[name].rest.request("POST", RULES, rule)
 
-    a_rule, b_rule = _deny_h1_h2(7), dict(_deny_h1_h2(7), priority=200)
-    threads = [threading.Thread(target=post, args=args) for args in (("a", a_rule), ("b", b_rule))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    statuses = sorted(r.status for r in answers.values())
-    assert statuses == [201, 409], {n: (r.status, r.text[:300]) for n, r in answers.items()}
-    winner = next(n for n, r in answers.items() if r.status == 201)
-    loser = "b" if winner == "a" else "a"
-    print("conflicting writes: %s won, %s answered 409: %s" % (winner, loser, answers[loser].json.get("reason")))
-    want = [a_rule if winner == "a" else b_rule]
+        a_rule, b_rule = _deny_h1_h2(7), dict(_deny_h1_h2(7), priority=200)
+        threads = [threading.Thread(target=post, args=args) for args in (("a", a_rule), ("b", b_rule))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        statuses = sorted(r.status for r in answers.values())
+        assert statuses == [201, 409], {n: (r.status, r.text[:300]) for n, r in answers.items()}
+        winner = next(n for n, r in answers.items() if r.status == 201)
+        loser = "b" if winner == "a" else "a"
+        print("conflicting writes: %s won, %s answered 409: %s" % (winner, loser, answers[loser].json.get("reason")))
+        want = [a_rule if winner == "a" else b_rule]
 
-    def listing(ctl):
-        return [{k: r[k] for k in ("id", "priority", "action")} for r in ctl.rest.get(RULES)]
+        def listing(ctl):
+            return [{k: r[k] for k in ("id", "priority", "action")} for r in ctl.rest.get(RULES)]
 
-    expected = [{k: r[k] for k in ("id", "priority", "action")} for r in want]
-    assert listing(nodes[winner]) == expected
-    wait_until(lambda: listing(nodes[loser]) == expected, 10, interval=0.05, what="the loser's node to list the winner's rule")
-    resp = nodes[loser].rest.request("DELETE", RULES + "/7")
-    assert resp.status in (200, 204), resp
-    wait_until(lambda: listing(nodes[winner]) == [], 10, interval=0.05, what="the delete to be followed")
+        expected = [{k: r[k] for k in ("id", "priority", "action")} for r in want]
+        assert listing(nodes[winner]) == expected
+        wait_until(lambda: listing(nodes[loser]) == expected, 10, interval=0.05, what="the loser's node to list the winner's rule")
+        resp = nodes[loser].rest.request("DELETE", RULES + "/7")
+        assert resp.status in (200, 204), resp
+        wait_until(lambda: listing(nodes[winner]) == [], 10, interval=0.05, what="the delete to be followed")
 
-    # Write → confirmed latency, on the master node and on the slave node.
-    figures = {}
-    for role, name in (("master", master), ("slave", slave)):
-        posts, deletes = zip(*[_write_ms(nodes[name], 100 + i) for i in range(20)])
-        figures[role] = {
-            "post_median_ms": round(statistics.median(posts), 1),
-            "delete_median_ms": round(statistics.median(deletes), 1),
-        }
-    print("\ncluster write latency (20 POST/DELETE pairs, median): %s" % json.dumps(figures))
-    assert lab.ping("h1", "h2", count=1, wait=1) == 1
+        # Write → confirmed latency, on the master node and on the slave node.
+        figures = {}
+        for role, name in (("master", master), ("slave", slave)):
+            posts, deletes = zip(*[_write_ms(nodes[name], 100 + i) for i in range(20)])
+            figures[role] = {
+                "post_median_ms": round(statistics.median(posts), 1),
+                "delete_median_ms": round(statistics.median(deletes), 1),
+            }
+        print("\ncluster write latency (20 POST/DELETE pairs, median): %s" % json.dumps(figures))
+        assert lab.ping("h1", "h2", count=1, wait=1) == 1
+    finally:
+        # A failed check must not leave a deny rule behind for the tests
+        # after this one (they ping h1 → h2).
+        for rule_id in (5, 7):
+            nodes[slave].rest.request("DELETE", "%s/%d" % (RULES, rule_id))
 
 
 @pytest.mark.timeout_secs(240)
