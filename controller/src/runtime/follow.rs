@@ -22,7 +22,9 @@
 //!
 //! Each sync moves the revision the module's state is current to
 //! ([`Runtime::followed_to`]): the highest revision of the events it
-//! handled, or the store's revision taken before a full re-read. In a
+//! handled (one watch over the prefixes delivers them in revision order,
+//! so no change below that revision is still on its way), or the store's
+//! revision taken before a full re-read. In a
 //! cluster the follower then tells the others how far this node applied
 //! the module, with the switches that did not confirm
 //! ([`crate::cluster::Coordinator::applied`]): a write on another node
@@ -61,28 +63,32 @@ enum Hint {
 /// them for as long as the runtime runs.
 pub(super) fn start(runtime: Runtime, index: usize, owner: Owner, prefixes: &[&'static str]) {
     let (tx, rx) = mpsc::channel(HINTS);
+    let prefixes = prefixes.to_vec();
+    // One watch for all the prefixes, so hints arrive in revision order: a
+    // hint of a later revision never overtakes an earlier one on another
+    // prefix, and the revision a sync reports covers every change below it.
     // Subscribed before the first full read, so nothing committed after
     // that read is missed.
-    for prefix in prefixes {
-        let mut watch = runtime.store().watch(prefix);
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            loop {
-                let hint = match watch.recv().await {
-                    Ok(event) => Hint::Changed(event.key, event.revision),
-                    Err(RecvError::Lagged(missed)) => {
-                        warn!(?owner, missed, "store watch fell behind; re-reading");
-                        Hint::Lagged
-                    }
-                    Err(RecvError::Closed) => return,
-                };
-                if tx.send(hint).await.is_err() {
-                    return;
+    let mut watch = runtime.store().watch(common_prefix(&prefixes));
+    let watched = prefixes.clone();
+    tokio::spawn(async move {
+        loop {
+            let hint = match watch.recv().await {
+                Ok(event) if watched.iter().any(|p| event.key.starts_with(p)) => {
+                    Hint::Changed(event.key, event.revision)
                 }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(missed)) => {
+                    warn!(?owner, missed, "store watch fell behind; re-reading");
+                    Hint::Lagged
+                }
+                Err(RecvError::Closed) => return,
+            };
+            if tx.send(hint).await.is_err() {
+                return;
             }
-        });
-    }
-    let prefixes = prefixes.to_vec();
+        }
+    });
     // Present from now on: this node's writes of the module are guarded
     // (by revision 0, never read, until the first full read is done).
     runtime.followed_to(owner, 0);
@@ -164,6 +170,21 @@ async fn follow(
     }
 }
 
+/// The longest prefix every one of `prefixes` starts with.
+fn common_prefix<'a>(prefixes: &[&'a str]) -> &'a str {
+    let Some((first, rest)) = prefixes.split_first() else {
+        return "";
+    };
+    let len = rest.iter().fold(first.len(), |len, p| {
+        first[..len]
+            .char_indices()
+            .zip(p.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(len.min(p.len()), |((i, _), _)| i)
+    });
+    &first[..len]
+}
+
 fn take(hint: Hint, complete: &mut bool, keys: &mut BTreeSet<String>, revision: &mut i64) {
     match hint {
         Hint::Changed(key, at) => {
@@ -208,4 +229,21 @@ async fn read(
     });
     read.await
         .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_prefix;
+
+    #[test]
+    fn one_watch_covers_every_followed_prefix() {
+        assert_eq!(
+            common_prefix(&["firewall/rules/", "firewall/policy"]),
+            "firewall/"
+        );
+        assert_eq!(common_prefix(&["overlay/networks/"]), "overlay/networks/");
+        assert_eq!(common_prefix(&["lb/vips/", "qos/"]), "");
+        assert_eq!(common_prefix(&["a/b", "a/"]), "a/");
+        assert_eq!(common_prefix(&[]), "");
+    }
 }
