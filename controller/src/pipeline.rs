@@ -283,6 +283,7 @@ pub const TABLES: [TableSpec; 7] = [
             field::IN_PORT,
             field::METADATA,
             field::ETH_SRC,
+            field::ETH_DST,
             field::ETH_TYPE,
             field::ARP_OP,
         ],

@@ -51,6 +51,13 @@ const ARP_TRAP_PRIORITY: u16 = 200;
 /// Cookie objects: host entries use the MAC; these live in the multicast
 /// half of the 48-bit space, which no host MAC occupies.
 const OBJ_ARP_TRAP: u64 = 0x0300_0000_0000;
+/// The Ethernet group bit, matched by the ARP traps: only broadcast
+/// requests come to the controller. A unicast request (a host re-checking
+/// a neighbour it knows) is forwarded by the switch like any frame to that
+/// address, so it needs no packet-out and is answered even while no
+/// controller may write to the switch (a restart, a failover, a cluster
+/// without etcd quorum).
+const GROUP_BIT: flowgate_openflow::MacAddr = flowgate_openflow::MacAddr([0x01, 0, 0, 0, 0, 0]);
 const OBJ_FLOOD: u64 = 0x0400_0000_0000;
 
 /// The scopes of a ready switch.
@@ -364,6 +371,7 @@ fn arp_trap_entry(port: u32) -> FlowEntry {
         ARP_TRAP_PRIORITY,
         Match::new()
             .with(Oxm::InPort(port))
+            .with(Oxm::EthDst(GROUP_BIT, Some(GROUP_BIT)))
             .with(Oxm::EthType(ETH_TYPE_ARP))
             .with(Oxm::ArpOp(ARP_REQUEST)),
         FlowSpec::new(

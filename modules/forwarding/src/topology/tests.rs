@@ -140,11 +140,14 @@ impl Net {
     /// the frame circulates (more switch visits than a loop-free network
     /// can cause).
     fn send(&self, from: Endpoint, dst: MacAddr) -> Vec<Endpoint> {
-        let packet = Packet::new(vec![
-            Oxm::EthSrc(self.hosts[&from], None),
-            Oxm::EthDst(dst, None),
-            Oxm::EthType(0x0800),
-        ]);
+        self.deliver(from, dst, &[Oxm::EthType(0x0800)])
+    }
+
+    /// [`Net::send`] of a frame with `fields` besides its addresses.
+    fn deliver(&self, from: Endpoint, dst: MacAddr, fields: &[Oxm]) -> Vec<Endpoint> {
+        let mut oxms = vec![Oxm::EthSrc(self.hosts[&from], None), Oxm::EthDst(dst, None)];
+        oxms.extend_from_slice(fields);
+        let packet = Packet::new(oxms);
         let mut queue = VecDeque::from([from]);
         let mut reached = Vec::new();
         let mut visits = 0;
@@ -450,6 +453,24 @@ fn arp_requests_on_edge_ports_go_to_the_controller() {
     let trace = net.switches[&1].process(2, &arp);
     assert!(!trace.to_controller());
     assert!(!trace.outputs.is_empty());
+}
+
+#[test]
+fn unicast_arp_requests_are_forwarded_by_the_switch() {
+    let mut net = ring(3);
+    net.publish(net.view());
+    // A host re-checking a neighbour it knows asks it directly: the switches
+    // take the request to it, with no controller involved.
+    let arp = [Oxm::EthType(ETH_TYPE_ARP), Oxm::ArpOp(ARP_REQUEST)];
+    let from = Endpoint::new(1, 1);
+    assert_eq!(net.deliver(from, mac(3), &arp), vec![Endpoint::new(3, 1)]);
+    let probe = Packet::new(vec![
+        Oxm::EthSrc(mac(1), None),
+        Oxm::EthDst(mac(3), None),
+        arp[0].clone(),
+        arp[1].clone(),
+    ]);
+    assert!(!net.switches[&1].process(1, &probe).to_controller());
 }
 
 #[test]
