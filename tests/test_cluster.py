@@ -20,8 +20,10 @@ connects to both controllers. Checked:
   for less than the lease, and etcd restarted, change no mastership (the
   nodes keep their leases through the hiccup);
 - REST writes in a cluster (right after the metrics check): a firewall
-  rule POSTed on the slave node answers with s1 confirmed, and s1 drops
-  the ping sent right after the answer (no polling); the DELETE likewise.
+  rule POSTed on the slave node answers with s1 confirmed, s1's table
+  holds the rule's entry when the answer arrives (read at once, no
+  polling), and s1 drops the ping (sent once OVS revalidated its datapath
+  cache, `ovs.revalidated`); the DELETE likewise.
   Two conflicting writes sent at once to both nodes: one 201, one 409,
   and both nodes then list the same rule. The write → confirmed latency
   (median of 20 POST/DELETE pairs) on the master node and on the slave
@@ -45,7 +47,7 @@ import pytest
 from conftest import new_controller, release_controller
 from flowgate_lab import LabNet, wait_until
 from flowgate_lab import ovs
-from flowgate_lab.checks import compare_flow_snapshots, snapshot_flows, wait_controller_ready
+from flowgate_lab.checks import compare_flow_snapshots, ping_replies, snapshot_flows, wait_controller_ready
 from test_store_etcd import Etcd
 
 LEASE_MS = 3000
@@ -107,10 +109,6 @@ def _agreed(nodes, alive):
     if first is None or any(v != first for v in views.values()):
         return None
     return first
-
-
-def _replied(output):
-    return sorted({int(m) for m in re.findall(r"icmp_seq=(\d+)", output)})
 
 
 def _record(result, name="cluster"):
@@ -179,6 +177,9 @@ def _wait_master(nodes, targets, alive, timeout):
         if agreed is None or set(agreed[2]) != set(alive):
             return None
         master = agreed[0]
+        if master not in alive:
+            # A dead master's lease is gone before its switch is reassigned.
+            return None
         roles = _roles(targets)
         want = {name: ("master" if name == master else "slave") for name in alive}
         return agreed if all(roles[n] == r for n, r in want.items()) else None
@@ -224,6 +225,12 @@ def _deny_h1_h2(rule_id):
     }
 
 
+def _deny_entries():
+    """s1's ACL-table entries dropping h1 → h2 ICMP (a firewall rule)."""
+    flows = ovs.dump_flows("s1", ["table=1,icmp,nw_src=10.0.0.1,nw_dst=10.0.0.2"])
+    return sum(1 for f in flows if ovs.cookie_owner(f.cookie) == "firewall")
+
+
 def _write_ms(ctl, rule_id):
     """(POST ms, DELETE ms) of one rule on `ctl`, each answered with s1 confirmed."""
     started = time.monotonic()
@@ -248,15 +255,20 @@ def test_writes_on_the_slave_are_confirmed_by_the_master_and_serialized(cluster)
 
     try:
         # Written on the slave: s1 (mastered by the other node) is confirmed in
-        # the answer, and enforces the rule from that moment on.
+        # the answer, holds the rule's entry from that moment on (read from
+        # its table at once, no polling), and drops the ping.
         resp = nodes[slave].rest.request("POST", RULES, _deny_h1_h2(5))
         assert resp.status == 201, resp
         assert resp.json["applied"]["switches"] == [S1], resp.json
         assert resp.json["applied"]["unconfirmed"] == [], resp.json
-        assert lab.ping("h1", "h2", count=1, wait=1) == 0, "s1 drops h1's ping as soon as the write answers"
+        assert _deny_entries() == 1, "s1 holds the deny entry as soon as the write answers"
+        ovs.revalidated()
+        assert lab.ping("h1", "h2", count=1, wait=1) == 0, "s1 drops h1's ping"
         resp = nodes[slave].rest.request("DELETE", RULES + "/5")
         assert resp.status in (200, 204), resp
-        assert lab.ping("h1", "h2", count=1, wait=1) == 1, "s1 lets h1's ping through as soon as the delete answers"
+        assert _deny_entries() == 0, "s1 lost the deny entry as soon as the delete answers"
+        ovs.revalidated()
+        assert lab.ping("h1", "h2", count=1, wait=1) == 1, "s1 lets h1's ping through again"
 
         # Two writes of one rule id at once, one on each node: the store
         # serializes them; the loser's node refuses with 409 and keeps nothing.
@@ -342,7 +354,7 @@ def test_one_master_then_failover_without_rewrites(cluster):
             ping.wait(timeout=10)
     elapsed = time.monotonic() - killed_at
     output = output.decode("utf-8", "replace")
-    lost = PINGS - len(_replied(output))
+    lost = PINGS - len(ping_replies(output))
     after = snapshot_flows(["s1"])
     problems, excused = compare_flow_snapshots(before, after, elapsed)
     _record({
@@ -439,7 +451,7 @@ def test_sigterm_hands_the_switch_over_at_once(cluster):
         if ping.poll() is None:
             ping.kill()
             ping.wait(timeout=10)
-    lost = pings - len(_replied(output.decode("utf-8", "replace")))
+    lost = pings - len(ping_replies(output.decode("utf-8", "replace")))
     after = snapshot_flows(["s1"])
     problems, excused = compare_flow_snapshots(before, after, time.monotonic() - stopped_at)
     new_master, new_generation, _ = _view(nodes[other])

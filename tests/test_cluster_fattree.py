@@ -39,7 +39,7 @@ import pytest
 from conftest import new_controller, release_controller
 from flowgate_lab import LabNet, wait_until
 from flowgate_lab import cluster as cl
-from flowgate_lab.checks import compare_flow_snapshots, snapshot_flows
+from flowgate_lab.checks import compare_flow_snapshots, ping_replies, snapshot_flows
 from flowgate_lab.etcd import EtcdCluster
 from flowgate_lab.netns import ControllerNamespace, NamespacedFlowgate
 from flowgate_lab.ovs import dump_flows
@@ -131,8 +131,7 @@ class Pinger:
             output, _ = self.proc.communicate(timeout=self.count * INTERVAL + 30)
         finally:
             self.kill()
-        replied = {int(m) for m in re.findall(r"icmp_seq=(\d+)", output.decode("utf-8", "replace"))}
-        return self.count - len(replied)
+        return self.count - len(ping_replies(output.decode("utf-8", "replace")))
 
     def kill(self):
         if self.proc.poll() is None:

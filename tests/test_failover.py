@@ -10,7 +10,6 @@ finer measurement, e.g. 0.002 (500 per second)."""
 
 import json
 import os
-import re
 import subprocess
 import time
 
@@ -18,6 +17,7 @@ import pytest
 
 from conftest import new_controller, release_controller, topology
 from flowgate_lab import LabNet
+from flowgate_lab.checks import ping_replies
 from flowgate_lab.topology import TEST_CONFIG, discovered_links, switch_name, wait_topology
 
 INTERVAL = float(os.environ.get("FLOWGATE_FAILOVER_INTERVAL", "0.05"))  # 20 pings/s
@@ -43,10 +43,6 @@ def ring5(tmp_path_factory):
 def _path(ctl, lab, src, dst):
     doc = ctl.rest.get("/api/v1/paths?src=%s&dst=%s" % (lab[src].IP(), lab[dst].IP()))
     return [switch_name(h["dpid"]) for h in doc["hops"]]
-
-
-def _replied_seqs(output):
-    return sorted({int(m) for m in re.findall(r"icmp_seq=(\d+)", output)})
 
 
 def _record(result):
@@ -83,7 +79,7 @@ def test_traffic_resumes_when_a_link_on_the_path_goes_down(ring5):
             ping.kill()
             ping.wait(timeout=10)
     output = output.decode("utf-8", "replace")
-    seqs = _replied_seqs(output)
+    seqs = ping_replies(output)
     assert seqs, output
     lost = PINGS - len(seqs)
     gaps = [b - a for a, b in zip(seqs, seqs[1:])]

@@ -1,5 +1,7 @@
 """Assertions-with-polling shared by the end-to-end tests."""
 
+import re
+
 from .ovs import dump_flows
 from .util import wait_until
 
@@ -76,3 +78,10 @@ def wait_controller_ready(ctl, dpids, timeout=60):
         return want <= {s["dpid_int"] for s in doc.get("switches", []) if s.get("ready")}
 
     wait_until(ready, timeout, interval=0.5, what="switches %s ready in GET /topology" % sorted(want))
+
+
+def ping_replies(output):
+    """Sorted sequence numbers of the echo replies in `ping`'s output. Only
+    replies count: "From ... icmp_seq=N Destination Host Unreachable" is a
+    lost ping."""
+    return sorted({int(m) for m in re.findall(r"bytes from [^:]+: icmp_seq=(\d+)", output)})

@@ -169,3 +169,16 @@ def bridge_external_ids(bridge):
 def bridge_ports(bridge):
     """Port names of `bridge`."""
     return vsctl("list-ports", bridge).split()
+
+
+def revalidated(timeout=15):
+    """Waits until ovs-vswitchd's revalidators have brought its datapath
+    flow cache in line with its OpenFlow tables.
+
+    A barrier reply says the tables changed; the cached datapath flows of
+    packets already seen are revalidated by OVS's own threads a moment
+    later (OVS's test suite calls `revalidator/wait` after flow changes
+    for the same reason). A check that a packet obeys a flow installed
+    just now waits for this, and checks the table itself without waiting.
+    """
+    run(["ovs-appctl", "revalidator/wait"], timeout=timeout)
