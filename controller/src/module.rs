@@ -20,6 +20,7 @@
 //! change there ([`Module::followed_prefixes`], [`Module::follow_store`]).
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,6 +29,8 @@ use flowgate_openflow::{
     FlowRemoved, FlowStats, GroupDesc, Message, MeterConfig, PacketIn, PacketOut, Port, PortStatus,
     NO_BUFFER,
 };
+use serde::de::DeserializeOwned;
+use tracing::warn;
 
 use crate::cookie::Owner;
 use crate::desired::{FlowEntry, FlowId, FlowKey, GroupEntry, MeterEntry};
@@ -386,6 +389,47 @@ pub struct StoreSync {
     /// re-read: when following starts, or after the watch fell behind):
     /// whatever the module holds that is not in it is gone.
     pub complete: bool,
+}
+
+/// A followed store value: `Some` when it decodes and `belongs` where it is
+/// stored (an object under its own key), else `None` with a warning naming
+/// the key, so the module keeps what it has for it.
+pub fn decode_followed<T: DeserializeOwned>(
+    key: &str,
+    bytes: &[u8],
+    belongs: impl FnOnce(&T) -> bool,
+) -> Option<T> {
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(object) if belongs(&object) => Some(object),
+        Ok(_) => {
+            warn!(key, "ignoring an object stored under another's key");
+            None
+        }
+        Err(e) => {
+            warn!(key, error = %e, "ignoring an undecodable object in the store");
+            None
+        }
+    }
+}
+
+/// Applies one followed key to `next`, a map of objects by id: a deleted key
+/// removes object `id`; a stored value replaces it if it decodes and
+/// `belongs` ([`decode_followed`]), else `current`'s object stays.
+pub fn follow_object<K: Ord, T: DeserializeOwned + Clone>(
+    next: &mut BTreeMap<K, T>,
+    current: &BTreeMap<K, T>,
+    (key, id): (&str, K),
+    value: Option<&[u8]>,
+    belongs: impl FnOnce(&T) -> bool,
+) {
+    let object = match value {
+        None => None,
+        Some(bytes) => decode_followed(key, bytes, belongs).or_else(|| current.get(&id).cloned()),
+    };
+    match object {
+        Some(object) => next.insert(id, object),
+        None => next.remove(&id),
+    };
 }
 
 /// Whether a module took what [`Module::follow_store`] handed it.

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use flowgate_controller::cookie::Owner;
-use flowgate_controller::module::{Ctx, Event, Followed, Module, Scope, StoreSync};
+use flowgate_controller::module::{
+    decode_followed, Ctx, Event, Followed, Module, Scope, StoreSync,
+};
 use flowgate_controller::service::{check_owner, Origin, Staged};
 use flowgate_controller::store::Op;
 use tracing::warn;
@@ -201,30 +203,17 @@ impl Firewall {
         };
         for (key, value) in &sync.changed {
             if key == POLICY_KEY {
-                policy = match value.as_deref().map(serde_json::from_slice::<Policy>) {
+                policy = match value.as_deref() {
                     None => Policy::default(),
-                    Some(Ok(policy)) => policy,
-                    Some(Err(e)) => {
-                        warn!(key, error = %e, "ignoring an undecodable firewall policy in the store");
-                        current.policy
+                    Some(bytes) => {
+                        decode_followed(key, bytes, |_: &Policy| true).unwrap_or(current.policy)
                     }
                 };
             } else if let Some(id) = rule_id(key) {
-                let decoded = value.as_deref().map(|bytes| {
-                    serde_json::from_slice::<Rule>(bytes)
-                        .map_err(|e| e.to_string())
-                        .and_then(|rule| match rule.id == id {
-                            true => Ok(rule),
-                            false => Err(format!("the value holds rule {}", rule.id)),
-                        })
-                });
-                let rule = match decoded {
+                let rule = match value.as_deref() {
                     None => None,
-                    Some(Ok(rule)) => Some(rule),
-                    Some(Err(error)) => {
-                        warn!(key, %error, "ignoring an undecodable firewall rule in the store");
-                        current.rules.get(id).cloned()
-                    }
+                    Some(bytes) => decode_followed(key, bytes, |r: &Rule| r.id == id)
+                        .or_else(|| current.rules.get(id).cloned()),
                 };
                 match rule {
                     Some(rule) => rules.insert(id, rule),

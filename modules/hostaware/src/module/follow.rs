@@ -8,10 +8,7 @@
 //! itself: each object valid and under its own key, and every rule's
 //! action possible on every host it selects (as a REST write checks).
 
-use std::collections::BTreeMap;
-
-use flowgate_controller::module::{Ctx, Followed, StoreSync};
-use serde::de::DeserializeOwned;
+use flowgate_controller::module::{decode_followed, follow_object, Ctx, Followed, StoreSync};
 use tracing::warn;
 
 use super::HostAware;
@@ -20,43 +17,6 @@ use crate::persist::{rule_key, HOSTS, RULES, SETTINGS};
 
 /// The store prefixes of the configuration (`SETTINGS` is one key).
 pub(super) const FOLLOWED: [&str; 3] = [SETTINGS, HOSTS, RULES];
-
-/// The stored value at `key` if it decodes and belongs there (`key_of`
-/// says where it would be stored), else (with a warning) `current`.
-fn decode<T: DeserializeOwned + Clone>(
-    key: &str,
-    bytes: &[u8],
-    current: Option<&T>,
-    key_of: impl Fn(&T) -> String,
-) -> Option<T> {
-    match serde_json::from_slice::<T>(bytes) {
-        Ok(object) if key_of(&object) == key => Some(object),
-        Ok(_) => {
-            warn!(
-                key,
-                "ignoring a host-aware object stored under another's key"
-            );
-            current.cloned()
-        }
-        Err(e) => {
-            warn!(key, error = %e, "ignoring an undecodable host-aware object in the store");
-            current.cloned()
-        }
-    }
-}
-
-fn follow_key<K: Ord, T: DeserializeOwned + Clone>(
-    map: &mut BTreeMap<K, T>,
-    current: &BTreeMap<K, T>,
-    (key, id): (&str, K),
-    value: Option<&[u8]>,
-    key_of: impl Fn(&T) -> String,
-) {
-    match value.and_then(|bytes| decode(key, bytes, current.get(&id), key_of)) {
-        Some(object) => map.insert(id, object),
-        None => map.remove(&id),
-    };
-}
 
 /// Whether `config` is consistent in itself (see the module docs).
 fn check(config: &Config) -> Result<(), String> {
@@ -87,24 +47,29 @@ impl HostAware {
         for (key, value) in &sync.changed {
             let value = value.as_deref();
             if key == SETTINGS {
-                next.settings = value
-                    .and_then(|bytes| {
-                        decode(key, bytes, Some(&current.settings), |_: &Settings| {
-                            SETTINGS.to_owned()
-                        })
-                    })
-                    .unwrap_or_default();
+                next.settings = match value {
+                    None => Settings::default(),
+                    Some(bytes) => decode_followed(key, bytes, |_: &Settings| true)
+                        .unwrap_or_else(|| current.settings.clone()),
+                };
             } else if let Some(id) = key.strip_prefix(HOSTS) {
-                let key_of = |h: &MonitoredHost| format!("{HOSTS}{}", h.id);
                 let (map, now) = (&mut next.hosts, &current.hosts);
-                follow_key(map, now, (key, id.to_owned()), value, key_of);
+                follow_object(
+                    map,
+                    now,
+                    (key, id.to_owned()),
+                    value,
+                    |h: &MonitoredHost| h.id == id,
+                );
             } else if let Some(id) = key.strip_prefix(RULES) {
                 let Ok(id) = id.parse::<u32>() else {
                     warn!(key, "ignoring a host-aware rule key that names no id");
                     continue;
                 };
-                let key_of = |r: &Rule| rule_key(r.id);
-                follow_key(&mut next.rules, &current.rules, (key, id), value, key_of);
+                let (map, now) = (&mut next.rules, &current.rules);
+                follow_object(map, now, (key, id), value, |r: &Rule| {
+                    rule_key(r.id) == *key
+                });
             }
         }
         check(&next)?;

@@ -12,49 +12,15 @@
 
 use std::collections::BTreeSet;
 
-use flowgate_controller::module::{Ctx, Followed, StoreSync};
-use serde::de::DeserializeOwned;
+use flowgate_controller::module::{follow_object, Ctx, Followed, StoreSync};
 use tracing::warn;
 
 use super::LoadBalancer;
-use crate::model::Config;
+use crate::model::{Config, Monitor, Pool, Vip};
 use crate::persist::{MONITORS, POOLS, VIPS};
 
 /// The store prefixes of the configuration.
 pub(super) const FOLLOWED: [&str; 3] = [VIPS, POOLS, MONITORS];
-
-/// Applies one followed key to `map`: the stored value when it decodes
-/// and names `id`, else (with a warning) what the module has now.
-fn follow_key<T: DeserializeOwned + Clone>(
-    map: &mut std::collections::BTreeMap<String, T>,
-    current: &std::collections::BTreeMap<String, T>,
-    key: &str,
-    id: &str,
-    value: Option<&[u8]>,
-    id_of: fn(&T) -> &str,
-) {
-    let next = match value {
-        None => None,
-        Some(bytes) => match serde_json::from_slice::<T>(bytes) {
-            Ok(object) if id_of(&object) == id => Some(object),
-            Ok(_) => {
-                warn!(
-                    key,
-                    "ignoring a load balancer object stored under another's key"
-                );
-                current.get(id).cloned()
-            }
-            Err(e) => {
-                warn!(key, error = %e, "ignoring an undecodable load balancer object in the store");
-                current.get(id).cloned()
-            }
-        },
-    };
-    match next {
-        Some(object) => map.insert(id.to_owned(), object),
-        None => map.remove(id),
-    };
-}
 
 impl LoadBalancer {
     /// The configuration the store holds after `sync`.
@@ -67,13 +33,16 @@ impl LoadBalancer {
         };
         for (key, value) in &sync.changed {
             let value = value.as_deref();
+            let at = |id: &str| (key.as_str(), id.to_owned());
             if let Some(id) = key.strip_prefix(VIPS) {
-                follow_key(&mut next.vips, &current.vips, key, id, value, |v| &v.id);
+                let (map, now) = (&mut next.vips, &current.vips);
+                follow_object(map, now, at(id), value, |v: &Vip| v.id == id);
             } else if let Some(id) = key.strip_prefix(POOLS) {
-                follow_key(&mut next.pools, &current.pools, key, id, value, |p| &p.id);
+                let (map, now) = (&mut next.pools, &current.pools);
+                follow_object(map, now, at(id), value, |p: &Pool| p.id == id);
             } else if let Some(id) = key.strip_prefix(MONITORS) {
-                let monitors = (&mut next.monitors, &current.monitors);
-                follow_key(monitors.0, monitors.1, key, id, value, |m| &m.id);
+                let (map, now) = (&mut next.monitors, &current.monitors);
+                follow_object(map, now, at(id), value, |m: &Monitor| m.id == id);
             }
         }
         let mut indexes = BTreeSet::new();

@@ -3,33 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use flowgate_controller::module::{Ctx, Followed, StoreSync};
-use serde::de::DeserializeOwned;
+use flowgate_controller::module::{follow_object, Ctx, Followed, StoreSync};
 use tracing::warn;
 
 use super::Overlay;
 use crate::model::{Config, Network, Port};
 use crate::service::{NETWORKS, PORTS};
-
-/// Decodes a followed value that must name itself `id`; `None` (with a
-/// warning) when it does not decode or names something else.
-fn decode<T: DeserializeOwned>(
-    key: &str,
-    bytes: &[u8],
-    names: impl FnOnce(&T) -> bool,
-) -> Option<T> {
-    match serde_json::from_slice::<T>(bytes) {
-        Ok(value) if names(&value) => Some(value),
-        Ok(_) => {
-            warn!(key, "ignoring an overlay object stored under another's key");
-            None
-        }
-        Err(e) => {
-            warn!(key, error = %e, "ignoring an undecodable overlay object in the store");
-            None
-        }
-    }
-}
 
 impl Overlay {
     /// The configuration the store holds after `sync`; a value that does
@@ -43,31 +22,19 @@ impl Overlay {
             current.clone()
         };
         for (key, value) in &sync.changed {
+            let value = value.as_deref();
             if let Some(id) = key.strip_prefix(NETWORKS) {
-                let network = match value {
-                    None => None,
-                    Some(bytes) => decode(key, bytes, |n: &Network| n.id == id)
-                        .or_else(|| current.networks.get(id).cloned()),
-                };
-                match network {
-                    Some(network) => next.networks.insert(id.to_owned(), network),
-                    None => next.networks.remove(id),
-                };
+                let (map, now) = (&mut next.networks, &current.networks);
+                let at = (key.as_str(), id.to_owned());
+                follow_object(map, now, at, value, |n: &Network| n.id == id);
             } else if let Some((network, id)) =
                 key.strip_prefix(PORTS).and_then(|k| k.split_once('/'))
             {
-                let k = (network.to_owned(), id.to_owned());
-                let port = match value {
-                    None => None,
-                    Some(bytes) => {
-                        decode(key, bytes, |p: &Port| p.network == network && p.id == id)
-                            .or_else(|| current.ports.get(&k).cloned())
-                    }
-                };
-                match port {
-                    Some(port) => next.ports.insert(k, port),
-                    None => next.ports.remove(&k),
-                };
+                let (map, now) = (&mut next.ports, &current.ports);
+                let at = (key.as_str(), (network.to_owned(), id.to_owned()));
+                follow_object(map, now, at, value, |p: &Port| {
+                    p.network == network && p.id == id
+                });
             } else {
                 warn!(key, "ignoring a store key that names no overlay object");
             }

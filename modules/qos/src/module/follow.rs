@@ -13,8 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use flowgate_controller::module::{Ctx, Followed, StoreSync};
-use serde::de::DeserializeOwned;
+use flowgate_controller::module::{follow_object, Ctx, Followed, StoreSync};
 use tracing::warn;
 
 use super::Qos;
@@ -25,35 +24,6 @@ use crate::persist::{policy_key, BINDINGS, POLICIES, PROFILES};
 
 /// The store prefixes of the configuration.
 pub(super) const FOLLOWED: [&str; 3] = [POLICIES, PROFILES, BINDINGS];
-
-/// Applies one followed key to `map`: the stored value when it decodes and
-/// belongs under `key`, else (with a warning) what the module has now.
-fn follow_key<K: Ord + Clone, T: DeserializeOwned + Clone>(
-    map: &mut BTreeMap<K, T>,
-    current: &BTreeMap<K, T>,
-    (key, id): (&str, K),
-    value: Option<&[u8]>,
-    key_of: fn(&T) -> String,
-) {
-    let next = match value {
-        None => None,
-        Some(bytes) => match serde_json::from_slice::<T>(bytes) {
-            Ok(object) if key_of(&object) == key => Some(object),
-            Ok(_) => {
-                warn!(key, "ignoring a QoS object stored under another's key");
-                current.get(&id).cloned()
-            }
-            Err(e) => {
-                warn!(key, error = %e, "ignoring an undecodable QoS object in the store");
-                current.get(&id).cloned()
-            }
-        },
-    };
-    match next {
-        Some(object) => map.insert(id, object),
-        None => map.remove(&id),
-    };
-}
 
 /// Whether `config` is consistent in itself (see the module docs).
 fn check(config: &QosConfig) -> Result<(), String> {
@@ -110,15 +80,19 @@ impl Qos {
                     continue;
                 };
                 let (map, now) = (&mut next.policies, &current.policies);
-                follow_key(map, now, (key, id), value, |p: &Policy| policy_key(p.id));
+                follow_object(map, now, (key, id), value, |p: &Policy| {
+                    policy_key(p.id) == *key
+                });
             } else if let Some(id) = key.strip_prefix(PROFILES) {
                 let (map, now) = (&mut next.profiles, &current.profiles);
-                let key_of = |p: &Profile| format!("{PROFILES}{}", p.id);
-                follow_key(map, now, (key, id.to_owned()), value, key_of);
+                follow_object(map, now, (key, id.to_owned()), value, |p: &Profile| {
+                    p.id == id
+                });
             } else if let Some(id) = key.strip_prefix(BINDINGS) {
                 let (map, now) = (&mut next.bindings, &current.bindings);
-                let key_of = |b: &Binding| format!("{BINDINGS}{}", b.id);
-                follow_key(map, now, (key, id.to_owned()), value, key_of);
+                follow_object(map, now, (key, id.to_owned()), value, |b: &Binding| {
+                    b.id == id
+                });
             }
         }
         check(&next)?;
