@@ -1117,17 +1117,7 @@ impl Core {
         let started = Instant::now();
         state.clear_unknown(sync);
         let mut plan = state.tables.reconcile_all();
-        info!(
-            dpid = format_args!("{dpid:016x}"),
-            flows = state.tables.desired_flow_count(),
-            sent = plan.counts.total(),
-            adds = plan.counts.flow_adds,
-            modifies = plan.counts.flow_modifies,
-            deletes = plan.counts.flow_deletes,
-            groups = plan.counts.group_mods,
-            meters = plan.counts.meter_mods,
-            "reconciled switch"
-        );
+        log_full_plan(dpid, state, &plan, "reconciled switch");
         state.send_plan(&mut plan, None, &mut self.sent);
         self.metrics.record_reconcile(started.elapsed());
         self.role_events(dpid);
@@ -1154,15 +1144,7 @@ impl Core {
         if state.may_write(now) {
             state.barrier_due = true;
             let mut plan = state.tables.reconcile_all();
-            info!(
-                dpid = format_args!("{dpid:016x}"),
-                flows = state.tables.desired_flow_count(),
-                sent = plan.counts.total(),
-                adds = plan.counts.flow_adds,
-                modifies = plan.counts.flow_modifies,
-                deletes = plan.counts.flow_deletes,
-                "adopted the switch as its new master"
-            );
+            log_full_plan(dpid, state, &plan, "adopted the switch as its new master");
             state.send_plan(&mut plan, None, &mut self.sent);
         }
         self.role_events(dpid);
@@ -1698,6 +1680,22 @@ async fn gather(events: &mut mpsc::Receiver<CoreEvent>, batch: &mut Vec<CoreEven
             Err(_) => break,
         }
     }
+}
+
+/// Logs the full reconciliation `plan` of `dpid` as `what` (tests and
+/// `tools/cluster-bench` look for these lines).
+fn log_full_plan(dpid: u64, state: &SwitchState, plan: &Plan, what: &str) {
+    info!(
+        dpid = format_args!("{dpid:016x}"),
+        flows = state.tables.desired_flow_count(),
+        sent = plan.counts.total(),
+        adds = plan.counts.flow_adds,
+        modifies = plan.counts.flow_modifies,
+        deletes = plan.counts.flow_deletes,
+        groups = plan.counts.group_mods,
+        meters = plan.counts.meter_mods,
+        "{what}"
+    );
 }
 
 /// Lists `state` (of `dpid`) for the next flush, once.

@@ -263,11 +263,7 @@ impl Runtime {
         M: Module,
         R: Send + 'static,
     {
-        self.call_on_core(
-            move |core, now| core.call_module(now, f),
-            Persistence::Plain,
-        )
-        .await
+        self.call_module(f, Persistence::Plain).await
     }
 
     /// [`Runtime::call`] for a service write of `M`: in a cluster, its
@@ -283,11 +279,7 @@ impl Runtime {
         M: Module,
         R: Send + 'static,
     {
-        self.call_on_core(
-            move |core, now| core.call_module(now, f),
-            Persistence::Serialized,
-        )
-        .await
+        self.call_module(f, Persistence::Serialized).await
     }
 
     /// [`Runtime::call`] that drops the store writes `f` asks for: the
@@ -301,11 +293,22 @@ impl Runtime {
         M: Module,
         R: Send + 'static,
     {
-        self.call_on_core(
-            move |core, now| core.call_module(now, f),
-            Persistence::Dropped,
-        )
-        .await
+        self.call_module(f, Persistence::Dropped).await
+    }
+
+    /// Runs `f` on module `M` with its store writes handled as
+    /// `persistence` says (the three calls above differ only in that).
+    async fn call_module<M, R>(
+        &self,
+        f: impl FnOnce(&mut M, &mut Ctx) -> R + Send + 'static,
+        persistence: Persistence,
+    ) -> Result<Applied<R>, CallError>
+    where
+        M: Module,
+        R: Send + 'static,
+    {
+        self.call_on_core(move |core, now| core.call_module(now, f), persistence)
+            .await
     }
 
     /// [`Runtime::call`] on the `index`-th module the runtime was started
