@@ -1070,8 +1070,7 @@ impl Core {
             let xid = state.xid();
             let set_async = Message::SetAsync(shared_async_config());
             encode_for(state.version, xid, &set_async, &mut state.out);
-            state.dirty = true;
-            self.dirty.push(dpid);
+            mark_dirty(&mut self.dirty, dpid, &mut state);
         }
         state.cluster = cluster;
         self.switches.insert(dpid, state);
